@@ -1,0 +1,145 @@
+/**
+ * The policy file after validation: every default applied, durations in milliseconds, regexes
+ * compiled, frozen. Code past the loader only ever sees this shape.
+ */
+
+export type PolicyName = 'public' | 'bearer' | 'mfa' | 'step_up' | 'deny';
+export type JwtAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'HS256' | 'HS384' | 'HS512';
+export type OtpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
+
+export interface ListenConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AdminConfig extends ListenConfig {
+  /** Bearer token for the admin API; metrics/healthz/readyz need none. */
+  readonly token?: string;
+}
+
+export interface JwtConfig {
+  readonly issuer: string;
+  readonly audience: readonly string[];
+  readonly algorithms: readonly JwtAlgorithm[];
+  readonly clockToleranceMs: number;
+  /** One of these three key sources is set. */
+  readonly jwksUri?: string;
+  /** PEM (SPKI) or JWK JSON strings, loaded from `keys:`. */
+  readonly staticKeys?: readonly string[];
+  /** HS256 secret for the demo issuer only. */
+  readonly hmacSecret?: string;
+  readonly jwks: {
+    readonly cooldownMs: number;
+    readonly timeoutMs: number;
+    readonly cacheMaxAgeMs: number;
+  };
+  /** Validated-token cache. */
+  readonly cache: { readonly maxEntries: number; readonly maxTtlMs: number };
+  readonly maxTokenBytes: number;
+  readonly scopeClaim: string;
+  readonly rolesClaim: string;
+  readonly acceptIdpMfa: boolean;
+}
+
+export interface TotpConfig {
+  readonly algorithm: OtpAlgorithm;
+  readonly digits: 6 | 8;
+  readonly periodSeconds: number;
+  readonly window: number;
+}
+
+export interface MfaConfig {
+  readonly issuer: string;
+  readonly totp: TotpConfig;
+  readonly hotp: { readonly lookAhead: number };
+  readonly session: { readonly ttlMs: number };
+  readonly lockout: { readonly maxFailures: number; readonly findTimeMs: number; readonly backoffMs: readonly number[] };
+  readonly recoveryCodes: { readonly count: number };
+  readonly enrollment: { readonly pendingTtlMs: number };
+  /** Where the gateway's own endpoints live on the public listener; never forwarded. */
+  readonly pathPrefix: string;
+}
+
+export type StoreConfig =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
+
+export interface KeysConfig {
+  /** A file of `kid:base64key` lines, or an environment variable holding the same. */
+  readonly file?: string;
+  readonly env?: string;
+  readonly rotationMs: number;
+}
+
+export interface RetryConfig {
+  readonly max: number;
+  readonly initialMs: number;
+  readonly multiplier: number;
+  readonly jitterMs: number;
+}
+
+export interface UpstreamConfig {
+  readonly name: string;
+  /** Origin only (scheme://host:port), plus an optional base path without a trailing slash. */
+  readonly url: URL;
+  readonly pool: { readonly connections: number; readonly keepAliveMs: number; readonly keepAliveMaxMs: number };
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly retries: RetryConfig;
+}
+
+export interface RouteMatch {
+  /** Lower-cased, no trailing dot, no default port. */
+  readonly host?: string;
+  readonly path?: string;
+  /** Ends with '/', or matches on a segment boundary. */
+  readonly pathPrefix?: string;
+  /** Anchored on the path only (^…$ added). */
+  readonly pathRegex?: RegExp;
+  /** Upper-case; undefined means any method. */
+  readonly methods?: ReadonlySet<string>;
+}
+
+export interface Route {
+  /** Position in the file, 0-based; first match wins. */
+  readonly index: number;
+  /** `name:` if given, else `route[index]`. Bounded: used as a metric label. */
+  readonly name: string;
+  /** 1-based line of the route in the policy file, for messages. */
+  readonly line: number;
+  readonly match: RouteMatch;
+  readonly policy: PolicyName;
+  readonly upstream?: string;
+  /** step_up only: how old the last second factor may be. */
+  readonly maxAgeMs?: number;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly forwardAuthorization: boolean;
+  /** Allow WebSocket upgrades on this route (decided first, then tunnelled). */
+  readonly websocket: boolean;
+}
+
+export interface GatewayPolicy {
+  readonly source: string;
+  readonly listen: ListenConfig;
+  readonly admin: AdminConfig;
+  /** CIDRs whose X-Forwarded-* / Forwarded headers are believed on the proxy path. Empty by default. */
+  readonly trustedProxies: readonly string[];
+  readonly auth: { readonly jwt: JwtConfig };
+  readonly mfa: MfaConfig;
+  readonly store: StoreConfig;
+  readonly keys: KeysConfig;
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  readonly routes: readonly Route[];
+  readonly default: 'deny';
+  readonly limits: {
+    readonly maxHeaderBytes: number;
+    /** Requests waiting for an upstream connection past this are answered 503 at once. */
+    readonly maxQueued: number;
+    readonly drainTimeoutMs: number;
+    /** Total connections across every upstream pool. */
+    readonly maxUpstreamConnections: number;
+  };
+  /** Forward-auth endpoints read X-Original-* / X-Forwarded-* only from these peers. */
+  readonly authz: { readonly trustedProxies: readonly string[] };
+}

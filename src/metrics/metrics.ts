@@ -1,0 +1,138 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric the gateway exports, in one registry per gateway instance (no global registry, so
+ * tests and embedded guards can run several side by side). Labels are bounded: route names come
+ * from the policy file, statuses are collapsed to their numeric code, reasons are closed unions.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    requests: new Counter({
+      name: 'mfa_gateway_requests_total',
+      help: 'Requests answered, by route, policy and status.',
+      labelNames: ['route', 'policy', 'status'] as const,
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'mfa_gateway_request_duration_seconds',
+      help: 'Time from request start to response end, by route.',
+      labelNames: ['route'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    denials: new Counter({
+      name: 'mfa_gateway_denials_total',
+      help: 'Requests refused by the gateway, by problem code.',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    rejectedRequests: new Counter({
+      name: 'mfa_gateway_rejected_requests_total',
+      help: 'Requests rejected before routing as ambiguous or malformed, by reason.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    upstreamRequests: new Counter({
+      name: 'mfa_gateway_upstream_requests_total',
+      help: 'Requests sent to upstreams, by upstream and outcome.',
+      labelNames: ['upstream', 'outcome'] as const,
+      registers: [registry],
+    }),
+    upstreamRetries: new Counter({
+      name: 'mfa_gateway_upstream_retries_total',
+      help: 'Upstream retries of idempotent requests, by upstream.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    upstreamConnected: new Gauge({
+      name: 'mfa_gateway_upstream_pool_connected',
+      help: 'Open connections in the upstream pool.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    upstreamFree: new Gauge({
+      name: 'mfa_gateway_upstream_pool_free',
+      help: 'Idle keep-alive connections in the upstream pool.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    upstreamPending: new Gauge({
+      name: 'mfa_gateway_upstream_pool_pending',
+      help: 'Requests waiting for an upstream connection.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    upstreamRunning: new Gauge({
+      name: 'mfa_gateway_upstream_pool_running',
+      help: 'Requests in flight to the upstream.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    jwksFetches: new Counter({
+      name: 'mfa_gateway_jwks_fetches_total',
+      help: 'JWKS fetches, by result.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    tokenCache: new Counter({
+      name: 'mfa_gateway_token_cache_total',
+      help: 'Validated-token cache lookups, by result (hit|miss).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    configReloads: new Counter({
+      name: 'mfa_gateway_config_reloads_total',
+      help: 'Policy file reloads, by result (success|failure).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    configInfo: new Gauge({
+      name: 'mfa_gateway_config_last_reload_timestamp_seconds',
+      help: 'Unix time of the last successful policy load.',
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: 'mfa_gateway_in_flight_requests',
+      help: 'Requests being handled now.',
+      registers: [registry],
+    }),
+    mfaVerifications: new Counter({
+      name: 'mfa_gateway_mfa_verifications_total',
+      help: 'Second-factor verifications, by method and result.',
+      labelNames: ['method', 'result'] as const,
+      registers: [registry],
+    }),
+    mfaLockouts: new Counter({
+      name: 'mfa_gateway_mfa_lockouts_total',
+      help: 'Users locked out after repeated second-factor failures.',
+      registers: [registry],
+    }),
+    mfaActiveLocks: new Gauge({
+      name: 'mfa_gateway_mfa_active_locks',
+      help: 'Users locked out right now.',
+      registers: [registry],
+    }),
+    mfaReplays: new Counter({
+      name: 'mfa_gateway_mfa_replays_rejected_total',
+      help: 'Second-factor codes refused because they were already used.',
+      registers: [registry],
+    }),
+    mfaSessionsIssued: new Counter({
+      name: 'mfa_gateway_mfa_sessions_issued_total',
+      help: 'MFA sessions issued.',
+      registers: [registry],
+    }),
+    keyAge: new Gauge({
+      name: 'mfa_gateway_encryption_key_age_seconds',
+      help: 'Age of each secret-encryption key, by key id.',
+      labelNames: ['kid', 'primary'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

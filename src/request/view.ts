@@ -1,0 +1,22 @@
+/**
+ * The one canonical view of a request. The path here is matched AND forwarded byte for byte;
+ * nothing downstream re-parses the raw target.
+ */
+export interface RequestView {
+  readonly method: string;
+  /** Percent-encoded path exactly as received (already checked to be unambiguous), e.g. `/orders/a%20b`. */
+  readonly path: string;
+  /** Raw query string including the leading `?`, or '' when absent. */
+  readonly search: string;
+  /** Lower-cased, trailing dot and default port dropped; '' when the request carried none (HTTP/1.0). */
+  readonly host: string;
+  /** 'http' | 'https' as seen by the client (from a trusted proxy's X-Forwarded-Proto, else the socket). */
+  readonly proto: 'http' | 'https';
+  /** The client address (from a trusted proxy chain, else the socket peer). */
+  readonly clientIp: string;
+  /** The raw bearer token, undefined when no Authorization header was sent. */
+  readonly authorization?: string;
+  readonly mfaToken?: string;
+  readonly sessionToken?: string;
+  readonly requestId: string;
+}
