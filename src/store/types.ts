@@ -1,0 +1,79 @@
+/**
+ * The narrow storage slices the MFA code depends on. The embedded backend (SQLite) implements both;
+ * the shared backend (PostgreSQL for DurableStore, Redis for TtlStore) implements the same, so the
+ * decision code never changes with the deployment. Every check-and-set is atomic IN THE STORE.
+ */
+
+export type FactorType = 'totp' | 'hotp';
+export type FactorStatus = 'pending' | 'active';
+
+/** A secret sealed with AES-256-GCM; opaque outside src/crypto. */
+export interface SealedSecret {
+  readonly kid: string;
+  /** base64url of nonce ‖ ciphertext ‖ tag. */
+  readonly blob: string;
+}
+
+export interface FactorRecord {
+  readonly id: string;
+  readonly subject: string;
+  readonly type: FactorType;
+  readonly status: FactorStatus;
+  readonly label: string;
+  readonly secret: SealedSecret;
+  readonly algorithm: 'SHA1' | 'SHA256' | 'SHA512';
+  readonly digits: number;
+  /** TOTP only. */
+  readonly periodSeconds: number;
+  /** HOTP only: the next counter value expected. */
+  readonly counter: number;
+  /** Unix ms. */
+  readonly createdAt: number;
+  /** Pending factors are unusable and disappear after this (unix ms); undefined once active. */
+  readonly pendingUntil?: number;
+  readonly confirmedAt?: number;
+}
+
+export interface DurableStore {
+  createFactor(factor: FactorRecord): Promise<void>;
+  getFactor(id: string): Promise<FactorRecord | undefined>;
+  /** Active and unexpired pending factors of one subject, oldest first. */
+  listFactors(subject: string, now: number): Promise<FactorRecord[]>;
+  /** pending → active only if it is still pending, belongs to `subject` and has not expired. */
+  activateFactor(id: string, subject: string, now: number): Promise<boolean>;
+  deleteFactor(id: string, subject: string): Promise<boolean>;
+  /** Compare-and-set of the HOTP counter; false when another request moved it first. */
+  advanceHotpCounter(id: string, expected: number, next: number): Promise<boolean>;
+  /** Compare-and-set of a sealed secret (key rotation / rewrap). */
+  replaceSecret(id: string, expected: SealedSecret, next: SealedSecret): Promise<boolean>;
+  /** Factors whose secret is sealed with a key other than `kid` (for rewrap). */
+  factorsNotSealedWith(kid: string, limit: number): Promise<FactorRecord[]>;
+
+  /** Replaces the whole set of recovery-code hashes of a subject (regeneration). */
+  replaceRecoveryCodes(subject: string, hashes: readonly string[], now: number): Promise<void>;
+  /** Marks one unused code used; exactly one of N concurrent calls with the same hash gets consumed=true. */
+  consumeRecoveryCode(subject: string, hash: string, now: number): Promise<{ consumed: boolean; remaining: number }>;
+  countRecoveryCodes(subject: string): Promise<number>;
+
+  /** Readiness probe. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `update` returns the value to store (and its TTL), or `undefined` to delete the key. */
+export type TtlUpdate<T> = (current: T | undefined) => { readonly value: T; readonly ttlMs: number } | undefined;
+
+export interface TtlStore {
+  get<T>(key: string): Promise<T | undefined>;
+  set<T>(key: string, value: T, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  /**
+   * Atomic read-modify-write of one key. `update` must be pure: a backend using optimistic
+   * concurrency may call it more than once. Resolves to what was stored (undefined if deleted).
+   */
+  update<T>(key: string, update: TtlUpdate<T>): Promise<T | undefined>;
+  /** Keys under a prefix whose value is still live (bounded, for gauges and admin listings). */
+  countPrefix(prefix: string): Promise<number>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
