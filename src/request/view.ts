@@ -14,6 +14,10 @@ export interface RequestView {
   readonly proto: 'http' | 'https';
   /** The client address (from a trusted proxy chain, else the socket peer). */
   readonly clientIp: string;
+  /** X-Forwarded-For to send upstream: the trusted chain received plus the socket peer, or only the peer. */
+  readonly forwardedFor: string;
+  /** X-Forwarded-Host to send upstream: the Host as received (or a trusted proxy's X-Forwarded-Host). */
+  readonly forwardedHost: string;
   /** The raw bearer token, undefined when no Authorization header was sent. */
   readonly authorization?: string;
   readonly mfaToken?: string;
