@@ -1,0 +1,180 @@
+import type { IncomingMessage } from 'node:http';
+import { loadPolicyFile } from '../config/load.js';
+import type { GatewayPolicy } from '../config/types.js';
+import { issueDevToken } from '../auth/dev-token.js';
+import { challengeMaxAge, selectRoute } from '../decision/engine.js';
+import { startDemoBackend } from '../demo/backend.js';
+import { canonicalizeRequest } from '../request/canonical.js';
+import { createTrustList } from '../request/trust.js';
+import { formatRouteTable } from '../routes/table.js';
+import { PROBLEMS } from '../errors/problems.js';
+import { startGateway } from '../server/gateway.js';
+import { ensureDemoKeyFile } from '../crypto/keyring.js';
+import { formatDuration, parseDuration } from '../time/duration.js';
+import { runFactorsCommand, runKeysCommand } from './offline.js';
+
+export interface CliValues {
+  readonly config?: string | undefined;
+  readonly demo?: boolean | undefined;
+  readonly sub?: string | undefined;
+  readonly user?: string | undefined;
+  readonly scope?: string | undefined;
+  readonly roles?: string | undefined;
+  readonly ttl?: string | undefined;
+  readonly amr?: string | undefined;
+  readonly type?: string | undefined;
+  readonly secret?: string | undefined;
+  readonly counter?: string | undefined;
+  readonly label?: string | undefined;
+  readonly id?: string | undefined;
+  readonly help?: boolean | undefined;
+}
+
+const USAGE = `usage: mfa-gateway <command> [options]
+
+  serve   --config F [--demo]        run the gateway (--demo also starts the demo backend and a demo key file)
+  check   --config F                 validate the policy file, print the route table, warn on shadowed rules
+  explain --config F METHOD URL      which rule and policy would apply to a request
+  dev-token --config F --sub SUB [--scope "a b"] [--roles "r"] [--ttl 1h] [--amr mfa]
+                                     mint a token from the demo HS256 issuer (hmac_secret in the policy)
+  factors enroll --user SUB [--type totp|hotp] [--secret B32 --counter N] [--label L]
+  factors list   --user SUB
+  factors remove --user SUB --id FACTOR_ID
+  keys status | rotate | rewrap      inspect the secret-encryption keys, add a new primary, re-encrypt secrets
+`;
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function describeRequirement(policy: GatewayPolicy, routeIndex: number): string {
+  const route = policy.routes[routeIndex]!;
+  switch (route.policy) {
+    case 'public':
+      return 'no credentials checked';
+    case 'deny':
+      return 'always refused (403 forbidden)';
+    case 'bearer':
+      return 'valid bearer JWT' + (route.scopes.length ? ` with scopes [${route.scopes.join(' ')}]` : '') + (route.roles.length ? ` and a role of [${route.roles.join(' ')}]` : '');
+    case 'mfa':
+      return `valid bearer JWT + second factor within the session (max_age=${challengeMaxAge(policy, route)}s)`;
+    case 'step_up':
+      return `valid bearer JWT + second factor not older than ${formatDuration(route.maxAgeMs ?? 0)} (max_age=${challengeMaxAge(policy, route)}s)`;
+  }
+}
+
+/** `explain` runs the very canonicalisation and matching the server runs, on a synthetic request. */
+export function explain(policy: GatewayPolicy, method: string, url: string): string {
+  const parsed = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(url);
+  const host = parsed ? parsed[2]! : '';
+  const target = parsed ? parsed[3] || '/' : url;
+  const fakeRequest = {
+    method: method.toUpperCase(),
+    url: target,
+    httpVersion: '1.1',
+    rawHeaders: host === '' ? [] : ['Host', host],
+    headers: host === '' ? {} : { host },
+    socket: { remoteAddress: '127.0.0.1' },
+  } as unknown as IncomingMessage;
+  const canonical = canonicalizeRequest(fakeRequest, { trustedProxies: createTrustList([]), maxTokenBytes: policy.auth.jwt.maxTokenBytes });
+  if (!canonical.ok) return `rejected before routing: ${PROBLEMS[canonical.problem.code].status} ${canonical.problem.code} (${canonical.problem.detail})`;
+  const view = canonical.view;
+  const selected = selectRoute(policy, view);
+  const lines = [`request: ${view.method} host=${view.host || '(none)'} path=${view.path}${view.search}`];
+  if (!('policy' in selected)) {
+    lines.push('rule:    none matches', 'policy:  default deny (404 route_not_found)');
+    return lines.join('\n');
+  }
+  lines.push(
+    `rule:    #${selected.index + 1} ${selected.name} (line ${selected.line})`,
+    `policy:  ${selected.policy}${selected.maxAgeMs !== undefined ? ` max_age=${formatDuration(selected.maxAgeMs)}` : ''}`,
+    `needs:   ${describeRequirement(policy, selected.index)}`,
+    `forward: ${selected.upstream ?? '(none)'}${selected.forwardAuthorization ? '' : ' (Authorization not forwarded)'}`,
+  );
+  return lines.join('\n');
+}
+
+async function serve(configPath: string, demo: boolean): Promise<void> {
+  let demoBackend: Awaited<ReturnType<typeof startDemoBackend>> | undefined;
+  if (demo) {
+    const policy = loadPolicyFile(configPath);
+    if (policy.keys.file !== undefined && ensureDemoKeyFile(policy.keys.file)) {
+      process.stderr.write(`demo: created a new encryption key file at ${policy.keys.file} (keep it secret)\n`);
+    }
+    const upstream = policy.upstreams.get('demo');
+    if (upstream === undefined) throw new Error('--demo needs an upstream named "demo" in the policy file');
+    demoBackend = await startDemoBackend(Number(upstream.url.port || 80), upstream.url.hostname);
+  }
+  const gateway = await startGateway({ configPath });
+  process.on('SIGHUP', () => gateway.reload());
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    gateway
+      .stop()
+      .then(() => demoBackend?.server.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+async function devToken(policy: GatewayPolicy, values: CliValues): Promise<string> {
+  const jwt = policy.auth.jwt;
+  if (jwt.hmacSecret === undefined) throw new Error('dev-token works only with the demo issuer (auth.jwt.hmac_secret)');
+  if (values.sub === undefined) throw new Error('dev-token needs --sub SUBJECT');
+  const ttlMs = parseDuration(values.ttl ?? '1h');
+  if (ttlMs === undefined) throw new Error(`--ttl: not a duration: ${values.ttl}`);
+  const split = (text: string | undefined): string[] => (text ?? '').split(/[\s,]+/).filter(Boolean);
+  const amr = split(values.amr);
+  return issueDevToken({
+    secret: jwt.hmacSecret,
+    issuer: jwt.issuer,
+    audience: jwt.audience[0]!,
+    subject: values.sub,
+    scopes: split(values.scope),
+    roles: split(values.roles),
+    ttlSeconds: Math.floor(ttlMs / 1000),
+    ...(amr.length > 0 ? { amr, authTime: Math.floor(Date.now() / 1000) } : {}),
+  });
+}
+
+export async function runCommand(positionals: readonly string[], values: CliValues): Promise<number | undefined> {
+  const [command, ...rest] = positionals;
+  const configPath = values.config ?? 'config/gateway.yaml';
+  if (values.help === true || command === undefined || command === 'help') {
+    out(USAGE);
+    return command === undefined && values.help !== true ? 2 : 0;
+  }
+  switch (command) {
+    case 'serve':
+      await serve(configPath, values.demo === true);
+      return undefined;
+    case 'check': {
+      const policy = loadPolicyFile(configPath);
+      out(`${configPath}: ok, ${policy.routes.length} routes, ${policy.upstreams.size} upstreams`);
+      out(formatRouteTable(policy));
+      return 0;
+    }
+    case 'explain': {
+      const [method, url] = rest;
+      if (method === undefined || url === undefined) throw new Error('explain needs METHOD URL, e.g. explain GET http://localhost/orders/1');
+      out(explain(loadPolicyFile(configPath), method, url));
+      return 0;
+    }
+    case 'dev-token':
+      out(await devToken(loadPolicyFile(configPath), values));
+      return 0;
+    case 'factors':
+      return runFactorsCommand(loadPolicyFile(configPath), rest, values, out);
+    case 'keys':
+      return runKeysCommand(loadPolicyFile(configPath), rest, out);
+    default:
+      process.stderr.write(USAGE);
+      return 2;
+  }
+}

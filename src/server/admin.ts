@@ -1,0 +1,107 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayPolicy } from '../config/types.js';
+import { problem } from '../errors/problems.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { formatRouteTable } from '../routes/table.js';
+import { sendJson, sendProblem } from './respond.js';
+
+export interface PoolStat {
+  readonly upstream: string;
+  readonly connected: number;
+  readonly free: number;
+  readonly pending: number;
+  readonly running: number;
+}
+
+export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+export interface AdminDeps {
+  readonly metrics: Metrics;
+  readonly policy: () => GatewayPolicy;
+  readonly poolStats: () => readonly PoolStat[];
+  /** Resolves to a reason when not ready, undefined when ready; rejects when a store is down. */
+  readonly ready: () => Promise<string | undefined>;
+  readonly reload: () => ReloadResult;
+  readonly activeLocks: () => Promise<number>;
+  readonly adminToken?: string | undefined;
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/**
+ * The admin listener: metrics and probes are open (bind it to loopback); the admin API needs the
+ * admin token, compared in constant time over digests so the length leaks nothing either.
+ */
+export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const expected = deps.adminToken === undefined ? undefined : digest(`Bearer ${deps.adminToken}`);
+
+  function authorized(req: IncomingMessage): boolean {
+    const given = req.headers.authorization;
+    return expected !== undefined && given !== undefined && timingSafeEqual(digest(given), expected);
+  }
+
+  async function refreshGauges(): Promise<void> {
+    for (const stat of deps.poolStats()) {
+      deps.metrics.upstreamConnected.set({ upstream: stat.upstream }, stat.connected);
+      deps.metrics.upstreamFree.set({ upstream: stat.upstream }, stat.free);
+      deps.metrics.upstreamPending.set({ upstream: stat.upstream }, stat.pending);
+      deps.metrics.upstreamRunning.set({ upstream: stat.upstream }, stat.running);
+    }
+    deps.metrics.mfaActiveLocks.set(await deps.activeLocks());
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const method = req.method ?? 'GET';
+    if (path === '/metrics' && method === 'GET') {
+      await refreshGauges().catch(() => undefined);
+      const body = await deps.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    if (path === '/healthz' && method === 'GET') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (path === '/readyz' && method === 'GET') {
+      let reason: string | undefined;
+      try {
+        reason = await deps.ready();
+      } catch {
+        reason = 'store unavailable';
+      }
+      sendJson(res, reason === undefined ? 200 : 503, reason === undefined ? { status: 'ready' } : { status: 'not_ready', reason });
+      return;
+    }
+    if (path.startsWith('/admin/')) {
+      if (!authorized(req)) {
+        sendProblem(res, problem('forbidden', expected === undefined ? 'the admin API is disabled: set an admin token' : 'admin token required'));
+        return;
+      }
+      if (path === '/admin/routes' && method === 'GET') {
+        const text = formatRouteTable(deps.policy());
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(text);
+        return;
+      }
+      if (path === '/admin/reload' && method === 'POST') {
+        const result = deps.reload();
+        sendJson(res, result.ok ? 200 : 422, result.ok ? { status: 'reloaded' } : { status: 'refused', error: result.error });
+        return;
+      }
+      if (path === '/admin/pools' && method === 'GET') {
+        sendJson(res, 200, deps.poolStats());
+        return;
+      }
+    }
+    sendProblem(res, problem('not_found', 'no such admin endpoint'));
+  }
+
+  return (req, res) => {
+    handle(req, res).catch(() => sendProblem(res, problem('internal_error', 'admin request failed')));
+  };
+}
