@@ -5,6 +5,7 @@ import { problem } from '../errors/problems.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { formatRouteTable } from '../routes/table.js';
 import { sendJson, sendProblem } from './respond.js';
+import type { ReloadResult } from './core.js';
 
 export interface PoolStat {
   readonly upstream: string;
@@ -13,8 +14,6 @@ export interface PoolStat {
   readonly pending: number;
   readonly running: number;
 }
-
-export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 export interface AdminDeps {
   readonly metrics: Metrics;
