@@ -1,0 +1,79 @@
+import type { Principal } from './principal.js';
+import { TOKEN_DETAIL } from './errors.js';
+
+export const MAX_SUBJECT_LENGTH = 256;
+
+export interface ClaimOptions {
+  readonly scopeClaim: string;
+  readonly rolesClaim: string;
+  readonly tokenHash: string;
+  readonly nowMs: number;
+  readonly clockToleranceMs: number;
+}
+
+export type ClaimsResult = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly detail: string };
+
+function own(payload: Readonly<Record<string, unknown>>, name: string): unknown {
+  return Object.hasOwn(payload, name) ? payload[name] : undefined;
+}
+
+function stringArray(value: unknown): string[] | undefined {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string') ? (value as string[]) : undefined;
+}
+
+/** RFC 8693 §4.2: a space-separated string; an array of strings is accepted too (`scp` style). */
+function readScopes(value: unknown): string[] | undefined {
+  if (value === undefined) return [];
+  if (typeof value === 'string') return value.split(' ').filter((scope) => scope !== '');
+  return stringArray(value)?.filter((scope) => scope !== '');
+}
+
+/**
+ * An array, or a string naming ONE role. A string is not split on spaces: a role named
+ * "Org Admin" must not grant the roles "Org" and "Admin".
+ */
+function readRoles(value: unknown): string[] | undefined {
+  if (value === undefined) return [];
+  if (typeof value === 'string') return value === '' ? [] : [value];
+  return stringArray(value)?.filter((role) => role !== '');
+}
+
+/**
+ * The checks jose does not make, and the Principal. Runs after the signature, `iss`, `aud`, `exp`
+ * and `nbf` were verified. A claim of the wrong type refuses the token (fail closed) rather than
+ * being read as absent.
+ */
+export function principalFromClaims(payload: Readonly<Record<string, unknown>>, options: ClaimOptions): ClaimsResult {
+  const refuse = (detail: string): ClaimsResult => ({ ok: false, detail });
+  const nowSeconds = Math.floor(options.nowMs / 1000);
+  const toleranceSeconds = options.clockToleranceMs / 1000;
+
+  const exp = own(payload, 'exp');
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return refuse(TOKEN_DETAIL.claims);
+  const iat = own(payload, 'iat');
+  if (iat !== undefined) {
+    if (typeof iat !== 'number' || !Number.isFinite(iat)) return refuse(TOKEN_DETAIL.claims);
+    if (iat > nowSeconds + toleranceSeconds) return refuse(TOKEN_DETAIL.notYetValid);
+  }
+  const sub = own(payload, 'sub');
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT_LENGTH) return refuse(TOKEN_DETAIL.claims);
+
+  const scopes = readScopes(own(payload, options.scopeClaim));
+  const roles = readRoles(own(payload, options.rolesClaim));
+  const amrValue = own(payload, 'amr');
+  const amr = amrValue === undefined ? [] : stringArray(amrValue);
+  const authTime = own(payload, 'auth_time');
+  if (scopes === undefined || roles === undefined || amr === undefined) return refuse(TOKEN_DETAIL.claims);
+  if (authTime !== undefined && (typeof authTime !== 'number' || !Number.isFinite(authTime) || authTime < 0)) return refuse(TOKEN_DETAIL.claims);
+
+  const principal: Principal = Object.freeze({
+    subject: sub,
+    scopes: new Set(scopes),
+    roles: new Set(roles),
+    expiresAt: exp,
+    amr: Object.freeze([...amr]),
+    ...(authTime !== undefined ? { authTime } : {}),
+    tokenHash: options.tokenHash,
+  });
+  return { ok: true, principal };
+}
