@@ -1,0 +1,31 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../src/store/open.js';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mfa-open-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('openStore: sqlite opens the embedded store at the configured path', async () => {
+  const store = await openStore({ kind: 'sqlite', path: join(dir, 'data', 'mfa.db') }, () => 1_000);
+  try {
+    await store.ttl.set('k', { a: 1 }, 10);
+    assert.deepEqual(await store.ttl.get('k'), { a: 1 });
+    await store.durable.ping();
+  } finally {
+    await store.close();
+  }
+});
+
+test('openStore: shared is refused with a clear error in this build', async () => {
+  await assert.rejects(openStore({ kind: 'shared', postgres: 'postgres://db/mfa', redis: 'redis://cache' }, () => 0), {
+    name: 'StoreError',
+    code: 'unsupported',
+    message: 'store kind "shared" (PostgreSQL + Redis) is not available in this build',
+  });
+});

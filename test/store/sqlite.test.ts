@@ -1,0 +1,424 @@
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+import { StoreError } from '../../src/store/errors.js';
+import type { FactorRecord } from '../../src/store/types.js';
+
+const T0 = Date.UTC(2026, 10, 28, 12);
+const PENDING_MS = 10 * 60_000;
+
+let dir: string;
+let n = 0;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mfa-store-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function dbPath(): string {
+  return join(dir, `db-${++n}`, 'mfa.db');
+}
+
+function fakeClock(start = T0) {
+  let now = start;
+  const clock = () => now;
+  return { clock, advance: (ms: number) => (now += ms), set: (ms: number) => (now = ms), now: () => now };
+}
+
+function factor(over: Partial<FactorRecord> = {}): FactorRecord {
+  return {
+    id: 'f-1',
+    subject: 'alice',
+    type: 'totp',
+    status: 'pending',
+    label: 'phone',
+    secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
+    algorithm: 'SHA1',
+    digits: 6,
+    periodSeconds: 30,
+    counter: 0,
+    createdAt: T0,
+    pendingUntil: T0 + PENDING_MS,
+    ...over,
+  };
+}
+
+function active(over: Partial<FactorRecord> = {}): FactorRecord {
+  const { pendingUntil: _drop, ...rest } = factor({ status: 'active', confirmedAt: T0, ...over });
+  return rest;
+}
+
+const hashes = (prefix: string, count = 10) => Array.from({ length: count }, (_, i) => `k1$${prefix}${String(i).padStart(2, '0')}`);
+
+describe('sqlite store: factors', () => {
+  let store: SqliteStore;
+  let time: ReturnType<typeof fakeClock>;
+  beforeEach(() => {
+    time = fakeClock();
+    store = openSqliteStore({ path: dbPath(), clock: time.clock });
+  });
+  afterEach(() => store.close());
+
+  test('create, get, list (oldest first, own subject only), delete by owner only', async () => {
+    const { durable } = store;
+    await durable.createFactor(active({ id: 'f-b', createdAt: T0 + 2 }));
+    await durable.createFactor(active({ id: 'f-a', createdAt: T0 + 1, type: 'hotp', counter: 7, algorithm: 'SHA256', digits: 8 }));
+    await durable.createFactor(active({ id: 'f-bob', subject: 'bob' }));
+    assert.deepEqual(await durable.getFactor('f-a'), {
+      id: 'f-a',
+      subject: 'alice',
+      type: 'hotp',
+      status: 'active',
+      label: 'phone',
+      secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
+      algorithm: 'SHA256',
+      digits: 8,
+      periodSeconds: 30,
+      counter: 7,
+      createdAt: T0 + 1,
+      confirmedAt: T0,
+    });
+    assert.deepEqual((await durable.listFactors('alice', time.now())).map((f) => f.id), ['f-a', 'f-b']);
+    assert.deepEqual((await durable.listFactors('bob', time.now())).map((f) => f.id), ['f-bob']);
+    assert.equal(await durable.getFactor('nope'), undefined);
+
+    assert.equal(await durable.deleteFactor('f-a', 'bob'), false);
+    assert.equal(await durable.deleteFactor('f-a', 'alice'), true);
+    assert.equal(await durable.deleteFactor('f-a', 'alice'), false);
+    assert.equal(await durable.getFactor('f-a'), undefined);
+  });
+
+  test('duplicate ids and invalid records are refused with typed errors', async () => {
+    const { durable } = store;
+    await durable.createFactor(factor());
+    await assert.rejects(durable.createFactor(factor()), { name: 'StoreError', code: 'conflict', message: 'a factor with this id already exists' });
+    await assert.rejects(durable.createFactor(factor({ id: 'x', digits: 5 })), { code: 'invalid_option', message: 'factor.digits must be an integer from 6 to 10' });
+    await assert.rejects(durable.createFactor(factor({ id: 'x', pendingUntil: undefined })), {
+      code: 'invalid_option',
+      message: 'factor.pendingUntil is required (unix ms) for a pending factor',
+    });
+    await assert.rejects(durable.createFactor(factor({ id: 'x', secret: { kid: 'k1', blob: '' } })), { code: 'invalid_option' });
+  });
+
+  test('activate: only the owner, only while pending and unexpired, only once', async () => {
+    const { durable } = store;
+    await durable.createFactor(factor());
+    assert.equal(await durable.activateFactor('f-1', 'mallory', time.now()), false);
+    assert.equal((await durable.getFactor('f-1'))?.status, 'pending');
+    time.advance(1000);
+    assert.equal(await durable.activateFactor('f-1', 'alice', time.now()), true);
+    assert.equal(await durable.activateFactor('f-1', 'alice', time.now()), false);
+    const got = await durable.getFactor('f-1');
+    assert.equal(got?.status, 'active');
+    assert.equal(got?.pendingUntil, undefined);
+    assert.equal(got?.confirmedAt, T0 + 1000);
+    assert.equal(await durable.activateFactor('absent', 'alice', time.now()), false);
+  });
+
+  test('pending factors past pendingUntil are invisible, cannot be activated, and are purged', async () => {
+    const { durable } = store;
+    await durable.createFactor(factor({ id: 'p1' }));
+    await durable.createFactor(factor({ id: 'p2', pendingUntil: T0 + 2 * PENDING_MS }));
+    await durable.createFactor(active({ id: 'a1' }));
+    time.set(T0 + PENDING_MS - 1);
+    assert.deepEqual((await durable.listFactors('alice', time.now())).map((f) => f.id), ['a1', 'p1', 'p2'].sort());
+    assert.equal((await durable.getFactor('p1'))?.id, 'p1');
+    time.set(T0 + PENDING_MS);
+    assert.equal(await durable.getFactor('p1'), undefined);
+    assert.deepEqual((await durable.listFactors('alice', time.now())).map((f) => f.id), ['a1', 'p2']);
+    assert.equal(await durable.activateFactor('p1', 'alice', time.now()), false);
+    assert.deepEqual(store.cleanup(), { ttl: 0, factors: 1 });
+    assert.deepEqual(store.cleanup(), { ttl: 0, factors: 0 });
+    assert.equal(await durable.activateFactor('p2', 'alice', time.now()), true);
+  });
+
+  test('HOTP counter compare-and-set: one of 50 parallel advances wins', async () => {
+    const { durable } = store;
+    await durable.createFactor(active({ id: 'h', type: 'hotp', counter: 5 }));
+    await durable.createFactor(active({ id: 't', type: 'totp' }));
+    assert.equal(await durable.advanceHotpCounter('h', 5, 6), true);
+    assert.equal(await durable.advanceHotpCounter('h', 5, 7), false);
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => durable.advanceHotpCounter('h', 6, 7 + i)));
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal((await durable.getFactor('h'))?.counter, 7 + results.indexOf(true));
+    assert.equal(await durable.advanceHotpCounter('t', 0, 1), false);
+    await assert.rejects(durable.advanceHotpCounter('h', 7, -1), { code: 'invalid_option' });
+  });
+
+  test('replaceSecret is a compare-and-set on kid and blob; factorsNotSealedWith finds the rest', async () => {
+    const { durable } = store;
+    await durable.createFactor(active({ id: 'a', secret: { kid: 'k1', blob: 'AAAA' } }));
+    await durable.createFactor(active({ id: 'b', secret: { kid: 'k2', blob: 'BBBB' } }));
+    await durable.createFactor(factor({ id: 'c', secret: { kid: 'k1', blob: 'CCCC' } }));
+    assert.deepEqual((await durable.factorsNotSealedWith('k2', 10)).map((f) => f.id), ['a', 'c']);
+    assert.deepEqual((await durable.factorsNotSealedWith('k2', 1)).map((f) => f.id), ['a']);
+    assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'XXXX' }, { kid: 'k2', blob: 'NEW' }), false);
+    assert.equal(await durable.replaceSecret('a', { kid: 'k9', blob: 'AAAA' }, { kid: 'k2', blob: 'NEW' }), false);
+    assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEW' }), true);
+    assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEWER' }), false);
+    assert.deepEqual((await durable.getFactor('a'))?.secret, { kid: 'k2', blob: 'NEW' });
+    assert.deepEqual((await durable.factorsNotSealedWith('k2', 10)).map((f) => f.id), ['c']);
+  });
+});
+
+describe('sqlite store: recovery codes', () => {
+  let store: SqliteStore;
+  let path: string;
+  beforeEach(() => {
+    path = dbPath();
+    store = openSqliteStore({ path, clock: fakeClock().clock });
+  });
+  afterEach(() => store.close());
+
+  test('replace, consume once, count, regenerate', async () => {
+    const { durable } = store;
+    await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+    await durable.replaceRecoveryCodes('bob', hashes('a', 3), T0);
+    assert.equal(await durable.countRecoveryCodes('alice'), 10);
+    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a03', T0), { consumed: true, remaining: 9 });
+    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a03', T0), { consumed: false, remaining: 9 });
+    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$zz', T0), { consumed: false, remaining: 9 });
+    // Another subject's identical hash is its own row.
+    assert.deepEqual(await durable.consumeRecoveryCode('bob', 'k1$a03', T0), { consumed: false, remaining: 3 });
+    assert.deepEqual(await durable.consumeRecoveryCode('carol', 'k1$a00', T0), { consumed: false, remaining: 0 });
+    await durable.replaceRecoveryCodes('alice', hashes('b'), T0 + 1);
+    assert.equal(await durable.countRecoveryCodes('alice'), 10);
+    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a04', T0), { consumed: false, remaining: 10 });
+    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$b04', T0), { consumed: true, remaining: 9 });
+    assert.equal(await durable.countRecoveryCodes('bob'), 3);
+    await assert.rejects(durable.replaceRecoveryCodes('alice', ['x', 'x'], T0), { code: 'invalid_option', message: 'hashes must be unique' });
+    assert.equal(await durable.countRecoveryCodes('alice'), 9);
+  });
+
+  test('50 parallel uses of one code: exactly one consumed', async () => {
+    const { durable } = store;
+    await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+    const results = await Promise.all(Array.from({ length: 50 }, () => durable.consumeRecoveryCode('alice', 'k1$a07', T0)));
+    assert.equal(results.filter((r) => r.consumed).length, 1);
+    assert.ok(results.every((r) => r.remaining === 9));
+  });
+
+  test('50 parallel uses across two store instances on the same file: exactly one consumed', async () => {
+    const other = openSqliteStore({ path, clock: fakeClock().clock });
+    try {
+      await store.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? store : other).durable.consumeRecoveryCode('alice', 'k1$a01', T0)),
+      );
+      assert.equal(results.filter((r) => r.consumed).length, 1);
+      assert.equal(await other.durable.countRecoveryCodes('alice'), 9);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('sqlite store: TTL', () => {
+  let store: SqliteStore;
+  let time: ReturnType<typeof fakeClock>;
+  beforeEach(() => {
+    time = fakeClock();
+    store = openSqliteStore({ path: dbPath(), clock: time.clock });
+  });
+  afterEach(() => store.close());
+
+  test('set/get/delete with expiry from the injected clock', async () => {
+    const { ttl } = store;
+    await ttl.set('session:abc', { sub: 'alice', mfaAt: 17 }, 1000);
+    assert.deepEqual(await ttl.get('session:abc'), { sub: 'alice', mfaAt: 17 });
+    time.advance(999);
+    assert.deepEqual(await ttl.get('session:abc'), { sub: 'alice', mfaAt: 17 });
+    time.advance(1);
+    assert.equal(await ttl.get('session:abc'), undefined);
+    assert.equal(await ttl.delete('session:abc'), false);
+    await ttl.set('k', 'v', 50);
+    assert.equal(await ttl.delete('k'), true);
+    assert.equal(await ttl.delete('k'), false);
+    assert.equal(await ttl.get('k'), undefined);
+    await ttl.set('n', 0, 50);
+    assert.equal(await ttl.get('n'), 0);
+    await assert.rejects(ttl.set('k', undefined, 50), { code: 'invalid_option' });
+    await assert.rejects(ttl.set('k', 1, 0), { code: 'invalid_option', message: 'ttlMs must be a positive integer of milliseconds' });
+    await assert.rejects(ttl.set('', 1, 10), { code: 'invalid_option' });
+  });
+
+  test('update is atomic: 50 parallel increments end at 50', async () => {
+    const { ttl } = store;
+    const inc = (cur: number | undefined) => ({ value: (cur ?? 0) + 1, ttlMs: 60_000 });
+    const results = await Promise.all(Array.from({ length: 50 }, () => ttl.update<number>('fail:alice', inc)));
+    assert.equal(await ttl.get('fail:alice'), 50);
+    assert.deepEqual([...results].sort((a, b) => (a ?? 0) - (b ?? 0)), Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  test('update sees expired rows as absent, deletes on undefined, rolls back on throw', async () => {
+    const { ttl } = store;
+    await ttl.set('c', 5, 100);
+    time.advance(100);
+    const seen: unknown[] = [];
+    assert.equal(
+      await ttl.update<number>('c', (cur) => {
+        seen.push(cur);
+        return { value: 1, ttlMs: 100 };
+      }),
+      1,
+    );
+    assert.deepEqual(seen, [undefined]);
+    assert.equal(await ttl.update<number>('c', () => undefined), undefined);
+    assert.equal(await ttl.get('c'), undefined);
+    await ttl.set('c', 2, 100);
+    await assert.rejects(
+      ttl.update<number>('c', () => {
+        throw new Error('boom');
+      }),
+      { message: 'boom' },
+    );
+    await assert.rejects(ttl.update<number>('c', () => ({ value: 9, ttlMs: -1 })), { code: 'invalid_option' });
+    assert.equal(await ttl.get('c'), 2);
+  });
+
+  test('countPrefix counts live keys under an exact, case-sensitive prefix', async () => {
+    const { ttl } = store;
+    await ttl.set('lock:alice', 1, 1000);
+    await ttl.set('lock:bob', 1, 2000);
+    await ttl.set('lock:carol', 1, 10);
+    await ttl.set('lockx', 1, 1000);
+    await ttl.set('LOCK:dave', 1, 1000);
+    await ttl.set('a%b_c', 1, 1000);
+    await ttl.set('aXbYc', 1, 1000);
+    await ttl.set('lock:é', 1, 1000);
+    assert.equal(await ttl.countPrefix('lock:'), 4);
+    // No LIKE: % and _ are plain characters; comparison is case-sensitive.
+    assert.equal(await ttl.countPrefix('a%b_'), 1);
+    assert.equal(await ttl.countPrefix('LOCK:'), 1);
+    assert.equal(await ttl.countPrefix('lock:é'), 1);
+    assert.equal(await ttl.countPrefix(''), 8);
+    time.advance(10);
+    assert.equal(await ttl.countPrefix('lock:'), 3);
+    time.advance(990);
+    assert.equal(await ttl.countPrefix('lock:'), 1);
+    assert.equal(await ttl.countPrefix(''), 1);
+    assert.deepEqual(store.cleanup(), { ttl: 7, factors: 0 });
+    assert.equal(await ttl.countPrefix(''), 1);
+  });
+});
+
+describe('sqlite store: file, schema, lifecycle', () => {
+  test('creates the parent directory, mode 0600 file, WAL; data survives reopen', async () => {
+    const path = dbPath();
+    const time = fakeClock();
+    const first = openSqliteStore({ path, clock: time.clock });
+    await first.durable.createFactor(active({ id: 'keep' }));
+    await first.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+    await first.durable.consumeRecoveryCode('alice', 'k1$a00', T0);
+    await first.ttl.set('session:s', { sub: 'alice' }, 60_000);
+    await first.close();
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+
+    const raw = new Database(path, { readonly: true });
+    try {
+      assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: 1 }]);
+    } finally {
+      raw.close();
+    }
+
+    const second = openSqliteStore({ path, clock: time.clock });
+    try {
+      assert.equal((await second.durable.getFactor('keep'))?.id, 'keep');
+      assert.equal(await second.durable.countRecoveryCodes('alice'), 9);
+      assert.deepEqual(await second.ttl.get('session:s'), { sub: 'alice' });
+      await second.durable.ping();
+      await second.ttl.ping();
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('a database from a newer schema is refused', async () => {
+    const path = dbPath();
+    await openSqliteStore({ path }).close();
+    const raw = new Database(path);
+    raw.prepare('UPDATE schema_version SET version = 99').run();
+    raw.close();
+    assert.throws(() => openSqliteStore({ path }), {
+      name: 'StoreError',
+      code: 'schema_too_new',
+      message: 'the database schema is version 99; this gateway knows up to 1 (downgrade is not supported)',
+    });
+  });
+
+  test('options are validated; a closed store refuses calls; close is idempotent', async () => {
+    assert.throws(() => openSqliteStore({ path: '' }), { code: 'invalid_option', message: 'option "path" must be a non-empty file path' });
+    assert.throws(() => openSqliteStore({ path: dbPath(), busyTimeoutMs: -1 }), {
+      code: 'invalid_option',
+      message: 'option "busyTimeoutMs" must be a positive integer of milliseconds',
+    });
+    const store = openSqliteStore({ path: dbPath() });
+    await store.durable.close();
+    await store.ttl.ping(); // still open: one half closed
+    await store.ttl.close();
+    await assert.rejects(store.ttl.get('x'), (err: unknown) => StoreError.is(err) && err.code === 'closed');
+    await assert.rejects(store.durable.ping(), { code: 'closed', message: 'the store is closed' });
+    await store.close();
+  });
+});
+
+/**
+ * Real contention: worker threads, each with its own connection to the same file, run at the
+ * same time (unlike calls inside one process, which better-sqlite3 serialises).
+ */
+describe('sqlite store: several connections in parallel threads', () => {
+  const WORKERS = 4;
+  const PER_WORKER = 25;
+  const moduleUrl = new URL('../../src/store/sqlite.js', import.meta.url).href;
+  const workerSource = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    (async () => {
+      const { openSqliteStore } = await import(workerData.moduleUrl);
+      const store = openSqliteStore({ path: workerData.path, clock: () => workerData.now });
+      parentPort.postMessage({ ready: true });
+      await new Promise((resolve) => parentPort.once('message', resolve));
+      const consumed = [];
+      for (let i = 0; i < workerData.count; i++) {
+        consumed.push((await store.durable.consumeRecoveryCode('alice', workerData.hash, workerData.now)).consumed);
+        await store.ttl.update('fail:alice', (cur) => ({ value: (cur ?? 0) + 1, ttlMs: 60000 }));
+      }
+      await store.close();
+      parentPort.postMessage({ consumed });
+    })().catch((err) => parentPort.postMessage({ error: String(err && err.message) }));
+  `;
+
+  test(`${WORKERS} threads × ${PER_WORKER}: one recovery code consumed once, counter ends at ${WORKERS * PER_WORKER}`, async () => {
+    const path = dbPath();
+    const store = openSqliteStore({ path, clock: () => T0 });
+    await store.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+    const workers = Array.from(
+      { length: WORKERS },
+      () => new Worker(workerSource, { eval: true, workerData: { moduleUrl, path, hash: 'k1$a05', now: T0, count: PER_WORKER } }),
+    );
+    try {
+      type Reply = { ready?: boolean; consumed?: boolean[]; error?: string };
+      const next = (w: Worker) =>
+        new Promise<Reply>((resolve, reject) => {
+          w.once('message', resolve);
+          w.once('error', reject);
+        });
+      const ready = await Promise.all(workers.map(next));
+      assert.ok(ready.every((m) => m.ready === true), JSON.stringify(ready));
+      const done = workers.map(next);
+      for (const w of workers) w.postMessage('go');
+      const results = await Promise.all(done);
+      assert.deepEqual(results.filter((r) => r.error !== undefined), []);
+      assert.equal(results.flatMap((r) => r.consumed ?? []).filter(Boolean).length, 1);
+      assert.equal(await store.durable.countRecoveryCodes('alice'), 9);
+      assert.equal(await store.ttl.get('fail:alice'), WORKERS * PER_WORKER);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+      await store.close();
+    }
+  });
+});
