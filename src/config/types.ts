@@ -65,7 +65,7 @@ export type StoreConfig =
   | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
 
 export interface KeysConfig {
-  /** A file of `kid:base64key` lines, or an environment variable holding the same. */
+  /** A key file (`<kid> <base64 32 bytes> <YYYY-MM-DD> [primary]` per line, see docs/keys.md) and/or an environment variable holding the same lines. */
   readonly file?: string;
   readonly env?: string;
   readonly rotationMs: number;
