@@ -1,0 +1,62 @@
+import type { Logger } from '../log/logger.js';
+import type { MfaMethod } from '../decision/types.js';
+import type { FactorType } from '../store/types.js';
+
+/**
+ * Audit events of the second factor, on their own logger (`name: audit`). Each says who (subject),
+ * on which request (request id, client ip) and which factor, never what: no secret, code, token or
+ * full token hash is ever a field here, and the typed events leave no place to put one.
+ */
+
+export type FailureReason = 'wrong' | 'replay' | 'malformed' | 'drift';
+
+export type AuditEvent =
+  | { readonly event: 'enrolled'; readonly factorId: string; readonly type: FactorType }
+  | { readonly event: 'confirmed'; readonly factorId: string; readonly type: FactorType }
+  | { readonly event: 'verified'; readonly method: MfaMethod; readonly factorId?: string | undefined }
+  | { readonly event: 'failed'; readonly reason: FailureReason; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined }
+  | { readonly event: 'replay'; readonly method: MfaMethod; readonly factorId?: string | undefined }
+  | { readonly event: 'locked'; readonly retryAfterSeconds: number; readonly level: number }
+  | { readonly event: 'lock_refused'; readonly retryAfterSeconds: number }
+  | { readonly event: 'recovery_code_used'; readonly remaining: number }
+  | { readonly event: 'recovery_codes_generated'; readonly count: number }
+  | { readonly event: 'session_issued'; readonly sessionId: string; readonly method: MfaMethod; readonly expiresAt: number }
+  | { readonly event: 'session_revoked'; readonly sessionId: string }
+  | { readonly event: 'session_refreshed'; readonly sessionId: string; readonly previousSessionId: string }
+  | { readonly event: 'factor_removed'; readonly factorId: string }
+  | { readonly event: 'hotp_resynced'; readonly factorId: string }
+  | { readonly event: 'factor_unreadable'; readonly factorId: string };
+
+export interface AuditContext {
+  readonly subject: string;
+  readonly requestId?: string | undefined;
+  readonly clientIp?: string | undefined;
+}
+
+export interface AuditLog {
+  record(ctx: AuditContext, event: AuditEvent): void;
+}
+
+const SNAKE: Readonly<Record<string, string>> = {
+  factorId: 'factor_id',
+  driftSeconds: 'drift_seconds',
+  retryAfterSeconds: 'retry_after_seconds',
+  sessionId: 'session_id',
+  previousSessionId: 'previous_session_id',
+  expiresAt: 'expires_at',
+};
+
+export function createAuditLog(logger: Logger): AuditLog {
+  return {
+    record(ctx, event) {
+      const fields: Record<string, unknown> = { subject: ctx.subject };
+      if (ctx.requestId !== undefined) fields.request_id = ctx.requestId;
+      if (ctx.clientIp !== undefined) fields.client_ip = ctx.clientIp;
+      for (const [key, value] of Object.entries(event)) {
+        if (value !== undefined) fields[SNAKE[key] ?? key] = value;
+      }
+      const level = event.event === 'failed' || event.event === 'replay' || event.event === 'locked' || event.event === 'factor_unreadable' ? 'warn' : 'info';
+      logger[level](fields, `mfa ${event.event}`);
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { generateSync, type CryptoPlugin, type HashAlgorithm } from 'otplib';
+import type { OtpAlgorithm } from '../config/types.js';
+import { digestCode, isOtpShaped } from './code.js';
+import { MfaError } from './errors.js';
+
+/**
+ * HOTP (RFC 4226). otplib computes the code from (secret, counter); the HMAC is Node's own
+ * (OpenSSL) through this plugin, not otplib's default pure-JS hash.
+ */
+const NODE_HASH: Readonly<Record<HashAlgorithm, string>> = { sha1: 'sha1', sha256: 'sha256', sha512: 'sha512' };
+
+export const nodeCryptoPlugin: CryptoPlugin = Object.freeze({
+  name: 'node',
+  hmac(algorithm: HashAlgorithm, key: Uint8Array, data: Uint8Array): Uint8Array {
+    const hash = NODE_HASH[algorithm];
+    if (hash === undefined) throw new MfaError('invalid_option', 'unsupported HMAC algorithm');
+    return createHmac(hash, key).update(data).digest();
+  },
+  randomBytes: (length: number) => randomBytes(length),
+  constantTimeEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
+    const x = typeof a === 'string' ? Buffer.from(a) : Buffer.from(a);
+    const y = typeof b === 'string' ? Buffer.from(b) : Buffer.from(b);
+    return x.length === y.length && timingSafeEqual(x, y);
+  },
+});
+
+const OTPLIB_ALGORITHM: Readonly<Record<OtpAlgorithm, HashAlgorithm>> = { SHA1: 'sha1', SHA256: 'sha256', SHA512: 'sha512' };
+
+export interface OtpParams {
+  readonly algorithm: OtpAlgorithm;
+  /** 6 or 8 (otplib accepts 6-8; the store accepts up to 10 but nothing here enrolls more than 8). */
+  readonly digits: number;
+}
+
+/** Secrets shorter than this are refused (RFC 4226 §4 asks for 128 bits; otplib enforces the same). */
+export const MIN_SECRET_BYTES = 16;
+export const MAX_SECRET_BYTES = 64;
+
+export function checkOtpParams(params: OtpParams, where: string): void {
+  if (OTPLIB_ALGORITHM[params.algorithm] === undefined) throw new MfaError('invalid_option', `${where}.algorithm must be SHA1, SHA256 or SHA512`);
+  if (params.digits !== 6 && params.digits !== 7 && params.digits !== 8) throw new MfaError('invalid_option', `${where}.digits must be 6, 7 or 8`);
+}
+
+export function hotpCode(secret: Uint8Array, counter: number, params: OtpParams): string {
+  return generateSync({
+    strategy: 'hotp',
+    secret,
+    counter,
+    algorithm: OTPLIB_ALGORITHM[params.algorithm],
+    digits: params.digits as 6 | 7 | 8,
+    crypto: nodeCryptoPlugin,
+  });
+}
+
+export interface HotpVerifyInput extends OtpParams {
+  readonly secret: Uint8Array;
+  /** The next counter the server expects. */
+  readonly counter: number;
+  readonly code: string;
+  /** How many counters past `counter` are also accepted (a token pressed without being used). */
+  readonly lookAhead: number;
+}
+
+/**
+ * The matched counter, or undefined. Always computes all `lookAhead + 1` candidates and compares
+ * each in constant time, so a malformed, early or late code costs the same.
+ */
+export function verifyHotp(input: HotpVerifyInput): number | undefined {
+  const shaped = isOtpShaped(input.code, input.digits);
+  const code = digestCode(input.code);
+  let matched: number | undefined;
+  for (let c = input.counter; c <= input.counter + input.lookAhead; c++) {
+    const hit = code.matches(hotpCode(input.secret, c, input));
+    if (hit && matched === undefined) matched = c;
+  }
+  return shaped ? matched : undefined;
+}
+
+export interface HotpResyncInput extends OtpParams {
+  readonly secret: Uint8Array;
+  readonly counter: number;
+  readonly code1: string;
+  readonly code2: string;
+  /** How far past `counter` to search for the pair. */
+  readonly searchWindow: number;
+}
+
+/**
+ * RFC 4226 §7.4 resynchronisation: finds c in [counter, counter + searchWindow] with code1 at c and
+ * code2 at c + 1; returns the counter to expect next (c + 2), or undefined.
+ */
+export function resyncHotp(input: HotpResyncInput): number | undefined {
+  const shaped = isOtpShaped(input.code1, input.digits) && isOtpShaped(input.code2, input.digits);
+  const first = digestCode(input.code1);
+  const second = digestCode(input.code2);
+  let found: number | undefined;
+  let previousHit = false;
+  for (let c = input.counter; c <= input.counter + input.searchWindow + 1; c++) {
+    const candidate = hotpCode(input.secret, c, input);
+    const hit2 = second.matches(candidate);
+    if (previousHit && hit2 && found === undefined) found = c + 1;
+    previousHit = first.matches(candidate);
+  }
+  return shaped ? found : undefined;
+}

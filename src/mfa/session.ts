@@ -1,0 +1,99 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { MfaMethod } from '../decision/types.js';
+import type { TtlStore } from '../store/types.js';
+
+/**
+ * MFA sessions: a 32-byte random token (base64url) handed to the client once; the store keeps only
+ * `session:<sha256(token)>`, so a store dump holds no usable token. A session is bound to the
+ * subject it was issued to and remembers when the second factor was checked (`mfaTime`), which
+ * nothing ever moves forward: refreshing rotates the token, never the second-factor time.
+ */
+
+export const SESSION_PREFIX = 'session:';
+/** Sessions never last longer than this, whatever the policy says. */
+export const MAX_SESSION_TTL_MS = 24 * 3_600_000;
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+export interface SessionRecord {
+  readonly subject: string;
+  readonly method: MfaMethod;
+  /** Unix seconds of the second-factor check. */
+  readonly mfaTime: number;
+  /** Unix ms. */
+  readonly issuedAt: number;
+  /** Unix ms. */
+  readonly expiresAt: number;
+}
+
+export interface IssuedSessionToken {
+  readonly token: string;
+  readonly record: SessionRecord;
+  /** Short, non-reversible id for logs (8 hex characters of the hash): never the token or its full hash. */
+  readonly logId: string;
+}
+
+export type SessionLookup =
+  | { readonly ok: true; readonly record: SessionRecord; readonly logId: string }
+  | { readonly ok: false; readonly logId?: string };
+
+function tokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export function sessionLogId(token: string): string {
+  return tokenHash(token).slice(0, 8);
+}
+
+export interface SessionStore {
+  issue(input: { subject: string; method: MfaMethod; mfaTime: number; now: number; ttlMs: number }): Promise<IssuedSessionToken>;
+  /** A live session of `subject`; anything else (unknown, expired, tampered, other subject) is not ok. */
+  lookup(token: string, subject: string, now: number): Promise<SessionLookup>;
+  /** Deletes a live session of `subject`; false when there was none. */
+  revoke(token: string, subject: string, now: number): Promise<boolean>;
+  /**
+   * Replaces a live session by a new token with the same method and mfaTime; it expires `ttlMs`
+   * after the second factor at the latest, so refreshing never stretches a second factor.
+   */
+  refresh(token: string, subject: string, now: number, ttlMs: number): Promise<IssuedSessionToken | undefined>;
+}
+
+export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>): SessionStore {
+  async function lookup(token: string, subject: string, now: number): Promise<SessionLookup> {
+    if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };
+    const hash = tokenHash(token);
+    const logId = hash.slice(0, 8);
+    const record = await ttl.get<SessionRecord>(SESSION_PREFIX + hash);
+    if (record === undefined || record.subject !== subject || !(record.expiresAt > now)) return { ok: false, logId };
+    return { ok: true, record, logId };
+  }
+
+  async function store(record: SessionRecord, now: number): Promise<IssuedSessionToken> {
+    const token = randomBytes(32).toString('base64url');
+    const hash = tokenHash(token);
+    await ttl.set(SESSION_PREFIX + hash, record, Math.max(1, record.expiresAt - now));
+    return { token, record, logId: hash.slice(0, 8) };
+  }
+
+  return {
+    issue({ subject, method, mfaTime, now, ttlMs }) {
+      const life = Math.min(ttlMs, MAX_SESSION_TTL_MS);
+      return store({ subject, method, mfaTime, issuedAt: now, expiresAt: now + life }, now);
+    },
+    lookup,
+    async revoke(token, subject, now) {
+      const found = await lookup(token, subject, now);
+      if (!found.ok) return false;
+      return ttl.delete(SESSION_PREFIX + tokenHash(token));
+    },
+    async refresh(token, subject, now, ttlMs) {
+      const found = await lookup(token, subject, now);
+      if (!found.ok) return undefined;
+      const life = Math.min(ttlMs, MAX_SESSION_TTL_MS);
+      const expiresAt = Math.min(now + life, found.record.mfaTime * 1000 + life);
+      if (!(expiresAt > now)) return undefined;
+      // Delete first: if two refreshes race, at most one old token turns into a new one.
+      if (!(await ttl.delete(SESSION_PREFIX + tokenHash(token)))) return undefined;
+      return store({ ...found.record, issuedAt: now, expiresAt }, now);
+    },
+  };
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import type { Keyring } from '../crypto/keyring.js';
+import type { GatewayPolicy } from '../config/types.js';
+import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { FailureReason } from './audit.js';
+import { isOtpShaped } from './code.js';
+import { verifyHotp } from './hotp.js';
+import { normalizeRecoveryCode, recoveryHashCandidates } from './recovery.js';
+import { useTotpStep, usedStepKeepMs } from './replay.js';
+import { verifyTotp } from './totp.js';
+
+/**
+ * One attempt of a code against a subject's factors and recovery codes. Wrong, replayed and
+ * malformed codes do the same work in the same order: every factor's candidates are computed and
+ * compared in constant time, every TOTP factor gets its one replay-store round trip, and every
+ * key's recovery hash is computed and offered to the store. Only the outcome differs, and callers
+ * answer all three identically; the reason is for the audit log.
+ */
+
+export type AttemptResult =
+  | { readonly ok: true; readonly method: 'totp' | 'hotp'; readonly factorId: string }
+  | { readonly ok: true; readonly method: 'recovery'; readonly remaining: number }
+  | { readonly ok: false; readonly reason: FailureReason; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined };
+
+export interface AttemptInput {
+  readonly subject: string;
+  readonly code: string;
+  /** Factors to try (active ones; or the one pending factor being confirmed). */
+  readonly factors: readonly FactorRecord[];
+  readonly allowRecovery: boolean;
+  readonly now: number;
+  readonly policy: GatewayPolicy;
+}
+
+export interface CodeVerifier {
+  attempt(input: AttemptInput): Promise<AttemptResult>;
+}
+
+export interface CodeVerifierDeps {
+  readonly durable: Pick<DurableStore, 'advanceHotpCounter' | 'consumeRecoveryCode'>;
+  readonly ttl: Pick<TtlStore, 'update'>;
+  readonly keyring: Keyring;
+  /** Called for a factor whose secret cannot be opened (tampered, swapped, unknown key): it fails closed. */
+  readonly onUnreadable: (factor: FactorRecord) => void;
+}
+
+interface FactorCheck {
+  readonly factor: FactorRecord;
+  readonly shaped: boolean;
+  /** TOTP step or HOTP counter that matched. */
+  readonly matched?: number | undefined;
+  readonly driftSteps?: number | undefined;
+}
+
+export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
+  const { durable, ttl, keyring, onUnreadable } = deps;
+  // Stands in for a secret that cannot be opened, so that factor costs the same and never matches.
+  const filler = randomBytes(20);
+
+  function openSecret(factor: FactorRecord): Buffer | undefined {
+    try {
+      return keyring.open(factor.secret, { subject: factor.subject, factorId: factor.id });
+    } catch {
+      onUnreadable(factor);
+      return undefined;
+    }
+  }
+
+  function check(factor: FactorRecord, code: string, now: number, policy: GatewayPolicy): FactorCheck {
+    const secret = openSecret(factor);
+    const shaped = isOtpShaped(code, factor.digits);
+    const params = { secret: secret ?? filler, code, algorithm: factor.algorithm, digits: factor.digits };
+    if (factor.type === 'totp') {
+      const result = verifyTotp({ ...params, periodSeconds: factor.periodSeconds, nowMs: now, window: policy.mfa.totp.window });
+      secret?.fill(0);
+      return secret === undefined ? { factor, shaped } : { factor, shaped, matched: result.step, driftSteps: result.driftSteps };
+    }
+    const counter = verifyHotp({ ...params, counter: factor.counter, lookAhead: policy.mfa.hotp.lookAhead });
+    secret?.fill(0);
+    return secret === undefined ? { factor, shaped } : { factor, shaped, matched: counter };
+  }
+
+  return {
+    async attempt({ subject, code, factors, allowRecovery, now, policy }) {
+      const checks = factors.map((f) => check(f, code, now, policy));
+      const recoveryCode = normalizeRecoveryCode(code);
+      const hashes = allowRecovery ? recoveryHashCandidates(keyring, subject, recoveryCode) : [];
+
+      let success: AttemptResult | undefined;
+      let replayed: FactorRecord | undefined;
+      for (const c of checks) {
+        if (c.factor.type === 'totp') {
+          const keepMs = usedStepKeepMs(c.factor.periodSeconds, policy.mfa.totp.window);
+          const accepted = await useTotpStep(ttl, c.factor.id, c.matched, now, keepMs);
+          if (c.matched === undefined) continue;
+          if (accepted) success ??= { ok: true, method: 'totp', factorId: c.factor.id };
+          else replayed ??= c.factor;
+        } else if (c.matched !== undefined) {
+          // A compare-and-set: of N requests racing with one code, one moves the counter.
+          if (await durable.advanceHotpCounter(c.factor.id, c.factor.counter, c.matched + 1)) {
+            success ??= { ok: true, method: 'hotp', factorId: c.factor.id };
+          } else {
+            replayed ??= c.factor;
+          }
+        }
+      }
+      if (success !== undefined) return success;
+
+      for (const hash of hashes) {
+        const { consumed, remaining } = await durable.consumeRecoveryCode(subject, hash, now);
+        if (consumed && recoveryCode !== undefined) success ??= { ok: true, method: 'recovery', remaining };
+      }
+      if (success !== undefined) return success;
+
+      if (replayed !== undefined) return { ok: false, reason: 'replay', factorId: replayed.id };
+      const drifted = checks.find((c) => c.driftSteps !== undefined);
+      if (drifted !== undefined) {
+        return { ok: false, reason: 'drift', factorId: drifted.factor.id, driftSeconds: drifted.driftSteps! * drifted.factor.periodSeconds };
+      }
+      const shaped = checks.some((c) => c.shaped) || (allowRecovery && recoveryCode !== undefined);
+      return { ok: false, reason: shaped ? 'wrong' : 'malformed' };
+    },
+  };
+}
