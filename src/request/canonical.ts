@@ -201,18 +201,18 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
         }
         break;
       case 16:
-        if (isName(name, 'x-forwarded-proto')) {
-          forwardedProtoCount++;
-          forwardedProto = value;
+        if (isName(name, 'x-forwarded-host')) {
+          forwardedHostCount++;
+          forwardedHostHeader = value;
         }
         break;
       case 17:
         if (isName(name, 'transfer-encoding')) {
           transferEncodingCount++;
           transferEncoding = value;
-        } else if (isName(name, 'x-forwarded-host')) {
-          forwardedHostCount++;
-          forwardedHostHeader = value;
+        } else if (isName(name, 'x-forwarded-proto')) {
+          forwardedProtoCount++;
+          forwardedProto = value;
         }
         break;
     }
