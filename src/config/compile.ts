@@ -1,0 +1,498 @@
+/**
+ * Semantic checks and the step from the schema-valid YAML (snake_case, duration strings) to the
+ * frozen GatewayPolicy (camelCase, milliseconds, compiled regexes). Runs only on data the schema
+ * accepted, with every default already filled in.
+ */
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { formatDuration, parseDuration } from '../time/duration.js';
+import { normalizeHost } from '../routes/match.js';
+import type {
+  GatewayPolicy,
+  JwtAlgorithm,
+  JwtConfig,
+  OtpAlgorithm,
+  PolicyName,
+  Route,
+  RouteMatch,
+  StoreConfig,
+  UpstreamConfig,
+} from './types.js';
+import type { PolicyIssue } from './errors.js';
+import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
+import { formatPath, type Locator, type Segment } from './locate.js';
+import { nestedQuantifier } from './regex-safety.js';
+import { DURATION_HINT } from './schema.js';
+
+/** The file as the schema describes it, after ajv filled in the defaults. */
+export interface RawPolicy {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly admin: { readonly host: string; readonly port: number; readonly token_env: string };
+  readonly trusted_proxies: readonly string[];
+  readonly auth: { readonly jwt: RawJwt };
+  readonly mfa: RawMfa;
+  readonly store: { readonly kind: 'sqlite'; readonly path?: string } | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
+  readonly keys: { readonly file?: string; readonly env?: string; readonly rotation: string };
+  readonly upstreams: Readonly<Record<string, RawUpstream>>;
+  readonly routes: readonly RawRoute[];
+  readonly default: 'deny';
+  readonly limits: {
+    readonly max_header_bytes: number;
+    readonly max_queued: number;
+    readonly drain_timeout: string;
+    readonly max_upstream_connections: number;
+  };
+  readonly authz: { readonly trusted_proxies: readonly string[] };
+}
+
+interface RawJwt {
+  readonly issuer: string;
+  readonly audience: string | readonly string[];
+  readonly algorithms?: readonly JwtAlgorithm[];
+  readonly clock_tolerance: string;
+  readonly jwks_uri?: string;
+  readonly public_keys?: readonly string[];
+  readonly hmac_secret?: string;
+  readonly jwks: { readonly cooldown: string; readonly timeout: string; readonly cache_max_age: string };
+  readonly cache: { readonly max_entries: number; readonly max_ttl: string };
+  readonly max_token_bytes: number;
+  readonly scope_claim: string;
+  readonly roles_claim: string;
+  readonly accept_idp_mfa: boolean;
+}
+
+interface RawMfa {
+  readonly issuer: string;
+  readonly totp: { readonly algorithm: OtpAlgorithm; readonly digits: 6 | 8; readonly period: number; readonly window: number };
+  readonly hotp: { readonly look_ahead: number };
+  readonly session: { readonly ttl: string };
+  readonly lockout: { readonly max_failures: number; readonly find_time: string; readonly backoff: readonly string[] };
+  readonly recovery_codes: { readonly count: number };
+  readonly enrollment: { readonly pending_ttl: string };
+  readonly path_prefix: string;
+}
+
+interface RawUpstream {
+  readonly url: string;
+  readonly pool: { readonly connections: number; readonly keep_alive: string; readonly keep_alive_max: string };
+  readonly timeout: string;
+  readonly connect_timeout: string;
+  readonly retries: { readonly max: number; readonly initial: string; readonly multiplier: number; readonly jitter: string };
+}
+
+interface RawRoute {
+  readonly name?: string;
+  readonly match: {
+    readonly host?: string;
+    readonly path?: string;
+    readonly path_prefix?: string;
+    readonly path_regex?: string;
+    readonly methods?: readonly string[];
+  };
+  readonly upstream?: string;
+  readonly policy: PolicyName;
+  readonly max_age?: string;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly forward_authorization: boolean;
+  readonly websocket: boolean;
+}
+
+export interface CompileContext {
+  readonly source: string;
+  /** public_keys files are relative to this directory (the policy file's). */
+  readonly baseDir: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly readFile: (path: string) => string;
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+const DEFAULT_ASYMMETRIC: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
+const HOST = /^(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_-]*)(\.[a-z0-9_-]+)*)(:\d{1,5})?$/;
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** What request canonicalisation refuses with 400: a rule that needs it could never match. */
+const UNREACHABLE_PATH = /\/\/|\/\.\.?(\/|$)|[;\\]|%2e|%2f|%5c|%00/i;
+const PEM_PUBLIC_KEY = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g;
+
+function validCidr(text: string): boolean {
+  const parts = text.split('/');
+  if (parts.length > 2) return false;
+  const family = isIP(parts[0]!);
+  if (family === 0) return false;
+  if (parts.length === 1) return true;
+  return /^\d{1,3}$/.test(parts[1]!) && Number(parts[1]) <= (family === 4 ? 32 : 128);
+}
+
+export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Locator): { policy?: GatewayPolicy; issues: PolicyIssue[] } {
+  const issues: PolicyIssue[] = [];
+  const add = (path: readonly Segment[], message: string): void => {
+    issues.push({ line: locator.keyLine(path), path: formatPath(path), message });
+  };
+  const duration = (path: readonly Segment[], text: string, min: number, max: number): number => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      add(path, `not a duration "${text}": write ${DURATION_HINT}`);
+      return min;
+    }
+    if (ms < min) add(path, min === 1 ? 'must be more than 0' : `must be at least ${formatDuration(min)}`);
+    if (ms > max) add(path, `must be at most ${formatDuration(max)}`);
+    return ms;
+  };
+  const cidrs = (path: readonly Segment[], list: readonly string[]): string[] => {
+    list.forEach((entry, i) => {
+      if (!validCidr(entry)) add([...path, i], 'not an IP address or CIDR, e.g. 10.0.0.0/8 or ::1/128');
+    });
+    return [...list];
+  };
+
+  // Listeners.
+  if (raw.admin.port !== 0 && raw.admin.port === raw.listen.port && raw.admin.host === raw.listen.host) {
+    add(['admin', 'port'], 'the admin listener must not share the public listener’s address');
+  }
+  const tokenText = ctx.env[raw.admin.token_env];
+  const adminToken = tokenText === undefined || tokenText === '' ? undefined : tokenText;
+  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    add(['admin', 'token_env'], `the admin token in $${raw.admin.token_env} is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
+
+  const trustedProxies = cidrs(['trusted_proxies'], raw.trusted_proxies);
+  const authzTrustedProxies = cidrs(['authz', 'trusted_proxies'], raw.authz.trusted_proxies);
+
+  const jwt = compileJwt(raw.auth.jwt, ctx, add, duration);
+
+  // Second factor.
+  const mfaRaw = raw.mfa;
+  const backoffMs = mfaRaw.lockout.backoff.map((text, i) => duration(['mfa', 'lockout', 'backoff', i], text, SECOND, DAY));
+  backoffMs.forEach((ms, i) => {
+    if (i > 0 && ms < backoffMs[i - 1]!) add(['mfa', 'lockout', 'backoff', i], 'the backoff ladder must not get shorter');
+  });
+  const mfa = {
+    issuer: mfaRaw.issuer,
+    totp: { algorithm: mfaRaw.totp.algorithm, digits: mfaRaw.totp.digits, periodSeconds: mfaRaw.totp.period, window: mfaRaw.totp.window },
+    hotp: { lookAhead: mfaRaw.hotp.look_ahead },
+    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, MINUTE, DAY) },
+    lockout: {
+      maxFailures: mfaRaw.lockout.max_failures,
+      findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, SECOND, DAY),
+      backoffMs,
+    },
+    recoveryCodes: { count: mfaRaw.recovery_codes.count },
+    enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, MINUTE, HOUR) },
+    pathPrefix: mfaRaw.path_prefix,
+  };
+
+  const store: StoreConfig =
+    raw.store.kind === 'sqlite'
+      ? { kind: 'sqlite', path: raw.store.path ?? './data/mfa.db' }
+      : { kind: 'shared', postgres: raw.store.postgres, redis: raw.store.redis };
+
+  const keys = {
+    ...(raw.keys.file !== undefined ? { file: raw.keys.file } : {}),
+    ...(raw.keys.env !== undefined ? { env: raw.keys.env } : {}),
+    rotationMs: duration(['keys', 'rotation'], raw.keys.rotation, DAY, 3650 * DAY),
+  };
+
+  const limits = {
+    maxHeaderBytes: raw.limits.max_header_bytes,
+    maxQueued: raw.limits.max_queued,
+    drainTimeoutMs: duration(['limits', 'drain_timeout'], raw.limits.drain_timeout, 0, 10 * MINUTE),
+    maxUpstreamConnections: raw.limits.max_upstream_connections,
+  };
+  if (jwt.maxTokenBytes > limits.maxHeaderBytes) {
+    add(['auth', 'jwt', 'max_token_bytes'], `must not exceed limits.max_header_bytes (${limits.maxHeaderBytes})`);
+  }
+
+  // Upstreams.
+  const upstreams = new Map<string, UpstreamConfig>();
+  let totalConnections = 0;
+  for (const [name, up] of Object.entries(raw.upstreams)) {
+    const base: Segment[] = ['upstreams', name];
+    const url = upstreamUrl(up.url, [...base, 'url'], add);
+    const keepAliveMaxMs = duration([...base, 'pool', 'keep_alive_max'], up.pool.keep_alive_max, SECOND, 300 * SECOND);
+    const keepAliveMs = duration([...base, 'pool', 'keep_alive'], up.pool.keep_alive, SECOND, 300 * SECOND);
+    if (keepAliveMs > keepAliveMaxMs) add([...base, 'pool', 'keep_alive'], `must not exceed keep_alive_max (${formatDuration(keepAliveMaxMs)})`);
+    totalConnections += up.pool.connections;
+    upstreams.set(name, {
+      name,
+      url: url ?? new URL('http://invalid.invalid/'),
+      pool: { connections: up.pool.connections, keepAliveMs, keepAliveMaxMs },
+      timeoutMs: duration([...base, 'timeout'], up.timeout, 1, 30 * SECOND),
+      connectTimeoutMs: duration([...base, 'connect_timeout'], up.connect_timeout, 1, 30 * SECOND),
+      retries: {
+        max: up.retries.max,
+        initialMs: duration([...base, 'retries', 'initial'], up.retries.initial, 1, 30 * SECOND),
+        multiplier: up.retries.multiplier,
+        jitterMs: duration([...base, 'retries', 'jitter'], up.retries.jitter, 0, 10 * SECOND),
+      },
+    });
+  }
+  if (totalConnections > limits.maxUpstreamConnections) {
+    add(['upstreams'], `the pools hold ${totalConnections} connections in total, more than limits.max_upstream_connections (${limits.maxUpstreamConnections})`);
+  }
+
+  const routes = compileRoutes(raw.routes, upstreams, mfa.pathPrefix, locator, add, duration);
+
+  if (issues.length > 0) return { issues };
+  const policy: GatewayPolicy = {
+    source: ctx.source,
+    listen: { host: raw.listen.host, port: raw.listen.port },
+    admin: { host: raw.admin.host, port: raw.admin.port, ...(adminToken !== undefined ? { token: adminToken } : {}) },
+    trustedProxies,
+    auth: { jwt },
+    mfa,
+    store,
+    keys,
+    upstreams: new FrozenMap([...upstreams].map(([name, up]) => [name, { ...up, url: readonlyUrl(up.url) }] as const)),
+    routes,
+    default: raw.default,
+    limits,
+    authz: { trustedProxies: authzTrustedProxies },
+  };
+  return { policy: deepFreeze(policy), issues };
+}
+
+type Add = (path: readonly Segment[], message: string) => void;
+type Duration = (path: readonly Segment[], text: string, min: number, max: number) => number;
+
+function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Duration): JwtConfig {
+  const base: Segment[] = ['auth', 'jwt'];
+  const sources = (['jwks_uri', 'public_keys', 'hmac_secret'] as const).filter((key) => raw[key] !== undefined);
+  if (sources.length === 0) add(base, 'needs one key source: jwks_uri, public_keys or hmac_secret');
+  if (sources.length > 1) add([...base, sources[1]!], `only one key source is allowed; ${sources[0]} is already set`);
+
+  const hmac = raw.hmac_secret !== undefined;
+  const algorithms = raw.algorithms ?? (hmac ? ['HS256'] : DEFAULT_ASYMMETRIC);
+  const symmetric = algorithms.filter((alg) => alg.startsWith('HS'));
+  if (symmetric.length > 0 && symmetric.length < algorithms.length) {
+    add([...base, 'algorithms'], 'HS* algorithms must not be mixed with asymmetric ones (it invites key confusion)');
+  } else if (hmac && symmetric.length === 0) {
+    add([...base, 'algorithms'], 'hmac_secret verifies HS256/HS384/HS512 only; list one of those');
+  } else if (!hmac && symmetric.length > 0) {
+    add([...base, 'algorithms'], `${symmetric.join(', ')} needs hmac_secret; with jwks_uri or public_keys use asymmetric algorithms`);
+  }
+
+  let jwksUri: string | undefined;
+  if (raw.jwks_uri !== undefined) {
+    let uri: URL | undefined;
+    try {
+      uri = new URL(raw.jwks_uri);
+    } catch {
+      add([...base, 'jwks_uri'], 'not a valid URL');
+    }
+    if (uri !== undefined) {
+      // Keys fetched in clear text could be swapped in transit; plain http only to this machine.
+      if (uri.protocol === 'http:' && !LOOPBACK.has(uri.hostname)) add([...base, 'jwks_uri'], 'must use https (http only for localhost)');
+      else if (uri.username !== '' || uri.password !== '') add([...base, 'jwks_uri'], 'must not carry user info');
+      else jwksUri = uri.href;
+    }
+  }
+
+  let staticKeys: string[] | undefined;
+  if (raw.public_keys !== undefined) {
+    staticKeys = [];
+    raw.public_keys.forEach((file, i) => {
+      const path = [...base, 'public_keys', i];
+      let text: string;
+      try {
+        text = ctx.readFile(resolve(ctx.baseDir, file));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+        add(path, `cannot read key file "${file}" (${code === 'ENOENT' ? 'no such file' : code})`);
+        return;
+      }
+      const parsed = parseKeyText(text);
+      if (typeof parsed === 'string') add(path, `key file "${file}" ${parsed}`);
+      else staticKeys!.push(...parsed);
+    });
+  }
+
+  return {
+    issuer: raw.issuer,
+    audience: typeof raw.audience === 'string' ? [raw.audience] : [...raw.audience],
+    algorithms: [...algorithms],
+    clockToleranceMs: duration([...base, 'clock_tolerance'], raw.clock_tolerance, 0, 5 * MINUTE),
+    ...(jwksUri !== undefined ? { jwksUri } : {}),
+    ...(staticKeys !== undefined ? { staticKeys } : {}),
+    ...(raw.hmac_secret !== undefined ? { hmacSecret: raw.hmac_secret } : {}),
+    jwks: {
+      cooldownMs: duration([...base, 'jwks', 'cooldown'], raw.jwks.cooldown, 1, HOUR),
+      timeoutMs: duration([...base, 'jwks', 'timeout'], raw.jwks.timeout, 1, MINUTE),
+      cacheMaxAgeMs: duration([...base, 'jwks', 'cache_max_age'], raw.jwks.cache_max_age, SECOND, DAY),
+    },
+    cache: { maxEntries: raw.cache.max_entries, maxTtlMs: duration([...base, 'cache', 'max_ttl'], raw.cache.max_ttl, 0, HOUR) },
+    maxTokenBytes: raw.max_token_bytes,
+    scopeClaim: raw.scope_claim,
+    rolesClaim: raw.roles_claim,
+    acceptIdpMfa: raw.accept_idp_mfa,
+  };
+}
+
+/** One file's keys as strings for the verifier (PEM blocks, or one JWK JSON each), or why not. Never echoes the file. */
+function parseKeyText(text: string): string[] | string {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch {
+      return 'is not valid JSON';
+    }
+    const record = parsed as { keys?: unknown };
+    const jwks: unknown[] = Array.isArray(record.keys) ? record.keys : [parsed];
+    const out: string[] = [];
+    for (const jwk of jwks) {
+      if (typeof jwk !== 'object' || jwk === null) return 'holds something that is not a JWK';
+      const fields = jwk as Record<string, unknown>;
+      if ('d' in fields || fields.kty === 'oct') return 'holds a private or symmetric key; give the public key only';
+      try {
+        createPublicKey({ key: fields as JsonWebKey, format: 'jwk' });
+      } catch {
+        return 'holds a JWK that is not a usable public key';
+      }
+      out.push(JSON.stringify(fields));
+    }
+    return out.length > 0 ? out : 'holds an empty key set';
+  }
+  if (/PRIVATE KEY-----/.test(trimmed)) return 'holds a private key; give the public key only';
+  const blocks = trimmed.match(PEM_PUBLIC_KEY) ?? [];
+  if (blocks.length === 0) return 'is neither a PEM public key (-----BEGIN PUBLIC KEY-----) nor a JWK';
+  for (const block of blocks) {
+    try {
+      createPublicKey(block);
+    } catch {
+      return 'holds a PEM block that is not a usable public key';
+    }
+  }
+  return blocks;
+}
+
+function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    add(path, 'not a valid URL');
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') add(path, 'must be an http:// or https:// URL');
+  else if (url.username !== '' || url.password !== '') add(path, 'must not carry user info');
+  else if (text.includes('?') || text.includes('#')) add(path, 'must not carry a query or fragment');
+  else if (url.hostname === '') add(path, 'needs a host');
+  else {
+    // Origin plus an optional base path, never with a trailing slash (the request path brings its own).
+    url.pathname = url.pathname.replace(/\/+$/, '') || '/';
+    return url;
+  }
+  return undefined;
+}
+
+function compileRoutes(
+  rawRoutes: readonly RawRoute[],
+  upstreams: ReadonlyMap<string, UpstreamConfig>,
+  mfaPrefix: string,
+  locator: Locator,
+  add: Add,
+  duration: Duration,
+): Route[] {
+  const names = new Map<string, number>();
+  const known = [...upstreams.keys()];
+  return rawRoutes.map((raw, index): Route => {
+    const base: Segment[] = ['routes', index];
+    const name = raw.name ?? `route_${index}`;
+    const previous = names.get(name);
+    if (previous !== undefined) {
+      add(raw.name !== undefined ? [...base, 'name'] : base, `duplicate route name "${name}" (routes[${previous}] at line ${locator.line(['routes', previous])} has it)`);
+    } else {
+      names.set(name, index);
+    }
+
+    const match = compileMatch(raw.match, [...base, 'match'], mfaPrefix, add);
+
+    let maxAgeMs: number | undefined;
+    if (raw.max_age !== undefined) {
+      if (raw.policy === 'step_up') maxAgeMs = duration([...base, 'max_age'], raw.max_age, SECOND, DAY);
+      else add([...base, 'max_age'], `applies to step_up only, not to ${raw.policy}`);
+    } else if (raw.policy === 'step_up') {
+      add([...base, 'policy'], 'step_up needs max_age: how old the last second factor may be, e.g. 5m');
+    }
+
+    if (raw.upstream === undefined) {
+      if (raw.policy !== 'deny') add([...base, 'upstream'], `required for policy ${raw.policy} (only deny routes forward nowhere)`);
+    } else if (!upstreams.has(raw.upstream)) {
+      add([...base, 'upstream'], `unknown upstream "${raw.upstream}"${known.length > 0 ? ` (defined: ${known.join(', ')})` : ' (no upstreams are defined)'}`);
+    }
+
+    // A scope on a route that checks no token would read as protection it does not give.
+    if ((raw.policy === 'public' || raw.policy === 'deny') && (raw.scopes.length > 0 || raw.roles.length > 0)) {
+      add([...base, raw.scopes.length > 0 ? 'scopes' : 'roles'], `a ${raw.policy} route checks no token, so scopes and roles would never be enforced`);
+    }
+
+    return {
+      index,
+      name,
+      line: locator.line(base),
+      match,
+      policy: raw.policy,
+      ...(raw.upstream !== undefined ? { upstream: raw.upstream } : {}),
+      ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
+      scopes: [...new Set(raw.scopes)],
+      roles: [...new Set(raw.roles)],
+      forwardAuthorization: raw.forward_authorization,
+      websocket: raw.websocket,
+    };
+  });
+}
+
+function compileMatch(raw: RawRoute['match'], base: readonly Segment[], mfaPrefix: string, add: Add): RouteMatch {
+  const pathKeys = (['path', 'path_prefix', 'path_regex'] as const).filter((key) => raw[key] !== undefined);
+  if (pathKeys.length > 1) add(base, `at most one of path, path_prefix, path_regex (found ${pathKeys.join(', ')})`);
+
+  let host: string | undefined;
+  if (raw.host !== undefined) {
+    host = normalizeHost(raw.host);
+    if (host.includes('*')) add([...base, 'host'], 'wildcards are not supported: list each host in its own route');
+    else if (!HOST.test(host)) add([...base, 'host'], 'not a host name, IP literal or host:port');
+  }
+
+  for (const key of ['path', 'path_prefix'] as const) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    if (/[?#]/.test(value)) add([...base, key], "matches the path only: a '?' or '#' here could never match");
+    else if (/[\s\x00-\x1f\x7f]/.test(value)) add([...base, key], 'must not contain spaces or control characters');
+    else if (UNREACHABLE_PATH.test(value)) {
+      add([...base, key], "holds '//', a dot segment, ';', '\\' or an encoded '.', '/', '\\' or NUL: requests carrying those are refused with 400, so this could never match");
+    } else if (value.startsWith(mfaPrefix)) {
+      add([...base, key], `lies under mfa.path_prefix (${mfaPrefix}), which the gateway answers itself, so this could never match`);
+    }
+  }
+
+  let pathRegex: RegExp | undefined;
+  if (raw.path_regex !== undefined) {
+    const source = raw.path_regex;
+    try {
+      // Compiled alone first: an unbalanced ')' would otherwise escape the anchoring group below.
+      new RegExp(source);
+      const refused = nestedQuantifier(source);
+      if (refused !== undefined) add([...base, 'path_regex'], `refused: ${refused}`);
+      else pathRegex = new RegExp(`^(?:${source})$`);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      add([...base, 'path_regex'], `invalid regular expression: ${message.slice(message.lastIndexOf(': ') + 2)}`);
+    }
+  }
+
+  const methods = raw.methods === undefined ? undefined : new FrozenSet(raw.methods.map((method) => method.toUpperCase()));
+  return {
+    ...(host !== undefined ? { host } : {}),
+    ...(raw.path !== undefined ? { path: raw.path } : {}),
+    ...(raw.path_prefix !== undefined ? { pathPrefix: raw.path_prefix } : {}),
+    ...(pathRegex !== undefined ? { pathRegex } : {}),
+    ...(methods !== undefined ? { methods } : {}),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Errors of the policy loader. Every problem found in a policy file is collected as an issue with
+ * its 1-based line, so one run of `check` shows them all.
+ */
+
+const POLICY_ERROR = Symbol.for('mfa-gateway.PolicyError');
+
+export interface PolicyIssue {
+  /** 1-based line in the policy file; absent when no line applies (e.g. the file cannot be read). */
+  readonly line?: number;
+  /** Where in the file, in YAML key terms: `routes[2].match.path_regex`; '' for the file as a whole. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Renders one issue as `file:line: path: message`, the shape editors and CI logs link to. */
+export function formatIssue(source: string, issue: PolicyIssue): string {
+  const where = issue.line === undefined ? source : `${source}:${issue.line}`;
+  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`;
+}
+
+/** A policy file that cannot be used. The message lists every issue, one per line; none carries a secret. */
+export class PolicyError extends Error {
+  readonly code = 'policy_invalid';
+  readonly source: string;
+  readonly issues: readonly PolicyIssue[];
+  readonly [POLICY_ERROR] = true;
+
+  constructor(source: string, issues: readonly PolicyIssue[]) {
+    super(issues.map((issue) => formatIssue(source, issue)).join('\n'));
+    this.name = 'PolicyError';
+    this.source = source;
+    this.issues = Object.freeze(issues.map((issue) => Object.freeze({ ...issue })));
+  }
+
+  /** Works across copies of the package, where `instanceof` would not. */
+  static is(value: unknown): value is PolicyError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[POLICY_ERROR] === true;
+  }
+}
+
+/** A bad option given to a config factory (e.g. the watcher); `option` names it. */
+export class ConfigOptionError extends TypeError {
+  readonly code = 'ERR_CONFIG_OPTION';
+  readonly option: string;
+
+  constructor(option: string, message: string) {
+    super(`${option}: ${message}`);
+    this.name = 'ConfigOptionError';
+    this.option = option;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Hot reload of the policy file. The DIRECTORY is watched, not the file: editors write a temp file
+ * and rename it over the old one, and Kubernetes swaps a `..data` symlink, and a watch on the old
+ * file's inode sees neither. Events are debounced; then the whole file is read and validated, and
+ * only a complete, valid policy reaches onReload. Anything else goes to onError and changes nothing.
+ */
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { ConfigOptionError } from './errors.js';
+import type { GatewayPolicy } from './types.js';
+
+export interface PolicyWatcherOptions {
+  readonly path: string;
+  /** Reads and validates the file (loadPolicyFile); throws when it is not usable. */
+  readonly load: (path: string) => GatewayPolicy;
+  readonly onReload: (policy: GatewayPolicy) => void;
+  readonly onError: (error: Error) => void;
+  /** Quiet time after the last change before reading, so a burst of writes is read once. */
+  readonly debounceMs?: number;
+}
+
+export interface PolicyWatcher {
+  /** Reload now (SIGHUP), even if the file's bytes did not change (key files it names may have). */
+  reload(): void;
+  close(): void;
+}
+
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatcher {
+  const { path, load, onReload, onError } = options;
+  const debounceMs = options.debounceMs ?? 100;
+  if (typeof path !== 'string' || path === '') throw new ConfigOptionError('path', 'must be a non-empty file path');
+  if (typeof load !== 'function') throw new ConfigOptionError('load', 'must be a function');
+  if (typeof onReload !== 'function') throw new ConfigOptionError('onReload', 'must be a function');
+  if (typeof onError !== 'function') throw new ConfigOptionError('onError', 'must be a function');
+  if (!Number.isInteger(debounceMs) || debounceMs < 0 || debounceMs > 60_000) {
+    throw new ConfigOptionError('debounceMs', 'must be an integer from 0 to 60000');
+  }
+
+  const directory = dirname(resolve(path));
+  // The bytes of the policy now in force: a change back to them, or a touch, reloads nothing.
+  let lastGood = readOrUndefined(path);
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  function report(error: unknown): void {
+    try {
+      onError(asError(error));
+    } catch {
+      // A failing error handler must not take the watcher (or the process) down with it.
+    }
+  }
+
+  function apply(force: boolean): void {
+    if (closed) return;
+    let current: Buffer;
+    try {
+      current = readFileSync(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'the file is gone (deleted, or a symlink to nothing)' : (code ?? 'unreadable');
+      report(new Error(`${path}: cannot read the policy file: ${why}; keeping the running policy`));
+      return;
+    }
+    if (!force && lastGood !== undefined && current.equals(lastGood)) return;
+    let policy: GatewayPolicy;
+    try {
+      policy = load(path);
+    } catch (error) {
+      report(error);
+      return;
+    }
+    try {
+      onReload(policy);
+      lastGood = current;
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  function schedule(): void {
+    if (closed) return;
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      apply(false);
+    }, debounceMs);
+    timer.unref();
+  }
+
+  let watcher: FSWatcher;
+  try {
+    // persistent: false — the listeners keep the process alive, a watcher alone must not.
+    watcher = watch(directory, { persistent: false }, () => schedule());
+  } catch (error) {
+    throw new ConfigOptionError('path', `cannot watch ${directory}: ${(error as NodeJS.ErrnoException).code ?? asError(error).message}`);
+  }
+  watcher.on('error', (error) => report(new Error(`${basename(path)}: the directory watch failed (${error.message}); reload with SIGHUP`)));
+
+  return {
+    reload() {
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      apply(true);
+    },
+    close() {
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      watcher.close();
+    },
+  };
+}
+
+function readOrUndefined(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Route selection, run on every request. The loader has already done the work that can be done
+ * once (hosts normalised, methods upper-cased into a Set, regexes compiled and anchored), so a
+ * lookup is a loop of string compares with no allocation beyond a host that needs normalising.
+ */
+import type { Route } from '../config/types.js';
+
+const UPPER = /[A-Z]/;
+const SLASH = 0x2f;
+
+/** Host as matched: lower-cased, trailing dot and a `:80`/`:443` port dropped. Returns `host` itself when already normal. */
+export function normalizeHost(host: string): string {
+  let h = host;
+  if (h.endsWith(':80')) h = h.slice(0, -3);
+  else if (h.endsWith(':443')) h = h.slice(0, -4);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return UPPER.test(h) ? h.toLowerCase() : h;
+}
+
+/**
+ * Prefix on segment boundaries: `/orders/` matches `/orders/x`; `/orders` matches `/orders` and
+ * `/orders/x` but never `/ordersx`.
+ */
+export function pathHasPrefix(prefix: string, path: string): boolean {
+  if (!path.startsWith(prefix)) return false;
+  return path.length === prefix.length || prefix.charCodeAt(prefix.length - 1) === SLASH || path.charCodeAt(prefix.length) === SLASH;
+}
+
+/**
+ * The first route whose host, methods and path all match, or undefined (default deny). `path` is
+ * the request path without the query; `method` is compared as sent (HTTP methods are case-sensitive).
+ */
+export function matchRoute(routes: readonly Route[], method: string, host: string, path: string): Route | undefined {
+  let normalHost: string | undefined;
+  for (const route of routes) {
+    const match = route.match;
+    if (match.methods !== undefined && !match.methods.has(method)) continue;
+    if (match.host !== undefined) {
+      normalHost ??= normalizeHost(host);
+      if (match.host !== normalHost) continue;
+    }
+    if (match.path !== undefined) {
+      if (path !== match.path) continue;
+    } else if (match.pathPrefix !== undefined) {
+      if (!pathHasPrefix(match.pathPrefix, path)) continue;
+    } else if (match.pathRegex !== undefined && !match.pathRegex.test(path)) {
+      continue;
+    }
+    return route;
+  }
+  return undefined;
+}
