@@ -140,9 +140,10 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     source = { kind: 'hmac', secret: loadHmacSecret(config.hmacSecret) };
   } else if (config.staticKeys !== undefined) {
     if (!Array.isArray(config.staticKeys)) throw new AuthConfigError('auth.jwt.staticKeys', 'must be a list of PEM or JWK strings');
-    const keys = loadStaticKeys(config.staticKeys, allowed, (index, alg) =>
-      logger?.error({ event: 'jwt_static_key_import_failed', key_index: index, alg }, 'a static JWT key could not be imported'),
-    );
+    const keys = loadStaticKeys(config.staticKeys, allowed, {
+      onSkipped: (index, reason) => logger?.warn({ event: 'jwt_static_key_skipped', key_index: index, reason }, 'a static JWT key is not used'),
+      onImportError: (index, alg) => logger?.error({ event: 'jwt_static_key_import_failed', key_index: index, alg }, 'a static JWT key could not be imported'),
+    });
     source = { kind: 'static', keys };
   } else {
     if (config.jwks === undefined) throw new AuthConfigError('auth.jwt.jwks', 'fetch settings are required with jwksUri');
@@ -252,9 +253,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
 
   return {
     async verify(authorizationHeader) {
-      if (typeof authorizationHeader !== 'string' || closed) {
-        return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.header) };
-      }
+      if (typeof authorizationHeader !== 'string') return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.header) };
+      // A retired verifier fails closed rather than trusting keys it no longer refreshes.
+      if (closed) return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.format) };
       const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
       if (!parsed.ok) return parsed;
       const { token } = parsed;
@@ -277,7 +278,12 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         result = await verifyFresh(token, tokenHash, now);
       } catch (error) {
         const { detail, reason } = classify(error);
-        logger?.debug({ event: 'jwt_rejected', reason, token_hash: tokenHash }, 'bearer token refused');
+        if (reason === 'unexpected') {
+          // Not a token fault we know: still a 401, but worth an operator's look. Name only, no message.
+          logger?.warn({ event: 'jwt_verify_error', error: error instanceof Error ? error.name : typeof error, token_hash: tokenHash }, 'unexpected error verifying a bearer token');
+        } else {
+          logger?.debug({ event: 'jwt_rejected', reason, token_hash: tokenHash }, 'bearer token refused');
+        }
         return { ok: false, problem: problem('invalid_token', detail) };
       }
       // Failures are not cached: they cost no network (JWKS fetches are paced), negative entries

@@ -59,7 +59,6 @@ function parseJwkText(text: string, option: string): { jwk: Record<string, unkno
   if (jwk.kty === 'oct') throw new AuthConfigError(option, 'symmetric keys are not accepted here (use hmac_secret for the demo issuer)');
   // A private key in the policy file is a leak waiting to happen; refuse it rather than derive the public half.
   if (PRIVATE_JWK_MEMBERS.some((member) => member in jwk)) throw new AuthConfigError(option, 'contains private key material; give the public key only');
-  if (jwk.use !== undefined && jwk.use !== 'sig') throw new AuthConfigError(option, 'JWK "use" must be "sig"');
   if (jwk.kid !== undefined && (typeof jwk.kid !== 'string' || jwk.kid === '')) throw new AuthConfigError(option, 'JWK "kid" must be a non-empty string');
   if (jwk.alg !== undefined && typeof jwk.alg !== 'string') throw new AuthConfigError(option, 'JWK "alg" must be a string');
   try {
@@ -81,34 +80,47 @@ function parsePem(text: string, option: string): NodeKeyObject {
   }
 }
 
+export interface StaticKeyEvents {
+  /** A well-formed key that cannot verify any allowed algorithm (an encryption key, another type). */
+  onSkipped(index: number, reason: string): void;
+  onImportError(index: number, alg: JwtAlgorithm): void;
+}
+
 /**
  * Parses and checks every static key at creation (synchronously, so a bad key fails the factory),
- * then starts one import per allowed algorithm the key's type fits.
+ * then starts one import per allowed algorithm the key's type fits. A malformed, private, symmetric
+ * or weak key throws; a sound key that fits no allowed algorithm is skipped (key files copied from
+ * an IdP's JWKS often hold encryption keys too), but at least one key must remain.
  */
-export function loadStaticKeys(
-  texts: readonly string[],
-  allowed: ReadonlySet<JwtAlgorithm>,
-  onImportError: (index: number, alg: JwtAlgorithm) => void,
-): StaticKey[] {
+export function loadStaticKeys(texts: readonly string[], allowed: ReadonlySet<JwtAlgorithm>, events: StaticKeyEvents): StaticKey[] {
   if (texts.length === 0) throw new AuthConfigError('auth.jwt.staticKeys', 'at least one key is required');
-  return texts.map((raw, index) => {
+  const loaded: StaticKey[] = [];
+  texts.forEach((raw, index) => {
     const option = `auth.jwt.staticKeys[${index}]`;
     if (typeof raw !== 'string') throw new AuthConfigError(option, 'expected a PEM or JWK string');
     const text = raw.trim();
     let key: NodeKeyObject;
     let kid: string | undefined;
     let pinnedAlg: string | undefined;
+    let use: unknown;
     if (text.startsWith('{')) {
       const parsed = parseJwkText(text, option);
       key = parsed.key;
       kid = parsed.jwk.kid as string | undefined;
       pinnedAlg = parsed.jwk.alg as string | undefined;
+      use = parsed.jwk.use;
     } else {
       key = parsePem(text, option);
     }
-    const fits = algorithmsForKey(key, option).filter((alg) => allowed.has(alg) && (pinnedAlg === undefined || pinnedAlg === alg));
+    const types = algorithmsForKey(key, option);
+    if (use !== undefined && use !== 'sig') {
+      events.onSkipped(index, 'not a signature key (use is not "sig")');
+      return;
+    }
+    const fits = types.filter((alg) => allowed.has(alg) && (pinnedAlg === undefined || pinnedAlg === alg));
     if (fits.length === 0) {
-      throw new AuthConfigError(option, `the key fits none of auth.jwt.algorithms (${[...allowed].join(', ')})`);
+      events.onSkipped(index, 'fits none of auth.jwt.algorithms');
+      return;
     }
     const publicJwk = key.export({ format: 'jwk' }) as JWK;
     const byAlgorithm = new Map<JwtAlgorithm, Promise<CryptoKey | undefined>>();
@@ -118,14 +130,18 @@ export function loadStaticKeys(
         importJWK(publicJwk, alg).then(
           (imported) => (imported instanceof Uint8Array ? undefined : imported),
           () => {
-            onImportError(index, alg);
+            events.onImportError(index, alg);
             return undefined;
           },
         ),
       );
     }
-    return kid === undefined ? { byAlgorithm } : { kid, byAlgorithm };
+    loaded.push(kid === undefined ? { byAlgorithm } : { kid, byAlgorithm });
   });
+  if (loaded.length === 0) {
+    throw new AuthConfigError('auth.jwt.staticKeys', `no key can verify any of auth.jwt.algorithms (${[...allowed].join(', ')})`);
+  }
+  return loaded;
 }
 
 /** The demo issuer's HMAC secret as key bytes, checked for length. */

@@ -12,6 +12,7 @@ import {
   claims,
   counterValue,
   fakeClock,
+  memoryLogger,
   signRaw,
   signingKey,
   startJwksServer,
@@ -251,6 +252,39 @@ describe('JWT verifier with a JWKS issuer', () => {
       '{"type":"https://mfa-gateway.dev/problems/invalid_token","title":"Invalid bearer token","status":401,"detail":"token expired","code":"invalid_token","request_id":"req-1"}',
     );
     for (const part of token.split('.')) assert.ok(!rendered.body.includes(part) && !rendered.headers['www-authenticate']!.includes(part));
+  });
+});
+
+describe('logs', () => {
+  test('refusals are logged with a reason and the token hash, never the token', async () => {
+    const key = await signingKey('RS256', 'k1');
+    const jwks = await startJwksServer([key.publicJwk]);
+    const { logger, lines } = memoryLogger();
+    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), logger, clock: fakeClock() });
+    try {
+      const tokens = [
+        tokenFor(key, claims({ exp: T0_SECONDS - 3600 })),
+        tokenFor(key, claims({ aud: 'nope' })),
+        signRaw({ alg: 'HS256', kid: 'k1' }, claims(), 'secret'),
+        tokenFor(key, claims({ scope: 1 })),
+      ];
+      for (const token of tokens) assert.equal((await verifier.verify(`Bearer ${token}`)).ok, false);
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.event === 'jwt_rejected');
+      assert.deepEqual(
+        entries.map((entry) => [entry.reason, entry.token_hash]),
+        [
+          ['expired', createHash('sha256').update(tokens[0]!).digest('hex')],
+          ['aud_mismatch', createHash('sha256').update(tokens[1]!).digest('hex')],
+          ['alg_not_allowed', createHash('sha256').update(tokens[2]!).digest('hex')],
+          ['claims', createHash('sha256').update(tokens[3]!).digest('hex')],
+        ],
+      );
+      const all = lines.join('');
+      for (const token of tokens) for (const part of token.split('.')) assert.ok(!all.includes(part));
+    } finally {
+      await verifier.close();
+      await jwks.close();
+    }
   });
 });
 

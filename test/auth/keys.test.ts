@@ -6,7 +6,7 @@ import { AuthConfigError } from '../../src/auth/errors.js';
 import { createJwtVerifier } from '../../src/auth/jwt.js';
 import type { JwtConfig } from '../../src/config/types.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { AUDIENCE, ISSUER, T0, T0_SECONDS, baseConfig, claims, counterValue, fakeClock, signRaw, signingKey, tokenFor } from './helpers.js';
+import { AUDIENCE, ISSUER, T0, T0_SECONDS, baseConfig, claims, counterValue, fakeClock, memoryLogger, signRaw, signingKey, tokenFor } from './helpers.js';
 
 const FORMAT = 'token signature or format invalid';
 const SECRET = 'demo-secret-for-tests-0123456789abcdef';
@@ -126,10 +126,10 @@ describe('configuration is checked at creation', () => {
     ['private PEM', { staticKeys: [privatePem] }, 'auth.jwt.staticKeys[0]'],
     ['private JWK', { staticKeys: [JSON.stringify(privateJwk)] }, 'auth.jwt.staticKeys[0]'],
     ['oct JWK', { staticKeys: [JSON.stringify({ kty: 'oct', k: 'c2VjcmV0' })] }, 'auth.jwt.staticKeys[0]'],
-    ['encryption JWK', { staticKeys: [JSON.stringify({ ...ecJwk, use: 'enc' })] }, 'auth.jwt.staticKeys[0]'],
+    ['only an encryption JWK', { staticKeys: [JSON.stringify({ ...ecJwk, use: 'enc' })] }, 'auth.jwt.staticKeys'],
     ['RSA under 2048 bits', { staticKeys: [smallRsaPem] }, 'auth.jwt.staticKeys[0]'],
-    ['key fits no allowed alg', { algorithms: ['ES256'], staticKeys: [JSON.stringify(ecJwk), rsaPem] }, 'auth.jwt.staticKeys[1]'],
-    ['JWK alg outside the list', { algorithms: ['ES384'], staticKeys: [JSON.stringify({ ...ecJwk, alg: 'ES256' })] }, 'auth.jwt.staticKeys[0]'],
+    ['no key fits an allowed alg', { algorithms: ['ES384'], staticKeys: [JSON.stringify(ecJwk), rsaPem] }, 'auth.jwt.staticKeys'],
+    ['JWK alg outside the list', { algorithms: ['ES256'], staticKeys: [JSON.stringify({ ...ecJwk, alg: 'ES384' })] }, 'auth.jwt.staticKeys'],
   ];
   for (const [name, overrides, option] of cases) {
     test(`throws AuthConfigError naming ${option}: ${name}`, () => {
@@ -147,6 +147,23 @@ describe('configuration is checked at creation', () => {
       );
     });
   }
+
+  test('keys that fit no allowed algorithm are skipped with a warning when another key fits', async () => {
+    const { logger, lines } = memoryLogger();
+    const verifier = createJwtVerifier({
+      config: baseConfig({ algorithms: ['ES256'], staticKeys: [rsaPem, JSON.stringify({ ...ecJwk, use: 'enc' }), JSON.stringify(ecJwk)] }),
+      logger,
+    });
+    await verifier.close();
+    const skipped = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.event === 'jwt_static_key_skipped');
+    assert.deepEqual(
+      skipped.map((entry) => [entry.key_index, entry.reason]),
+      [
+        [0, 'fits none of auth.jwt.algorithms'],
+        [1, 'not a signature key (use is not "sig")'],
+      ],
+    );
+  });
 
   test('a valid configuration of each kind creates a verifier', async () => {
     for (const overrides of [{ jwksUri: 'https://idp.example/jwks' }, { staticKeys: [rsaPem, JSON.stringify(ecJwk)] }, { algorithms: ['HS256', 'HS512'] as JwtConfig['algorithms'], hmacSecret: SECRET }]) {
