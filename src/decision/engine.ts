@@ -2,6 +2,7 @@ import type { GatewayPolicy, Route } from '../config/types.js';
 import type { Principal } from '../auth/principal.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { RequestView } from '../request/view.js';
+import type { VerifyResult } from '../auth/jwt.js';
 import { matchRoute } from '../routes/match.js';
 import type { Decision, Identity, IssuedSession, MfaMethod } from './types.js';
 
@@ -15,8 +16,6 @@ import type { Decision, Identity, IssuedSession, MfaMethod } from './types.js';
  * Matching and authorization are pure functions of the request view and the policy; the two
  * stages that need I/O (JWT keys, the MFA store) are injected, so `explain` and tests reuse the rest.
  */
-
-export type VerifyResult = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly problem: Problem };
 
 export type SecondFactorResult =
   | { readonly ok: true; readonly method: MfaMethod; readonly mfaTime: number; readonly session?: IssuedSession }

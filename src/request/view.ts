@@ -18,7 +18,7 @@ export interface RequestView {
   readonly forwardedFor: string;
   /** X-Forwarded-Host to send upstream: the Host as received (or a trusted proxy's X-Forwarded-Host). */
   readonly forwardedHost: string;
-  /** The raw bearer token, undefined when no Authorization header was sent. */
+  /** The whole Authorization header value (`Bearer …`), undefined when none was sent. */
   readonly authorization?: string;
   readonly mfaToken?: string;
   readonly sessionToken?: string;
