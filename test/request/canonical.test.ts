@@ -40,7 +40,7 @@ function viewWithoutId(response: RawResponse | undefined): Record<string, unknow
 
 const A = 'a'.repeat(40);
 
-/** [name, exact bytes sent, reason]. Every one of these is let through by Node 20's llhttp. */
+/** [name, exact bytes sent, reason]. Node 20's llhttp hands every one of these to the handler. */
 const REJECTED: ReadonlyArray<readonly [string, string, RejectReason]> = [
   // request line
   ['HTTP/0.9 simple request', 'GET /\r\n\r\n', 'unsupported_http_version'],
@@ -131,6 +131,9 @@ const REJECTED: ReadonlyArray<readonly [string, string, RejectReason]> = [
   ['TE Chunked (case)', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n', 'transfer_encoding_not_chunked'],
   ['TE ,chunked', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n', 'transfer_encoding_not_chunked'],
   ['TE empty', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding:\r\n\r\n', 'transfer_encoding_not_chunked'],
+  // llhttp emits these requests and only fails once it reads the body.
+  ['TE gzip alone', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: gzip\r\n\r\n', 'transfer_encoding_not_chunked'],
+  ['TE xchunked', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: xchunked\r\n\r\n', 'transfer_encoding_not_chunked'],
   ['TE gzip + TE chunked lines', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'multiple_transfer_encoding'],
   ['TE empty + TE chunked lines', 'POST / HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'multiple_transfer_encoding'],
   ['TE on HTTP/1.0', 'POST / HTTP/1.0\r\nHost: api.example\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'transfer_encoding_http10'],
