@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createSessionStore, MAX_SESSION_TTL_MS } from '../../src/mfa/session.js';
+import { createRig } from './support.js';
+
+describe('session store on SQLite', () => {
+  const rig = createRig();
+  after(() => rig.close());
+  const sessions = createSessionStore(rig.store.ttl);
+  const hour = 3_600_000;
+
+  test('a 32-byte base64url token; only its SHA-256 is a key; bound to the subject', async () => {
+    const now = rig.clock();
+    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: 12 * hour });
+    assert.match(issued.token, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(Buffer.from(issued.token, 'base64url').length, 32);
+    assert.equal(issued.record.expiresAt, now + 12 * hour);
+    assert.equal(issued.logId.length, 8);
+    const found = await sessions.lookup(issued.token, 'alice', now);
+    assert.equal(found.ok, true);
+    assert.deepEqual(found.ok && found.record, { subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), issuedAt: now, expiresAt: now + 12 * hour });
+    assert.equal((await sessions.lookup(issued.token, 'bob', now)).ok, false);
+    assert.equal(await rig.store.ttl.get(`session:${issued.token}`), undefined);
+  });
+
+  test('tampered, unknown, expired and revoked sessions are not ok', async () => {
+    const now = rig.clock();
+    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    const flipped = (issued.token[0] === 'A' ? 'B' : 'A') + issued.token.slice(1);
+    assert.equal((await sessions.lookup(flipped, 'alice', now)).ok, false);
+    assert.equal((await sessions.lookup(`${issued.token}=`, 'alice', now)).ok, false);
+    assert.equal((await sessions.lookup('', 'alice', now)).ok, false);
+    assert.equal((await sessions.lookup(issued.token, 'alice', now + hour)).ok, false);
+    assert.equal(await sessions.revoke(issued.token, 'bob', now), false);
+    assert.equal(await sessions.revoke(issued.token, 'alice', now), true);
+    assert.equal((await sessions.lookup(issued.token, 'alice', now)).ok, false);
+    assert.equal(await sessions.revoke(issued.token, 'alice', now), false);
+  });
+
+  test('TTL is capped at 24 h', async () => {
+    const now = rig.clock();
+    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: 48 * hour });
+    assert.equal(issued.record.expiresAt, now + MAX_SESSION_TTL_MS);
+  });
+
+  test('refresh rotates the token and never renews mfaTime or stretches past mfaTime + TTL', async () => {
+    const start = rig.clock();
+    const mfaTime = Math.floor(start / 1000);
+    const issued = await sessions.issue({ subject: 'alice', method: 'hotp', mfaTime, now: start, ttlMs: 12 * hour });
+    rig.clock.advance(6 * hour);
+    const later = rig.clock();
+    const refreshed = await sessions.refresh(issued.token, 'alice', later, 12 * hour);
+    assert.ok(refreshed !== undefined);
+    assert.notEqual(refreshed.token, issued.token);
+    assert.equal(refreshed.record.mfaTime, mfaTime);
+    assert.equal(refreshed.record.method, 'hotp');
+    assert.equal(refreshed.record.expiresAt, mfaTime * 1000 + 12 * hour);
+    assert.equal((await sessions.lookup(issued.token, 'alice', later)).ok, false);
+    assert.equal(await sessions.refresh(refreshed.token, 'bob', later, 12 * hour), undefined);
+  });
+});
