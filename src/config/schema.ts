@@ -22,14 +22,16 @@ export interface PolicySchema {
 
 export function loadPolicySchema(path: string = SCHEMA_PATH): PolicySchema {
   const schema = JSON.parse(readFileSync(path, 'utf8')) as SchemaNode;
+  // verbose: errors carry their parentSchema (the known keys, the store kinds). They also carry the
+  // data, which may hold secrets: only what is picked out below ever reaches a message.
   // strictRequired would flag the anyOf branches of keys: (required-only subschemas), a known false alarm.
-  const ajv = new Ajv2020({ allErrors: true, useDefaults: true, discriminator: true, strict: true, strictRequired: false });
+  const ajv = new Ajv2020({ allErrors: true, useDefaults: true, discriminator: true, strict: true, strictRequired: false, verbose: true });
   const check: ValidateFunction = ajv.compile(schema);
   return {
     schema,
     validate(data, locator) {
       if (check(data)) return [];
-      return toIssues(check.errors ?? [], data, locator, schema);
+      return toIssues(check.errors ?? [], data, locator);
     },
   };
 }
@@ -75,16 +77,6 @@ function valueAt(data: unknown, path: readonly Segment[]): unknown {
   return current;
 }
 
-function schemaAt(schema: SchemaNode, schemaPath: string): SchemaNode | undefined {
-  let current: unknown = schema;
-  for (const raw of schemaPath.replace(/^#\/?/, '').split('/')) {
-    if (raw === '') continue;
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return typeof current === 'object' && current !== null ? (current as SchemaNode) : undefined;
-}
-
 /** Edit distance, for "did you mean" on unknown keys (short strings only). */
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -114,7 +106,7 @@ function suggestion(key: string, known: readonly string[]): string {
   return known.length > 0 && known.length <= 12 ? ` (known keys: ${known.join(', ')})` : '';
 }
 
-function toIssues(errors: readonly ErrorObject[], data: unknown, locator: Locator, schema: SchemaNode): PolicyIssue[] {
+function toIssues(errors: readonly ErrorObject[], data: unknown, locator: Locator): PolicyIssue[] {
   // An anyOf error stands for all its branches: drop the branch errors it explains.
   const combinators = errors.filter((e) => e.keyword === 'anyOf').map((e) => `${e.schemaPath}/`);
   const issues: PolicyIssue[] = [];
@@ -123,7 +115,7 @@ function toIssues(errors: readonly ErrorObject[], data: unknown, locator: Locato
     if (combinators.some((prefix) => error.schemaPath.startsWith(prefix))) continue;
     // Errors inside propertyNames are reported by the propertyNames error itself.
     if (error.propertyName !== undefined) continue;
-    const issue = toIssue(error, data, locator, schema);
+    const issue = toIssue(error, data, locator);
     const key = `${issue.line}|${issue.path}|${issue.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -132,7 +124,7 @@ function toIssues(errors: readonly ErrorObject[], data: unknown, locator: Locato
   return issues;
 }
 
-function toIssue(error: ErrorObject, data: unknown, locator: Locator, schema: SchemaNode): PolicyIssue {
+function toIssue(error: ErrorObject, data: unknown, locator: Locator): PolicyIssue {
   const path = pointerToPath(error.instancePath, data);
   const params = error.params as Record<string, unknown>;
   const at = (p: readonly Segment[], message: string): PolicyIssue => ({
@@ -147,8 +139,8 @@ function toIssue(error: ErrorObject, data: unknown, locator: Locator, schema: Sc
     }
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
-      const parent = schemaAt(schema, error.schemaPath.replace(/\/additionalProperties$/, ''));
-      const known = parent && typeof parent.properties === 'object' && parent.properties !== null ? Object.keys(parent.properties) : [];
+      const properties = error.parentSchema?.properties as SchemaNode | undefined;
+      const known = properties !== undefined ? Object.keys(properties) : [];
       return at([...path, key], `unknown key${suggestion(key, known)}`);
     }
     case 'propertyNames': {
@@ -177,10 +169,8 @@ function toIssue(error: ErrorObject, data: unknown, locator: Locator, schema: Sc
     case 'discriminator': {
       const tag = String(params.tag);
       if (params.error === 'tag') return at([...path, tag], 'must be a string');
-      const options = schemaAt(schema, error.schemaPath.replace(/\/discriminator$/, '/oneOf'));
-      const kinds = Array.isArray(options)
-        ? options.map((branch: SchemaNode) => String((branch.properties as Record<string, SchemaNode>)[tag]?.const))
-        : [];
+      const options = (error.parentSchema?.oneOf ?? []) as readonly SchemaNode[];
+      const kinds = options.map((branch) => String((branch.properties as Record<string, SchemaNode>)[tag]?.const));
       return at([...path, tag], `must be one of: ${kinds.join(', ')}`);
     }
     case 'minItems':
