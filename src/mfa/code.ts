@@ -18,11 +18,6 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
 
-/** Constant-time equality of two strings of any length (compared as equal-length SHA-256 digests). */
-export function sameSecretString(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b));
-}
-
 /** A precomputed digest of the client's input, so comparing it with N candidates hashes it once. */
 export interface CodeDigest {
   matches(candidate: string): boolean;

@@ -37,11 +37,6 @@ export interface OtpParams {
 export const MIN_SECRET_BYTES = 16;
 export const MAX_SECRET_BYTES = 64;
 
-export function checkOtpParams(params: OtpParams, where: string): void {
-  if (OTPLIB_ALGORITHM[params.algorithm] === undefined) throw new MfaError('invalid_option', `${where}.algorithm must be SHA1, SHA256 or SHA512`);
-  if (params.digits !== 6 && params.digits !== 7 && params.digits !== 8) throw new MfaError('invalid_option', `${where}.digits must be 6, 7 or 8`);
-}
-
 export function hotpCode(secret: Uint8Array, counter: number, params: OtpParams): string {
   return generateSync({
     strategy: 'hotp',
