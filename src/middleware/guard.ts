@@ -6,7 +6,7 @@ import type { Identity } from '../decision/types.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
 import { handleMfaEndpoint } from '../mfa/endpoints.js';
-import { canonicalizeRequest } from '../request/canonical.js';
+import { canonicalizeRequest, type RequestSource } from '../request/canonical.js';
 import type { RequestView } from '../request/view.js';
 import { createGatewayCore, type GatewayCore, type PolicyRuntime } from '../server/core.js';
 import { sendProblem } from '../server/respond.js';
@@ -256,8 +256,8 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
  * Express rewrites `req.url` under a mount path; the policy is about the URL the client sent
  * (`originalUrl`), so that is what gets canonicalised.
  */
-function originalRequest(req: IncomingMessage): IncomingMessage {
+function originalRequest(req: IncomingMessage): RequestSource {
   const originalUrl = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
   if (typeof originalUrl !== 'string' || originalUrl === req.url) return req;
-  return { method: req.method, url: originalUrl, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders, headers: req.headers, socket: req.socket } as unknown as IncomingMessage;
+  return { method: req.method, url: originalUrl, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders, socket: req.socket };
 }
