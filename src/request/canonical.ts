@@ -52,12 +52,11 @@ function isLooseName(name: string, lower: string): boolean {
   return true;
 }
 
+/** One negated character class: linear, no backtracking, and several times faster than a JS loop on a long token. */
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+
 function isPrintableAscii(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 32 || c > 126) return false;
-  }
-  return true;
+  return !NOT_PRINTABLE_ASCII.test(value);
 }
 
 function isMethodToken(method: string): boolean {

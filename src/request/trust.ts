@@ -10,6 +10,7 @@ export interface TrustList {
 }
 
 const MAPPED_PREFIX = '::ffff:';
+const MAX_REMEMBERED = 4096;
 
 /** `::ffff:10.0.0.1` → `10.0.0.1`; any other address unchanged. Dual-stack sockets report IPv4 peers this way. */
 export function unmapIPv4(ip: string): string {
@@ -57,13 +58,20 @@ export function createTrustList(cidrs: readonly string[]): TrustList {
     list.addSubnet(address, bits, family === 4 ? 'ipv4' : 'ipv6');
   });
   const size = cidrs.length;
+  // BlockList.check builds a SocketAddress per call (microseconds); the same few proxy and client
+  // addresses come back on every request, so answers are remembered, within a bound.
+  const answers = new Map<string, boolean>();
   return Object.freeze({
     size,
     has(ip: string): boolean {
       if (size === 0) return false;
+      const known = answers.get(ip);
+      if (known !== undefined) return known;
       const family = isIP(ip);
-      if (family === 0) return false;
-      return list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+      const answer = family !== 0 && list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+      if (answers.size >= MAX_REMEMBERED) answers.clear();
+      answers.set(ip, answer);
+      return answer;
     },
   });
 }
