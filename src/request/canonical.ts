@@ -177,6 +177,8 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
           if (!(value.length <= opts.maxTokenBytes + BEARER_SCHEME_BYTES)) return REJECTIONS.authorization_too_large;
           if (!isPrintableAscii(value)) return REJECTIONS.invalid_credential_character;
           authorization = value;
+        } else if (isName(name, 'x-http-method')) {
+          return REJECTIONS.method_override;
         }
         break;
       case 14:
@@ -212,7 +214,14 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
         } else if (isName(name, 'x-forwarded-proto')) {
           forwardedProtoCount++;
           forwardedProto = value;
+        } else if (isName(name, 'x-method-override')) {
+          return REJECTIONS.method_override;
         }
+        break;
+      case 22:
+        // The route was chosen for the request-line method; a backend honouring an override
+        // would run another one (a GET policy guarding a DELETE).
+        if (isName(name, 'x-http-method-override')) return REJECTIONS.method_override;
         break;
     }
   }

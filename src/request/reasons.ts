@@ -8,6 +8,7 @@ export type RejectReason =
   // request line
   | 'unsupported_http_version'
   | 'invalid_method'
+  | 'method_override'
   | 'authority_form'
   | 'asterisk_form'
   | 'absolute_form_invalid'
@@ -58,6 +59,7 @@ export type RejectReason =
 const DETAILS: Readonly<Record<RejectReason, string>> = {
   unsupported_http_version: 'only HTTP/1.0 and HTTP/1.1 are accepted',
   invalid_method: 'the request method is not a valid token',
+  method_override: 'method override headers (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) are not accepted',
   authority_form: 'CONNECT (authority-form targets) is not accepted',
   asterisk_form: 'the asterisk-form target "*" is not accepted',
   absolute_form_invalid: 'an absolute-form target must be http or https with a valid host and no user information',

@@ -55,6 +55,9 @@ const REJECTED: ReadonlyArray<readonly [string, string, RejectReason]> = [
   ['absolute-form, userinfo', 'GET http://user@api.example/orders HTTP/1.1\r\nHost: api.example\r\n\r\n', 'absolute_form_invalid'],
   ['absolute-form, bad port', 'GET http://api.example:99999/orders HTTP/1.1\r\nHost: api.example\r\n\r\n', 'absolute_form_invalid'],
   ['absolute-form, dot segment in path', 'GET http://api.example/a/../admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'dot_segment'],
+  ['X-HTTP-Method-Override', 'GET /orders/1 HTTP/1.1\r\nHost: api.example\r\nX-HTTP-Method-Override: DELETE\r\n\r\n', 'method_override'],
+  ['X-HTTP-Method', 'POST /orders/1 HTTP/1.1\r\nHost: api.example\r\nx-http-method: DELETE\r\nContent-Length: 0\r\n\r\n', 'method_override'],
+  ['X-Method-Override', 'GET /orders/1 HTTP/1.1\r\nHost: api.example\r\nX-Method-Override: PUT\r\n\r\n', 'method_override'],
   // dot segments in every encoding
   ['raw ..', 'GET /orders/../admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'dot_segment'],
   ['raw .', 'GET /orders/./admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'dot_segment'],

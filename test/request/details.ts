@@ -4,6 +4,7 @@ import type { RejectReason } from '../../src/request/canonical.js';
 export const DETAIL: Readonly<Record<RejectReason, string>> = {
   unsupported_http_version: 'only HTTP/1.0 and HTTP/1.1 are accepted',
   invalid_method: 'the request method is not a valid token',
+  method_override: 'method override headers (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) are not accepted',
   authority_form: 'CONNECT (authority-form targets) is not accepted',
   asterisk_form: 'the asterisk-form target "*" is not accepted',
   absolute_form_invalid: 'an absolute-form target must be http or https with a valid host and no user information',

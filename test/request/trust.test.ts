@@ -88,3 +88,15 @@ test('unmapIPv4 only unmaps IPv4-mapped addresses', () => {
   assert.equal(unmapIPv4('::1'), '::1');
   assert.equal(unmapIPv4('127.0.0.1'), '127.0.0.1');
 });
+
+test('remembered answers stay right past the memory bound', () => {
+  const list = createTrustList(['10.0.0.0/16']);
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 5000; i++) {
+      const inside = `10.0.${i % 256}.${i >> 8}`;
+      const outside = `10.1.${i % 256}.${i >> 8}`;
+      assert.equal(list.has(inside), true, inside);
+      assert.equal(list.has(outside), false, outside);
+    }
+  }
+});
