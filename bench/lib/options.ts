@@ -111,6 +111,7 @@ export const RUN_SPECS: readonly Spec[] = [
   { flag: 'rss-connections', env: 'BENCH_RSS_CONNECTIONS', kind: 'int', help: 'keep-alive connections of the peak-RSS run (default 1000)' },
   { flag: 'rss-duration', env: 'BENCH_RSS_DURATION', kind: 'int', help: 'seconds of the peak-RSS run (default 8)' },
   { flag: 'fresh-factors', env: 'BENCH_FRESH_FACTORS', kind: 'int', help: 'users enrolled for the fresh X-MFA-Token rows (default 12000)' },
+  { flag: 'http-enrolments', env: 'BENCH_HTTP_ENROLMENTS', kind: 'int', help: 'users enrolled through the HTTP endpoints to report their rate (default 100; 0 skips)' },
   { flag: 'only', env: 'BENCH_ONLY', kind: 'list', help: 'run only these targets (direct is always kept)' },
   { flag: 'skip', env: 'BENCH_SKIP', kind: 'list', help: 'leave these targets out' },
   { flag: 'out', env: 'BENCH_OUT', kind: 'string', help: 'results folder (default bench/results)' },
@@ -128,6 +129,7 @@ export interface RunOptions {
   readonly rssConnections: number;
   readonly rssDurationSec: number;
   readonly freshFactors: number;
+  readonly httpEnrolments: number;
   readonly only: readonly string[];
   readonly skip: readonly string[];
   readonly out?: string;
@@ -149,6 +151,7 @@ export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv)
     rssConnections: intOption(raw, 'rss-connections', 1000, 1, 16_000),
     rssDurationSec: intOption(raw, 'rss-duration', 8, 1, 3600),
     freshFactors: intOption(raw, 'fresh-factors', 12_000, 10, 1_000_000),
+    httpEnrolments: intOption(raw, 'http-enrolments', 100, 0, 100_000),
     only: listOption(raw, 'only'),
     skip: listOption(raw, 'skip'),
     ...(out !== undefined ? { out } : {}),

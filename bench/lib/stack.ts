@@ -68,11 +68,20 @@ export async function startNginx(work: string, cpus: string | undefined, upstrea
   return { process, port };
 }
 
-/** The admin API is not used here: an admin token from the caller's environment stays out of the child. */
-function gatewayEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...globalThis.process.env, LOG_LEVEL: globalThis.process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'info' };
-  delete env.MFA_GATEWAY_ADMIN_TOKEN;
-  return env;
+export interface GatewayPrepared {
+  readonly dir: string;
+  readonly listenPort: number;
+  readonly workspace: GatewayWorkspace;
+}
+
+/** Policy, signing keys and secret-encryption key file, before the gateway starts (users can be provisioned now). */
+export async function prepareGateway(work: string, upstreamPort: number, maxQueued: number): Promise<GatewayPrepared> {
+  const dir = join(work, 'gateway');
+  mkdirSync(dir, { recursive: true });
+  const listenPort = await freePort();
+  const adminPort = await freePort();
+  const workspace = await createGatewayWorkspace({ dir, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, listenPort, adminPort, maxQueued });
+  return { dir, listenPort, workspace };
 }
 
 export interface GatewayStarted extends Started {
@@ -80,28 +89,34 @@ export interface GatewayStarted extends Started {
   readonly profileDir?: string;
 }
 
+/** The admin API is not used here: an admin token from the caller's environment stays out of the child. */
+function gatewayEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...globalThis.process.env, LOG_LEVEL: globalThis.process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'info' };
+  delete env.MFA_GATEWAY_ADMIN_TOKEN;
+  return env;
+}
+
 /**
  * The gateway as users run it: `node dist/src/cli/main.js serve --config F`, logs (info) to a file.
  * With `profileDir`, under `node --cpu-prof`; the profile is written when it exits on SIGTERM.
+ * BENCH_GATEWAY_ENTRY=module starts it through startGateway() (bench/servers/gateway.ts) instead.
  */
-export async function startGatewayCli(work: string, cpus: string | undefined, upstreamPort: number, maxQueued: number, profileDir?: string): Promise<GatewayStarted> {
-  if (!existsSync(GATEWAY_CLI)) throw new BenchError(`${GATEWAY_CLI} is missing: run npm run build first`);
-  const dir = join(work, 'gateway');
-  mkdirSync(dir, { recursive: true });
-  const listenPort = await freePort();
-  const adminPort = await freePort();
-  const workspace = await createGatewayWorkspace({ dir, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, listenPort, adminPort, maxQueued });
+export async function launchGateway(work: string, cpus: string | undefined, prepared: GatewayPrepared, profileDir?: string): Promise<GatewayStarted> {
+  const viaModule = globalThis.process.env.BENCH_GATEWAY_ENTRY === 'module';
+  if (!viaModule && !existsSync(GATEWAY_CLI)) throw new BenchError(`${GATEWAY_CLI} is missing: run npm run build first`);
+  const configPath = prepared.workspace.configPath;
+  const entry = viaModule ? [join(SERVERS, 'gateway.js'), configPath] : [GATEWAY_CLI, 'serve', '--config', configPath];
   const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const process = await startProcess({
     name: 'mfa-gateway',
     command: globalThis.process.execPath,
-    args: [...nodeFlags, GATEWAY_CLI, 'serve', '--config', workspace.configPath],
+    args: [...nodeFlags, ...entry],
     cpus,
-    cwd: dir,
+    cwd: prepared.dir,
     env: gatewayEnv(),
     logFile: join(work, 'gateway.log'),
-    probe: () => canConnect(listenPort),
+    probe: () => canConnect(prepared.listenPort),
   });
-  return { process, port: listenPort, workspace, ...(profileDir !== undefined ? { profileDir } : {}) };
+  return { process, port: prepared.listenPort, workspace: prepared.workspace, ...(profileDir !== undefined ? { profileDir } : {}) };
 }
