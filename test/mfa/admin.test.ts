@@ -18,6 +18,7 @@ describe('offline factor administration (CLI)', () => {
     const r = await rig.service.checkSecondFactor({ principal: principal('ops-user'), view: view({ mfaToken: oathTotp(e.secretBase32, rig.clock()) }), route: route('mfa') });
     assert.ok(r.ok && r.method === 'totp');
 
+    rig.clock.advance(1000); // factors list oldest first
     const hw = await enrollFactorOffline(deps(), { subject: 'ops-user', type: 'hotp', secret: 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', counter: 9 });
     assert.equal(hw.recoveryCodes, undefined, 'not the first factor');
     const h = await rig.service.checkSecondFactor({ principal: principal('ops-user'), view: view({ mfaToken: oathHotp('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 10) }), route: route('mfa') });

@@ -9,7 +9,7 @@ import { INVALID_CODE_DETAIL } from '../../src/mfa/service.js';
 import { canonicalizeRequest } from '../../src/request/canonical.js';
 import { createTrustList } from '../../src/request/trust.js';
 import { call, rawExchange, type Reply } from '../support/http.js';
-import { createRig, oathHotp, oathTotp, principal, type Rig } from './support.js';
+import { createRig, oathHotp, oathTotp, principal, wrongTotp, type Rig } from './support.js';
 
 /**
  * The endpoints behind a real node:http server on loopback. The server does what the gateway does
@@ -159,7 +159,7 @@ describe('MFA endpoints over HTTP', () => {
     assert.equal(body.expires_at, Math.floor(rig.clock() / 1000) + 12 * 3600);
     secrets.push(body.session_token as string);
 
-    const wrong = code === '000000' ? '000001' : '000000';
+    const wrong = wrongTotp(secret, rig.clock());
     const shapes = new Set<string>();
     // The first is the code just used (a replay); then a wrong one; then malformed ones.
     for (const input of [code, wrong, '12345', '1234567', '123456789', '+12345', `${code.slice(0, 3)} ${code.slice(3)}`, 'abcdef']) {

@@ -8,7 +8,7 @@ import { base32Encode } from '../../src/mfa/base32.js';
 import { createMfaService, INVALID_CODE_DETAIL, type Caller, type MfaService } from '../../src/mfa/service.js';
 import { hotpCode } from '../../src/mfa/hotp.js';
 import type { DurableStore, TtlStore } from '../../src/store/types.js';
-import { createRig, enrollTotp, oathHotp, oathTotp, principal, route, view, writeKeyFile, type Rig } from './support.js';
+import { createRig, enrollTotp, oathHotp, oathTotp, principal, route, view, writeKeyFile, wrongTotp, type Rig } from './support.js';
 
 const HOUR = 3_600_000;
 const MFA = route('mfa');
@@ -160,7 +160,7 @@ describe('malformed, wrong and replayed codes are indistinguishable', () => {
     const good = oathTotp(secret, rig.clock());
     const arabic = [...good].map((d) => String.fromCharCode(0x0660 + Number(d))).join('');
     const fullwidth = [...good].map((d) => String.fromCharCode(0xff10 + Number(d))).join('');
-    const wrong = good === '000000' ? '000001' : '000000';
+    const wrong = wrongTotp(secret, rig.clock());
     const inputs = [wrong, arabic, fullwidth, ` ${good}`, `${good.slice(0, 3)} ${good.slice(3)}`, good.slice(0, 5), `${good}1`, `${good}123`, `+${good}`, `+${good.slice(1)}`, '', 'ab2c-d3ef-9gh0'];
     const rendered = new Set<string>();
     for (const input of inputs) {
@@ -189,7 +189,7 @@ describe('malformed, wrong and replayed codes are indistinguishable', () => {
     rig.clock.advance(30_000);
     const used = oathTotp(secret, rig.clock());
     assert.ok((await svc.checkSecondFactor({ ...caller('tracer', { mfaToken: used }), route: MFA })).ok);
-    const wrong = used === '999999' ? '999998' : '999999';
+    const wrong = wrongTotp(secret, rig.clock());
     const traces: Record<string, string[]> = {};
     for (const [name, code] of [['wrong', wrong], ['replay', used], ['malformed', '١٢٣٤٥٦'], ['short', '12345']] as const) {
       trace.length = 0;
@@ -227,7 +227,7 @@ describe('lockout ladder through the service (fake clock)', () => {
 
   test('3 failures lock; a correct code while locked is refused and verifies nothing; no free retry; 30 s, 1 m, 2 m, 5 m, 5 m', async () => {
     const { secret } = await enrollTotp(rig, 'lucy');
-    const wrong = (code: string) => (code === '000000' ? '000001' : '000000');
+    const wrong = (_code: string) => wrongTotp(secret, rig.clock());
     const retryAfters: number[] = [];
     let code = '';
     const tick = () => {
@@ -450,7 +450,7 @@ describe('clock drift help', () => {
     const failed = rig.auditLog.events().filter((ev) => ev.event === 'failed');
     assert.deepEqual(failed.map((ev) => [ev.reason, ev.drift_seconds]), [['drift', 120], ['drift', -270]]);
     // Both counted: the third failure locks.
-    assert.deepEqual(problemOf(await check(rig, 'drifty', { mfaToken: ahead === '000000' ? '000001' : '000000' })), INVALID);
+    assert.deepEqual(problemOf(await check(rig, 'drifty', { mfaToken: wrongTotp(secret, rig.clock()) })), INVALID);
     assert.equal(problemOf(await check(rig, 'drifty', { mfaToken: oathTotp(secret, rig.clock()) })).code, 'mfa_locked');
     assertNothingLogged(rig, [secret, ahead, behind]);
   });

@@ -11,6 +11,8 @@ import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import type { RequestView } from '../../src/request/view.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { createMfaService, type MfaService } from '../../src/mfa/service.js';
+import { base32Decode } from '../../src/mfa/base32.js';
+import { totpCode, totpStep } from '../../src/mfa/totp.js';
 
 /** 2026-01-01T00:00:00Z, on a 30 s step boundary. */
 export const T0 = Date.UTC(2026, 0, 1);
@@ -236,4 +238,16 @@ export async function enrollTotp(rig: Rig, subject: string): Promise<{ factorId:
   const confirmed = await rig.service.confirm({ principal: principal(subject), view: view({ method: 'POST' }) }, enrolled.enrollment.factorId, code);
   if (!confirmed.ok) throw new Error(`confirm failed: ${confirmed.problem.code}`);
   return { factorId: enrolled.enrollment.factorId, secret, recoveryCodes: confirmed.recoveryCodes ?? [] };
+}
+
+/** A 6-digit code that matches no step within ±20 of `atMs` (so it is "wrong", never "drift" by chance). */
+export function wrongTotp(secretBase32: string, atMs: number): string {
+  const secret = base32Decode(secretBase32);
+  const step = totpStep(atMs, 30);
+  const near = new Set<string>();
+  for (let offset = -20; offset <= 20; offset++) near.add(totpCode(secret, step + offset, { algorithm: 'SHA1', digits: 6, periodSeconds: 30 }));
+  for (let n = 0; ; n++) {
+    const candidate = String(n).padStart(6, '0');
+    if (!near.has(candidate)) return candidate;
+  }
 }
