@@ -29,8 +29,10 @@ export interface ParseOptions {
 const KEY_AT = /^("[^"\n]*"|'[^'\n]*'|[^:,{}[\]\n]+?)\s*:/;
 
 function yamlIssue(error: YAMLError, text: string, lineCounter: LineCounter): PolicyIssue {
-  // Without prettyErrors, linePos is not filled in: map the offset ourselves.
-  const line = lineCounter.linePos(error.pos[0]).line;
+  // Without prettyErrors, linePos is not filled in: map the offset ourselves. An error "at the end"
+  // (an unclosed bracket) points at the last line with content, not at the empty line after it.
+  const lastContent = Math.max(0, text.trimEnd().length - 1);
+  const line = lineCounter.linePos(Math.min(error.pos[0], lastContent)).line;
   if (error.code === 'DUPLICATE_KEY') {
     const key = KEY_AT.exec(text.slice(error.pos[0], error.pos[0] + 80))?.[1];
     return { line, path: '', message: key !== undefined ? `duplicate key ${key.startsWith('"') || key.startsWith("'") ? key : `"${key}"`}` : 'duplicate key' };

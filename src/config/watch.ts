@@ -43,6 +43,9 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
   const directory = dirname(resolve(path));
   // The bytes of the policy now in force: a change back to them, or a touch, reloads nothing.
   let lastGood = readOrUndefined(path);
+  // What the last refused attempt saw (the bytes, or the read error's code): reported once, not on
+  // every later event in the directory. SIGHUP retries regardless.
+  let lastRefused: Buffer | string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -54,29 +57,40 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
     }
   }
 
+  function refuse(seen: Buffer | string, error: unknown, force: boolean): void {
+    const repeated = typeof seen === 'string' ? seen === lastRefused : Buffer.isBuffer(lastRefused) && seen.equals(lastRefused);
+    lastRefused = seen;
+    if (!repeated || force) report(error);
+  }
+
   function apply(force: boolean): void {
     if (closed) return;
     let current: Buffer;
     try {
       current = readFileSync(path);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'the file is gone (deleted, or a symlink to nothing)' : (code ?? 'unreadable');
-      report(new Error(`${path}: cannot read the policy file: ${why}; keeping the running policy`));
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      const why = code === 'ENOENT' ? 'the file is gone (deleted, or a symlink to nothing)' : code;
+      refuse(code, new Error(`${path}: cannot read the policy file: ${why}; keeping the running policy`), force);
       return;
     }
-    if (!force && lastGood !== undefined && current.equals(lastGood)) return;
+    if (!force && lastGood !== undefined && current.equals(lastGood)) {
+      lastRefused = undefined;
+      return;
+    }
     let policy: GatewayPolicy;
     try {
       policy = load(path);
     } catch (error) {
-      report(error);
+      refuse(current, error, force);
       return;
     }
+    lastRefused = undefined;
     try {
       onReload(policy);
       lastGood = current;
     } catch (error) {
+      // Not in force: the same bytes will be tried again on the next event.
       report(error);
     }
   }

@@ -337,7 +337,7 @@ describe('parsePolicy: every error names the file and line', () => {
     {
       name: 'YAML syntax error',
       text: HEAD + '  - { name: r0, match: { path: /x }\n',
-      issues: ['t.yaml:10: YAML: Flow map in block collection must be sufficiently indented and end with a }'],
+      issues: ['t.yaml:9: YAML: Flow map in block collection must be sufficiently indented and end with a }'],
     },
     {
       name: 'duplicate keys, block and flow',
