@@ -155,9 +155,9 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
       case 11:
         if (isName(name, 'x-mfa-token')) {
           if (mfaToken !== undefined) return REJECTIONS.duplicate_mfa_token;
-          if (value.length === 0) return REJECTIONS.empty_mfa_token;
           if (value.length > MAX_MFA_TOKEN_BYTES) return REJECTIONS.mfa_token_too_large;
-          if (!isPrintableAscii(value)) return REJECTIONS.invalid_credential_character;
+          // An empty or non-ASCII code (unicode digits) is a malformed code: the MFA stage answers it
+          // exactly like a wrong one (mfa_invalid), so it must not get a different answer here.
           mfaToken = value;
         } else if (isLooseName(name, 'x-mfa-token')) {
           return REJECTIONS.credential_header_spelling;

@@ -35,7 +35,6 @@ export type RejectReason =
   | 'duplicate_mfa_token'
   | 'duplicate_session_token'
   | 'empty_authorization'
-  | 'empty_mfa_token'
   | 'empty_session_token'
   | 'credential_header_spelling'
   | 'invalid_credential_character'
@@ -83,7 +82,6 @@ const DETAILS: Readonly<Record<RejectReason, string>> = {
   duplicate_mfa_token: 'the request carries more than one X-MFA-Token header',
   duplicate_session_token: 'the request carries more than one X-Session-Token header',
   empty_authorization: 'the Authorization header is empty',
-  empty_mfa_token: 'the X-MFA-Token header is empty',
   empty_session_token: 'the X-Session-Token header is empty',
   credential_header_spelling: 'credential headers must be spelled X-MFA-Token and X-Session-Token (with hyphens)',
   invalid_credential_character: 'a credential header contains a byte outside printable ASCII',

@@ -7,22 +7,14 @@ import { formatRouteTable } from '../routes/table.js';
 import { sendJson, sendProblem } from './respond.js';
 import type { ReloadResult } from './core.js';
 
-export interface PoolStat {
-  readonly upstream: string;
-  readonly connected: number;
-  readonly free: number;
-  readonly pending: number;
-  readonly running: number;
-}
-
 export interface AdminDeps {
   readonly metrics: Metrics;
   readonly policy: () => GatewayPolicy;
-  readonly poolStats: () => readonly PoolStat[];
+  readonly poolStats: () => unknown;
   /** Resolves to a reason when not ready, undefined when ready; rejects when a store is down. */
   readonly ready: () => Promise<string | undefined>;
   readonly reload: () => ReloadResult;
-  readonly activeLocks: () => Promise<number>;
+  readonly refreshGauges: () => Promise<void>;
   readonly adminToken?: string | undefined;
 }
 
@@ -42,21 +34,11 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
     return expected !== undefined && given !== undefined && timingSafeEqual(digest(given), expected);
   }
 
-  async function refreshGauges(): Promise<void> {
-    for (const stat of deps.poolStats()) {
-      deps.metrics.upstreamConnected.set({ upstream: stat.upstream }, stat.connected);
-      deps.metrics.upstreamFree.set({ upstream: stat.upstream }, stat.free);
-      deps.metrics.upstreamPending.set({ upstream: stat.upstream }, stat.pending);
-      deps.metrics.upstreamRunning.set({ upstream: stat.upstream }, stat.running);
-    }
-    deps.metrics.mfaActiveLocks.set(await deps.activeLocks());
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     const method = req.method ?? 'GET';
     if (path === '/metrics' && method === 'GET') {
-      await refreshGauges().catch(() => undefined);
+      await deps.refreshGauges().catch(() => undefined);
       const body = await deps.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
       res.end(body);

@@ -57,7 +57,8 @@ export interface GatewayCore {
   decide(view: RequestView, runtime: PolicyRuntime): Promise<Decision>;
   reload(): ReloadResult;
   ready(): Promise<string | undefined>;
-  activeLocks(): Promise<number>;
+  /** Refreshes the gauges that are read on scrape (active locks, key ages, pool sizes). */
+  refreshGauges(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -190,7 +191,18 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
       await store.ttl.ping();
       return undefined;
     },
-    activeLocks: () => store.ttl.countPrefix('lock:'),
+    async refreshGauges() {
+      for (const stat of runtime.forwarder.poolStats()) {
+        metrics.upstreamConnected.set({ upstream: stat.upstream }, stat.connected);
+        metrics.upstreamFree.set({ upstream: stat.upstream }, stat.free);
+        metrics.upstreamPending.set({ upstream: stat.upstream }, stat.pending);
+        metrics.upstreamRunning.set({ upstream: stat.upstream }, stat.running);
+      }
+      for (const age of keyring.keyAges(clock())) {
+        metrics.keyAge.set({ kid: age.kid, primary: String(age.primary) }, Math.floor(age.ageMs / 1000));
+      }
+      metrics.mfaActiveLocks.set(await mfa.activeLocks());
+    },
     whenIdle(timeoutMs) {
       if (inFlightTotal === 0) return Promise.resolve();
       return new Promise<void>((resolve) => {

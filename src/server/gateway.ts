@@ -7,7 +7,7 @@ import type { Decision } from '../decision/types.js';
 import { problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { handleMfaEndpoint } from '../mfa/endpoints.js';
+import { handleMfaEndpoint, serveSetupPage } from '../mfa/endpoints.js';
 import { handleForwardAuth } from '../authz/forward-auth.js';
 import { canonicalizeRequest } from '../request/canonical.js';
 import { publicServerOptions } from '../request/server-options.js';
@@ -134,6 +134,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   async function handleGatewayEndpoint(runtime: PolicyRuntime, req: IncomingMessage, res: ServerResponse, view: RequestView, subpath: string): Promise<void> {
+    // The setup page is static; a browser opening it has no bearer yet (the page asks for one).
+    if (subpath === 'setup' && view.method === 'GET') {
+      serveSetupPage(res);
+      return;
+    }
     if (view.authorization === undefined) {
       sendProblem(res, problem('invalid_token', 'a bearer token is required'), view.requestId);
       return;
@@ -212,7 +217,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ready: async () => (draining ? 'draining' : core.ready()),
         reload: core.reload,
         adminToken: initial.admin.token,
-        activeLocks: core.activeLocks,
+        refreshGauges: core.refreshGauges,
       }),
     );
     adminAddress = await listenOn(adminServer, adminListen.port, adminListen.host ?? initial.admin.host);

@@ -28,7 +28,6 @@ export const DETAIL: Readonly<Record<RejectReason, string>> = {
   duplicate_mfa_token: 'the request carries more than one X-MFA-Token header',
   duplicate_session_token: 'the request carries more than one X-Session-Token header',
   empty_authorization: 'the Authorization header is empty',
-  empty_mfa_token: 'the X-MFA-Token header is empty',
   empty_session_token: 'the X-Session-Token header is empty',
   credential_header_spelling: 'credential headers must be spelled X-MFA-Token and X-Session-Token (with hyphens)',
   invalid_credential_character: 'a credential header contains a byte outside printable ASCII',

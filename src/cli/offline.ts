@@ -1,0 +1,100 @@
+import type { GatewayPolicy } from '../config/types.js';
+import { loadKeyring, rewrapFactors, rotateKeyFile } from '../crypto/keyring.js';
+import { createLogger } from '../log/logger.js';
+import { enrollFactorOffline, listFactors, removeFactor } from '../mfa/admin.js';
+import { openStore } from '../store/open.js';
+import { systemClock } from '../time/clock.js';
+import { formatDuration } from '../time/duration.js';
+import type { CliValues } from './commands.js';
+
+type Print = (text: string) => void;
+
+/** `keys status|rotate|rewrap`: key management without a running gateway (rewrap is online-safe). */
+export async function runKeysCommand(policy: GatewayPolicy, args: readonly string[], print: Print): Promise<number> {
+  const [action] = args;
+  const now = systemClock();
+  switch (action) {
+    case 'status': {
+      const keyring = loadKeyring({ ...policy.keys });
+      for (const age of keyring.keyAges(now)) {
+        const stale = age.primary && age.ageMs > policy.keys.rotationMs ? `  (older than ${formatDuration(policy.keys.rotationMs)}: rotate)` : '';
+        print(`${age.primary ? '*' : ' '} ${age.kid.padEnd(20)} created ${new Date(age.createdAt).toISOString().slice(0, 10)}  age ${Math.floor(age.ageMs / 86_400_000)}d${stale}`);
+      }
+      return 0;
+    }
+    case 'rotate': {
+      if (policy.keys.file === undefined) throw new Error('keys rotate needs keys.file in the policy (keys from the environment are rotated where they are set)');
+      const { kid, previousKid } = rotateKeyFile(policy.keys.file);
+      print(`new primary key ${kid} (previous primary ${previousKid} kept to open older secrets); run "keys rewrap" to re-encrypt them`);
+      return 0;
+    }
+    case 'rewrap': {
+      const keyring = loadKeyring({ ...policy.keys });
+      const store = await openStore(policy.store, systemClock);
+      try {
+        const result = await rewrapFactors(store.durable, keyring);
+        print(`rewrapped ${result.rewrapped} factor secrets under ${keyring.primaryKid}; ${result.failed} could not be opened`);
+        return result.failed === 0 ? 0 : 1;
+      } finally {
+        await store.close();
+      }
+    }
+    default:
+      throw new Error('usage: keys status | rotate | rewrap');
+  }
+}
+
+async function withStores<T>(policy: GatewayPolicy, work: (stores: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
+  const store = await openStore(policy.store, systemClock);
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `factors enroll|list|remove --user SUB`: the operator's offline counterpart of the enrollment API. */
+export async function runFactorsCommand(policy: GatewayPolicy, args: readonly string[], values: CliValues, print: Print): Promise<number> {
+  const [action] = args;
+  const subject = values.user;
+  if (subject === undefined || subject === '') throw new Error('factors needs --user SUBJECT');
+  const audit = createLogger({ name: 'audit' });
+  switch (action) {
+    case 'enroll': {
+      const keyring = loadKeyring({ ...policy.keys });
+      const type = values.type === 'hotp' ? 'hotp' : values.type === 'totp' || values.type === undefined ? 'totp' : undefined;
+      if (type === undefined) throw new Error('--type must be totp or hotp');
+      const counter = values.counter === undefined ? undefined : Number(values.counter);
+      if (counter !== undefined && !(Number.isSafeInteger(counter) && counter >= 0)) throw new Error('--counter must be a whole number ≥ 0');
+      const enrolled = await withStores(policy, ({ durable }) =>
+        enrollFactorOffline({ policy, durable, keyring, audit }, { subject, type, secret: values.secret, counter, label: values.label }),
+      );
+      print(`factor ${enrolled.factorId} (${enrolled.type}, ${enrolled.status}) for ${subject}`);
+      if (values.secret === undefined) {
+        print(enrolled.terminalQr);
+        print(`otpauth URI: ${enrolled.otpauthUri}`);
+        print(`manual key:  ${enrolled.manualKey}`);
+      }
+      if (enrolled.recoveryCodes !== undefined) {
+        print('recovery codes (shown once; each works once):');
+        for (const code of enrolled.recoveryCodes) print(`  ${code}`);
+      }
+      return 0;
+    }
+    case 'list': {
+      const factors = await withStores(policy, ({ durable }) => listFactors({ durable }, subject));
+      if (factors.length === 0) print(`${subject} has no factors`);
+      for (const factor of factors) print(JSON.stringify(factor));
+      return 0;
+    }
+    case 'remove': {
+      if (values.id === undefined) throw new Error('factors remove needs --id FACTOR_ID');
+      const factorId = values.id;
+      const removed = await withStores(policy, ({ durable, ttl }) => removeFactor({ durable, ttl, audit }, subject, factorId));
+      print(removed ? `removed factor ${factorId} of ${subject}` : `${subject} has no factor ${factorId}`);
+      return removed ? 0 : 1;
+    }
+    default:
+      throw new Error('usage: factors enroll|list|remove --user SUBJECT');
+  }
+}
