@@ -311,6 +311,9 @@ async function main(): Promise<number> {
       }
     }
     log(`rows: ${targets.map((t) => t.name).join(', ')}`);
+    // Resident memory of every proxy before any load: what the RSS rows grow from.
+    const startRss: Record<string, number> = {};
+    for (const target of targets) if (target.proxy !== undefined) startRss[target.proxy.name] = rssBytes(target.proxy.pid);
 
     // ---- measurement
     const samples: Sample[] = [];
@@ -427,7 +430,7 @@ async function main(): Promise<number> {
       const points = sampler.stop();
       assertClean(`${target.name} at ${options.rssConnections} connections`, result);
       const peak = Math.max(...points.map((p) => p.rss));
-      rss.push({ target: target.name, label: target.label, connections: options.rssConnections, idleRssBytes: idle, peakRssBytes: peak, rps: result.rps, p99Ms: result.latencyMs.p99 });
+      rss.push({ target: target.name, label: target.label, connections: options.rssConnections, startRssBytes: startRss[target.proxy!.name] ?? 0, idleRssBytes: idle, peakRssBytes: peak, rps: result.rps, p99Ms: result.latencyMs.p99 });
       log(`  ${target.name} at ${options.rssConnections} connections: RSS ${fmt(idle / 2 ** 20, 1)} → peak ${fmt(peak / 2 ** 20, 1)} MB, ${fmt(result.rps)} rps`);
     }
 
