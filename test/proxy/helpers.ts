@@ -177,9 +177,12 @@ export interface CallOptions {
 
 /** One HTTP/1.1 request with exactly these headers (plus Host). */
 export function call(port: number, path: string, options: CallOptions = {}): Promise<Reply> {
+  let headers = options.headers ?? {};
+  // Node adds Host for object headers only; HTTP/1.1 requires one.
+  if (Array.isArray(headers) && !headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'host')) headers = ['Host', `127.0.0.1:${port}`, ...headers];
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method: options.method ?? 'GET', path, headers: options.headers ?? {}, agent: options.agent ?? false },
+      { host: '127.0.0.1', port, method: options.method ?? 'GET', path, headers, agent: options.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
