@@ -13,7 +13,8 @@ export function createLogger(options: { level?: string; name?: string; destinati
       level: options.level ?? process.env.LOG_LEVEL ?? 'info',
       base: undefined,
       redact: {
-        paths: ['authorization', 'headers.authorization', 'headers["x-mfa-token"]', 'headers["x-session-token"]', 'token', 'code', 'secret'],
+        // `code` is not here: it names problem codes in our logs, and OTP codes are never logged.
+        paths: ['authorization', 'headers.authorization', 'headers["x-mfa-token"]', 'headers["x-session-token"]', 'token', 'secret'],
         censor: '[redacted]',
       },
     },

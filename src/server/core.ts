@@ -69,7 +69,7 @@ function sameJson(a: unknown, b: unknown): boolean {
 export async function createGatewayCore(options: CoreOptions): Promise<GatewayCore> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger();
-  const audit = options.audit ?? logger.child({ name: 'audit' });
+  const audit = options.audit ?? createLogger({ name: 'audit' });
   const metrics = createMetrics();
 
   // A bad file at startup throws here: the gateway never serves without a valid policy.
