@@ -2,20 +2,12 @@
  * Route selection, run on every request. The loader has already done the work that can be done
  * once (hosts normalised, methods upper-cased into a Set, regexes compiled and anchored), so a
  * lookup is a loop of string compares with no allocation beyond a host that needs normalising.
+ * Hosts on both sides go through the request canonicaliser's normalizeHost, so they cannot disagree.
  */
 import type { Route } from '../config/types.js';
+import { normalizeHost } from '../request/host.js';
 
-const UPPER = /[A-Z]/;
 const SLASH = 0x2f;
-
-/** Host as matched: lower-cased, trailing dot and a `:80`/`:443` port dropped. Returns `host` itself when already normal. */
-export function normalizeHost(host: string): string {
-  let h = host;
-  if (h.endsWith(':80')) h = h.slice(0, -3);
-  else if (h.endsWith(':443')) h = h.slice(0, -4);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return UPPER.test(h) ? h.toLowerCase() : h;
-}
 
 /**
  * Prefix on segment boundaries: `/orders/` matches `/orders/x`; `/orders` matches `/orders` and
@@ -31,12 +23,13 @@ export function pathHasPrefix(prefix: string, path: string): boolean {
  * the request path without the query; `method` is compared as sent (HTTP methods are case-sensitive).
  */
 export function matchRoute(routes: readonly Route[], method: string, host: string, path: string): Route | undefined {
-  let normalHost: string | undefined;
+  // Normalised on first need; null when the host is not a valid one (then no host rule matches).
+  let normalHost: string | null | undefined;
   for (const route of routes) {
     const match = route.match;
     if (match.methods !== undefined && !match.methods.has(method)) continue;
     if (match.host !== undefined) {
-      normalHost ??= normalizeHost(host);
+      if (normalHost === undefined) normalHost = normalizeHost(host) ?? null;
       if (match.host !== normalHost) continue;
     }
     if (match.path !== undefined) {

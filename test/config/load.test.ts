@@ -463,8 +463,16 @@ describe('parsePolicy: every error names the file and line', () => {
     },
     {
       name: 'host values that are not hosts',
-      text: HEAD + '  - { match: { host: "*.example.com" }, upstream: app, policy: public }\n  - { match: { host: "a b" }, upstream: app, policy: public }\n',
-      issues: ['t.yaml:9: routes[0].match.host: wildcards are not supported: list each host in its own route', 't.yaml:10: routes[1].match.host: not a host name, IP literal or host:port'],
+      text:
+        HEAD +
+        '  - { match: { host: "*.example.com" }, upstream: app, policy: public }\n  - { match: { host: "a b" }, upstream: app, policy: public }\n' +
+        '  - { match: { host: "user@example.com" }, upstream: app, policy: public }\n  - { match: { host: "example.com:99999" }, upstream: app, policy: public }\n',
+      issues: [
+        't.yaml:9: routes[0].match.host: wildcards are not supported: list each host in its own route',
+        't.yaml:10: routes[1].match.host: not a host name, IP literal or host:port',
+        't.yaml:11: routes[2].match.host: not a host name, IP literal or host:port',
+        't.yaml:12: routes[3].match.host: not a host name, IP literal or host:port',
+      ],
     },
     {
       name: 'key sources: none, or more than one',
