@@ -5,7 +5,7 @@
  * only a complete, valid policy reaches onReload. Anything else goes to onError and changes nothing.
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigOptionError } from './errors.js';
 import type { GatewayPolicy } from './types.js';
 
@@ -112,7 +112,7 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
   } catch (error) {
     throw new ConfigOptionError('path', `cannot watch ${directory}: ${(error as NodeJS.ErrnoException).code ?? asError(error).message}`);
   }
-  watcher.on('error', (error) => report(new Error(`${basename(path)}: the directory watch failed (${error.message}); reload with SIGHUP`)));
+  watcher.on('error', (error) => report(new Error(`${path}: the directory watch failed (${error.message}); reload with SIGHUP`)));
 
   return {
     reload() {
