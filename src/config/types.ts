@@ -103,7 +103,7 @@ export interface RouteMatch {
 export interface Route {
   /** Position in the file, 0-based; first match wins. */
   readonly index: number;
-  /** `name:` if given, else `route[index]`. Bounded: used as a metric label. */
+  /** `name:` if given, else `route_<index>`. Bounded: used as a metric label. */
   readonly name: string;
   /** 1-based line of the route in the policy file, for messages. */
   readonly line: number;

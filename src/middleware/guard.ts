@@ -1,15 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { handleForwardAuth } from '../authz/forward-auth.js';
 import { identityHeaders, isIdentityHeaderName } from '../authz/identity.js';
 import type { Identity } from '../decision/types.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
-import { handleMfaEndpoint } from '../mfa/endpoints.js';
 import { canonicalizeRequest, type RequestSource } from '../request/canonical.js';
 import type { RequestView } from '../request/view.js';
-import { createGatewayCore, type GatewayCore, type PolicyRuntime } from '../server/core.js';
+import { createGatewayCore, type GatewayCore } from '../server/core.js';
 import { sendProblem } from '../server/respond.js';
+import { reservedKind, serveReservedPath } from '../server/endpoints.js';
 import type { Clock } from '../time/clock.js';
 
 /** What the guard tells the application about an allowed caller (also as `x-auth-*` request headers). */
@@ -158,15 +157,10 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     const prefix = runtime.policy.mfa.pathPrefix;
     if (view.path.startsWith(prefix)) {
       routeLabel = '(gateway)';
-      policyLabel = 'gateway';
       takeOver();
       const subpath = view.path.slice(prefix.length);
-      if (subpath.startsWith('authz/')) {
-        policyLabel = 'forward_auth';
-        await handleForwardAuth(core, runtime, req, res, view, subpath.slice('authz/'.length));
-      } else {
-        await answerMfaEndpoint(runtime, req, res, view, subpath);
-      }
+      policyLabel = reservedKind(subpath);
+      await serveReservedPath(core, runtime, req, res, view, subpath);
       return;
     }
 
@@ -200,20 +194,6 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
   function recordDenial(p: Problem, view: RequestView, route: string | undefined): void {
     metrics.denials.inc({ code: p.code });
     logger.info({ event: 'denied', request_id: view.requestId, code: p.code, route, method: view.method, path: view.path, client: view.clientIp, door: 'guard' }, 'request denied');
-  }
-
-  async function answerMfaEndpoint(runtime: PolicyRuntime, req: IncomingMessage, res: ServerResponse, view: RequestView, subpath: string): Promise<void> {
-    // Same order as the gateway: every MFA endpoint needs a valid bearer token first.
-    if (view.authorization === undefined) {
-      sendProblem(res, problem('invalid_token', 'a bearer token is required'), view.requestId);
-      return;
-    }
-    const verified = await runtime.bearer.verify(view.authorization);
-    if (!verified.ok) {
-      sendProblem(res, verified.problem, view.requestId);
-      return;
-    }
-    await handleMfaEndpoint(core.mfa, { req, res, view, subpath, principal: verified.principal });
   }
 
   function run(req: IncomingMessage, res: ServerResponse, next: NextFunction, takeOver: () => void): void {

@@ -7,15 +7,14 @@ import type { Decision } from '../decision/types.js';
 import { problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { handleMfaEndpoint, serveSetupPage } from '../mfa/endpoints.js';
-import { handleForwardAuth } from '../authz/forward-auth.js';
 import { canonicalizeRequest } from '../request/canonical.js';
 import { publicServerOptions } from '../request/server-options.js';
 import type { RequestView } from '../request/view.js';
 import type { Clock } from '../time/clock.js';
 import { createAdminHandler } from './admin.js';
-import { createGatewayCore, type GatewayCore, type PolicyRuntime, type ReloadResult } from './core.js';
+import { createGatewayCore, type GatewayCore, type ReloadResult } from './core.js';
 import { sendProblem, writeProblemToSocket } from './respond.js';
+import { reservedKind, serveReservedPath } from './endpoints.js';
 
 export interface GatewayOptions {
   readonly configPath: string;
@@ -86,14 +85,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const prefix = runtime.policy.mfa.pathPrefix;
     if (view.path.startsWith(prefix)) {
       routeLabel = '(gateway)';
-      policyLabel = 'gateway';
       const subpath = view.path.slice(prefix.length);
-      if (subpath.startsWith('authz/')) {
-        policyLabel = 'forward_auth';
-        await handleForwardAuth(core, runtime, req, res, view, subpath.slice('authz/'.length));
-      } else {
-        await handleGatewayEndpoint(runtime, req, res, view, subpath);
-      }
+      policyLabel = reservedKind(subpath);
+      await serveReservedPath(core, runtime, req, res, view, subpath);
       return;
     }
 
@@ -131,24 +125,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
     // A refused request's body is never wanted; closing is cheaper and safer than draining it.
     sendProblem(res, decision.problem, view.requestId, hasBody(req) ? { connection: 'close' } : undefined);
-  }
-
-  async function handleGatewayEndpoint(runtime: PolicyRuntime, req: IncomingMessage, res: ServerResponse, view: RequestView, subpath: string): Promise<void> {
-    // The setup page is static; a browser opening it has no bearer yet (the page asks for one).
-    if (subpath === 'setup' && view.method === 'GET') {
-      serveSetupPage(res);
-      return;
-    }
-    if (view.authorization === undefined) {
-      sendProblem(res, problem('invalid_token', 'a bearer token is required'), view.requestId);
-      return;
-    }
-    const verified = await runtime.bearer.verify(view.authorization);
-    if (!verified.ok) {
-      sendProblem(res, verified.problem, view.requestId);
-      return;
-    }
-    await handleMfaEndpoint(core.mfa, { req, res, view, subpath, principal: verified.principal });
   }
 
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
