@@ -53,6 +53,13 @@ function responseHead(statusCode: number, statusMessage: string | undefined, hea
   return head + '\r\n';
 }
 
+function closeBoth(ended: Duplex, other: Duplex): void {
+  other.end(() => {
+    ended.destroy();
+    other.destroy();
+  });
+}
+
 export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOptions): Tunnel {
   const { url, requestId, logger } = options;
   let ended = false;
@@ -73,6 +80,10 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
     client.destroy();
   }
   client.on('close', onClientClose);
+  // The server socket is half-open capable: before the tunnel exists, a FIN from the client is an abort.
+  client.once('end', () => {
+    if (!established) client.destroy();
+  });
   function onClientClose(): void {
     if (ended) return;
     // The client left: nothing of the upstream side may outlive it.
@@ -155,8 +166,12 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
     if (upstreamHead.length > 0) client.write(upstreamHead);
     // Bytes the client sent right after its request head belong to the tunnel.
     if (head.length > 0) socket.write(head);
-    socket.pipe(client);
-    client.pipe(socket);
+    // WebSocket has no use for half-open TCP: when one side ends, flush and close both, so a peer
+    // that never closes its half cannot pin a socket here.
+    socket.once('end', () => closeBoth(socket, client));
+    client.once('end', () => closeBoth(client, socket));
+    socket.pipe(client, { end: false });
+    client.pipe(socket, { end: false });
   });
 
   upstreamRequest.end();
