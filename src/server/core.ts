@@ -192,12 +192,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
       return undefined;
     },
     async refreshGauges() {
-      for (const stat of runtime.forwarder.poolStats()) {
-        metrics.upstreamConnected.set({ upstream: stat.upstream }, stat.connected);
-        metrics.upstreamFree.set({ upstream: stat.upstream }, stat.free);
-        metrics.upstreamPending.set({ upstream: stat.upstream }, stat.pending);
-        metrics.upstreamRunning.set({ upstream: stat.upstream }, stat.running);
-      }
+      runtime.forwarder.collectPoolGauges();
       for (const age of keyring.keyAges(clock())) {
         metrics.keyAge.set({ kid: age.kid, primary: String(age.primary) }, Math.floor(age.ageMs / 1000));
       }
