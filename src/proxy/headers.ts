@@ -82,6 +82,8 @@ function requestAction(lowerName: string): number {
 
 /** Adds the lower-cased tokens of a `Connection` value that name an end-to-end header to `into`. */
 function connectionTokens(value: string, into: string[] | undefined, protect: ReadonlySet<string>): string[] | undefined {
+  // Nearly every message says just this; skip the split.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return into;
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase();
     if (token === '' || token === 'close' || HOP_BY_HOP.has(token) || protect.has(token)) continue;

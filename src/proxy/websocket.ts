@@ -66,6 +66,7 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
   let wroteToClient = false;
   let established = false;
   let upstreamSocket: Duplex | undefined;
+  let timer: NodeJS.Timeout | undefined;
 
   function end(outcome: UpstreamOutcome): void {
     if (ended) return;
@@ -78,6 +79,11 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
   client.on('error', onClientError);
   function onClientError(): void {
     client.destroy();
+  }
+  if (client.destroyed) {
+    // The client left while the upgrade was being decided: do not even connect.
+    end('client_abort');
+    return { ended, destroy: () => undefined };
   }
   client.on('close', onClientClose);
   // The server socket is half-open capable: before the tunnel exists, a FIN from the client is an abort.
@@ -103,7 +109,7 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
     setHost: false,
     agent: false,
   });
-  const timer = setTimeout(() => upstreamRequest.destroy(new TunnelTimeoutError('upstream did not answer the upgrade in time')), options.timeoutMs);
+  timer = setTimeout(() => upstreamRequest.destroy(new TunnelTimeoutError('upstream did not answer the upgrade in time')), options.timeoutMs);
 
   upstreamRequest.on('error', (error: NodeJS.ErrnoException) => {
     upstreamSocket?.destroy();

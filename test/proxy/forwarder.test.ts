@@ -218,6 +218,24 @@ describe('forwarder: paths and bodies', () => {
     assert.equal(got.headers['content-type'], 'application/octet-stream');
   });
 
+  test('Expect: 100-continue is answered by the gateway and not sent on; the body still arrives', async () => {
+    const reply = await call(r.front.port, '/upload', { method: 'PUT', body: 'abc', headers: { expect: '100-continue' } });
+    assert.deepEqual(JSON.parse(reply.body.toString()), { bytes: 3, sha256: sha256(Buffer.from('abc')) });
+    const got = r.upstream.received.at(-1)!;
+    assert.equal(got.method, 'PUT');
+    assert.equal(r.upstream.names(got).includes('expect'), false);
+  });
+
+  test('HEAD keeps the upstream Content-Length without a body, and the upstream connection stays usable', async () => {
+    const head = await call(r.front.port, '/head', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    const expected = JSON.stringify({ bytes: 0, sha256: sha256(Buffer.alloc(0)) });
+    assert.equal(head.headers['content-length'], String(expected.length));
+    const after = await call(r.front.port, '/after-head');
+    assert.equal(after.body.toString(), expected);
+  });
+
   test('a large response is streamed: the client gets bytes before the upstream finished, and all of them', async () => {
     const body = await new Promise<Buffer>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: r.front.port, path: '/big', agent: false }, (res) => {
@@ -360,7 +378,7 @@ describe('forwarder: upstream failures become answers', () => {
 });
 
 describe('forwarder: retries and the bounded queue', () => {
-  const retries = { max: 3, initialMs: 150, multiplier: 2, jitterMs: 0 };
+  const retries = { max: 3, initialMs: 300, multiplier: 2, jitterMs: 0 };
 
   test('a GET refused at first is retried after the backoff and succeeds once the upstream is up', async () => {
     const port = await freePort();
@@ -370,7 +388,7 @@ describe('forwarder: retries and the bounded queue', () => {
     let upstream: Upstream | undefined;
     try {
       const pending = call(front.port, '/retry');
-      // The first attempt is refused at once; the upstream appears before the first retry (150 ms).
+      // The first attempt is refused at once; the upstream appears before the first retry (300 ms).
       await eventually(async () => (await counter(metrics, 'upstreamRetries', { upstream: 'app' })) === 1);
       upstream = await startUpstream(undefined, port);
       const reply = await pending;
