@@ -107,9 +107,15 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     const forwarder =
       previous !== undefined &&
       sameJson([...previous.policy.upstreams], [...policy.upstreams]) &&
-      previous.policy.limits.maxQueued === policy.limits.maxQueued
+      sameJson(previous.policy.limits, policy.limits)
         ? previous.forwarder
-        : createForwarder({ upstreams: policy.upstreams, maxQueued: policy.limits.maxQueued, metrics, logger });
+        : createForwarder({
+            upstreams: policy.upstreams,
+            maxQueued: policy.limits.maxQueued,
+            maxTotalConnections: policy.limits.maxUpstreamConnections,
+            metrics,
+            logger,
+          });
     return {
       policy,
       bearer,
