@@ -1,14 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { identityHeaders, isIdentityHeaderName } from '../authz/identity.js';
 import type { Identity } from '../decision/types.js';
-import { problem, type Problem } from '../errors/problems.js';
+import { problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
-import { canonicalizeRequest, type RequestSource } from '../request/canonical.js';
-import type { RequestView } from '../request/view.js';
+import type { RequestSource } from '../request/canonical.js';
 import { createGatewayCore, type GatewayCore } from '../server/core.js';
 import { sendProblem } from '../server/respond.js';
-import { reservedKind, serveReservedPath } from '../server/endpoints.js';
+import { admitRequest } from '../server/admit.js';
 import type { Clock } from '../time/clock.js';
 
 /** What the guard tells the application about an allowed caller (also as `x-auth-*` request headers). */
@@ -108,9 +106,6 @@ function setHeaders(req: IncomingMessage, headers: Record<string, string>): void
   }
 }
 
-const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-
 /**
  * Front door 3: the decision engine as a Node middleware. Async so that a bad policy file, a missing
  * key or an unreachable store fails at startup, never on the first request.
@@ -123,7 +118,7 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     ...(options.clock !== undefined ? { clock: options.clock } : {}),
     ...(options.watch !== undefined ? { watch: options.watch } : {}),
   });
-  const { metrics, logger } = core;
+  const { logger } = core;
   let closing: Promise<void> | undefined;
 
   /** `takeOver` runs before the guard answers itself (Fastify must be told to stand aside). */
@@ -133,49 +128,9 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
       sendProblem(res, problem('overloaded', 'the MFA guard is shutting down', { retryAfter: 1 }), undefined, { connection: 'close' });
       return;
     }
-    const started = performance.now();
-    const runtime = core.acquire();
-    let routeLabel = '(none)';
-    let policyLabel = '(none)';
-    res.once('close', () => {
-      metrics.requests.inc({ route: routeLabel, policy: policyLabel, status: String(res.statusCode) });
-      metrics.requestDuration.observe({ route: routeLabel }, (performance.now() - started) / 1000);
-      core.release(runtime);
-    });
-
-    const canonical = canonicalizeRequest(originalRequest(req), { trustedProxies: runtime.trusted, maxTokenBytes: runtime.policy.auth.jwt.maxTokenBytes });
-    if (!canonical.ok) {
-      routeLabel = '(rejected)';
-      metrics.rejectedRequests.inc({ reason: canonical.reason });
-      metrics.denials.inc({ code: canonical.problem.code });
-      takeOver();
-      sendProblem(res, canonical.problem, undefined, { connection: 'close' });
-      return;
-    }
-    const view = canonical.view;
-
-    const prefix = runtime.policy.mfa.pathPrefix;
-    if (view.path.startsWith(prefix)) {
-      routeLabel = '(gateway)';
-      takeOver();
-      const subpath = view.path.slice(prefix.length);
-      policyLabel = reservedKind(subpath);
-      await serveReservedPath(core, runtime, req, res, view, subpath);
-      return;
-    }
-
-    const decision = await core.decide(view, runtime);
-    if (decision.route !== undefined) {
-      routeLabel = decision.route.name;
-      policyLabel = decision.route.policy;
-    }
-    if (decision.kind === 'deny') {
-      recordDenial(decision.problem, view, decision.route?.name);
-      takeOver();
-      // A refused request's body is never wanted; closing is cheaper and safer than draining it.
-      sendProblem(res, decision.problem, view.requestId, hasBody(req) ? { connection: 'close' } : undefined);
-      return;
-    }
+    const admitted = await admitRequest(core, req, res, { door: 'guard', source: originalRequest(req), beforeAnswer: takeOver });
+    if (admitted === undefined) return;
+    const { view, decision } = admitted;
 
     // The application is the backend: it sees what the reverse proxy would forward, nothing a client could forge.
     const forwardAuthorization = decision.route.forwardAuthorization;
@@ -189,11 +144,6 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
       res.setHeader('x-session-expires', String(decision.session.expiresAt));
     }
     next();
-  }
-
-  function recordDenial(p: Problem, view: RequestView, route: string | undefined): void {
-    metrics.denials.inc({ code: p.code });
-    logger.info({ event: 'denied', request_id: view.requestId, code: p.code, route, method: view.method, path: view.path, client: view.clientIp, door: 'guard' }, 'request denied');
   }
 
   function run(req: IncomingMessage, res: ServerResponse, next: NextFunction, takeOver: () => void): void {

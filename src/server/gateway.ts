@@ -1,20 +1,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { performance } from 'node:perf_hooks';
 import type { GatewayPolicy } from '../config/types.js';
-import type { Decision } from '../decision/types.js';
 import { problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { canonicalizeRequest } from '../request/canonical.js';
 import { publicServerOptions } from '../request/server-options.js';
-import type { RequestView } from '../request/view.js';
 import type { Clock } from '../time/clock.js';
 import { createAdminHandler } from './admin.js';
 import { createGatewayCore, type GatewayCore, type ReloadResult } from './core.js';
 import { sendProblem, writeProblemToSocket } from './respond.js';
-import { reservedKind, serveReservedPath } from './endpoints.js';
+import { admitRequest } from './admit.js';
 
 export interface GatewayOptions {
   readonly configPath: string;
@@ -40,9 +37,6 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-
 function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -60,46 +54,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let draining = false;
 
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    const runtime = core.acquire();
-    let routeLabel = '(none)';
-    let policyLabel = '(none)';
-    res.once('close', () => {
-      metrics.requests.inc({ route: routeLabel, policy: policyLabel, status: String(res.statusCode) });
-      metrics.requestDuration.observe({ route: routeLabel }, (performance.now() - started) / 1000);
-      core.release(runtime);
-    });
     if (draining) res.setHeader('connection', 'close');
-
-    const canonical = canonicalizeRequest(req, { trustedProxies: runtime.trusted, maxTokenBytes: runtime.policy.auth.jwt.maxTokenBytes });
-    if (!canonical.ok) {
-      routeLabel = '(rejected)';
-      metrics.rejectedRequests.inc({ reason: canonical.reason });
-      metrics.denials.inc({ code: canonical.problem.code });
-      // An ambiguous request may hide a second one in its body: never read on from this socket.
-      sendProblem(res, canonical.problem, undefined, { connection: 'close' });
-      return;
-    }
-    const view = canonical.view;
-
-    const prefix = runtime.policy.mfa.pathPrefix;
-    if (view.path.startsWith(prefix)) {
-      routeLabel = '(gateway)';
-      const subpath = view.path.slice(prefix.length);
-      policyLabel = reservedKind(subpath);
-      await serveReservedPath(core, runtime, req, res, view, subpath);
-      return;
-    }
-
-    const decision = await core.decide(view, runtime);
-    if (decision.route !== undefined) {
-      routeLabel = decision.route.name;
-      policyLabel = decision.route.policy;
-    }
-    if (decision.kind === 'deny') {
-      refuse(req, res, decision, view);
-      return;
-    }
+    const admitted = await admitRequest(core, req, res, { door: 'proxy' });
+    if (admitted === undefined) return;
+    const { runtime, view, decision } = admitted;
     const route = decision.route;
     if (route.upstream === undefined) {
       sendProblem(res, problem('forbidden', 'this route has no upstream'), view.requestId);
@@ -115,16 +73,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ? { responseHeaders: { 'x-session-token': decision.session.token, 'x-session-expires': String(decision.session.expiresAt) } }
         : {}),
     });
-  }
-
-  function refuse(req: IncomingMessage, res: ServerResponse, decision: Extract<Decision, { kind: 'deny' }>, view: RequestView): void {
-    metrics.denials.inc({ code: decision.problem.code });
-    logger.info(
-      { event: 'denied', request_id: view.requestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
-      'request denied',
-    );
-    // A refused request's body is never wanted; closing is cheaper and safer than draining it.
-    sendProblem(res, decision.problem, view.requestId, hasBody(req) ? { connection: 'close' } : undefined);
   }
 
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
