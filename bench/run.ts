@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import {
   enrolMany,
   enrolUser,
@@ -27,10 +27,12 @@ import {
 } from './lib/gateway-setup.js';
 import { writeFreshCodeScript } from './lib/lua.js';
 import { provisionUsers } from './lib/provision.js';
+import { measureVerificationFloor, type FloorStep } from './lib/floor.js';
 import { cpuProcessMicros, machineFacts } from './lib/machine.js';
 import { nginxMissingReason } from './lib/nginx.js';
 import { BenchOptionError, parseRunOptions, RUN_SPECS, usage, type RunOptions } from './lib/options.js';
 import { BenchError, cpuMicros, hasCommand, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
+import { connectProfiler, inspectorUrlFromLog, type RemoteProfiler } from './lib/inspector.js';
 import { renderProfileSummary, summariseProfile } from './lib/profile.js';
 import { aggregate, renderMarkdown, verdicts, type Mode, type RssRow, type RunReport, type Sample, type TargetInfo } from './lib/report.js';
 import { launchGateway, prepareGateway, REPO_ROOT, startNginx, startNodeBaseline, startUpstream, upstreamServed } from './lib/stack.js';
@@ -92,6 +94,28 @@ async function preflight(target: Target): Promise<void> {
   }
 }
 
+/**
+ * Every fresh-code user's bearer token through the bearer route once, so the fresh-code row
+ * measures the second factor with a warm validated-token cache, like every other gateway row.
+ */
+async function warmTokens(port: number, users: readonly EnrolledUser[]): Promise<void> {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 50 });
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < users.length) {
+      const user = users[next++]!;
+      const reply = await pool.request({ method: 'GET', path: PATHS.bearer, headers: { authorization: user.authorization } });
+      await reply.body.text();
+      if (reply.statusCode !== 200) throw new BenchError(`warming the token of ${user.subject}: ${reply.statusCode}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 50 }, worker));
+  } finally {
+    await pool.close();
+  }
+}
+
 async function main(): Promise<number> {
   const options = parseRunOptions(process.argv.slice(2), process.env);
   if (options.help) {
@@ -129,13 +153,19 @@ async function main(): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const profileDir = options.cpuProf ? join(outDir, `profiles-${stamp}`) : undefined;
   const running: ManagedProcess[] = [];
+  // Resident memory of every process right after it started: what the RSS rows grow from.
+  const startRss: Record<string, number> = {};
+  const track = (proc: ManagedProcess): void => {
+    running.push(proc);
+    startRss[proc.name] = rssBytes(proc.pid);
+  };
   log(`work folder ${work}`);
   const machine = machineFacts(REPO_ROOT);
   let failed = true;
 
   try {
     const upstream = await startUpstream(work, serverCpus);
-    running.push(upstream.process);
+    track(upstream.process);
     log(`upstream on :${upstream.port}`);
 
     // ---- gateway, users and tokens (first: the baselines get the same request headers)
@@ -147,15 +177,24 @@ async function main(): Promise<number> {
     let sessionToken = 'none';
     const subject = 'bench-session';
     let freshUsers: EnrolledUser[] = [];
+    let profiler: RemoteProfiler | undefined;
     if (needGateway) {
-      const prepared = await prepareGateway(work, upstream.port, Math.max(1000, 2 * options.rssConnections));
+      const prepared = await prepareGateway(work, upstream.port, {
+        maxQueued: Math.max(1000, 2 * options.rssConnections),
+        tokenCacheEntries: Math.max(10_000, options.freshFactors + 1000),
+      });
       if (selected.has('mfa-fresh-code')) {
         const started = Date.now();
         freshUsers = await provisionUsers(prepared.workspace.configPath, prepared.workspace.signers, 'bench-fresh-', options.freshFactors);
         log(`provisioned ${freshUsers.length} users with an active TOTP factor in ${fmt((Date.now() - started) / 1000, 1)} s (before start, like \`mfa-gateway factors enroll\`)`);
       }
-      const gateway = await launchGateway(work, serverCpus, prepared, profileDir);
-      running.push(gateway.process);
+      const gateway = await launchGateway(work, serverCpus, prepared, profileDir !== undefined);
+      track(gateway.process);
+      if (profileDir !== undefined) {
+        mkdirSync(profileDir, { recursive: true });
+        profiler = await connectProfiler(inspectorUrlFromLog(gateway.process.logFile));
+        notes.push('--cpu-prof: the first round of every gateway row ran under the V8 profiler; those runs carry its overhead (compare the rounds in the JSON)');
+      }
       gatewayProcess = gateway.process;
       gatewayPort = gateway.port;
       log(`mfa-gateway on :${gateway.port} (policy ${gateway.workspace.configPath})`);
@@ -194,7 +233,7 @@ async function main(): Promise<number> {
     });
     if (selected.has('undici')) {
       const started = await startNodeBaseline(work, serverCpus, 'undici-proxy', upstream.port);
-      running.push(started.process);
+      track(started.process);
       targets.push({
         ...baselineInfo('undici', 'undici Pool+stream (minimal)', 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else'),
         port: started.port,
@@ -209,7 +248,7 @@ async function main(): Promise<number> {
     }
     if (selected.has('http-proxy')) {
       const started = await startNodeBaseline(work, serverCpus, 'http-proxy', upstream.port);
-      running.push(started.process);
+      track(started.process);
       targets.push({
         ...baselineInfo('http-proxy', 'http-proxy-3 (keep-alive agent)', 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)'),
         port: started.port,
@@ -229,7 +268,7 @@ async function main(): Promise<number> {
         notes.push(`nginx row skipped: ${missing}`);
       } else {
         const started = await startNginx(work, serverCpus, upstream.port);
-        running.push(started.process);
+        track(started.process);
         targets.push({
           ...baselineInfo('nginx', 'nginx (1 worker, keepalive 100)', 'nginx, one worker, proxy_http_version 1.1, upstream keepalive 100, access log off (CPU and RSS: master + worker)'),
           port: started.port,
@@ -311,9 +350,7 @@ async function main(): Promise<number> {
       }
     }
     log(`rows: ${targets.map((t) => t.name).join(', ')}`);
-    // Resident memory of every proxy before any load: what the RSS rows grow from.
-    const startRss: Record<string, number> = {};
-    for (const target of targets) if (target.proxy !== undefined) startRss[target.proxy.name] = rssBytes(target.proxy.pid);
+
 
     // ---- measurement
     const samples: Sample[] = [];
@@ -346,6 +383,7 @@ async function main(): Promise<number> {
       const duration = target.freshCodes ? Math.min(FRESH_DURATION_SEC, options.durationSec) : mode === 'c50' ? options.durationSec : options.c1DurationSec;
       const label = `${target.name} ${mode} run ${round + 1}`;
       for (let attempt = 0; ; attempt++) {
+        if (target.freshCodes) await warmTokens(target.port, freshUsers);
         if (warmup > 0) assertClean(`${label} (warm-up)`, await runOnce(target, connections, warmup));
         // Let requests still in flight when the warm-up's wrk quit reach the upstream before counting.
         await new Promise((resolve) => setTimeout(resolve, 250));
@@ -353,9 +391,12 @@ async function main(): Promise<number> {
         const proxyBefore = target.proxy === undefined ? 0 : cpuMicros(target.proxy.pid);
         const upstreamBefore = cpuMicros(upstream.process.pid);
         const cpu0Before = cpuProcessMicros(0);
+        const profiling = profiler !== undefined && target.group === 'gateway' && round === 0;
+        if (profiling) await profiler!.start();
         const started = Date.now();
         const result = await runOnce(target, connections, duration);
         const wallUs = (Date.now() - started) * 1000;
+        if (profiling) await profiler!.stop(join(profileDir!, `${target.name}-${mode}.cpuprofile`));
         const cpu0 = cpuProcessMicros(0) - cpu0Before;
         const proxyCpu = target.proxy === undefined ? 0 : cpuMicros(target.proxy.pid) - proxyBefore;
         const upstreamCpu = cpuMicros(upstream.process.pid) - upstreamBefore;
@@ -434,6 +475,13 @@ async function main(): Promise<number> {
       log(`  ${target.name} at ${options.rssConnections} connections: RSS ${fmt(idle / 2 ** 20, 1)} → peak ${fmt(peak / 2 ** 20, 1)} MB, ${fmt(result.rps)} rps`);
     }
 
+    // ---- what a verification costs at least, on this machine (nothing else runs now)
+    let floor: FloorStep[] | undefined;
+    if (targets.some((t) => t.freshCodes)) {
+      floor = measureVerificationFloor();
+      log(`verification floor: ${floor.map((step) => `${step.name} ${fmt(step.micros, 1)} µs`).join('; ')}`);
+    }
+
     // ---- results
     const infos: TargetInfo[] = targets.map(({ name, label, description, group }) => ({ name, label, description, group }));
     const c50 = aggregate(samples, infos, 'c50');
@@ -466,18 +514,20 @@ async function main(): Promise<number> {
       c50,
       c1,
       rss,
-      verdicts: verdicts(c50, c1, rss),
+      ...(floor !== undefined ? { floor } : {}),
+      verdicts: verdicts(c50, c1, rss, floor),
       samples,
     };
-    // Profiles are written when the gateway exits: stop everything first.
-    for (const proc of running.reverse()) await proc.stop();
-    running.length = 0;
+    profiler?.close();
     const base = join(outDir, `run-${stamp}`);
     let markdown = renderMarkdown(report);
     if (profileDir !== undefined) {
       const profiles = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
       const summaries = profiles.map((file) => renderProfileSummary(summariseProfile(join(profileDir, file), REPO_ROOT)));
-      writeFileSync(join(profileDir, 'SUMMARY.md'), `# CPU profile of the gateway during run-${stamp}\n\n${summaries.join('\n')}`);
+      writeFileSync(
+        join(profileDir, 'SUMMARY.md'),
+        `# CPU profiles of the gateway, run-${stamp}\n\nOne profile per gateway row: the measured run of round 1 only (open the .cpuprofile files in Chrome DevTools or VS Code).\n\n${summaries.join('\n')}`,
+      );
       markdown += `\nGateway CPU profile: ${join(profileDir, 'SUMMARY.md')}\n`;
     }
     writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);

@@ -72,7 +72,7 @@ async function main(): Promise<number> {
   try {
     const upstream = await startUpstream(work, serverCpus);
     running.push(upstream.process);
-    const gateway = await launchGateway(work, serverCpus, await prepareGateway(work, upstream.port, 1000));
+    const gateway = await launchGateway(work, serverCpus, await prepareGateway(work, upstream.port, { maxQueued: 1000, tokenCacheEntries: 10_000 }));
     running.push(gateway.process);
     log(`upstream :${upstream.port}, mfa-gateway :${gateway.port}; enrolling ${options.users} users`);
 

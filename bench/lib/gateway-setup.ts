@@ -43,6 +43,8 @@ export interface PolicyOptions {
   readonly adminPort: number;
   /** Requests allowed to wait for an upstream connection (the 1,000-connection RSS row queues ~900). */
   readonly maxQueued: number;
+  /** Validated-token cache entries (default 10,000); the fresh-code row keeps every user's token warm. */
+  readonly tokenCacheEntries: number;
 }
 
 export async function createGatewayWorkspace(options: PolicyOptions): Promise<GatewayWorkspace> {
@@ -54,7 +56,8 @@ export async function createGatewayWorkspace(options: PolicyOptions): Promise<Ga
   writeFileSync(keyFile, `${generateKeyLine('bench1', Date.now(), true)}\n`, { mode: 0o600 });
 
   // Defaults everywhere a user would keep them (pool 100, keep-alive 60 s, retries, session 12 h,
-  // TOTP SHA1/6/30 s/±1); only the listeners, the files and the queue bound are the benchmark's.
+  // TOTP SHA1/6/30 s/±1); only the listeners, the files, the queue bound and the token cache size
+  // are the benchmark's.
   const policy = `# Written by bench/run.ts for one benchmark run.
 listen: { host: 127.0.0.1, port: ${options.listenPort} }
 admin: { host: 127.0.0.1, port: ${options.adminPort} }
@@ -64,6 +67,7 @@ auth:
     audience: ${AUDIENCE}
     algorithms: [RS256, ES256]
     public_keys: [rs256.pem, es256.pem]
+    cache: { max_entries: ${options.tokenCacheEntries} }
 mfa:
   issuer: mfa-gateway bench
   totp: { period: ${TOTP_PERIOD_SECONDS} }

@@ -116,7 +116,7 @@ export const RUN_SPECS: readonly Spec[] = [
   { flag: 'skip', env: 'BENCH_SKIP', kind: 'list', help: 'leave these targets out' },
   { flag: 'out', env: 'BENCH_OUT', kind: 'string', help: 'results folder (default bench/results)' },
   { flag: 'pin', env: 'BENCH_PIN', kind: 'bool', help: 'pin upstream+proxy to CPU 0 and wrk to CPU 1 with taskset (default on; --no-pin)' },
-  { flag: 'cpu-prof', env: 'BENCH_CPU_PROF', kind: 'bool', help: 'run the gateway under node --cpu-prof; profiles land in <out>/profiles-<stamp>/' },
+  { flag: 'cpu-prof', env: 'BENCH_CPU_PROF', kind: 'bool', help: 'profile the gateway (V8 profiler over --inspect) during the first round of each gateway row; profiles and SUMMARY.md in <out>/profiles-<stamp>/' },
   { flag: 'keep-tmp', env: 'BENCH_KEEP_TMP', kind: 'bool', help: 'keep the temp folder (policy, keys, logs) for inspection' },
 ];
 

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -11,6 +11,67 @@ interface CallFrame {
   readonly functionName: string;
   readonly url: string;
   readonly lineNumber: number;
+  readonly columnNumber: number;
+}
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** Decodes a source map's `mappings` into, per generated line, [generated column, source index, original line] segments. */
+function decodeMappings(mappings: string): Array<Array<[number, number, number]>> {
+  const lines: Array<Array<[number, number, number]>> = [];
+  let source = 0;
+  let originalLine = 0;
+  let originalColumn = 0;
+  for (const lineText of mappings.split(';')) {
+    const segments: Array<[number, number, number]> = [];
+    let column = 0;
+    for (const segment of lineText.split(',')) {
+      if (segment === '') continue;
+      const values: number[] = [];
+      let value = 0;
+      let shift = 0;
+      for (const ch of segment) {
+        const digit = BASE64.indexOf(ch);
+        value += (digit & 31) << shift;
+        if (digit & 32) shift += 5;
+        else {
+          values.push(value & 1 ? -(value >>> 1) : value >>> 1);
+          value = 0;
+          shift = 0;
+        }
+      }
+      column += values[0] ?? 0;
+      if (values.length >= 4) {
+        source += values[1]!;
+        originalLine += values[2]!;
+        originalColumn += values[3]!;
+        segments.push([column, source, originalLine]);
+      }
+    }
+    lines.push(segments);
+  }
+  return lines;
+}
+
+/** Maps dist/…js positions back to the TypeScript sources through tsc's .js.map files. */
+function sourceMapper(): (file: string, line: number, column: number) => { file: string; line: number } | undefined {
+  const maps = new Map<string, { sources: string[]; lines: Array<Array<[number, number, number]>> } | undefined>();
+  return (file, line, column) => {
+    if (!maps.has(file)) {
+      const mapFile = `${file}.map`;
+      if (!existsSync(mapFile)) maps.set(file, undefined);
+      else {
+        const raw = JSON.parse(readFileSync(mapFile, 'utf8')) as { sources: string[]; sourceRoot?: string; mappings: string };
+        maps.set(file, { sources: raw.sources.map((source) => resolve(dirname(file), raw.sourceRoot ?? '', source)), lines: decodeMappings(raw.mappings) });
+      }
+    }
+    const map = maps.get(file);
+    const segments = map?.lines[line];
+    if (map === undefined || segments === undefined || segments.length === 0) return undefined;
+    let best = segments[0]!;
+    for (const segment of segments) if (segment[0] <= column) best = segment;
+    return { file: map.sources[best[1]]!, line: best[2] };
+  };
 }
 interface ProfileNode {
   readonly id: number;
@@ -40,11 +101,16 @@ export interface ProfileSummary {
   readonly inclusiveProject: readonly HotSpot[];
 }
 
+const mapSource = sourceMapper();
+
+/** `function file:line`, with the project's own frames mapped back to src/*.ts. */
 function place(frame: CallFrame, root: string): string {
-  let url = frame.url;
-  if (url.startsWith('file://')) url = relative(root, fileURLToPath(url));
   const name = frame.functionName === '' ? '(anonymous)' : frame.functionName;
-  return url === '' ? name : `${name} ${url}:${frame.lineNumber + 1}`;
+  if (frame.url === '') return name;
+  if (!frame.url.startsWith('file://')) return `${name} ${frame.url}:${frame.lineNumber + 1}`;
+  const path = fileURLToPath(frame.url);
+  const original = path.includes('/node_modules/') ? undefined : mapSource(path, frame.lineNumber, frame.columnNumber);
+  return original === undefined ? `${name} ${relative(root, path)}:${frame.lineNumber + 1}` : `${name} ${relative(root, original.file)}:${original.line + 1}`;
 }
 
 function fileOf(frame: CallFrame, root: string): string {
@@ -89,7 +155,7 @@ export function summariseProfile(file: string, repoRoot: string, n = 25): Profil
     selfFn.set(key, (selfFn.get(key) ?? 0) + count);
     const fileKey = fileOf(node.callFrame, repoRoot);
     selfFile.set(fileKey, (selfFile.get(fileKey) ?? 0) + count);
-    // Inclusive time of our own code (dist/src, dist/bench), each frame once per stack.
+    // Inclusive time of our own code (dist/src), each frame once per stack.
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
       const frame = byId.get(at)!.callFrame;
@@ -122,6 +188,6 @@ export function renderProfileSummary(summary: ProfileSummary): string {
     '',
     ...list('Self time by function', summary.selfByFunction),
     ...list('Self time by file / package', summary.selfByFile),
-    ...list('Inclusive time of mfa-gateway functions (dist/src)', summary.inclusiveProject),
+    ...list('Inclusive time of mfa-gateway functions (src/, through the source maps)', summary.inclusiveProject),
   ].join('\n');
 }

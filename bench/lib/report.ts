@@ -1,3 +1,4 @@
+import type { FloorStep } from './floor.js';
 import type { MachineFacts } from './machine.js';
 import { fmt, max, median, min } from './stats.js';
 
@@ -130,7 +131,16 @@ export function aggregate(samples: readonly Sample[], targets: readonly TargetIn
 
 const MB = 1024 * 1024;
 
-export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[]): Verdict[] {
+/** The most verifications/s one core can do here: minimal undici proxy + upstream, plus the floor's steps. */
+export function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { readonly baseMicros: number; readonly workMicros: number; readonly rps: number } | undefined {
+  const undici = c50.find((r) => r.target === 'undici');
+  if (undici === undefined) return undefined;
+  const baseMicros = 1e6 / undici.rps.median;
+  const workMicros = floor.reduce((sum, step) => sum + step.micros, 0);
+  return { baseMicros, workMicros, rps: 1e6 / (baseMicros + workMicros) };
+}
+
+export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[], floor?: readonly FloorStep[]): Verdict[] {
   const row = (rows: readonly Row[], name: string): Row | undefined => rows.find((r) => r.target === name);
   const out: Verdict[] = [];
   const session = row(c50, 'mfa-session');
@@ -159,9 +169,12 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
   const t4 = 'fresh X-MFA-Token: ≥ 3,000 verifications/s on one core, p99 < 10 ms at 50 connections';
   const fresh = row(c50, 'mfa-fresh-code');
   if (fresh !== undefined) {
+    const bound = floor === undefined ? undefined : floorBound(c50, floor);
     out.push({
       target: t4,
-      measured: `${fmt(fresh.rps.median)} /s (min ${fmt(fresh.rps.min)}), p99 ${fmt(fresh.p99Ms, 2)} ms (worst run ${fmt(fresh.p99MaxMs, 2)} ms)`,
+      measured:
+        `${fmt(fresh.rps.median)} /s (min ${fmt(fresh.rps.min)}), p99 ${fmt(fresh.p99Ms, 2)} ms (worst run ${fmt(fresh.p99MaxMs, 2)} ms)` +
+        (bound === undefined ? '' : `; floor on this machine: ${fmt(bound.rps)} /s (see "Verification floor")`),
       status: fresh.rps.median >= 3000 && fresh.p99Ms < 10 ? 'met' : 'missed',
     });
   } else out.push(none(t4, 'mfa-fresh-code row missing'));
@@ -201,6 +214,7 @@ export interface RunReport {
   readonly c50: readonly Row[];
   readonly c1: readonly Row[];
   readonly rss: readonly RssRow[];
+  readonly floor?: readonly FloorStep[];
   readonly verdicts: readonly Verdict[];
   readonly samples: readonly Sample[];
 }
@@ -218,6 +232,28 @@ export function machineLines(machine: MachineFacts): string[] {
     `- CPU: ${machine.cpuModel}, ${machine.cores} cores (${machine.virtualization}), ${machine.memoryGiB} GiB; ${machine.os}, Linux ${machine.kernel}`,
     `- Node ${machine.node}, wrk ${machine.wrk}, nginx ${machine.nginx}; ${Object.entries(machine.packages).map(([name, version]) => `${name} ${version}`).join(', ')}`,
     `- mfa-gateway commit ${machine.gitCommit}${machine.gitDirty ? ' (src/ had uncommitted changes)' : ''}; load average at start ${machine.loadAverageAtStart.join(' / ')}`,
+  ];
+}
+
+function floorSection(report: RunReport): string[] {
+  if (report.floor === undefined) return [];
+  const bound = floorBound(report.c50, report.floor);
+  return [
+    '## Verification floor',
+    '',
+    'The least work a fresh X-MFA-Token verification does, each step timed alone in this process (bench/lib/floor.ts):',
+    '',
+    table(['step', 'µs'], [...report.floor.map((step) => [step.name, fmt(step.micros, 1)]), ['total', fmt(report.floor.reduce((sum, step) => sum + step.micros, 0), 1)]]),
+    '',
+    ...(bound === undefined
+      ? []
+      : [
+          `Minimal undici proxy + upstream on one core: ${fmt(bound.baseMicros, 1)} µs per request (1/rps). Adding the floor: ` +
+            `${fmt(bound.baseMicros + bound.workMicros, 1)} µs, so at most **${fmt(bound.rps)} verifications/s** on this core, for any Node gateway that forwards ` +
+            `and keeps replay records and sessions in SQLite. wrk's 50 connections are a closed loop: mean latency = 50 / rps ≥ ${fmt(50_000 / bound.rps, 1)} ms at that bound ` +
+            `(p99 < 10 ms at 50 connections needs ≥ 5,000 responses/s).`,
+          '',
+        ]),
   ];
 }
 
@@ -259,10 +295,11 @@ export function renderMarkdown(report: RunReport): string {
     '## Memory at many keep-alive connections',
     '',
     table(
-      ['target', 'connections', 'RSS at start MB', 'RSS before MB', 'RSS peak MB', 'rps', 'p99 ms'],
+      ['target', 'connections', 'RSS after start MB', 'RSS before MB', 'RSS peak MB', 'rps', 'p99 ms'],
       report.rss.map((r) => [r.label, String(r.connections), fmt(r.startRssBytes / MB, 1), fmt(r.idleRssBytes / MB, 1), fmt(r.peakRssBytes / MB, 1), fmt(r.rps), fmt(r.p99Ms, 1)]),
     ),
     '',
+    ...floorSection(report),
     '## Targets of issue 5',
     '',
     table(

@@ -75,18 +75,17 @@ export interface GatewayPrepared {
 }
 
 /** Policy, signing keys and secret-encryption key file, before the gateway starts (users can be provisioned now). */
-export async function prepareGateway(work: string, upstreamPort: number, maxQueued: number): Promise<GatewayPrepared> {
+export async function prepareGateway(work: string, upstreamPort: number, limits: { maxQueued: number; tokenCacheEntries: number }): Promise<GatewayPrepared> {
   const dir = join(work, 'gateway');
   mkdirSync(dir, { recursive: true });
   const listenPort = await freePort();
   const adminPort = await freePort();
-  const workspace = await createGatewayWorkspace({ dir, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, listenPort, adminPort, maxQueued });
+  const workspace = await createGatewayWorkspace({ dir, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, listenPort, adminPort, ...limits });
   return { dir, listenPort, workspace };
 }
 
 export interface GatewayStarted extends Started {
   readonly workspace: GatewayWorkspace;
-  readonly profileDir?: string;
 }
 
 /** The admin API is not used here: an admin token from the caller's environment stays out of the child. */
@@ -98,16 +97,15 @@ function gatewayEnv(): NodeJS.ProcessEnv {
 
 /**
  * The gateway as users run it: `node dist/src/cli/main.js serve --config F`, logs (info) to a file.
- * With `profileDir`, under `node --cpu-prof`; the profile is written when it exits on SIGTERM.
+ * With `inspect`, node listens for the DevTools protocol on a random loopback port (bench/lib/inspector.ts).
  * BENCH_GATEWAY_ENTRY=module starts it through startGateway() (bench/servers/gateway.ts) instead.
  */
-export async function launchGateway(work: string, cpus: string | undefined, prepared: GatewayPrepared, profileDir?: string): Promise<GatewayStarted> {
+export async function launchGateway(work: string, cpus: string | undefined, prepared: GatewayPrepared, inspect = false): Promise<GatewayStarted> {
   const viaModule = globalThis.process.env.BENCH_GATEWAY_ENTRY === 'module';
   if (!viaModule && !existsSync(GATEWAY_CLI)) throw new BenchError(`${GATEWAY_CLI} is missing: run npm run build first`);
   const configPath = prepared.workspace.configPath;
   const entry = viaModule ? [join(SERVERS, 'gateway.js'), configPath] : [GATEWAY_CLI, 'serve', '--config', configPath];
-  const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+  const nodeFlags = inspect ? ['--inspect=127.0.0.1:0'] : [];
   const process = await startProcess({
     name: 'mfa-gateway',
     command: globalThis.process.execPath,
@@ -118,5 +116,5 @@ export async function launchGateway(work: string, cpus: string | undefined, prep
     logFile: join(work, 'gateway.log'),
     probe: () => canConnect(prepared.listenPort),
   });
-  return { process, port: prepared.listenPort, workspace: prepared.workspace, ...(profileDir !== undefined ? { profileDir } : {}) };
+  return { process, port: prepared.listenPort, workspace: prepared.workspace };
 }
