@@ -257,26 +257,24 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     challengeCode: 'mfa_required' | 'step_up_required',
     withSession: boolean,
   ): Promise<SecondFactorResult> {
+    const { sessionToken, mfaToken } = caller.view;
+    // A valid session is checked before the lock: the lock stops code guessing, and refusing an
+    // established session would let anyone holding the bearer token lock its owner out by failing.
+    const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now);
+    if (found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs) {
+      countVerification('session', 'success');
+      return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
+    }
+
     const ctx = auditContext(caller);
     const locked = await lockRefusal(ctx, now);
     if (locked !== undefined) return locked;
-    const { sessionToken, mfaToken } = caller.view;
 
-    if (sessionToken !== undefined) {
-      const found = await sessions.lookup(sessionToken, ctx.subject, now);
-      if (found.ok) {
-        if (now - found.record.mfaTime * 1000 <= maxAgeMs) {
-          countVerification('session', 'success');
-          return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
-        }
-        if (mfaToken === undefined) {
-          countVerification('session', 'failure');
-          return challenge('step_up_required', maxAgeMs);
-        }
-      } else if (mfaToken === undefined) {
-        countVerification('session', 'failure');
-        return refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs) }));
-      }
+    if (found !== undefined && mfaToken === undefined) {
+      countVerification('session', 'failure');
+      return found.ok
+        ? challenge('step_up_required', maxAgeMs)
+        : refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs) }));
     }
 
     if (mfaToken !== undefined) return attemptCode(caller, mfaToken, policy, now, maxAgeMs, withSession);

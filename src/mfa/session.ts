@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { MfaMethod } from '../decision/types.js';
 import type { TtlStore } from '../store/types.js';
 
@@ -57,14 +58,38 @@ export interface SessionStore {
   refresh(token: string, subject: string, now: number, ttlMs: number): Promise<IssuedSessionToken | undefined>;
 }
 
-export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>): SessionStore {
+export interface SessionCacheOptions {
+  /**
+   * How long a live session read from the store is trusted in this process (default 2 s). Revoking
+   * or refreshing through this process drops it at once; through another process sharing the
+   * store, it ends here at most this much later. 0 turns the cache off.
+   */
+  readonly cacheMs?: number;
+  readonly cacheEntries?: number;
+}
+
+export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>, options: SessionCacheOptions = {}): SessionStore {
+  const cacheMs = options.cacheMs ?? 2_000;
+  // Keyed by the token hash; only live sessions are cached, and expiry is still checked per hit.
+  const cache = cacheMs > 0 ? new LRUCache<string, SessionRecord>({ max: options.cacheEntries ?? 10_000, ttl: cacheMs }) : undefined;
+
   async function lookup(token: string, subject: string, now: number): Promise<SessionLookup> {
     if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };
     const hash = tokenHash(token);
     const logId = hash.slice(0, 8);
-    const record = await ttl.get<SessionRecord>(SESSION_PREFIX + hash);
+    let record = cache?.get(hash);
+    if (record === undefined) {
+      record = await ttl.get<SessionRecord>(SESSION_PREFIX + hash);
+      if (record !== undefined) cache?.set(hash, record);
+    }
     if (record === undefined || record.subject !== subject || !(record.expiresAt > now)) return { ok: false, logId };
     return { ok: true, record, logId };
+  }
+
+  function forget(token: string): string {
+    const hash = tokenHash(token);
+    cache?.delete(hash);
+    return SESSION_PREFIX + hash;
   }
 
   async function store(record: SessionRecord, now: number): Promise<IssuedSessionToken> {
@@ -83,7 +108,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
     async revoke(token, subject, now) {
       const found = await lookup(token, subject, now);
       if (!found.ok) return false;
-      return ttl.delete(SESSION_PREFIX + tokenHash(token));
+      return ttl.delete(forget(token));
     },
     async refresh(token, subject, now, ttlMs) {
       const found = await lookup(token, subject, now);
@@ -92,7 +117,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
       const expiresAt = Math.min(now + life, found.record.mfaTime * 1000 + life);
       if (!(expiresAt > now)) return undefined;
       // Delete first: if two refreshes race, at most one old token turns into a new one.
-      if (!(await ttl.delete(SESSION_PREFIX + tokenHash(token)))) return undefined;
+      if (!(await ttl.delete(forget(token)))) return undefined;
       return store({ ...found.record, issuedAt: now, expiresAt }, now);
     },
   };

@@ -271,6 +271,17 @@ describe('lockout ladder through the service (fake clock)', () => {
     assert.match(text, /mfa_gateway_mfa_verifications_total\{method="none",result="locked"\} 11\n/);
   });
 
+  test('a valid session keeps working while its user is locked: failing codes cannot lock out an established session', async () => {
+    const { secret } = await enrollTotp(rig, 'sam');
+    rig.clock.advance(30_000);
+    const ok = await check(rig, 'sam', { mfaToken: oathTotp(secret, rig.clock()) });
+    assert.ok(ok.ok && ok.session !== undefined);
+    for (let i = 0; i < 3; i++) assert.deepEqual(problemOf(await check(rig, 'sam', { mfaToken: wrongTotp(secret, rig.clock()) })), INVALID);
+    assert.equal(problemOf(await check(rig, 'sam')).code, 'mfa_locked');
+    assert.equal(problemOf(await check(rig, 'sam', { sessionToken: 'A'.repeat(43) })).code, 'mfa_locked', 'an invalid session is no way past the lock');
+    assert.deepEqual(await check(rig, 'sam', { sessionToken: ok.session.token }), { ok: true, method: 'totp', mfaTime: ok.mfaTime });
+  });
+
   test('failures count per user across factor types (TOTP, HOTP, recovery)', async () => {
     const { secret, recoveryCodes } = await enrollTotp(rig, 'mixed');
     rig.clock.advance(30_000);

@@ -58,4 +58,25 @@ describe('session store on SQLite', () => {
     assert.equal((await sessions.lookup(issued.token, 'alice', later)).ok, false);
     assert.equal(await sessions.refresh(refreshed.token, 'bob', later, 12 * hour), undefined);
   });
+
+  test('the in-process cache: revoking here ends a cached session at once; revoked elsewhere, it ends within cacheMs', async () => {
+    const now = rig.clock();
+    const here = createSessionStore(rig.store.ttl, { cacheMs: 200 });
+    const elsewhere = createSessionStore(rig.store.ttl, { cacheMs: 200 });
+    const a = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    assert.equal((await here.lookup(a.token, 'alice', now)).ok, true);
+    assert.equal(await here.revoke(a.token, 'alice', now), true);
+    assert.equal((await here.lookup(a.token, 'alice', now)).ok, false, 'a revocation through this process is immediate');
+
+    const b = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    assert.equal((await here.lookup(b.token, 'alice', now)).ok, true);
+    assert.equal(await elsewhere.revoke(b.token, 'alice', now), true);
+    assert.equal((await here.lookup(b.token, 'alice', now)).ok, true, 'still cached here right after another process revoked it');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal((await here.lookup(b.token, 'alice', now)).ok, false, 'gone once the cache entry ran out');
+    // A cached session still expires by the injected clock, not by the cache's.
+    const c = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    assert.equal((await here.lookup(c.token, 'alice', now)).ok, true);
+    assert.equal((await here.lookup(c.token, 'alice', now + hour)).ok, false);
+  });
 });
