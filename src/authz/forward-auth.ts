@@ -6,6 +6,7 @@ import type { GatewayCore, PolicyRuntime } from '../server/core.js';
 import { sendProblem } from '../server/respond.js';
 import { identityHeaders } from './identity.js';
 import { rebuildOriginal, syntheticRequest, type AuthzKind } from './rebuild.js';
+import { hasBody } from '../request/body.js';
 
 /**
  * nginx `auth_request` turns every status but 2xx/401/403 into a bare 500 and drops the body, so the
@@ -15,9 +16,6 @@ import { rebuildOriginal, syntheticRequest, type AuthzKind } from './rebuild.js'
  */
 export const PROBLEM_STATUS_HEADER = 'x-problem-status';
 export const PROBLEM_BODY_HEADER = 'x-problem-body';
-
-const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 
 /** A header value must be ASCII without control characters; JSON escapes the rest. */
 function asciiJson(body: string): string {

@@ -6,6 +6,7 @@ import type { RequestView } from '../request/view.js';
 import type { FactorRequest, FactorSummary } from './enrollment.js';
 import type { Caller, MfaService } from './service.js';
 import { SETUP_PAGE_HEADERS, SETUP_PAGE_HTML } from './setup-page.js';
+import { hasBody } from '../request/body.js';
 
 /**
  * The gateway's own endpoints under the reserved prefix. The gateway has verified the bearer
@@ -54,12 +55,6 @@ function sendProblem(res: ServerResponse, p: Problem, requestId: string, extra: 
 export function serveSetupPage(res: ServerResponse): void {
   res.writeHead(200, { ...SETUP_PAGE_HEADERS, 'content-length': Buffer.byteLength(SETUP_PAGE_HTML) });
   res.end(SETUP_PAGE_HTML);
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  return length !== undefined && length !== '0';
 }
 
 /** Reads a JSON object body; an absent body is `undefined`. Stops reading past the limit. */

@@ -12,6 +12,7 @@ import { ClientAbortedError, ForwarderConfigError } from './errors.js';
 import { buildUpstreamHeaders, filterResponseHeaders } from './headers.js';
 import { retryDelay } from './retry.js';
 import { tunnelWebSocket, type Tunnel } from './websocket.js';
+import { hasBody } from '../request/body.js';
 
 /*
  * The order in which the pieces of one forwarded request run:
@@ -115,11 +116,6 @@ function onResponseDrain(this: TrackedResponse): void {
 function retryNow(handler: ForwardHandler): void {
   handler.retryFired();
 }
-
-const hasBody = (req: IncomingMessage): boolean => {
-  const headers = req.headers;
-  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
-};
 
 /** A problem+json answer with the request id and the caller's extra headers. */
 function sendProblem(res: ServerResponse, p: Problem, requestId: string, extra: Readonly<Record<string, string>> | undefined, close: boolean): void {

@@ -6,6 +6,7 @@ import type { RequestView } from '../request/view.js';
 import type { GatewayCore, PolicyRuntime } from './core.js';
 import { reservedKind, serveReservedPath } from './endpoints.js';
 import { sendProblem } from './respond.js';
+import { hasBody } from '../request/body.js';
 
 export interface Admitted {
   readonly runtime: PolicyRuntime;
@@ -21,9 +22,6 @@ export interface AdmitOptions {
   /** Runs before the gateway answers on its own (Fastify must be told to stand aside). */
   readonly beforeAnswer?: () => void;
 }
-
-const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 
 /**
  * The front half of every request, shared by the reverse proxy and the middleware: pin the policy
