@@ -156,7 +156,9 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
   const t2 = 'mfa session route: requests/s ≥ 2 × http-proxy';
   if (session !== undefined && httpProxy !== undefined) {
     const ratio = session.rps.median / httpProxy.rps.median;
-    out.push({ target: t2, measured: `${fmt(session.rps.median)} vs ${fmt(httpProxy.rps.median)} rps = ${fmt(ratio, 2)}×`, status: ratio >= 2 ? 'met' : 'missed' });
+    // The gateway does strictly more than the minimal undici proxy: its ratio bounds the gateway's.
+    const undiciRatio = undici === undefined ? '' : `; the minimal undici proxy itself reaches ${fmt(undici.rps.median / httpProxy.rps.median, 2)}× here`;
+    out.push({ target: t2, measured: `${fmt(session.rps.median)} vs ${fmt(httpProxy.rps.median)} rps = ${fmt(ratio, 2)}×${undiciRatio}`, status: ratio >= 2 ? 'met' : 'missed' });
   } else out.push(none(t2, 'mfa-session or http-proxy row missing'));
 
   const t3 = 'bearer ES256 (cache warm): within 5 % of the mfa session route (requests/s)';
@@ -189,10 +191,13 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
 
   const t6 = 'gateway RSS ≤ 150 MB at 1,000 concurrent keep-alive connections';
   const gatewayRss = rss.find((r) => r.target === 'mfa-session');
+  const undiciRss = rss.find((r) => r.target === 'undici');
   if (gatewayRss !== undefined) {
     out.push({
       target: t6,
-      measured: `peak ${fmt(gatewayRss.peakRssBytes / MB, 1)} MB at ${gatewayRss.connections} connections (${fmt(gatewayRss.startRssBytes / MB, 1)} MB at start, ${fmt(gatewayRss.idleRssBytes / MB, 1)} MB before the row)`,
+      measured:
+        `peak ${fmt(gatewayRss.peakRssBytes / MB, 1)} MB at ${gatewayRss.connections} connections (${fmt(gatewayRss.startRssBytes / MB, 1)} MB after start, ${fmt(gatewayRss.idleRssBytes / MB, 1)} MB before the row)` +
+        (undiciRss === undefined ? '' : `; minimal undici proxy: peak ${fmt(undiciRss.peakRssBytes / MB, 1)} MB`),
       status: gatewayRss.connections >= 1000 && gatewayRss.peakRssBytes <= 150 * MB ? 'met' : gatewayRss.connections >= 1000 ? 'missed' : 'not measured',
     });
   } else out.push(none(t6, 'RSS row missing'));
