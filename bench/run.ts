@@ -522,7 +522,10 @@ async function main(): Promise<number> {
     const base = join(outDir, `run-${stamp}`);
     let markdown = renderMarkdown(report);
     if (profileDir !== undefined) {
-      const profiles = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
+      // Loaded rows first, then the one-connection rows.
+      const profiles = readdirSync(profileDir)
+        .filter((file) => file.endsWith('.cpuprofile'))
+        .sort((a, b) => Number(a.includes('-c1.')) - Number(b.includes('-c1.')) || a.localeCompare(b));
       const summaries = profiles.map((file) => renderProfileSummary(summariseProfile(join(profileDir, file), REPO_ROOT)));
       writeFileSync(
         join(profileDir, 'SUMMARY.md'),

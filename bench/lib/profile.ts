@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -182,7 +182,7 @@ export function renderProfileSummary(summary: ProfileSummary): string {
   const pct = (share: number): string => `${(share * 100).toFixed(1)} %`;
   const list = (title: string, spots: readonly HotSpot[]): string[] => [`### ${title}`, '', ...spots.map((spot) => `- ${pct(spot.share)}  ${spot.where}`), ''];
   return [
-    `## ${summary.file}`,
+    `## ${basename(summary.file, '.cpuprofile')}`,
     '',
     `Busy samples: ${summary.busySamples}; idle ${pct(summary.idleShare)} of all; garbage collection ${pct(summary.gcShare)} of busy. Shares below are of busy time.`,
     '',
