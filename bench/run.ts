@@ -125,6 +125,11 @@ async function main(): Promise<number> {
   if (process.platform !== 'linux') throw new BenchError('the benchmark reads /proc and uses taskset: Linux only');
   if (!hasCommand('wrk')) throw new BenchError('wrk not found (apt-get install -y wrk)');
   const selected = selectTargets(options);
+  // Each user's next-step code is sent a whole pass after its current-step code: with fewer users
+  // than a few connections' worth, both could be in flight at once and arrive out of order.
+  if (selected.has('mfa-fresh-code') && options.freshFactors < 4 * options.connections) {
+    throw new BenchOptionError('--fresh-factors', `must be at least 4 × --connections (${4 * options.connections})`);
+  }
   const notes: string[] = [];
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*$/, 'Z');

@@ -56,7 +56,7 @@ export function parseFlags(argv: readonly string[], specs: readonly Spec[], env:
 export function usage(title: string, specs: readonly Spec[]): string {
   const lines = [title, '', 'flags (environment variable in brackets):'];
   for (const spec of specs) {
-    const shown = spec.kind === 'bool' ? `--${spec.flag}` : `--${spec.flag} ${spec.kind === 'list' ? 'a,b' : 'N'}`;
+    const shown = spec.kind === 'bool' ? `--${spec.flag}` : `--${spec.flag} ${spec.kind === 'list' ? 'a,b' : spec.kind === 'string' ? 'DIR' : 'N'}`;
     lines.push(`  ${shown.padEnd(26)} ${spec.help} [${spec.env}]`);
   }
   return lines.join('\n');
@@ -110,7 +110,7 @@ export const RUN_SPECS: readonly Spec[] = [
   { flag: 'c1-duration', env: 'BENCH_C1_DURATION', kind: 'int', help: 'seconds of each -c1 (unloaded latency) run (default 4)' },
   { flag: 'rss-connections', env: 'BENCH_RSS_CONNECTIONS', kind: 'int', help: 'keep-alive connections of the peak-RSS run (default 1000)' },
   { flag: 'rss-duration', env: 'BENCH_RSS_DURATION', kind: 'int', help: 'seconds of the peak-RSS run (default 8)' },
-  { flag: 'fresh-factors', env: 'BENCH_FRESH_FACTORS', kind: 'int', help: 'users enrolled for the fresh X-MFA-Token rows (default 12000)' },
+  { flag: 'fresh-factors', env: 'BENCH_FRESH_FACTORS', kind: 'int', help: 'users provisioned for the fresh X-MFA-Token row (default 12000, at least 4 × connections)' },
   { flag: 'http-enrolments', env: 'BENCH_HTTP_ENROLMENTS', kind: 'int', help: 'users enrolled through the HTTP endpoints to report their rate (default 100; 0 skips)' },
   { flag: 'only', env: 'BENCH_ONLY', kind: 'list', help: 'run only these targets (direct is always kept)' },
   { flag: 'skip', env: 'BENCH_SKIP', kind: 'list', help: 'leave these targets out' },
