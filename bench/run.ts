@@ -236,26 +236,17 @@ async function main(): Promise<number> {
       c1: true,
       freshCodes: false,
     });
-    if (selected.has('undici')) {
-      const started = await startNodeBaseline(work, serverCpus, 'undici-proxy', upstream.port);
+    // The two Node baselines differ only in the server script and how the table names them.
+    const nodeBaselines = [
+      { id: 'undici', script: 'undici-proxy', label: 'undici Pool+stream (minimal)', about: 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else' },
+      { id: 'http-proxy', script: 'http-proxy', label: 'http-proxy-3 (keep-alive agent)', about: 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)' },
+    ] as const;
+    for (const baseline of nodeBaselines) {
+      if (!selected.has(baseline.id)) continue;
+      const started = await startNodeBaseline(work, serverCpus, baseline.script, upstream.port);
       track(started.process);
       targets.push({
-        ...baselineInfo('undici', 'undici Pool+stream (minimal)', 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else'),
-        port: started.port,
-        path: PATHS.public,
-        headers: requestHeaders,
-        proxy: started.process,
-        reachesUpstream: true,
-        expectSubject: '-',
-        c1: true,
-        freshCodes: false,
-      });
-    }
-    if (selected.has('http-proxy')) {
-      const started = await startNodeBaseline(work, serverCpus, 'http-proxy', upstream.port);
-      track(started.process);
-      targets.push({
-        ...baselineInfo('http-proxy', 'http-proxy-3 (keep-alive agent)', 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)'),
+        ...baselineInfo(baseline.id, baseline.label, baseline.about),
         port: started.port,
         path: PATHS.public,
         headers: requestHeaders,
