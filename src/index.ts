@@ -14,11 +14,11 @@ export {
   type MfaGuard,
   type MfaGuardOptions,
   type NextFunction,
-} from './middleware/guard.js';
+} from './doors/middleware/guard.js';
 
 // Front door 1 (and 2, its forward-auth endpoints): the gateway as a library.
 export { startGateway, type Gateway, type GatewayOptions } from './server/gateway.js';
-export type { GatewayCore, ReloadResult } from './server/core.js';
+export type { GatewayCore, ReloadResult } from './core/gateway-core.js';
 
 // Shared contracts.
 export type { Decision, Identity, IssuedSession, MfaMethod } from './decision/types.js';

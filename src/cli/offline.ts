@@ -1,7 +1,7 @@
 import type { GatewayPolicy } from '../config/types.js';
 import { loadKeyring, rewrapFactors, rotateKeyFile } from '../crypto/keyring.js';
 import { createLogger } from '../log/logger.js';
-import { enrollFactorOffline, listFactors, removeFactor } from '../mfa/admin.js';
+import { enrollFactorOffline, listFactorsOffline, removeFactorOffline } from '../mfa/factors.js';
 import { openStore } from '../store/open.js';
 import { systemClock } from '../time/clock.js';
 import { formatDuration } from '../time/duration.js';
@@ -82,7 +82,7 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
       return 0;
     }
     case 'list': {
-      const factors = await withStores(policy, ({ durable }) => listFactors({ durable }, subject));
+      const factors = await withStores(policy, ({ durable }) => listFactorsOffline({ durable }, subject));
       if (factors.length === 0) print(`${subject} has no factors`);
       for (const factor of factors) print(JSON.stringify(factor));
       return 0;
@@ -90,7 +90,7 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
     case 'remove': {
       if (values.id === undefined) throw new Error('factors remove needs --id FACTOR_ID');
       const factorId = values.id;
-      const removed = await withStores(policy, ({ durable, ttl }) => removeFactor({ durable, ttl, audit }, subject, factorId));
+      const removed = await withStores(policy, ({ durable, ttl }) => removeFactorOffline({ durable, ttl, audit }, subject, factorId));
       print(removed ? `removed factor ${factorId} of ${subject}` : `${subject} has no factor ${factorId}`);
       return removed ? 0 : 1;
     }

@@ -4,17 +4,21 @@ import { problem, type Problem } from '../errors/problems.js';
 import type { RequestView } from '../request/view.js';
 import type { VerifyResult } from '../auth/jwt.js';
 import { matchRoute } from '../routes/match.js';
-import type { Decision, Identity, IssuedSession, MfaMethod } from './types.js';
+import type { Allow, Decision, Deny, Identity, IssuedSession, MfaMethod, ReservedEndpoint } from './types.js';
 
 /**
- * The one decision path shared by the reverse proxy, the forward-auth endpoints and the Node
- * middleware. Stages run in a fixed order and stop at the first refusal:
+ * The one decision path shared by every front door (reverse proxy, WebSocket upgrade, forward-auth,
+ * the middleware, and the gateway's own endpoints). Stages run in a fixed order and stop at the
+ * first refusal:
  *
  *   match route ─► policy deny/public ─► authenticate (JWT) ─► authorize (scopes, roles) ─► second factor
- *   404/403         403 / allow            401 / 431              403                          401 / 403 / 429
+ *   404/403         403 / allow            401 / 431              403                          401 / 403 / 429 / 503
  *
+ * The reserved prefix is matched first, by built-in routes (public setup page and forward-auth,
+ * bearer for the MFA API), so a user route can neither shadow it nor forward it.
  * Matching and authorization are pure functions of the request view and the policy; the two
- * stages that need I/O (JWT keys, the MFA store) are injected, so `explain` and tests reuse the rest.
+ * stages that need I/O (JWT keys, the MFA store) are injected, and the policy and `now` come from
+ * the caller, pinned for the whole request, so `explain` and tests reuse the rest.
  */
 
 export type SecondFactorResult =
@@ -25,8 +29,18 @@ export interface BearerVerifier {
   verify(authorizationHeader: string): Promise<VerifyResult>;
 }
 
+/** What the second-factor stage is given: the request's own pinned policy and clock reading. */
+export interface SecondFactorInput {
+  readonly principal: Principal;
+  readonly route: Route;
+  readonly view: RequestView;
+  readonly policy: GatewayPolicy;
+  /** Milliseconds, read once when the request was admitted. */
+  readonly now: number;
+}
+
 export interface SecondFactorChecker {
-  checkSecondFactor(input: { principal: Principal; route: Route; view: RequestView }): Promise<SecondFactorResult>;
+  checkSecondFactor(input: SecondFactorInput): Promise<SecondFactorResult>;
 }
 
 export interface DecisionDeps {
@@ -34,6 +48,13 @@ export interface DecisionDeps {
   readonly bearer: BearerVerifier;
   /** Absent until an MFA store is configured: mfa/step_up routes then always challenge. */
   readonly secondFactor?: SecondFactorChecker;
+  /** Milliseconds; one reading for the whole request. */
+  readonly now: number;
+  /**
+   * Decide the reserved prefix as the gateway's own endpoints (default true). False for a request
+   * rebuilt by forward-auth: it is the proxy's question about its own backend, decided by routes only.
+   */
+  readonly reserved?: boolean;
 }
 
 /** Route selection, including the default-deny answer. Pure. */
@@ -65,11 +86,42 @@ function identityOf(principal: Principal, mfa: MfaMethod, mfaTime?: number): Ide
     : { subject: principal.subject, scopes: [...principal.scopes], mfa, mfaTime };
 }
 
-function deny(problemValue: Problem, route?: Route): Decision {
+function deny(problemValue: Problem, route?: Route): Deny {
   return route === undefined ? { kind: 'deny', problem: problemValue } : { kind: 'deny', route, problem: problemValue };
 }
 
+function builtInRoute(name: string, policy: 'public' | 'bearer'): Route {
+  return Object.freeze({ index: -1, name, line: 0, match: Object.freeze({}), policy, scopes: [], roles: [], forwardAuthorization: false, websocket: false });
+}
+
+/** The reserved prefix's built-in routes; their names are the metric labels of the gateway's own answers. */
+export const RESERVED_ROUTES = Object.freeze({
+  forwardAuth: builtInRoute('(forward-auth)', 'public'),
+  setup: builtInRoute('(setup)', 'public'),
+  mfaApi: builtInRoute('(mfa-api)', 'bearer'),
+});
+
+/** Which reserved endpoint a path under the prefix names, and the built-in route that decides it. */
+export function reservedEndpoint(policy: GatewayPolicy, view: Pick<RequestView, 'method' | 'path'>): { endpoint: ReservedEndpoint; route: Route } | undefined {
+  const prefix = policy.mfa.pathPrefix;
+  if (!view.path.startsWith(prefix)) return undefined;
+  const subpath = view.path.slice(prefix.length);
+  if (subpath.startsWith('authz/')) return { endpoint: { kind: 'forward-auth', subpath: subpath.slice('authz/'.length) }, route: RESERVED_ROUTES.forwardAuth };
+  // The setup page is static; a browser opening it has no bearer yet (the page asks for one).
+  if (subpath === 'setup' && view.method === 'GET') return { endpoint: { kind: 'setup', subpath }, route: RESERVED_ROUTES.setup };
+  return { endpoint: { kind: 'mfa-api', subpath }, route: RESERVED_ROUTES.mfaApi };
+}
+
 export async function decide(view: RequestView, deps: DecisionDeps): Promise<Decision> {
+  const reserved = deps.reserved === false ? undefined : reservedEndpoint(deps.policy, view);
+  if (reserved !== undefined) {
+    const { endpoint, route } = reserved;
+    if (route.policy === 'public') return { kind: 'allow', route, endpoint };
+    const authenticated = await authenticate(view, deps.bearer, route);
+    if (authenticated.kind === 'deny') return authenticated;
+    return { kind: 'allow', route, principal: authenticated.principal, identity: identityOf(authenticated.principal, 'none'), endpoint };
+  }
+
   const selected = selectRoute(deps.policy, view);
   if (!('policy' in selected)) return deny(selected);
   const route = selected;
@@ -77,26 +129,28 @@ export async function decide(view: RequestView, deps: DecisionDeps): Promise<Dec
   if (route.policy === 'deny') return deny(problem('forbidden', 'this route is closed by policy'), route);
   if (route.policy === 'public') return { kind: 'allow', route };
 
-  if (view.authorization === undefined) {
-    return deny(problem('invalid_token', 'a bearer token is required'), route);
-  }
-  const verified = await deps.bearer.verify(view.authorization);
-  if (!verified.ok) return deny(verified.problem, route);
-  const principal = verified.principal;
+  const authenticated = await authenticate(view, deps.bearer, route);
+  if (authenticated.kind === 'deny') return authenticated;
+  const principal = authenticated.principal;
 
   const refused = authorize(route, principal);
   if (refused !== undefined) return deny(refused, route);
 
-  if (route.policy === 'bearer') return { kind: 'allow', route, identity: identityOf(principal, 'none') };
+  if (route.policy === 'bearer') return { kind: 'allow', route, principal, identity: identityOf(principal, 'none') };
 
   if (deps.secondFactor === undefined) {
     const code = route.policy === 'step_up' ? 'step_up_required' : 'mfa_required';
     return deny(problem(code, 'a second factor is required for this route', { maxAge: challengeMaxAge(deps.policy, route) }), route);
   }
-  const second = await deps.secondFactor.checkSecondFactor({ principal, route, view });
+  const second = await deps.secondFactor.checkSecondFactor({ principal, route, view, policy: deps.policy, now: deps.now });
   if (!second.ok) return deny(second.problem, route);
-  const identity = identityOf(principal, second.method, second.mfaTime);
-  return second.session === undefined
-    ? { kind: 'allow', route, identity }
-    : { kind: 'allow', route, identity, session: second.session };
+  const allowed: Allow = { kind: 'allow', route, principal, identity: identityOf(principal, second.method, second.mfaTime) };
+  return second.session === undefined ? allowed : { ...allowed, session: second.session };
+}
+
+async function authenticate(view: RequestView, bearer: BearerVerifier, route: Route): Promise<{ kind: 'ok'; principal: Principal } | Deny> {
+  if (view.authorization === undefined) return deny(problem('invalid_token', 'a bearer token is required'), route);
+  const verified = await bearer.verify(view.authorization);
+  if (!verified.ok) return deny(verified.problem, route);
+  return { kind: 'ok', principal: verified.principal };
 }

@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/principal.js';
 import type { Route } from '../config/types.js';
 import type { Problem } from '../errors/problems.js';
 
@@ -19,6 +20,31 @@ export interface IssuedSession {
   readonly expiresAt: number;
 }
 
-export type Decision =
-  | { readonly kind: 'allow'; readonly route: Route; readonly identity?: Identity; readonly session?: IssuedSession }
-  | { readonly kind: 'deny'; readonly route?: Route; readonly problem: Problem };
+/**
+ * The gateway's own endpoints under the reserved prefix (`/.mfa/` by default), decided like any
+ * route: `forward-auth` and `setup` are public (the forward-auth door checks its peer itself),
+ * everything else needs a valid bearer. `subpath` is what follows the prefix.
+ */
+export type ReservedEndpoint =
+  | { readonly kind: 'forward-auth'; readonly subpath: string }
+  | { readonly kind: 'setup'; readonly subpath: string }
+  | { readonly kind: 'mfa-api'; readonly subpath: string };
+
+export interface Allow {
+  readonly kind: 'allow';
+  readonly route: Route;
+  readonly identity?: Identity;
+  /** The verified bearer, on every route that authenticates. */
+  readonly principal?: Principal;
+  readonly session?: IssuedSession;
+  /** Set when the request is for the gateway itself: served, never forwarded. */
+  readonly endpoint?: ReservedEndpoint;
+}
+
+export interface Deny {
+  readonly kind: 'deny';
+  readonly route?: Route;
+  readonly problem: Problem;
+}
+
+export type Decision = Allow | Deny;

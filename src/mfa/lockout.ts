@@ -69,7 +69,8 @@ export interface FailureOutcome {
 export interface Lockout {
   /** Milliseconds left on the subject's lock, 0 when free. */
   remainingMs(subject: string, now: number): Promise<number>;
-  recordFailure(subject: string, now: number): Promise<FailureOutcome>;
+  /** `cfg` is the request's pinned policy's, so a reload never mixes two ladders in one request. */
+  recordFailure(subject: string, now: number, cfg: LockoutConfig): Promise<FailureOutcome>;
   recordSuccess(subject: string, now: number): Promise<void>;
   /** Subjects locked right now (counted from short-lived markers, so it is exact across replicas). */
   activeLocks(): Promise<number>;
@@ -79,15 +80,14 @@ export const LOCK_PREFIX = 'lock:';
 /** One marker per lock, living exactly as long as the lock: what the active-locks gauge counts. */
 export const LOCKED_MARKER_PREFIX = 'locked:';
 
-/** The ladder on the TTL store; only the TTL-store methods it needs, and the config read per call (reloads). */
-export function createLockout(deps: { ttl: Pick<TtlStore, 'get' | 'set' | 'update' | 'delete' | 'countPrefix'>; config: () => LockoutConfig }): Lockout {
-  const { ttl, config } = deps;
+/** The ladder on the TTL store; only the TTL-store methods it needs. */
+export function createLockout(deps: { ttl: Pick<TtlStore, 'get' | 'set' | 'update' | 'delete' | 'countPrefix'> }): Lockout {
+  const { ttl } = deps;
   return {
     async remainingMs(subject, now) {
       return lockRemainingMs(await ttl.get<LockState>(LOCK_PREFIX + subject), now);
     },
-    async recordFailure(subject, now) {
-      const cfg = config();
+    async recordFailure(subject, now, cfg) {
       let before: LockState | undefined;
       const after = await ttl.update<LockState>(LOCK_PREFIX + subject, (current) => {
         // The last call is the one the store committed (optimistic backends may call it again).

@@ -4,8 +4,8 @@ import type { GatewayPolicy } from '../config/types.js';
 import { problem } from '../errors/problems.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { formatRouteTable } from '../routes/table.js';
-import { sendJson, sendProblem } from './respond.js';
-import type { ReloadResult } from './core.js';
+import { sendJson, sendProblem } from '../http/respond.js';
+import type { ReloadResult } from '../core/gateway-core.js';
 
 export interface AdminDeps {
   readonly metrics: Metrics;

@@ -1,17 +1,16 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GatewayPolicy } from '../config/types.js';
+import { createGatewayCore, type GatewayCore, type ReloadResult } from '../core/gateway-core.js';
+import { createProxyDoor } from '../doors/proxy/proxy.js';
 import { problem } from '../errors/problems.js';
+import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { canonicalizeRequest } from '../request/canonical.js';
 import { publicServerOptions } from '../request/server-options.js';
 import type { Clock } from '../time/clock.js';
 import { createAdminHandler } from './admin.js';
-import { createGatewayCore, type GatewayCore, type ReloadResult } from './core.js';
-import { sendProblem, writeProblemToSocket } from './respond.js';
-import { admitRequest } from './admit.js';
 
 export interface GatewayOptions {
   readonly configPath: string;
@@ -47,74 +46,23 @@ function listenOn(server: Server, port: number, host: string): Promise<AddressIn
   });
 }
 
-/** Front door 1: the reverse proxy (plus the gateway's own endpoints under the reserved prefix). */
+/** The public listener (the reverse-proxy door, which also serves the reserved prefix) and the admin listener. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const core = await createGatewayCore(options);
   const { metrics, logger } = core;
   let draining = false;
 
-  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (draining) res.setHeader('connection', 'close');
-    const admitted = await admitRequest(core, req, res, { door: 'proxy' });
-    if (admitted === undefined) return;
-    const { runtime, view, decision } = admitted;
-    const route = decision.route;
-    if (route.upstream === undefined) {
-      sendProblem(res, problem('forbidden', 'this route has no upstream'), view.requestId);
-      return;
-    }
-    runtime.forwarder.forward(req, res, {
-      upstream: route.upstream,
-      view,
-      ...(decision.identity !== undefined ? { identity: decision.identity } : {}),
-      forwardAuthorization: route.forwardAuthorization,
-      routeName: route.name,
-      ...(decision.session !== undefined
-        ? { responseHeaders: { 'x-session-token': decision.session.token, 'x-session-expires': String(decision.session.expiresAt) } }
-        : {}),
-    });
-  }
-
-  async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const runtime = core.acquire();
-    socket.once('close', () => core.release(runtime));
-    socket.on('error', () => socket.destroy());
-    const canonical = canonicalizeRequest(req, { trustedProxies: runtime.trusted, maxTokenBytes: runtime.policy.auth.jwt.maxTokenBytes });
-    if (!canonical.ok) {
-      metrics.rejectedRequests.inc({ reason: canonical.reason });
-      writeProblemToSocket(socket, canonical.problem);
-      return;
-    }
-    const view = canonical.view;
-    const decision = await core.decide(view, runtime);
-    if (decision.kind === 'deny') {
-      metrics.denials.inc({ code: decision.problem.code });
-      writeProblemToSocket(socket, decision.problem, view.requestId);
-      return;
-    }
-    const route = decision.route;
-    if (!route.websocket || route.upstream === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
-      writeProblemToSocket(socket, problem('invalid_request', 'protocol upgrade is not allowed on this route'), view.requestId);
-      return;
-    }
-    runtime.forwarder.upgrade(req, socket, head, {
-      upstream: route.upstream,
-      view,
-      ...(decision.identity !== undefined ? { identity: decision.identity } : {}),
-      forwardAuthorization: route.forwardAuthorization,
-      routeName: route.name,
-    });
-  }
+  const door = createProxyDoor(core, { draining: () => draining });
 
   const initial = core.current().policy;
   const publicServer = createServer(publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes }), (req, res) => {
-    handleRequest(req, res).catch((error: unknown) => {
+    door.handleRequest(req, res).catch((error: unknown) => {
       logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
       sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
     });
   });
   publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    handleUpgrade(req, socket, head).catch(() => socket.destroy());
+    door.handleUpgrade(req, socket, head).catch(() => socket.destroy());
   });
   publicServer.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const overflow = error.code === 'HPE_HEADER_OVERFLOW';

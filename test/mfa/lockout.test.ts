@@ -58,12 +58,12 @@ describe('createLockout on the SQLite TTL store', () => {
   after(() => rig.close());
 
   test('locks across calls, reports the new lock once, counts active locks exactly', async () => {
-    const lockout = createLockout({ ttl: rig.store.ttl, config: () => cfg });
+    const lockout = createLockout({ ttl: rig.store.ttl });
     const now = rig.clock();
-    assert.equal((await lockout.recordFailure('alice', now)).lockedNow, false);
-    assert.equal((await lockout.recordFailure('bob', now)).lockedNow, false);
-    assert.equal((await lockout.recordFailure('alice', now)).lockedNow, false);
-    const third = await lockout.recordFailure('alice', now);
+    assert.equal((await lockout.recordFailure('alice', now, cfg)).lockedNow, false);
+    assert.equal((await lockout.recordFailure('bob', now, cfg)).lockedNow, false);
+    assert.equal((await lockout.recordFailure('alice', now, cfg)).lockedNow, false);
+    const third = await lockout.recordFailure('alice', now, cfg);
     assert.deepEqual(third, { lockedNow: true, retryAfterMs: 30_000, level: 1 });
     assert.equal(await lockout.remainingMs('alice', now + 10_000), 30_000 - 10_000);
     assert.equal(await lockout.remainingMs('bob', now), 0);

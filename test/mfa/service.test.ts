@@ -5,22 +5,18 @@ import Database from 'better-sqlite3';
 import { loadKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { renderProblem, type Problem } from '../../src/errors/problems.js';
 import { base32Encode } from '../../src/mfa/base32.js';
-import { createMfaService, INVALID_CODE_DETAIL, type Caller, type MfaService } from '../../src/mfa/service.js';
+import { createMfaService, INVALID_CODE_DETAIL, type MfaService } from '../../src/mfa/service.js';
 import { hotpCode } from '../../src/mfa/hotp.js';
 import type { DurableStore, TtlStore } from '../../src/store/types.js';
-import { createRig, enrollTotp, oathHotp, oathTotp, principal, route, view, writeKeyFile, wrongTotp, type Rig } from './support.js';
+import { createRig, enrollTotp, oathHotp, oathTotp, principal, route, writeKeyFile, wrongTotp, type Rig } from './support.js';
 
 const HOUR = 3_600_000;
 const MFA = route('mfa');
 const STEP_UP = route('step_up', 5 * 60_000);
 const INVALID: Problem = { code: 'mfa_invalid', detail: INVALID_CODE_DETAIL, maxAge: 43_200 };
 
-function caller(subject: string, headers: { mfaToken?: string; sessionToken?: string } = {}, extra: Parameters<typeof principal>[1] = {}): Caller {
-  return { principal: principal(subject, extra), view: view(headers) };
-}
-
 function check(rig: Rig, subject: string, headers: { mfaToken?: string; sessionToken?: string } = {}, r = MFA, extra: Parameters<typeof principal>[1] = {}) {
-  return rig.service.checkSecondFactor({ ...caller(subject, headers, extra), route: r });
+  return rig.check(subject, headers, r, extra);
 }
 
 function problemOf(result: { ok: boolean; problem?: Problem }): Problem {
@@ -52,7 +48,7 @@ describe('enrollment, codes and replay', () => {
   });
 
   test('enroll → confirm with an oathtool code → 10 recovery codes; the confirm code counts as used', async () => {
-    const enrolled = await rig.service.enroll(caller('alice'), { type: 'totp' });
+    const enrolled = await rig.service.enroll(rig.caller('alice'), { type: 'totp' });
     assert.ok(enrolled.ok);
     const e = enrolled.enrollment;
     aliceSecret = e.secretBase32;
@@ -64,7 +60,7 @@ describe('enrollment, codes and replay', () => {
 
     const code = oathTotp(e.secretBase32, rig.clock());
     secrets.push(code);
-    const confirmed = await rig.service.confirm(caller('alice'), e.factorId, code);
+    const confirmed = await rig.service.confirm(rig.caller('alice'), e.factorId, code);
     assert.ok(confirmed.ok);
     assert.equal(confirmed.recoveryCodes?.length, 10);
     secrets.push(...confirmed.recoveryCodes!);
@@ -82,7 +78,7 @@ describe('enrollment, codes and replay', () => {
   });
 
   test('a fresh code passes and issues a session; the same code again and an earlier step after a later one are refused', async () => {
-    const [factor] = (await rig.service.listFactors('alice')).factors;
+    const [factor] = (await rig.service.listFactors('alice', rig.clock())).factors;
     const secretBase32 = aliceSecret;
     rig.clock.advance(30_000);
     const now = rig.clock();
@@ -130,7 +126,7 @@ describe('enrollment, codes and replay', () => {
     assert.equal(wins.length, 1);
     assert.equal(wins[0]!.ok && wins[0]!.method, 'recovery');
     secrets.push(wins[0]!.ok ? wins[0]!.session!.token : '');
-    assert.equal((await rig.service.listFactors('alice')).recoveryCodesRemaining, 9);
+    assert.equal((await rig.service.listFactors('alice', rig.clock())).recoveryCodesRemaining, 9);
     const used = rig.auditLog.events().filter((ev) => ev.event === 'recovery_code_used');
     assert.deepEqual(used.map((ev) => ev.remaining), [9]);
     await rig.store.ttl.delete('lock:alice');
@@ -179,21 +175,19 @@ describe('malformed, wrong and replayed codes are indistinguishable', () => {
   test('wrong, replayed and malformed codes do the same store and key work, in the same order', async () => {
     const trace: string[] = [];
     const svc = createMfaService({
-      getPolicy: () => rig.policy,
       durable: traced(rig.store.durable, 'durable', trace),
       ttl: traced(rig.store.ttl, 'ttl', trace),
       keyring: traced(rig.keyring, 'keyring', trace),
-      clock: rig.clock,
     });
     const { secret } = await enrollTotp(rig, 'tracer');
     rig.clock.advance(30_000);
     const used = oathTotp(secret, rig.clock());
-    assert.ok((await svc.checkSecondFactor({ ...caller('tracer', { mfaToken: used }), route: MFA })).ok);
+    assert.ok((await svc.checkSecondFactor({ ...rig.caller('tracer', { mfaToken: used }), route: MFA })).ok);
     const wrong = wrongTotp(secret, rig.clock());
     const traces: Record<string, string[]> = {};
     for (const [name, code] of [['wrong', wrong], ['replay', used], ['malformed', '١٢٣٤٥٦'], ['short', '12345']] as const) {
       trace.length = 0;
-      assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...caller('tracer', { mfaToken: code }), route: MFA })), INVALID);
+      assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...rig.caller('tracer', { mfaToken: code }), route: MFA })), INVALID);
       traces[name] = [...trace];
     }
     assert.ok(traces.wrong!.includes('ttl.update(otp-step)'));
@@ -287,9 +281,9 @@ describe('lockout ladder through the service (fake clock)', () => {
     rig.clock.advance(30_000);
     const stepUpCode = oathTotp(secret, rig.clock());
     const hotpSecret = base32Encode(Buffer.alloc(20, 7));
-    const added = await rig.service.enroll(caller('mixed', { mfaToken: stepUpCode }), { type: 'hotp', secret: hotpSecret, counter: 0 });
+    const added = await rig.service.enroll(rig.caller('mixed', { mfaToken: stepUpCode }), { type: 'hotp', secret: hotpSecret, counter: 0 });
     assert.ok(added.ok);
-    assert.ok((await rig.service.confirm(caller('mixed'), added.enrollment.factorId, oathHotp(hotpSecret, 0))).ok);
+    assert.ok((await rig.service.confirm(rig.caller('mixed'), added.enrollment.factorId, oathHotp(hotpSecret, 0))).ok);
     assert.ok((await check(rig, 'mixed', { mfaToken: recoveryCodes[0]! })).ok);
     // One used code of each kind: three failures of one user.
     assert.deepEqual(problemOf(await check(rig, 'mixed', { mfaToken: stepUpCode })), INVALID);
@@ -328,9 +322,9 @@ describe('sessions on proxied requests', () => {
 
     const fresh = await check(rig, 'anna', { mfaToken: oathTotp(secret, rig.clock()) });
     assert.ok(fresh.ok && fresh.session !== undefined);
-    const revoked = await rig.service.revokeSession(caller('ben', { sessionToken: fresh.session.token }));
+    const revoked = await rig.service.revokeSession(rig.caller('ben', { sessionToken: fresh.session.token }));
     assert.deepEqual(revoked, { ok: false, problem: invalid });
-    assert.deepEqual(await rig.service.revokeSession(caller('anna', { sessionToken: fresh.session.token })), { ok: true });
+    assert.deepEqual(await rig.service.revokeSession(rig.caller('anna', { sessionToken: fresh.session.token })), { ok: true });
     assert.deepEqual(problemOf(await check(rig, 'anna', { sessionToken: fresh.session.token })), invalid);
     const revokedEvents = rig.auditLog.events().filter((ev) => ev.event === 'session_revoked');
     assert.equal(revokedEvents.length, 1);
@@ -362,7 +356,7 @@ describe('sessions on proxied requests', () => {
     const ok = await check(rig, 'dora', { mfaToken: oathTotp(secret, rig.clock()) });
     assert.ok(ok.ok && ok.session !== undefined);
     rig.clock.advance(10 * 60_000);
-    const refreshed = await rig.service.refreshSession(caller('dora', { sessionToken: ok.session.token }));
+    const refreshed = await rig.service.refreshSession(rig.caller('dora', { sessionToken: ok.session.token }));
     assert.ok(refreshed.ok);
     assert.equal(problemOf(await check(rig, 'dora', { sessionToken: refreshed.session.token }, STEP_UP)).code, 'step_up_required');
     const plain = await check(rig, 'dora', { sessionToken: refreshed.session.token });
@@ -439,10 +433,10 @@ describe('secrets at rest fail closed', () => {
     const otherKeys = join(rig.dir, 'other-keys');
     writeKeyFile(otherKeys, 'k1');
     const wrongKeyring: Keyring = loadKeyring({ file: otherKeys, rotationMs: 90 * 86_400_000, clock: rig.clock });
-    const svc: MfaService = createMfaService({ getPolicy: () => rig.policy, durable: rig.store.durable, ttl: rig.store.ttl, keyring: wrongKeyring, clock: rig.clock });
+    const svc: MfaService = createMfaService({ durable: rig.store.durable, ttl: rig.store.ttl, keyring: wrongKeyring });
     rig.clock.advance(30_000);
-    assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...caller('walt', { mfaToken: oathTotp(w.secret, rig.clock()) }), route: MFA })), INVALID);
-    assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...caller('walt', { mfaToken: w.recoveryCodes[0]! }), route: MFA })), INVALID);
+    assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...rig.caller('walt', { mfaToken: oathTotp(w.secret, rig.clock()) }), route: MFA })), INVALID);
+    assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...rig.caller('walt', { mfaToken: w.recoveryCodes[0]! }), route: MFA })), INVALID);
   });
 });
 
@@ -473,11 +467,11 @@ describe('HOTP hardware tokens', () => {
   const secret = base32Encode(Buffer.from('12345678901234567890', 'ascii'));
 
   test('enroll with a given secret and counter, confirm, look-ahead, replay, 50 parallel, resync', async () => {
-    const enrolled = await rig.service.enroll(caller('hank'), { type: 'hotp', secret, counter: 5 });
+    const enrolled = await rig.service.enroll(rig.caller('hank'), { type: 'hotp', secret, counter: 5 });
     assert.ok(enrolled.ok);
     assert.match(enrolled.enrollment.otpauthUri, /^otpauth:\/\/hotp\/Test%20Gateway:hank\?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Test%20Gateway&algorithm=SHA1&digits=6&counter=5$/);
     const id = enrolled.enrollment.factorId;
-    const confirmed = await rig.service.confirm(caller('hank'), id, oathHotp(secret, 7));
+    const confirmed = await rig.service.confirm(rig.caller('hank'), id, oathHotp(secret, 7));
     assert.ok(confirmed.ok && confirmed.recoveryCodes?.length === 10);
 
     // Counter now expects 8: 7 (the confirm code) is used, 8..13 accepted.
@@ -492,9 +486,9 @@ describe('HOTP hardware tokens', () => {
     assert.equal(results.filter((x) => x.ok).length, 1);
 
     // Far ahead: resync with two consecutive codes.
-    const bad = await rig.service.resyncHotp(caller('hank'), id, oathHotp(secret, 100), oathHotp(secret, 102));
+    const bad = await rig.service.resyncHotp(rig.caller('hank'), id, oathHotp(secret, 100), oathHotp(secret, 102));
     assert.deepEqual(bad, { ok: false, problem: INVALID });
-    const good = await rig.service.resyncHotp(caller('hank'), id, oathHotp(secret, 100), oathHotp(secret, 101));
+    const good = await rig.service.resyncHotp(rig.caller('hank'), id, oathHotp(secret, 100), oathHotp(secret, 101));
     assert.deepEqual(good, { ok: true, factorId: id });
     assert.ok((await check(rig, 'hank', { mfaToken: oathHotp(secret, 102) })).ok);
     assert.deepEqual(problemOf(await check(rig, 'hank', { mfaToken: oathHotp(secret, 101) })), INVALID);
@@ -502,11 +496,11 @@ describe('HOTP hardware tokens', () => {
   });
 
   test('bad hardware-token input is refused without echoing the secret', async () => {
-    const short = await rig.service.enroll(caller('hank2'), { type: 'hotp', secret: 'GEZDGNBVGY3TQOJQ' });
+    const short = await rig.service.enroll(rig.caller('hank2'), { type: 'hotp', secret: 'GEZDGNBVGY3TQOJQ' });
     assert.deepEqual(short, { ok: false, problem: { code: 'invalid_request', detail: 'secret must decode to 16-64 bytes' } });
-    const junk = await rig.service.enroll(caller('hank2'), { type: 'hotp', secret: 'not base32 at all!' });
+    const junk = await rig.service.enroll(rig.caller('hank2'), { type: 'hotp', secret: 'not base32 at all!' });
     assert.deepEqual(junk, { ok: false, problem: { code: 'invalid_request', detail: 'the secret must be RFC 4648 base32 (A-Z, 2-7)' } });
-    const totpWithSecret = await rig.service.enroll(caller('hank2'), { type: 'totp', secret });
+    const totpWithSecret = await rig.service.enroll(rig.caller('hank2'), { type: 'totp', secret });
     assert.equal(totpWithSecret.ok, false);
   });
 });
@@ -518,24 +512,24 @@ describe('factor management needs a fresh second factor', () => {
   test('second enrollment, removal and regeneration: step_up_required without a fresh factor, allowed with one', async () => {
     const { secret, factorId } = await enrollTotp(rig, 'mia');
     rig.clock.advance(6 * 60_000);
-    const stale = await rig.service.enroll(caller('mia'), { type: 'totp' });
+    const stale = await rig.service.enroll(rig.caller('mia'), { type: 'totp' });
     assert.deepEqual(stale, { ok: false, problem: { code: 'step_up_required', detail: 'a fresh second factor is required for this operation', maxAge: 300 } });
-    assert.equal((await rig.service.regenerateRecoveryCodes(caller('mia'))).ok, false);
-    assert.equal((await rig.service.removeFactor(caller('mia'), factorId)).ok, false);
+    assert.equal((await rig.service.regenerateRecoveryCodes(rig.caller('mia'))).ok, false);
+    assert.equal((await rig.service.removeFactor(rig.caller('mia'), factorId)).ok, false);
 
-    const second = await rig.service.enroll(caller('mia', { mfaToken: oathTotp(secret, rig.clock()) }), { type: 'totp' });
+    const second = await rig.service.enroll(rig.caller('mia', { mfaToken: oathTotp(secret, rig.clock()) }), { type: 'totp' });
     assert.ok(second.ok);
-    const confirmed = await rig.service.confirm(caller('mia'), second.enrollment.factorId, oathTotp(second.enrollment.secretBase32, rig.clock()));
+    const confirmed = await rig.service.confirm(rig.caller('mia'), second.enrollment.factorId, oathTotp(second.enrollment.secretBase32, rig.clock()));
     assert.deepEqual(confirmed, { ok: true, factorId: second.enrollment.factorId }, 'no new recovery codes for a second factor');
 
     rig.clock.advance(30_000);
     const session = await check(rig, 'mia', { mfaToken: oathTotp(secret, rig.clock()) });
     assert.ok(session.ok && session.session !== undefined);
-    const regenerated = await rig.service.regenerateRecoveryCodes(caller('mia', { sessionToken: session.session.token }));
+    const regenerated = await rig.service.regenerateRecoveryCodes(rig.caller('mia', { sessionToken: session.session.token }));
     assert.ok(regenerated.ok && regenerated.recoveryCodes.length === 10);
-    assert.deepEqual(await rig.service.removeFactor(caller('mia', { sessionToken: session.session.token }), factorId), { ok: true });
-    assert.deepEqual((await rig.service.removeFactor(caller('mia', { sessionToken: session.session.token }), factorId)).ok, false);
-    const listed = await rig.service.listFactors('mia');
+    assert.deepEqual(await rig.service.removeFactor(rig.caller('mia', { sessionToken: session.session.token }), factorId), { ok: true });
+    assert.deepEqual((await rig.service.removeFactor(rig.caller('mia', { sessionToken: session.session.token }), factorId)).ok, false);
+    const listed = await rig.service.listFactors('mia', rig.clock());
     assert.deepEqual(listed.factors.map((f) => f.id), [second.enrollment.factorId]);
     assert.equal(listed.recoveryCodesRemaining, 10);
     assert.ok(!JSON.stringify(listed).includes(second.enrollment.secretBase32));
@@ -543,25 +537,25 @@ describe('factor management needs a fresh second factor', () => {
 
     // Removing the last factor takes the recovery codes with it.
     rig.clock.advance(30_000);
-    const last = await rig.service.removeFactor(caller('mia', { mfaToken: oathTotp(second.enrollment.secretBase32, rig.clock()) }), second.enrollment.factorId);
+    const last = await rig.service.removeFactor(rig.caller('mia', { mfaToken: oathTotp(second.enrollment.secretBase32, rig.clock()) }), second.enrollment.factorId);
     assert.deepEqual(last, { ok: true });
-    assert.deepEqual(await rig.service.listFactors('mia'), { factors: [], recoveryCodesRemaining: 0 });
+    assert.deepEqual(await rig.service.listFactors('mia', rig.clock()), { factors: [], recoveryCodesRemaining: 0 });
   });
 
   test('another user\'s pending factor cannot be confirmed; an expired one neither', async () => {
-    const e = await rig.service.enroll(caller('nora'), { type: 'totp' });
+    const e = await rig.service.enroll(rig.caller('nora'), { type: 'totp' });
     assert.ok(e.ok);
     const code = oathTotp(e.enrollment.secretBase32, rig.clock());
     const notFound = { ok: false, problem: { code: 'not_found', detail: 'no pending factor with this id (it may have expired; enroll again)' } };
-    assert.deepEqual(await rig.service.confirm(caller('otto'), e.enrollment.factorId, code), notFound);
+    assert.deepEqual(await rig.service.confirm(rig.caller('otto'), e.enrollment.factorId, code), notFound);
     rig.clock.advance(10 * 60_000 + 1);
-    assert.deepEqual(await rig.service.confirm(caller('nora'), e.enrollment.factorId, oathTotp(e.enrollment.secretBase32, rig.clock())), notFound);
+    assert.deepEqual(await rig.service.confirm(rig.caller('nora'), e.enrollment.factorId, oathTotp(e.enrollment.secretBase32, rig.clock())), notFound);
   });
 
   test('factory options are validated', () => {
-    assert.throws(() => createMfaService({ ...({} as object) } as never), { name: 'MfaError', code: 'invalid_option', message: 'option "getPolicy" must be a function' });
+    assert.throws(() => createMfaService({ ...({} as object) } as never), { name: 'MfaError', code: 'invalid_option', message: 'option "durable" is required' });
     assert.throws(
-      () => createMfaService({ getPolicy: () => rig.policy, durable: {} as DurableStore, ttl: rig.store.ttl as TtlStore, keyring: rig.keyring }),
+      () => createMfaService({ durable: {} as DurableStore, ttl: rig.store.ttl as TtlStore, keyring: rig.keyring }),
       { name: 'MfaError', message: 'option "durable" must have a listFactors() method' },
     );
   });

@@ -10,7 +10,8 @@ import { createLogger, type Logger } from '../../src/log/logger.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import type { RequestView } from '../../src/request/view.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
-import { createMfaService, type MfaService } from '../../src/mfa/service.js';
+import { createMfaService, type Caller, type MfaService } from '../../src/mfa/service.js';
+import type { SecondFactorInput } from '../../src/decision/engine.js';
 import { base32Decode } from '../../src/mfa/base32.js';
 import { totpCode, totpStep } from '../../src/mfa/totp.js';
 
@@ -180,8 +181,14 @@ export interface Rig {
   readonly auditLog: LogCapture;
   policy: GatewayPolicy;
   readonly service: MfaService;
+  /** A caller with the rig's current policy and clock, as a request pins them. */
+  caller(subject: string, headers?: ViewHeaders, extra?: Partial<Principal>): Caller;
+  /** The second-factor check a request on `route` runs. */
+  check(subject: string, headers: ViewHeaders, route: Route, extra?: Partial<Principal>): ReturnType<MfaService['checkSecondFactor']>;
   close(): Promise<void>;
 }
+
+type ViewHeaders = Parameters<typeof view>[0];
 
 export function writeKeyFile(path: string, kid = 'k1'): void {
   writeFileSync(path, `${kid} ${randomBytes(32).toString('base64')} 2026-01-01 primary\n`, { mode: 0o600 });
@@ -210,20 +217,25 @@ export function createRig(options: { mfa?: Partial<MfaConfig>; acceptIdpMfa?: bo
     auditLog,
     policy: makePolicy({ ...options, dbPath }),
     service: undefined as unknown as MfaService,
+    caller(subject, headers = {}, extra = {}) {
+      return { principal: principal(subject, extra), view: view(headers), policy: rig.policy, now: clock() };
+    },
+    check(subject, headers, route, extra = {}) {
+      const input: SecondFactorInput = { ...rig.caller(subject, headers, extra), route };
+      return rig.service.checkSecondFactor(input);
+    },
     async close() {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
   const service = createMfaService({
-    getPolicy: () => rig.policy,
     durable: store.durable,
     ttl: store.ttl,
     keyring,
     metrics,
     logger: log.logger,
     audit: auditLog.logger,
-    clock,
   });
   Object.assign(rig, { service });
   return rig;
@@ -231,11 +243,11 @@ export function createRig(options: { mfa?: Partial<MfaConfig>; acceptIdpMfa?: bo
 
 /** Enrolls and confirms a TOTP factor for `subject` through the service, with oathtool as the app. */
 export async function enrollTotp(rig: Rig, subject: string): Promise<{ factorId: string; secret: string; recoveryCodes: string[] }> {
-  const enrolled = await rig.service.enroll({ principal: principal(subject), view: view({ method: 'POST' }) }, { type: 'totp' });
+  const enrolled = await rig.service.enroll(rig.caller(subject, { method: 'POST' }), { type: 'totp' });
   if (!enrolled.ok) throw new Error(`enroll failed: ${enrolled.problem.code}`);
   const secret = enrolled.enrollment.secretBase32;
   const code = oathTotp(secret, rig.clock());
-  const confirmed = await rig.service.confirm({ principal: principal(subject), view: view({ method: 'POST' }) }, enrolled.enrollment.factorId, code);
+  const confirmed = await rig.service.confirm(rig.caller(subject, { method: 'POST' }), enrolled.enrollment.factorId, code);
   if (!confirmed.ok) throw new Error(`confirm failed: ${confirmed.problem.code}`);
   return { factorId: enrolled.enrollment.factorId, secret, recoveryCodes: confirmed.recoveryCodes ?? [] };
 }

@@ -1,0 +1,111 @@
+import { performance } from 'node:perf_hooks';
+import type { GatewayCore, PolicyRuntime } from '../core/gateway-core.js';
+import { decide } from '../decision/engine.js';
+import type { Allow } from '../decision/types.js';
+import type { Problem } from '../errors/problems.js';
+import { canonicalizeRequest, type RequestSource } from '../request/canonical.js';
+import type { TrustList } from '../request/trust.js';
+import type { RequestView } from '../request/view.js';
+
+/**
+ * The one hallway every front door walks: pin the policy runtime and the clock, canonicalise,
+ * decide (reserved prefix, route, bearer, scopes, second factor), count and log the outcome. A door
+ * only translates its input into a `RequestSource` and the `Admission` into its own output shape
+ * (a proxied response, a 101, a forward-auth answer, `next()`), using the header contract in
+ * src/contract. Nothing here writes to a socket.
+ */
+
+/** Which front door asked; a label in logs. */
+export type Door = 'proxy' | 'websocket' | 'middleware' | 'auth-request' | 'forward-auth' | 'ext-authz';
+
+export type Admission =
+  | {
+      readonly kind: 'refused';
+      readonly problem: Problem;
+      /** Undefined only when the request could not even be read into a view. */
+      readonly requestId: string | undefined;
+      /** The request was ambiguous: whatever follows it on the connection must never be read. */
+      readonly ambiguous: boolean;
+    }
+  | { readonly kind: 'allowed'; readonly view: RequestView; readonly decision: Allow };
+
+/**
+ * One request's hold on the gateway: the runtime it pinned (its policy, pools and keys, whatever
+ * reloads happen meanwhile) and the one clock reading every stage uses. `settle` records the
+ * request's metrics and unpins the runtime; only the first call counts, so a door may call it
+ * from every way a request can end.
+ */
+export class Pass {
+  readonly runtime: PolicyRuntime;
+  readonly now: number;
+  private readonly started = performance.now();
+  private routeLabel = '(none)';
+  private policyLabel = '(none)';
+  private settled = false;
+
+  constructor(private readonly core: GatewayCore) {
+    this.runtime = core.acquire();
+    this.now = core.clock();
+  }
+
+  label(route: string, policy: string): void {
+    this.routeLabel = route;
+    this.policyLabel = policy;
+  }
+
+  settle(status: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { metrics } = this.core;
+    metrics.requests.inc({ route: this.routeLabel, policy: this.policyLabel, status: String(status) });
+    metrics.requestDuration.observe({ route: this.routeLabel }, (performance.now() - this.started) / 1000);
+    this.core.release(this.runtime);
+  }
+}
+
+export interface AdmitOptions {
+  readonly door: Door;
+  /** Peers whose forwarding headers are believed (default: the policy's `trusted_proxies`). */
+  readonly trusted?: TrustList;
+  /**
+   * Serve the reserved prefix as the gateway's own endpoints (default true). False for a request
+   * rebuilt by forward-auth: the proxy's question about its own backend is decided by routes only.
+   */
+  readonly reserved?: boolean;
+  /** Use this request id instead of the view's (a rebuilt request shares its auth call's id). */
+  readonly requestId?: string;
+}
+
+export async function admit(core: GatewayCore, pass: Pass, source: RequestSource, options: AdmitOptions): Promise<Admission> {
+  const { metrics, logger } = core;
+  const { runtime } = pass;
+  const canonical = canonicalizeRequest(source, {
+    trustedProxies: options.trusted ?? runtime.trusted,
+    maxTokenBytes: runtime.policy.auth.jwt.maxTokenBytes,
+  });
+  if (!canonical.ok) {
+    pass.label('(rejected)', '(none)');
+    metrics.rejectedRequests.inc({ reason: canonical.reason });
+    metrics.denials.inc({ code: canonical.problem.code });
+    return { kind: 'refused', problem: canonical.problem, requestId: options.requestId, ambiguous: true };
+  }
+  const view = options.requestId === undefined ? canonical.view : { ...canonical.view, requestId: options.requestId };
+
+  const decision = await decide(view, {
+    policy: runtime.policy,
+    bearer: runtime.bearer,
+    secondFactor: core.mfa,
+    now: pass.now,
+    reserved: options.reserved ?? true,
+  });
+  if (decision.route !== undefined) pass.label(decision.route.name, decision.route.policy);
+  if (decision.kind === 'deny') {
+    metrics.denials.inc({ code: decision.problem.code });
+    logger.info(
+      { event: 'denied', door: options.door, request_id: view.requestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
+      'request denied',
+    );
+    return { kind: 'refused', problem: decision.problem, requestId: view.requestId, ambiguous: false };
+  }
+  return { kind: 'allowed', view, decision };
+}

@@ -1,0 +1,224 @@
+import type { Identity, IssuedSession } from '../decision/types.js';
+import type { RequestView } from '../request/view.js';
+
+/**
+ * The header contract (DESIGN §3), both directions, for every front door: what is stripped from
+ * the client's request, which identity headers are added for the backend, and what goes back to
+ * the client. Headers travel as flat `[name, value, …]` string arrays: that is what Node's
+ * `rawHeaders` gives, what undici's Request takes without building an object, and what
+ * `res.writeHead` accepts; one pass, no intermediate object.
+ */
+
+export interface UpstreamHeaderContext {
+  readonly view: RequestView;
+  readonly identity?: Identity | undefined;
+  readonly forwardAuthorization: boolean;
+  /**
+   * `host[:port]` of the upstream: the Host the backend sees. Undefined when the backend is the
+   * application in this process (the middleware): the message was already framed and delivered
+   * by Node, so Host and the framing headers stay as received and describe the request truthfully.
+   */
+  readonly upstreamHost: string | undefined;
+  /** A WebSocket upgrade being tunnelled: send `Connection: upgrade` + `Upgrade: websocket`. */
+  readonly websocket?: boolean;
+}
+
+// What to do with a client header, by lower-cased name.
+const KEEP = 0;
+const DROP = 1;
+const CONNECTION = 2;
+const AUTHORIZATION = 3;
+
+/** Hop-by-hop (RFC 9110 §7.6.1) plus legacy ones; never forwarded in either direction. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+const REQUEST_ACTION: ReadonlyMap<string, number> = new Map([
+  ['connection', CONNECTION],
+  ['authorization', AUTHORIZATION],
+  ['keep-alive', DROP],
+  ['proxy-connection', DROP],
+  ['te', DROP],
+  ['trailer', DROP],
+  ['transfer-encoding', DROP],
+  ['upgrade', DROP],
+  ['proxy-authorization', DROP],
+  ['proxy-authenticate', DROP],
+  // Ours to decide: the upstream's Host.
+  ['host', DROP],
+  ['forwarded', DROP],
+  // Node already answered `100 Continue`; undici refuses to send Expect.
+  ['expect', DROP],
+  // httpoxy: CGI-style backends turn `Proxy:` into HTTP_PROXY.
+  ['proxy', DROP],
+]);
+
+/** Client headers with these names (after normalising `_`/`.` to `-`) never reach the backend. */
+const DROPPED_X: ReadonlySet<string> = new Set(['x-mfa-token', 'x-session-token', 'x-original-url', 'x-rewrite-url', 'x-request-id']);
+
+/** A client's `Connection` header may not remove what the gateway decides or how the body is framed. */
+const PROTECTED_FROM_CONNECTION: ReadonlySet<string> = new Set(['host', 'authorization', 'content-length']);
+
+const SEPARATORS = /[_.]/g;
+
+/**
+ * True for any spelling of a header the client must not send the backend: `X-Auth-*`, `x_auth_*`,
+ * `X.Auth.*`, `X-Forwarded-*` (any spelling), `X-MFA-Token`, `X-Session-Token`, … Backends behind
+ * CGI/WSGI-style gateways read `_`, `.` and `-` as the same character.
+ */
+function isDroppedXHeader(lowerName: string): boolean {
+  const name = lowerName.indexOf('_') === -1 && lowerName.indexOf('.') === -1 ? lowerName : lowerName.replace(SEPARATORS, '-');
+  return name.startsWith('x-auth-') || name.startsWith('x-forwarded-') || DROPPED_X.has(name);
+}
+
+function requestAction(lowerName: string): number {
+  // 120 = 'x': every spoofable identity / forwarding header starts with it.
+  if (lowerName.charCodeAt(0) === 120) return isDroppedXHeader(lowerName) ? DROP : KEEP;
+  return REQUEST_ACTION.get(lowerName) ?? KEEP;
+}
+
+/** What the in-process application still needs of the message Node already framed for it. */
+const IN_PROCESS_KEPT: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'expect']);
+
+function inProcessAction(lowerName: string): number {
+  if (IN_PROCESS_KEPT.has(lowerName)) return KEEP;
+  return requestAction(lowerName);
+}
+
+/** Adds the lower-cased tokens of a `Connection` value that name an end-to-end header to `into`. */
+function connectionTokens(value: string, into: string[] | undefined, protect: ReadonlySet<string>): string[] | undefined {
+  // Nearly every message says just this; skip the split.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return into;
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token === '' || token === 'close' || HOP_BY_HOP.has(token) || protect.has(token)) continue;
+    (into ??= []).push(token);
+  }
+  return into;
+}
+
+/** Removes, in place, every pair whose lower-cased name is in `names`. */
+function removeNamed(headers: string[], names: readonly string[]): void {
+  let kept = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (names.includes(headers[i]!.toLowerCase())) continue;
+    headers[kept] = headers[i]!;
+    headers[kept + 1] = headers[i + 1]!;
+    kept += 2;
+  }
+  headers.length = kept;
+}
+
+/**
+ * The headers the upstream receives: the client's end-to-end headers minus everything it must not
+ * control, then the gateway's own (identity, request id, forwarding, Host) appended last, so no
+ * client header can shadow or remove them.
+ */
+export function buildUpstreamHeaders(rawHeaders: readonly string[], ctx: UpstreamHeaderContext): string[] {
+  const out: string[] = [];
+  let named: string[] | undefined;
+  let authorizationSeen = false;
+  const actionOf = ctx.upstreamHost === undefined ? inProcessAction : requestAction;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    const action = actionOf(lower);
+    if (action === KEEP) {
+      out.push(name, value);
+    } else if (action === CONNECTION) {
+      named = connectionTokens(value, named, PROTECTED_FROM_CONNECTION);
+    } else if (action === AUTHORIZATION) {
+      // Duplicates were refused by the canonical view; keeping only the first is a second line.
+      if (ctx.forwardAuthorization && !authorizationSeen) out.push(name, value);
+      authorizationSeen = true;
+    }
+  }
+  if (named !== undefined) removeNamed(out, named);
+
+  const { view, identity } = ctx;
+  if (identity !== undefined) pushIdentity(out, identity);
+  out.push('x-request-id', view.requestId, 'x-forwarded-for', view.forwardedFor, 'x-forwarded-proto', view.proto);
+  if (view.forwardedHost !== '') out.push('x-forwarded-host', view.forwardedHost);
+  if (ctx.upstreamHost !== undefined) out.push('host', ctx.upstreamHost);
+  if (ctx.websocket === true) out.push('connection', 'upgrade', 'upgrade', 'websocket');
+  return out;
+}
+
+function pushIdentity(out: string[], identity: Identity): void {
+  out.push('x-auth-subject', identity.subject, 'x-auth-scopes', identity.scopes.join(' '), 'x-auth-mfa', identity.mfa);
+  if (identity.mfaTime !== undefined) out.push('x-auth-mfa-time', String(identity.mfaTime));
+}
+
+/**
+ * The verified-identity headers and the request id as one flat list: the forward-auth answer
+ * carries them for the proxy in front to copy onto the backend request.
+ */
+export function identityHeaders(identity: Identity | undefined, requestId: string): string[] {
+  const out: string[] = [];
+  if (identity !== undefined) pushIdentity(out, identity);
+  out.push('x-request-id', requestId);
+  return out;
+}
+
+/**
+ * What the client gets back beyond the backend's answer: a session minted on this request (a
+ * good X-MFA-Token), on every door that can carry it — proxied responses, the 101 of a WebSocket
+ * upgrade, the forward-auth answer, the middleware's response. Never sent to a backend.
+ */
+export function clientSessionHeaders(session: IssuedSession | undefined): Readonly<Record<string, string>> | undefined {
+  if (session === undefined) return undefined;
+  return { 'x-session-token': session.token, 'x-session-expires': String(session.expiresAt) };
+}
+
+const NOTHING_PROTECTED: ReadonlySet<string> = new Set();
+
+/**
+ * The upstream's response headers as the client receives them: hop-by-hop and Connection-named
+ * headers removed (repeated `set-cookie` kept as they came), the gateway's request id, then the
+ * caller's extra headers (e.g. `x-session-token`), which replace any upstream header of that name.
+ * `keepUpgrade` keeps `Upgrade`/`Connection` for a 101 answer on a tunnelled WebSocket.
+ */
+export function filterResponseHeaders(
+  rawHeaders: readonly (Buffer | string)[],
+  requestId: string,
+  extra?: Readonly<Record<string, string>>,
+  keepUpgrade = false,
+): string[] {
+  const out: string[] = [];
+  let named: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const rawName = rawHeaders[i]!;
+    const rawValue = rawHeaders[i + 1]!;
+    // latin1 keeps every byte the upstream sent; Node validates the result in writeHead.
+    const name = typeof rawName === 'string' ? rawName : rawName.toString('latin1');
+    const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
+    const lower = name.toLowerCase();
+    if (keepUpgrade && (lower === 'upgrade' || lower === 'connection')) {
+      out.push(name, value);
+      continue;
+    }
+    if (lower === 'connection') {
+      named = connectionTokens(value, named, NOTHING_PROTECTED);
+      continue;
+    }
+    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
+    if (extra !== undefined && Object.hasOwn(extra, lower)) continue;
+    out.push(name, value);
+  }
+  if (named !== undefined) removeNamed(out, named);
+  out.push('x-request-id', requestId);
+  if (extra !== undefined) {
+    for (const name of Object.keys(extra)) out.push(name, extra[name]!);
+  }
+  return out;
+}

@@ -1,0 +1,214 @@
+import { loadPolicyFile } from '../config/load.js';
+import { createPolicyWatcher } from '../config/watch.js';
+import type { GatewayPolicy } from '../config/types.js';
+import { createJwtVerifier } from '../auth/jwt.js';
+import { loadKeyring } from '../crypto/keyring.js';
+import type { BearerVerifier } from '../decision/engine.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { createMfaService, type MfaService } from '../mfa/service.js';
+import { createForwarder, type Forwarder } from '../forward/forwarder.js';
+import { createTrustList, type TrustList } from '../request/trust.js';
+import { openStore } from '../store/open.js';
+import { systemClock, type Clock } from '../time/clock.js';
+
+export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+/**
+ * Everything that depends on one version of the policy. A request pins the runtime it started
+ * with, so a reload never changes the rules (or the pools) under a request in flight.
+ */
+export interface PolicyRuntime {
+  readonly policy: GatewayPolicy;
+  readonly bearer: BearerVerifier & { close(): void | Promise<void> };
+  readonly forwarder: Forwarder;
+  readonly trusted: TrustList;
+  /** Forward-auth endpoints believe X-Original-* / X-Forwarded-* only from these peers. */
+  readonly authzTrusted: TrustList;
+}
+
+export interface CoreOptions {
+  readonly configPath: string;
+  readonly logger?: Logger;
+  readonly audit?: Logger;
+  readonly clock?: Clock;
+  /** Watch the policy file for changes (default true). */
+  readonly watch?: boolean;
+}
+
+/**
+ * What every front door stands on: the policy runtimes (pinned per request, swapped on reload),
+ * and the I/O the decision needs (JWT keys, stores, the MFA service, upstream pools). Doors reach
+ * it only through the admission path (src/admission).
+ */
+export interface GatewayCore {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly mfa: MfaService;
+  /** Pins the current runtime for one request; pair with `release`. */
+  acquire(): PolicyRuntime;
+  release(runtime: PolicyRuntime): void;
+  current(): PolicyRuntime;
+  inFlight(): number;
+  /** Resolves when no request is in flight, or after `timeoutMs`. */
+  whenIdle(timeoutMs: number): Promise<void>;
+  reload(): ReloadResult;
+  ready(): Promise<string | undefined>;
+  /** Refreshes the gauges that are read on scrape (active locks, key ages, pool sizes). */
+  refreshGauges(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export async function createGatewayCore(options: CoreOptions): Promise<GatewayCore> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger();
+  const audit = options.audit ?? createLogger({ name: 'audit' });
+  const metrics = createMetrics();
+
+  // A bad file at startup throws here: the gateway never serves without a valid policy.
+  const initialPolicy = loadPolicyFile(options.configPath);
+  metrics.configReloads.inc({ result: 'success' }, 0);
+  metrics.configReloads.inc({ result: 'failure' }, 0);
+  metrics.configInfo.set(Math.floor(clock() / 1000));
+
+  // No key, no start: secrets are never stored in plaintext.
+  const keyring = loadKeyring({ ...initialPolicy.keys, clock, metrics, logger });
+  const store = await openStore(initialPolicy.store, clock);
+
+  const inFlightByRuntime = new Map<PolicyRuntime, number>();
+  let inFlightTotal = 0;
+  let onIdle: (() => void) | undefined;
+  let runtime = buildRuntime(initialPolicy);
+
+  const mfa = createMfaService({ durable: store.durable, ttl: store.ttl, keyring, metrics, logger, audit });
+
+  function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
+    // Keep caches and warm connections when their part of the policy did not change.
+    const bearer =
+      previous !== undefined && sameJson(previous.policy.auth.jwt, policy.auth.jwt)
+        ? previous.bearer
+        : createJwtVerifier({ config: policy.auth.jwt, metrics, logger, clock });
+    const forwarder =
+      previous !== undefined &&
+      sameJson([...previous.policy.upstreams], [...policy.upstreams]) &&
+      sameJson(previous.policy.limits, policy.limits)
+        ? previous.forwarder
+        : createForwarder({
+            upstreams: policy.upstreams,
+            maxQueued: policy.limits.maxQueued,
+            maxTotalConnections: policy.limits.maxUpstreamConnections,
+            metrics,
+            logger,
+          });
+    return {
+      policy,
+      bearer,
+      forwarder,
+      trusted: createTrustList(policy.trustedProxies),
+      authzTrusted: createTrustList(policy.authz.trustedProxies),
+    };
+  }
+
+  /** Closes what a retired runtime owns and the current one no longer shares. */
+  async function closeRetired(old: PolicyRuntime): Promise<void> {
+    if (old.bearer !== runtime.bearer) await old.bearer.close();
+    if (old.forwarder !== runtime.forwarder) await old.forwarder.close();
+  }
+
+  function reloadFailed(error: Error): void {
+    metrics.configReloads.inc({ result: 'failure' });
+    logger.error({ event: 'config_reload_failed', error: error.message }, 'policy reload refused; keeping the previous policy');
+  }
+
+  function applyPolicy(policy: GatewayPolicy): void {
+    if (!sameJson(policy.store, runtime.policy.store) || !sameJson(policy.keys, runtime.policy.keys)) {
+      logger.warn({ event: 'config_reload_partial' }, 'store and keys settings change only on restart; keeping the running ones');
+    }
+    const previous = runtime;
+    runtime = buildRuntime(policy, previous);
+    if (!inFlightByRuntime.has(previous)) void closeRetired(previous);
+    metrics.configReloads.inc({ result: 'success' });
+    metrics.configInfo.set(Math.floor(clock() / 1000));
+    logger.info({ event: 'config_reloaded', routes: policy.routes.length }, 'policy reloaded');
+  }
+
+  function reload(): ReloadResult {
+    try {
+      applyPolicy(loadPolicyFile(options.configPath));
+      return { ok: true };
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      reloadFailed(failure);
+      return { ok: false, error: failure.message };
+    }
+  }
+
+  const watcher =
+    options.watch === false
+      ? undefined
+      : createPolicyWatcher({ path: options.configPath, load: loadPolicyFile, onReload: applyPolicy, onError: reloadFailed });
+
+  return {
+    metrics,
+    logger,
+    clock,
+    mfa,
+    acquire() {
+      const pinned = runtime;
+      inFlightByRuntime.set(pinned, (inFlightByRuntime.get(pinned) ?? 0) + 1);
+      inFlightTotal++;
+      metrics.inFlight.inc();
+      return pinned;
+    },
+    release(pinned) {
+      const left = (inFlightByRuntime.get(pinned) ?? 1) - 1;
+      if (left === 0) {
+        inFlightByRuntime.delete(pinned);
+        if (pinned !== runtime) void closeRetired(pinned);
+      } else {
+        inFlightByRuntime.set(pinned, left);
+      }
+      inFlightTotal--;
+      metrics.inFlight.dec();
+      if (inFlightTotal === 0) onIdle?.();
+    },
+    current: () => runtime,
+    inFlight: () => inFlightTotal,
+    reload,
+    async ready() {
+      await store.durable.ping();
+      await store.ttl.ping();
+      return undefined;
+    },
+    async refreshGauges() {
+      runtime.forwarder.collectPoolGauges();
+      for (const age of keyring.keyAges(clock())) {
+        metrics.keyAge.set({ kid: age.kid, primary: String(age.primary) }, Math.floor(age.ageMs / 1000));
+      }
+      metrics.mfaActiveLocks.set(await mfa.activeLocks());
+    },
+    whenIdle(timeoutMs) {
+      if (inFlightTotal === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const deadline = setTimeout(finish, timeoutMs);
+        function finish(): void {
+          clearTimeout(deadline);
+          onIdle = undefined;
+          resolve();
+        }
+        onIdle = finish;
+      });
+    },
+    async close() {
+      watcher?.close();
+      await runtime.forwarder.close();
+      await runtime.bearer.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { admit, type Pass } from '../../admission/admit.js';
+import { clientSessionHeaders, identityHeaders } from '../../contract/headers.js';
+import type { GatewayCore } from '../../core/gateway-core.js';
+import { problem, renderProblem, type Problem } from '../../errors/problems.js';
+import { sendProblem } from '../../http/respond.js';
+import { hasBody } from '../../request/body.js';
+import type { RequestView } from '../../request/view.js';
+import { rebuildOriginal, syntheticRequest, type AuthzKind } from './rebuild.js';
+
+/**
+ * nginx `auth_request` turns every status but 2xx/401/403 into a bare 500 and drops the body, so the
+ * auth-request answer also carries the real status and the problem body in headers; the nginx
+ * example copies them with `auth_request_set` and replays them from an `error_page` location
+ * (docs/plugin-mode.md). The other proxies pass the problem response through as it is.
+ */
+export const PROBLEM_STATUS_HEADER = 'x-problem-status';
+export const PROBLEM_BODY_HEADER = 'x-problem-body';
+
+/** A header value must be ASCII without control characters; JSON escapes the rest. */
+function asciiJson(body: string): string {
+  return body.replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Front door 2: `<prefix>authz/<kind>` for proxies that do their own forwarding. The original
+ * request is rebuilt from the proxy's headers and walks the same admission path as a proxied
+ * request (canonicalise, decide), on the runtime the auth call pinned; the answer is 200 + the
+ * identity headers of the header contract, or exactly the problem response the reverse proxy
+ * would send.
+ */
+export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: IncomingMessage, res: ServerResponse, view: RequestView, kind: string): Promise<void> {
+  const { metrics, logger } = core;
+  const { runtime } = pass;
+  const requestId = view.requestId;
+  // A forward-auth call has no use for a body; one that sends it never gets its connection reused.
+  const close = hasBody(req);
+
+  function refuse(p: Problem, family: AuthzKind | undefined): void {
+    let headers: Record<string, string> | undefined;
+    if (family === 'auth-request') {
+      const rendered = renderProblem(p, requestId);
+      headers = { [PROBLEM_STATUS_HEADER]: String(rendered.status), [PROBLEM_BODY_HEADER]: asciiJson(rendered.body) };
+    }
+    sendProblem(res, p, requestId, headers, close);
+  }
+
+  // Anyone who can reach this endpoint chooses the request being judged: only trusted proxies may.
+  const peer = req.socket.remoteAddress;
+  if (peer === undefined || !runtime.authzTrusted.has(peer)) {
+    logger.warn({ event: 'authz_untrusted_peer', request_id: requestId, client: peer }, 'forward-auth call from a peer outside authz.trusted_proxies');
+    metrics.denials.inc({ code: 'forbidden' });
+    refuse(problem('forbidden', 'this endpoint answers trusted proxies only'), undefined);
+    return;
+  }
+
+  const found = rebuildOriginal(req, kind, view.search);
+  if (found === undefined) {
+    metrics.denials.inc({ code: 'not_found' });
+    refuse(problem('not_found', 'no such forward-auth endpoint'), undefined);
+    return;
+  }
+  const family = found.kind;
+  if (!found.rebuilt.ok) {
+    metrics.rejectedRequests.inc({ reason: 'authz_original' });
+    metrics.denials.inc({ code: found.rebuilt.problem.code });
+    refuse(found.rebuilt.problem, family);
+    return;
+  }
+
+  // The same hallway as a proxied request: a `..` in X-Original-URL is a 400, never a 200.
+  const admission = await admit(core, pass, syntheticRequest(req, found.rebuilt.original), {
+    door: family,
+    trusted: runtime.authzTrusted,
+    reserved: false,
+    // One id for the auth call and the decision it carries, so logs of both line up.
+    requestId,
+  });
+  if (admission.kind === 'refused') {
+    refuse(admission.problem, family);
+    return;
+  }
+  const { decision } = admission;
+  const headers = identityHeaders(decision.identity, requestId);
+  headers.push('cache-control', 'no-store', 'content-length', '0');
+  const session = clientSessionHeaders(decision.session);
+  if (session !== undefined) for (const [name, value] of Object.entries(session)) headers.push(name, value);
+  if (close) headers.push('connection', 'close');
+  res.writeHead(200, headers);
+  res.end();
+}

@@ -1,0 +1,279 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '../../auth/principal.js';
+import type { GatewayPolicy, OtpAlgorithm } from '../../config/types.js';
+import { problem, type Problem } from '../../errors/problems.js';
+import { sendEmpty, sendJson, sendProblem } from '../../http/respond.js';
+import type { RequestView } from '../../request/view.js';
+import type { FactorRequest, FactorSummary } from '../../mfa/enrollment.js';
+import type { Caller, MfaService } from '../../mfa/service.js';
+import { SETUP_PAGE_HEADERS, SETUP_PAGE_HTML } from './setup-page.js';
+import { hasBody } from '../../request/body.js';
+
+/**
+ * The gateway's own endpoints under the reserved prefix. The gateway has verified the bearer
+ * already; this only translates HTTP ⇄ service calls: JSON in (≤ 16 KiB, application/json only,
+ * known fields only), JSON or problem+json out, never a secret in an error.
+ */
+
+export interface MfaEndpointContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly view: RequestView;
+  /** The path after the prefix, e.g. `totp/enroll`. */
+  readonly subpath: string;
+  readonly principal: Principal;
+  /** The policy and clock reading the request pinned when it was admitted. */
+  readonly policy: GatewayPolicy;
+  readonly now: number;
+}
+
+export const MAX_BODY_BYTES = 16 * 1024;
+const FACTOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+type Json = Record<string, unknown>;
+type BodyResult = { readonly ok: true; readonly body: Json | undefined } | { readonly ok: false; readonly problem: Problem; readonly close: boolean };
+
+/** Serves the setup page; exported so a gateway can offer it before any bearer check (a browser has none). */
+export function serveSetupPage(res: ServerResponse): void {
+  res.writeHead(200, { ...SETUP_PAGE_HEADERS, 'content-length': Buffer.byteLength(SETUP_PAGE_HTML) });
+  res.end(SETUP_PAGE_HTML);
+}
+
+/** Reads a JSON object body; an absent body is `undefined`. Stops reading past the limit. */
+function readJson(req: IncomingMessage): Promise<BodyResult> {
+  if (!hasBody(req)) return Promise.resolve({ ok: true, body: undefined });
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    return Promise.resolve({ ok: false, problem: problem('invalid_request', 'the body must be application/json'), close: true });
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+    return Promise.resolve({ ok: false, problem: problem('invalid_request', `the body must be at most ${MAX_BODY_BYTES} bytes`), close: true });
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: BodyResult) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        finish({ ok: false, problem: problem('invalid_request', `the body must be at most ${MAX_BODY_BYTES} bytes`), close: true });
+        req.pause();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        finish({ ok: false, problem: problem('invalid_request', 'the body is not valid JSON'), close: false });
+        return;
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        finish({ ok: false, problem: problem('invalid_request', 'the body must be a JSON object'), close: false });
+        return;
+      }
+      finish({ ok: true, body: parsed as Json });
+    };
+    const onError = () => finish({ ok: false, problem: problem('invalid_request', 'the body could not be read'), close: true });
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+/** Field checks that name the field, never echo its value (it may be a code or a secret). */
+function onlyFields(body: Json, allowed: readonly string[]): Problem | undefined {
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) {
+      return problem('invalid_request', /^[A-Za-z0-9_]{1,32}$/.test(key) ? `unknown field "${key}"` : 'unknown field in the body');
+    }
+  }
+  return undefined;
+}
+
+function stringField(body: Json, key: string): string | Problem {
+  const value = body[key];
+  if (typeof value !== 'string' || value === '' || value.length > 256) return problem('invalid_request', `"${key}" must be a non-empty string`);
+  return value;
+}
+
+function isProblem(value: unknown): value is Problem {
+  return typeof value === 'object' && value !== null && 'code' in value && 'detail' in value;
+}
+
+function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
+  if (body === undefined) return { type: 'totp' };
+  const unknown = onlyFields(body, ['type', 'secret', 'counter', 'label', 'algorithm', 'digits']);
+  if (unknown !== undefined) return unknown;
+  const type = body.type ?? 'totp';
+  if (type !== 'totp' && type !== 'hotp') return problem('invalid_request', '"type" must be "totp" or "hotp"');
+  for (const key of ['secret', 'label', 'algorithm'] as const) {
+    if (body[key] !== undefined && typeof body[key] !== 'string') return problem('invalid_request', `"${key}" must be a string`);
+  }
+  for (const key of ['counter', 'digits'] as const) {
+    if (body[key] !== undefined && typeof body[key] !== 'number') return problem('invalid_request', `"${key}" must be a number`);
+  }
+  return {
+    type,
+    secret: body.secret as string | undefined,
+    counter: body.counter as number | undefined,
+    label: body.label as string | undefined,
+    algorithm: body.algorithm as OtpAlgorithm | undefined,
+    digits: body.digits as number | undefined,
+  };
+}
+
+function factorJson(f: FactorSummary): Json {
+  return {
+    id: f.id,
+    type: f.type,
+    status: f.status,
+    label: f.label,
+    algorithm: f.algorithm,
+    digits: f.digits,
+    ...(f.periodSeconds !== undefined ? { period: f.periodSeconds } : {}),
+    created_at: f.createdAt,
+    ...(f.confirmedAt !== undefined ? { confirmed_at: f.confirmedAt } : {}),
+    ...(f.pendingUntil !== undefined ? { pending_until: f.pendingUntil } : {}),
+  };
+}
+
+const ROUTES: Readonly<Record<string, string>> = {
+  'totp/enroll': 'POST',
+  'totp/confirm': 'POST',
+  'hotp/resync': 'POST',
+  verify: 'POST',
+  'session/revoke': 'POST',
+  'session/refresh': 'POST',
+  factors: 'GET',
+  'recovery-codes': 'POST',
+  setup: 'GET',
+};
+
+export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointContext): Promise<void> {
+  const { req, res, view, subpath } = ctx;
+  const requestId = view.requestId;
+  const caller: Caller = { principal: ctx.principal, view, policy: ctx.policy, now: ctx.now };
+  const fail = (p: Problem, extra?: Record<string, string>, close = false) => sendProblem(res, p, requestId, extra, close);
+
+  const factorPath = /^factors\/([^/]+)$/.exec(subpath);
+  const allowed = factorPath !== null ? 'DELETE' : ROUTES[subpath];
+  if (allowed === undefined) {
+    fail(problem('not_found', 'no such gateway endpoint'));
+    return;
+  }
+  if (view.method !== allowed) {
+    fail(problem('method_not_allowed', `use ${allowed} for this endpoint`), { allow: allowed });
+    return;
+  }
+
+  try {
+    if (subpath === 'setup') {
+      serveSetupPage(res);
+      return;
+    }
+    const read = await readJson(req);
+    if (!read.ok) {
+      fail(read.problem, undefined, read.close);
+      return;
+    }
+    const body = read.body;
+
+    if (factorPath !== null) {
+      const id = factorPath[1]!;
+      if (!FACTOR_ID.test(id)) {
+        fail(problem('not_found', 'no factor with this id'));
+        return;
+      }
+      const removed = await service.removeFactor(caller, id);
+      if (removed.ok) sendEmpty(res, 204);
+      else fail(removed.problem);
+      return;
+    }
+
+    switch (subpath) {
+      case 'totp/enroll': {
+        const request = factorRequestFrom(body);
+        if (isProblem(request)) return fail(request);
+        const result = await service.enroll(caller, request);
+        if (!result.ok) return fail(result.problem);
+        const e = result.enrollment;
+        return sendJson(res, 201, {
+          factor_id: e.factorId,
+          type: e.type,
+          secret: e.secretBase32,
+          otpauth_uri: e.otpauthUri,
+          qr_svg: e.qr.svg,
+          qr_png: e.qr.pngDataUrl,
+          manual_key: e.manualKey,
+          pending_until: e.pendingUntil,
+        });
+      }
+      case 'totp/confirm': {
+        if (body === undefined) return fail(problem('invalid_request', 'a JSON body {factor_id, code} is required'));
+        const unknown = onlyFields(body, ['factor_id', 'code']);
+        if (unknown !== undefined) return fail(unknown);
+        const factorId = stringField(body, 'factor_id');
+        if (isProblem(factorId)) return fail(factorId);
+        const code = stringField(body, 'code');
+        if (isProblem(code)) return fail(code);
+        const result = await service.confirm(caller, factorId, code);
+        if (!result.ok) return fail(result.problem);
+        return sendJson(res, 200, { factor_id: result.factorId, status: 'active', ...(result.recoveryCodes !== undefined ? { recovery_codes: result.recoveryCodes } : {}) });
+      }
+      case 'hotp/resync': {
+        if (body === undefined) return fail(problem('invalid_request', 'a JSON body {factor_id, code1, code2} is required'));
+        const unknown = onlyFields(body, ['factor_id', 'code1', 'code2']);
+        if (unknown !== undefined) return fail(unknown);
+        const fields = ['factor_id', 'code1', 'code2'].map((k) => stringField(body, k));
+        const bad = fields.find(isProblem);
+        if (bad !== undefined) return fail(bad);
+        const [factorId, code1, code2] = fields as string[];
+        const result = await service.resyncHotp(caller, factorId!, code1!, code2!);
+        if (!result.ok) return fail(result.problem);
+        return sendJson(res, 200, { factor_id: result.factorId, status: 'resynchronised' });
+      }
+      case 'verify': {
+        const result = await service.verify(caller);
+        if (!result.ok) return fail(result.problem);
+        return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt });
+      }
+      case 'session/revoke': {
+        const result = await service.revokeSession(caller);
+        if (!result.ok) return fail(result.problem);
+        return sendEmpty(res, 204);
+      }
+      case 'session/refresh': {
+        const result = await service.refreshSession(caller);
+        if (!result.ok) return fail(result.problem);
+        return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt });
+      }
+      case 'factors': {
+        const listed = await service.listFactors(ctx.principal.subject, ctx.now);
+        return sendJson(res, 200, { factors: listed.factors.map(factorJson), recovery_codes_remaining: listed.recoveryCodesRemaining });
+      }
+      case 'recovery-codes': {
+        const result = await service.regenerateRecoveryCodes(caller);
+        if (!result.ok) return fail(result.problem);
+        return sendJson(res, 200, { recovery_codes: result.recoveryCodes });
+      }
+      default:
+        return fail(problem('not_found', 'no such gateway endpoint'));
+    }
+  } catch (error) {
+    // Store or keyring trouble: the detail goes to the log, never into the answer.
+    service.logger.error({ event: 'mfa_endpoint_error', request_id: requestId, endpoint: factorPath !== null ? 'factors/{id}' : subpath, error: error instanceof Error ? error.message : 'unknown' }, 'gateway endpoint failed');
+    fail(problem('internal_error', 'the request could not be completed'));
+  }
+}

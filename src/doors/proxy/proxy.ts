@@ -1,0 +1,86 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { admit, Pass } from '../../admission/admit.js';
+import { clientSessionHeaders } from '../../contract/headers.js';
+import type { GatewayCore } from '../../core/gateway-core.js';
+import { problem, PROBLEMS } from '../../errors/problems.js';
+import { sendProblem, writeProblemToSocket } from '../../http/respond.js';
+import { hasBody } from '../../request/body.js';
+import { serveReserved } from '../reserved.js';
+
+/**
+ * Front door 1: the reverse proxy, for ordinary requests and WebSocket upgrades. Both walk the
+ * admission path; an allowed request is forwarded (or tunnelled) with the header contract, and a
+ * session minted on the way goes back to the client on the response, the 101 included.
+ */
+export interface ProxyDoor {
+  handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
+}
+
+export function createProxyDoor(core: GatewayCore, options: { readonly draining: () => boolean }): ProxyDoor {
+  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const pass = new Pass(core);
+    res.once('close', () => pass.settle(res.statusCode));
+    if (options.draining()) res.setHeader('connection', 'close');
+    const admission = await admit(core, pass, req, { door: 'proxy' });
+    if (admission.kind === 'refused') {
+      // A refused request's body is never wanted; closing is cheaper and safer than draining it.
+      // An ambiguous request may hide a second one in its body: never read on from this socket.
+      sendProblem(res, admission.problem, admission.requestId, undefined, admission.ambiguous || hasBody(req));
+      return;
+    }
+    const { view, decision } = admission;
+    if (decision.endpoint !== undefined) {
+      await serveReserved(core, pass, req, res, view, { ...decision, endpoint: decision.endpoint });
+      return;
+    }
+    const route = decision.route;
+    const responseHeaders = clientSessionHeaders(decision.session);
+    if (route.upstream === undefined) {
+      sendProblem(res, problem('forbidden', 'this route has no upstream'), view.requestId, responseHeaders, hasBody(req));
+      return;
+    }
+    pass.runtime.forwarder.forward(req, res, {
+      upstream: route.upstream,
+      view,
+      identity: decision.identity,
+      forwardAuthorization: route.forwardAuthorization,
+      routeName: route.name,
+      responseHeaders,
+    });
+  }
+
+  async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const pass = new Pass(core);
+    let status = 101;
+    socket.once('close', () => pass.settle(status));
+    socket.on('error', () => socket.destroy());
+    const admission = await admit(core, pass, req, { door: 'websocket' });
+    if (admission.kind === 'refused') {
+      status = PROBLEMS[admission.problem.code].status;
+      writeProblemToSocket(socket, admission.problem, admission.requestId);
+      return;
+    }
+    const { view, decision } = admission;
+    const route = decision.route;
+    const responseHeaders = clientSessionHeaders(decision.session);
+    // The reserved prefix never upgrades, and only routes that say so tunnel WebSockets.
+    if (decision.endpoint !== undefined || !route.websocket || route.upstream === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      const refusal = problem('invalid_request', 'protocol upgrade is not allowed on this route');
+      status = PROBLEMS[refusal.code].status;
+      writeProblemToSocket(socket, refusal, view.requestId, responseHeaders);
+      return;
+    }
+    pass.runtime.forwarder.upgrade(req, socket, head, {
+      upstream: route.upstream,
+      view,
+      identity: decision.identity,
+      forwardAuthorization: route.forwardAuthorization,
+      routeName: route.name,
+      responseHeaders,
+    });
+  }
+
+  return { handleRequest, handleUpgrade };
+}

@@ -1,0 +1,32 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Pass } from '../admission/admit.js';
+import type { GatewayCore } from '../core/gateway-core.js';
+import type { Allow, ReservedEndpoint } from '../decision/types.js';
+import type { RequestView } from '../request/view.js';
+import { serveForwardAuth } from './forward-auth/door.js';
+import { handleMfaEndpoint, serveSetupPage } from './mfa-api/endpoints.js';
+
+/**
+ * Serves a request the admission path decided is for the gateway itself (under the reserved
+ * prefix), the same way for every door that can receive one: forward-auth questions, the static
+ * setup page, and the MFA API with the principal the decision verified. Nothing here is forwarded.
+ */
+export async function serveReserved(
+  core: GatewayCore,
+  pass: Pass,
+  req: IncomingMessage,
+  res: ServerResponse,
+  view: RequestView,
+  decision: Allow & { readonly endpoint: ReservedEndpoint },
+): Promise<void> {
+  const { endpoint } = decision;
+  switch (endpoint.kind) {
+    case 'forward-auth':
+      return serveForwardAuth(core, pass, req, res, view, endpoint.subpath);
+    case 'setup':
+      return serveSetupPage(res);
+    case 'mfa-api':
+      // The built-in route is `bearer`: an allowed decision always carries its principal.
+      return handleMfaEndpoint(core.mfa, { req, res, view, subpath: endpoint.subpath, principal: decision.principal!, policy: pass.runtime.policy, now: pass.now });
+  }
+}

@@ -1,0 +1,526 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import type { UpstreamConfig } from '../config/types.js';
+import type { Identity } from '../decision/types.js';
+import { problem, renderProblem, type Problem } from '../errors/problems.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { RequestView } from '../request/view.js';
+import { systemClock, type Clock } from '../time/clock.js';
+import { ClientAbortedError, ForwarderConfigError } from './errors.js';
+import { buildUpstreamHeaders, filterResponseHeaders } from '../contract/headers.js';
+import { retryDelay } from './retry.js';
+import { tunnelWebSocket, type Tunnel } from './websocket.js';
+import { hasBody } from '../request/body.js';
+
+/*
+ * The order in which the pieces of one forwarded request run:
+ *
+ *   forward()
+ *     1. admission   upstream known? fewer than connections + maxQueued requests on its pool? else 503 overloaded
+ *     2. headers     buildUpstreamHeaders: one pass over req.rawHeaders, gateway headers appended last
+ *     3. dispatch    pool.dispatch(opts, handler): queue → connect (connect timeout) → write, body streamed from req
+ *   ForwardHandler (undici calls it; one object per request, methods on the prototype, no closures)
+ *     4. onConnect   the request is being written: from here a failure may have reached the upstream
+ *     5. onHeaders   filterResponseHeaders → res.writeHead (headers timeout = upstream timeout)
+ *     6. onData      res.write, pausing undici while the client is slow (backpressure)
+ *     7. onComplete  res.end → outcome `ok`
+ *     8. onError     client gone → `client_abort` (nothing written); response started → cut the client
+ *                    socket (`reset`); else retryDelay() → wait and dispatch again, or answer 502/504
+ *   res 'close' before the end → abort the upstream request (it sees its socket close)
+ */
+
+export type UpstreamOutcome = 'ok' | 'unavailable' | 'timeout' | 'reset' | 'client_abort' | 'overloaded';
+const OUTCOMES: readonly UpstreamOutcome[] = ['ok', 'unavailable', 'timeout', 'reset', 'client_abort', 'overloaded'];
+
+export interface ForwardTarget {
+  readonly upstream: string;
+  readonly view: RequestView;
+  readonly identity?: Identity | undefined;
+  readonly forwardAuthorization: boolean;
+  /** For logs only. */
+  readonly routeName: string;
+  /** Lower-case names; added to the client's response (e.g. x-session-token), never sent upstream. */
+  readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
+}
+
+export interface UpstreamPoolStats {
+  readonly upstream: string;
+  readonly connected: number;
+  readonly free: number;
+  readonly pending: number;
+  readonly running: number;
+}
+
+export interface Forwarder {
+  /** Never throws or rejects: every failure becomes a response (or a cut connection) here. */
+  forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): void;
+  /** A WebSocket upgrade the gateway already allowed: tunnelled to the upstream. Never throws. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: ForwardTarget): void;
+  /** Pool statistics per upstream; also refreshes the pool gauges when metrics were given. */
+  poolStats(): UpstreamPoolStats[];
+  /** Sets the pool gauges from `pool.stats` (call on scrape). */
+  collectPoolGauges(): void;
+  /** Lets in-flight requests finish (up to the longest upstream timeout), then closes every pool and tunnel. */
+  close(): Promise<void>;
+}
+
+export interface ForwarderOptions {
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  /** Requests that may wait for a connection per pool before new ones get 503 at once. */
+  readonly maxQueued: number;
+  /** Total connections across every pool (default: no check beyond the policy loader's). */
+  readonly maxTotalConnections?: number;
+  readonly metrics?: Metrics;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** [0, 1) source for retry jitter; tests pass a constant. */
+  readonly random?: () => number;
+}
+
+type OutcomeLabels = Readonly<Record<UpstreamOutcome, { readonly upstream: string; readonly outcome: UpstreamOutcome }>>;
+
+interface UpstreamRuntime {
+  readonly config: UpstreamConfig;
+  readonly pool: Pool;
+  /** Base path without trailing slash, '' for none. */
+  readonly basePath: string;
+  readonly host: string;
+  /** Admission bound: requests running plus waiting (pipelining 1: one per connection). */
+  readonly admit: number;
+  /** Requests admitted and not yet finished. Counted here because `pool.stats` walks every client. */
+  active: number;
+  /** Label objects made once, so the hot path allocates none. */
+  readonly labels: OutcomeLabels;
+  readonly retryLabels: { readonly upstream: string };
+}
+
+interface Shared {
+  readonly metrics: Metrics | undefined;
+  readonly logger: Logger | undefined;
+  readonly clock: Clock;
+  readonly random: () => number;
+}
+
+const kForward = Symbol('mfa-gateway.forward');
+type TrackedResponse = ServerResponse & { [kForward]?: ForwardHandler };
+
+// Listeners shared by every request: `this` is the response, the handler hangs off it.
+function onResponseClose(this: TrackedResponse): void {
+  this[kForward]?.clientClosed();
+}
+function onResponseDrain(this: TrackedResponse): void {
+  this[kForward]?.drained();
+}
+function retryNow(handler: ForwardHandler): void {
+  handler.retryFired();
+}
+
+/** A problem+json answer with the request id and the caller's extra headers. */
+function sendProblem(res: ServerResponse, p: Problem, requestId: string, extra: Readonly<Record<string, string>> | undefined, close: boolean): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const rendered = renderProblem(p, requestId);
+  const headers: Record<string, string> = { ...rendered.headers, 'content-length': String(Buffer.byteLength(rendered.body)), 'x-request-id': requestId };
+  if (extra !== undefined) Object.assign(headers, extra);
+  // An unread request body must not be parsed as the next request on this connection.
+  if (close) headers.connection = 'close';
+  res.writeHead(rendered.status, headers);
+  res.end(rendered.body);
+}
+
+/**
+ * Moves headers set earlier with `res.setHeader` (e.g. `connection: close` while draining) into
+ * the flat list: Node's writeHead merges an array through setHeader, which would fold repeated
+ * `set-cookie` headers into the last one.
+ */
+function takePresetHeaders(res: ServerResponse, headers: string[]): void {
+  const names = res.getHeaderNames();
+  for (const name of names) {
+    const value = res.getHeader(name);
+    res.removeHeader(name);
+    if (Array.isArray(value)) for (const item of value) headers.push(name, item);
+    else if (value !== undefined) headers.push(name, String(value));
+  }
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** One forwarded request, as an undici dispatch handler (undici's native handler form: no wrapper per request). */
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  private abortUpstream: ((err?: Error) => void) | undefined = undefined;
+  private resume: (() => void) | undefined = undefined;
+  private written = false;
+  private responding = false;
+  private done = false;
+  private clientGone = false;
+  private drainListening = false;
+  private retries = 0;
+  private retryTimer: NodeJS.Timeout | undefined = undefined;
+  private readonly deadline: number;
+
+  constructor(
+    private readonly shared: Shared,
+    private readonly up: UpstreamRuntime,
+    private readonly res: TrackedResponse,
+    private readonly opts: Dispatcher.DispatchOptions,
+    private readonly withBody: boolean,
+    private readonly target: ForwardTarget,
+  ) {
+    // Only a retryable request needs the clock.
+    this.deadline = up.config.retries.max > 0 && !withBody ? shared.clock() + up.config.timeoutMs : 0;
+  }
+
+  start(): void {
+    this.up.pool.dispatch(this.opts, this);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    // undici calls this just before writing on a socket: from now on bytes may reach the upstream.
+    this.written = true;
+    if (this.clientGone) {
+      abort(new ClientAbortedError());
+      return;
+    }
+    this.abortUpstream = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx informational: Node already answered the client's 100-continue itself.
+    if (statusCode < 200) return true;
+    const headers = filterResponseHeaders(rawHeaders, this.target.view.requestId, this.target.responseHeaders);
+    const res = this.res;
+    try {
+      takePresetHeaders(res, headers);
+      if (statusText === '') res.writeHead(statusCode, headers);
+      else res.writeHead(statusCode, statusText, headers);
+    } catch (error) {
+      // A header or reason phrase Node refuses to write (bad characters): fail closed with a 502.
+      this.shared.logger?.warn(
+        { event: 'upstream_bad_response', request_id: this.target.view.requestId, upstream: this.up.config.name, error: (error as NodeJS.ErrnoException).code },
+        'upstream response headers could not be relayed',
+      );
+      this.abortUpstream?.(error as Error);
+      return false;
+    }
+    this.responding = true;
+    this.resume = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    if (!this.drainListening) {
+      this.drainListening = true;
+      this.res.on('drain', onResponseDrain);
+    }
+    return false;
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.finish('ok');
+  }
+
+  onError(error: Error): void {
+    if (this.done) return;
+    const res = this.res;
+    // The client may have left before its 'close' event reached us (e.g. its request body errored first).
+    if (this.clientGone || res.destroyed) {
+      this.clientGone = true;
+      this.finish('client_abort');
+      return;
+    }
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+    const logger = this.shared.logger;
+    const requestId = this.target.view.requestId;
+    if (this.responding) {
+      // Part of the response is with the client: a problem appended now would corrupt it. Cut instead.
+      res.destroy();
+      logger?.warn({ event: 'upstream_reset', request_id: requestId, upstream: this.up.config.name, route: this.target.routeName, error: code }, 'upstream failed mid-response');
+      this.finish('reset');
+      return;
+    }
+    if (this.deadline !== 0) {
+      const now = this.shared.clock();
+      const delay = retryDelay(
+        this.up.config.retries,
+        { method: this.opts.method, hasBody: this.withBody, retriesDone: this.retries, written: this.written, now, deadline: this.deadline },
+        error,
+        this.shared.random(),
+      );
+      if (delay !== undefined) {
+        this.retries++;
+        this.written = false;
+        this.abortUpstream = undefined;
+        // The next attempt gets what is left of the budget, not a fresh timeout.
+        this.opts.headersTimeout = Math.max(1, this.deadline - now - delay);
+        this.shared.metrics?.upstreamRetries.inc(this.up.retryLabels);
+        this.retryTimer = setTimeout(retryNow, delay, this);
+        return;
+      }
+    }
+    const timedOut = TIMEOUT_CODES.has(code);
+    logger?.warn(
+      { event: 'upstream_failed', request_id: requestId, upstream: this.up.config.name, route: this.target.routeName, error: code, retries: this.retries },
+      timedOut ? 'upstream timed out' : 'upstream unavailable',
+    );
+    sendProblem(
+      res,
+      timedOut ? problem('upstream_timeout', 'the upstream did not answer in time') : problem('upstream_unavailable', 'the upstream could not be reached'),
+      requestId,
+      this.target.responseHeaders,
+      this.withBody,
+    );
+    this.finish(timedOut ? 'timeout' : 'unavailable');
+  }
+
+  retryFired(): void {
+    this.retryTimer = undefined;
+    this.start();
+  }
+
+  clientClosed(): void {
+    if (this.done) return;
+    this.clientGone = true;
+    if (this.retryTimer !== undefined) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.finish('client_abort');
+      return;
+    }
+    // Not yet on a socket: onConnect aborts it when it gets there.
+    this.abortUpstream?.(new ClientAbortedError());
+  }
+
+  drained(): void {
+    this.resume?.();
+  }
+
+  private finish(outcome: UpstreamOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    this.up.active--;
+    this.shared.metrics?.upstreamRequests.inc(this.up.labels[outcome]);
+  }
+}
+
+function fail(option: string, message: string): never {
+  throw new ForwarderConfigError(option, message);
+}
+
+function checkInteger(option: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) fail(option, `must be an integer from ${min} to ${max}, got ${String(value)}`);
+}
+
+function checkUpstream(key: string, up: UpstreamConfig): void {
+  const at = `upstreams.${key}`;
+  if (typeof up !== 'object' || up === null) fail(at, 'must be an upstream configuration');
+  if (!(up.url instanceof URL)) fail(`${at}.url`, 'must be a URL');
+  if (up.url.protocol !== 'http:' && up.url.protocol !== 'https:') fail(`${at}.url`, 'must be http: or https:');
+  if (up.url.search !== '' || up.url.hash !== '' || up.url.username !== '' || up.url.password !== '') {
+    fail(`${at}.url`, 'must be an origin with an optional base path (no query, fragment or credentials)');
+  }
+  checkInteger(`${at}.pool.connections`, up.pool.connections, 1, 10_000);
+  checkInteger(`${at}.pool.keepAliveMs`, up.pool.keepAliveMs, 1, 3_600_000);
+  checkInteger(`${at}.pool.keepAliveMaxMs`, up.pool.keepAliveMaxMs, up.pool.keepAliveMs, 3_600_000);
+  checkInteger(`${at}.timeoutMs`, up.timeoutMs, 1, 30_000);
+  checkInteger(`${at}.connectTimeoutMs`, up.connectTimeoutMs, 1, 30_000);
+  checkInteger(`${at}.retries.max`, up.retries.max, 0, 10);
+  checkInteger(`${at}.retries.initialMs`, up.retries.initialMs, 0, 30_000);
+  checkInteger(`${at}.retries.jitterMs`, up.retries.jitterMs, 0, 30_000);
+  if (!Number.isFinite(up.retries.multiplier) || up.retries.multiplier < 1 || up.retries.multiplier > 10) {
+    fail(`${at}.retries.multiplier`, `must be a number from 1 to 10, got ${String(up.retries.multiplier)}`);
+  }
+}
+
+/**
+ * The forwarding edge: one undici Pool per upstream origin, streaming both ways, failures turned
+ * into problem responses. Options are checked here, once; nothing is validated per request.
+ */
+export function createForwarder(options: ForwarderOptions): Forwarder {
+  if (typeof options !== 'object' || options === null) fail('options', 'must be an object');
+  if (!(options.upstreams instanceof Map)) fail('upstreams', 'must be a Map of upstream name to configuration');
+  checkInteger('maxQueued', options.maxQueued, 0, 1_000_000);
+  if (options.clock !== undefined && typeof options.clock !== 'function') fail('clock', 'must be a function returning milliseconds');
+  if (options.random !== undefined && typeof options.random !== 'function') fail('random', 'must be a function returning [0, 1)');
+  let totalConnections = 0;
+  for (const [key, up] of options.upstreams) {
+    checkUpstream(key, up);
+    totalConnections += up.pool.connections;
+  }
+  if (options.maxTotalConnections !== undefined) {
+    checkInteger('maxTotalConnections', options.maxTotalConnections, 1, 1_000_000);
+    if (totalConnections > options.maxTotalConnections) {
+      fail('maxTotalConnections', `the pools hold ${totalConnections} connections in total, more than ${options.maxTotalConnections}`);
+    }
+  }
+
+  const shared: Shared = { metrics: options.metrics, logger: options.logger, clock: options.clock ?? systemClock, random: options.random ?? Math.random };
+  const { metrics, logger } = shared;
+  const upstreams = new Map<string, UpstreamRuntime>();
+  for (const [key, config] of options.upstreams) {
+    const pathname = config.url.pathname;
+    const labels = {} as Record<UpstreamOutcome, { upstream: string; outcome: UpstreamOutcome }>;
+    for (const outcome of OUTCOMES) {
+      labels[outcome] = Object.freeze({ upstream: key, outcome });
+      // Zero-initialised series, so rates work from the first scrape.
+      metrics?.upstreamRequests.inc(labels[outcome], 0);
+    }
+    const retryLabels = Object.freeze({ upstream: key });
+    metrics?.upstreamRetries.inc(retryLabels, 0);
+    upstreams.set(key, {
+      config,
+      pool: new Pool(config.url.origin, {
+        connections: config.pool.connections,
+        pipelining: 1,
+        keepAliveTimeout: config.pool.keepAliveMs,
+        keepAliveMaxTimeout: config.pool.keepAliveMaxMs,
+        headersTimeout: config.timeoutMs,
+        bodyTimeout: config.timeoutMs,
+        connect: { timeout: config.connectTimeoutMs },
+      }),
+      basePath: pathname.endsWith('/') ? pathname.slice(0, -1) : pathname,
+      host: config.url.host,
+      admit: config.pool.connections + options.maxQueued,
+      active: 0,
+      labels: Object.freeze(labels),
+      retryLabels,
+    });
+  }
+  const tunnels = new Set<Tunnel>();
+  let closed = false;
+
+  function refuseUnknown(res: ServerResponse, target: ForwardTarget): void {
+    logger?.error({ event: 'upstream_unknown', request_id: target.view.requestId, upstream: target.upstream, route: target.routeName }, 'route names an upstream this forwarder does not have');
+    sendProblem(res, problem('upstream_unavailable', 'the upstream could not be reached'), target.view.requestId, target.responseHeaders, false);
+  }
+
+  function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): void {
+    try {
+      const up = upstreams.get(target.upstream);
+      if (up === undefined) {
+        refuseUnknown(res, target);
+        return;
+      }
+      const view = target.view;
+      const withBody = hasBody(req);
+      if (up.active >= up.admit) {
+        metrics?.upstreamRequests.inc(up.labels.overloaded);
+        sendProblem(res, problem('overloaded', 'the upstream is at capacity; retry shortly', { retryAfter: 1 }), view.requestId, target.responseHeaders, withBody);
+        return;
+      }
+      if (res.destroyed) {
+        // The client left while the request was being decided: nothing to send anywhere.
+        metrics?.upstreamRequests.inc(up.labels.client_abort);
+        return;
+      }
+      const headers = buildUpstreamHeaders(req.rawHeaders, {
+        view,
+        identity: target.identity,
+        forwardAuthorization: target.forwardAuthorization,
+        upstreamHost: up.host,
+      });
+      up.active++;
+      const handler = new ForwardHandler(
+        shared,
+        up,
+        res,
+        { path: up.basePath + view.path + view.search, method: view.method, headers, body: withBody ? req : null },
+        withBody,
+        target,
+      );
+      (res as TrackedResponse)[kForward] = handler;
+      res.on('close', onResponseClose);
+      handler.start();
+    } catch (error) {
+      // Nothing above should throw; if it does, the client still gets an answer and the process lives.
+      logger?.error({ event: 'forward_failed', request_id: target.view.requestId, error: error instanceof Error ? error.name : 'unknown' }, 'forwarding failed');
+      sendProblem(res, problem('internal_error', 'the gateway could not forward this request'), target.view.requestId, undefined, true);
+    }
+  }
+
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: ForwardTarget): void {
+    try {
+      const up = upstreams.get(target.upstream);
+      if (up === undefined || closed) {
+        logger?.error({ event: 'upstream_unknown', request_id: target.view.requestId, upstream: target.upstream }, 'no upstream for this upgrade');
+        socket.destroy();
+        return;
+      }
+      const view = target.view;
+      const headers = buildUpstreamHeaders(req.rawHeaders, {
+        view,
+        identity: target.identity,
+        forwardAuthorization: target.forwardAuthorization,
+        upstreamHost: up.host,
+        websocket: true,
+      });
+      const tunnel = tunnelWebSocket(socket, head, {
+        url: up.config.url,
+        path: up.basePath + view.path + view.search,
+        headers,
+        requestId: view.requestId,
+        timeoutMs: up.config.timeoutMs,
+        logger,
+        onEnd(outcome) {
+          tunnels.delete(tunnel);
+          metrics?.upstreamRequests.inc(up.labels[outcome]);
+        },
+      });
+      if (!tunnel.ended) tunnels.add(tunnel);
+    } catch (error) {
+      logger?.error({ event: 'upgrade_failed', request_id: target.view.requestId, error: error instanceof Error ? error.name : 'unknown' }, 'upgrade failed');
+      socket.destroy();
+    }
+  }
+
+  function poolStats(): UpstreamPoolStats[] {
+    const stats: UpstreamPoolStats[] = [];
+    for (const [name, up] of upstreams) {
+      const s = up.pool.stats;
+      const stat = { upstream: name, connected: s.connected, free: s.free, pending: s.pending, running: s.running };
+      stats.push(stat);
+      if (metrics !== undefined) {
+        const labels = up.retryLabels;
+        metrics.upstreamConnected.set(labels, stat.connected);
+        metrics.upstreamFree.set(labels, stat.free);
+        metrics.upstreamPending.set(labels, stat.pending);
+        metrics.upstreamRunning.set(labels, stat.running);
+      }
+    }
+    return stats;
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    for (const tunnel of tunnels) tunnel.destroy();
+    tunnels.clear();
+    let graceMs = 0;
+    for (const up of upstreams.values()) graceMs = Math.max(graceMs, up.config.timeoutMs);
+    await Promise.all(
+      [...upstreams.values()].map(async ({ pool }) => {
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<'late'>((resolve) => {
+          timer = setTimeout(resolve, graceMs, 'late');
+          timer.unref();
+        });
+        const result = await Promise.race([pool.close().then(() => 'closed' as const), grace]);
+        clearTimeout(timer);
+        // Requests still running past the longest timeout are cut, never waited on forever.
+        if (result === 'late') await pool.destroy();
+      }),
+    );
+  }
+
+  return {
+    forward,
+    upgrade,
+    poolStats,
+    collectPoolGauges: () => void poolStats(),
+    close,
+  };
+}

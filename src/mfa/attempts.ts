@@ -1,0 +1,144 @@
+import type { Principal } from '../auth/principal.js';
+import type { GatewayPolicy } from '../config/types.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { IssuedSession, MfaMethod } from '../decision/types.js';
+import { problem, type Problem } from '../errors/problems.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { RequestView } from '../request/view.js';
+import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { AuditContext, AuditLog } from './audit.js';
+import type { Lockout } from './lockout.js';
+import { MAX_SESSION_TTL_MS, type SessionStore } from './session.js';
+import type { AttemptResult, CodeVerifier } from './verify.js';
+
+/**
+ * What request-time checking (second-factor.ts) and factor management (factors.ts) share: the
+ * stores and their helpers, and the bookkeeping of one code attempt — lock refusal, failure
+ * counting, audit events, metrics, session minting — so both count a wrong code the same way.
+ */
+
+export interface MfaDeps {
+  readonly durable: DurableStore;
+  readonly ttl: TtlStore;
+  readonly keyring: Keyring;
+  readonly metrics: Metrics | undefined;
+  readonly logger: Logger;
+  readonly audit: AuditLog;
+  readonly lockout: Lockout;
+  readonly sessions: SessionStore;
+  readonly verifier: CodeVerifier;
+}
+
+/**
+ * Who is asking, for every request-time operation: the verified bearer, the canonical request,
+ * and the policy and clock reading the request pinned when it was admitted.
+ */
+export interface Caller {
+  readonly principal: Principal;
+  readonly view: RequestView;
+  readonly policy: GatewayPolicy;
+  /** Milliseconds. */
+  readonly now: number;
+}
+
+export type Refusal = { readonly ok: false; readonly problem: Problem };
+export type Outcome<T> = ({ readonly ok: true } & T) | Refusal;
+
+/** Every rejected code gets exactly this detail, whatever the reason. */
+export const INVALID_CODE_DETAIL = 'the second factor was not accepted';
+
+export function seconds(ms: number): number {
+  return Math.floor(ms / 1000);
+}
+
+export function refuse(p: Problem): Refusal {
+  return { ok: false, problem: p };
+}
+
+export function sessionTtlMs(policy: GatewayPolicy): number {
+  return Math.min(policy.mfa.session.ttlMs, MAX_SESSION_TTL_MS);
+}
+
+export function auditContext(caller: Pick<Caller, 'principal' | 'view'>): AuditContext {
+  return { subject: caller.principal.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
+}
+
+export function notEnrolled(policy: GatewayPolicy): Refusal {
+  return refuse(
+    problem('mfa_not_enrolled', 'no active second factor is enrolled for this user', {
+      hint: `enroll one with POST ${policy.mfa.pathPrefix}totp/enroll, then activate it with POST ${policy.mfa.pathPrefix}totp/confirm`,
+    }),
+  );
+}
+
+export function challenge(code: 'mfa_required' | 'step_up_required', maxAgeMs: number): Refusal {
+  const detail = code === 'mfa_required' ? 'a second factor is required for this route' : 'a fresh second factor is required for this operation';
+  return refuse(problem(code, detail, { maxAge: seconds(maxAgeMs) }));
+}
+
+export function sessionInvalid(maxAgeMs: number): Refusal {
+  return refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs) }));
+}
+
+export function countVerification(deps: MfaDeps, method: string, result: 'success' | 'failure' | 'locked'): void {
+  deps.metrics?.mfaVerifications.inc({ method, result });
+}
+
+export async function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
+  return (await deps.durable.listFactors(subject, now)).filter((f) => f.status === 'active');
+}
+
+/** Refuses while the subject is locked: nothing is verified, not even a correct code. */
+export async function lockRefusal(deps: MfaDeps, ctx: AuditContext, now: number): Promise<Refusal | undefined> {
+  const remaining = await deps.lockout.remainingMs(ctx.subject, now);
+  if (remaining <= 0) return undefined;
+  const retryAfter = Math.ceil(remaining / 1000);
+  countVerification(deps, 'none', 'locked');
+  deps.audit.record(ctx, { event: 'lock_refused', retryAfterSeconds: retryAfter });
+  return refuse(problem('mfa_locked', 'too many failed second-factor attempts; try again later', { retryAfter }));
+}
+
+/** A failed code: audited, counted against the lockout ladder, answered like every other failure. */
+export async function failedAttempt(
+  deps: MfaDeps,
+  caller: Pick<Caller, 'principal' | 'view' | 'policy' | 'now'>,
+  result: Extract<AttemptResult, { ok: false }>,
+  maxAgeMs: number,
+  replayMethod?: MfaMethod,
+): Promise<Refusal> {
+  const ctx = auditContext(caller);
+  const { metrics, audit } = deps;
+  countVerification(deps, 'code', 'failure');
+  if (result.reason === 'replay') {
+    metrics?.mfaReplays.inc();
+    audit.record(ctx, { event: 'replay', method: replayMethod ?? 'totp', factorId: result.factorId });
+  }
+  audit.record(ctx, { event: 'failed', reason: result.reason, factorId: result.factorId, driftSeconds: result.driftSeconds });
+  const outcome = await deps.lockout.recordFailure(ctx.subject, caller.now, caller.policy.mfa.lockout);
+  if (outcome.lockedNow) {
+    metrics?.mfaLockouts.inc();
+    audit.record(ctx, { event: 'locked', retryAfterSeconds: Math.ceil(outcome.retryAfterMs / 1000), level: outcome.level });
+    if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.lockout.activeLocks());
+  }
+  const hint =
+    result.reason === 'drift' && result.driftSeconds !== undefined
+      ? `device clock looks off by about ${Math.abs(result.driftSeconds)} seconds; sync it with NTP`
+      : undefined;
+  return refuse(problem('mfa_invalid', INVALID_CODE_DETAIL, { maxAge: seconds(maxAgeMs), ...(hint !== undefined ? { hint } : {}) }));
+}
+
+export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMethod, mfaTime: number): Promise<IssuedSession> {
+  const ctx = auditContext(caller);
+  const issued = await deps.sessions.issue({ subject: ctx.subject, method, mfaTime, now: caller.now, ttlMs: sessionTtlMs(caller.policy) });
+  deps.metrics?.mfaSessionsIssued.inc();
+  const expiresAt = seconds(issued.record.expiresAt);
+  deps.audit.record(ctx, { event: 'session_issued', sessionId: issued.logId, method, expiresAt });
+  return { token: issued.token, expiresAt };
+}
+
+/** Logs and audits a factor whose secret cannot be opened (tampering or a lost key); it fails closed. */
+export function reportUnreadable(deps: Pick<MfaDeps, 'logger' | 'audit'>, factor: FactorRecord, ctx: AuditContext = { subject: factor.subject }): void {
+  deps.logger.error({ event: 'factor_unreadable', factor_id: factor.id, subject: factor.subject, kid: factor.secret.kid }, 'a factor secret cannot be decrypted; the factor is refused');
+  deps.audit.record(ctx, { event: 'factor_unreadable', factorId: factor.id });
+}

@@ -1,0 +1,288 @@
+import type { GatewayPolicy, OtpAlgorithm } from '../config/types.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { problem } from '../errors/problems.js';
+import type { Logger } from '../log/logger.js';
+import type { DurableStore, FactorRecord, FactorType, TtlStore } from '../store/types.js';
+import { systemClock, type Clock } from '../time/clock.js';
+import {
+  activeFactors,
+  auditContext,
+  countVerification,
+  failedAttempt,
+  lockRefusal,
+  notEnrolled,
+  refuse,
+  reportUnreadable,
+  seconds,
+  sessionTtlMs,
+  type Caller,
+  type MfaDeps,
+  type Outcome,
+  type Refusal,
+} from './attempts.js';
+import { createAuditLog, type AuditContext, type AuditLog } from './audit.js';
+import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, summarizeFactor, type FactorRequest, type FactorSummary } from './enrollment.js';
+import { MfaError } from './errors.js';
+import { resyncHotp } from './hotp.js';
+import { renderQr, renderTerminalQr, type QrImages } from './qr.js';
+import { OTP_STEP_PREFIX } from './replay.js';
+import type { SecondFactorService } from './second-factor.js';
+
+/**
+ * Factor management: enrolment and confirmation, listing, removal, recovery codes and HOTP resync,
+ * for the `/.mfa/` endpoints (a caller with a bearer, step-up once a factor is active) and for the
+ * `factors` CLI (a trusted operator, straight on the stores). What both do — removing a factor,
+ * issuing recovery codes — is one function used by both.
+ */
+
+export interface Enrollment {
+  readonly factorId: string;
+  readonly type: FactorRecord['type'];
+  readonly secretBase32: string;
+  readonly otpauthUri: string;
+  readonly manualKey: string;
+  readonly qr: QrImages;
+  /** Unix seconds. */
+  readonly pendingUntil: number;
+}
+
+export interface FactorService {
+  enroll(caller: Caller, request: FactorRequest): Promise<Outcome<{ enrollment: Enrollment }>>;
+  confirm(caller: Caller, factorId: string, code: string): Promise<Outcome<{ factorId: string; recoveryCodes?: string[] }>>;
+  listFactors(subject: string, now: number): Promise<{ factors: FactorSummary[]; recoveryCodesRemaining: number }>;
+  removeFactor(caller: Caller, factorId: string): Promise<Outcome<object>>;
+  regenerateRecoveryCodes(caller: Caller): Promise<Outcome<{ recoveryCodes: string[] }>>;
+  resyncHotp(caller: Caller, factorId: string, code1: string, code2: string): Promise<Outcome<{ factorId: string }>>;
+}
+
+/** Step-up for managing factors and recovery codes: a second factor within the last 5 minutes. */
+export const MANAGEMENT_STEP_UP_MS = 5 * 60_000;
+/** How far past its counter a hardware token is searched for a resync pair. */
+export const HOTP_RESYNC_WINDOW = 200;
+
+/** False when the subject has no such factor. With no active factor left, the recovery codes go too. */
+async function deleteFactor(
+  deps: { readonly durable: DurableStore; readonly ttl?: Pick<TtlStore, 'delete'> | undefined; readonly audit?: AuditLog | undefined },
+  ctx: AuditContext,
+  factorId: string,
+  now: number,
+): Promise<boolean> {
+  if (!(await deps.durable.deleteFactor(factorId, ctx.subject))) return false;
+  await deps.ttl?.delete(OTP_STEP_PREFIX + factorId);
+  deps.audit?.record(ctx, { event: 'factor_removed', factorId });
+  // Recovery codes only stand in for a factor; with none left they go too.
+  if (!(await deps.durable.listFactors(ctx.subject, now)).some((f) => f.status === 'active')) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
+  return true;
+}
+
+async function newRecoveryCodes(deps: { readonly durable: DurableStore; readonly keyring: Keyring; readonly audit?: AuditLog | undefined }, ctx: AuditContext, policy: GatewayPolicy, now: number): Promise<string[]> {
+  const codes = await issueRecoveryCodes(deps.durable, deps.keyring, ctx.subject, policy.mfa.recoveryCodes.count, now);
+  deps.audit?.record(ctx, { event: 'recovery_codes_generated', count: codes.length });
+  return codes;
+}
+
+export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFactorService, 'requireFresh'>): FactorService {
+  const { durable, keyring, lockout, verifier, audit } = deps;
+
+  /** Step-up only when the subject already has an active factor (the first one needs none). */
+  async function freshIfEnrolled(caller: Caller): Promise<Refusal | undefined> {
+    if ((await activeFactors(deps, caller.principal.subject, caller.now)).length === 0) return undefined;
+    const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
+    return fresh.ok ? undefined : fresh;
+  }
+
+  return {
+    async enroll(caller, request) {
+      const { policy, now } = caller;
+      const ctx = auditContext(caller);
+      const stale = await freshIfEnrolled(caller);
+      if (stale !== undefined) return stale;
+      const existing = await durable.listFactors(ctx.subject, now);
+      if (existing.length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
+      if (existing.filter((f) => f.status === 'pending').length >= MAX_PENDING_FACTORS) {
+        return refuse(problem('invalid_request', 'too many pending enrollments; confirm one or wait for it to expire'));
+      }
+      let built;
+      try {
+        built = buildFactor({ subject: ctx.subject, request, policy, keyring, now });
+      } catch (error) {
+        if (MfaError.is(error)) return refuse(problem('invalid_request', error.message));
+        throw error;
+      }
+      await durable.createFactor(built.record);
+      audit.record(ctx, { event: 'enrolled', factorId: built.record.id, type: built.record.type });
+      return {
+        ok: true,
+        enrollment: {
+          factorId: built.record.id,
+          type: built.record.type,
+          secretBase32: built.secretBase32,
+          otpauthUri: built.otpauthUri,
+          manualKey: built.manualKey,
+          qr: await renderQr(built.otpauthUri),
+          pendingUntil: seconds(built.record.pendingUntil ?? now),
+        },
+      };
+    },
+
+    async confirm(caller, factorId, code) {
+      const { policy, now } = caller;
+      const ctx = auditContext(caller);
+      const locked = await lockRefusal(deps, ctx, now);
+      if (locked !== undefined) return locked;
+      const factor = await durable.getFactor(factorId);
+      const mine = factor !== undefined && factor.subject === ctx.subject && factor.status === 'pending' && (factor.pendingUntil ?? 0) > now;
+      if (!mine) return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
+      // The confirm code is used up like any other: the replay guard sees it.
+      const result = await verifier.attempt({ subject: ctx.subject, code, factors: [factor], allowRecovery: false, now, policy });
+      if (!result.ok) return failedAttempt(deps, caller, result, sessionTtlMs(policy), factor.type);
+      const hadActive = (await activeFactors(deps, ctx.subject, now)).length > 0;
+      if (!(await durable.activateFactor(factor.id, ctx.subject, now))) {
+        return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
+      }
+      await lockout.recordSuccess(ctx.subject, now);
+      countVerification(deps, factor.type, 'success');
+      audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
+      if (hadActive) return { ok: true, factorId: factor.id };
+      return { ok: true, factorId: factor.id, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
+    },
+
+    async listFactors(subject, now) {
+      const [factors, recoveryCodesRemaining] = await Promise.all([durable.listFactors(subject, now), durable.countRecoveryCodes(subject)]);
+      return { factors: factors.map(summarizeFactor), recoveryCodesRemaining };
+    },
+
+    async removeFactor(caller, factorId) {
+      const stale = await freshIfEnrolled(caller);
+      if (stale !== undefined) return stale;
+      if (!(await deleteFactor(deps, auditContext(caller), factorId, caller.now))) return refuse(problem('not_found', 'no factor with this id'));
+      return { ok: true };
+    },
+
+    async regenerateRecoveryCodes(caller) {
+      const { policy, now } = caller;
+      const ctx = auditContext(caller);
+      if ((await activeFactors(deps, ctx.subject, now)).length === 0) return notEnrolled(policy);
+      const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
+      if (!fresh.ok) return fresh;
+      return { ok: true, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
+    },
+
+    async resyncHotp(caller, factorId, code1, code2) {
+      const { policy, now } = caller;
+      const ctx = auditContext(caller);
+      const locked = await lockRefusal(deps, ctx, now);
+      if (locked !== undefined) return locked;
+      const factor = await durable.getFactor(factorId);
+      if (factor === undefined || factor.subject !== ctx.subject || factor.type !== 'hotp' || factor.status !== 'active') {
+        return refuse(problem('not_found', 'no active HOTP factor with this id'));
+      }
+      let secret: Buffer | undefined;
+      try {
+        secret = keyring.open(factor.secret, { subject: factor.subject, factorId: factor.id });
+      } catch {
+        reportUnreadable(deps, factor, ctx);
+      }
+      const next =
+        secret === undefined
+          ? undefined
+          : resyncHotp({ secret, counter: factor.counter, code1, code2, searchWindow: HOTP_RESYNC_WINDOW, algorithm: factor.algorithm, digits: factor.digits });
+      secret?.fill(0);
+      if (next === undefined || !(await durable.advanceHotpCounter(factor.id, factor.counter, next))) {
+        return failedAttempt(deps, caller, { ok: false, reason: 'wrong', factorId: factor.id }, sessionTtlMs(policy));
+      }
+      await lockout.recordSuccess(ctx.subject, now);
+      audit.record(ctx, { event: 'hotp_resynced', factorId: factor.id });
+      return { ok: true, factorId: factor.id };
+    },
+  };
+}
+
+/*
+ * The `mfa-gateway factors enroll|list|remove --user SUB` CLI: straight on the stores, no HTTP, no
+ * bearer (the operator is trusted). Audit events carry `request_id: "cli"`.
+ */
+
+export interface OfflineDeps {
+  readonly policy: GatewayPolicy;
+  readonly durable: DurableStore;
+  readonly keyring: Keyring;
+  /** When given, a removed factor's replay state is cleared too. */
+  readonly ttl?: TtlStore | undefined;
+  readonly clock?: Clock | undefined;
+  readonly audit?: Logger | undefined;
+}
+
+export interface OfflineEnrollInput {
+  readonly subject: string;
+  readonly type?: FactorType | undefined;
+  /** HOTP: the token's base32 secret. */
+  readonly secret?: string | undefined;
+  readonly counter?: number | undefined;
+  readonly label?: string | undefined;
+  readonly algorithm?: OtpAlgorithm | undefined;
+  readonly digits?: number | undefined;
+  /**
+   * Active at once (default), or pending for the user to confirm with a code through
+   * `POST <prefix>totp/confirm` within the enrollment timeout.
+   */
+  readonly activate?: boolean | undefined;
+}
+
+export interface OfflineEnrollment {
+  readonly factorId: string;
+  readonly type: FactorType;
+  readonly status: 'pending' | 'active';
+  readonly secretBase32: string;
+  readonly otpauthUri: string;
+  readonly manualKey: string;
+  /** The otpauth URI as a QR code for a terminal. */
+  readonly terminalQr: string;
+  /** Present when this is the subject's first active factor: show once, then forget. */
+  readonly recoveryCodes?: string[];
+}
+
+function cliContext(subject: string): AuditContext {
+  return { subject, requestId: 'cli' };
+}
+
+/** Throws MfaError `invalid_input` for a bad request (message names the field, never the secret). */
+export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrollInput): Promise<OfflineEnrollment> {
+  const now = (deps.clock ?? systemClock)();
+  const type = input.type ?? 'totp';
+  const activate = input.activate ?? true;
+  const hadActive = (await deps.durable.listFactors(input.subject, now)).some((f) => f.status === 'active');
+  const built = buildFactor({
+    subject: input.subject,
+    request: { type, secret: input.secret, counter: input.counter, label: input.label, algorithm: input.algorithm, digits: input.digits },
+    policy: deps.policy,
+    keyring: deps.keyring,
+    now,
+    active: activate,
+  });
+  await deps.durable.createFactor(built.record);
+  const audit = deps.audit === undefined ? undefined : createAuditLog(deps.audit);
+  const ctx = cliContext(input.subject);
+  audit?.record(ctx, { event: 'enrolled', factorId: built.record.id, type });
+  const recoveryCodes = activate && !hadActive ? await newRecoveryCodes({ durable: deps.durable, keyring: deps.keyring, audit }, ctx, deps.policy, now) : undefined;
+  return {
+    factorId: built.record.id,
+    type,
+    status: built.record.status,
+    secretBase32: built.secretBase32,
+    otpauthUri: built.otpauthUri,
+    manualKey: built.manualKey,
+    terminalQr: await renderTerminalQr(built.otpauthUri),
+    ...(recoveryCodes !== undefined ? { recoveryCodes } : {}),
+  };
+}
+
+export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'clock'>, subject: string): Promise<FactorSummary[]> {
+  return (await deps.durable.listFactors(subject, (deps.clock ?? systemClock)())).map(summarizeFactor);
+}
+
+/** False when the subject has no such factor. */
+export async function removeFactorOffline(deps: Pick<OfflineDeps, 'durable' | 'ttl' | 'clock' | 'audit'>, subject: string, factorId: string): Promise<boolean> {
+  const audit = deps.audit === undefined ? undefined : createAuditLog(deps.audit);
+  return deleteFactor({ durable: deps.durable, ttl: deps.ttl, audit }, cliContext(subject), factorId, (deps.clock ?? systemClock)());
+}

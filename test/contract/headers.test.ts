@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { buildUpstreamHeaders, filterResponseHeaders } from '../../src/contract/headers.js';
+import type { RequestView } from '../../src/request/view.js';
+
+const view: RequestView = {
+  method: 'GET',
+  path: '/orders/1',
+  search: '',
+  host: 'api.example.com',
+  proto: 'https',
+  clientIp: '203.0.113.7',
+  forwardedFor: '203.0.113.7',
+  forwardedHost: 'api.example.com',
+  requestId: 'rid-1',
+};
+const identity = { subject: 'alice', scopes: ['orders:read', 'orders:write'], mfa: 'totp', mfaTime: 1_700_000_000 } as const;
+
+describe('buildUpstreamHeaders', () => {
+  test('drops spoofable, hop-by-hop and Connection-named headers in one pass, then appends the gateway headers', () => {
+    const raw = [
+      'Host', 'api.example.com',
+      'User-Agent', 'probe/1',
+      'X-Auth-Subject', 'mallory', 'x_auth_subject', 'mallory', 'X.Auth.Subject', 'mallory', 'X-AUTH-MFA', 'none', 'x-auth_scopes', 'admin',
+      'X-MFA-Token', '123456', 'x_mfa_token', '123456', 'X-Session-Token', 'sess', 'X.Session.Token', 'sess',
+      'X-Forwarded-For', '6.6.6.6', 'x_forwarded_host', 'evil', 'X-Forwarded-Proto', 'http', 'Forwarded', 'for=6.6.6.6',
+      'X-Original-URL', '/admin', 'X-Rewrite-URL', '/admin', 'X-Request-Id', 'spoof',
+      'Connection', 'keep-alive, X-Custom, Authorization, Host, Content-Length',
+      'X-Custom', 'removed by Connection',
+      'Keep-Alive', 'timeout=5', 'TE', 'trailers', 'Trailer', 'X-Sum', 'Proxy-Authorization', 'Basic eDp5', 'Proxy-Connection', 'keep-alive',
+      'Proxy', 'http://evil:3128', 'Upgrade', 'h2c', 'Expect', '100-continue', 'Transfer-Encoding', 'chunked',
+      'Authorization', 'Bearer tok', 'Authorization', 'Bearer second',
+      'Content-Length', '3', 'Accept', '*/*',
+    ];
+    const out = buildUpstreamHeaders(raw, { view, identity, forwardAuthorization: true, upstreamHost: '10.0.0.5:9000' });
+    assert.deepEqual(out, [
+      'User-Agent', 'probe/1',
+      'Authorization', 'Bearer tok',
+      'Content-Length', '3',
+      'Accept', '*/*',
+      'x-auth-subject', 'alice',
+      'x-auth-scopes', 'orders:read orders:write',
+      'x-auth-mfa', 'totp',
+      'x-auth-mfa-time', '1700000000',
+      'x-request-id', 'rid-1',
+      'x-forwarded-for', '203.0.113.7',
+      'x-forwarded-proto', 'https',
+      'x-forwarded-host', 'api.example.com',
+      'host', '10.0.0.5:9000',
+    ]);
+  });
+
+  test('without identity no X-Auth-* is sent, even when the client sent some; forward_authorization false drops Authorization', () => {
+    const raw = ['X-Auth-Subject', 'mallory', 'Connection', 'X-Auth-Subject', 'Authorization', 'Bearer tok', 'Accept', 'a'];
+    const out = buildUpstreamHeaders(raw, { view: { ...view, forwardedHost: '' }, forwardAuthorization: false, upstreamHost: 'up' });
+    assert.deepEqual(out, ['Accept', 'a', 'x-request-id', 'rid-1', 'x-forwarded-for', '203.0.113.7', 'x-forwarded-proto', 'https', 'host', 'up']);
+  });
+
+  test('identity without a second-factor time sends no X-Auth-MFA-Time', () => {
+    const out = buildUpstreamHeaders([], { view, identity: { subject: 's', scopes: [], mfa: 'none' }, forwardAuthorization: true, upstreamHost: 'up' });
+    assert.deepEqual(out.slice(0, 6), ['x-auth-subject', 's', 'x-auth-scopes', '', 'x-auth-mfa', 'none']);
+    assert.equal(out.includes('x-auth-mfa-time'), false);
+  });
+
+  test('a WebSocket tunnel gets our Connection/Upgrade pair, never the client\'s', () => {
+    const raw = ['Upgrade', 'websocket', 'Connection', 'Upgrade, X-Auth-Subject', 'Sec-WebSocket-Key', 'k', 'Sec-WebSocket-Version', '13'];
+    const out = buildUpstreamHeaders(raw, { view, forwardAuthorization: true, upstreamHost: 'up', websocket: true });
+    assert.deepEqual(out, [
+      'Sec-WebSocket-Key', 'k', 'Sec-WebSocket-Version', '13',
+      'x-request-id', 'rid-1', 'x-forwarded-for', '203.0.113.7', 'x-forwarded-proto', 'https', 'x-forwarded-host', 'api.example.com',
+      'host', 'up', 'connection', 'upgrade', 'upgrade', 'websocket',
+    ]);
+  });
+});
+
+describe('filterResponseHeaders', () => {
+  test('removes hop-by-hop and Connection-named headers, keeps every Set-Cookie, sets our request id and extra headers', () => {
+    const raw = [
+      'Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'X-Internal', 'secret',
+      'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'X-Request-Id', 'upstream-id',
+      'X-Session-Token', 'forged', 'Proxy-Authenticate', 'Basic', 'Upgrade', 'h2c', 'Trailer', 'X-Sum',
+    ].map((s) => Buffer.from(s, 'latin1'));
+    const out = filterResponseHeaders(raw, 'rid-1', { 'x-session-token': 'tok', 'x-session-expires': '1700000000' });
+    assert.deepEqual(out, [
+      'Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2',
+      'x-request-id', 'rid-1', 'x-session-token', 'tok', 'x-session-expires', '1700000000',
+    ]);
+  });
+
+  test('keeps Upgrade/Connection for a 101 answer and bytes outside ASCII as latin1', () => {
+    const raw = [Buffer.from('Upgrade'), Buffer.from('websocket'), Buffer.from('Connection'), Buffer.from('Upgrade'), Buffer.from('X-Name'), Buffer.from([0x63, 0xe9])];
+    assert.deepEqual(filterResponseHeaders(raw, 'r', undefined, true), ['Upgrade', 'websocket', 'Connection', 'Upgrade', 'X-Name', 'c\u00e9', 'x-request-id', 'r']);
+  });
+});

@@ -1,0 +1,335 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type Gateway } from '../../../src/server/gateway.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../support/upstream.js';
+import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
+import { call, rawExchange, statusesIn } from '../../support/http.js';
+import {
+  assertProblem,
+  callFrom,
+  createFakeClock,
+  enrolTotp,
+  identityNames,
+  INVALID_CODE_CHALLENGE,
+  jwtFor,
+  MFA_CHALLENGE,
+  missingBinary,
+  OATHTOOL,
+  totpCode,
+  wrongCode,
+  type FakeClock,
+} from './support.js';
+
+const ROUTES = `routes:
+  - { name: public, match: { path_prefix: /public/ }, upstream: app, policy: public }
+  - { name: hosted, match: { host: api.example.com, path_prefix: /hosted/ }, upstream: app, policy: public }
+  - { name: orders-read, match: { path_prefix: /orders/, methods: [GET] }, upstream: app, policy: bearer, scopes: [orders:read] }
+  - { name: orders-write, match: { path_prefix: /orders/ }, upstream: app, policy: mfa }
+  - { name: payments, match: { path_prefix: /payments/, methods: [POST] }, upstream: app, policy: step_up, max_age: 5m }
+  - { name: admin, match: { path_prefix: /admin/ }, policy: deny }
+default: deny
+authz: { trusted_proxies: [127.0.0.1/32] }
+`;
+
+const AUTH_REQUEST = '/.mfa/authz/auth-request';
+const FORWARD_AUTH = '/.mfa/authz/forward-auth';
+const silent = createLogger({ level: 'silent' });
+
+describe('forward-auth endpoints against a real gateway', () => {
+  let upstream: RecordingUpstream;
+  let ws: Workspace;
+  let gateway: Gateway;
+  let port: number;
+  let clock: FakeClock;
+
+  before(async () => {
+    upstream = await startRecordingUpstream();
+    ws = createWorkspace();
+    ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
+    clock = createFakeClock();
+    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock: clock.now });
+    port = gateway.address.port;
+  });
+  after(async () => {
+    await gateway.stop();
+    await upstream.close();
+    ws.remove();
+  });
+
+  describe('auth-request (nginx)', () => {
+    test('public route → 200, empty body, request id, no identity', async () => {
+      const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': 'http://api.example.com/public/a%20b?x=1', 'x-request-id': 'nginx-0123abcd' });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.text, '');
+      assert.equal(reply.headers['content-length'], '0');
+      assert.equal(reply.headers['cache-control'], 'no-store');
+      assert.equal(reply.headers['x-request-id'], 'nginx-0123abcd');
+      assert.deepEqual(identityNames(reply.headers), []);
+      assert.equal(reply.headers['x-session-token'], undefined);
+    });
+
+    test('bearer route with the scope → 200 with identity headers', async () => {
+      const jwt = await jwtFor(clock, 'alice', ['orders:read', 'profile']);
+      const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.text, '');
+      assert.equal(reply.headers['x-auth-subject'], 'alice');
+      assert.equal(reply.headers['x-auth-scopes'], 'orders:read profile');
+      assert.equal(reply.headers['x-auth-mfa'], 'none');
+      assert.equal(reply.headers['x-auth-mfa-time'], undefined);
+      assert.match(String(reply.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+    });
+
+    test('no token → the proxy\'s 401 problem, plus its status and body in headers for nginx', async () => {
+      const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', 'x-request-id': 'req-401' });
+      assertProblem(reply, 401, 'invalid_token', 'a bearer token is required');
+      assert.equal(reply.headers['www-authenticate'], 'Bearer error="invalid_token", error_description="a bearer token is required"');
+      assert.equal(reply.headers['x-problem-status'], '401');
+      assert.equal(reply.headers['x-problem-body'], reply.text);
+      assert.deepEqual(reply.json(), {
+        type: 'https://mfa-gateway.dev/problems/invalid_token',
+        title: 'Invalid bearer token',
+        status: 401,
+        detail: 'a bearer token is required',
+        code: 'invalid_token',
+        request_id: 'req-401',
+      });
+      // The reverse proxy answers the very same request identically.
+      const direct = await call(port, 'GET', '/orders/7', { 'x-request-id': 'req-401' });
+      assert.equal(direct.status, reply.status);
+      assert.equal(direct.text, reply.text);
+      assert.equal(direct.headers['www-authenticate'], reply.headers['www-authenticate']);
+    });
+
+    test('missing scope → 403 insufficient_scope with the scope challenge', async () => {
+      const jwt = await jwtFor(clock, 'alice', ['profile']);
+      const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });
+      assertProblem(reply, 403, 'insufficient_scope');
+      assert.equal(reply.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="orders:read", error_description="the token lacks a scope this route requires"');
+      assert.equal(reply.headers['x-problem-status'], '403');
+    });
+
+    test('the original method decides, not the auth request\'s', async () => {
+      const jwt = await jwtFor(clock, 'nobody', ['orders:read']);
+      const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'POST', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });
+      assertProblem(reply, 403, 'mfa_not_enrolled');
+    });
+
+    test('host from an absolute URL, else from the Host header; deny and unmatched routes', async () => {
+      const hosted = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': 'https://API.example.com./hosted/x' });
+      assert.equal(hosted.status, 200);
+      const originForm = await call(port, 'GET', AUTH_REQUEST, { host: 'api.example.com', 'x-original-method': 'GET', 'x-original-url': '/hosted/x' });
+      assert.equal(originForm.status, 200);
+      const otherHost = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': 'http://other.example.com/hosted/x' });
+      assertProblem(otherHost, 404, 'route_not_found');
+      assert.equal(otherHost.headers['x-problem-status'], '404');
+      const denied = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/admin/users' });
+      assertProblem(denied, 403, 'forbidden', 'this route is closed by policy');
+    });
+
+    test('missing or malformed original request → 400', async () => {
+      const cases: [Record<string, string>, string][] = [
+        [{ 'x-original-method': 'GET' }, 'X-Original-URL is required'],
+        [{ 'x-original-url': '/public/x' }, 'X-Original-Method is required'],
+        [{ 'x-original-method': '', 'x-original-url': '/public/x' }, 'X-Original-Method is required'],
+        [{ 'x-original-method': 'get', 'x-original-url': '/public/x' }, 'the request method is not a valid token'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'public/x' }, 'the request target must start with "/"'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'ftp://api.example.com/public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'http://user@api.example.com/public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'http:///public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'http://a b/public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
+      ];
+      for (const [headers, detail] of cases) {
+        const reply = await call(port, 'GET', AUTH_REQUEST, headers);
+        assertProblem(reply, 400, 'invalid_request', detail);
+        assert.equal(reply.headers['x-problem-status'], '400', JSON.stringify(headers));
+      }
+      const twice = await rawExchange(port, `GET ${AUTH_REQUEST} HTTP/1.1\r\nHost: x\r\nX-Original-Method: GET\r\nX-Original-URL: /public/x\r\nX-Original-URL: /admin/x\r\n\r\n`);
+      assert.deepEqual(statusesIn(twice), [400]);
+      assert.match(twice, /"detail":"X-Original-URL must be sent once"/);
+    });
+
+    test('path tricks in X-Original-URL → 400 from the same canonical checks as the proxy, never 200', async () => {
+      const tricks: [string, string][] = [
+        ['/public/../admin/x', 'dot_segment'],
+        ['/public/%2e%2e/admin/x', 'dot_segment'],
+        ['/public/%2E%2e/admin/x', 'dot_segment'],
+        ['http://api.example.com/public/..%2fadmin', 'encoded_slash'],
+        ['/public/a%2fb', 'encoded_slash'],
+        ['/public//admin', 'empty_segment'],
+        ['/public/a;b', 'path_parameter'],
+        ['/public/a%5cb', 'encoded_backslash'],
+        ['/public/a\\b', 'backslash'],
+        ['/public/x#frag', 'fragment'],
+        ['/public/%00', 'nul'],
+        ['/public/%c0%ae%c0%ae/admin', 'invalid_utf8'],
+      ];
+      for (const [url] of tricks) {
+        const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': url });
+        assertProblem(reply, 400, 'invalid_request');
+        assert.equal(reply.headers['x-problem-status'], '400', url);
+      }
+      const clean = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/ok' });
+      assert.equal(clean.status, 200, 'a clean URL on the same route is allowed');
+    });
+  });
+
+  describe('forward-auth (Traefik, Caddy)', () => {
+    test('X-Forwarded-Method/-Proto/-Host/-Uri rebuild the request', async () => {
+      const reply = await call(port, 'GET', FORWARD_AUTH, {
+        'x-forwarded-method': 'GET',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'api.example.com',
+        'x-forwarded-uri': '/hosted/x?y=1',
+        'x-forwarded-for': '203.0.113.7',
+      });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.text, '');
+      const jwt = await jwtFor(clock, 'bob', ['orders:read']);
+      const bearer = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/1', authorization: `Bearer ${jwt}` });
+      assert.equal(bearer.status, 200);
+      assert.equal(bearer.headers['x-auth-subject'], 'bob');
+      assert.equal(bearer.headers['x-auth-scopes'], 'orders:read');
+    });
+
+    test('Host falls back to the request\'s own Host (Caddy passes it through)', async () => {
+      const reply = await call(port, 'GET', FORWARD_AUTH, { host: 'api.example.com', 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/hosted/y' });
+      assert.equal(reply.status, 200);
+    });
+
+    test('deny → exactly the proxy\'s problem response, without the nginx headers', async () => {
+      const jwt = await jwtFor(clock, 'bob', ['orders:read']);
+      const reply = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'DELETE', 'x-forwarded-uri': '/orders/1', authorization: `Bearer ${jwt}` });
+      assertProblem(reply, 403, 'mfa_not_enrolled');
+      assert.equal(reply.headers['x-problem-status'], undefined);
+      assert.equal(reply.headers['x-problem-body'], undefined);
+    });
+
+    test('missing, repeated or malformed forwarded headers and path tricks → 400', async () => {
+      const cases: [Record<string, string>, string | undefined][] = [
+        [{ 'x-forwarded-method': 'GET' }, 'X-Forwarded-Uri is required'],
+        [{ 'x-forwarded-uri': '/public/x' }, 'X-Forwarded-Method is required'],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': 'public/x' }, 'X-Forwarded-Uri must start with /'],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': 'http://api.example.com/public/x' }, 'X-Forwarded-Uri must start with /'],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/x', 'x-forwarded-proto': 'gopher' }, 'X-Forwarded-Proto from the trusted proxy must be a single http or https'],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/x', 'x-forwarded-host': 'evil@api.example.com' }, 'the Host header is not a valid host[:port]'],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/x', 'x-forwarded-for': 'not-an-ip' }, 'X-Forwarded-For from the trusted proxy is not a list of IP addresses'],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/../admin/x' }, undefined],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/%2e%2e/admin/x' }, undefined],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/%2Fadmin' }, undefined],
+        [{ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public//x' }, undefined],
+      ];
+      for (const [headers, detail] of cases) {
+        const reply = await call(port, 'GET', FORWARD_AUTH, headers);
+        assertProblem(reply, 400, 'invalid_request', detail);
+      }
+      const twice = await rawExchange(port, `GET ${FORWARD_AUTH} HTTP/1.1\r\nHost: x\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: /public/x\r\nX-Forwarded-Uri: /admin/x\r\n\r\n`);
+      assert.deepEqual(statusesIn(twice), [400]);
+      assert.match(twice, /"detail":"X-Forwarded-Uri must be sent once"/);
+    });
+  });
+
+  describe('ext-authz (Envoy)', () => {
+    test('own method + the path after ext-authz (and its query), Host from the request', async () => {
+      const jwt = await jwtFor(clock, 'carol', ['orders:read']);
+      const read = await call(port, 'GET', '/.mfa/authz/ext-authz/orders/9?expand=1', { authorization: `Bearer ${jwt}` });
+      assert.equal(read.status, 200);
+      assert.equal(read.headers['x-auth-subject'], 'carol');
+      const write = await call(port, 'POST', '/.mfa/authz/ext-authz/orders/9', { authorization: `Bearer ${jwt}`, 'content-length': '0' });
+      assertProblem(write, 403, 'mfa_not_enrolled');
+      const hosted = await call(port, 'GET', '/.mfa/authz/ext-authz/hosted/z', { host: 'api.example.com' });
+      assert.equal(hosted.status, 200);
+      const root = await call(port, 'GET', '/.mfa/authz/ext-authz');
+      assertProblem(root, 404, 'route_not_found');
+    });
+
+    test('path tricks after ext-authz → 400', async () => {
+      for (const path of ['/.mfa/authz/ext-authz/public/../admin', '/.mfa/authz/ext-authz/public/%2e%2e/admin', '/.mfa/authz/ext-authz//admin']) {
+        const raw = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        assert.deepEqual(statusesIn(raw), [400], path);
+        assert.match(raw, /"code":"invalid_request"/, path);
+      }
+    });
+  });
+
+  test('unknown forward-auth endpoint → 404 not_found', async () => {
+    const reply = await call(port, 'GET', '/.mfa/authz/nope', { 'x-original-method': 'GET', 'x-original-url': '/public/x' });
+    assertProblem(reply, 404, 'not_found', 'no such forward-auth endpoint');
+  });
+
+  test('a peer outside authz.trusted_proxies gets 403 whatever it sends', async () => {
+    const jwt = await jwtFor(clock, 'alice', ['orders:read']);
+    const spoofs: [string, Record<string, string>][] = [
+      [AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x' }],
+      [AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/1', authorization: `Bearer ${jwt}` }],
+      [FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/x' }],
+      ['/.mfa/authz/ext-authz/public/x', {}],
+    ];
+    for (const [path, headers] of spoofs) {
+      const reply = await callFrom('127.0.0.2', port, 'GET', path, headers);
+      assertProblem(reply, 403, 'forbidden', 'this endpoint answers trusted proxies only');
+      assert.deepEqual(identityNames(reply.headers), []);
+    }
+    // The same requests from the trusted address are answered.
+    const trusted = await callFrom('127.0.0.1', port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x' });
+    assert.equal(trusted.status, 200);
+  });
+
+  describe('second factor through forward-auth', { skip: missingBinary(OATHTOOL, 'oathtool') }, () => {
+    test('mfa challenge, code accepted (session returned), session reused, step-up challenge', async () => {
+      const jwt = await jwtFor(clock, 'dana', ['orders:read']);
+      const secret = await enrolTotp(port, jwt, clock);
+      const ask = (method: string, url: string, extra: Record<string, string> = {}) =>
+        call(port, 'GET', AUTH_REQUEST, { 'x-original-method': method, 'x-original-url': url, authorization: `Bearer ${jwt}`, ...extra });
+
+      const challenged = await ask('POST', '/orders/1');
+      assertProblem(challenged, 401, 'mfa_required', 'a second factor is required for this route');
+      assert.equal(challenged.headers['www-authenticate'], MFA_CHALLENGE);
+
+      const verifiedAt = Math.floor(clock.now() / 1000);
+      const withCode = await ask('POST', '/orders/1', { 'x-mfa-token': totpCode(secret, clock.now()) });
+      assert.equal(withCode.status, 200, withCode.text);
+      assert.equal(withCode.headers['x-auth-subject'], 'dana');
+      assert.equal(withCode.headers['x-auth-mfa'], 'totp');
+      assert.equal(withCode.headers['x-auth-mfa-time'], String(verifiedAt));
+      const sessionToken = String(withCode.headers['x-session-token']);
+      assert.ok(sessionToken.length >= 32, 'a session token is returned');
+      assert.equal(withCode.headers['x-session-expires'], String(verifiedAt + 43200));
+
+      clock.advance(60_000);
+      const reused = await ask('PUT', '/orders/2', { 'x-session-token': sessionToken });
+      assert.equal(reused.status, 200, reused.text);
+      assert.equal(reused.headers['x-auth-mfa-time'], String(verifiedAt));
+      assert.equal(reused.headers['x-session-token'], undefined, 'no new session for a reused one');
+
+      const freshEnough = await ask('POST', '/payments/1', { 'x-session-token': sessionToken });
+      assert.equal(freshEnough.status, 200, 'step_up accepts a second factor younger than max_age');
+      clock.advance(5 * 60_000);
+      const stale = await ask('POST', '/payments/1', { 'x-session-token': sessionToken });
+      assertProblem(stale, 401, 'step_up_required');
+      assert.equal(stale.headers['www-authenticate'], 'Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required for this operation", max_age=300');
+      clock.advanceStep();
+      const stepped = await ask('POST', '/payments/1', { 'x-session-token': sessionToken, 'x-mfa-token': totpCode(secret, clock.now()) });
+      assert.equal(stepped.status, 200, stepped.text);
+    });
+
+    test('lockout: three wrong codes, then 429 with Retry-After and the nginx status header', async () => {
+      const jwt = await jwtFor(clock, 'erin');
+      const secret = await enrolTotp(port, jwt, clock);
+      const ask = (code: string) =>
+        call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'POST', 'x-original-url': '/orders/1', authorization: `Bearer ${jwt}`, 'x-mfa-token': code });
+      for (let i = 0; i < 3; i++) {
+        const wrong = await ask(wrongCode(secret, clock.now()));
+        assertProblem(wrong, 401, 'mfa_invalid', 'the second factor was not accepted');
+        assert.equal(wrong.headers['www-authenticate'], INVALID_CODE_CHALLENGE);
+      }
+      const locked = await ask(totpCode(secret, clock.now()));
+      assertProblem(locked, 429, 'mfa_locked', 'too many failed second-factor attempts; try again later');
+      assert.equal(locked.headers['retry-after'], '30');
+      assert.equal(locked.headers['www-authenticate'], undefined);
+      assert.equal(locked.headers['x-problem-status'], '429');
+      assert.equal(locked.headers['x-problem-body'], locked.text);
+    });
+  });
+});

@@ -1,0 +1,277 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startGateway, type Gateway } from '../../../src/server/gateway.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../support/upstream.js';
+import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
+import { call, rawExchange, statusesIn } from '../../support/http.js';
+import {
+  assertProblem,
+  createFakeClock,
+  enrolTotp,
+  INVALID_CODE_CHALLENGE,
+  jwtFor,
+  MFA_CHALLENGE,
+  missingBinary,
+  OATHTOOL,
+  totpCode,
+  wrongCode,
+  type FakeClock,
+} from './support.js';
+
+const NGINX = '/usr/sbin/nginx';
+// dist/test/authz/ → repository root: the test runs the shipped example, not a copy of it.
+const EXAMPLE = fileURLToPath(new URL('../../../../config/examples/nginx.conf', import.meta.url));
+
+const ROUTES = `routes:
+  - { name: public, match: { path_prefix: /public/ }, upstream: app, policy: public }
+  - { name: orders-read, match: { path_prefix: /orders/, methods: [GET] }, upstream: app, policy: bearer, scopes: [orders:read] }
+  - { name: orders-write, match: { path_prefix: /orders/ }, upstream: app, policy: mfa }
+  - { name: payments, match: { path_prefix: /payments/, methods: [POST] }, upstream: app, policy: step_up, max_age: 5m }
+default: deny
+authz: { trusted_proxies: [127.0.0.1/32] }
+`;
+
+const silent = createLogger({ level: 'silent' });
+const skip = missingBinary(NGINX, 'nginx') ?? missingBinary(OATHTOOL, 'oathtool');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** The shipped example with its listen and upstream addresses pointed at this test's servers. */
+function exampleFor(listenPort: number, gatewayPort: number, backendPort: number): string {
+  const replacements: [string, string][] = [
+    ['listen 80;', `listen 127.0.0.1:${listenPort};`],
+    ['server 127.0.0.1:8080;', `server 127.0.0.1:${gatewayPort};`],
+    ['server 127.0.0.1:9000;', `server 127.0.0.1:${backendPort};`],
+  ];
+  let text = readFileSync(EXAMPLE, 'utf8');
+  for (const [from, to] of replacements) {
+    assert.equal(text.split(from).length, 2, `the example must contain "${from}" exactly once`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
+function mainConfig(dir: string): string {
+  return `daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 128; }
+http {
+    access_log off;
+    client_body_temp_path ${dir}/tmp/body;
+    proxy_temp_path ${dir}/tmp/proxy;
+    fastcgi_temp_path ${dir}/tmp/fastcgi;
+    uwsgi_temp_path ${dir}/tmp/uwsgi;
+    scgi_temp_path ${dir}/tmp/scgi;
+    include ${dir}/mfa-gateway.conf;
+}
+`;
+}
+
+function waitForPort(port: number, child: ChildProcess, stderr: () => string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    function attempt(): void {
+      if (child.exitCode !== null) {
+        reject(new Error(`nginx exited with ${child.exitCode}: ${stderr()}`));
+        return;
+      }
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`nginx did not listen on ${port}: ${stderr()}`));
+        else setTimeout(attempt, 25);
+      });
+    }
+    attempt();
+  });
+}
+
+describe('nginx auth_request in front of the gateway (config/examples/nginx.conf)', { skip }, () => {
+  let upstream: RecordingUpstream;
+  let ws: Workspace;
+  let gateway: Gateway;
+  let clock: FakeClock;
+  let nginx: ChildProcess;
+  let port: number;
+
+  before(async () => {
+    upstream = await startRecordingUpstream();
+    ws = createWorkspace();
+    ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
+    clock = createFakeClock();
+    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock: clock.now });
+
+    port = await freePort();
+    const dir = join(ws.dir, 'nginx');
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    writeFileSync(join(dir, 'mfa-gateway.conf'), exampleFor(port, gateway.address.port, upstream.port));
+    writeFileSync(join(dir, 'nginx.conf'), mainConfig(dir));
+    let stderr = '';
+    nginx = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    nginx.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitForPort(port, nginx, () => stderr + readFileSync(join(dir, 'error.log'), 'utf8'));
+  });
+
+  after(async () => {
+    if (nginx !== undefined && nginx.exitCode === null) {
+      const exited = new Promise((resolve) => nginx.once('exit', resolve));
+      nginx.kill('SIGTERM');
+      await exited;
+    }
+    await gateway?.stop();
+    await upstream?.close();
+    ws?.remove();
+  });
+
+  const forwarded = () => upstream.received.length;
+
+  test('public route: forwarded; spoofed identity and credentials never reach the backend', async () => {
+    const before = forwarded();
+    const reply = await call(port, 'GET', '/public/a%20b?x=1', {
+      'x-auth-subject': 'mallory',
+      'X-Auth-MFA': 'totp',
+      x_auth_subject: 'mallory',
+      'x.auth.subject': 'mallory',
+      'x-mfa-token': '123456',
+      'x-session-token': 'stolen-session-token',
+      'x-original-url': '/admin',
+    });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(forwarded(), before + 1);
+    const got = upstream.received.at(-1)!;
+    assert.equal(got.url, '/public/a%20b?x=1');
+    const names = upstream.headerNames(got);
+    for (const name of ['x-auth-subject', 'x-auth-mfa', 'x_auth_subject', 'x.auth.subject', 'x-mfa-token', 'x-session-token', 'x-original-url']) {
+      assert.ok(!names.includes(name), `${name} must not reach the backend`);
+    }
+    assert.match(String(got.headers['x-request-id']), /^[0-9a-f]{32}$/, 'nginx $request_id, carried by the gateway');
+    assert.equal(reply.headers['x-request-id'], got.headers['x-request-id']);
+    assert.equal(reply.headers['x-session-token'], undefined);
+  });
+
+  test('bearer route: 401 problem with one WWW-Authenticate, 403 on a missing scope, 200 with identity', async () => {
+    const before = forwarded();
+    const missing = await call(port, 'GET', '/orders/7');
+    assertProblem(missing, 401, 'invalid_token', 'a bearer token is required');
+    assert.equal(missing.headers['www-authenticate'], 'Bearer error="invalid_token", error_description="a bearer token is required"');
+    assert.match(String(missing.headers['x-request-id']), /^[0-9a-f]{32}$/);
+
+    const narrow = await jwtFor(clock, 'alice', ['profile']);
+    const scope = await call(port, 'GET', '/orders/7', { authorization: `Bearer ${narrow}` });
+    assertProblem(scope, 403, 'insufficient_scope', 'the token lacks a scope this route requires');
+    assert.equal(scope.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="orders:read", error_description="the token lacks a scope this route requires"');
+    assert.equal(forwarded(), before, 'nothing reaches the backend on a refusal');
+
+    const jwt = await jwtFor(clock, 'alice', ['orders:read', 'profile']);
+    const ok = await call(port, 'GET', '/orders/7', { authorization: `Bearer ${jwt}`, 'x-auth-subject': 'root', 'x-auth-scopes': 'admin' });
+    assert.equal(ok.status, 200, ok.text);
+    const got = upstream.received.at(-1)!;
+    assert.equal(got.headers['x-auth-subject'], 'alice');
+    assert.equal(got.headers['x-auth-scopes'], 'orders:read profile');
+    assert.equal(got.headers['x-auth-mfa'], 'none');
+    assert.equal(got.headers['x-auth-mfa-time'], undefined);
+    assert.equal(got.headers.authorization, `Bearer ${jwt}`);
+  });
+
+  test('mfa: challenge, code accepted with a session returned, session reused, step-up challenge', async () => {
+    const jwt = await jwtFor(clock, 'dana', ['orders:read']);
+    // Enrolment goes through nginx's /.mfa/ location to the gateway's own endpoints.
+    const secret = await enrolTotp(port, jwt, clock);
+    const before = forwarded();
+
+    const challenged = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, '{"qty":1}');
+    assertProblem(challenged, 401, 'mfa_required', 'a second factor is required for this route');
+    assert.equal(challenged.headers['www-authenticate'], MFA_CHALLENGE);
+    assert.equal(forwarded(), before);
+
+    const verifiedAt = Math.floor(clock.now() / 1000);
+    const withCode = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', 'x-mfa-token': totpCode(secret, clock.now()) }, '{"qty":2}');
+    assert.equal(withCode.status, 200, withCode.text);
+    const session = String(withCode.headers['x-session-token']);
+    assert.ok(session.length >= 32, 'the session token is returned to the client');
+    assert.equal(withCode.headers['x-session-expires'], String(verifiedAt + 43200));
+    let got = upstream.received.at(-1)!;
+    assert.equal(got.method, 'POST');
+    assert.equal(got.body.toString(), '{"qty":2}', 'the body reaches the backend intact');
+    assert.equal(got.headers['x-auth-subject'], 'dana');
+    assert.equal(got.headers['x-auth-mfa'], 'totp');
+    assert.equal(got.headers['x-auth-mfa-time'], String(verifiedAt));
+    for (const name of ['x-mfa-token', 'x-session-token', 'x-session-expires']) assert.ok(!upstream.headerNames(got).includes(name), `${name} must not reach the backend`);
+
+    clock.advance(60_000);
+    const reused = await call(port, 'DELETE', '/orders/2', { authorization: `Bearer ${jwt}`, 'x-session-token': session });
+    assert.equal(reused.status, 200, reused.text);
+    assert.equal(reused.headers['x-session-token'], undefined, 'no new session for a reused one');
+    got = upstream.received.at(-1)!;
+    assert.equal(got.url, '/orders/2');
+    assert.equal(got.headers['x-auth-mfa-time'], String(verifiedAt));
+    assert.ok(!upstream.headerNames(got).includes('x-session-token'));
+
+    clock.advance(5 * 60_000);
+    const stale = await call(port, 'POST', '/payments/1', { authorization: `Bearer ${jwt}`, 'x-session-token': session });
+    assertProblem(stale, 401, 'step_up_required', 'a fresh second factor is required for this operation');
+    assert.equal(stale.headers['www-authenticate'], 'Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required for this operation", max_age=300');
+  });
+
+  test('lockout: 429 with Retry-After and the problem body reach the client through nginx', async () => {
+    const jwt = await jwtFor(clock, 'erin');
+    const secret = await enrolTotp(port, jwt, clock);
+    const before = forwarded();
+    for (let i = 0; i < 3; i++) {
+      const wrong = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongCode(secret, clock.now()) });
+      assertProblem(wrong, 401, 'mfa_invalid', 'the second factor was not accepted');
+      assert.equal(wrong.headers['www-authenticate'], INVALID_CODE_CHALLENGE);
+    }
+    const locked = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+    assertProblem(locked, 429, 'mfa_locked', 'too many failed second-factor attempts; try again later');
+    assert.equal(locked.headers['retry-after'], '30');
+    assert.equal(locked.headers['www-authenticate'], undefined);
+    assert.equal(forwarded(), before);
+  });
+
+  test('path tricks: nginx forwards the raw target to the gateway, which answers 400 with its body', async () => {
+    const before = forwarded();
+    for (const path of ['/public/%2e%2e/orders/1', '/public/..%2forders/1', '/public//x', '/public/a;b', '/public/%2Fx']) {
+      const raw = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n`);
+      assert.deepEqual(statusesIn(raw), [400], path);
+      assert.match(raw, /\r\nContent-Type: application\/problem\+json\r\n/, path);
+      assert.match(raw, /"code":"invalid_request"/, path);
+    }
+    assert.equal(forwarded(), before);
+  });
+
+  test('clients cannot reach the forward-auth endpoint through nginx', async () => {
+    const reply = await call(port, 'GET', '/.mfa/authz/auth-request', { 'x-original-method': 'GET', 'x-original-url': '/public/x' });
+    assert.equal(reply.status, 404);
+  });
+
+  // Last: it stops the gateway.
+  test('gateway down: nginx fails closed with a 502 problem, nothing forwarded', async () => {
+    await gateway.stop();
+    const before = forwarded();
+    const reply = await call(port, 'GET', '/public/x');
+    assertProblem(reply, 502, 'upstream_unavailable', 'the MFA gateway did not answer');
+    assert.equal(forwarded(), before);
+  });
+});

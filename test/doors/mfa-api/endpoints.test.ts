@@ -1,0 +1,302 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { renderProblem } from '../../../src/errors/problems.js';
+import { handleMfaEndpoint } from '../../../src/doors/mfa-api/endpoints.js';
+import { INVALID_CODE_DETAIL } from '../../../src/mfa/service.js';
+import { canonicalizeRequest } from '../../../src/request/canonical.js';
+import { createTrustList } from '../../../src/request/trust.js';
+import { call, rawExchange, type Reply } from '../../support/http.js';
+import { createRig, oathHotp, oathTotp, principal, wrongTotp, type Rig } from '../../mfa/support.js';
+
+/**
+ * The endpoints behind a real node:http server on loopback. The server does what the gateway does
+ * before calling handleMfaEndpoint: canonicalise the request and turn the bearer into a principal
+ * (here the bearer token is simply the subject: JWT verification is not what is under test).
+ */
+
+const PREFIX = '/.mfa/';
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+function startServer(rig: Rig): Promise<{ server: Server; port: number }> {
+  const trusted = createTrustList([]);
+  const server = createServer((req, res) => {
+    const canonical = canonicalizeRequest(req, { trustedProxies: trusted, maxTokenBytes: 8192 });
+    if (!canonical.ok) {
+      const r = renderProblem(canonical.problem);
+      res.writeHead(r.status, r.headers).end(r.body);
+      return;
+    }
+    const view = canonical.view;
+    const subject = /^(?:Bearer )?([A-Za-z0-9_-]+)$/.exec(view.authorization ?? '')?.[1];
+    if (subject === undefined || !view.path.startsWith(PREFIX)) {
+      res.writeHead(401).end();
+      return;
+    }
+    void handleMfaEndpoint(rig.service, { req, res, view, subpath: view.path.slice(PREFIX.length), principal: principal(subject), policy: rig.policy, now: rig.clock() });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port })));
+}
+
+function auth(subject: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${subject}`, ...extra };
+}
+
+function jsonHeaders(subject: string, extra: Record<string, string> = {}): Record<string, string> {
+  return auth(subject, { 'content-type': 'application/json', ...extra });
+}
+
+function problemBody(code: string, title: string, status: number, detail: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { type: `https://mfa-gateway.dev/problems/${code}`, title, status, detail, code, ...extra };
+}
+
+function assertJson(reply: Reply, status: number): Record<string, unknown> {
+  assert.equal(reply.status, status, reply.text);
+  assert.equal(reply.headers['content-type'], JSON_TYPE);
+  assert.equal(reply.headers['cache-control'], 'no-store');
+  return reply.json();
+}
+
+describe('MFA endpoints over HTTP', () => {
+  const rig = createRig();
+  const secrets: string[] = [];
+  let server: Server;
+  let port = 0;
+  let secret = '';
+  let factorId = '';
+  let recoveryCodes: string[] = [];
+
+  before(async () => {
+    ({ server, port } = await startServer(rig));
+  });
+  after(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await rig.close();
+  });
+
+  test('GET setup: self-contained HTML with a strict CSP whose hashes match the inline script and style', async () => {
+    const reply = await call(port, 'GET', `${PREFIX}setup`, auth('alice'));
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers['content-type'], 'text/html; charset=utf-8');
+    assert.equal(reply.headers['x-frame-options'], 'DENY');
+    assert.equal(reply.headers['cache-control'], 'no-store');
+    const csp = reply.headers['content-security-policy']!;
+    const script = /<script>([\s\S]*)<\/script>/.exec(reply.text)![1]!;
+    const style = /<style>([\s\S]*)<\/style>/.exec(reply.text)![1]!;
+    const hash = (text: string) => createHash('sha256').update(text).digest('base64');
+    assert.equal(
+      csp,
+      `default-src 'none'; script-src 'sha256-${hash(script)}'; style-src 'sha256-${hash(style)}'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    );
+    assert.ok(!/\b(src|href)=["']?(https?:)?\/\//i.test(reply.text), 'no external resources');
+    assert.ok(!reply.text.includes('innerHTML'), 'server data never goes through innerHTML');
+    for (const path of ['totp/enroll', 'totp/confirm']) assert.ok(reply.text.includes(`'${path}'`));
+  });
+
+  test('POST totp/enroll → 201 with the secret, otpauth URI, 300×300 QR (SVG and PNG) and manual key', async () => {
+    const reply = await call(port, 'POST', `${PREFIX}totp/enroll`, auth('alice'));
+    const body = assertJson(reply, 201);
+    assert.deepEqual(Object.keys(body), ['factor_id', 'type', 'secret', 'otpauth_uri', 'qr_svg', 'qr_png', 'manual_key', 'pending_until']);
+    secret = body.secret as string;
+    factorId = body.factor_id as string;
+    secrets.push(secret);
+    assert.equal(body.type, 'totp');
+    assert.equal(body.otpauth_uri, `otpauth://totp/Test%20Gateway:alice?secret=${secret}&issuer=Test%20Gateway&algorithm=SHA1&digits=6&period=30`);
+    assert.match(body.qr_svg as string, /^<svg [^>]*width="300" height="300"/);
+    assert.match(body.qr_png as string, /^data:image\/png;base64,/);
+    assert.equal((body.manual_key as string).replaceAll(' ', ''), secret);
+    assert.equal(body.pending_until, Math.floor(rig.clock() / 1000) + 600);
+  });
+
+  test('bad bodies: wrong content type, too large, not JSON, unknown field, missing field → 400 invalid_request', async () => {
+    const cases: [Record<string, string>, string | Buffer, string][] = [
+      [auth('alice', { 'content-type': 'text/plain' }), '{}', 'the body must be application/json'],
+      [jsonHeaders('alice'), Buffer.alloc(16 * 1024 + 1, 0x20), 'the body must be at most 16384 bytes'],
+      [jsonHeaders('alice'), '{"factor_id":', 'the body is not valid JSON'],
+      [jsonHeaders('alice'), '[1]', 'the body must be a JSON object'],
+      [jsonHeaders('alice'), JSON.stringify({ factor_id: factorId, code: '123456', extra: 1 }), 'unknown field "extra"'],
+      [jsonHeaders('alice'), JSON.stringify({ factor_id: factorId }), '"code" must be a non-empty string'],
+      [jsonHeaders('alice'), JSON.stringify({ factor_id: factorId, code: 123456 }), '"code" must be a non-empty string'],
+    ];
+    for (const [headers, body, detail] of cases) {
+      const reply = await call(port, 'POST', `${PREFIX}totp/confirm`, headers, body);
+      assert.equal(reply.status, 400, detail);
+      assert.equal(reply.headers['content-type'], 'application/problem+json');
+      const got = reply.json();
+      delete got.request_id;
+      assert.deepEqual(got, problemBody('invalid_request', 'Bad request', 400, detail));
+    }
+  });
+
+  test('POST totp/confirm with an oathtool code → 200 with 10 recovery codes', async () => {
+    const code = oathTotp(secret, rig.clock());
+    secrets.push(code);
+    const reply = await call(port, 'POST', `${PREFIX}totp/confirm`, jsonHeaders('alice'), JSON.stringify({ factor_id: factorId, code }));
+    const body = assertJson(reply, 200);
+    assert.deepEqual(Object.keys(body), ['factor_id', 'status', 'recovery_codes']);
+    assert.equal(body.status, 'active');
+    recoveryCodes = body.recovery_codes as string[];
+    assert.equal(recoveryCodes.length, 10);
+    secrets.push(...recoveryCodes);
+  });
+
+  test('POST verify: no code → 401 mfa_required with an RFC 9470 challenge; a code → session; reuse, wrong, malformed → identical 401', async () => {
+    const none = await call(port, 'POST', `${PREFIX}verify`, auth('alice'));
+    assert.equal(none.status, 401);
+    assert.equal(
+      none.headers['www-authenticate'],
+      'Bearer error="insufficient_user_authentication", error_description="a second factor is required for this route", max_age=43200',
+    );
+
+    rig.clock.advance(30_000);
+    const code = oathTotp(secret, rig.clock());
+    secrets.push(code);
+    const ok = await call(port, 'POST', `${PREFIX}verify`, auth('alice', { 'x-mfa-token': code }));
+    const body = assertJson(ok, 200);
+    assert.deepEqual(Object.keys(body), ['session_token', 'expires_at']);
+    assert.equal(body.expires_at, Math.floor(rig.clock() / 1000) + 12 * 3600);
+    secrets.push(body.session_token as string);
+
+    const wrong = wrongTotp(secret, rig.clock());
+    const shapes = new Set<string>();
+    // The first is the code just used (a replay); then a wrong one; then malformed ones.
+    for (const input of [code, wrong, '12345', '1234567', '123456789', '+12345', `${code.slice(0, 3)} ${code.slice(3)}`, 'abcdef']) {
+      const reply = await call(port, 'POST', `${PREFIX}verify`, auth('alice', { 'x-mfa-token': input }));
+      assert.equal(reply.status, 401, input);
+      const got = reply.json();
+      delete got.request_id;
+      assert.deepEqual(got, problemBody('mfa_invalid', 'Second factor rejected', 401, INVALID_CODE_DETAIL));
+      shapes.add(JSON.stringify([reply.headers['content-type'], reply.headers['www-authenticate'], reply.headers['cache-control'], reply.headers['retry-after'], got]));
+      // Stay below the lockout: a success on the next step clears the failure.
+      rig.clock.advance(30_000);
+      const fresh = oathTotp(secret, rig.clock());
+      const cleared = await call(port, 'POST', `${PREFIX}verify`, auth('alice', { 'x-mfa-token': fresh }));
+      assert.equal(cleared.status, 200);
+      secrets.push(fresh, cleared.json().session_token as string);
+    }
+    assert.equal(shapes.size, 1, 'identical status, headers and body');
+  });
+
+  test('two X-MFA-Token headers are refused before any code is tried', async () => {
+    const code = oathTotp(secret, rig.clock() + 30_000);
+    const raw = await rawExchange(
+      port,
+      `POST ${PREFIX}verify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer alice\r\nX-MFA-Token: ${code}\r\nX-MFA-Token: ${code}\r\nContent-Length: 0\r\n\r\n`,
+    );
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.match(raw, /"code":"invalid_request"/);
+  });
+
+  test('session/revoke → 204, then the session is invalid; GET factors lists without secrets', async () => {
+    rig.clock.advance(30_000);
+    const code = oathTotp(secret, rig.clock());
+    const session = (await call(port, 'POST', `${PREFIX}verify`, auth('alice', { 'x-mfa-token': code }))).json().session_token as string;
+    secrets.push(code, session);
+    const otherUser = await call(port, 'POST', `${PREFIX}session/revoke`, auth('mallory', { 'x-session-token': session }));
+    assert.equal(otherUser.status, 401);
+    assert.equal(otherUser.json().code, 'session_invalid');
+    const revoked = await call(port, 'POST', `${PREFIX}session/revoke`, auth('alice', { 'x-session-token': session }));
+    assert.equal(revoked.status, 204);
+    assert.equal(revoked.text, '');
+    const again = await call(port, 'POST', `${PREFIX}session/revoke`, auth('alice', { 'x-session-token': session }));
+    assert.equal(again.status, 401);
+
+    const listed = assertJson(await call(port, 'GET', `${PREFIX}factors`, auth('alice')), 200);
+    assert.deepEqual(listed, {
+      factors: [
+        {
+          id: factorId,
+          type: 'totp',
+          status: 'active',
+          label: 'Authenticator app',
+          algorithm: 'SHA1',
+          digits: 6,
+          period: 30,
+          created_at: Math.floor(Date.UTC(2026, 0, 1) / 1000),
+          confirmed_at: Math.floor(Date.UTC(2026, 0, 1) / 1000),
+        },
+      ],
+      recovery_codes_remaining: 10,
+    });
+  });
+
+  test('a second factor, DELETE factors/{id} and POST recovery-codes need a fresh second factor', async () => {
+    rig.clock.advance(10 * 60_000);
+    const stale = await call(port, 'POST', `${PREFIX}totp/enroll`, auth('alice'));
+    assert.equal(stale.status, 401);
+    assert.equal(stale.headers['www-authenticate'], 'Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required for this operation", max_age=300');
+    assert.equal((await call(port, 'DELETE', `${PREFIX}factors/${factorId}`, auth('alice'))).status, 401);
+    assert.equal((await call(port, 'POST', `${PREFIX}recovery-codes`, auth('alice'))).status, 401);
+
+    // HOTP hardware token, enrolled with a step-up code in the same request.
+    const hotpSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
+    const stepUp = oathTotp(secret, rig.clock());
+    secrets.push(stepUp);
+    const enrolled = await call(port, 'POST', `${PREFIX}totp/enroll`, jsonHeaders('alice', { 'x-mfa-token': stepUp }), JSON.stringify({ type: 'hotp', secret: hotpSecret, counter: 3, label: 'YubiKey' }));
+    const e = assertJson(enrolled, 201);
+    assert.match(e.otpauth_uri as string, /^otpauth:\/\/hotp\/.*&counter=3$/);
+    const confirm = await call(port, 'POST', `${PREFIX}totp/confirm`, jsonHeaders('alice'), JSON.stringify({ factor_id: e.factor_id, code: oathHotp(hotpSecret, 3) }));
+    assert.deepEqual(assertJson(confirm, 200), { factor_id: e.factor_id, status: 'active' });
+
+    const resync = await call(port, 'POST', `${PREFIX}hotp/resync`, jsonHeaders('alice'), JSON.stringify({ factor_id: e.factor_id, code1: oathHotp(hotpSecret, 50), code2: oathHotp(hotpSecret, 51) }));
+    assert.deepEqual(assertJson(resync, 200), { factor_id: e.factor_id, status: 'resynchronised' });
+
+    const hotpCode = oathHotp(hotpSecret, 52);
+    const regenerated = await call(port, 'POST', `${PREFIX}recovery-codes`, auth('alice', { 'x-mfa-token': hotpCode }));
+    const codes = assertJson(regenerated, 200).recovery_codes as string[];
+    assert.equal(codes.length, 10);
+    assert.ok(!codes.some((c) => recoveryCodes.includes(c)));
+    secrets.push(...codes);
+
+    // The old recovery codes are gone; a new one works as a step-up for the removal.
+    const removed = await call(port, 'DELETE', `${PREFIX}factors/${factorId}`, auth('alice', { 'x-mfa-token': codes[0]! }));
+    assert.equal(removed.status, 204);
+    const missing = await call(port, 'DELETE', `${PREFIX}factors/${factorId}`, auth('alice', { 'x-mfa-token': codes[1]! }));
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json().code, 'not_found');
+    const left = assertJson(await call(port, 'GET', `${PREFIX}factors`, auth('alice')), 200);
+    assert.deepEqual((left.factors as { id: string }[]).map((f) => f.id), [e.factor_id]);
+    assert.equal(left.recovery_codes_remaining, 8);
+  });
+
+  test('unknown endpoint → 404, wrong method → 405 with Allow', async () => {
+    const unknown = await call(port, 'GET', `${PREFIX}nope`, auth('alice'));
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.json().code, 'not_found');
+    const wrongMethod = await call(port, 'GET', `${PREFIX}totp/enroll`, auth('alice'));
+    assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.headers.allow, 'POST');
+    assert.equal(wrongMethod.json().code, 'method_not_allowed');
+    const deleteOther = await call(port, 'POST', `${PREFIX}factors/abc`, auth('alice'));
+    assert.equal(deleteOther.status, 405);
+    assert.equal(deleteOther.headers.allow, 'DELETE');
+  });
+
+  test('a user without a factor: verify → 403 mfa_not_enrolled with the enrollment hint', async () => {
+    const reply = await call(port, 'POST', `${PREFIX}verify`, auth('zoe', { 'x-mfa-token': '123456' }));
+    assert.equal(reply.status, 403);
+    const got = reply.json();
+    delete got.request_id;
+    assert.deepEqual(
+      got,
+      problemBody('mfa_not_enrolled', 'No second factor enrolled', 403, 'no active second factor is enrolled for this user', {
+        hint: 'enroll one with POST /.mfa/totp/enroll, then activate it with POST /.mfa/totp/confirm',
+      }),
+    );
+  });
+
+  test('no secret, code or token in the logs', () => {
+    const text = rig.log.text() + rig.auditLog.text();
+    const events = new Set(rig.auditLog.events().map((e) => e.event));
+    for (const e of ['enrolled', 'confirmed', 'verified', 'failed', 'replay', 'session_issued', 'session_revoked', 'factor_removed', 'recovery_code_used', 'hotp_resynced']) {
+      assert.ok(events.has(e), `audit event ${e}`);
+    }
+    for (const ev of rig.auditLog.events()) {
+      assert.equal(ev.name, 'audit');
+      assert.equal(typeof ev.subject, 'string');
+    }
+    for (const s of secrets) assert.ok(!text.includes(s), `log output contains a secret, code or token (${s.length} chars)`);
+  });
+});
