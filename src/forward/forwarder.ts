@@ -1,18 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
-import type { Identity } from '../decision/types.js';
-import { problem, renderProblem, type Problem } from '../errors/problems.js';
+import { buildUpstreamHeaders } from '../contract/headers.js';
+import { problem } from '../errors/problems.js';
+import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { RequestView } from '../request/view.js';
-import { systemClock, type Clock } from '../time/clock.js';
-import { ClientAbortedError, ForwarderConfigError } from './errors.js';
-import { buildUpstreamHeaders, filterResponseHeaders } from '../contract/headers.js';
-import { retryDelay } from './retry.js';
-import { tunnelWebSocket, type Tunnel } from './websocket.js';
 import { hasBody } from '../request/body.js';
+import { systemClock, type Clock } from '../time/clock.js';
+import { ForwarderConfigError } from './errors.js';
+import { ForwardHandler, kForward, onResponseClose, OUTCOMES, type ForwardTarget, type Shared, type TrackedResponse, type UpstreamOutcome, type UpstreamRuntime } from './handler.js';
+import { tunnelWebSocket, type Tunnel } from './websocket.js';
+
+export type { ForwardTarget, UpstreamOutcome } from './handler.js';
 
 /*
  * The order in which the pieces of one forwarded request run:
@@ -30,20 +31,6 @@ import { hasBody } from '../request/body.js';
  *                    socket (`reset`); else retryDelay() → wait and dispatch again, or answer 502/504
  *   res 'close' before the end → abort the upstream request (it sees its socket close)
  */
-
-export type UpstreamOutcome = 'ok' | 'unavailable' | 'timeout' | 'reset' | 'client_abort' | 'overloaded';
-const OUTCOMES: readonly UpstreamOutcome[] = ['ok', 'unavailable', 'timeout', 'reset', 'client_abort', 'overloaded'];
-
-export interface ForwardTarget {
-  readonly upstream: string;
-  readonly view: RequestView;
-  readonly identity?: Identity | undefined;
-  readonly forwardAuthorization: boolean;
-  /** For logs only. */
-  readonly routeName: string;
-  /** Lower-case names; added to the client's response (e.g. x-session-token), never sent upstream. */
-  readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
-}
 
 export interface UpstreamPoolStats {
   readonly upstream: string;
@@ -77,235 +64,6 @@ export interface ForwarderOptions {
   readonly clock?: Clock;
   /** [0, 1) source for retry jitter; tests pass a constant. */
   readonly random?: () => number;
-}
-
-type OutcomeLabels = Readonly<Record<UpstreamOutcome, { readonly upstream: string; readonly outcome: UpstreamOutcome }>>;
-
-interface UpstreamRuntime {
-  readonly config: UpstreamConfig;
-  readonly pool: Pool;
-  /** Base path without trailing slash, '' for none. */
-  readonly basePath: string;
-  readonly host: string;
-  /** Admission bound: requests running plus waiting (pipelining 1: one per connection). */
-  readonly admit: number;
-  /** Requests admitted and not yet finished. Counted here because `pool.stats` walks every client. */
-  active: number;
-  /** Label objects made once, so the hot path allocates none. */
-  readonly labels: OutcomeLabels;
-  readonly retryLabels: { readonly upstream: string };
-}
-
-interface Shared {
-  readonly metrics: Metrics | undefined;
-  readonly logger: Logger | undefined;
-  readonly clock: Clock;
-  readonly random: () => number;
-}
-
-const kForward = Symbol('mfa-gateway.forward');
-type TrackedResponse = ServerResponse & { [kForward]?: ForwardHandler };
-
-// Listeners shared by every request: `this` is the response, the handler hangs off it.
-function onResponseClose(this: TrackedResponse): void {
-  this[kForward]?.clientClosed();
-}
-function onResponseDrain(this: TrackedResponse): void {
-  this[kForward]?.drained();
-}
-function retryNow(handler: ForwardHandler): void {
-  handler.retryFired();
-}
-
-/** A problem+json answer with the request id and the caller's extra headers. */
-function sendProblem(res: ServerResponse, p: Problem, requestId: string, extra: Readonly<Record<string, string>> | undefined, close: boolean): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const rendered = renderProblem(p, requestId);
-  const headers: Record<string, string> = { ...rendered.headers, 'content-length': String(Buffer.byteLength(rendered.body)), 'x-request-id': requestId };
-  if (extra !== undefined) Object.assign(headers, extra);
-  // An unread request body must not be parsed as the next request on this connection.
-  if (close) headers.connection = 'close';
-  res.writeHead(rendered.status, headers);
-  res.end(rendered.body);
-}
-
-/**
- * Moves headers set earlier with `res.setHeader` (e.g. `connection: close` while draining) into
- * the flat list: Node's writeHead merges an array through setHeader, which would fold repeated
- * `set-cookie` headers into the last one.
- */
-function takePresetHeaders(res: ServerResponse, headers: string[]): void {
-  const names = res.getHeaderNames();
-  for (const name of names) {
-    const value = res.getHeader(name);
-    res.removeHeader(name);
-    if (Array.isArray(value)) for (const item of value) headers.push(name, item);
-    else if (value !== undefined) headers.push(name, String(value));
-  }
-}
-
-const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
-
-/** One forwarded request, as an undici dispatch handler (undici's native handler form: no wrapper per request). */
-class ForwardHandler implements Dispatcher.DispatchHandler {
-  private abortUpstream: ((err?: Error) => void) | undefined = undefined;
-  private resume: (() => void) | undefined = undefined;
-  private written = false;
-  private responding = false;
-  private done = false;
-  private clientGone = false;
-  private drainListening = false;
-  private retries = 0;
-  private retryTimer: NodeJS.Timeout | undefined = undefined;
-  private readonly deadline: number;
-
-  constructor(
-    private readonly shared: Shared,
-    private readonly up: UpstreamRuntime,
-    private readonly res: TrackedResponse,
-    private readonly opts: Dispatcher.DispatchOptions,
-    private readonly withBody: boolean,
-    private readonly target: ForwardTarget,
-  ) {
-    // Only a retryable request needs the clock.
-    this.deadline = up.config.retries.max > 0 && !withBody ? shared.clock() + up.config.timeoutMs : 0;
-  }
-
-  start(): void {
-    this.up.pool.dispatch(this.opts, this);
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    // undici calls this just before writing on a socket: from now on bytes may reach the upstream.
-    this.written = true;
-    if (this.clientGone) {
-      abort(new ClientAbortedError());
-      return;
-    }
-    this.abortUpstream = abort;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    // 1xx informational: Node already answered the client's 100-continue itself.
-    if (statusCode < 200) return true;
-    const headers = filterResponseHeaders(rawHeaders, this.target.view.requestId, this.target.responseHeaders);
-    const res = this.res;
-    try {
-      takePresetHeaders(res, headers);
-      if (statusText === '') res.writeHead(statusCode, headers);
-      else res.writeHead(statusCode, statusText, headers);
-    } catch (error) {
-      // A header or reason phrase Node refuses to write (bad characters): fail closed with a 502.
-      this.shared.logger?.warn(
-        { event: 'upstream_bad_response', request_id: this.target.view.requestId, upstream: this.up.config.name, error: (error as NodeJS.ErrnoException).code },
-        'upstream response headers could not be relayed',
-      );
-      this.abortUpstream?.(error as Error);
-      return false;
-    }
-    this.responding = true;
-    this.resume = resume;
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    if (!this.drainListening) {
-      this.drainListening = true;
-      this.res.on('drain', onResponseDrain);
-    }
-    return false;
-  }
-
-  onComplete(): void {
-    this.res.end();
-    this.finish('ok');
-  }
-
-  onError(error: Error): void {
-    if (this.done) return;
-    const res = this.res;
-    // The client may have left before its 'close' event reached us (e.g. its request body errored first).
-    if (this.clientGone || res.destroyed) {
-      this.clientGone = true;
-      this.finish('client_abort');
-      return;
-    }
-    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
-    const logger = this.shared.logger;
-    const requestId = this.target.view.requestId;
-    if (this.responding) {
-      // Part of the response is with the client: a problem appended now would corrupt it. Cut instead.
-      res.destroy();
-      logger?.warn({ event: 'upstream_reset', request_id: requestId, upstream: this.up.config.name, route: this.target.routeName, error: code }, 'upstream failed mid-response');
-      this.finish('reset');
-      return;
-    }
-    if (this.deadline !== 0) {
-      const now = this.shared.clock();
-      const delay = retryDelay(
-        this.up.config.retries,
-        { method: this.opts.method, hasBody: this.withBody, retriesDone: this.retries, written: this.written, now, deadline: this.deadline },
-        error,
-        this.shared.random(),
-      );
-      if (delay !== undefined) {
-        this.retries++;
-        this.written = false;
-        this.abortUpstream = undefined;
-        // The next attempt gets what is left of the budget, not a fresh timeout.
-        this.opts.headersTimeout = Math.max(1, this.deadline - now - delay);
-        this.shared.metrics?.upstreamRetries.inc(this.up.retryLabels);
-        this.retryTimer = setTimeout(retryNow, delay, this);
-        return;
-      }
-    }
-    const timedOut = TIMEOUT_CODES.has(code);
-    logger?.warn(
-      { event: 'upstream_failed', request_id: requestId, upstream: this.up.config.name, route: this.target.routeName, error: code, retries: this.retries },
-      timedOut ? 'upstream timed out' : 'upstream unavailable',
-    );
-    sendProblem(
-      res,
-      timedOut ? problem('upstream_timeout', 'the upstream did not answer in time') : problem('upstream_unavailable', 'the upstream could not be reached'),
-      requestId,
-      this.target.responseHeaders,
-      this.withBody,
-    );
-    this.finish(timedOut ? 'timeout' : 'unavailable');
-  }
-
-  retryFired(): void {
-    this.retryTimer = undefined;
-    this.start();
-  }
-
-  clientClosed(): void {
-    if (this.done) return;
-    this.clientGone = true;
-    if (this.retryTimer !== undefined) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = undefined;
-      this.finish('client_abort');
-      return;
-    }
-    // Not yet on a socket: onConnect aborts it when it gets there.
-    this.abortUpstream?.(new ClientAbortedError());
-  }
-
-  drained(): void {
-    this.resume?.();
-  }
-
-  private finish(outcome: UpstreamOutcome): void {
-    if (this.done) return;
-    this.done = true;
-    this.up.active--;
-    this.shared.metrics?.upstreamRequests.inc(this.up.labels[outcome]);
-  }
 }
 
 function fail(option: string, message: string): never {
@@ -464,6 +222,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         path: up.basePath + view.path + view.search,
         headers,
         requestId: view.requestId,
+        responseHeaders: target.responseHeaders,
         timeoutMs: up.config.timeoutMs,
         logger,
         onEnd(outcome) {

@@ -1,10 +1,11 @@
-import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { problem, renderProblem, type Problem } from '../errors/problems.js';
+import { problem } from '../errors/problems.js';
+import { responseHead, writeProblemToSocket } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
-import type { UpstreamOutcome } from './forwarder.js';
+import type { UpstreamOutcome } from './handler.js';
 import { filterResponseHeaders } from '../contract/headers.js';
 
 /**
@@ -21,6 +22,8 @@ export interface TunnelOptions {
   /** From buildUpstreamHeaders(…, { websocket: true }). */
   readonly headers: string[];
   readonly requestId: string;
+  /** Lower-case names; added to every answer the client gets (e.g. x-session-token), the 101 included. */
+  readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
   /** Until the upstream answers the upgrade (connect included). The tunnel itself has no idle limit. */
   readonly timeoutMs: number;
   readonly logger?: Logger | undefined;
@@ -36,21 +39,6 @@ export interface Tunnel {
 
 class TunnelTimeoutError extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';
-}
-
-/** A complete HTTP/1.1 problem answer on a raw socket, then close. */
-function writeRawProblem(socket: Duplex, p: Problem, requestId: string): void {
-  const rendered = renderProblem(p, requestId);
-  let head = `HTTP/1.1 ${rendered.status} ${STATUS_CODES[rendered.status] ?? 'Error'}\r\n`;
-  for (const [name, value] of Object.entries(rendered.headers)) head += `${name}: ${value}\r\n`;
-  head += `x-request-id: ${requestId}\r\ncontent-length: ${Buffer.byteLength(rendered.body)}\r\nconnection: close\r\n\r\n`;
-  socket.end(head + rendered.body);
-}
-
-function responseHead(statusCode: number, statusMessage: string | undefined, headers: readonly string[]): string {
-  let head = `HTTP/1.1 ${statusCode} ${statusMessage ?? STATUS_CODES[statusCode] ?? ''}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  return head + '\r\n';
 }
 
 function closeBoth(ended: Duplex, other: Duplex): void {
@@ -127,10 +115,11 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
     const timedOut = error instanceof TunnelTimeoutError;
     logger?.warn({ event: 'upstream_failed', request_id: requestId, error: code, upgrade: true }, timedOut ? 'upstream timed out' : 'upstream unavailable');
     wroteToClient = true;
-    writeRawProblem(
+    writeProblemToSocket(
       client,
       timedOut ? problem('upstream_timeout', 'the upstream did not answer in time') : problem('upstream_unavailable', 'the upstream could not be reached'),
       requestId,
+      options.responseHeaders,
     );
     end(timedOut ? 'timeout' : 'unavailable');
   });
@@ -139,7 +128,7 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
   upstreamRequest.on('response', (response: IncomingMessage) => {
     clearTimeout(timer);
     response.on('error', () => client.destroy());
-    const headers = filterResponseHeaders(response.rawHeaders, requestId);
+    const headers = filterResponseHeaders(response.rawHeaders, requestId, options.responseHeaders);
     headers.push('connection', 'close');
     wroteToClient = true;
     client.write(responseHead(response.statusCode ?? 502, response.statusMessage, headers));
@@ -165,7 +154,7 @@ export function tunnelWebSocket(client: Duplex, head: Buffer, options: TunnelOpt
     }
     if (client instanceof Socket) client.setNoDelay(true);
     if (socket instanceof Socket) socket.setNoDelay(true);
-    const headers = filterResponseHeaders(response.rawHeaders, requestId, undefined, true);
+    const headers = filterResponseHeaders(response.rawHeaders, requestId, options.responseHeaders, true);
     wroteToClient = true;
     established = true;
     client.write(responseHead(101, response.statusMessage, headers));
