@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { startGateway, type Gateway } from '../../../src/server/gateway.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
+import { call } from '../../support/http.js';
+import { createFakeClock, enrolTotp, jwtFor, missingBinary, OATHTOOL, totpCode, type FakeClock } from '../forward-auth/support.js';
+
+/**
+ * The reverse-proxy door's own paths through the admission hallway: WebSocket upgrades (session
+ * back on the 101, the reserved prefix never tunnelled) and a request that keeps the policy it
+ * pinned while a reload happens under it.
+ */
+
+const skip = missingBinary(OATHTOOL, 'oathtool');
+const silent = createLogger({ level: 'silent' });
+
+interface UpgradeAnswer {
+  readonly status: number;
+  readonly headers: IncomingMessage['headers'];
+}
+
+/** Sends a WebSocket upgrade; resolves with the 101 (socket closed) or the refusal. */
+function upgrade(port: number, path: string, headers: Record<string, string>): Promise<UpgradeAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      agent: false,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.on('upgrade', (res: IncomingMessage, socket: Duplex) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.on('response', (res: IncomingMessage) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A WebSocket backend that accepts every upgrade and records what reached it. */
+async function startWsBackend(): Promise<{ server: Server; url: string; upgrades: IncomingMessage[]; close(): Promise<void> }> {
+  const upgrades: IncomingMessage[] = [];
+  const server = createServer((_req, res) => res.end('{}'));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    upgrades.push(req);
+    socket.on('error', () => socket.destroy());
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    upgrades,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('WebSocket upgrades walk the admission path', { skip }, () => {
+  let ws: Workspace;
+  let backend: Awaited<ReturnType<typeof startWsBackend>>;
+  let gw: Gateway;
+  let clock: FakeClock;
+
+  before(async () => {
+    ws = createWorkspace();
+    backend = await startWsBackend();
+    clock = createFakeClock();
+    ws.writePolicy(
+      policyHead(ws, backend.url) +
+        `routes:
+  - { name: live, match: { path: /live }, upstream: app, policy: mfa, websocket: true }
+  - { name: everything, match: { path_prefix: / }, upstream: app, policy: public, websocket: true }
+`,
+    );
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock: clock.now });
+  });
+  after(async () => {
+    await gw.stop();
+    await backend.close();
+    ws.remove();
+  });
+
+  test('a good X-MFA-Token on an upgrade returns its session on the 101; the backend never sees the code', async () => {
+    const jwt = await jwtFor(clock, 'wendy');
+    const secret = await enrolTotp(gw.address.port, jwt, clock);
+    const code = totpCode(secret, clock.now());
+    const answer = await upgrade(gw.address.port, '/live', { authorization: `Bearer ${jwt}`, 'x-mfa-token': code });
+    assert.equal(answer.status, 101);
+    const session = answer.headers['x-session-token'];
+    assert.match(String(session), /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(answer.headers['x-session-expires'], String(Math.floor(clock.now() / 1000) + 12 * 3600));
+    const seen = backend.upgrades.at(-1)!;
+    assert.equal(seen.headers['x-mfa-token'], undefined);
+    assert.equal(seen.headers['x-session-token'], undefined);
+    assert.equal(seen.headers['x-auth-subject'], 'wendy');
+    assert.equal(seen.headers['x-auth-mfa'], 'totp');
+
+    // The session the 101 carried is a real one: the next upgrade needs no code.
+    const again = await upgrade(gw.address.port, '/live', { authorization: `Bearer ${jwt}`, 'x-session-token': String(session) });
+    assert.equal(again.status, 101);
+    assert.equal(again.headers['x-session-token'], undefined, 'no new session without a code');
+  });
+
+  test('an upgrade under the reserved prefix is refused, even when a catch-all route allows WebSockets', async () => {
+    const before = backend.upgrades.length;
+    for (const path of ['/.mfa/verify', '/.mfa/setup', '/.mfa/authz/auth-request']) {
+      const jwt = await jwtFor(clock, 'wendy');
+      const answer = await upgrade(gw.address.port, path, { authorization: `Bearer ${jwt}` });
+      assert.equal(answer.status, 400, path);
+      assert.equal(answer.headers['content-type'], 'application/problem+json');
+    }
+    assert.equal(backend.upgrades.length, before, 'nothing under the reserved prefix reached the backend');
+  });
+});
+
+/**
+ * A JWKS endpoint whose next answer can be held: the one await a test can park a request on.
+ * `keys` is read when the answer is sent, so a key published "meanwhile" is in it.
+ */
+async function startHoldingJwks(keys: JWK[]): Promise<{ url: string; hold(): { arrived: Promise<void>; release(): void }; close(): Promise<void> }> {
+  let held: { arrive: () => void; gate: Promise<void> } | undefined;
+  const server = createServer((_req, res) => {
+    const answer = (): void => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys }));
+    };
+    if (held === undefined) return answer();
+    const { arrive, gate } = held;
+    held = undefined;
+    arrive();
+    void gate.then(answer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`,
+    hold() {
+      let arrive!: () => void;
+      let release!: () => void;
+      const arrived = new Promise<void>((resolve) => (arrive = resolve));
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      held = { arrive, gate };
+      return { arrived, release };
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('a request keeps the policy it pinned while a reload happens under it', { skip }, () => {
+  let ws: Workspace;
+  let gw: Gateway;
+  let jwks: Awaited<ReturnType<typeof startHoldingJwks>>;
+  const published: JWK[] = [];
+  const signers = new Map<string, CryptoKey>();
+  const clock = createFakeClock();
+
+  function policy(sessionTtl: string): string {
+    return `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+auth:
+  jwt: { issuer: https://idp.test/, audience: api, algorithms: [ES256], jwks_uri: ${jwks.url} }
+mfa:
+  issuer: Test Gateway
+  session: { ttl: ${sessionTtl} }
+store: { kind: sqlite, path: ${ws.dir}/mfa.db }
+keys: { file: ${ws.keyFile} }
+upstreams:
+  app: { url: http://127.0.0.1:9, retries: { max: 0 } }
+routes:
+  - { match: { path_prefix: / }, upstream: app, policy: mfa }
+`;
+  }
+
+  async function addKey(kid: string): Promise<void> {
+    const pair = await generateKeyPair('ES256');
+    signers.set(kid, pair.privateKey);
+    published.push({ ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256', use: 'sig' });
+  }
+
+  function es256(subject: string, kid: string): Promise<string> {
+    const now = Math.floor(clock.now() / 1000);
+    return new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('https://idp.test/').setAudience('api').setSubject(subject).setIssuedAt(now).setExpirationTime(now + 3600).sign(signers.get(kid)!);
+  }
+
+  before(async () => {
+    ws = createWorkspace();
+    await addKey('k1');
+    jwks = await startHoldingJwks(published);
+    ws.writePolicy(policy('1h'));
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock: clock.now });
+  });
+  after(async () => {
+    await gw.stop();
+    await jwks.close();
+    ws.remove();
+  });
+
+  test('a session minted while the policy is reloaded lives as long as the policy the request started with says', async () => {
+    const secret = await enrolTotp(gw.address.port, await es256('pia', 'k1'), clock);
+    // Past the JWKS refetch cooldown, so an unknown kid sends the verifier back to the endpoint.
+    clock.advance(31_000);
+    await addKey('k2');
+    const held = jwks.hold();
+    const pending = call(gw.address.port, 'POST', '/.mfa/verify', { authorization: `Bearer ${await es256('pia', 'k2')}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+    // The request is admitted (policy v1 pinned) and now waits for the keys.
+    await held.arrived;
+    ws.writePolicy(policy('20h'));
+    assert.deepEqual(gw.reload(), { ok: true });
+    assert.equal(gw.policy().mfa.session.ttlMs, 20 * 3_600_000);
+    held.release();
+
+    const verified = await pending;
+    assert.equal(verified.status, 200, verified.text);
+    assert.equal(verified.json<{ expires_at: number }>().expires_at, Math.floor(clock.now() / 1000) + 3600, 'v1 session TTL (1h), not v2 (20h)');
+  });
+});
