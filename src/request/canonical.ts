@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { normalizeHost } from './host.js';
-import { REJECTIONS, type Rejection } from './reasons.js';
-import { scanOriginForm, splitAbsoluteForm } from './target.js';
+import { REJECTIONS, type RejectReason, type Rejection } from './reasons.js';
+import { normalizePath, scanOriginForm, splitAbsoluteForm } from './target.js';
 import { unmapIPv4, type TrustList } from './trust.js';
 import type { RequestView } from './view.js';
 
@@ -266,7 +266,9 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
   }
   const queryStart = scanOriginForm(target, 0);
   if (typeof queryStart !== 'number') return REJECTIONS[queryStart];
-  const path = queryStart === target.length ? target : target.slice(0, queryStart);
+  const path = normalizePath(queryStart === target.length ? target : target.slice(0, queryStart));
+  // A path always starts with "/", a reason never does.
+  if (path.charCodeAt(0) !== 47) return REJECTIONS[path as RejectReason];
   // A bare trailing `?` is kept: the forwarded target must be the received one, byte for byte.
   const search = queryStart === target.length ? '' : target.slice(queryStart);
 

@@ -27,6 +27,8 @@ export type RejectReason =
   | 'encoded_control_character'
   | 'invalid_percent_encoding'
   | 'invalid_utf8'
+  | 'double_encoding'
+  | 'lookalike_character'
   // Host
   | 'duplicate_host'
   | 'invalid_host'
@@ -76,6 +78,8 @@ const DETAILS: Readonly<Record<RejectReason, string>> = {
   encoded_control_character: 'the path contains a percent-encoded control character',
   invalid_percent_encoding: 'the path contains a "%" not followed by two hexadecimal digits',
   invalid_utf8: 'the decoded path is not valid UTF-8 (overlong or invalid sequence)',
+  double_encoding: 'the path contains a double-encoded ".", "/" or "\\" (%252E, %252F, %255C)',
+  lookalike_character: 'the path contains a character that normalises (NFKC) to ".", "/" or "\\"',
   duplicate_host: 'the request carries more than one Host header',
   invalid_host: 'the Host header is not a valid host[:port]',
   duplicate_authorization: 'the request carries more than one Authorization header',

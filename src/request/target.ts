@@ -7,6 +7,64 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Characters whose compatibility form (NFKC) holds a path separator or a dot: `．`, `／`, `＼`, `․`, `‥`, … */
+const SEPARATOR_IN_NFKC = /[./\\]/;
+const lookalikeCache = new Map<number, boolean>();
+
+function isLookalike(codePoint: number): boolean {
+  let known = lookalikeCache.get(codePoint);
+  if (known === undefined) {
+    known = SEPARATOR_IN_NFKC.test(String.fromCodePoint(codePoint).normalize('NFKC'));
+    // Bounded: a path holds few distinct non-ASCII characters, and an attacker gains nothing by filling it.
+    if (lookalikeCache.size < 4096) lookalikeCache.set(codePoint, known);
+  }
+  return known;
+}
+
+/** RFC 3986 §2.3 unreserved characters: ALPHA / DIGIT / "-" / "." / "_" / "~". */
+function isUnreserved(b: number): boolean {
+  return (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b === 45 || b === 46 || b === 95 || b === 126;
+}
+
+const HEX = '0123456789ABCDEF';
+
+/**
+ * The one form of a path that was already checked by `scanOriginForm` (RFC 3986 §6.2.2): escapes
+ * of unreserved characters decoded (`%61` → `a`), every other escape's hex upper-cased. This is the
+ * form that is matched AND forwarded, so `/api/%61dmin` cannot miss a rule on `/api/admin` and
+ * then run as `/api/admin` on the backend. Refuses `%25` followed by the hex of `.`, `/` or `\`
+ * (a second decoding by the backend would make a dot segment or a separator of it).
+ */
+export function normalizePath(path: string): string | RejectReason {
+  if (path.indexOf('%') === -1) return path;
+  let out = '';
+  let copied = 0;
+  for (let i = 0; i < path.length; i++) {
+    if (path.charCodeAt(i) !== 37 /* % */) continue;
+    const high = hexValue(path.charCodeAt(i + 1));
+    const low = hexValue(path.charCodeAt(i + 2));
+    const b = high * 16 + low;
+    const escape = isUnreserved(b) ? String.fromCharCode(b) : `%${HEX[high]}${HEX[low]}`;
+    out += path.slice(copied, i) + escape;
+    copied = i + 3;
+    i += 2;
+  }
+  out += path.slice(copied);
+  for (let i = out.indexOf('%25'); i !== -1; i = out.indexOf('%25', i + 3)) {
+    const next = out.slice(i + 3, i + 5).toUpperCase();
+    if (next === '2E' || next === '2F' || next === '5C') return 'double_encoding';
+  }
+  return out;
+}
+
+/** `normalizePath` on the path of an origin-form target already accepted whole; the query is kept. */
+export function normalizeTarget(target: string): string {
+  const queryStart = target.indexOf('?');
+  const path = queryStart === -1 ? target : target.slice(0, queryStart);
+  const normalized = normalizePath(path);
+  return (normalized.charCodeAt(0) === 47 ? normalized : path) + (queryStart === -1 ? '' : target.slice(queryStart));
+}
+
 /**
  * Checks an origin-form target (`/path?query`) from `start` (a `/`) to the end of `target` in one
  * left-to-right pass, decoding percent-escapes only to look at them. Returns the index of the `?`
@@ -41,8 +99,9 @@ export function scanOriginForm(target: string, start: number): number | RejectRe
       if (pending > 0) {
         if ((b & 0xc0) !== 0x80) return 'invalid_utf8';
         codePoint = (codePoint << 6) | (b & 0x3f);
-        if (--pending === 0 && (codePoint < minCodePoint || codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff))) {
-          return 'invalid_utf8';
+        if (--pending === 0) {
+          if (codePoint < minCodePoint || codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff)) return 'invalid_utf8';
+          if (isLookalike(codePoint)) return 'lookalike_character';
         }
         continue;
       }

@@ -97,6 +97,19 @@ const REJECTED: ReadonlyArray<readonly [string, string, RejectReason]> = [
   ['above U+10FFFF %f4%90%80%80', 'GET /x%f4%90%80%80 HTTP/1.1\r\nHost: api.example\r\n\r\n', 'invalid_utf8'],
   ['5-byte form %f8%88%80%80%80', 'GET /x%f8%88%80%80%80 HTTP/1.1\r\nHost: api.example\r\n\r\n', 'invalid_utf8'],
   ['stray continuation %80', 'GET /x%80 HTTP/1.1\r\nHost: api.example\r\n\r\n', 'invalid_utf8'],
+  // a second decoding by the backend would make a separator or a dot segment
+  ['%252e%252e', 'GET /orders/%252e%252e/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'double_encoding'],
+  ['%252E', 'GET /orders/%252E/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'double_encoding'],
+  ['%252f', 'GET /orders%252fadmin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'double_encoding'],
+  ['%255c', 'GET /orders%255cadmin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'double_encoding'],
+  ['%25 then escaped 2 and e', 'GET /orders/%25%32%65%25%32%65/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'double_encoding'],
+  // non-ASCII characters whose NFKC form is a dot or a separator
+  ['fullwidth full stop %EF%BC%8E', 'GET /orders/%EF%BC%8E%EF%BC%8E/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'lookalike_character'],
+  ['fullwidth solidus %EF%BC%8F', 'GET /orders%EF%BC%8Fadmin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'lookalike_character'],
+  ['fullwidth reverse solidus %EF%BC%BC', 'GET /orders%ef%bc%bcadmin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'lookalike_character'],
+  ['one dot leader %E2%80%A4', 'GET /orders/%E2%80%A4/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'lookalike_character'],
+  ['two dot leader %E2%80%A5', 'GET /orders/%E2%80%A5/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'lookalike_character'],
+  ['small full stop %EF%B9%92', 'GET /orders/%EF%B9%92/admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'lookalike_character'],
   ['# in the path', 'GET /orders#admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'fragment'],
   ['# in the query', 'GET /orders?a=1#admin HTTP/1.1\r\nHost: api.example\r\n\r\n', 'fragment'],
   // Host
@@ -218,14 +231,18 @@ describe('canonical view over a real socket', () => {
     });
   });
 
-  test('the percent-encoded path is kept byte for byte', async () => {
+  test('the path has one form (RFC 3986 §6.2.2): unreserved escapes decoded, other escapes upper-case; the query is kept as sent', async () => {
     const cases: ReadonlyArray<readonly [string, string, string]> = [
-      ['/a%20b/%7Euser', '/a%20b/%7Euser', ''],
-      ['/a%20b/%7euser', '/a%20b/%7euser', ''],
-      ['/caf%C3%A9/%E2%82%AC?q=%e9', '/caf%C3%A9/%E2%82%AC', '?q=%e9'],
-      ['/emoji/%F0%9F%98%80', '/emoji/%F0%9F%98%80', ''],
+      ['/a%20b/%7Euser', '/a%20b/~user', ''],
+      ['/a%20b/%7euser', '/a%20b/~user', ''],
+      ['/api/%61dmin/x', '/api/admin/x', ''],
+      ['/api/%41%44%4D%49%4E/%2D%5F%2E%7E%30%39', '/api/ADMIN/-_.~09', ''],
+      ['/caf%c3%a9/%E2%82%AC?q=%e9', '/caf%C3%A9/%E2%82%AC', '?q=%e9'],
+      ['/emoji/%f0%9f%98%80', '/emoji/%F0%9F%98%80', ''],
       ['/a/.../b/.x/..y', '/a/.../b/.x/..y', ''],
-      ['/100%25/%3F%23', '/100%25/%3F%23', ''],
+      ['/a%2e%2e%2ex', '/a...x', ''],
+      ['/100%25/%3f%23', '/100%25/%3F%23', ''],
+      ['/100%2541', '/100%2541', ''],
       ['/trailing/', '/trailing/', ''],
       ['/bare-question?', '/bare-question', '?'],
       ['/q?a=../b&c=%2f;d\\e', '/q', '?a=../b&c=%2f;d\\e'],

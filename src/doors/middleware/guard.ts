@@ -8,6 +8,8 @@ import { sendProblem } from '../../http/respond.js';
 import type { Logger } from '../../log/logger.js';
 import { hasBody } from '../../request/body.js';
 import type { RequestSource } from '../../request/canonical.js';
+import { normalizeTarget } from '../../request/target.js';
+import type { RequestView } from '../../request/view.js';
 import type { Clock } from '../../time/clock.js';
 import { serveReserved } from '../reserved.js';
 
@@ -140,6 +142,7 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
       req,
       buildUpstreamHeaders(req.rawHeaders, { view, identity: decision.identity, forwardAuthorization: decision.route.forwardAuthorization, upstreamHost: undefined }),
     );
+    presentAsJudged(req, view);
     req.mfaIdentity = decision.identity === undefined ? undefined : { ...decision.identity, requestId: view.requestId, route: decision.route.name };
     res.setHeader('x-request-id', view.requestId);
     // Returned to the client only; the application never sees a session token.
@@ -192,4 +195,22 @@ function originalRequest(req: IncomingMessage): RequestSource {
   const originalUrl = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
   if (typeof originalUrl !== 'string' || originalUrl === req.url) return req;
   return { method: req.method, url: originalUrl, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders, socket: req.socket };
+}
+
+/**
+ * The application routes on the target the guard decided on: the normalised one (`%61` → `a`), so
+ * a rule on `/admin` cannot be missed by the guard and then hit by the application's router.
+ */
+function presentAsJudged(req: IncomingMessage, view: RequestView): void {
+  const judged = view.path + view.search;
+  const mounted = req as IncomingMessage & { originalUrl?: unknown };
+  if (typeof mounted.originalUrl === 'string' && mounted.originalUrl !== req.url) {
+    // Express cut the mount path off req.url at a segment boundary; normalising is per escape, so
+    // the rest normalises to the rest of the judged target.
+    mounted.originalUrl = judged;
+    req.url = normalizeTarget(req.url ?? '/');
+    return;
+  }
+  req.url = judged;
+  if (typeof mounted.originalUrl === 'string') mounted.originalUrl = judged;
 }
