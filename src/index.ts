@@ -22,6 +22,7 @@ export type { GatewayCore, ReloadResult } from './core/gateway-core.js';
 
 // Shared contracts.
 export type { Decision, Identity, IssuedSession, MfaMethod } from './decision/types.js';
+export { GatewayError } from './errors/gateway-error.js';
 export { PROBLEMS, renderProblem, type Problem, type ProblemCode, type RenderedProblem } from './errors/problems.js';
 export type { GatewayPolicy, PolicyName, Route } from './config/types.js';
 export type { RequestView } from './request/view.js';

@@ -2,25 +2,11 @@
  * Errors of the auth module. Configuration faults are exceptions thrown by factories at creation
  * (never per request); token faults are `Problem` values, never exceptions.
  */
-
-const AUTH_CONFIG_ERROR = Symbol.for('mfa-gateway.AuthConfigError');
+import { OptionError } from '../errors/gateway-error.js';
 
 /** A bad option given to an auth factory; `option` names it (e.g. `auth.jwt.algorithms`). */
-export class AuthConfigError extends Error {
-  readonly code = 'ERR_AUTH_CONFIG';
-  readonly option: string;
-  readonly [AUTH_CONFIG_ERROR] = true;
-
-  constructor(option: string, message: string) {
-    super(`${option}: ${message}`);
-    this.name = 'AuthConfigError';
-    this.option = option;
-  }
-
-  /** Works across copies of the package, where `instanceof` would not. */
-  static is(value: unknown): value is AuthConfigError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[AUTH_CONFIG_ERROR] === true;
-  }
+export class AuthConfigError extends OptionError<'ERR_AUTH_INVALID_OPTION'> {
+  static override readonly codes = ['ERR_AUTH_INVALID_OPTION'] as const;
 }
 
 /**

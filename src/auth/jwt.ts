@@ -43,7 +43,10 @@ interface CacheEntry {
   readonly validUntilMs: number;
 }
 
-/** Internal reasons, for logs only; the client sees one of TOKEN_DETAIL. */
+/**
+ * Internal reasons, for logs only; the client sees one of TOKEN_DETAIL. Not a GatewayError: it never
+ * leaves `verify()`, which turns it into a Problem.
+ */
 class Refusal extends Error {
   constructor(readonly reason: string) {
     super(reason);

@@ -2,8 +2,7 @@
  * Errors of the policy loader. Every problem found in a policy file is collected as an issue with
  * its 1-based line, so one run of `check` shows them all.
  */
-
-const POLICY_ERROR = Symbol.for('mfa-gateway.PolicyError');
+import { GatewayError, OptionError } from '../errors/gateway-error.js';
 
 export interface PolicyIssue {
   /** 1-based line in the policy file; absent when no line applies (e.g. the file cannot be read). */
@@ -20,33 +19,19 @@ export function formatIssue(source: string, issue: PolicyIssue): string {
 }
 
 /** A policy file that cannot be used. The message lists every issue, one per line; none carries a secret. */
-export class PolicyError extends Error {
-  readonly code = 'policy_invalid';
+export class PolicyError extends GatewayError<'ERR_POLICY_INVALID'> {
+  static override readonly codes = ['ERR_POLICY_INVALID'] as const;
   readonly source: string;
   readonly issues: readonly PolicyIssue[];
-  readonly [POLICY_ERROR] = true;
 
   constructor(source: string, issues: readonly PolicyIssue[]) {
-    super(issues.map((issue) => formatIssue(source, issue)).join('\n'));
-    this.name = 'PolicyError';
+    super('ERR_POLICY_INVALID', issues.map((issue) => formatIssue(source, issue)).join('\n'));
     this.source = source;
     this.issues = Object.freeze(issues.map((issue) => Object.freeze({ ...issue })));
-  }
-
-  /** Works across copies of the package, where `instanceof` would not. */
-  static is(value: unknown): value is PolicyError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[POLICY_ERROR] === true;
   }
 }
 
 /** A bad option given to a config factory (e.g. the watcher); `option` names it. */
-export class ConfigOptionError extends TypeError {
-  readonly code = 'ERR_CONFIG_OPTION';
-  readonly option: string;
-
-  constructor(option: string, message: string) {
-    super(`${option}: ${message}`);
-    this.name = 'ConfigOptionError';
-    this.option = option;
-  }
+export class ConfigOptionError extends OptionError<'ERR_CONFIG_INVALID_OPTION'> {
+  static override readonly codes = ['ERR_CONFIG_INVALID_OPTION'] as const;
 }

@@ -2,34 +2,25 @@
  * Errors of the secret-encryption layer. Messages never carry key material, plaintext or
  * ciphertext: a malformed key line is reported by its line number only.
  */
-export type KeyringErrorCode =
-  /** No key at all (no file, empty file, unset variable): the gateway must not start. */
-  | 'keys_missing'
-  /** A key line or the key set as a whole is invalid (bad syntax, duplicate kid, not exactly one primary). */
-  | 'keys_malformed'
-  /** The key file exists but cannot be read or written. */
-  | 'keys_unreadable'
-  /** Unknown kid, wrong key, tampered blob or associated data: deliberately no detail. */
-  | 'decrypt_failed'
-  /** `hmac` asked for a kid the keyring does not hold. */
-  | 'unknown_kid'
-  /** A factory or function was called with a bad option. */
-  | 'invalid_option';
+import { GatewayError } from '../errors/gateway-error.js';
 
-const BRAND = Symbol.for('mfa-gateway.KeyringError');
+const CODES = [
+  // No key at all (no file, empty file, unset variable): the gateway must not start.
+  'ERR_KEYRING_MISSING',
+  // A key line or the key set as a whole is invalid (bad syntax, duplicate kid, not exactly one primary).
+  'ERR_KEYRING_MALFORMED',
+  // The key file exists but cannot be read or written.
+  'ERR_KEYRING_UNREADABLE',
+  // Unknown kid, wrong key, tampered blob or associated data: deliberately no detail.
+  'ERR_KEYRING_DECRYPT_FAILED',
+  // `hmac` asked for a kid the keyring does not hold.
+  'ERR_KEYRING_UNKNOWN_KID',
+  // A factory or function was called with a bad option.
+  'ERR_KEYRING_INVALID_OPTION',
+] as const;
 
-export class KeyringError extends Error {
-  override readonly name = 'KeyringError';
-  readonly code: KeyringErrorCode;
-  readonly [BRAND] = true;
+export type KeyringErrorCode = (typeof CODES)[number];
 
-  constructor(code: KeyringErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
-
-  /** Works across copies of the package, unlike `instanceof`. */
-  static is(value: unknown): value is KeyringError {
-    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
-  }
+export class KeyringError extends GatewayError<KeyringErrorCode> {
+  static override readonly codes = CODES;
 }

@@ -11,8 +11,8 @@ const FILE_HEADER = `# mfa-gateway secret-encryption keys (see docs/keys.md). Ke
 
 /** A fresh key line: `<kid> <base64 32 random bytes> <YYYY-MM-DD of now>`, plus ` primary` if asked. */
 export function generateKeyLine(kid: string, now: number, primary = false): string {
-  if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) throw new KeyringError('invalid_option', 'kid must be 1-32 characters of A-Z a-z 0-9 _ -');
-  if (typeof now !== 'number' || !Number.isFinite(now)) throw new KeyringError('invalid_option', 'now must be unix milliseconds');
+  if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'kid must be 1-32 characters of A-Z a-z 0-9 _ -');
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'now must be unix milliseconds');
   const key = randomBytes(32);
   const line = `${kid} ${key.toString('base64')} ${formatCreatedDate(now)}${primary ? ' primary' : ''}`;
   key.fill(0);
@@ -33,7 +33,7 @@ function writeAtomic(path: string, text: string): void {
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw new KeyringError('keys_unreadable', `cannot write key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot write key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
 
@@ -48,15 +48,15 @@ function newKid(now: number, taken: ReadonlySet<string>): string {
  * secrets until `keys rewrap`). Comments and order are kept; the file is replaced atomically, mode 0600.
  */
 export function rotateKeyFile(path: string, clock: Clock = systemClock): { readonly kid: string; readonly previousKid: string } {
-  if (typeof path !== 'string' || path === '') throw new KeyringError('invalid_option', 'rotateKeyFile needs a key file path');
+  if (typeof path !== 'string' || path === '') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'rotateKeyFile needs a key file path');
   const source: KeySource = { name: `key file ${path}`, unit: 'line' };
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new KeyringError('keys_missing', `${source.name} does not exist`);
-    throw new KeyringError('keys_unreadable', `${source.name} cannot be read (${code ?? 'error'})`);
+    if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist`);
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`);
   }
   const lines = splitKeyText(text, false);
   if (lines.at(-1) === '') lines.pop();
@@ -66,7 +66,7 @@ export function rotateKeyFile(path: string, clock: Clock = systemClock): { reado
     if (k !== undefined) parsed.push({ ...k, source });
   });
   for (const k of parsed) k.key.fill(0);
-  if (parsed.length === 0) throw new KeyringError('keys_missing', `${source.name} holds no key to rotate from`);
+  if (parsed.length === 0) throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} holds no key to rotate from`);
   const previous = checkKeySet(parsed);
 
   const kid = newKid(clock(), new Set(parsed.map((k) => k.kid)));
@@ -82,7 +82,7 @@ export function rotateKeyFile(path: string, clock: Clock = systemClock): { reado
  * directory created). Returns true when it created the file. Never overwrites an existing file.
  */
 export function ensureDemoKeyFile(path: string, clock: Clock = systemClock): boolean {
-  if (typeof path !== 'string' || path === '') throw new KeyringError('invalid_option', 'ensureDemoKeyFile needs a key file path');
+  if (typeof path !== 'string' || path === '') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'ensureDemoKeyFile needs a key file path');
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const now = clock();
   const body = `${FILE_HEADER}${generateKeyLine(newKid(now, new Set()), now, true)}\n`;
@@ -100,7 +100,7 @@ export function ensureDemoKeyFile(path: string, clock: Clock = systemClock): boo
     linkSync(tmp, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new KeyringError('keys_unreadable', `cannot create key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot create key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   } finally {
     rmSync(tmp, { force: true });
   }

@@ -65,29 +65,29 @@ export function parseKeyLine(raw: string, line: number, source: KeySource): Pars
   const where = `${source.name} ${source.unit} ${line}`;
   const fields = text.split(/[ \t]+/);
   if (fields.length < 3 || fields.length > 4) {
-    throw new KeyringError('keys_malformed', `${where}: expected "<kid> <base64 key> <YYYY-MM-DD> [primary]" (${fields.length} fields found)`);
+    throw new KeyringError('ERR_KEYRING_MALFORMED', `${where}: expected "<kid> <base64 key> <YYYY-MM-DD> [primary]" (${fields.length} fields found)`);
   }
   const [kid, encoded, created, flag] = fields as [string, string, string, string | undefined];
   if (!KID_PATTERN.test(kid)) {
-    throw new KeyringError('keys_malformed', `${where}: the key id must be 1-32 characters of A-Z a-z 0-9 _ -`);
+    throw new KeyringError('ERR_KEYRING_MALFORMED', `${where}: the key id must be 1-32 characters of A-Z a-z 0-9 _ -`);
   }
   if (!KEY_BASE64.test(encoded)) {
-    throw new KeyringError('keys_malformed', `${where}: the key must be standard base64 of exactly 32 bytes (44 characters ending in "=")`);
+    throw new KeyringError('ERR_KEYRING_MALFORMED', `${where}: the key must be standard base64 of exactly 32 bytes (44 characters ending in "=")`);
   }
   const key = Buffer.from(encoded, 'base64');
   // Rejects encodings with non-zero padding bits, so one key has one spelling.
   if (key.length !== 32 || key.toString('base64') !== encoded) {
     key.fill(0);
-    throw new KeyringError('keys_malformed', `${where}: the key must be standard base64 of exactly 32 bytes (44 characters ending in "=")`);
+    throw new KeyringError('ERR_KEYRING_MALFORMED', `${where}: the key must be standard base64 of exactly 32 bytes (44 characters ending in "=")`);
   }
   const createdAt = parseCreatedDate(created);
   if (createdAt === undefined) {
     key.fill(0);
-    throw new KeyringError('keys_malformed', `${where}: the created date must be a valid YYYY-MM-DD`);
+    throw new KeyringError('ERR_KEYRING_MALFORMED', `${where}: the created date must be a valid YYYY-MM-DD`);
   }
   if (flag !== undefined && flag !== 'primary') {
     key.fill(0);
-    throw new KeyringError('keys_malformed', `${where}: the fourth field may only be "primary"`);
+    throw new KeyringError('ERR_KEYRING_MALFORMED', `${where}: the fourth field may only be "primary"`);
   }
   return { kid, key, createdAt, primary: flag === 'primary', line };
 }
@@ -109,7 +109,7 @@ export function checkKeySet(keys: readonly (ParsedKey & { readonly source: KeySo
     const first = seen.get(k.kid);
     if (first !== undefined) {
       throw new KeyringError(
-        'keys_malformed',
+        'ERR_KEYRING_MALFORMED',
         `${k.source.name} ${k.source.unit} ${k.line}: key id "${k.kid}" is already used (${first.source.name} ${first.source.unit} ${first.line})`,
       );
     }
@@ -119,7 +119,7 @@ export function checkKeySet(keys: readonly (ParsedKey & { readonly source: KeySo
   if (primaries.length !== 1) {
     const where = primaries.map((k) => `${k.source.name} ${k.source.unit} ${k.line}`).join(', ');
     throw new KeyringError(
-      'keys_malformed',
+      'ERR_KEYRING_MALFORMED',
       primaries.length === 0 ? 'no key is marked "primary" (exactly one must be)' : `more than one key is marked "primary": ${where}`,
     );
   }

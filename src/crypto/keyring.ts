@@ -39,7 +39,7 @@ export interface Keyring {
   /** Every kid, primary first, then in file/variable order. */
   kids(): readonly string[];
   seal(plaintext: Buffer, aad: SecretAad): SealedSecret;
-  /** Throws KeyringError `decrypt_failed` (no detail) on unknown kid, wrong key or any tampering. */
+  /** Throws KeyringError `ERR_KEYRING_DECRYPT_FAILED` (no detail) on unknown kid, wrong key or any tampering. */
   open(sealed: SealedSecret, aad: SecretAad): Buffer;
   /**
    * HMAC-SHA256 of `data` under a subkey derived (HKDF-SHA256) from key `kid` (default: the primary)
@@ -78,7 +78,7 @@ interface KeyEntry {
 /** version ‖ kid ‖ subject ‖ factorId, each as a 4-byte big-endian length then UTF-8 bytes. */
 function encodeAad(kid: string, aad: SecretAad): Buffer {
   if (typeof aad !== 'object' || aad === null || typeof aad.subject !== 'string' || typeof aad.factorId !== 'string') {
-    throw new KeyringError('invalid_option', 'aad must be { subject: string, factorId: string }');
+    throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'aad must be { subject: string, factorId: string }');
   }
   const parts = [AAD_VERSION, kid, aad.subject, aad.factorId].map((s) => Buffer.from(s, 'utf8'));
   const out: Buffer[] = [];
@@ -99,8 +99,8 @@ function readKeySource(options: LoadKeyringOptions): (ParsedKey & { source: KeyS
       text = readFileSync(options.file, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new KeyringError('keys_missing', `${source.name} does not exist; the gateway does not start without an encryption key`);
-      throw new KeyringError('keys_unreadable', `${source.name} cannot be read (${code ?? 'error'})`);
+      if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist; the gateway does not start without an encryption key`);
+      throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`);
     }
     for (const k of parseKeyText(text, source, false)) keys.push({ ...k, source });
   }
@@ -113,29 +113,30 @@ function readKeySource(options: LoadKeyringOptions): (ParsedKey & { source: KeyS
 }
 
 /**
- * Loads every key from the file and/or the variable. Throws KeyringError: `keys_missing` when there
- * is no key at all (the gateway must refuse to start), `keys_malformed` naming the line, never the key.
+ * Loads every key from the file and/or the variable. Throws KeyringError: `ERR_KEYRING_MISSING` when
+ * there is no key at all (the gateway must refuse to start), `ERR_KEYRING_MALFORMED` naming the line,
+ * never the key.
  */
 export function loadKeyring(options: LoadKeyringOptions): Keyring {
-  if (typeof options !== 'object' || options === null) throw new KeyringError('invalid_option', 'loadKeyring needs an options object');
+  if (typeof options !== 'object' || options === null) throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'loadKeyring needs an options object');
   const { file, env, rotationMs, logger, metrics } = options;
-  if (file !== undefined && (typeof file !== 'string' || file === '')) throw new KeyringError('invalid_option', 'option "file" must be a non-empty path');
+  if (file !== undefined && (typeof file !== 'string' || file === '')) throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'option "file" must be a non-empty path');
   if (env !== undefined && (typeof env !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(env))) {
-    throw new KeyringError('invalid_option', 'option "env" must be an environment variable name');
+    throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'option "env" must be an environment variable name');
   }
   if (typeof rotationMs !== 'number' || !Number.isSafeInteger(rotationMs) || rotationMs <= 0) {
-    throw new KeyringError('invalid_option', 'option "rotationMs" must be a positive integer of milliseconds');
+    throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'option "rotationMs" must be a positive integer of milliseconds');
   }
   const clock = options.clock ?? systemClock;
-  if (typeof clock !== 'function') throw new KeyringError('invalid_option', 'option "clock" must be a function');
+  if (typeof clock !== 'function') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'option "clock" must be a function');
   if (file === undefined && env === undefined) {
-    throw new KeyringError('keys_missing', 'no key source configured (keys.file or keys.env); the gateway does not start without an encryption key');
+    throw new KeyringError('ERR_KEYRING_MISSING', 'no key source configured (keys.file or keys.env); the gateway does not start without an encryption key');
   }
 
   const parsed = readKeySource(options);
   if (parsed.length === 0) {
     const where = [file !== undefined ? `key file ${file}` : undefined, env !== undefined ? `key variable ${env}` : undefined].filter(Boolean).join(' and ');
-    throw new KeyringError('keys_missing', `no encryption key found in ${where}; the gateway does not start without one`);
+    throw new KeyringError('ERR_KEYRING_MISSING', `no encryption key found in ${where}; the gateway does not start without one`);
   }
   let primaryParsed: ParsedKey;
   try {
@@ -183,7 +184,7 @@ export function loadKeyring(options: LoadKeyringOptions): Keyring {
     primaryKid: primary.kid,
     kids: () => kidList,
     seal(plaintext, aad) {
-      if (!Buffer.isBuffer(plaintext)) throw new KeyringError('invalid_option', 'seal needs a Buffer');
+      if (!Buffer.isBuffer(plaintext)) throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'seal needs a Buffer');
       const nonce = randomBytes(NONCE_BYTES);
       const cipher = createCipheriv('aes-256-gcm', primary.key, nonce, { authTagLength: TAG_BYTES });
       cipher.setAAD(encodeAad(primary.kid, aad));
@@ -193,7 +194,7 @@ export function loadKeyring(options: LoadKeyringOptions): Keyring {
     open(sealed, aad) {
       const aadBytes = encodeAad(typeof sealed?.kid === 'string' ? sealed.kid : '', aad);
       const entry = typeof sealed?.kid === 'string' ? byKid.get(sealed.kid) : undefined;
-      const fail = () => new KeyringError('decrypt_failed', 'the secret cannot be decrypted');
+      const fail = () => new KeyringError('ERR_KEYRING_DECRYPT_FAILED', 'the secret cannot be decrypted');
       if (entry === undefined || typeof sealed.blob !== 'string' || !BASE64URL.test(sealed.blob)) throw fail();
       const raw = Buffer.from(sealed.blob, 'base64url');
       if (raw.length < NONCE_BYTES + TAG_BYTES) throw fail();
@@ -207,10 +208,10 @@ export function loadKeyring(options: LoadKeyringOptions): Keyring {
       }
     },
     hmac(purpose, data, kid) {
-      if (typeof purpose !== 'string' || purpose === '') throw new KeyringError('invalid_option', 'hmac needs a non-empty purpose');
-      if (typeof data !== 'string') throw new KeyringError('invalid_option', 'hmac needs string data');
+      if (typeof purpose !== 'string' || purpose === '') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'hmac needs a non-empty purpose');
+      if (typeof data !== 'string') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'hmac needs string data');
       const entry = kid === undefined ? primary : byKid.get(kid);
-      if (entry === undefined) throw new KeyringError('unknown_kid', 'hmac was asked for a key id the keyring does not hold');
+      if (entry === undefined) throw new KeyringError('ERR_KEYRING_UNKNOWN_KID', 'hmac was asked for a key id the keyring does not hold');
       return `${entry.kid}$${createHmac('sha256', subkey(entry, purpose)).update(data, 'utf8').digest('hex')}`;
     },
     keyAges,

@@ -12,7 +12,7 @@ const MAX_TRIES_PER_FACTOR = 3;
  * as failed and left as it is.
  */
 export async function rewrapFactors(store: DurableStore, keyring: Keyring, batch = 100): Promise<{ rewrapped: number; failed: number }> {
-  if (!Number.isSafeInteger(batch) || batch < 1) throw new KeyringError('invalid_option', 'batch must be a positive integer');
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'batch must be a positive integer');
   const primary = keyring.primaryKid;
   const tries = new Map<string, number>();
   const failed = new Set<string>();

@@ -37,6 +37,10 @@ export interface Tunnel {
   destroy(): void;
 }
 
+/**
+ * Carries undici's timeout code so the `upstream_failed` log reads as for a plain HTTP request. Not a
+ * GatewayError: it never leaves this module and is answered as the `upstream_timeout` problem.
+ */
 class TunnelTimeoutError extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';
 }

@@ -23,12 +23,12 @@ export function base32Encode(bytes: Uint8Array): string {
 
 /**
  * Decodes a secret typed or pasted by a person: case-insensitive, spaces, dashes and trailing `=`
- * ignored. Anything else throws `invalid_input` (the message never repeats the input: it is a secret).
+ * ignored. Anything else throws `ERR_MFA_INVALID_INPUT` (the message never repeats the input: it is a secret).
  */
 export function base32Decode(text: string): Buffer {
-  if (typeof text !== 'string') throw new MfaError('invalid_input', 'the secret must be a base32 string');
+  if (typeof text !== 'string') throw new MfaError('ERR_MFA_INVALID_INPUT', 'the secret must be a base32 string');
   const clean = text.replace(/[\s-]/g, '').replace(/=+$/, '').toUpperCase();
-  if (clean === '' || !/^[A-Z2-7]+$/.test(clean)) throw new MfaError('invalid_input', 'the secret must be RFC 4648 base32 (A-Z, 2-7)');
+  if (clean === '' || !/^[A-Z2-7]+$/.test(clean)) throw new MfaError('ERR_MFA_INVALID_INPUT', 'the secret must be RFC 4648 base32 (A-Z, 2-7)');
   const out: number[] = [];
   let buffer = 0;
   let bits = 0;

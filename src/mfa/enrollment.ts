@@ -40,32 +40,32 @@ export interface NewFactor {
   readonly manualKey: string;
 }
 
-/** Checks a factor request; throws MfaError `invalid_input` naming the field (never echoing a secret). */
+/** Checks a factor request; throws MfaError `ERR_MFA_INVALID_INPUT` naming the field (never echoing a secret). */
 export function checkFactorRequest(request: FactorRequest): void {
-  if (request.type !== 'totp' && request.type !== 'hotp') throw new MfaError('invalid_input', 'type must be "totp" or "hotp"');
+  if (request.type !== 'totp' && request.type !== 'hotp') throw new MfaError('ERR_MFA_INVALID_INPUT', 'type must be "totp" or "hotp"');
   if (request.label !== undefined && (typeof request.label !== 'string' || !LABEL.test(request.label))) {
-    throw new MfaError('invalid_input', 'label must be 1-64 printable characters');
+    throw new MfaError('ERR_MFA_INVALID_INPUT', 'label must be 1-64 printable characters');
   }
   if (request.type === 'totp') {
     for (const field of ['secret', 'counter', 'algorithm', 'digits'] as const) {
-      if (request[field] !== undefined) throw new MfaError('invalid_input', `${field} is only accepted for type "hotp" (TOTP secrets are generated)`);
+      if (request[field] !== undefined) throw new MfaError('ERR_MFA_INVALID_INPUT', `${field} is only accepted for type "hotp" (TOTP secrets are generated)`);
     }
     return;
   }
-  if (typeof request.secret !== 'string') throw new MfaError('invalid_input', 'secret (base32) is required for type "hotp"');
+  if (typeof request.secret !== 'string') throw new MfaError('ERR_MFA_INVALID_INPUT', 'secret (base32) is required for type "hotp"');
   const bytes = base32Decode(request.secret);
   const length = bytes.length;
   bytes.fill(0);
   if (length < MIN_SECRET_BYTES || length > MAX_SECRET_BYTES) {
-    throw new MfaError('invalid_input', `secret must decode to ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
+    throw new MfaError('ERR_MFA_INVALID_INPUT', `secret must decode to ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
   }
   if (request.counter !== undefined && (typeof request.counter !== 'number' || !Number.isSafeInteger(request.counter) || request.counter < 0)) {
-    throw new MfaError('invalid_input', 'counter must be a non-negative integer');
+    throw new MfaError('ERR_MFA_INVALID_INPUT', 'counter must be a non-negative integer');
   }
   if (request.algorithm !== undefined && !['SHA1', 'SHA256', 'SHA512'].includes(request.algorithm)) {
-    throw new MfaError('invalid_input', 'algorithm must be SHA1, SHA256 or SHA512');
+    throw new MfaError('ERR_MFA_INVALID_INPUT', 'algorithm must be SHA1, SHA256 or SHA512');
   }
-  if (request.digits !== undefined && request.digits !== 6 && request.digits !== 8) throw new MfaError('invalid_input', 'digits must be 6 or 8');
+  if (request.digits !== undefined && request.digits !== 6 && request.digits !== 8) throw new MfaError('ERR_MFA_INVALID_INPUT', 'digits must be 6 or 8');
 }
 
 /** A new factor record (pending unless `active`), its secret sealed to (subject, factor id). */

@@ -2,26 +2,17 @@
  * Errors of the MFA layer that are programming or configuration mistakes (bad factory options,
  * bad enrollment input). Refusals of a request are `Problem` values, never exceptions.
  */
-export type MfaErrorCode =
-  /** A factory or function was called with a bad option; the message names it. */
-  | 'invalid_option'
-  /** Input from an operator (CLI) or a client that cannot be used, e.g. a short HOTP secret. */
-  | 'invalid_input';
+import { GatewayError } from '../errors/gateway-error.js';
 
-const BRAND = Symbol.for('mfa-gateway.MfaError');
+const CODES = [
+  // A factory or function was called with a bad option; the message names it.
+  'ERR_MFA_INVALID_OPTION',
+  // Input from an operator (CLI) or a client that cannot be used, e.g. a short HOTP secret.
+  'ERR_MFA_INVALID_INPUT',
+] as const;
 
-export class MfaError extends Error {
-  override readonly name = 'MfaError';
-  readonly code: MfaErrorCode;
-  readonly [BRAND] = true;
+export type MfaErrorCode = (typeof CODES)[number];
 
-  constructor(code: MfaErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
-
-  /** Works across copies of the package, unlike `instanceof`. */
-  static is(value: unknown): value is MfaError {
-    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
-  }
+export class MfaError extends GatewayError<MfaErrorCode> {
+  static override readonly codes = CODES;
 }

@@ -246,7 +246,7 @@ function cliContext(subject: string): AuditContext {
   return { subject, requestId: 'cli' };
 }
 
-/** Throws MfaError `invalid_input` for a bad request (message names the field, never the secret). */
+/** Throws MfaError `ERR_MFA_INVALID_INPUT` for a bad request (message names the field, never the secret). */
 export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrollInput): Promise<OfflineEnrollment> {
   const now = (deps.clock ?? systemClock)();
   const type = input.type ?? 'totp';

@@ -14,7 +14,7 @@ export const nodeCryptoPlugin: CryptoPlugin = Object.freeze({
   name: 'node',
   hmac(algorithm: HashAlgorithm, key: Uint8Array, data: Uint8Array): Uint8Array {
     const hash = NODE_HASH[algorithm];
-    if (hash === undefined) throw new MfaError('invalid_option', 'unsupported HMAC algorithm');
+    if (hash === undefined) throw new MfaError('ERR_MFA_INVALID_OPTION', 'unsupported HMAC algorithm');
     return createHmac(hash, key).update(data).digest();
   },
   randomBytes: (length: number) => randomBytes(length),

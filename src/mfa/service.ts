@@ -38,14 +38,14 @@ export interface MfaService extends SecondFactorService, FactorService {
 }
 
 function requireMethods(value: unknown, name: string, methods: readonly string[]): void {
-  if (typeof value !== 'object' || value === null) throw new MfaError('invalid_option', `option "${name}" is required`);
+  if (typeof value !== 'object' || value === null) throw new MfaError('ERR_MFA_INVALID_OPTION', `option "${name}" is required`);
   for (const m of methods) {
-    if (typeof (value as Record<string, unknown>)[m] !== 'function') throw new MfaError('invalid_option', `option "${name}" must have a ${m}() method`);
+    if (typeof (value as Record<string, unknown>)[m] !== 'function') throw new MfaError('ERR_MFA_INVALID_OPTION', `option "${name}" must have a ${m}() method`);
   }
 }
 
 export function createMfaService(options: MfaServiceOptions): MfaService {
-  if (typeof options !== 'object' || options === null) throw new MfaError('invalid_option', 'createMfaService needs an options object');
+  if (typeof options !== 'object' || options === null) throw new MfaError('ERR_MFA_INVALID_OPTION', 'createMfaService needs an options object');
   requireMethods(options.durable, 'durable', ['listFactors', 'getFactor', 'createFactor', 'activateFactor', 'deleteFactor', 'advanceHotpCounter', 'replaceRecoveryCodes', 'consumeRecoveryCode', 'countRecoveryCodes']);
   requireMethods(options.ttl, 'ttl', ['get', 'set', 'delete', 'update', 'countPrefix']);
   requireMethods(options.keyring, 'keyring', ['seal', 'open', 'hmac', 'kids']);

@@ -1,28 +1,20 @@
-export type StoreErrorCode =
-  /** A factory or method was called with a bad option or value. */
-  | 'invalid_option'
-  /** The store was closed. */
-  | 'closed'
-  /** The database was written by a newer version of the gateway. */
-  | 'schema_too_new'
-  /** The configured backend is not part of this build. */
-  | 'unsupported'
-  /** A record with this id already exists. */
-  | 'conflict';
+import { GatewayError } from '../errors/gateway-error.js';
 
-const BRAND = Symbol.for('mfa-gateway.StoreError');
+const CODES = [
+  // A factory or method was called with a bad option or value.
+  'ERR_STORE_INVALID_OPTION',
+  // The store was closed.
+  'ERR_STORE_CLOSED',
+  // The database was written by a newer version of the gateway.
+  'ERR_STORE_SCHEMA_TOO_NEW',
+  // The configured backend is not part of this build.
+  'ERR_STORE_UNSUPPORTED',
+  // A record with this id already exists.
+  'ERR_STORE_CONFLICT',
+] as const;
 
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-  readonly code: StoreErrorCode;
-  readonly [BRAND] = true;
+export type StoreErrorCode = (typeof CODES)[number];
 
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-  }
-
-  static is(value: unknown): value is StoreError {
-    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
-  }
+export class StoreError extends GatewayError<StoreErrorCode> {
+  static override readonly codes = CODES;
 }

@@ -18,10 +18,10 @@ export async function openStore(config: StoreConfig, clock: Clock): Promise<Open
     case 'sqlite':
       return openSqliteStore({ path: config.path, clock });
     case 'shared':
-      throw new StoreError('unsupported', 'store kind "shared" (PostgreSQL + Redis) is not available in this build');
+      throw new StoreError('ERR_STORE_UNSUPPORTED', 'store kind "shared" (PostgreSQL + Redis) is not available in this build');
     default: {
       const kind: never = config;
-      throw new StoreError('invalid_option', `unknown store kind ${JSON.stringify((kind as { kind?: unknown }).kind)}`);
+      throw new StoreError('ERR_STORE_INVALID_OPTION', `unknown store kind ${JSON.stringify((kind as { kind?: unknown }).kind)}`);
     }
   }
 }

@@ -40,14 +40,14 @@ const ALGORITHMS = new Set(['SHA1', 'SHA256', 'SHA512']);
 function positiveInt(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new StoreError('invalid_option', `option "${name}" must be a positive integer of milliseconds`);
+    throw new StoreError('ERR_STORE_INVALID_OPTION', `option "${name}" must be a positive integer of milliseconds`);
   }
   return value;
 }
 
 function checkFactor(f: FactorRecord): void {
-  const bad = (field: string, what: string) => new StoreError('invalid_option', `factor.${field} ${what}`);
-  if (typeof f !== 'object' || f === null) throw new StoreError('invalid_option', 'factor must be an object');
+  const bad = (field: string, what: string) => new StoreError('ERR_STORE_INVALID_OPTION', `factor.${field} ${what}`);
+  if (typeof f !== 'object' || f === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'factor must be an object');
   for (const field of ['id', 'subject'] as const) {
     if (typeof f[field] !== 'string' || f[field] === '') throw bad(field, 'must be a non-empty string');
   }
@@ -68,18 +68,18 @@ function checkFactor(f: FactorRecord): void {
 }
 
 function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key === '') throw new StoreError('invalid_option', 'a TTL key must be a non-empty string');
+  if (typeof key !== 'string' || key === '') throw new StoreError('ERR_STORE_INVALID_OPTION', 'a TTL key must be a non-empty string');
 }
 
 function checkTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new StoreError('invalid_option', 'ttlMs must be a positive integer of milliseconds');
+    throw new StoreError('ERR_STORE_INVALID_OPTION', 'ttlMs must be a positive integer of milliseconds');
   }
 }
 
 function encodeValue(value: unknown): string {
   const json = JSON.stringify(value);
-  if (json === undefined) throw new StoreError('invalid_option', 'a TTL value must be JSON-serialisable (not undefined or a function)');
+  if (json === undefined) throw new StoreError('ERR_STORE_INVALID_OPTION', 'a TTL value must be JSON-serialisable (not undefined or a function)');
   return json;
 }
 
@@ -93,7 +93,7 @@ function migrate(db: Database.Database): void {
     const row = db.prepare(sql.readSchemaVersion).get() as { version: number } | undefined;
     const current = row?.version ?? 0;
     if (current > latest) {
-      throw new StoreError('schema_too_new', `the database schema is version ${current}; this gateway knows up to ${latest} (downgrade is not supported)`);
+      throw new StoreError('ERR_STORE_SCHEMA_TOO_NEW', `the database schema is version ${current}; this gateway knows up to ${latest} (downgrade is not supported)`);
     }
     for (const m of migrations) {
       if (m.version <= current) continue;
@@ -105,11 +105,11 @@ function migrate(db: Database.Database): void {
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  if (typeof options !== 'object' || options === null) throw new StoreError('invalid_option', 'openSqliteStore needs an options object');
+  if (typeof options !== 'object' || options === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'openSqliteStore needs an options object');
   const { path } = options;
-  if (typeof path !== 'string' || path === '') throw new StoreError('invalid_option', 'option "path" must be a non-empty file path');
+  if (typeof path !== 'string' || path === '') throw new StoreError('ERR_STORE_INVALID_OPTION', 'option "path" must be a non-empty file path');
   const clock = options.clock ?? systemClock;
-  if (typeof clock !== 'function') throw new StoreError('invalid_option', 'option "clock" must be a function');
+  if (typeof clock !== 'function') throw new StoreError('ERR_STORE_INVALID_OPTION', 'option "clock" must be a function');
   const busyTimeoutMs = positiveInt(options.busyTimeoutMs, 'busyTimeoutMs', 5000);
   const cleanupIntervalMs = positiveInt(options.cleanupIntervalMs, 'cleanupIntervalMs', 60_000);
 
@@ -150,7 +150,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   timer.unref();
 
   function live(): void {
-    if (closed) throw new StoreError('closed', 'the store is closed');
+    if (closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
   }
 
   function cleanup(): { ttl: number; factors: number } {
@@ -199,7 +199,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
         st.insertFactor.run(...factorParams(factor));
       } catch (err) {
         if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-          throw new StoreError('conflict', 'a factor with this id already exists');
+          throw new StoreError('ERR_STORE_CONFLICT', 'a factor with this id already exists');
         }
         throw err;
       }
@@ -223,28 +223,28 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async advanceHotpCounter(id, expected, next) {
       live();
-      if (!Number.isSafeInteger(next) || next < 0) throw new StoreError('invalid_option', 'the next HOTP counter must be a non-negative integer');
+      if (!Number.isSafeInteger(next) || next < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'the next HOTP counter must be a non-negative integer');
       return st.advanceHotpCounter.run(next, id, expected).changes === 1;
     },
     async replaceSecret(id, expected: SealedSecret, next: SealedSecret) {
       live();
       if (typeof next?.kid !== 'string' || typeof next?.blob !== 'string' || next.kid === '' || next.blob === '') {
-        throw new StoreError('invalid_option', 'the next secret must be a sealed secret { kid, blob }');
+        throw new StoreError('ERR_STORE_INVALID_OPTION', 'the next secret must be a sealed secret { kid, blob }');
       }
       return st.replaceSecret.run(next.kid, next.blob, id, expected.kid, expected.blob).changes === 1;
     },
     async factorsNotSealedWith(kid, limit) {
       live();
-      if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError('invalid_option', 'limit must be a positive integer');
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError('ERR_STORE_INVALID_OPTION', 'limit must be a positive integer');
       return (st.factorsNotSealedWith.all(kid, limit) as FactorRow[]).map(rowToFactor);
     },
     async replaceRecoveryCodes(subject, hashes, now) {
       live();
-      if (typeof subject !== 'string' || subject === '') throw new StoreError('invalid_option', 'subject must be a non-empty string');
+      if (typeof subject !== 'string' || subject === '') throw new StoreError('ERR_STORE_INVALID_OPTION', 'subject must be a non-empty string');
       if (!Array.isArray(hashes) || hashes.some((h) => typeof h !== 'string' || h === '')) {
-        throw new StoreError('invalid_option', 'hashes must be non-empty strings');
+        throw new StoreError('ERR_STORE_INVALID_OPTION', 'hashes must be non-empty strings');
       }
-      if (new Set(hashes).size !== hashes.length) throw new StoreError('invalid_option', 'hashes must be unique');
+      if (new Set(hashes).size !== hashes.length) throw new StoreError('ERR_STORE_INVALID_OPTION', 'hashes must be unique');
       replaceCodes.immediate(subject, hashes, now);
     },
     async consumeRecoveryCode(subject, hash, now) {
@@ -287,12 +287,12 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async update<T>(key: string, update: TtlUpdate<T>) {
       live();
       checkKey(key);
-      if (typeof update !== 'function') throw new StoreError('invalid_option', 'update must be a function');
+      if (typeof update !== 'function') throw new StoreError('ERR_STORE_INVALID_OPTION', 'update must be a function');
       return ttlUpdate.immediate(key, update as TtlUpdate<unknown>) as T | undefined;
     },
     async countPrefix(prefix) {
       live();
-      if (typeof prefix !== 'string') throw new StoreError('invalid_option', 'prefix must be a string');
+      if (typeof prefix !== 'string') throw new StoreError('ERR_STORE_INVALID_OPTION', 'prefix must be a string');
       const n = st.ttlCountPrefix.get(prefix, prefix + MAX_CHAR, [...prefix].length, prefix, clock(), COUNT_CAP) as { n: number };
       return Number(n.n);
     },

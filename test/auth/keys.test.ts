@@ -139,7 +139,7 @@ describe('configuration is checked at creation', () => {
         (error: unknown) => {
           assert.ok(error instanceof AuthConfigError);
           assert.ok(AuthConfigError.is(error));
-          assert.equal(error.code, 'ERR_AUTH_CONFIG');
+          assert.equal(error.code, 'ERR_AUTH_INVALID_OPTION');
           assert.equal(error.option, option);
           assert.ok(!error.message.includes(SECRET));
           return true;

@@ -31,7 +31,7 @@ export function issuesOf(text: string, options: { source?: string; baseDir?: str
     parsePolicy(text, options.source ?? 't.yaml', options.baseDir ?? '/nonexistent', { env: options.env ?? {} });
   } catch (error) {
     assert.ok(error instanceof PolicyError, `expected a PolicyError, got ${String(error)}`);
-    assert.equal(error.code, 'policy_invalid');
+    assert.equal(error.code, 'ERR_POLICY_INVALID');
     assert.equal(error.issues.length, error.message.split('\n').length);
     return error.message.split('\n');
   }

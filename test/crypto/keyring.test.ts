@@ -45,7 +45,7 @@ function flip(blob: string, index: number): string {
 function assertDecryptFails(keyring: Keyring, sealed: { kid: string; blob: string }, aad = AAD): void {
   assert.throws(() => keyring.open(sealed, aad), (err: unknown) => {
     assert.ok(KeyringError.is(err));
-    assert.equal(err.code, 'decrypt_failed');
+    assert.equal(err.code, 'ERR_KEYRING_DECRYPT_FAILED');
     assert.equal(err.message, 'the secret cannot be decrypted');
     return true;
   });
@@ -109,8 +109,8 @@ describe('keyring: seal and open', () => {
   });
 
   test('a bad aad or plaintext is a programming error: invalid_option', () => {
-    assert.throws(() => keyring.seal(Buffer.from('x'), { subject: 'a' } as unknown as typeof AAD), { name: 'KeyringError', code: 'invalid_option' });
-    assert.throws(() => keyring.seal('x' as unknown as Buffer, AAD), { name: 'KeyringError', code: 'invalid_option' });
+    assert.throws(() => keyring.seal(Buffer.from('x'), { subject: 'a' } as unknown as typeof AAD), { name: 'KeyringError', code: 'ERR_KEYRING_INVALID_OPTION' });
+    assert.throws(() => keyring.seal('x' as unknown as Buffer, AAD), { name: 'KeyringError', code: 'ERR_KEYRING_INVALID_OPTION' });
   });
 });
 
@@ -158,7 +158,7 @@ describe('keyring: several keys', () => {
 });
 
 describe('keyring: refusing to start', () => {
-  const missing = (message: string) => ({ name: 'KeyringError', code: 'keys_missing', message });
+  const missing = (message: string) => ({ name: 'KeyringError', code: 'ERR_KEYRING_MISSING', message });
 
   test('no key at all → keys_missing', () => {
     const absent = join(dir, 'does-not-exist');
@@ -201,7 +201,7 @@ describe('keyring: refusing to start', () => {
         () => loadKeyring({ file: path, rotationMs: ROTATION }),
         (err: unknown) => {
           assert.ok(KeyringError.is(err));
-          assert.equal(err.code, 'keys_malformed');
+          assert.equal(err.code, 'ERR_KEYRING_MALFORMED');
           assert.equal(err.message, `key file ${path} line ${number}: ${reason}`);
           for (const secret of [KEY_A, KEY_C, short, long, urlsafe, badPadding]) assert.ok(!err.message.includes(secret.slice(0, 12)));
           return true;
@@ -213,14 +213,14 @@ describe('keyring: refusing to start', () => {
   test('set rules: duplicate kid, no primary, two primaries (across file and variable too)', () => {
     const dup = keyFile(`k1 ${KEY_A} 2026-01-01\n\nk1 ${KEY_B} 2026-02-01 primary\n`);
     assert.throws(() => loadKeyring({ file: dup, rotationMs: ROTATION }), {
-      code: 'keys_malformed',
+      code: 'ERR_KEYRING_MALFORMED',
       message: `key file ${dup} line 3: key id "k1" is already used (key file ${dup} line 1)`,
     });
     const none = keyFile(`k1 ${KEY_A} 2026-01-01\nk2 ${KEY_B} 2026-02-01\n`);
-    assert.throws(() => loadKeyring({ file: none, rotationMs: ROTATION }), { code: 'keys_malformed', message: 'no key is marked "primary" (exactly one must be)' });
+    assert.throws(() => loadKeyring({ file: none, rotationMs: ROTATION }), { code: 'ERR_KEYRING_MALFORMED', message: 'no key is marked "primary" (exactly one must be)' });
     const two = keyFile(`k1 ${KEY_A} 2026-01-01 primary\nk2 ${KEY_B} 2026-02-01 primary\n`);
     assert.throws(() => loadKeyring({ file: two, rotationMs: ROTATION }), {
-      code: 'keys_malformed',
+      code: 'ERR_KEYRING_MALFORMED',
       message: `more than one key is marked "primary": key file ${two} line 1, key file ${two} line 2`,
     });
     const name = 'MFA_TEST_KEYS_DUP';
@@ -228,7 +228,7 @@ describe('keyring: refusing to start', () => {
     try {
       const file = keyFile(`k1 ${KEY_A} 2026-01-01\n`);
       assert.throws(() => loadKeyring({ file, env: name, rotationMs: ROTATION }), {
-        code: 'keys_malformed',
+        code: 'ERR_KEYRING_MALFORMED',
         message: `key variable ${name} entry 2: key id "k1" is already used (key file ${file} line 1)`,
       });
       process.env[name] = `k9 ${KEY_C} 2026-03-01;k8 ${KEY_A.slice(1)} 2026-02-01 primary`;
@@ -244,9 +244,9 @@ describe('keyring: refusing to start', () => {
 
   test('bad options fail at creation with the option named', () => {
     const file = keyFile(`k1 ${KEY_A} 2026-11-01 primary\n`);
-    assert.throws(() => loadKeyring({ file, rotationMs: 0 }), { code: 'invalid_option', message: 'option "rotationMs" must be a positive integer of milliseconds' });
-    assert.throws(() => loadKeyring({ file, env: 'NOT-A-NAME', rotationMs: ROTATION }), { code: 'invalid_option', message: 'option "env" must be an environment variable name' });
-    assert.throws(() => loadKeyring({ file: '', rotationMs: ROTATION }), { code: 'invalid_option', message: 'option "file" must be a non-empty path' });
+    assert.throws(() => loadKeyring({ file, rotationMs: 0 }), { code: 'ERR_KEYRING_INVALID_OPTION', message: 'option "rotationMs" must be a positive integer of milliseconds' });
+    assert.throws(() => loadKeyring({ file, env: 'NOT-A-NAME', rotationMs: ROTATION }), { code: 'ERR_KEYRING_INVALID_OPTION', message: 'option "env" must be an environment variable name' });
+    assert.throws(() => loadKeyring({ file: '', rotationMs: ROTATION }), { code: 'ERR_KEYRING_INVALID_OPTION', message: 'option "file" must be a non-empty path' });
   });
 });
 
@@ -262,8 +262,8 @@ describe('keyring: keyed hashes', () => {
     assert.equal(keyring.hmac('recovery-code', 'alice:ABCD-EFGH'), h);
     assert.equal(keyring.hmac('recovery-code', 'alice:ABCD-EFGH', 'old'), `old$${expected(KEY_A, 'recovery-code', 'alice:ABCD-EFGH')}`);
     assert.notEqual(keyring.hmac('other-purpose', 'alice:ABCD-EFGH'), h);
-    assert.throws(() => keyring.hmac('recovery-code', 'x', 'nope'), { code: 'unknown_kid' });
-    assert.throws(() => keyring.hmac('', 'x'), { code: 'invalid_option' });
+    assert.throws(() => keyring.hmac('recovery-code', 'x', 'nope'), { code: 'ERR_KEYRING_UNKNOWN_KID' });
+    assert.throws(() => keyring.hmac('', 'x'), { code: 'ERR_KEYRING_INVALID_OPTION' });
   });
 });
 
@@ -319,7 +319,7 @@ describe('key files: generate, rotate, demo', () => {
     assert.equal(Buffer.from(line.split(' ')[1]!, 'base64').length, 32);
     assert.match(generateKeyLine('k2', 0, true), /^k2 \S{44} 1970-01-01 primary$/);
     assert.notEqual(generateKeyLine('k', 0).split(' ')[1], generateKeyLine('k', 0).split(' ')[1]);
-    assert.throws(() => generateKeyLine('bad kid', 0), { code: 'invalid_option' });
+    assert.throws(() => generateKeyLine('bad kid', 0), { code: 'ERR_KEYRING_INVALID_OPTION' });
   });
 
   test('rotateKeyFile appends a new primary, keeps the old keys and comments, mode 0600', () => {
@@ -339,9 +339,9 @@ describe('key files: generate, rotate, demo', () => {
     assert.equal(after.primaryKid, 'k20260402-2');
     assert.deepEqual(after.kids(), ['k20260402-2', 'k1', 'k20260402']);
     assert.deepEqual(after.open(sealed, AAD), Buffer.from('secret'));
-    assert.throws(() => rotateKeyFile(join(dir, 'absent'), () => now), { code: 'keys_missing' });
+    assert.throws(() => rotateKeyFile(join(dir, 'absent'), () => now), { code: 'ERR_KEYRING_MISSING' });
     const broken = keyFile(`k1 ${KEY_A} 2026-01-01\n`);
-    assert.throws(() => rotateKeyFile(broken, () => now), { code: 'keys_malformed' });
+    assert.throws(() => rotateKeyFile(broken, () => now), { code: 'ERR_KEYRING_MALFORMED' });
     assert.equal(readFileSync(broken, 'utf8'), `k1 ${KEY_A} 2026-01-01\n`);
   });
 

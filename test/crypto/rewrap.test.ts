@@ -82,10 +82,10 @@ test('rotate then rewrap: every old secret is re-sealed with the new primary and
     assert.equal((await store.durable.getFactor('f-0001'))!.secret.kid, 'k1');
     // The old keyring no longer opens the re-sealed rows.
     const sample = (await store.durable.getFactor('f-0010'))!;
-    assert.throws(() => oldRing.open(sample.secret, { subject: sample.subject, factorId: sample.id }), { code: 'decrypt_failed' });
+    assert.throws(() => oldRing.open(sample.secret, { subject: sample.subject, factorId: sample.id }), { code: 'ERR_KEYRING_DECRYPT_FAILED' });
     // Idempotent: nothing left but the broken row.
     assert.deepEqual(await rewrapFactors(store.durable, newRing, 7), { rewrapped: 0, failed: 1 });
-    await assert.rejects(rewrapFactors(store.durable, newRing, 0), { code: 'invalid_option' });
+    await assert.rejects(rewrapFactors(store.durable, newRing, 0), { code: 'ERR_KEYRING_INVALID_OPTION' });
   } finally {
     await store.close();
   }

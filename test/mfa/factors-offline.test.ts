@@ -44,7 +44,7 @@ describe('offline factor administration (CLI)', () => {
     const pending = await enrollFactorOffline(deps(), { subject: 'later', activate: false });
     assert.equal(pending.status, 'pending');
     assert.equal(pending.recoveryCodes, undefined);
-    await assert.rejects(enrollFactorOffline(deps(), { subject: 'x', type: 'hotp', secret: 'GEZDGNBV' }), { name: 'MfaError', code: 'invalid_input', message: 'secret must decode to 16-64 bytes' });
+    await assert.rejects(enrollFactorOffline(deps(), { subject: 'x', type: 'hotp', secret: 'GEZDGNBV' }), { name: 'MfaError', code: 'ERR_MFA_INVALID_INPUT', message: 'secret must decode to 16-64 bytes' });
     await assert.rejects(enrollFactorOffline(deps(), { subject: 'x', type: 'hotp' }), { name: 'MfaError', message: 'secret (base32) is required for type "hotp"' });
   });
 });

@@ -139,8 +139,8 @@ describe('code shape and helpers', () => {
       assert.deepEqual(base32Decode(base32Encode(bytes)), bytes);
     }
     assert.deepEqual(base32Decode('gezd gnbv-gy3t qojq===='), base32Decode('GEZDGNBVGY3TQOJQ'));
-    assert.throws(() => base32Decode('GEZ1'), { name: 'MfaError', code: 'invalid_input' });
-    assert.throws(() => base32Decode(''), { name: 'MfaError', code: 'invalid_input' });
+    assert.throws(() => base32Decode('GEZ1'), { name: 'MfaError', code: 'ERR_MFA_INVALID_INPUT' });
+    assert.throws(() => base32Decode(''), { name: 'MfaError', code: 'ERR_MFA_INVALID_INPUT' });
   });
 
   test('constant-time comparison handles unequal lengths', () => {

@@ -553,7 +553,7 @@ describe('factor management needs a fresh second factor', () => {
   });
 
   test('factory options are validated', () => {
-    assert.throws(() => createMfaService({ ...({} as object) } as never), { name: 'MfaError', code: 'invalid_option', message: 'option "durable" is required' });
+    assert.throws(() => createMfaService({ ...({} as object) } as never), { name: 'MfaError', code: 'ERR_MFA_INVALID_OPTION', message: 'option "durable" is required' });
     assert.throws(
       () => createMfaService({ durable: {} as DurableStore, ttl: rig.store.ttl as TtlStore, keyring: rig.keyring }),
       { name: 'MfaError', message: 'option "durable" must have a listFactors() method' },

@@ -40,7 +40,7 @@ test('bad limits are refused at creation, naming the option', () => {
   for (const [limits, option] of cases) {
     assert.throws(
       () => publicServerOptions(limits),
-      (error: unknown) => RequestConfigError.is(error) && error.option === option && error.code === 'ERR_REQUEST_CONFIG',
+      (error: unknown) => RequestConfigError.is(error) && error.option === option && error.code === 'ERR_REQUEST_INVALID_OPTION',
       option,
     );
   }

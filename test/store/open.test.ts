@@ -25,7 +25,7 @@ test('openStore: sqlite opens the embedded store at the configured path', async 
 test('openStore: shared is refused with a clear error in this build', async () => {
   await assert.rejects(openStore({ kind: 'shared', postgres: 'postgres://db/mfa', redis: 'redis://cache' }, () => 0), {
     name: 'StoreError',
-    code: 'unsupported',
+    code: 'ERR_STORE_UNSUPPORTED',
     message: 'store kind "shared" (PostgreSQL + Redis) is not available in this build',
   });
 });

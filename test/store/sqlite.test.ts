@@ -95,13 +95,13 @@ describe('sqlite store: factors', () => {
   test('duplicate ids and invalid records are refused with typed errors', async () => {
     const { durable } = store;
     await durable.createFactor(factor());
-    await assert.rejects(durable.createFactor(factor()), { name: 'StoreError', code: 'conflict', message: 'a factor with this id already exists' });
-    await assert.rejects(durable.createFactor(factor({ id: 'x', digits: 5 })), { code: 'invalid_option', message: 'factor.digits must be an integer from 6 to 10' });
+    await assert.rejects(durable.createFactor(factor()), { name: 'StoreError', code: 'ERR_STORE_CONFLICT', message: 'a factor with this id already exists' });
+    await assert.rejects(durable.createFactor(factor({ id: 'x', digits: 5 })), { code: 'ERR_STORE_INVALID_OPTION', message: 'factor.digits must be an integer from 6 to 10' });
     await assert.rejects(durable.createFactor(factor({ id: 'x', pendingUntil: undefined })), {
-      code: 'invalid_option',
+      code: 'ERR_STORE_INVALID_OPTION',
       message: 'factor.pendingUntil is required (unix ms) for a pending factor',
     });
-    await assert.rejects(durable.createFactor(factor({ id: 'x', secret: { kid: 'k1', blob: '' } })), { code: 'invalid_option' });
+    await assert.rejects(durable.createFactor(factor({ id: 'x', secret: { kid: 'k1', blob: '' } })), { code: 'ERR_STORE_INVALID_OPTION' });
   });
 
   test('activate: only the owner, only while pending and unexpired, only once', async () => {
@@ -146,7 +146,7 @@ describe('sqlite store: factors', () => {
     assert.equal(results.filter(Boolean).length, 1);
     assert.equal((await durable.getFactor('h'))?.counter, 7 + results.indexOf(true));
     assert.equal(await durable.advanceHotpCounter('t', 0, 1), false);
-    await assert.rejects(durable.advanceHotpCounter('h', 7, -1), { code: 'invalid_option' });
+    await assert.rejects(durable.advanceHotpCounter('h', 7, -1), { code: 'ERR_STORE_INVALID_OPTION' });
   });
 
   test('replaceSecret is a compare-and-set on kid and blob; factorsNotSealedWith finds the rest', async () => {
@@ -190,7 +190,7 @@ describe('sqlite store: recovery codes', () => {
     assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a04', T0), { consumed: false, remaining: 10 });
     assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$b04', T0), { consumed: true, remaining: 9 });
     assert.equal(await durable.countRecoveryCodes('bob'), 3);
-    await assert.rejects(durable.replaceRecoveryCodes('alice', ['x', 'x'], T0), { code: 'invalid_option', message: 'hashes must be unique' });
+    await assert.rejects(durable.replaceRecoveryCodes('alice', ['x', 'x'], T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'hashes must be unique' });
     assert.equal(await durable.countRecoveryCodes('alice'), 9);
   });
 
@@ -241,9 +241,9 @@ describe('sqlite store: TTL', () => {
     assert.equal(await ttl.get('k'), undefined);
     await ttl.set('n', 0, 50);
     assert.equal(await ttl.get('n'), 0);
-    await assert.rejects(ttl.set('k', undefined, 50), { code: 'invalid_option' });
-    await assert.rejects(ttl.set('k', 1, 0), { code: 'invalid_option', message: 'ttlMs must be a positive integer of milliseconds' });
-    await assert.rejects(ttl.set('', 1, 10), { code: 'invalid_option' });
+    await assert.rejects(ttl.set('k', undefined, 50), { code: 'ERR_STORE_INVALID_OPTION' });
+    await assert.rejects(ttl.set('k', 1, 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'ttlMs must be a positive integer of milliseconds' });
+    await assert.rejects(ttl.set('', 1, 10), { code: 'ERR_STORE_INVALID_OPTION' });
   });
 
   test('update is atomic: 50 parallel increments end at 50', async () => {
@@ -276,7 +276,7 @@ describe('sqlite store: TTL', () => {
       }),
       { message: 'boom' },
     );
-    await assert.rejects(ttl.update<number>('c', () => ({ value: 9, ttlMs: -1 })), { code: 'invalid_option' });
+    await assert.rejects(ttl.update<number>('c', () => ({ value: 9, ttlMs: -1 })), { code: 'ERR_STORE_INVALID_OPTION' });
     assert.equal(await ttl.get('c'), 2);
   });
 
@@ -346,23 +346,23 @@ describe('sqlite store: file, schema, lifecycle', () => {
     raw.close();
     assert.throws(() => openSqliteStore({ path }), {
       name: 'StoreError',
-      code: 'schema_too_new',
+      code: 'ERR_STORE_SCHEMA_TOO_NEW',
       message: 'the database schema is version 99; this gateway knows up to 1 (downgrade is not supported)',
     });
   });
 
   test('options are validated; a closed store refuses calls; close is idempotent', async () => {
-    assert.throws(() => openSqliteStore({ path: '' }), { code: 'invalid_option', message: 'option "path" must be a non-empty file path' });
+    assert.throws(() => openSqliteStore({ path: '' }), { code: 'ERR_STORE_INVALID_OPTION', message: 'option "path" must be a non-empty file path' });
     assert.throws(() => openSqliteStore({ path: dbPath(), busyTimeoutMs: -1 }), {
-      code: 'invalid_option',
+      code: 'ERR_STORE_INVALID_OPTION',
       message: 'option "busyTimeoutMs" must be a positive integer of milliseconds',
     });
     const store = openSqliteStore({ path: dbPath() });
     await store.durable.close();
     await store.ttl.ping(); // still open: one half closed
     await store.ttl.close();
-    await assert.rejects(store.ttl.get('x'), (err: unknown) => StoreError.is(err) && err.code === 'closed');
-    await assert.rejects(store.durable.ping(), { code: 'closed', message: 'the store is closed' });
+    await assert.rejects(store.ttl.get('x'), (err: unknown) => StoreError.is(err) && err.code === 'ERR_STORE_CLOSED');
+    await assert.rejects(store.durable.ping(), { code: 'ERR_STORE_CLOSED', message: 'the store is closed' });
     await store.close();
   });
 });

@@ -3,6 +3,7 @@ import { admit, Pass } from '../../admission/admit.js';
 import { buildUpstreamHeaders, clientSessionHeaders } from '../../contract/headers.js';
 import { createGatewayCore, type GatewayCore } from '../../core/gateway-core.js';
 import type { Identity } from '../../decision/types.js';
+import { OptionError } from '../../errors/gateway-error.js';
 import { problem } from '../../errors/problems.js';
 import { sendProblem } from '../../http/respond.js';
 import type { Logger } from '../../log/logger.js';
@@ -58,16 +59,14 @@ export interface MfaGuard {
   close(): Promise<void>;
 }
 
-export type GuardOptionErrorCode = 'invalid_option';
+export type GuardOptionErrorCode = 'ERR_GUARD_INVALID_OPTION';
 
 /** Thrown by `createMfaGuard` for a bad option; `option` names it. */
-export class GuardOptionError extends Error {
-  readonly code: GuardOptionErrorCode = 'invalid_option';
-  readonly option: string;
+export class GuardOptionError extends OptionError<GuardOptionErrorCode> {
+  static override readonly codes = ['ERR_GUARD_INVALID_OPTION'] as const;
+
   constructor(option: string, message: string) {
-    super(`createMfaGuard: option "${option}" ${message}`);
-    this.name = 'GuardOptionError';
-    this.option = option;
+    super(option, message, `createMfaGuard: option "${option}" ${message}`);
   }
 }
 

@@ -295,7 +295,7 @@ describe('createMfaGuard: options, lifecycle, Fastify hook', () => {
     for (const [options, option] of cases) {
       await assert.rejects(
         createMfaGuard(options as unknown as Parameters<typeof createMfaGuard>[0]),
-        (error: unknown) => error instanceof GuardOptionError && error.option === option && error.code === 'invalid_option',
+        (error: unknown) => error instanceof GuardOptionError && error.option === option && error.code === 'ERR_GUARD_INVALID_OPTION',
         option,
       );
     }
