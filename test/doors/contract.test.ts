@@ -39,6 +39,8 @@ interface Outcome {
   readonly reply: Reply;
   /** Headers the backend received (or, for forward-auth doors, would receive); undefined when nothing was let through. */
   readonly backend: IncomingHttpHeaders | undefined;
+  /** The request target the backend received, where this door forwards itself (proxy, middleware). */
+  readonly target?: string;
 }
 
 interface Door {
@@ -67,6 +69,8 @@ interface Row {
   readonly challenge?: string;
   /** Exact values the backend must receive; `null` = must not receive. */
   readonly backend?: Readonly<Record<string, string | null>>;
+  /** The target the backend must receive, on the doors that forward themselves. */
+  readonly target?: string;
   /** Headers back to the client: `true` = present, `false` = absent. */
   readonly client?: Readonly<Record<string, boolean>>;
 }
@@ -184,6 +188,31 @@ const ROWS: readonly Row[] = [
     code: 'invalid_request',
   },
   {
+    name: 'an escaped unreserved character cannot dodge a rule: /%61dmin/… is decided as /admin/… → 403',
+    request: async (ctx) => ({ method: 'GET', path: '/%61dmin/users', headers: { authorization: `Bearer ${await ctx.jwt(['orders:read'])}` } }),
+    status: 403,
+    code: 'forbidden',
+  },
+  {
+    name: 'the path is decided and forwarded in one form: /pub%6Cic?q=%2f → /public?q=%2f',
+    request: async () => ({ method: 'GET', path: '/pub%6Cic?q=%2f', headers: {} }),
+    status: 200,
+    backend: { 'x-auth-subject': null },
+    target: '/public?q=%2f',
+  },
+  {
+    name: 'a double-encoded dot segment → 400 invalid_request',
+    request: async () => ({ method: 'GET', path: '/public/%252e%252e/admin/users', headers: {} }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'a fullwidth look-alike of "." → 400 invalid_request',
+    request: async () => ({ method: 'GET', path: '/public/%EF%BC%8E%EF%BC%8E/admin/users', headers: {} }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
     name: 'X-Forwarded-* from an untrusted client is replaced by what the gateway saw',
     doors: ['proxy', 'middleware'],
     request: async () => ({ method: 'GET', path: '/public', headers: { 'x-forwarded-for': '6.6.6.6', x_forwarded_for: '6.6.6.6', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } }),
@@ -200,7 +229,7 @@ describe('the header and status contract, the same on every front door', { skip 
   let gw: Gateway;
   let guard: MfaGuard;
   let app: Server;
-  const appSeen: IncomingHttpHeaders[] = [];
+  const appSeen: Array<{ headers: IncomingHttpHeaders; url: string }> = [];
   const doors = new Map<DoorName, Door>();
   const secrets = new Map<DoorName, string>();
 
@@ -212,7 +241,7 @@ describe('the header and status contract, the same on every front door', { skip 
     guard = await createMfaGuard({ config: ws.configPath, watch: false, logger: silent, clock: clock.now });
     app = createServer((req, res) =>
       guard(req, res, () => {
-        appSeen.push(req.headers);
+        appSeen.push({ headers: req.headers, url: req.url ?? '' });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"ok":true}');
       }),
@@ -221,14 +250,15 @@ describe('the header and status contract, the same on every front door', { skip 
     const gwPort = gw.address.port;
     const appPort = (app.address() as AddressInfo).port;
 
-    const direct = (name: DoorName, port: number, seen: () => IncomingHttpHeaders[]): Door => ({
+    const direct = (name: DoorName, port: number, seen: () => ReadonlyArray<{ headers: IncomingHttpHeaders; url: string }>): Door => ({
       name,
       mfaPort: port,
       async send(method, path, headers) {
         const before = seen().length;
         const reply = await call(port, method, path, headers);
         const after = seen();
-        return { reply, backend: after.length > before ? after.at(-1) : undefined };
+        const last = after.length > before ? after.at(-1) : undefined;
+        return last === undefined ? { reply, backend: undefined } : { reply, backend: last.headers, target: last.url };
       },
     });
     const askedBy = (name: DoorName, build: (method: string, path: string) => { method: string; path: string; headers: Record<string, string> }): Door => ({
@@ -240,7 +270,7 @@ describe('the header and status contract, the same on every front door', { skip 
         return { reply, backend: copiedByProxy(reply) };
       },
     });
-    doors.set('proxy', direct('proxy', gwPort, () => upstream.received.map((r) => r.headers)));
+    doors.set('proxy', direct('proxy', gwPort, () => upstream.received));
     doors.set('middleware', direct('middleware', appPort, () => appSeen));
     doors.set('auth-request', askedBy('auth-request', (method, path) => ({ method: 'GET', path: '/.mfa/authz/auth-request', headers: { 'x-original-method': method, 'x-original-url': path } })));
     doors.set(
@@ -294,7 +324,8 @@ describe('the header and status contract, the same on every front door', { skip 
             },
           };
           const request = await row.request(ctx);
-          const { reply, backend } = await door.send(request.method, request.path, request.headers);
+          const outcome = await door.send(request.method, request.path, request.headers);
+          const { reply, backend } = outcome;
 
           assert.equal(reply.status, row.status, reply.text);
           if (row.code !== undefined) {
@@ -311,6 +342,7 @@ describe('the header and status contract, the same on every front door', { skip 
             }
             assert.match(String(backend['x-request-id']), /^[\w-]{8,}$/);
           }
+          if (row.target !== undefined && (name === 'proxy' || name === 'middleware')) assert.equal(outcome.target, row.target, 'target at the backend');
           for (const [header, present] of Object.entries(row.client ?? {})) {
             assert.equal(reply.headers[header] !== undefined, present, `client header ${header}`);
           }
