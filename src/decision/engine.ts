@@ -91,7 +91,7 @@ function deny(problemValue: Problem, route?: Route): Deny {
 }
 
 function builtInRoute(name: string, policy: 'public' | 'bearer'): Route {
-  return Object.freeze({ index: -1, name, line: 0, match: Object.freeze({}), policy, scopes: [], roles: [], forwardAuthorization: false, websocket: false });
+  return Object.freeze({ index: -1, name, line: 0, match: Object.freeze({}), policy, scopes: Object.freeze([]), roles: Object.freeze([]), forwardAuthorization: false, websocket: false });
 }
 
 /** The reserved prefix's built-in routes; their names are the metric labels of the gateway's own answers. */
