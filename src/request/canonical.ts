@@ -261,8 +261,10 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
     } else if (authority !== host) {
       return REJECTIONS.absolute_form_host_mismatch;
     }
-    // `http://a?q` has an empty path, which means `/`.
-    target = target.charCodeAt(absolute.rest) === 47 ? target.slice(absolute.rest) : `/${target.slice(absolute.rest)}`;
+    // `http://a?/admin` would be decided as `/` while a proxy that glued the client's Host
+    // (`a?`) in front of its request target sends `/admin`: only `authority/path` reads one way.
+    if (target.charCodeAt(absolute.rest) !== 47) return REJECTIONS.authority_without_path;
+    target = target.slice(absolute.rest);
   }
   const queryStart = scanOriginForm(target, 0);
   if (typeof queryStart !== 'number') return REJECTIONS[queryStart];

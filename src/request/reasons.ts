@@ -13,6 +13,7 @@ export type RejectReason =
   | 'asterisk_form'
   | 'absolute_form_invalid'
   | 'absolute_form_host_mismatch'
+  | 'authority_without_path'
   | 'invalid_target'
   // path and query
   | 'fragment'
@@ -65,6 +66,7 @@ const DETAILS: Readonly<Record<RejectReason, string>> = {
   asterisk_form: 'the asterisk-form target "*" is not accepted',
   absolute_form_invalid: 'an absolute-form target must be http or https with a valid host and no user information',
   absolute_form_host_mismatch: 'the absolute-form target names a different host than the Host header',
+  authority_without_path: 'the absolute-form target must have a "/" right after its authority',
   invalid_target: 'the request target must start with "/"',
   fragment: 'the request target must not contain "#"',
   dot_segment: 'the path contains a "." or ".." segment (in some encoding)',

@@ -48,7 +48,11 @@ function required(req: IncomingMessage, name: string, label: string): Single {
   return got;
 }
 
-/** nginx `auth_request`: `X-Original-Method` + `X-Original-URL` (absolute, or origin-form with the auth request's Host). */
+/**
+ * nginx `auth_request`: `X-Original-Method` + `X-Original-URL`, origin-form with `X-Original-Host`
+ * (else the auth call's Host) and X-Forwarded-Proto, or absolute (then the authority must be
+ * followed by `/`).
+ */
 function fromAuthRequest(req: IncomingMessage): Rebuilt {
   const method = required(req, 'x-original-method', 'X-Original-Method');
   if (!method.ok) return method;
@@ -58,9 +62,25 @@ function fromAuthRequest(req: IncomingMessage): Rebuilt {
   if (splitAbsoluteForm(target) !== undefined) {
     return { ok: true, original: { method: method.value!, target, proto: target.slice(0, 6).toLowerCase() === 'https:' ? 'https' : 'http' } };
   }
-  // Anything else that is not origin-form (`ftp://…`, `//host/x`, `x`) is refused by the canonicaliser.
-  const host = req.headers.host;
-  return { ok: true, original: host === undefined ? { method: method.value!, target } : { method: method.value!, target, host } };
+  // Origin-form (the shipped nginx example sends `$request_uri`): Host and scheme come separately,
+  // so the path never depends on what the client put in Host. Anything else that is not
+  // origin-form (`ftp://…`, `//host/x`, `x`) is refused by the canonicaliser.
+  const proto = single(req, 'x-forwarded-proto', 'X-Forwarded-Proto');
+  if (!proto.ok) return proto;
+  // The client's Host travels in its own header, so a bad one is judged (and answered with the
+  // problem headers nginx replays) as part of the original request, not as the auth call's.
+  const originalHost = single(req, 'x-original-host', 'X-Original-Host');
+  if (!originalHost.ok) return originalHost;
+  const host = originalHost.value ?? req.headers.host;
+  return {
+    ok: true,
+    original: {
+      method: method.value!,
+      target,
+      ...(host !== undefined ? { host } : {}),
+      ...(proto.value !== undefined ? { proto: proto.value } : {}),
+    },
+  };
 }
 
 /** Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method/-Proto/-Host/-Uri`. */

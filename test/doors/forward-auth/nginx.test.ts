@@ -252,13 +252,29 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
 
   test('path tricks: nginx forwards the raw target to the gateway, which answers 400 with its body', async () => {
     const before = forwarded();
-    for (const path of ['/public/%2e%2e/orders/1', '/public/..%2forders/1', '/public//x', '/public/a;b', '/public/%2Fx']) {
+    for (const path of ['/public/%2e%2e/orders/1', '/public/..%2forders/1', '/public//x', '/public/a;b', '/public/%2Fx', '/public/%252e%252e/admin/x', '/public/%EF%BC%8E%EF%BC%8E/admin/x']) {
       const raw = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n`);
       assert.deepEqual(statusesIn(raw), [400], path);
       assert.match(raw, /\r\nContent-Type: application\/problem\+json\r\n/, path);
       assert.match(raw, /"code":"invalid_request"/, path);
     }
     assert.equal(forwarded(), before);
+  });
+
+  test('an escaped unreserved character is decided as the backend reads it: /%6Frders/7 meets the bearer rule on /orders/', async () => {
+    const before = forwarded();
+    const raw = await rawExchange(port, 'GET /%6Frders/7 HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n');
+    assert.deepEqual(statusesIn(raw), [401]);
+    assert.match(raw, /"code":"invalid_token"/);
+    assert.equal(forwarded(), before);
+  });
+
+  test('a Host that ends the authority early ("api.example.com?") cannot turn the decided path into "/"', async () => {
+    const before = forwarded();
+    const raw = await rawExchange(port, 'GET /admin/x HTTP/1.1\r\nHost: api.example.com?\r\nConnection: close\r\n\r\n');
+    assert.deepEqual(statusesIn(raw), [400]);
+    assert.match(raw, /"code":"invalid_request"/);
+    assert.equal(forwarded(), before, 'nothing reached the backend');
   });
 
   test('clients cannot reach the forward-auth endpoint through nginx', async () => {
