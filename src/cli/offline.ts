@@ -5,7 +5,7 @@ import { enrollFactorOffline, listFactors, removeFactor } from '../mfa/admin.js'
 import { openStore } from '../store/open.js';
 import { systemClock } from '../time/clock.js';
 import { formatDuration } from '../time/duration.js';
-import type { CliValues } from './commands.js';
+import type { CliValues } from './options.js';
 
 type Print = (text: string) => void;
 
