@@ -1,5 +1,6 @@
 import type { GatewayPolicy } from '../config/types.js';
-import { loadKeyring, rewrapFactors, rotateKeyFile } from '../crypto/keyring.js';
+import { loadKeyring, rotateKeyFile } from '../crypto/keyring.js';
+import { rewrapFactors } from '../crypto/rewrap.js';
 import { createLogger } from '../log/logger.js';
 import { enrollFactorOffline, listFactors, removeFactor } from '../mfa/admin.js';
 import { openStore } from '../store/open.js';

@@ -10,7 +10,8 @@ import { checkKeySet, parseKeyText, type KeySource, type ParsedKey } from './key
 export { KeyringError, type KeyringErrorCode } from './errors.js';
 export { KID_PATTERN } from './keyformat.js';
 export { ensureDemoKeyFile, generateKeyLine, rotateKeyFile } from './keyfile.js';
-export { rewrapFactors } from './rewrap.js';
+// rewrapFactors is not re-exported: it uses a Keyring, so importing it here would make rewrap.ts and
+// this file import each other. Callers take it from rewrap.ts.
 
 /**
  * Secrets at rest: AES-256-GCM under a key chosen by kid, with associated data binding the
