@@ -3,7 +3,6 @@
  * frozen GatewayPolicy (camelCase, milliseconds, compiled regexes). Runs only on data the schema
  * accepted, with every default already filled in.
  */
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { formatDuration, parseDuration } from '../time/duration.js';
@@ -21,6 +20,7 @@ import type {
 } from './types.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
+import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
 import { nestedQuantifier } from './regex-safety.js';
 import { DURATION_HINT } from './schema.js';
@@ -117,7 +117,6 @@ const DEFAULT_ASYMMETRIC: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 /** What request canonicalisation refuses with 400: a rule that needs it could never match. */
 const UNREACHABLE_PATH = /\/\/|\/\.\.?(\/|$)|[;\\]|%2e|%2f|%5c|%00/i;
-const PEM_PUBLIC_KEY = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g;
 
 function validCidr(text: string): boolean {
   const parts = text.split('/');
@@ -306,7 +305,7 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
         add(path, `cannot read key file "${file}" (${code === 'ENOENT' ? 'no such file' : code})`);
         return;
       }
-      const parsed = parseKeyText(text);
+      const parsed = parseJwtPublicKeyFile(text);
       if (typeof parsed === 'string') add(path, `key file "${file}" ${parsed}`);
       else staticKeys!.push(...parsed);
     });
@@ -331,45 +330,6 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
     rolesClaim: raw.roles_claim,
     acceptIdpMfa: raw.accept_idp_mfa,
   };
-}
-
-/** One file's keys as strings for the verifier (PEM blocks, or one JWK JSON each), or why not. Never echoes the file. */
-function parseKeyText(text: string): string[] | string {
-  const trimmed = text.trim();
-  if (trimmed.startsWith('{')) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(trimmed);
-    } catch {
-      return 'is not valid JSON';
-    }
-    const record = parsed as { keys?: unknown };
-    const jwks: unknown[] = Array.isArray(record.keys) ? record.keys : [parsed];
-    const out: string[] = [];
-    for (const jwk of jwks) {
-      if (typeof jwk !== 'object' || jwk === null) return 'holds something that is not a JWK';
-      const fields = jwk as Record<string, unknown>;
-      if ('d' in fields || fields.kty === 'oct') return 'holds a private or symmetric key; give the public key only';
-      try {
-        createPublicKey({ key: fields as JsonWebKey, format: 'jwk' });
-      } catch {
-        return 'holds a JWK that is not a usable public key';
-      }
-      out.push(JSON.stringify(fields));
-    }
-    return out.length > 0 ? out : 'holds an empty key set';
-  }
-  if (/PRIVATE KEY-----/.test(trimmed)) return 'holds a private key; give the public key only';
-  const blocks = trimmed.match(PEM_PUBLIC_KEY) ?? [];
-  if (blocks.length === 0) return 'is neither a PEM public key (-----BEGIN PUBLIC KEY-----) nor a JWK';
-  for (const block of blocks) {
-    try {
-      createPublicKey(block);
-    } catch {
-      return 'holds a PEM block that is not a usable public key';
-    }
-  }
-  return blocks;
 }
 
 function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | undefined {

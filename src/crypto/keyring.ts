@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { SealedSecret } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { KeyringError } from './errors.js';
-import { checkKeySet, parseKeyText, type KeySource, type ParsedKey } from './keyformat.js';
+import { checkKeySet, parseEncryptionKeyLines, type KeySource, type ParsedKey, type SourcedKey } from './keyformat.js';
 
 export { KeyringError, type KeyringErrorCode } from './errors.js';
 export { KID_PATTERN } from './keyformat.js';
@@ -91,8 +91,8 @@ function encodeAad(kid: string, aad: SecretAad): Buffer {
   return Buffer.concat(out);
 }
 
-function readKeySource(options: LoadKeyringOptions): (ParsedKey & { source: KeySource })[] {
-  const keys: (ParsedKey & { source: KeySource })[] = [];
+function readKeySource(options: LoadKeyringOptions): SourcedKey[] {
+  const keys: SourcedKey[] = [];
   if (options.file !== undefined) {
     const source: KeySource = { name: `key file ${options.file}`, unit: 'line' };
     let text: string;
@@ -103,12 +103,12 @@ function readKeySource(options: LoadKeyringOptions): (ParsedKey & { source: KeyS
       if (code === 'ENOENT') throw new KeyringError('keys_missing', `${source.name} does not exist; the gateway does not start without an encryption key`);
       throw new KeyringError('keys_unreadable', `${source.name} cannot be read (${code ?? 'error'})`);
     }
-    for (const k of parseKeyText(text, source, false)) keys.push({ ...k, source });
+    keys.push(...parseEncryptionKeyLines(text, source, false));
   }
   if (options.env !== undefined) {
     const source: KeySource = { name: `key variable ${options.env}`, unit: 'entry' };
     const text = process.env[options.env] ?? '';
-    for (const k of parseKeyText(text, source, true)) keys.push({ ...k, source });
+    keys.push(...parseEncryptionKeyLines(text, source, true));
   }
   return keys;
 }
