@@ -1,28 +1,20 @@
 /**
  * Semantic checks and the step from the schema-valid YAML (snake_case, duration strings) to the
  * frozen GatewayPolicy (camelCase, milliseconds, compiled regexes). Runs only on data the schema
- * accepted, with every default already filled in.
+ * accepted, with every default already filled in. The sections are compiled here, except `routes:`
+ * (routes/compile.ts) and the files of `auth.jwt.public_keys` (jwt-public-keys.ts); this module
+ * gives them the issue reporting, then freezes the whole policy.
  */
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { formatDuration, parseDuration } from '../time/duration.js';
-import { normalizeHost } from '../request/host.js';
-import type {
-  GatewayPolicy,
-  JwtAlgorithm,
-  JwtConfig,
-  OtpAlgorithm,
-  PolicyName,
-  Route,
-  RouteMatch,
-  StoreConfig,
-  UpstreamConfig,
-} from './types.js';
+import { compileRoutes, type RawRoute } from '../routes/compile.js';
+import type { Route } from '../routes/types.js';
+import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, StoreConfig, UpstreamConfig } from './types.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
 import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
-import { nestedQuantifier } from './regex-safety.js';
 import { DURATION_HINT } from './schema.js';
 
 /** The file as the schema describes it, after ajv filled in the defaults. */
@@ -81,24 +73,6 @@ interface RawUpstream {
   readonly retries: { readonly max: number; readonly initial: string; readonly multiplier: number; readonly jitter: string };
 }
 
-interface RawRoute {
-  readonly name?: string;
-  readonly match: {
-    readonly host?: string;
-    readonly path?: string;
-    readonly path_prefix?: string;
-    readonly path_regex?: string;
-    readonly methods?: readonly string[];
-  };
-  readonly upstream?: string;
-  readonly policy: PolicyName;
-  readonly max_age?: string;
-  readonly scopes: readonly string[];
-  readonly roles: readonly string[];
-  readonly forward_authorization: boolean;
-  readonly websocket: boolean;
-}
-
 export interface CompileContext {
   readonly source: string;
   /** public_keys files are relative to this directory (the policy file's). */
@@ -115,8 +89,6 @@ const DAY = 24 * HOUR;
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 const DEFAULT_ASYMMETRIC: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-/** What request canonicalisation refuses with 400: a rule that needs it could never match. */
-const UNREACHABLE_PATH = /\/\/|\/\.\.?(\/|$)|[;\\]|%2e|%2f|%5c|%00/i;
 
 function validCidr(text: string): boolean {
   const parts = text.split('/');
@@ -235,7 +207,13 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     add(['upstreams'], `the pools hold ${totalConnections} connections in total, more than limits.max_upstream_connections (${limits.maxUpstreamConnections})`);
   }
 
-  const routes = compileRoutes(raw.routes, upstreams, mfa.pathPrefix, locator, add, duration);
+  const routes = compileRoutes(raw.routes, {
+    upstreams: [...upstreams.keys()],
+    mfaPathPrefix: mfa.pathPrefix,
+    report: add,
+    lineOf: (path) => locator.line(path),
+    duration: (path, text, bounds) => duration(path, text, bounds.min, bounds.max),
+  });
 
   if (issues.length > 0) return { issues };
   const policy: GatewayPolicy = {
@@ -248,7 +226,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     store,
     keys,
     upstreams: new FrozenMap([...upstreams].map(([name, up]) => [name, { ...up, url: readonlyUrl(up.url) }] as const)),
-    routes,
+    routes: routes.map(withFrozenMethods),
     default: raw.default,
     limits,
     authz: { trustedProxies: authzTrustedProxies },
@@ -352,108 +330,8 @@ function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | un
   return undefined;
 }
 
-function compileRoutes(
-  rawRoutes: readonly RawRoute[],
-  upstreams: ReadonlyMap<string, UpstreamConfig>,
-  mfaPrefix: string,
-  locator: Locator,
-  add: Add,
-  duration: Duration,
-): Route[] {
-  const names = new Map<string, number>();
-  const known = [...upstreams.keys()];
-  return rawRoutes.map((raw, index): Route => {
-    const base: Segment[] = ['routes', index];
-    const name = raw.name ?? `route_${index}`;
-    const previous = names.get(name);
-    if (previous !== undefined) {
-      add(raw.name !== undefined ? [...base, 'name'] : base, `duplicate route name "${name}" (routes[${previous}] at line ${locator.line(['routes', previous])} has it)`);
-    } else {
-      names.set(name, index);
-    }
-
-    const match = compileMatch(raw.match, [...base, 'match'], mfaPrefix, add);
-
-    let maxAgeMs: number | undefined;
-    if (raw.max_age !== undefined) {
-      if (raw.policy === 'step_up') maxAgeMs = duration([...base, 'max_age'], raw.max_age, SECOND, DAY);
-      else add([...base, 'max_age'], `applies to step_up only, not to ${raw.policy}`);
-    } else if (raw.policy === 'step_up') {
-      add([...base, 'policy'], 'step_up needs max_age: how old the last second factor may be, e.g. 5m');
-    }
-
-    if (raw.upstream === undefined) {
-      if (raw.policy !== 'deny') add([...base, 'upstream'], `required for policy ${raw.policy} (only deny routes forward nowhere)`);
-    } else if (!upstreams.has(raw.upstream)) {
-      add([...base, 'upstream'], `unknown upstream "${raw.upstream}"${known.length > 0 ? ` (defined: ${known.join(', ')})` : ' (no upstreams are defined)'}`);
-    }
-
-    // A scope on a route that checks no token would read as protection it does not give.
-    if ((raw.policy === 'public' || raw.policy === 'deny') && (raw.scopes.length > 0 || raw.roles.length > 0)) {
-      add([...base, raw.scopes.length > 0 ? 'scopes' : 'roles'], `a ${raw.policy} route checks no token, so scopes and roles would never be enforced`);
-    }
-
-    return {
-      index,
-      name,
-      line: locator.line(base),
-      match,
-      policy: raw.policy,
-      ...(raw.upstream !== undefined ? { upstream: raw.upstream } : {}),
-      ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
-      scopes: [...new Set(raw.scopes)],
-      roles: [...new Set(raw.roles)],
-      forwardAuthorization: raw.forward_authorization,
-      websocket: raw.websocket,
-    };
-  });
-}
-
-function compileMatch(raw: RawRoute['match'], base: readonly Segment[], mfaPrefix: string, add: Add): RouteMatch {
-  const pathKeys = (['path', 'path_prefix', 'path_regex'] as const).filter((key) => raw[key] !== undefined);
-  if (pathKeys.length > 1) add(base, `at most one of path, path_prefix, path_regex (found ${pathKeys.join(', ')})`);
-
-  let host: string | undefined;
-  if (raw.host !== undefined) {
-    // The very function requests go through, so a rule's host and a request's host compare alike.
-    host = normalizeHost(raw.host);
-    if (raw.host.includes('*')) add([...base, 'host'], 'wildcards are not supported: list each host in its own route');
-    else if (host === undefined) add([...base, 'host'], 'not a host name, IP literal or host:port');
-  }
-
-  for (const key of ['path', 'path_prefix'] as const) {
-    const value = raw[key];
-    if (value === undefined) continue;
-    if (/[?#]/.test(value)) add([...base, key], "matches the path only: a '?' or '#' here could never match");
-    else if (/[\s\x00-\x1f\x7f]/.test(value)) add([...base, key], 'must not contain spaces or control characters');
-    else if (UNREACHABLE_PATH.test(value)) {
-      add([...base, key], "holds '//', a dot segment, ';', '\\' or an encoded '.', '/', '\\' or NUL: requests carrying those are refused with 400, so this could never match");
-    } else if (value.startsWith(mfaPrefix)) {
-      add([...base, key], `lies under mfa.path_prefix (${mfaPrefix}), which the gateway answers itself, so this could never match`);
-    }
-  }
-
-  let pathRegex: RegExp | undefined;
-  if (raw.path_regex !== undefined) {
-    const source = raw.path_regex;
-    try {
-      // Compiled alone first: an unbalanced ')' would otherwise escape the anchoring group below.
-      new RegExp(source);
-      const refused = nestedQuantifier(source);
-      if (refused !== undefined) add([...base, 'path_regex'], `refused: ${refused}`);
-      else pathRegex = new RegExp(`^(?:${source})$`);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      add([...base, 'path_regex'], `invalid regular expression: ${message.slice(message.lastIndexOf(': ') + 2)}`);
-    }
-  }
-
-  const methods = raw.methods === undefined ? undefined : new FrozenSet(raw.methods.map((method) => method.toUpperCase()));
-  return {
-    ...(host !== undefined ? { host } : {}),
-    ...(raw.path !== undefined ? { path: raw.path } : {}),
-    ...(raw.path_prefix !== undefined ? { pathPrefix: raw.path_prefix } : {}),
-    ...(pathRegex !== undefined ? { pathRegex } : {}),
-    ...(methods !== undefined ? { methods } : {}),
-  };
+/** Route compile builds plain method Sets; the policy every request shares gets read-only ones. */
+function withFrozenMethods(route: Route): Route {
+  const methods = route.match.methods;
+  return methods === undefined ? route : { ...route, match: { ...route.match, methods: new FrozenSet(methods) } };
 }
