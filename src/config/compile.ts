@@ -5,12 +5,14 @@
  * (routes/compile.ts) and the files of `auth.jwt.public_keys` (jwt-public-keys.ts); this module
  * gives them the issue reporting, then freezes the whole policy.
  */
-import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { RequestConfigError } from '../request/errors.js';
+import { createTrustList } from '../request/trust.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { compileRoutes, type RawRoute } from '../routes/compile.js';
 import type { Route } from '../routes/types.js';
 import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, StoreConfig, UpstreamConfig } from './types.js';
+import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
 import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
@@ -81,22 +83,22 @@ export interface CompileContext {
   readonly readFile: (path: string) => string;
 }
 
-const SECOND = 1000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 const DEFAULT_ASYMMETRIC: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/**
+ * Checked by the very parser the gateway builds its trust lists with (request/trust.ts), so `check`
+ * refuses exactly what a start would: `/08`, or an IPv4-mapped range shorter than /96, included.
+ */
 function validCidr(text: string): boolean {
-  const parts = text.split('/');
-  if (parts.length > 2) return false;
-  const family = isIP(parts[0]!);
-  if (family === 0) return false;
-  if (parts.length === 1) return true;
-  return /^\d{1,3}$/.test(parts[1]!) && Number(parts[1]) <= (family === 4 ? 32 : 128);
+  try {
+    createTrustList([text]);
+    return true;
+  } catch (error) {
+    if (RequestConfigError.is(error)) return false;
+    throw error;
+  }
 }
 
 export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Locator): { policy?: GatewayPolicy; issues: PolicyIssue[] } {
@@ -104,7 +106,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   const add = (path: readonly Segment[], message: string): void => {
     issues.push({ line: locator.keyLine(path), path: formatPath(path), message });
   };
-  const duration = (path: readonly Segment[], text: string, min: number, max: number): number => {
+  const duration = (path: readonly Segment[], text: string, { min, max }: DurationBounds): number => {
     const ms = parseDuration(text);
     if (ms === undefined) {
       add(path, `not a duration "${text}": write ${DURATION_HINT}`);
@@ -138,7 +140,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
 
   // Second factor.
   const mfaRaw = raw.mfa;
-  const backoffMs = mfaRaw.lockout.backoff.map((text, i) => duration(['mfa', 'lockout', 'backoff', i], text, SECOND, DAY));
+  const backoffMs = mfaRaw.lockout.backoff.map((text, i) => duration(['mfa', 'lockout', 'backoff', i], text, DURATION_BOUNDS['mfa.lockout.backoff[]']));
   backoffMs.forEach((ms, i) => {
     if (i > 0 && ms < backoffMs[i - 1]!) add(['mfa', 'lockout', 'backoff', i], 'the backoff ladder must not get shorter');
   });
@@ -146,14 +148,14 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     issuer: mfaRaw.issuer,
     totp: { algorithm: mfaRaw.totp.algorithm, digits: mfaRaw.totp.digits, periodSeconds: mfaRaw.totp.period, window: mfaRaw.totp.window },
     hotp: { lookAhead: mfaRaw.hotp.look_ahead },
-    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, MINUTE, DAY) },
+    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, DURATION_BOUNDS['mfa.session.ttl']) },
     lockout: {
       maxFailures: mfaRaw.lockout.max_failures,
-      findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, SECOND, DAY),
+      findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, DURATION_BOUNDS['mfa.lockout.find_time']),
       backoffMs,
     },
     recoveryCodes: { count: mfaRaw.recovery_codes.count },
-    enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, MINUTE, HOUR) },
+    enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, DURATION_BOUNDS['mfa.enrollment.pending_ttl']) },
     pathPrefix: mfaRaw.path_prefix,
   };
 
@@ -165,13 +167,13 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   const keys = {
     ...(raw.keys.file !== undefined ? { file: raw.keys.file } : {}),
     ...(raw.keys.env !== undefined ? { env: raw.keys.env } : {}),
-    rotationMs: duration(['keys', 'rotation'], raw.keys.rotation, DAY, 3650 * DAY),
+    rotationMs: duration(['keys', 'rotation'], raw.keys.rotation, DURATION_BOUNDS['keys.rotation']),
   };
 
   const limits = {
     maxHeaderBytes: raw.limits.max_header_bytes,
     maxQueued: raw.limits.max_queued,
-    drainTimeoutMs: duration(['limits', 'drain_timeout'], raw.limits.drain_timeout, 0, 10 * MINUTE),
+    drainTimeoutMs: duration(['limits', 'drain_timeout'], raw.limits.drain_timeout, DURATION_BOUNDS['limits.drain_timeout']),
     maxUpstreamConnections: raw.limits.max_upstream_connections,
   };
   if (jwt.maxTokenBytes > limits.maxHeaderBytes) {
@@ -184,8 +186,8 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   for (const [name, up] of Object.entries(raw.upstreams)) {
     const base: Segment[] = ['upstreams', name];
     const url = upstreamUrl(up.url, [...base, 'url'], add);
-    const keepAliveMaxMs = duration([...base, 'pool', 'keep_alive_max'], up.pool.keep_alive_max, SECOND, 300 * SECOND);
-    const keepAliveMs = duration([...base, 'pool', 'keep_alive'], up.pool.keep_alive, SECOND, 300 * SECOND);
+    const keepAliveMaxMs = duration([...base, 'pool', 'keep_alive_max'], up.pool.keep_alive_max, DURATION_BOUNDS['upstreams.*.pool.keep_alive_max']);
+    const keepAliveMs = duration([...base, 'pool', 'keep_alive'], up.pool.keep_alive, DURATION_BOUNDS['upstreams.*.pool.keep_alive']);
     if (keepAliveMs > keepAliveMaxMs) add([...base, 'pool', 'keep_alive'], `must not exceed keep_alive_max (${formatDuration(keepAliveMaxMs)})`);
     totalConnections += up.pool.connections;
     upstreams.set(name, {
@@ -193,13 +195,13 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
       // Without a URL an issue is already recorded and no policy comes out; the placeholder never escapes.
       url: url ?? new URL('http://invalid.invalid/'),
       pool: { connections: up.pool.connections, keepAliveMs, keepAliveMaxMs },
-      timeoutMs: duration([...base, 'timeout'], up.timeout, 1, 30 * SECOND),
-      connectTimeoutMs: duration([...base, 'connect_timeout'], up.connect_timeout, 1, 30 * SECOND),
+      timeoutMs: duration([...base, 'timeout'], up.timeout, DURATION_BOUNDS['upstreams.*.timeout']),
+      connectTimeoutMs: duration([...base, 'connect_timeout'], up.connect_timeout, DURATION_BOUNDS['upstreams.*.connect_timeout']),
       retries: {
         max: up.retries.max,
-        initialMs: duration([...base, 'retries', 'initial'], up.retries.initial, 1, 30 * SECOND),
+        initialMs: duration([...base, 'retries', 'initial'], up.retries.initial, DURATION_BOUNDS['upstreams.*.retries.initial']),
         multiplier: up.retries.multiplier,
-        jitterMs: duration([...base, 'retries', 'jitter'], up.retries.jitter, 0, 10 * SECOND),
+        jitterMs: duration([...base, 'retries', 'jitter'], up.retries.jitter, DURATION_BOUNDS['upstreams.*.retries.jitter']),
       },
     });
   }
@@ -212,7 +214,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     mfaPathPrefix: mfa.pathPrefix,
     report: add,
     lineOf: (path) => locator.line(path),
-    duration: (path, text, bounds) => duration(path, text, bounds.min, bounds.max),
+    duration,
   });
 
   if (issues.length > 0) return { issues };
@@ -235,7 +237,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
 }
 
 type Add = (path: readonly Segment[], message: string) => void;
-type Duration = (path: readonly Segment[], text: string, min: number, max: number) => number;
+type Duration = (path: readonly Segment[], text: string, bounds: DurationBounds) => number;
 
 function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Duration): JwtConfig {
   const base: Segment[] = ['auth', 'jwt'];
@@ -293,16 +295,16 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
     issuer: raw.issuer,
     audience: typeof raw.audience === 'string' ? [raw.audience] : [...raw.audience],
     algorithms: [...algorithms],
-    clockToleranceMs: duration([...base, 'clock_tolerance'], raw.clock_tolerance, 0, 5 * MINUTE),
+    clockToleranceMs: duration([...base, 'clock_tolerance'], raw.clock_tolerance, DURATION_BOUNDS['auth.jwt.clock_tolerance']),
     ...(jwksUri !== undefined ? { jwksUri } : {}),
     ...(staticKeys !== undefined ? { staticKeys } : {}),
     ...(raw.hmac_secret !== undefined ? { hmacSecret: raw.hmac_secret } : {}),
     jwks: {
-      cooldownMs: duration([...base, 'jwks', 'cooldown'], raw.jwks.cooldown, 1, HOUR),
-      timeoutMs: duration([...base, 'jwks', 'timeout'], raw.jwks.timeout, 1, MINUTE),
-      cacheMaxAgeMs: duration([...base, 'jwks', 'cache_max_age'], raw.jwks.cache_max_age, SECOND, DAY),
+      cooldownMs: duration([...base, 'jwks', 'cooldown'], raw.jwks.cooldown, DURATION_BOUNDS['auth.jwt.jwks.cooldown']),
+      timeoutMs: duration([...base, 'jwks', 'timeout'], raw.jwks.timeout, DURATION_BOUNDS['auth.jwt.jwks.timeout']),
+      cacheMaxAgeMs: duration([...base, 'jwks', 'cache_max_age'], raw.jwks.cache_max_age, DURATION_BOUNDS['auth.jwt.jwks.cache_max_age']),
     },
-    cache: { maxEntries: raw.cache.max_entries, maxTtlMs: duration([...base, 'cache', 'max_ttl'], raw.cache.max_ttl, 0, HOUR) },
+    cache: { maxEntries: raw.cache.max_entries, maxTtlMs: duration([...base, 'cache', 'max_ttl'], raw.cache.max_ttl, DURATION_BOUNDS['auth.jwt.cache.max_ttl']) },
     maxTokenBytes: raw.max_token_bytes,
     scopeClaim: raw.scope_claim,
     rolesClaim: raw.roles_claim,

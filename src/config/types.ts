@@ -1,6 +1,8 @@
 /**
  * The policy file after validation: every default applied, durations in milliseconds, regexes
- * compiled, frozen. Code past the loader only ever sees this shape.
+ * compiled, frozen. Code past the loader only ever sees this shape, and every value in it is
+ * within the loader's bounds (the JSON Schema's for numbers and strings, bounds.ts for durations):
+ * code that receives a GatewayPolicy, or a part of one, relies on them and does not check again.
  */
 import type { Route } from '../routes/types.js';
 

@@ -434,6 +434,14 @@ describe('parsePolicy: every error names the file and line', () => {
       ],
     },
     {
+      name: 'trusted proxies the gateway could not build a trust list from',
+      text: HEAD + ROUTE + 'trusted_proxies: [10.0.0.0/08, "::ffff:10.0.0.0/64", "::ffff:10.0.0.0/104"]\n',
+      issues: [
+        't.yaml:10: trusted_proxies[0]: not an IP address or CIDR, e.g. 10.0.0.0/8 or ::1/128',
+        't.yaml:10: trusted_proxies[1]: not an IP address or CIDR, e.g. 10.0.0.0/8 or ::1/128',
+      ],
+    },
+    {
       name: 'keys without file or env; a store missing its URLs',
       text: HEAD + ROUTE + 'keys: { rotation: 30d }\nstore:\n  kind: shared\n  postgres: "mysql://u:hunter2@db/x"\n',
       issues: ['t.yaml:10: keys: needs file, env or both', 't.yaml:11: store.redis: required key is missing', 't.yaml:13: store.postgres: must be a postgres:// URL'],
