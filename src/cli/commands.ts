@@ -12,23 +12,7 @@ import { startGateway } from '../server/gateway.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
-
-export interface CliValues {
-  readonly config?: string | undefined;
-  readonly demo?: boolean | undefined;
-  readonly sub?: string | undefined;
-  readonly user?: string | undefined;
-  readonly scope?: string | undefined;
-  readonly roles?: string | undefined;
-  readonly ttl?: string | undefined;
-  readonly amr?: string | undefined;
-  readonly type?: string | undefined;
-  readonly secret?: string | undefined;
-  readonly counter?: string | undefined;
-  readonly label?: string | undefined;
-  readonly id?: string | undefined;
-  readonly help?: boolean | undefined;
-}
+import type { CliValues } from './options.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
 

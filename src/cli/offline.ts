@@ -1,11 +1,12 @@
 import type { GatewayPolicy } from '../config/types.js';
-import { loadKeyring, rewrapFactors, rotateKeyFile } from '../crypto/keyring.js';
+import { loadKeyring, rotateKeyFile } from '../crypto/keyring.js';
+import { rewrapFactors } from '../crypto/rewrap.js';
 import { createLogger } from '../log/logger.js';
 import { enrollFactorOffline, listFactorsOffline, removeFactorOffline } from '../mfa/factors.js';
 import { openStore } from '../store/open.js';
 import { systemClock } from '../time/clock.js';
 import { formatDuration } from '../time/duration.js';
-import type { CliValues } from './commands.js';
+import type { CliValues } from './options.js';
 
 type Print = (text: string) => void;
 

@@ -1,28 +1,22 @@
 /**
  * Semantic checks and the step from the schema-valid YAML (snake_case, duration strings) to the
  * frozen GatewayPolicy (camelCase, milliseconds, compiled regexes). Runs only on data the schema
- * accepted, with every default already filled in.
+ * accepted, with every default already filled in. The sections are compiled here, except `routes:`
+ * (routes/compile.ts) and the files of `auth.jwt.public_keys` (jwt-public-keys.ts); this module
+ * gives them the issue reporting, then freezes the whole policy.
  */
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
-import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { RequestConfigError } from '../request/errors.js';
+import { createTrustList } from '../request/trust.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
-import { normalizeHost } from '../request/host.js';
-import type {
-  GatewayPolicy,
-  JwtAlgorithm,
-  JwtConfig,
-  OtpAlgorithm,
-  PolicyName,
-  Route,
-  RouteMatch,
-  StoreConfig,
-  UpstreamConfig,
-} from './types.js';
+import { compileRoutes, type RawRoute } from '../routes/compile.js';
+import type { Route } from '../routes/types.js';
+import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, StoreConfig, UpstreamConfig } from './types.js';
+import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
+import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
-import { nestedQuantifier } from './regex-safety.js';
 import { DURATION_HINT } from './schema.js';
 
 /** The file as the schema describes it, after ajv filled in the defaults. */
@@ -81,24 +75,6 @@ interface RawUpstream {
   readonly retries: { readonly max: number; readonly initial: string; readonly multiplier: number; readonly jitter: string };
 }
 
-interface RawRoute {
-  readonly name?: string;
-  readonly match: {
-    readonly host?: string;
-    readonly path?: string;
-    readonly path_prefix?: string;
-    readonly path_regex?: string;
-    readonly methods?: readonly string[];
-  };
-  readonly upstream?: string;
-  readonly policy: PolicyName;
-  readonly max_age?: string;
-  readonly scopes: readonly string[];
-  readonly roles: readonly string[];
-  readonly forward_authorization: boolean;
-  readonly websocket: boolean;
-}
-
 export interface CompileContext {
   readonly source: string;
   /** public_keys files are relative to this directory (the policy file's). */
@@ -107,25 +83,22 @@ export interface CompileContext {
   readonly readFile: (path: string) => string;
 }
 
-const SECOND = 1000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 const DEFAULT_ASYMMETRIC: readonly JwtAlgorithm[] = ['RS256', 'ES256'];
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-/** What request canonicalisation refuses with 400: a rule that needs it could never match. */
-const UNREACHABLE_PATH = /\/\/|\/\.\.?(\/|$)|[;\\]|%2e|%2f|%5c|%00/i;
-const PEM_PUBLIC_KEY = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g;
 
+/**
+ * Checked by the very parser the gateway builds its trust lists with (request/trust.ts), so `check`
+ * refuses exactly what a start would: `/08`, or an IPv4-mapped range shorter than /96, included.
+ */
 function validCidr(text: string): boolean {
-  const parts = text.split('/');
-  if (parts.length > 2) return false;
-  const family = isIP(parts[0]!);
-  if (family === 0) return false;
-  if (parts.length === 1) return true;
-  return /^\d{1,3}$/.test(parts[1]!) && Number(parts[1]) <= (family === 4 ? 32 : 128);
+  try {
+    createTrustList([text]);
+    return true;
+  } catch (error) {
+    if (RequestConfigError.is(error)) return false;
+    throw error;
+  }
 }
 
 export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Locator): { policy?: GatewayPolicy; issues: PolicyIssue[] } {
@@ -133,7 +106,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   const add = (path: readonly Segment[], message: string): void => {
     issues.push({ line: locator.keyLine(path), path: formatPath(path), message });
   };
-  const duration = (path: readonly Segment[], text: string, min: number, max: number): number => {
+  const duration = (path: readonly Segment[], text: string, { min, max }: DurationBounds): number => {
     const ms = parseDuration(text);
     if (ms === undefined) {
       add(path, `not a duration "${text}": write ${DURATION_HINT}`);
@@ -167,7 +140,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
 
   // Second factor.
   const mfaRaw = raw.mfa;
-  const backoffMs = mfaRaw.lockout.backoff.map((text, i) => duration(['mfa', 'lockout', 'backoff', i], text, SECOND, DAY));
+  const backoffMs = mfaRaw.lockout.backoff.map((text, i) => duration(['mfa', 'lockout', 'backoff', i], text, DURATION_BOUNDS['mfa.lockout.backoff[]']));
   backoffMs.forEach((ms, i) => {
     if (i > 0 && ms < backoffMs[i - 1]!) add(['mfa', 'lockout', 'backoff', i], 'the backoff ladder must not get shorter');
   });
@@ -175,14 +148,14 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     issuer: mfaRaw.issuer,
     totp: { algorithm: mfaRaw.totp.algorithm, digits: mfaRaw.totp.digits, periodSeconds: mfaRaw.totp.period, window: mfaRaw.totp.window },
     hotp: { lookAhead: mfaRaw.hotp.look_ahead },
-    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, MINUTE, DAY) },
+    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, DURATION_BOUNDS['mfa.session.ttl']) },
     lockout: {
       maxFailures: mfaRaw.lockout.max_failures,
-      findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, SECOND, DAY),
+      findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, DURATION_BOUNDS['mfa.lockout.find_time']),
       backoffMs,
     },
     recoveryCodes: { count: mfaRaw.recovery_codes.count },
-    enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, MINUTE, HOUR) },
+    enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, DURATION_BOUNDS['mfa.enrollment.pending_ttl']) },
     pathPrefix: mfaRaw.path_prefix,
   };
 
@@ -194,13 +167,13 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   const keys = {
     ...(raw.keys.file !== undefined ? { file: raw.keys.file } : {}),
     ...(raw.keys.env !== undefined ? { env: raw.keys.env } : {}),
-    rotationMs: duration(['keys', 'rotation'], raw.keys.rotation, DAY, 3650 * DAY),
+    rotationMs: duration(['keys', 'rotation'], raw.keys.rotation, DURATION_BOUNDS['keys.rotation']),
   };
 
   const limits = {
     maxHeaderBytes: raw.limits.max_header_bytes,
     maxQueued: raw.limits.max_queued,
-    drainTimeoutMs: duration(['limits', 'drain_timeout'], raw.limits.drain_timeout, 0, 10 * MINUTE),
+    drainTimeoutMs: duration(['limits', 'drain_timeout'], raw.limits.drain_timeout, DURATION_BOUNDS['limits.drain_timeout']),
     maxUpstreamConnections: raw.limits.max_upstream_connections,
   };
   if (jwt.maxTokenBytes > limits.maxHeaderBytes) {
@@ -213,8 +186,8 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   for (const [name, up] of Object.entries(raw.upstreams)) {
     const base: Segment[] = ['upstreams', name];
     const url = upstreamUrl(up.url, [...base, 'url'], add);
-    const keepAliveMaxMs = duration([...base, 'pool', 'keep_alive_max'], up.pool.keep_alive_max, SECOND, 300 * SECOND);
-    const keepAliveMs = duration([...base, 'pool', 'keep_alive'], up.pool.keep_alive, SECOND, 300 * SECOND);
+    const keepAliveMaxMs = duration([...base, 'pool', 'keep_alive_max'], up.pool.keep_alive_max, DURATION_BOUNDS['upstreams.*.pool.keep_alive_max']);
+    const keepAliveMs = duration([...base, 'pool', 'keep_alive'], up.pool.keep_alive, DURATION_BOUNDS['upstreams.*.pool.keep_alive']);
     if (keepAliveMs > keepAliveMaxMs) add([...base, 'pool', 'keep_alive'], `must not exceed keep_alive_max (${formatDuration(keepAliveMaxMs)})`);
     totalConnections += up.pool.connections;
     upstreams.set(name, {
@@ -222,13 +195,13 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
       // Without a URL an issue is already recorded and no policy comes out; the placeholder never escapes.
       url: url ?? new URL('http://invalid.invalid/'),
       pool: { connections: up.pool.connections, keepAliveMs, keepAliveMaxMs },
-      timeoutMs: duration([...base, 'timeout'], up.timeout, 1, 30 * SECOND),
-      connectTimeoutMs: duration([...base, 'connect_timeout'], up.connect_timeout, 1, 30 * SECOND),
+      timeoutMs: duration([...base, 'timeout'], up.timeout, DURATION_BOUNDS['upstreams.*.timeout']),
+      connectTimeoutMs: duration([...base, 'connect_timeout'], up.connect_timeout, DURATION_BOUNDS['upstreams.*.connect_timeout']),
       retries: {
         max: up.retries.max,
-        initialMs: duration([...base, 'retries', 'initial'], up.retries.initial, 1, 30 * SECOND),
+        initialMs: duration([...base, 'retries', 'initial'], up.retries.initial, DURATION_BOUNDS['upstreams.*.retries.initial']),
         multiplier: up.retries.multiplier,
-        jitterMs: duration([...base, 'retries', 'jitter'], up.retries.jitter, 0, 10 * SECOND),
+        jitterMs: duration([...base, 'retries', 'jitter'], up.retries.jitter, DURATION_BOUNDS['upstreams.*.retries.jitter']),
       },
     });
   }
@@ -236,7 +209,13 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     add(['upstreams'], `the pools hold ${totalConnections} connections in total, more than limits.max_upstream_connections (${limits.maxUpstreamConnections})`);
   }
 
-  const routes = compileRoutes(raw.routes, upstreams, mfa.pathPrefix, locator, add, duration);
+  const routes = compileRoutes(raw.routes, {
+    upstreams: [...upstreams.keys()],
+    mfaPathPrefix: mfa.pathPrefix,
+    report: add,
+    lineOf: (path) => locator.line(path),
+    duration,
+  });
 
   if (issues.length > 0) return { issues };
   const policy: GatewayPolicy = {
@@ -249,7 +228,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     store,
     keys,
     upstreams: new FrozenMap([...upstreams].map(([name, up]) => [name, { ...up, url: readonlyUrl(up.url) }] as const)),
-    routes,
+    routes: routes.map(withFrozenMethods),
     default: raw.default,
     limits,
     authz: { trustedProxies: authzTrustedProxies },
@@ -258,7 +237,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
 }
 
 type Add = (path: readonly Segment[], message: string) => void;
-type Duration = (path: readonly Segment[], text: string, min: number, max: number) => number;
+type Duration = (path: readonly Segment[], text: string, bounds: DurationBounds) => number;
 
 function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Duration): JwtConfig {
   const base: Segment[] = ['auth', 'jwt'];
@@ -306,7 +285,7 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
         add(path, `cannot read key file "${file}" (${code === 'ENOENT' ? 'no such file' : code})`);
         return;
       }
-      const parsed = parseKeyText(text);
+      const parsed = parseJwtPublicKeyFile(text);
       if (typeof parsed === 'string') add(path, `key file "${file}" ${parsed}`);
       else staticKeys!.push(...parsed);
     });
@@ -316,60 +295,21 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
     issuer: raw.issuer,
     audience: typeof raw.audience === 'string' ? [raw.audience] : [...raw.audience],
     algorithms: [...algorithms],
-    clockToleranceMs: duration([...base, 'clock_tolerance'], raw.clock_tolerance, 0, 5 * MINUTE),
+    clockToleranceMs: duration([...base, 'clock_tolerance'], raw.clock_tolerance, DURATION_BOUNDS['auth.jwt.clock_tolerance']),
     ...(jwksUri !== undefined ? { jwksUri } : {}),
     ...(staticKeys !== undefined ? { staticKeys } : {}),
     ...(raw.hmac_secret !== undefined ? { hmacSecret: raw.hmac_secret } : {}),
     jwks: {
-      cooldownMs: duration([...base, 'jwks', 'cooldown'], raw.jwks.cooldown, 1, HOUR),
-      timeoutMs: duration([...base, 'jwks', 'timeout'], raw.jwks.timeout, 1, MINUTE),
-      cacheMaxAgeMs: duration([...base, 'jwks', 'cache_max_age'], raw.jwks.cache_max_age, SECOND, DAY),
+      cooldownMs: duration([...base, 'jwks', 'cooldown'], raw.jwks.cooldown, DURATION_BOUNDS['auth.jwt.jwks.cooldown']),
+      timeoutMs: duration([...base, 'jwks', 'timeout'], raw.jwks.timeout, DURATION_BOUNDS['auth.jwt.jwks.timeout']),
+      cacheMaxAgeMs: duration([...base, 'jwks', 'cache_max_age'], raw.jwks.cache_max_age, DURATION_BOUNDS['auth.jwt.jwks.cache_max_age']),
     },
-    cache: { maxEntries: raw.cache.max_entries, maxTtlMs: duration([...base, 'cache', 'max_ttl'], raw.cache.max_ttl, 0, HOUR) },
+    cache: { maxEntries: raw.cache.max_entries, maxTtlMs: duration([...base, 'cache', 'max_ttl'], raw.cache.max_ttl, DURATION_BOUNDS['auth.jwt.cache.max_ttl']) },
     maxTokenBytes: raw.max_token_bytes,
     scopeClaim: raw.scope_claim,
     rolesClaim: raw.roles_claim,
     acceptIdpMfa: raw.accept_idp_mfa,
   };
-}
-
-/** One file's keys as strings for the verifier (PEM blocks, or one JWK JSON each), or why not. Never echoes the file. */
-function parseKeyText(text: string): string[] | string {
-  const trimmed = text.trim();
-  if (trimmed.startsWith('{')) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(trimmed);
-    } catch {
-      return 'is not valid JSON';
-    }
-    const record = parsed as { keys?: unknown };
-    const jwks: unknown[] = Array.isArray(record.keys) ? record.keys : [parsed];
-    const out: string[] = [];
-    for (const jwk of jwks) {
-      if (typeof jwk !== 'object' || jwk === null) return 'holds something that is not a JWK';
-      const fields = jwk as Record<string, unknown>;
-      if ('d' in fields || fields.kty === 'oct') return 'holds a private or symmetric key; give the public key only';
-      try {
-        createPublicKey({ key: fields as JsonWebKey, format: 'jwk' });
-      } catch {
-        return 'holds a JWK that is not a usable public key';
-      }
-      out.push(JSON.stringify(fields));
-    }
-    return out.length > 0 ? out : 'holds an empty key set';
-  }
-  if (/PRIVATE KEY-----/.test(trimmed)) return 'holds a private key; give the public key only';
-  const blocks = trimmed.match(PEM_PUBLIC_KEY) ?? [];
-  if (blocks.length === 0) return 'is neither a PEM public key (-----BEGIN PUBLIC KEY-----) nor a JWK';
-  for (const block of blocks) {
-    try {
-      createPublicKey(block);
-    } catch {
-      return 'holds a PEM block that is not a usable public key';
-    }
-  }
-  return blocks;
 }
 
 function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | undefined {
@@ -392,108 +332,8 @@ function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | un
   return undefined;
 }
 
-function compileRoutes(
-  rawRoutes: readonly RawRoute[],
-  upstreams: ReadonlyMap<string, UpstreamConfig>,
-  mfaPrefix: string,
-  locator: Locator,
-  add: Add,
-  duration: Duration,
-): Route[] {
-  const names = new Map<string, number>();
-  const known = [...upstreams.keys()];
-  return rawRoutes.map((raw, index): Route => {
-    const base: Segment[] = ['routes', index];
-    const name = raw.name ?? `route_${index}`;
-    const previous = names.get(name);
-    if (previous !== undefined) {
-      add(raw.name !== undefined ? [...base, 'name'] : base, `duplicate route name "${name}" (routes[${previous}] at line ${locator.line(['routes', previous])} has it)`);
-    } else {
-      names.set(name, index);
-    }
-
-    const match = compileMatch(raw.match, [...base, 'match'], mfaPrefix, add);
-
-    let maxAgeMs: number | undefined;
-    if (raw.max_age !== undefined) {
-      if (raw.policy === 'step_up') maxAgeMs = duration([...base, 'max_age'], raw.max_age, SECOND, DAY);
-      else add([...base, 'max_age'], `applies to step_up only, not to ${raw.policy}`);
-    } else if (raw.policy === 'step_up') {
-      add([...base, 'policy'], 'step_up needs max_age: how old the last second factor may be, e.g. 5m');
-    }
-
-    if (raw.upstream === undefined) {
-      if (raw.policy !== 'deny') add([...base, 'upstream'], `required for policy ${raw.policy} (only deny routes forward nowhere)`);
-    } else if (!upstreams.has(raw.upstream)) {
-      add([...base, 'upstream'], `unknown upstream "${raw.upstream}"${known.length > 0 ? ` (defined: ${known.join(', ')})` : ' (no upstreams are defined)'}`);
-    }
-
-    // A scope on a route that checks no token would read as protection it does not give.
-    if ((raw.policy === 'public' || raw.policy === 'deny') && (raw.scopes.length > 0 || raw.roles.length > 0)) {
-      add([...base, raw.scopes.length > 0 ? 'scopes' : 'roles'], `a ${raw.policy} route checks no token, so scopes and roles would never be enforced`);
-    }
-
-    return {
-      index,
-      name,
-      line: locator.line(base),
-      match,
-      policy: raw.policy,
-      ...(raw.upstream !== undefined ? { upstream: raw.upstream } : {}),
-      ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
-      scopes: [...new Set(raw.scopes)],
-      roles: [...new Set(raw.roles)],
-      forwardAuthorization: raw.forward_authorization,
-      websocket: raw.websocket,
-    };
-  });
-}
-
-function compileMatch(raw: RawRoute['match'], base: readonly Segment[], mfaPrefix: string, add: Add): RouteMatch {
-  const pathKeys = (['path', 'path_prefix', 'path_regex'] as const).filter((key) => raw[key] !== undefined);
-  if (pathKeys.length > 1) add(base, `at most one of path, path_prefix, path_regex (found ${pathKeys.join(', ')})`);
-
-  let host: string | undefined;
-  if (raw.host !== undefined) {
-    // The very function requests go through, so a rule's host and a request's host compare alike.
-    host = normalizeHost(raw.host);
-    if (raw.host.includes('*')) add([...base, 'host'], 'wildcards are not supported: list each host in its own route');
-    else if (host === undefined) add([...base, 'host'], 'not a host name, IP literal or host:port');
-  }
-
-  for (const key of ['path', 'path_prefix'] as const) {
-    const value = raw[key];
-    if (value === undefined) continue;
-    if (/[?#]/.test(value)) add([...base, key], "matches the path only: a '?' or '#' here could never match");
-    else if (/[\s\x00-\x1f\x7f]/.test(value)) add([...base, key], 'must not contain spaces or control characters');
-    else if (UNREACHABLE_PATH.test(value)) {
-      add([...base, key], "holds '//', a dot segment, ';', '\\' or an encoded '.', '/', '\\' or NUL: requests carrying those are refused with 400, so this could never match");
-    } else if (value.startsWith(mfaPrefix)) {
-      add([...base, key], `lies under mfa.path_prefix (${mfaPrefix}), which the gateway answers itself, so this could never match`);
-    }
-  }
-
-  let pathRegex: RegExp | undefined;
-  if (raw.path_regex !== undefined) {
-    const source = raw.path_regex;
-    try {
-      // Compiled alone first: an unbalanced ')' would otherwise escape the anchoring group below.
-      new RegExp(source);
-      const refused = nestedQuantifier(source);
-      if (refused !== undefined) add([...base, 'path_regex'], `refused: ${refused}`);
-      else pathRegex = new RegExp(`^(?:${source})$`);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      add([...base, 'path_regex'], `invalid regular expression: ${message.slice(message.lastIndexOf(': ') + 2)}`);
-    }
-  }
-
-  const methods = raw.methods === undefined ? undefined : new FrozenSet(raw.methods.map((method) => method.toUpperCase()));
-  return {
-    ...(host !== undefined ? { host } : {}),
-    ...(raw.path !== undefined ? { path: raw.path } : {}),
-    ...(raw.path_prefix !== undefined ? { pathPrefix: raw.path_prefix } : {}),
-    ...(pathRegex !== undefined ? { pathRegex } : {}),
-    ...(methods !== undefined ? { methods } : {}),
-  };
+/** Route compile builds plain method Sets; the policy every request shares gets read-only ones. */
+function withFrozenMethods(route: Route): Route {
+  const methods = route.match.methods;
+  return methods === undefined ? route : { ...route, match: { ...route.match, methods: new FrozenSet(methods) } };
 }

@@ -54,12 +54,22 @@ export function readonlyUrl(url: URL): URL {
   return Object.freeze(url);
 }
 
-/** Freezes plain objects and arrays recursively, and the values held by maps and sets. */
+/**
+ * Freezes plain objects and arrays recursively, and the values held by maps and sets. A plain Map,
+ * Set or URL would stay mutable under Object.freeze: meeting one is the caller's bug, so it throws
+ * rather than hand out a policy that only looks frozen.
+ */
 export function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || value instanceof URL) return value;
+  if (typeof value !== 'object' || value === null) return value;
+  if (value instanceof URL) {
+    if (!Object.isFrozen(value)) throw new TypeError('deepFreeze met a URL not made read-only by readonlyUrl');
+    return value;
+  }
   if (value instanceof Map) {
+    if (!(value instanceof FrozenMap)) throw new TypeError('deepFreeze met a Map that is not a FrozenMap');
     for (const entry of value.values()) deepFreeze(entry);
   } else if (value instanceof Set) {
+    if (!(value instanceof FrozenSet)) throw new TypeError('deepFreeze met a Set that is not a FrozenSet');
     for (const entry of value.values()) deepFreeze(entry);
   } else if (!(value instanceof RegExp)) {
     for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<string | symbol, unknown>)[key]);

@@ -1,9 +1,15 @@
 /**
  * The policy file after validation: every default applied, durations in milliseconds, regexes
- * compiled, frozen. Code past the loader only ever sees this shape.
+ * compiled, frozen. Code past the loader only ever sees this shape, and every value in it is
+ * within the loader's bounds (the JSON Schema's for numbers and strings, bounds.ts for durations):
+ * code that receives a GatewayPolicy, or a part of one, relies on them and does not check again.
  */
+import type { Route } from '../routes/types.js';
 
-export type PolicyName = 'public' | 'bearer' | 'mfa' | 'step_up' | 'deny';
+// Route types live with route compilation and matching; re-exported because the policy holds the
+// routes and most code reads the policy's types from here.
+export type { PolicyName, Route, RouteMatch } from '../routes/types.js';
+
 export type JwtAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'HS256' | 'HS384' | 'HS512';
 export type OtpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
 
@@ -86,37 +92,6 @@ export interface UpstreamConfig {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly retries: RetryConfig;
-}
-
-export interface RouteMatch {
-  /** Lower-cased, no trailing dot, no default port. */
-  readonly host?: string;
-  readonly path?: string;
-  /** Ends with '/', or matches on a segment boundary. */
-  readonly pathPrefix?: string;
-  /** Anchored on the path only (^…$ added). */
-  readonly pathRegex?: RegExp;
-  /** Upper-case; undefined means any method. */
-  readonly methods?: ReadonlySet<string>;
-}
-
-export interface Route {
-  /** Position in the file, 0-based; first match wins. */
-  readonly index: number;
-  /** `name:` if given, else `route_<index>`. Bounded: used as a metric label. */
-  readonly name: string;
-  /** 1-based line of the route in the policy file, for messages. */
-  readonly line: number;
-  readonly match: RouteMatch;
-  readonly policy: PolicyName;
-  readonly upstream?: string;
-  /** step_up only: how old the last second factor may be. */
-  readonly maxAgeMs?: number;
-  readonly scopes: readonly string[];
-  readonly roles: readonly string[];
-  readonly forwardAuthorization: boolean;
-  /** Allow WebSocket upgrades on this route (decided first, then tunnelled). */
-  readonly websocket: boolean;
 }
 
 export interface GatewayPolicy {

@@ -3,7 +3,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rena
 import { basename, dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../time/clock.js';
 import { KeyringError } from './errors.js';
-import { checkKeySet, formatCreatedDate, KID_PATTERN, parseKeyLine, splitKeyText, type KeySource, type ParsedKey } from './keyformat.js';
+import { checkKeySet, formatCreatedDate, KID_PATTERN, parseEncryptionKeyLines, splitKeyText, type KeySource } from './keyformat.js';
 
 const FILE_HEADER = `# mfa-gateway secret-encryption keys (see docs/keys.md). Keep this file secret (mode 0600).
 # <kid> <base64 of 32 random bytes> <created YYYY-MM-DD> [primary]
@@ -58,14 +58,12 @@ export function rotateKeyFile(path: string, clock: Clock = systemClock): { reado
     if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist`);
     throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`);
   }
+  const parsed = parseEncryptionKeyLines(text, source, false);
+  // Only kids, lines and the primary flag are needed here: drop the key bytes at once.
+  for (const k of parsed) k.key.fill(0);
+  // The same split as the parser's, so parsed line numbers index into `lines` for the edit below.
   const lines = splitKeyText(text, false);
   if (lines.at(-1) === '') lines.pop();
-  const parsed: (ParsedKey & { source: KeySource })[] = [];
-  lines.forEach((raw, index) => {
-    const k = parseKeyLine(raw, index + 1, source);
-    if (k !== undefined) parsed.push({ ...k, source });
-  });
-  for (const k of parsed) k.key.fill(0);
   if (parsed.length === 0) throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} holds no key to rotate from`);
   const previous = checkKeySet(parsed);
 

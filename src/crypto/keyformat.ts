@@ -36,6 +36,9 @@ export interface KeySource {
   readonly unit: 'line' | 'entry';
 }
 
+/** A parsed key with where it came from; the whole-set rules report both places of a clash. */
+export type SourcedKey = ParsedKey & { readonly source: KeySource };
+
 export function splitKeyText(text: string, allowSemicolons: boolean): string[] {
   return text.split(allowSemicolons ? /\r?\n|;/ : /\r?\n/);
 }
@@ -59,7 +62,7 @@ export function formatCreatedDate(now: number): string {
  * Parses one line; undefined for blank and comment lines. Errors name the line number and what
  * is wrong, never the line itself (it may hold a key, possibly in the wrong column).
  */
-export function parseKeyLine(raw: string, line: number, source: KeySource): ParsedKey | undefined {
+function parseKeyLine(raw: string, line: number, source: KeySource): ParsedKey | undefined {
   const text = raw.trim();
   if (text === '' || text.startsWith('#')) return undefined;
   const where = `${source.name} ${source.unit} ${line}`;
@@ -92,19 +95,22 @@ export function parseKeyLine(raw: string, line: number, source: KeySource): Pars
   return { kid, key, createdAt, primary: flag === 'primary', line };
 }
 
-/** Parses a whole file or variable; checks per-source rules (duplicate kids). */
-export function parseKeyText(text: string, source: KeySource, allowSemicolons: boolean): ParsedKey[] {
-  const keys: ParsedKey[] = [];
+/**
+ * Parses a whole key file or key variable (the encryption-key line format above; not to be confused
+ * with the PEM/JWK public keys of `auth.jwt.public_keys`). Throws KeyringError on the first bad line.
+ */
+export function parseEncryptionKeyLines(text: string, source: KeySource, allowSemicolons: boolean): SourcedKey[] {
+  const keys: SourcedKey[] = [];
   splitKeyText(text, allowSemicolons).forEach((raw, index) => {
     const parsed = parseKeyLine(raw, index + 1, source);
-    if (parsed !== undefined) keys.push(parsed);
+    if (parsed !== undefined) keys.push({ ...parsed, source });
   });
   return keys;
 }
 
 /** Rules over the whole set (all sources together): unique kids, exactly one primary. */
-export function checkKeySet(keys: readonly (ParsedKey & { readonly source: KeySource })[]): ParsedKey & { readonly source: KeySource } {
-  const seen = new Map<string, ParsedKey & { readonly source: KeySource }>();
+export function checkKeySet(keys: readonly SourcedKey[]): SourcedKey {
+  const seen = new Map<string, SourcedKey>();
   for (const k of keys) {
     const first = seen.get(k.kid);
     if (first !== undefined) {

@@ -5,12 +5,13 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { SealedSecret } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { KeyringError } from './errors.js';
-import { checkKeySet, parseKeyText, type KeySource, type ParsedKey } from './keyformat.js';
+import { checkKeySet, parseEncryptionKeyLines, type KeySource, type ParsedKey, type SourcedKey } from './keyformat.js';
 
 export { KeyringError, type KeyringErrorCode } from './errors.js';
 export { KID_PATTERN } from './keyformat.js';
 export { ensureDemoKeyFile, generateKeyLine, rotateKeyFile } from './keyfile.js';
-export { rewrapFactors } from './rewrap.js';
+// rewrapFactors is not re-exported: it uses a Keyring, so importing it here would make rewrap.ts and
+// this file import each other. Callers take it from rewrap.ts.
 
 /**
  * Secrets at rest: AES-256-GCM under a key chosen by kid, with associated data binding the
@@ -90,8 +91,8 @@ function encodeAad(kid: string, aad: SecretAad): Buffer {
   return Buffer.concat(out);
 }
 
-function readKeySource(options: LoadKeyringOptions): (ParsedKey & { source: KeySource })[] {
-  const keys: (ParsedKey & { source: KeySource })[] = [];
+function readKeySource(options: LoadKeyringOptions): SourcedKey[] {
+  const keys: SourcedKey[] = [];
   if (options.file !== undefined) {
     const source: KeySource = { name: `key file ${options.file}`, unit: 'line' };
     let text: string;
@@ -102,12 +103,12 @@ function readKeySource(options: LoadKeyringOptions): (ParsedKey & { source: KeyS
       if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist; the gateway does not start without an encryption key`);
       throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`);
     }
-    for (const k of parseKeyText(text, source, false)) keys.push({ ...k, source });
+    keys.push(...parseEncryptionKeyLines(text, source, false));
   }
   if (options.env !== undefined) {
     const source: KeySource = { name: `key variable ${options.env}`, unit: 'entry' };
     const text = process.env[options.env] ?? '';
-    for (const k of parseKeyText(text, source, true)) keys.push({ ...k, source });
+    keys.push(...parseEncryptionKeyLines(text, source, true));
   }
   return keys;
 }

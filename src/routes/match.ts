@@ -4,7 +4,7 @@
  * lookup is a loop of string compares with no allocation beyond a host that needs normalising.
  * Hosts on both sides go through the request canonicaliser's normalizeHost, so they cannot disagree.
  */
-import type { Route } from '../config/types.js';
+import type { Route } from './types.js';
 import { normalizeHost } from '../request/host.js';
 
 const SLASH = 0x2f;

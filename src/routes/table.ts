@@ -2,7 +2,7 @@
  * What `check` and the admin API print: the route table, warnings for rules no request can
  * reach, and the default.
  */
-import type { GatewayPolicy, Route, RouteMatch } from '../config/types.js';
+import type { Route, RouteMatch, RouteTable } from './types.js';
 import { formatDuration } from '../time/duration.js';
 import { pathHasPrefix } from './match.js';
 
@@ -78,9 +78,9 @@ function describeClaims(route: Route): string {
  * default. Paths read `/exact`, `/prefix/*` (`/prefix[/*]` for a prefix without a trailing
  * slash: itself and below), `~regex` (anchored on the whole path) or `*` (any).
  */
-export function formatRouteTable(policy: GatewayPolicy): string {
+export function formatRouteTable(table: RouteTable): string {
   const header = ['#', 'name', 'host', 'methods', 'path', 'policy', 'upstream', 'scopes/roles'];
-  const rows = policy.routes.map((route) => [
+  const rows = table.routes.map((route) => [
     String(route.index + 1),
     route.name,
     route.match.host ?? '*',
@@ -94,9 +94,9 @@ export function formatRouteTable(policy: GatewayPolicy): string {
   const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
   const lines = [line(header), ...rows.map(line)];
   if (rows.length === 0) lines.push('(no routes: every request is refused)');
-  for (const { route, shadowedBy } of findShadowedRoutes(policy.routes)) {
+  for (const { route, shadowedBy } of findShadowedRoutes(table.routes)) {
     lines.push(`warning: route ${route.index + 1} (${route.name}) is shadowed by route ${shadowedBy.index + 1} (${shadowedBy.name})`);
   }
-  lines.push(`default: ${policy.default}`);
+  lines.push(`default: ${table.default}`);
   return lines.join('\n');
 }

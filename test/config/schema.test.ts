@@ -134,6 +134,9 @@ describe('config/gateway.schema.json', () => {
       ['method lower-case', (d) => void (d.routes = [{ match: { methods: ['get'] }, upstream: 'app', policy: 'bearer' }]), true],
       ['method with a digit', (d) => void (d.routes = [{ match: { methods: ['G3T'] }, upstream: 'app', policy: 'bearer' }]), false],
       ['mfa path_prefix without the trailing slash', (d) => void (d.mfa = { path_prefix: '/.mfa' }), false],
+      // The forwarder refuses pools above 10 000 connections: a file check accepts must also start.
+      ['pool of 10000 connections', (d) => void ((d.upstreams = { app: { url: 'http://x', pool: { connections: 10000 } } }), (d.limits = { max_upstream_connections: 10000 })), true],
+      ['pool of 10001 connections', (d) => void ((d.upstreams = { app: { url: 'http://x', pool: { connections: 10001 } } }), (d.limits = { max_upstream_connections: 20000 })), false],
     ];
     for (const [name, edit, expected] of samples) {
       const doc = structuredClone(BASE) as Record<string, Json>;

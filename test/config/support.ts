@@ -1,5 +1,8 @@
 /** Policy texts for the config and routes tests. Line numbers in expectations count from HEAD's first line. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parsePolicy, PolicyError } from '../../src/config/load.js';
 import type { GatewayPolicy } from '../../src/config/types.js';
 
@@ -15,6 +18,9 @@ upstreams:
   app: { url: http://127.0.0.1:9000 }
 routes:
 `;
+
+/** One route line to complete HEAD with (line 9). */
+export const ROUTE = "  - { name: r0, match: { path: /x }, upstream: app, policy: public }\n";
 
 export function parse(text: string, env: Record<string, string> = {}): GatewayPolicy {
   return parsePolicy(text, 't.yaml', '/nonexistent', { env });
@@ -36,4 +42,10 @@ export function issuesOf(text: string, options: { source?: string; baseDir?: str
     return error.message.split('\n');
   }
   assert.fail('the policy was accepted');
+}
+
+/** A scratch directory, removed when the `using` scope ends. */
+export function tempDir(): { dir: string; [Symbol.dispose](): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'mfa-gw-config-'));
+  return { dir, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadKeyring, rewrapFactors, rotateKeyFile, type Keyring } from '../../src/crypto/keyring.js';
+import { loadKeyring, rotateKeyFile, type Keyring } from '../../src/crypto/keyring.js';
+import { rewrapFactors } from '../../src/crypto/rewrap.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import type { FactorRecord } from '../../src/store/types.js';
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nestedQuantifier } from '../../src/config/regex-safety.js';
+import { nestedQuantifier } from '../../src/routes/regex-safety.js';
 
 describe('nestedQuantifier (ReDoS guard)', () => {
   test('refuses a repeated group that itself repeats without bound, and names the group', () => {

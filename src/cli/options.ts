@@ -1,0 +1,40 @@
+/**
+ * The command line's options: the table main.ts parses with, and the values the commands read.
+ * A module of its own so that commands.ts and offline.ts both depend on it rather than on each other.
+ */
+import type { ParseArgsConfig } from 'node:util';
+
+export const CLI_OPTIONS = {
+  config: { type: 'string', short: 'c', default: 'config/gateway.yaml' },
+  demo: { type: 'boolean', default: false },
+  sub: { type: 'string' },
+  user: { type: 'string' },
+  scope: { type: 'string', default: '' },
+  roles: { type: 'string', default: '' },
+  ttl: { type: 'string', default: '1h' },
+  amr: { type: 'string' },
+  type: { type: 'string', default: 'totp' },
+  secret: { type: 'string' },
+  counter: { type: 'string' },
+  label: { type: 'string' },
+  id: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+/** What the commands read from the parsed options (tests and callers may leave any of them out). */
+export interface CliValues {
+  readonly config?: string | undefined;
+  readonly demo?: boolean | undefined;
+  readonly sub?: string | undefined;
+  readonly user?: string | undefined;
+  readonly scope?: string | undefined;
+  readonly roles?: string | undefined;
+  readonly ttl?: string | undefined;
+  readonly amr?: string | undefined;
+  readonly type?: string | undefined;
+  readonly secret?: string | undefined;
+  readonly counter?: string | undefined;
+  readonly label?: string | undefined;
+  readonly id?: string | undefined;
+  readonly help?: boolean | undefined;
+}

@@ -1,0 +1,46 @@
+/**
+ * The range of every duration in the policy file, in milliseconds, both ends included. The JSON
+ * Schema holds the other bounds (integers, lengths, patterns); durations are strings to it, so
+ * their ranges live here and compile.ts enforces them. Together the two are the one place where a
+ * policy value is checked: code past the loader relies on a GatewayPolicy being in range and does
+ * not check it again. The schema's descriptions quote these ranges for editors, and
+ * test/config/bounds.test.ts keeps the two in step.
+ */
+import { STEP_UP_MAX_AGE_BOUNDS } from '../routes/compile.js';
+
+export interface DurationBounds {
+  readonly min: number;
+  readonly max: number;
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** Keyed by where the duration sits: `*` stands for an upstream's name, `[]` for a list's items. */
+export const DURATION_BOUNDS = {
+  'auth.jwt.clock_tolerance': { min: 0, max: 5 * MINUTE },
+  'auth.jwt.jwks.cooldown': { min: 1, max: HOUR },
+  'auth.jwt.jwks.timeout': { min: 1, max: MINUTE },
+  'auth.jwt.jwks.cache_max_age': { min: SECOND, max: DAY },
+  'auth.jwt.cache.max_ttl': { min: 0, max: HOUR },
+  // The source document's MFA session is 12–24 h; shorter ones are allowed for tests and demos.
+  'mfa.session.ttl': { min: MINUTE, max: DAY },
+  'mfa.lockout.find_time': { min: SECOND, max: DAY },
+  'mfa.lockout.backoff[]': { min: SECOND, max: DAY },
+  'mfa.enrollment.pending_ttl': { min: MINUTE, max: HOUR },
+  'keys.rotation': { min: DAY, max: 3650 * DAY },
+  'limits.drain_timeout': { min: 0, max: 10 * MINUTE },
+  // Upstream keep-alive 60 s by default, 300 s at most; request timeout 10 s, 30 s at most.
+  'upstreams.*.pool.keep_alive': { min: SECOND, max: 300 * SECOND },
+  'upstreams.*.pool.keep_alive_max': { min: SECOND, max: 300 * SECOND },
+  'upstreams.*.timeout': { min: 1, max: 30 * SECOND },
+  'upstreams.*.connect_timeout': { min: 1, max: 30 * SECOND },
+  'upstreams.*.retries.initial': { min: 1, max: 30 * SECOND },
+  'upstreams.*.retries.jitter': { min: 0, max: 10 * SECOND },
+  // Compiled with the routes, so the bound is defined there.
+  'routes[].max_age': STEP_UP_MAX_AGE_BOUNDS,
+} as const satisfies Readonly<Record<string, DurationBounds>>;
+
+export type DurationKey = keyof typeof DURATION_BOUNDS;

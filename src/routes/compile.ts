@@ -1,0 +1,156 @@
+/**
+ * `routes:` of the policy file → Route objects: names, match rules (hosts normalised like requests,
+ * methods upper-cased, regexes ReDoS-checked and anchored), policies and their upstreams. Runs on
+ * data the schema accepted, with defaults filled in; every problem is reported with its key path,
+ * and compilation goes on so one run shows them all. The loader (config/compile.ts) turns the
+ * paths into `file:line: path: message` and freezes the result.
+ */
+import { normalizeHost } from '../request/host.js';
+import { nestedQuantifier } from './regex-safety.js';
+import type { PolicyName, Route, RouteMatch } from './types.js';
+
+/** One entry of `routes:` as the schema describes it. */
+export interface RawRoute {
+  readonly name?: string;
+  readonly match: {
+    readonly host?: string;
+    readonly path?: string;
+    readonly path_prefix?: string;
+    readonly path_regex?: string;
+    readonly methods?: readonly string[];
+  };
+  readonly upstream?: string;
+  readonly policy: PolicyName;
+  readonly max_age?: string;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly forward_authorization: boolean;
+  readonly websocket: boolean;
+}
+
+/** Where a value sits in the policy file, in YAML keys: `['routes', 2, 'match', 'path']`. */
+export type KeyPath = readonly (string | number)[];
+
+export interface RouteCompileContext {
+  /** The upstreams the file defines, in file order (named in "unknown upstream" messages). */
+  readonly upstreams: readonly string[];
+  /** mfa.path_prefix: the gateway answers everything under it, so no rule there can match. */
+  readonly mfaPathPrefix: string;
+  /** Records a problem at `path`. */
+  readonly report: (path: KeyPath, message: string) => void;
+  /** 1-based line of the value at `path` in the policy file. */
+  readonly lineOf: (path: KeyPath) => number;
+  /** Milliseconds of the duration at `path`; reports it when unreadable or outside the bounds. */
+  readonly duration: (path: KeyPath, text: string, bounds: { readonly min: number; readonly max: number }) => number;
+}
+
+/** step_up's `max_age`: at least a second, at most a day. */
+export const STEP_UP_MAX_AGE_BOUNDS = { min: 1000, max: 24 * 3_600_000 } as const;
+
+/** What request canonicalisation refuses with 400: a rule that needs it could never match. */
+const UNREACHABLE_PATH = /\/\/|\/\.\.?(\/|$)|[;\\]|%2e|%2f|%5c|%00/i;
+
+/**
+ * The routes in file order. Method sets are plain Sets here: the caller freezes the policy as a
+ * whole. Without issues reported, every route is usable as is.
+ */
+export function compileRoutes(rawRoutes: readonly RawRoute[], ctx: RouteCompileContext): Route[] {
+  const { report } = ctx;
+  const names = new Map<string, number>();
+  const known = new Set(ctx.upstreams);
+  return rawRoutes.map((raw, index): Route => {
+    const base: KeyPath = ['routes', index];
+    const name = raw.name ?? `route_${index}`;
+    const previous = names.get(name);
+    if (previous !== undefined) {
+      report(raw.name !== undefined ? [...base, 'name'] : base, `duplicate route name "${name}" (routes[${previous}] at line ${ctx.lineOf(['routes', previous])} has it)`);
+    } else {
+      names.set(name, index);
+    }
+
+    const match = compileMatch(raw.match, [...base, 'match'], ctx);
+
+    let maxAgeMs: number | undefined;
+    if (raw.max_age !== undefined) {
+      if (raw.policy === 'step_up') maxAgeMs = ctx.duration([...base, 'max_age'], raw.max_age, STEP_UP_MAX_AGE_BOUNDS);
+      else report([...base, 'max_age'], `applies to step_up only, not to ${raw.policy}`);
+    } else if (raw.policy === 'step_up') {
+      report([...base, 'policy'], 'step_up needs max_age: how old the last second factor may be, e.g. 5m');
+    }
+
+    if (raw.upstream === undefined) {
+      if (raw.policy !== 'deny') report([...base, 'upstream'], `required for policy ${raw.policy} (only deny routes forward nowhere)`);
+    } else if (!known.has(raw.upstream)) {
+      report([...base, 'upstream'], `unknown upstream "${raw.upstream}"${known.size > 0 ? ` (defined: ${ctx.upstreams.join(', ')})` : ' (no upstreams are defined)'}`);
+    }
+
+    // A scope on a route that checks no token would read as protection it does not give.
+    if ((raw.policy === 'public' || raw.policy === 'deny') && (raw.scopes.length > 0 || raw.roles.length > 0)) {
+      report([...base, raw.scopes.length > 0 ? 'scopes' : 'roles'], `a ${raw.policy} route checks no token, so scopes and roles would never be enforced`);
+    }
+
+    return {
+      index,
+      name,
+      line: ctx.lineOf(base),
+      match,
+      policy: raw.policy,
+      ...(raw.upstream !== undefined ? { upstream: raw.upstream } : {}),
+      ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
+      scopes: [...new Set(raw.scopes)],
+      roles: [...new Set(raw.roles)],
+      forwardAuthorization: raw.forward_authorization,
+      websocket: raw.websocket,
+    };
+  });
+}
+
+function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileContext): RouteMatch {
+  const { report, mfaPathPrefix } = ctx;
+  const pathKeys = (['path', 'path_prefix', 'path_regex'] as const).filter((key) => raw[key] !== undefined);
+  if (pathKeys.length > 1) report(base, `at most one of path, path_prefix, path_regex (found ${pathKeys.join(', ')})`);
+
+  let host: string | undefined;
+  if (raw.host !== undefined) {
+    // The very function requests go through, so a rule's host and a request's host compare alike.
+    host = normalizeHost(raw.host);
+    if (raw.host.includes('*')) report([...base, 'host'], 'wildcards are not supported: list each host in its own route');
+    else if (host === undefined) report([...base, 'host'], 'not a host name, IP literal or host:port');
+  }
+
+  for (const key of ['path', 'path_prefix'] as const) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    if (/[?#]/.test(value)) report([...base, key], "matches the path only: a '?' or '#' here could never match");
+    else if (/[\s\x00-\x1f\x7f]/.test(value)) report([...base, key], 'must not contain spaces or control characters');
+    else if (UNREACHABLE_PATH.test(value)) {
+      report([...base, key], "holds '//', a dot segment, ';', '\\' or an encoded '.', '/', '\\' or NUL: requests carrying those are refused with 400, so this could never match");
+    } else if (value.startsWith(mfaPathPrefix)) {
+      report([...base, key], `lies under mfa.path_prefix (${mfaPathPrefix}), which the gateway answers itself, so this could never match`);
+    }
+  }
+
+  let pathRegex: RegExp | undefined;
+  if (raw.path_regex !== undefined) {
+    const source = raw.path_regex;
+    try {
+      // Compiled alone first: an unbalanced ')' would otherwise escape the anchoring group below.
+      new RegExp(source);
+      const refused = nestedQuantifier(source);
+      if (refused !== undefined) report([...base, 'path_regex'], `refused: ${refused}`);
+      else pathRegex = new RegExp(`^(?:${source})$`);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      report([...base, 'path_regex'], `invalid regular expression: ${message.slice(message.lastIndexOf(': ') + 2)}`);
+    }
+  }
+
+  const methods = raw.methods === undefined ? undefined : new Set(raw.methods.map((method) => method.toUpperCase()));
+  return {
+    ...(host !== undefined ? { host } : {}),
+    ...(raw.path !== undefined ? { path: raw.path } : {}),
+    ...(raw.path_prefix !== undefined ? { pathPrefix: raw.path_prefix } : {}),
+    ...(pathRegex !== undefined ? { pathRegex } : {}),
+    ...(methods !== undefined ? { methods } : {}),
+  };
+}

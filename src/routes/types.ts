@@ -1,0 +1,43 @@
+/**
+ * A route as the gateway uses it: compiled from the policy file's `routes:` (routes/compile.ts),
+ * matched on every request (routes/match.ts), printed by `check` (routes/table.ts).
+ */
+
+export type PolicyName = 'public' | 'bearer' | 'mfa' | 'step_up' | 'deny';
+
+export interface RouteMatch {
+  /** Lower-cased, no trailing dot, no default port. */
+  readonly host?: string;
+  readonly path?: string;
+  /** Ends with '/', or matches on a segment boundary. */
+  readonly pathPrefix?: string;
+  /** Anchored on the path only (^…$ added). */
+  readonly pathRegex?: RegExp;
+  /** Upper-case; undefined means any method. */
+  readonly methods?: ReadonlySet<string>;
+}
+
+export interface Route {
+  /** Position in the file, 0-based; first match wins. */
+  readonly index: number;
+  /** `name:` if given, else `route_<index>`. Bounded: used as a metric label. */
+  readonly name: string;
+  /** 1-based line of the route in the policy file, for messages. */
+  readonly line: number;
+  readonly match: RouteMatch;
+  readonly policy: PolicyName;
+  readonly upstream?: string;
+  /** step_up only: how old the last second factor may be. */
+  readonly maxAgeMs?: number;
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly forwardAuthorization: boolean;
+  /** Allow WebSocket upgrades on this route (decided first, then tunnelled). */
+  readonly websocket: boolean;
+}
+
+/** The rules in match order and what happens when none matches (a GatewayPolicy is one). */
+export interface RouteTable {
+  readonly routes: readonly Route[];
+  readonly default: 'deny';
+}
