@@ -42,7 +42,7 @@ export interface RssRow {
   readonly p99Ms: number;
 }
 
-export function median(values: readonly number[]): number {
+function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
@@ -98,7 +98,7 @@ export function aggregate(samples: readonly Sample[], targets: readonly TargetIn
     });
 }
 
-export type Row = ReturnType<typeof aggregate>[number];
+type Row = ReturnType<typeof aggregate>[number];
 
 /** The most verifications/s one core can do here: minimal undici proxy + upstream, plus the floor's steps. */
 function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { baseMicros: number; workMicros: number; rps: number } | undefined {
@@ -109,7 +109,7 @@ function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { baseMic
   return { baseMicros, workMicros, rps: 1e6 / (baseMicros + workMicros) };
 }
 
-export interface Verdict {
+interface Verdict {
   readonly target: string;
   readonly measured: string;
   readonly status: 'met' | 'missed' | 'not measured';
@@ -167,7 +167,7 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-export interface RunReport {
+interface RunReport {
   readonly startedAt: string;
   readonly settings: { readonly [key: string]: number | string | boolean };
   readonly machine: MachineFacts;

@@ -7,7 +7,7 @@ import { BenchError, pinned } from './proc.js';
 
 /** One wrk run (Debian `wrk` 4.x), the numbers of its `--latency` report, and its Lua scripts. */
 
-export interface WrkOptions {
+interface WrkOptions {
   readonly url: string;
   readonly connections: number;
   readonly durationSec: number;
@@ -92,7 +92,7 @@ export interface ScriptRequest {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-export interface ScriptCodes {
+interface ScriptCodes {
   /** `Bearer …` per user. */
   readonly authorizations: readonly string[];
   readonly plan: readonly PlannedCode[];
