@@ -2,6 +2,7 @@
 /**
  * `npm run bench`: mfa-gateway's cost per request against direct, a minimal undici proxy,
  * http-proxy and nginx, in one run on one machine (issue 5; how to read it: bench/README.md).
+ * `npm run bench -- --soak 10m`: the gateway alone under steady mixed load, its RSS sampled.
  *
  * Layout on a 2-core machine: the upstream and every proxy share CPU 0, wrk and this orchestrator
  * use CPU 1, so in the loaded rows CPU 0 is the bottleneck and 1/rps is the CPU time a request
@@ -13,50 +14,42 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Pool, request } from 'undici';
-import {
-  enrolMany,
-  enrolUser,
-  gatewayClient,
-  markUsed,
-  nextCode,
-  openSession,
-  PATHS,
-  planCodes,
-  signToken,
-  type EnrolledUser,
-} from './lib/gateway-setup.js';
-import { writeFreshCodeScript } from './lib/lua.js';
-import { provisionUsers } from './lib/provision.js';
-import { measureVerificationFloor, type FloorStep } from './lib/floor.js';
-import { cpuProcessMicros, machineFacts } from './lib/machine.js';
-import { nginxMissingReason } from './lib/nginx.js';
-import { BenchOptionError, parseRunOptions, RUN_SPECS, usage, type RunOptions } from './lib/options.js';
-import { BenchError, cpuMicros, hasCommand, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
-import { connectProfiler, inspectorUrlFromLog, type RemoteProfiler } from './lib/inspector.js';
-import { renderProfileSummary, summariseProfile } from './lib/profile.js';
-import { aggregate, renderMarkdown, verdicts, type Mode, type RssRow, type RunReport, type Sample, type TargetInfo } from './lib/report.js';
-import { launchGateway, prepareGateway, REPO_ROOT, startNginx, startNodeBaseline, startUpstream, upstreamServed } from './lib/stack.js';
-import { fmt } from './lib/stats.js';
-import { assertClean, runWrk, type WrkResult } from './lib/wrk.js';
+import { measureVerificationFloor } from './lib/floor.js';
+import { bearer, enrolUser, inParallel, markUsed, nextCode, openSession, PATHS, planCodes, stepOf, TOTP_PERIOD_SECONDS, type User, type Workspace } from './lib/gateway-setup.js';
+import { BenchOptionError, parseOptions, usage, type Options, type TargetName } from './lib/options.js';
+import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
+import { aggregate, fmt, renderRun, soakSummary, verdicts, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
+import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, upstreamServed } from './lib/stack.js';
+import { assertClean, runWrk, writeScript, type ScriptRequest, type WrkResult } from './lib/wrk.js';
 
 interface Target extends TargetInfo {
-  readonly port: number;
-  readonly path: string;
+  readonly name: TargetName;
+  readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   /** The process whose CPU and memory are the proxy's (undefined for direct). */
-  readonly proxy?: ManagedProcess;
-  /** Every request must reach the upstream (false for forward-auth, which answers itself). */
-  readonly reachesUpstream: boolean;
-  /** x-bench-subject the upstream must echo ('-' when no identity is added). */
-  readonly expectSubject?: string;
-  readonly c1: boolean;
-  /** New X-MFA-Token per request, from the code plan. */
-  readonly freshCodes: boolean;
+  readonly proxy: ManagedProcess | undefined;
 }
 
-const ALL_TARGETS = ['direct', 'undici', 'http-proxy', 'nginx', 'public', 'bearer-rs256', 'bearer-es256', 'mfa-session', 'mfa-fresh-code', 'forward-auth'] as const;
-type TargetName = (typeof ALL_TARGETS)[number];
-const GATEWAY_TARGETS: ReadonlySet<TargetName> = new Set(['public', 'bearer-rs256', 'bearer-es256', 'mfa-session', 'mfa-fresh-code', 'forward-auth']);
+/** What both modes share: the options, the temp folder, pinning, the upstream, the notes. */
+interface Context {
+  readonly options: Options;
+  readonly work: string;
+  readonly serverCpus?: string;
+  readonly loadCpus?: string;
+  readonly upstream: ManagedProcess;
+  readonly notes: string[];
+  readonly profileDir?: string;
+  /** Keeps a started process for the final stop and notes its RSS right after start. */
+  track(proc: ManagedProcess): ManagedProcess;
+  readonly startRss: Map<string, number>;
+}
+
+interface Outcome {
+  readonly name: 'run' | 'soak';
+  readonly markdown: string;
+  readonly json: unknown;
+  readonly exitCode: number;
+}
 
 /** The fresh-code rows are shorter: each request spends one (user, TOTP step), see bench/README.md. */
 const FRESH_WARMUP_SEC = 1;
@@ -64,487 +57,349 @@ const FRESH_DURATION_SEC = 5;
 /** A measured run is repeated when other processes took more than this share of the server CPU. */
 const FOREIGN_LIMIT = 0.1;
 const MAX_RETRIES = 2;
+const FRESH: TargetName = 'mfa-fresh-code';
+const BASELINES: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'http-proxy', 'nginx']);
+/** Rows also measured with one connection (unloaded latency). */
+const C1_ROWS: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'http-proxy', 'nginx', 'public', 'bearer-es256', 'mfa-session']);
+const ROWS: Readonly<Record<TargetName, { label: string; description: string }>> = {
+  direct: { label: 'direct', description: 'wrk straight to the node:http upstream (no proxy)' },
+  undici: { label: 'undici Pool+stream (minimal)', description: 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else' },
+  'http-proxy': { label: 'http-proxy-3 (keep-alive agent)', description: 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)' },
+  nginx: { label: 'nginx (1 worker, keepalive 100)', description: 'nginx, one worker, proxy_http_version 1.1, upstream keepalive 100, access log off (CPU and RSS: master + worker)' },
+  public: { label: 'gateway: public route', description: `policy public on ${PATHS.public} (canonical view, route match, header hygiene, forward)` },
+  'bearer-rs256': { label: 'gateway: bearer RS256', description: `policy bearer + scope on ${PATHS.bearer}, RS256 token, validated-token cache warm` },
+  'bearer-es256': { label: 'gateway: bearer ES256', description: `policy bearer + scope on ${PATHS.bearer}, ES256 token, validated-token cache warm` },
+  'mfa-session': { label: 'gateway: mfa + session', description: `policy mfa + scope on ${PATHS.mfa}: ES256 bearer + X-Session-Token (full enforcement)` },
+  'mfa-fresh-code': {
+    label: 'gateway: mfa + fresh X-MFA-Token',
+    description: `policy mfa on ${PATHS.mfa}: a new valid TOTP code per request (verify ±1 step, replay record, session issue, SQLite); ${FRESH_WARMUP_SEC} s warm-up, ${FRESH_DURATION_SEC} s runs`,
+  },
+  'forward-auth': { label: 'gateway: forward-auth (auth-request)', description: `${PATHS.authRequest} judging GET ${PATHS.mfa} with bearer + session; answers 200 itself, no upstream hop` },
+};
 
-function log(message: string): void {
-  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
+const pinning = (ctx: Context): string => (ctx.serverCpus === undefined ? 'none' : `servers on CPU ${ctx.serverCpus}, wrk on CPU ${ctx.loadCpus}`);
+
+async function startGateway(ctx: Context, limits: { maxQueued: number; tokenCacheEntries: number }, provision: number): ReturnType<typeof launchGateway> {
+  const nodeFlags = ctx.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`];
+  const started = await launchGateway(ctx.work, ctx.serverCpus, ctx.upstream.port, limits, provision, nodeFlags);
+  ctx.track(started.process);
+  log(`mfa-gateway on :${started.process.port} (policy ${started.workspace.configPath})`);
+  return started;
 }
 
-function selectTargets(options: RunOptions): Set<TargetName> {
-  const known = new Set<string>(ALL_TARGETS);
-  for (const [flag, list] of [['--only', options.only], ['--skip', options.skip]] as const) {
-    for (const name of list) if (!known.has(name)) throw new BenchOptionError(flag, `unknown target ${JSON.stringify(name)} (targets: ${ALL_TARGETS.join(', ')})`);
-  }
-  const selected = new Set<TargetName>(options.only.length > 0 ? (options.only as TargetName[]) : ALL_TARGETS);
-  for (const name of options.skip) selected.delete(name as TargetName);
-  // Every relative column is relative to direct.
-  selected.add('direct');
-  return selected;
+/** The HTTP enrolment path (QR PNG + SVG, recovery codes), `count` users with 16 in flight. */
+async function enrolMany(pool: Pool, workspace: Workspace, prefix: string, count: number): Promise<User[]> {
+  const users: User[] = [];
+  await inParallel(count, 16, async (i) => void (users[i] = await enrolUser(pool, workspace, `${prefix}${i}`)));
+  return users;
 }
 
-async function preflight(target: Target): Promise<void> {
-  const reply = await request(`http://127.0.0.1:${target.port}${target.path}`, { headers: { ...target.headers } });
+/** One request per row before timing anything: it must answer 200 and carry the identity the row claims. */
+async function check(target: Target, subject: string, fresh: readonly User[]): Promise<void> {
+  const user = target.name === FRESH ? fresh[0] : undefined;
+  const code = user === undefined ? undefined : nextCode(user, Date.now());
+  const reply = await request(target.url, { headers: user === undefined || code === undefined ? { ...target.headers } : { authorization: user.authorization, 'x-mfa-token': code.code } });
   await reply.body.text();
-  const subject = reply.headers['x-bench-subject'];
-  if (reply.statusCode !== 200) throw new BenchError(`${target.name}: the check request answered ${reply.statusCode}, not 200`);
-  if (target.reachesUpstream && subject !== target.expectSubject) {
-    throw new BenchError(`${target.name}: the upstream saw subject ${JSON.stringify(subject)}, expected ${JSON.stringify(target.expectSubject)}`);
+  if (user !== undefined && code !== undefined) user.lastStep = code.step;
+  // The upstream echoes the X-Auth-Subject it received ('-' for none); forward-auth answers it itself.
+  const expected = user?.subject ?? (target.group === 'baseline' || target.name === 'public' ? '-' : subject);
+  const header = target.name === 'forward-auth' ? 'x-auth-subject' : 'x-bench-subject';
+  if (reply.statusCode !== 200 || reply.headers[header] !== expected) {
+    throw new BenchError(`${target.name}: the check request answered ${reply.statusCode} with ${header} ${JSON.stringify(reply.headers[header])}, expected 200 with ${JSON.stringify(expected)}`);
   }
-  if (!target.reachesUpstream && reply.headers['x-auth-subject'] !== target.expectSubject) {
-    throw new BenchError(`${target.name}: forward-auth answered X-Auth-Subject ${JSON.stringify(reply.headers['x-auth-subject'])}, expected ${JSON.stringify(target.expectSubject)}`);
-  }
+  if (user !== undefined && typeof reply.headers['x-session-token'] !== 'string') throw new BenchError(`${target.name}: a verified code returned no X-Session-Token`);
 }
 
-/**
- * Every fresh-code user's bearer token through the bearer route once, so the fresh-code row
- * measures the second factor with a warm validated-token cache, like every other gateway row.
- */
-async function warmTokens(port: number, users: readonly EnrolledUser[]): Promise<void> {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 50 });
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < users.length) {
-      const user = users[next++]!;
-      const reply = await pool.request({ method: 'GET', path: PATHS.bearer, headers: { authorization: user.authorization } });
-      await reply.body.text();
-      if (reply.statusCode !== 200) throw new BenchError(`warming the token of ${user.subject}: ${reply.statusCode}`);
+async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
+  const { options, notes, upstream } = ctx;
+  const selected = options.targets;
+  const url = (port: number, path: string): string => `http://127.0.0.1:${port}${path}`;
+
+  // ---- gateway, users and tokens (first: the baselines get the same request headers)
+  const subject = 'bench-session';
+  let headers: Record<string, string> = { authorization: 'Bearer not-a-token', 'x-session-token': 'none' };
+  let rsAuthorization = headers.authorization!;
+  let gateway: ManagedProcess | undefined;
+  let fresh: User[] = [];
+  if ([...selected].some((name) => !BASELINES.has(name))) {
+    const limits = { maxQueued: Math.max(1000, 2 * options.rssConnections), tokenCacheEntries: Math.max(10_000, options.freshFactors + 1000) };
+    const started = await startGateway(ctx, limits, selected.has('mfa-fresh-code') ? options.freshFactors : 0);
+    gateway = started.process;
+    fresh = started.provisioned;
+    const pool = new Pool(url(gateway.port, ''), { connections: 32 });
+    try {
+      const sessionUser = await enrolUser(pool, started.workspace, subject);
+      rsAuthorization = await bearer(started.workspace, 'RS256', subject);
+      headers = { authorization: sessionUser.authorization, 'x-session-token': await openSession(pool, sessionUser) };
+      if (options.httpEnrolments > 0) {
+        const began = Date.now();
+        await enrolMany(pool, started.workspace, 'bench-http-', options.httpEnrolments);
+        const seconds = (Date.now() - began) / 1000;
+        log(`enrolled ${options.httpEnrolments} users through POST /.mfa/totp/enroll + /confirm in ${fmt(seconds, 1)} s`);
+        notes.push(`enrolment through the HTTP endpoints (enroll with QR PNG+SVG, confirm with recovery codes; 16 in flight, before the rows, machine otherwise idle): ${fmt(options.httpEnrolments / seconds)} users/s`);
+      }
+    } finally {
+      await pool.close();
+    }
+  }
+
+  // ---- rows; the baselines send the gateway rows' headers too, so they parse and forward as many bytes
+  const targets: Target[] = [];
+  const add = (name: TargetName, server: ManagedProcess, path: string, rowHeaders = headers): void => {
+    const group = BASELINES.has(name) ? 'baseline' : 'gateway';
+    if (selected.has(name)) targets.push({ name, ...ROWS[name], group, url: url(server.port, path), headers: rowHeaders, proxy: name === 'direct' ? undefined : server });
+  };
+  add('direct', upstream, PATHS.public);
+  for (const [name, script] of [['undici', 'undici-proxy'], ['http-proxy', 'http-proxy']] as const) {
+    if (selected.has(name)) add(name, ctx.track(await startNodeServer(ctx.work, ctx.serverCpus, script, upstream.port)), PATHS.public);
+  }
+  if (selected.has('nginx') && !hasCommand(NGINX)) {
+    notes.push(`nginx row skipped: ${NGINX} not found (apt-get install -y nginx-light)`);
+    log(notes[notes.length - 1]!);
+  } else if (selected.has('nginx')) add('nginx', ctx.track(await startNginx(ctx.work, ctx.serverCpus, upstream.port)), PATHS.public);
+  if (gateway !== undefined) {
+    add('public', gateway, PATHS.public);
+    add('bearer-rs256', gateway, PATHS.bearer, { ...headers, authorization: rsAuthorization });
+    add('bearer-es256', gateway, PATHS.bearer);
+    add('mfa-session', gateway, PATHS.mfa);
+    add('mfa-fresh-code', gateway, PATHS.mfa, {});
+    add('forward-auth', gateway, PATHS.authRequest, { ...headers, 'x-original-method': 'GET', 'x-original-url': `http://127.0.0.1${PATHS.mfa}` });
+  }
+
+  // ---- check every row answers what it claims before timing anything
+  for (const target of targets) await check(target, subject, fresh);
+  log(`rows: ${targets.map((t) => t.name).join(', ')}`);
+
+  // ---- measurement
+  const samples: Sample[] = [];
+  let scripts = 0;
+  let lastFreshRps = 0;
+
+  const runOnce = async (target: Target, connections: number, durationSec: number): Promise<WrkResult> => {
+    if (target.name !== FRESH) return runWrk({ url: target.url, connections, durationSec, headers: target.headers, cpus: ctx.loadCpus });
+    const now = stepOf(Date.now());
+    const plan = planCodes(fresh, now, now + 1);
+    // Each request spends one (user, step): never start a run the plan cannot cover.
+    if (lastFreshRps > 0 && plan.length < lastFreshRps * durationSec * 1.15) {
+      const fits = Math.floor(plan.length / (lastFreshRps * 1.15));
+      if (fits < 2) throw new BenchError(`mfa-fresh-code: ${plan.length} unused codes cannot cover a run at ${fmt(lastFreshRps)} rps; raise --fresh-factors`);
+      notes.push(`mfa-fresh-code: a run was shortened to ${fits} s to fit ${plan.length} unused codes (raise --fresh-factors)`);
+      durationSec = fits;
+    }
+    const script = writeScript(ctx.work, `fresh-${scripts++}`, [], { authorizations: fresh.map((u) => u.authorization), plan, path: PATHS.mfa, every: 1 });
+    const result = await runWrk({ url: target.url, connections, durationSec, script, cpus: ctx.loadCpus });
+    markUsed(fresh, plan, result.script.codes ?? plan.length);
+    lastFreshRps = Math.max(lastFreshRps, result.rps);
+    return result;
+  };
+
+  const measure = async (target: Target, mode: Mode, round: number): Promise<Sample> => {
+    const connections = mode === 'c50' ? options.connections : 1;
+    const warmup = target.name === FRESH ? FRESH_WARMUP_SEC : mode === 'c50' ? options.warmup : Math.min(options.warmup, 1);
+    const duration = target.name === FRESH ? Math.min(FRESH_DURATION_SEC, options.duration) : mode === 'c50' ? options.duration : options.c1Duration;
+    const label = `${target.name} ${mode} run ${round + 1}`;
+    for (let retries = 0; ; retries++) {
+      // The fresh-code row measures the second factor with a warm validated-token cache, like every other gateway row.
+      if (target.name === FRESH) await warmTokens(target.url, fresh);
+      if (warmup > 0) assertClean(`${label} (warm-up)`, await runOnce(target, connections, warmup));
+      // Let requests still in flight when the warm-up's wrk quit reach the upstream before counting.
+      await sleep(250);
+      const servedBefore = await upstreamServed(upstream.port);
+      const cpuOf = (proc: ManagedProcess | undefined): number => (proc === undefined ? 0 : cpuMicros(proc.pid));
+      const [proxyBefore, upstreamBefore, busyBefore, started] = [cpuOf(target.proxy), cpuOf(upstream), cpuBusyMicros(0), Date.now()];
+      const result = await runOnce(target, connections, duration);
+      const wallUs = (Date.now() - started) * 1000;
+      const busy = cpuBusyMicros(0) - busyBefore;
+      const [proxyCpuUs, upstreamCpuUs] = [cpuOf(target.proxy) - proxyBefore, cpuOf(upstream) - upstreamBefore];
+      const served = (await upstreamServed(upstream.port)) - servedBefore;
+      assertClean(label, result);
+      // wrk counts completed responses; up to one request per connection was still in flight when it stopped.
+      if (target.name !== 'forward-auth' && (served < result.requests || served > result.requests + connections)) {
+        throw new BenchError(`${label}: wrk completed ${result.requests} requests but the upstream served ${served}`);
+      }
+      if (target.name === 'forward-auth' && served !== 0) throw new BenchError(`${label}: forward-auth must not reach the upstream, but it served ${served}`);
+      const ours = proxyCpuUs + upstreamCpuUs;
+      const foreignShare = ctx.serverCpus === undefined ? 0 : Math.max(0, busy - ours) / wallUs;
+      if (foreignShare > FOREIGN_LIMIT && retries < MAX_RETRIES) {
+        log(`  ${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0, repeating the run`);
+        continue;
+      }
+      if (foreignShare > FOREIGN_LIMIT) notes.push(`${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
+      const { raw: _raw, script: _script, ...numbers } = result;
+      log(`  ${label}: ${fmt(result.rps)} rps, p50 ${fmt(result.latencyMs.p50, 3)} ms, p99 ${fmt(result.latencyMs.p99, 2)} ms, server CPU ${fmt((ours / wallUs) * 100)} %`);
+      return { ...numbers, target: target.name, mode, round, proxyCpuUs, upstreamCpuUs, foreignShare, serverCpuShare: ours / wallUs, upstreamServed: served, retries };
     }
   };
+
+  for (const [mode, list] of [['c50', targets], ['c1', targets.filter((t) => C1_ROWS.has(t.name))]] as const) {
+    for (let round = 0; round < options.repeats; round++) {
+      // Odd rounds in reverse order: slow drift (thermal, other tenants) spreads over all rows.
+      const order = round % 2 === 0 ? list : [...list].reverse();
+      log(`${mode} round ${round + 1}/${options.repeats}: ${order.map((t) => t.name).join(' → ')}`);
+      for (const target of order) samples.push(await measure(target, mode, round));
+    }
+  }
+
+  // ---- memory at many connections
+  const rss: RssRow[] = [];
+  for (const target of targets.filter((t) => t.proxy !== undefined && (t.group === 'baseline' || t.name === 'mfa-session'))) {
+    const pid = target.proxy!.pid;
+    const idleRssBytes = rssBytes(pid);
+    const sampler = sampleRss(pid, 100);
+    const result = await runWrk({ url: target.url, connections: options.rssConnections, durationSec: options.rssDuration, headers: target.headers, timeoutSec: 10, cpus: ctx.loadCpus });
+    const peakRssBytes = Math.max(...sampler.stop().map((p) => p.rss));
+    assertClean(`${target.name} at ${options.rssConnections} connections`, result);
+    const startRssBytes = ctx.startRss.get(target.proxy!.name) ?? 0;
+    rss.push({ target: target.name, label: target.label, connections: options.rssConnections, startRssBytes, idleRssBytes, peakRssBytes, rps: result.rps, p99Ms: result.latencyMs.p99 });
+    log(`  ${target.name} at ${options.rssConnections} connections: RSS ${fmt(idleRssBytes / 2 ** 20, 1)} → peak ${fmt(peakRssBytes / 2 ** 20, 1)} MB, ${fmt(result.rps)} rps`);
+  }
+
+  // ---- what a verification costs at least, on this machine (nothing else runs now)
+  const floor = selected.has(FRESH) ? measureVerificationFloor() : undefined;
+  if (floor !== undefined) log(`verification floor: ${floor.map((step) => `${step.name} ${fmt(step.micros, 1)} µs`).join('; ')}`);
+
+  // ---- results
+  const infos: TargetInfo[] = targets.map(({ name, label, description, group }) => ({ name, label, description, group }));
+  const [c50, c1] = [aggregate(samples, infos, 'c50'), aggregate(samples, infos, 'c1')];
+  if (selected.has('forward-auth')) notes.push('forward-auth answers without an upstream hop: its "CPU vs direct" column is its own cost minus the upstream\'s, so it can be negative');
+  const { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, cpuProf } = options;
+  const settings = { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, freshWarmupSec: FRESH_WARMUP_SEC, freshDurationSec: Math.min(FRESH_DURATION_SEC, duration), pinning: pinning(ctx), cpuProf };
+  const report = { startedAt: startedAt.toISOString(), settings, machine: machineFacts(REPO_ROOT), targets: infos, notes, c50, c1, rss, floor, verdicts: verdicts(c50, c1, rss, floor) };
+  return { name: 'run', markdown: renderRun(report), json: { ...report, finishedAt: new Date().toISOString(), samples }, exitCode: 0 };
+}
+
+/** Every fresh-code user's bearer token once through the bearer route, so its validation is cached. */
+async function warmTokens(rowUrl: string, users: readonly User[]): Promise<void> {
+  const pool = new Pool(new URL(rowUrl).origin, { connections: 50 });
   try {
-    await Promise.all(Array.from({ length: 50 }, worker));
+    await inParallel(users.length, 50, async (i) => {
+      const reply = await pool.request({ method: 'GET', path: PATHS.bearer, headers: { authorization: users[i]!.authorization } });
+      await reply.body.text();
+      if (reply.statusCode !== 200) throw new BenchError(`warming the token of ${users[i]!.subject}: ${reply.statusCode}`);
+    });
   } finally {
     await pool.close();
   }
 }
 
+/**
+ * The gateway under steady load for `--soak` (a rotation over users and routes — public, bearer
+ * RS256/ES256, mfa + session, forward-auth — with fresh TOTP verifications mixed in, so caches,
+ * sessions and replay records all see traffic), its RSS sampled. Passes when RSS after warm-up
+ * grows by less than 5 %: exit code 0, else 3.
+ */
+async function runSoak(ctx: Context, startedAt: Date): Promise<Outcome> {
+  const { options } = ctx;
+  const durationSec = options.soak!;
+  // Warm-up: JIT, caches and pools fill in the first minute (a tenth of a short soak); growth
+  // compares the window right after warm-up with the last window, each as long as the warm-up.
+  const warmupSec = Math.min(60, Math.max(5, Math.round(durationSec / 10)));
+  const gateway = await startGateway(ctx, { maxQueued: 1000, tokenCacheEntries: 10_000 }, 0);
+  log(`enrolling ${options.soakUsers} users`);
+  const pool = new Pool(`http://127.0.0.1:${gateway.process.port}`, { connections: 16 });
+  const users = await enrolMany(pool, gateway.workspace, 'soak-', options.soakUsers);
+  const rotation: ScriptRequest[] = [];
+  for (const user of users) {
+    const common = { authorization: user.authorization, 'x-session-token': await openSession(pool, user) };
+    const rs = await bearer(gateway.workspace, 'RS256', user.subject);
+    rotation.push(
+      { path: PATHS.public, headers: common },
+      { path: PATHS.bearer, headers: { ...common, authorization: rs } },
+      { path: PATHS.bearer, headers: common },
+      { path: PATHS.mfa, headers: common },
+      { path: PATHS.authRequest, headers: { ...common, 'x-original-method': 'GET', 'x-original-url': `http://127.0.0.1${PATHS.mfa}` } },
+    );
+  }
+  await pool.close();
+  // Fresh codes for every user and every step of the soak (each once, after its last used step).
+  const plan = planCodes(users, stepOf(Date.now()), stepOf(Date.now() + (durationSec + 60) * 1000));
+  const codes = { authorizations: users.map((u) => u.authorization), plan, path: PATHS.mfa, every: 10, clockPeriod: TOTP_PERIOD_SECONDS };
+  const script = writeScript(ctx.work, 'soak', rotation, codes);
+
+  log(`soak: wrk -t1 -c${options.connections} -d${durationSec}s, ${rotation.length} requests in rotation + fresh codes, RSS every ${options.soakSampleMs} ms`);
+  const sampler = sampleRss(gateway.process.pid, options.soakSampleMs);
+  const progress = setInterval(() => log(`  ${Math.round((Date.now() - startedAt.getTime()) / 60_000)} min`), 60_000);
+  const result = await runWrk({ url: `http://127.0.0.1:${gateway.process.port}${PATHS.public}`, connections: options.connections, durationSec, script, timeoutSec: 10, cpus: ctx.loadCpus }).finally(() => clearInterval(progress));
+  const points = sampler.stop();
+  assertClean('soak', result);
+
+  const machine = machineFacts(REPO_ROOT);
+  const mix = `wrk -t1 -c${options.connections} for ${fmt(durationSec / 60, 1)} min over ${rotation.length} requests (${options.soakUsers} users × public, bearer RS256, bearer ES256, mfa + session, forward-auth), one in 10 a fresh X-MFA-Token while the user has an unused TOTP step; pinning: ${pinning(ctx)}`;
+  const { markdown, rss } = soakSummary(startedAt.toISOString(), machine, mix, result, points, warmupSec);
+  const settings = { durationSec, warmupSec, windowSec: warmupSec, connections: options.connections, users: options.soakUsers, sampleMs: options.soakSampleMs, pinning: pinning(ctx) };
+  const { raw: _raw, ...wrk } = result;
+  const json = { startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), settings, machine, wrk, rss, samples: points };
+  return { name: 'soak', markdown, json, exitCode: rss.pass ? 0 : 3 };
+}
+
 async function main(): Promise<number> {
-  const options = parseRunOptions(process.argv.slice(2), process.env);
-  if (options.help) {
-    process.stdout.write(`${usage('npm run bench [-- flags]', RUN_SPECS)}\n\ntargets: ${ALL_TARGETS.join(', ')}\n`);
+  const options = parseOptions(process.argv.slice(2), process.env);
+  if (options === undefined) {
+    process.stdout.write(`${usage()}\n`);
     return 0;
   }
   if (process.platform !== 'linux') throw new BenchError('the benchmark reads /proc and uses taskset: Linux only');
   if (!hasCommand('wrk')) throw new BenchError('wrk not found (apt-get install -y wrk)');
-  const selected = selectTargets(options);
-  // Each user's next-step code is sent a whole pass after its current-step code: with fewer users
-  // than a few connections' worth, both could be in flight at once and arrive out of order.
-  if (selected.has('mfa-fresh-code') && options.freshFactors < 4 * options.connections) {
-    throw new BenchOptionError('--fresh-factors', `must be at least 4 × --connections (${4 * options.connections})`);
-  }
-  const notes: string[] = [];
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*$/, 'Z');
+  const notes: string[] = [];
+  const outDir = resolve(options.out ?? join(REPO_ROOT, 'bench', 'results'));
+  // Raw JSON and profiles: bench/results/tmp/ is git-ignored; only the Markdown summary is committed.
+  const tmpOut = join(outDir, 'tmp');
+  const profileDir = options.cpuProf ? join(tmpOut, `profiles-${stamp}`) : undefined;
+  mkdirSync(profileDir ?? tmpOut, { recursive: true });
 
   // Pinning: servers on CPU 0, wrk and this process on CPU 1.
-  let serverCpus: string | undefined;
-  let loadCpus: string | undefined;
+  let pin: { serverCpus?: string; loadCpus?: string } = {};
   if (!options.pin) notes.push('pinning disabled (--no-pin): rows compete for all CPUs; CPU/request columns are not meaningful');
   else if (!hasCommand('taskset')) notes.push('taskset not found (util-linux): running unpinned');
   else if (cpus().length < 2) notes.push(`only ${cpus().length} CPU: running unpinned, wrk shares the CPU with the servers`);
   else {
-    serverCpus = '0';
-    loadCpus = '1';
-    spawnSync('taskset', ['-a', '-p', '-c', loadCpus, String(process.pid)], { stdio: 'ignore' });
+    pin = { serverCpus: '0', loadCpus: '1' };
+    spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   }
   if (cpus().length > 2) notes.push(`${cpus().length} CPUs: only CPU 0 (servers) and CPU 1 (wrk) are used`);
-  const load = loadavg()[0]!;
-  if (load > 0.5) {
-    log(`warning: load average ${fmt(load, 2)} before the run; other work on this machine makes the numbers noisy`);
-    notes.push(`load average ${fmt(load, 2)} at start: the machine was not idle`);
+  if (loadavg()[0]! > 0.5) {
+    log(`warning: load average ${fmt(loadavg()[0], 2)} before the run; other work on this machine makes the numbers noisy`);
+    notes.push(`load average ${fmt(loadavg()[0], 2)} at start: the machine was not idle`);
   }
-  if (options.repeats < 3) notes.push(`only ${options.repeats} run(s) per row: fewer than the 3 a published run needs`);
+  if (options.soak === undefined && options.repeats < 3) notes.push(`only ${options.repeats} run(s) per row: fewer than the 3 a published run needs`);
+  if (profileDir !== undefined) notes.push('--cpu-prof: the gateway ran under the V8 profiler for the whole run; its rows carry the profiler\'s overhead');
 
   const work = mkdtempSync(join(tmpdir(), 'mfa-bench-'));
-  const outDir = resolve(options.out ?? join(REPO_ROOT, 'bench', 'results'));
-  mkdirSync(outDir, { recursive: true });
-  const profileDir = options.cpuProf ? join(outDir, `profiles-${stamp}`) : undefined;
-  const running: ManagedProcess[] = [];
-  // Resident memory of every process right after it started: what the RSS rows grow from.
-  const startRss: Record<string, number> = {};
-  const track = (proc: ManagedProcess): void => {
-    running.push(proc);
-    startRss[proc.name] = rssBytes(proc.pid);
-  };
   log(`work folder ${work}`);
-  const machine = machineFacts(REPO_ROOT);
+  const running: ManagedProcess[] = [];
+  const startRss = new Map<string, number>();
+  const track = (proc: ManagedProcess): ManagedProcess => {
+    running.push(proc);
+    startRss.set(proc.name, rssBytes(proc.pid));
+    return proc;
+  };
   let failed = true;
-
   try {
-    const upstream = await startUpstream(work, serverCpus);
-    track(upstream.process);
+    const upstream = track(await startNodeServer(work, pin.serverCpus, 'upstream'));
     log(`upstream on :${upstream.port}`);
-
-    // ---- gateway, users and tokens (first: the baselines get the same request headers)
-    const needGateway = [...selected].some((name) => GATEWAY_TARGETS.has(name));
-    let gatewayPort = 0;
-    let gatewayProcess: ManagedProcess | undefined;
-    let authorization = 'Bearer not-a-token';
-    let rsAuthorization = authorization;
-    let sessionToken = 'none';
-    const subject = 'bench-session';
-    let freshUsers: EnrolledUser[] = [];
-    let profiler: RemoteProfiler | undefined;
-    if (needGateway) {
-      const prepared = await prepareGateway(work, upstream.port, {
-        maxQueued: Math.max(1000, 2 * options.rssConnections),
-        tokenCacheEntries: Math.max(10_000, options.freshFactors + 1000),
-      });
-      if (selected.has('mfa-fresh-code')) {
-        const started = Date.now();
-        freshUsers = await provisionUsers(prepared.workspace.configPath, prepared.workspace.signers, 'bench-fresh-', options.freshFactors);
-        log(`provisioned ${freshUsers.length} users with an active TOTP factor in ${fmt((Date.now() - started) / 1000, 1)} s (before start, like \`mfa-gateway factors enroll\`)`);
-      }
-      const gateway = await launchGateway(work, serverCpus, prepared, profileDir !== undefined);
-      track(gateway.process);
-      if (profileDir !== undefined) {
-        mkdirSync(profileDir, { recursive: true });
-        profiler = await connectProfiler(inspectorUrlFromLog(gateway.process.logFile));
-        notes.push('--cpu-prof: the first round of every gateway row ran under the V8 profiler; those runs carry its overhead (compare the rounds in the JSON)');
-      }
-      gatewayProcess = gateway.process;
-      gatewayPort = gateway.port;
-      log(`mfa-gateway on :${gateway.port} (policy ${gateway.workspace.configPath})`);
-      const client = gatewayClient(gateway.port, 32);
-      try {
-        const sessionUser = await enrolUser(client, gateway.workspace.signers, subject);
-        authorization = sessionUser.authorization;
-        rsAuthorization = `Bearer ${await signToken(gateway.workspace.signers, 'RS256', subject)}`;
-        sessionToken = await openSession(client, sessionUser);
-        if (options.httpEnrolments > 0) {
-          // The HTTP enrolment path (QR PNG + SVG, recovery codes) measured on its own, for the notes.
-          const started = Date.now();
-          await enrolMany(client, gateway.workspace.signers, 'bench-http-', options.httpEnrolments, 16, () => undefined);
-          const seconds = (Date.now() - started) / 1000;
-          log(`enrolled ${options.httpEnrolments} users through POST /.mfa/totp/enroll + /confirm in ${fmt(seconds, 1)} s`);
-          notes.push(`enrolment through the HTTP endpoints (enroll with QR PNG+SVG, confirm with recovery codes; 16 in flight, before the rows, machine otherwise idle): ${fmt(options.httpEnrolments / seconds)} users/s`);
-        }
-      } finally {
-        await client.close();
-      }
-    }
-    const requestHeaders = { authorization, 'x-session-token': sessionToken };
-
-    // ---- baselines
-    const targets: Target[] = [];
-    const baselineInfo = (name: TargetName, label: string, description: string): Pick<Target, 'name' | 'label' | 'description' | 'group'> => ({ name, label, description, group: 'baseline' });
-    targets.push({
-      ...baselineInfo('direct', 'direct', 'wrk straight to the node:http upstream (no proxy)'),
-      port: upstream.port,
-      path: PATHS.public,
-      headers: requestHeaders,
-      reachesUpstream: true,
-      expectSubject: '-',
-      c1: true,
-      freshCodes: false,
-    });
-    // The two Node baselines differ only in the server script and how the table names them.
-    const nodeBaselines = [
-      { id: 'undici', script: 'undici-proxy', label: 'undici Pool+stream (minimal)', about: 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else' },
-      { id: 'http-proxy', script: 'http-proxy', label: 'http-proxy-3 (keep-alive agent)', about: 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)' },
-    ] as const;
-    for (const baseline of nodeBaselines) {
-      if (!selected.has(baseline.id)) continue;
-      const started = await startNodeBaseline(work, serverCpus, baseline.script, upstream.port);
-      track(started.process);
-      targets.push({
-        ...baselineInfo(baseline.id, baseline.label, baseline.about),
-        port: started.port,
-        path: PATHS.public,
-        headers: requestHeaders,
-        proxy: started.process,
-        reachesUpstream: true,
-        expectSubject: '-',
-        c1: true,
-        freshCodes: false,
-      });
-    }
-    if (selected.has('nginx')) {
-      const missing = nginxMissingReason();
-      if (missing !== undefined) {
-        log(`nginx row skipped: ${missing}`);
-        notes.push(`nginx row skipped: ${missing}`);
-      } else {
-        const started = await startNginx(work, serverCpus, upstream.port);
-        track(started.process);
-        targets.push({
-          ...baselineInfo('nginx', 'nginx (1 worker, keepalive 100)', 'nginx, one worker, proxy_http_version 1.1, upstream keepalive 100, access log off (CPU and RSS: master + worker)'),
-          port: started.port,
-          path: PATHS.public,
-          headers: requestHeaders,
-          proxy: started.process,
-          reachesUpstream: true,
-          expectSubject: '-',
-          c1: true,
-          freshCodes: false,
-        });
-      }
-    }
-
-    // ---- gateway rows
-    if (gatewayProcess !== undefined) {
-      const gw = (name: TargetName, label: string, description: string, rest: Partial<Target> & Pick<Target, 'path' | 'headers'>): void => {
-        if (!selected.has(name)) return;
-        targets.push({
-          name,
-          label,
-          description,
-          group: 'gateway',
-          port: gatewayPort,
-          proxy: gatewayProcess,
-          reachesUpstream: true,
-          expectSubject: subject,
-          c1: false,
-          freshCodes: false,
-          ...rest,
-        });
-      };
-      gw('public', 'gateway: public route', `policy public on ${PATHS.public} (canonical view, route match, header hygiene, forward)`, {
-        path: PATHS.public,
-        headers: requestHeaders,
-        expectSubject: '-',
-        c1: true,
-      });
-      gw('bearer-rs256', 'gateway: bearer RS256', `policy bearer + scope on ${PATHS.bearer}, RS256 token, validated-token cache warm`, {
-        path: PATHS.bearer,
-        headers: { ...requestHeaders, authorization: rsAuthorization },
-      });
-      gw('bearer-es256', 'gateway: bearer ES256', `policy bearer + scope on ${PATHS.bearer}, ES256 token, validated-token cache warm`, {
-        path: PATHS.bearer,
-        headers: requestHeaders,
-        c1: true,
-      });
-      gw('mfa-session', 'gateway: mfa + session', `policy mfa + scope on ${PATHS.mfa}: ES256 bearer + X-Session-Token (full enforcement)`, {
-        path: PATHS.mfa,
-        headers: requestHeaders,
-        c1: true,
-      });
-      gw('mfa-fresh-code', 'gateway: mfa + fresh X-MFA-Token', `policy mfa on ${PATHS.mfa}: a new valid TOTP code per request (verify ±1 step, replay record, session issue, SQLite); ${FRESH_WARMUP_SEC} s warm-up, ${FRESH_DURATION_SEC} s runs`, {
-        path: PATHS.mfa,
-        headers: {},
-        expectSubject: undefined,
-        freshCodes: true,
-      });
-      gw('forward-auth', 'gateway: forward-auth (auth-request)', `${PATHS.authRequest} judging GET ${PATHS.mfa} with bearer + session; answers 200 itself, no upstream hop`, {
-        path: PATHS.authRequest,
-        headers: { ...requestHeaders, 'x-original-method': 'GET', 'x-original-url': `http://127.0.0.1${PATHS.mfa}` },
-        reachesUpstream: false,
-      });
-    }
-
-    // ---- check every row answers what it claims before timing anything
-    for (const target of targets) {
-      if (target.freshCodes) {
-        const user = freshUsers[0]!;
-        const code = nextCode(user, Date.now())!;
-        const reply = await request(`http://127.0.0.1:${target.port}${target.path}`, { headers: { authorization: user.authorization, 'x-mfa-token': code.code } });
-        await reply.body.text();
-        user.lastStep = code.step;
-        if (reply.statusCode !== 200) throw new BenchError(`${target.name}: a fresh code answered ${reply.statusCode}, not 200`);
-        if (reply.headers['x-bench-subject'] !== user.subject) throw new BenchError(`${target.name}: the upstream saw ${JSON.stringify(reply.headers['x-bench-subject'])}, not ${user.subject}`);
-        if (typeof reply.headers['x-session-token'] !== 'string') throw new BenchError(`${target.name}: a verified code returned no X-Session-Token`);
-      } else {
-        await preflight(target);
-      }
-    }
-    log(`rows: ${targets.map((t) => t.name).join(', ')}`);
-
-
-    // ---- measurement
-    const samples: Sample[] = [];
-    let scriptCounter = 0;
-    let lastFreshRps = 0;
-
-    const runOnce = async (target: Target, connections: number, durationSec: number): Promise<WrkResult> => {
-      if (!target.freshCodes) {
-        return runWrk({ url: `http://127.0.0.1:${target.port}${target.path}`, connections, durationSec, headers: target.headers, cpus: loadCpus });
-      }
-      const plan = planCodes(freshUsers, Date.now());
-      // Each request spends one (user, step): never start a run the plan cannot cover.
-      const need = lastFreshRps * durationSec * 1.15;
-      if (lastFreshRps > 0 && plan.order.length < need) {
-        const fits = Math.floor(plan.order.length / (lastFreshRps * 1.15));
-        if (fits < 2) throw new BenchError(`mfa-fresh-code: ${plan.order.length} unused codes cannot cover a run at ${fmt(lastFreshRps)} rps; raise --fresh-factors`);
-        notes.push(`mfa-fresh-code: a run was shortened to ${fits} s to fit ${plan.order.length} unused codes (raise --fresh-factors)`);
-        durationSec = fits;
-      }
-      const script = writeFreshCodeScript(work, `fresh-${scriptCounter++}`, plan, target.path);
-      const result = await runWrk({ url: `http://127.0.0.1:${target.port}${target.path}`, connections, durationSec, script, cpus: loadCpus });
-      markUsed(plan, Number(result.scriptReport.sent ?? plan.order.length));
-      lastFreshRps = Math.max(lastFreshRps, result.rps);
-      return result;
-    };
-
-    const measure = async (target: Target, mode: Mode, round: number): Promise<Sample> => {
-      const connections = mode === 'c50' ? options.connections : 1;
-      const warmup = target.freshCodes ? FRESH_WARMUP_SEC : mode === 'c50' ? options.warmupSec : Math.min(options.warmupSec, 1);
-      const duration = target.freshCodes ? Math.min(FRESH_DURATION_SEC, options.durationSec) : mode === 'c50' ? options.durationSec : options.c1DurationSec;
-      const label = `${target.name} ${mode} run ${round + 1}`;
-      for (let attempt = 0; ; attempt++) {
-        if (target.freshCodes) await warmTokens(target.port, freshUsers);
-        if (warmup > 0) assertClean(`${label} (warm-up)`, await runOnce(target, connections, warmup));
-        // Let requests still in flight when the warm-up's wrk quit reach the upstream before counting.
-        await new Promise((resolve) => setTimeout(resolve, 250));
-        const servedBefore = await upstreamServed(upstream.port);
-        const proxyBefore = target.proxy === undefined ? 0 : cpuMicros(target.proxy.pid);
-        const upstreamBefore = cpuMicros(upstream.process.pid);
-        const cpu0Before = cpuProcessMicros(0);
-        const profiling = profiler !== undefined && target.group === 'gateway' && round === 0;
-        if (profiling) await profiler!.start();
-        const started = Date.now();
-        const result = await runOnce(target, connections, duration);
-        const wallUs = (Date.now() - started) * 1000;
-        if (profiling) await profiler!.stop(join(profileDir!, `${target.name}-${mode}.cpuprofile`));
-        const cpu0 = cpuProcessMicros(0) - cpu0Before;
-        const proxyCpu = target.proxy === undefined ? 0 : cpuMicros(target.proxy.pid) - proxyBefore;
-        const upstreamCpu = cpuMicros(upstream.process.pid) - upstreamBefore;
-        const served = (await upstreamServed(upstream.port)) - servedBefore;
-        assertClean(label, result);
-        // wrk counts completed responses; up to one request per connection was still in flight when it stopped.
-        if (target.reachesUpstream && (served < result.requests || served > result.requests + connections)) {
-          throw new BenchError(`${label}: wrk completed ${result.requests} requests but the upstream served ${served}`);
-        }
-        if (!target.reachesUpstream && served !== 0) throw new BenchError(`${label}: forward-auth must not reach the upstream, but it served ${served}`);
-        const ours = proxyCpu + upstreamCpu;
-        const foreign = serverCpus === undefined ? 0 : Math.max(0, cpu0 - ours) / wallUs;
-        if (foreign > FOREIGN_LIMIT && attempt < MAX_RETRIES) {
-          log(`  ${label}: other processes used ${fmt(foreign * 100)} % of CPU 0, repeating the run`);
-          continue;
-        }
-        if (foreign > FOREIGN_LIMIT) notes.push(`${label}: other processes used ${fmt(foreign * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
-        const sample: Sample = {
-          target: target.name,
-          mode,
-          round,
-          connections,
-          requests: result.requests,
-          durationSec: result.durationSec,
-          rps: result.rps,
-          p50Ms: result.latencyMs.p50,
-          p75Ms: result.latencyMs.p75,
-          p90Ms: result.latencyMs.p90,
-          p99Ms: result.latencyMs.p99,
-          maxMs: result.latencyMs.max,
-          proxyCpuUs: proxyCpu,
-          upstreamCpuUs: upstreamCpu,
-          foreignShare: foreign,
-          serverCpuShare: ours / wallUs,
-          upstreamServed: served,
-          rssBytesAfter: target.proxy === undefined ? rssBytes(upstream.process.pid) : rssBytes(target.proxy.pid),
-          retries: attempt,
-        };
-        log(`  ${label}: ${fmt(result.rps)} rps, p50 ${fmt(result.latencyMs.p50, 3)} ms, p99 ${fmt(result.latencyMs.p99, 2)} ms, server CPU ${fmt((ours / wallUs) * 100)} %`);
-        return sample;
-      }
-    };
-
-    const rounds = async (mode: Mode, list: readonly Target[]): Promise<void> => {
-      for (let round = 0; round < options.repeats; round++) {
-        const order = round % 2 === 0 ? list : [...list].reverse();
-        log(`${mode} round ${round + 1}/${options.repeats}: ${order.map((t) => t.name).join(' → ')}`);
-        for (const target of order) samples.push(await measure(target, mode, round));
-      }
-    };
-
-    await rounds('c50', targets);
-    await rounds(
-      'c1',
-      targets.filter((t) => t.c1),
-    );
-
-    // ---- memory at many connections
-    const rss: RssRow[] = [];
-    for (const target of targets.filter((t) => t.proxy !== undefined && (t.group === 'baseline' || t.name === 'mfa-session'))) {
-      const pid = target.proxy!.pid;
-      const idle = rssBytes(pid);
-      const sampler = sampleRss(pid, 100);
-      const result = await runWrk({
-        url: `http://127.0.0.1:${target.port}${target.path}`,
-        connections: options.rssConnections,
-        durationSec: options.rssDurationSec,
-        headers: target.headers,
-        timeoutSec: 10,
-        cpus: loadCpus,
-      });
-      const points = sampler.stop();
-      assertClean(`${target.name} at ${options.rssConnections} connections`, result);
-      const peak = Math.max(...points.map((p) => p.rss));
-      rss.push({ target: target.name, label: target.label, connections: options.rssConnections, startRssBytes: startRss[target.proxy!.name] ?? 0, idleRssBytes: idle, peakRssBytes: peak, rps: result.rps, p99Ms: result.latencyMs.p99 });
-      log(`  ${target.name} at ${options.rssConnections} connections: RSS ${fmt(idle / 2 ** 20, 1)} → peak ${fmt(peak / 2 ** 20, 1)} MB, ${fmt(result.rps)} rps`);
-    }
-
-    // ---- what a verification costs at least, on this machine (nothing else runs now)
-    let floor: FloorStep[] | undefined;
-    if (targets.some((t) => t.freshCodes)) {
-      floor = measureVerificationFloor();
-      log(`verification floor: ${floor.map((step) => `${step.name} ${fmt(step.micros, 1)} µs`).join('; ')}`);
-    }
-
-    // ---- results
-    const infos: TargetInfo[] = targets.map(({ name, label, description, group }) => ({ name, label, description, group }));
-    const c50 = aggregate(samples, infos, 'c50');
-    const c1 = aggregate(samples, infos, 'c1');
-    if (targets.some((t) => t.name === 'forward-auth')) {
-      notes.push('forward-auth answers without an upstream hop: its "CPU vs direct" column is its own cost minus the upstream\'s, so it can be negative');
-    }
-    const report: RunReport = {
-      kind: 'bench',
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      settings: {
-        durationSec: options.durationSec,
-        warmupSec: options.warmupSec,
-        repeats: options.repeats,
-        connections: options.connections,
-        c1DurationSec: options.c1DurationSec,
-        rssConnections: options.rssConnections,
-        rssDurationSec: options.rssDurationSec,
-        freshFactors: options.freshFactors,
-        freshWarmupSec: FRESH_WARMUP_SEC,
-        freshDurationSec: Math.min(FRESH_DURATION_SEC, options.durationSec),
-        pinning: serverCpus === undefined ? 'none' : `servers on CPU ${serverCpus}, wrk on CPU ${loadCpus}`,
-        cpuProfile: profileDir !== undefined,
-        requestHeaders: 'Authorization (ES256 JWT) + X-Session-Token on every row except where stated',
-      },
-      machine,
-      targets: infos,
-      notes,
-      c50,
-      c1,
-      rss,
-      ...(floor !== undefined ? { floor } : {}),
-      verdicts: verdicts(c50, c1, rss, floor),
-      samples,
-    };
-    profiler?.close();
-    const base = join(outDir, `run-${stamp}`);
-    let markdown = renderMarkdown(report);
-    if (profileDir !== undefined) {
-      // Loaded rows first, then the one-connection rows.
-      const profiles = readdirSync(profileDir)
-        .filter((file) => file.endsWith('.cpuprofile'))
-        .sort((a, b) => Number(a.includes('-c1.')) - Number(b.includes('-c1.')) || a.localeCompare(b));
-      const summaries = profiles.map((file) => renderProfileSummary(summariseProfile(join(profileDir, file), REPO_ROOT)));
-      writeFileSync(
-        join(profileDir, 'SUMMARY.md'),
-        `# CPU profiles of the gateway, run-${stamp}\n\nOne profile per gateway row: the measured run of round 1 only (open the .cpuprofile files in Chrome DevTools or VS Code).\n\n${summaries.join('\n')}`,
-      );
-      markdown += `\nGateway CPU profile: ${join(profileDir, 'SUMMARY.md')}\n`;
-    }
-    writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(`${base}.md`, markdown);
-    process.stdout.write(`\n${markdown}\n`);
-    log(`results: ${base}.md and ${base}.json`);
+    const ctx: Context = { options, work, ...pin, upstream, notes, profileDir, track, startRss };
+    const outcome = options.soak === undefined ? await runRows(ctx, startedAt) : await runSoak(ctx, startedAt);
+    const markdownFile = join(outDir, `${outcome.name}.md`);
+    const jsonFile = join(tmpOut, `${outcome.name}-${stamp}.json`);
+    writeFileSync(markdownFile, outcome.markdown);
+    writeFileSync(jsonFile, `${JSON.stringify(outcome.json, null, 2)}\n`);
+    process.stdout.write(`\n${outcome.markdown}\n`);
+    log(`results: ${markdownFile} (every single run: ${jsonFile})`);
     failed = false;
-    return 0;
+    return outcome.exitCode;
   } finally {
+    // The gateway writes its CPU profile while it stops.
     for (const proc of running.reverse()) await proc.stop();
-    if (failed) {
-      // Keep the policy and the logs of a failed run: they say why.
-      log(`logs kept in ${work}`);
-    } else if (!options.keepTmp) {
-      rmSync(work, { recursive: true, force: true });
-    } else {
-      log(`kept ${work}`);
+    if (profileDir !== undefined) {
+      const files = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
+      log(`CPU profile of the gateway: ${files.map((file) => join(profileDir, file)).join(', ') || `none written to ${profileDir}`} (bench/README.md says how to read it)`);
     }
+    // Keep the policy and the logs of a failed run: they say why.
+    if (failed || options.keepTmp) log(`work folder kept: ${work}`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 
@@ -554,7 +409,7 @@ main().then(
   },
   (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`\nBENCHMARK FAILED: ${message}\n`);
+    process.stderr.write(error instanceof BenchOptionError ? `bench: ${message}\n` : `\nBENCHMARK FAILED: ${message}\n`);
     process.exitCode = error instanceof BenchOptionError ? 2 : 1;
   },
 );

@@ -40,10 +40,7 @@ export function measureVerificationFloor(): FloorStep[] {
       if (step > last) ttlUpsert.run(key, JSON.stringify({ step, keepUntil: now + 3_600_000 }), now + 3_600_000);
     });
 
-    const secret = randomBytes(20);
-    const key = randomBytes(32);
-    const nonce = randomBytes(12);
-    const aad = Buffer.from('user|factor');
+    const [secret, key, nonce, aad] = [randomBytes(20), randomBytes(32), randomBytes(12), Buffer.from('user|factor')];
     const cipher = createCipheriv('aes-256-gcm', key, nonce).setAAD(aad);
     const sealed = Buffer.concat([cipher.update(secret), cipher.final()]);
     const tag = cipher.getAuthTag();
@@ -59,8 +56,7 @@ export function measureVerificationFloor(): FloorStep[] {
       'session: 32 random bytes, SHA-256, SQLite insert',
     ];
     const totals = names.map(() => 0n);
-    const verifications = 20_000;
-    const warm = 2_000;
+    const [verifications, warm] = [20_000, 2_000];
     for (let i = 0; i < warm + verifications; i++) {
       const user = i % 20_000;
       const marks = [process.hrtime.bigint()];

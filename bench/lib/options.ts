@@ -1,202 +1,99 @@
+import { parseArgs } from 'node:util';
+
 /**
- * Command-line flags and environment variables of `npm run bench` / `npm run bench:soak`.
- * A flag wins over its environment variable; every value is validated before anything starts.
+ * Flags of `npm run bench` (node:util parseArgs). Each flag also reads an environment variable,
+ * BENCH_ + its name in capitals (--c1-duration: BENCH_C1_DURATION); a flag wins over its variable.
+ * Every value is checked before anything starts; a bad one exits with code 2.
  */
 
-export class BenchOptionError extends Error {
-  readonly option: string;
-  constructor(option: string, message: string) {
-    super(`${option}: ${message}`);
-    this.name = 'BenchOptionError';
-    this.option = option;
-  }
-}
+export class BenchOptionError extends Error {}
 
+const TARGETS = ['direct', 'undici', 'http-proxy', 'nginx', 'public', 'bearer-rs256', 'bearer-es256', 'mfa-session', 'mfa-fresh-code', 'forward-auth'] as const;
+export type TargetName = (typeof TARGETS)[number];
+
+type Kind = 'int' | 'bool' | 'list' | 'dir' | 'duration';
 interface Spec {
-  readonly flag: string;
-  readonly env: string;
-  readonly kind: 'int' | 'number' | 'string' | 'bool' | 'list';
+  readonly kind: Kind;
   readonly help: string;
+  readonly def?: number | boolean;
+  readonly range?: readonly [number, number];
 }
 
-export type RawOptions = Map<string, string | boolean>;
+const SPECS = {
+  duration: { kind: 'int', def: 8, range: [1, 3600], help: 'seconds of each measured wrk run at --connections' },
+  warmup: { kind: 'int', def: 2, range: [0, 600], help: 'seconds of wrk warm-up before each measured run' },
+  repeats: { kind: 'int', def: 3, range: [1, 100], help: 'measured runs per row, rounds in alternating order (3 for a publishable run)' },
+  connections: { kind: 'int', def: 50, range: [1, 10_000], help: 'wrk connections of the loaded rows and of the soak' },
+  c1Duration: { kind: 'int', def: 4, range: [1, 3600], help: 'seconds of each one-connection (unloaded latency) run' },
+  rssConnections: { kind: 'int', def: 1000, range: [1, 16_000], help: 'keep-alive connections of the peak-RSS rows' },
+  rssDuration: { kind: 'int', def: 8, range: [1, 3600], help: 'seconds of the peak-RSS rows' },
+  freshFactors: { kind: 'int', def: 12_000, range: [10, 1_000_000], help: 'users provisioned for the fresh-code row (at least 4 × connections)' },
+  httpEnrolments: { kind: 'int', def: 100, range: [0, 100_000], help: 'users enrolled through the HTTP endpoints to report that rate (0 skips)' },
+  only: { kind: 'list', help: 'run only these rows (direct always runs)' },
+  skip: { kind: 'list', help: 'leave these rows out' },
+  soak: { kind: 'duration', range: [15, 86_400], help: 'soak instead of the rows: the gateway under load this long (10m, 600s, 1h), RSS sampled' },
+  soakUsers: { kind: 'int', def: 200, range: [1, 100_000], help: 'soak: users (tokens, sessions) the load rotates through' },
+  soakSampleMs: { kind: 'int', def: 1000, range: [50, 60_000], help: 'soak: RSS sampling interval in ms' },
+  out: { kind: 'dir', help: 'folder of the Markdown summary (default bench/results; JSON and profiles in <out>/tmp/)' },
+  pin: { kind: 'bool', def: true, help: 'pin upstream+proxies to CPU 0 and wrk to CPU 1 with taskset (--no-pin: off)' },
+  cpuProf: { kind: 'bool', def: false, help: 'run the gateway under node --cpu-prof; the .cpuprofile goes to <out>/tmp/' },
+  keepTmp: { kind: 'bool', def: false, help: 'keep the temp folder (policy, keys, logs, wrk scripts)' },
+} as const satisfies Record<string, Spec>;
 
-/** Parses `--name value`, `--name=value` and boolean `--name` against a closed set of specs. */
-export function parseFlags(argv: readonly string[], specs: readonly Spec[], env: NodeJS.ProcessEnv): RawOptions {
-  const byFlag = new Map(specs.map((spec) => [spec.flag, spec]));
-  const values: RawOptions = new Map();
-  for (const spec of specs) {
-    const fromEnv = env[spec.env];
-    if (fromEnv !== undefined && fromEnv !== '') values.set(spec.flag, spec.kind === 'bool' ? fromEnv !== '0' && fromEnv !== 'false' : fromEnv);
+type Value<S extends Spec> = S['kind'] extends 'int' ? number : S['kind'] extends 'bool' ? boolean : S['kind'] extends 'list' ? string[] : S['kind'] extends 'duration' ? number | undefined : string | undefined;
+export type Options = { readonly [K in keyof typeof SPECS]: Value<(typeof SPECS)[K]> } & { readonly targets: ReadonlySet<TargetName> };
+
+const flagOf = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envOf = (key: string): string => `BENCH_${flagOf(key).toUpperCase().replace(/-/g, '_')}`;
+
+export function usage(): string {
+  const lines = Object.entries(SPECS as Record<string, Spec>).map(([key, spec]) => {
+    const shown = `--${flagOf(key)}${{ int: ' N', bool: '', list: ' a,b', dir: ' DIR', duration: ' TIME' }[spec.kind]}`;
+    return `  ${shown.padEnd(24)} ${spec.help}${spec.def !== undefined && spec.kind !== 'bool' ? ` (default ${spec.def})` : ''} [${envOf(key)}]`;
+  });
+  return ['npm run bench [-- flags]    (how to read the results: bench/README.md)', '', ...lines, `  ${'--help'.padEnd(24)} this text`, '', `rows: ${TARGETS.join(' ')}`].join('\n');
+}
+
+/** Returns undefined for --help. */
+export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options | undefined {
+  const config = Object.fromEntries(Object.entries(SPECS as Record<string, Spec>).map(([key, spec]) => [flagOf(key), { type: spec.kind === 'bool' ? 'boolean' : 'string' } as const]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: [...argv], options: { ...config, help: { type: 'boolean' } }, allowNegative: true, strict: true }).values;
+  } catch (error) {
+    // parseArgs says "Unknown option '--x'. To specify a positional argument …": the first sentence is the point.
+    throw new BenchOptionError(`${(error as Error).message.split('. ')[0]} (see --help)`);
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new BenchOptionError(arg, 'unexpected argument (flags start with --; see --help)');
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (name === 'help') {
-      values.set('help', true);
-      continue;
-    }
-    const negated = name.startsWith('no-') && byFlag.get(name.slice(3))?.kind === 'bool';
-    const spec = byFlag.get(negated ? name.slice(3) : name);
-    if (spec === undefined) throw new BenchOptionError(`--${name}`, 'unknown flag (see --help)');
-    if (spec.kind === 'bool') {
-      if (eq !== -1) throw new BenchOptionError(`--${name}`, 'is a switch and takes no value');
-      values.set(spec.flag, !negated);
-      continue;
-    }
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new BenchOptionError(`--${name}`, 'needs a value');
-    values.set(spec.flag, value);
+  if (values.help === true) return undefined;
+  const options: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SPECS as Record<string, Spec>)) {
+    const fromEnv = env[envOf(key)];
+    const flag = values[flagOf(key)] === undefined ? envOf(key) : `--${flagOf(key)}`;
+    const raw = values[flagOf(key)] ?? (fromEnv === undefined || fromEnv === '' ? undefined : spec.kind === 'bool' ? !['0', 'false', 'no'].includes(fromEnv) : fromEnv);
+    const [min, max] = spec.range ?? [0, 0];
+    if (typeof raw === 'boolean' || raw === undefined) options[key] = raw ?? spec.def ?? (spec.kind === 'list' ? [] : undefined);
+    else if (spec.kind === 'list') options[key] = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    else if (spec.kind === 'int') {
+      if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new BenchOptionError(`${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+      options[key] = Number(raw);
+    } else if (spec.kind === 'duration') {
+      const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(raw);
+      const seconds = match === null ? NaN : Number(match[1]) * { s: 1, m: 60, h: 3600 }[match[2] ?? 'm']!;
+      if (!(seconds >= min && seconds <= max)) throw new BenchOptionError(`${flag}: expected a time like 10m, 90s or 1h (bare number: minutes) from ${min} s to ${max / 3600} h, got ${JSON.stringify(raw)}`);
+      options[key] = Math.round(seconds);
+    } else options[key] = raw;
   }
-  return values;
-}
-
-export function usage(title: string, specs: readonly Spec[]): string {
-  const lines = [title, '', 'flags (environment variable in brackets):'];
-  for (const spec of specs) {
-    const shown = spec.kind === 'bool' ? `--${spec.flag}` : `--${spec.flag} ${spec.kind === 'list' ? 'a,b' : spec.kind === 'string' ? 'DIR' : 'N'}`;
-    lines.push(`  ${shown.padEnd(26)} ${spec.help} [${spec.env}]`);
+  const only = options.only as string[];
+  const skip = options.skip as string[];
+  for (const name of [...only, ...skip]) {
+    if (!(TARGETS as readonly string[]).includes(name)) throw new BenchOptionError(`--only/--skip: unknown row ${JSON.stringify(name)} (rows: ${TARGETS.join(', ')})`);
   }
-  return lines.join('\n');
-}
-
-function intOption(raw: RawOptions, flag: string, fallback: number, min: number, max: number): number {
-  const value = raw.get(flag);
-  if (value === undefined) return fallback;
-  const text = String(value);
-  if (!/^\d+$/.test(text)) throw new BenchOptionError(`--${flag}`, `not a whole number: ${JSON.stringify(text)}`);
-  const n = Number(text);
-  if (n < min || n > max) throw new BenchOptionError(`--${flag}`, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function numberOption(raw: RawOptions, flag: string, fallback: number, min: number, max: number): number {
-  const value = raw.get(flag);
-  if (value === undefined) return fallback;
-  const n = Number(String(value));
-  if (!Number.isFinite(n) || n < min || n > max) throw new BenchOptionError(`--${flag}`, `must be a number between ${min} and ${max}, got ${JSON.stringify(String(value))}`);
-  return n;
-}
-
-function listOption(raw: RawOptions, flag: string): string[] {
-  const value = raw.get(flag);
-  if (value === undefined || value === true) return [];
-  return String(value)
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
-}
-
-function boolOption(raw: RawOptions, flag: string, fallback: boolean): boolean {
-  const value = raw.get(flag);
-  return value === undefined ? fallback : value === true;
-}
-
-function stringOption(raw: RawOptions, flag: string): string | undefined {
-  const value = raw.get(flag);
-  return value === undefined || typeof value === 'boolean' ? undefined : value;
-}
-
-// ---------------------------------------------------------------------------------------------
-// npm run bench
-
-export const RUN_SPECS: readonly Spec[] = [
-  { flag: 'duration', env: 'BENCH_DURATION', kind: 'int', help: 'seconds of each measured wrk run at -c50 (default 8)' },
-  { flag: 'warmup', env: 'BENCH_WARMUP', kind: 'int', help: 'seconds of wrk warm-up before each measured run (default 2)' },
-  { flag: 'repeats', env: 'BENCH_REPEATS', kind: 'int', help: 'measured runs per configuration, in alternating order (default 3, min 3 for a publishable run)' },
-  { flag: 'connections', env: 'BENCH_CONNECTIONS', kind: 'int', help: 'wrk connections of the main rows (default 50)' },
-  { flag: 'c1-duration', env: 'BENCH_C1_DURATION', kind: 'int', help: 'seconds of each -c1 (unloaded latency) run (default 4)' },
-  { flag: 'rss-connections', env: 'BENCH_RSS_CONNECTIONS', kind: 'int', help: 'keep-alive connections of the peak-RSS run (default 1000)' },
-  { flag: 'rss-duration', env: 'BENCH_RSS_DURATION', kind: 'int', help: 'seconds of the peak-RSS run (default 8)' },
-  { flag: 'fresh-factors', env: 'BENCH_FRESH_FACTORS', kind: 'int', help: 'users provisioned for the fresh X-MFA-Token row (default 12000, at least 4 × connections)' },
-  { flag: 'http-enrolments', env: 'BENCH_HTTP_ENROLMENTS', kind: 'int', help: 'users enrolled through the HTTP endpoints to report their rate (default 100; 0 skips)' },
-  { flag: 'only', env: 'BENCH_ONLY', kind: 'list', help: 'run only these targets (direct is always kept)' },
-  { flag: 'skip', env: 'BENCH_SKIP', kind: 'list', help: 'leave these targets out' },
-  { flag: 'out', env: 'BENCH_OUT', kind: 'string', help: 'results folder (default bench/results)' },
-  { flag: 'pin', env: 'BENCH_PIN', kind: 'bool', help: 'pin upstream+proxy to CPU 0 and wrk to CPU 1 with taskset (default on; --no-pin)' },
-  { flag: 'cpu-prof', env: 'BENCH_CPU_PROF', kind: 'bool', help: 'profile the gateway (V8 profiler over --inspect) during the first round of each gateway row; profiles and SUMMARY.md in <out>/profiles-<stamp>/' },
-  { flag: 'keep-tmp', env: 'BENCH_KEEP_TMP', kind: 'bool', help: 'keep the temp folder (policy, keys, logs) for inspection' },
-];
-
-export interface RunOptions {
-  readonly durationSec: number;
-  readonly warmupSec: number;
-  readonly repeats: number;
-  readonly connections: number;
-  readonly c1DurationSec: number;
-  readonly rssConnections: number;
-  readonly rssDurationSec: number;
-  readonly freshFactors: number;
-  readonly httpEnrolments: number;
-  readonly only: readonly string[];
-  readonly skip: readonly string[];
-  readonly out?: string;
-  readonly pin: boolean;
-  readonly cpuProf: boolean;
-  readonly keepTmp: boolean;
-  readonly help: boolean;
-}
-
-export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv): RunOptions {
-  const raw = parseFlags(argv, RUN_SPECS, env);
-  const out = stringOption(raw, 'out');
-  return {
-    durationSec: intOption(raw, 'duration', 8, 1, 3600),
-    warmupSec: intOption(raw, 'warmup', 2, 0, 600),
-    repeats: intOption(raw, 'repeats', 3, 1, 100),
-    connections: intOption(raw, 'connections', 50, 1, 10_000),
-    c1DurationSec: intOption(raw, 'c1-duration', 4, 1, 3600),
-    rssConnections: intOption(raw, 'rss-connections', 1000, 1, 16_000),
-    rssDurationSec: intOption(raw, 'rss-duration', 8, 1, 3600),
-    freshFactors: intOption(raw, 'fresh-factors', 12_000, 10, 1_000_000),
-    httpEnrolments: intOption(raw, 'http-enrolments', 100, 0, 100_000),
-    only: listOption(raw, 'only'),
-    skip: listOption(raw, 'skip'),
-    ...(out !== undefined ? { out } : {}),
-    pin: boolOption(raw, 'pin', true),
-    cpuProf: boolOption(raw, 'cpu-prof', false),
-    keepTmp: boolOption(raw, 'keep-tmp', false),
-    help: boolOption(raw, 'help', false),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// npm run bench:soak
-
-export const SOAK_SPECS: readonly Spec[] = [
-  { flag: 'minutes', env: 'SOAK_MINUTES', kind: 'number', help: 'length of the soak in minutes (default 10)' },
-  { flag: 'connections', env: 'SOAK_CONNECTIONS', kind: 'int', help: 'wrk connections (default 50)' },
-  { flag: 'users', env: 'SOAK_USERS', kind: 'int', help: 'distinct users (tokens, sessions) the load rotates through (default 200)' },
-  { flag: 'sample-ms', env: 'SOAK_SAMPLE_MS', kind: 'int', help: 'RSS sampling interval in ms (default 1000)' },
-  { flag: 'out', env: 'BENCH_OUT', kind: 'string', help: 'results folder (default bench/results)' },
-  { flag: 'pin', env: 'BENCH_PIN', kind: 'bool', help: 'pin upstream+gateway to CPU 0 and wrk to CPU 1 (default on; --no-pin)' },
-  { flag: 'keep-tmp', env: 'BENCH_KEEP_TMP', kind: 'bool', help: 'keep the temp folder (policy, keys, logs) for inspection' },
-];
-
-export interface SoakOptions {
-  readonly minutes: number;
-  readonly connections: number;
-  readonly users: number;
-  readonly sampleMs: number;
-  readonly out?: string;
-  readonly pin: boolean;
-  readonly keepTmp: boolean;
-  readonly help: boolean;
-}
-
-export function parseSoakOptions(argv: readonly string[], env: NodeJS.ProcessEnv): SoakOptions {
-  const raw = parseFlags(argv, SOAK_SPECS, env);
-  const out = stringOption(raw, 'out');
-  return {
-    minutes: numberOption(raw, 'minutes', 10, 0.25, 24 * 60),
-    connections: intOption(raw, 'connections', 50, 1, 10_000),
-    users: intOption(raw, 'users', 200, 1, 100_000),
-    sampleMs: intOption(raw, 'sample-ms', 1000, 50, 60_000),
-    ...(out !== undefined ? { out } : {}),
-    pin: boolOption(raw, 'pin', true),
-    keepTmp: boolOption(raw, 'keep-tmp', false),
-    help: boolOption(raw, 'help', false),
-  };
+  // Every relative column is relative to direct.
+  const targets = new Set<TargetName>(['direct', ...TARGETS.filter((name) => (only.length === 0 || only.includes(name)) && !skip.includes(name))]);
+  // Each user's next-step code is sent a whole pass after its current-step code: with fewer users
+  // than a few connections' worth, both could be in flight at once and arrive out of order.
+  if (options.soak === undefined && targets.has('mfa-fresh-code') && (options.freshFactors as number) < 4 * (options.connections as number)) {
+    throw new BenchOptionError(`--fresh-factors: must be at least 4 × --connections (${4 * (options.connections as number)}) for the mfa-fresh-code row`);
+  }
+  return { ...(options as Omit<Options, 'targets'>), targets };
 }

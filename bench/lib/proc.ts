@@ -1,171 +1,90 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, readdirSync, type WriteStream } from 'node:fs';
-import { connect } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
 
 /**
- * Child processes of the benchmark: started pinned to a CPU set with taskset, ready when they say
- * so (a `BENCH_READY {json}` line on stderr) or when a probe succeeds, measured from /proc, and
- * stopped by their own pid only.
+ * Child processes of the benchmark: started on a free port, pinned to a CPU set with taskset,
+ * ready when the port accepts connections, measured from /proc, and stopped by their own pid only.
  */
 
-export const READY_MARKER = 'BENCH_READY ';
+export class BenchError extends Error {}
 
-export class BenchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BenchError';
-  }
+export const log = (message: string): void => void process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+export const hasCommand = (name: string): boolean => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+
+/** `taskset -c CPUS command args` when pinning, else the command itself. */
+export function pinned(cpuList: string | undefined, command: string, args: readonly string[]): [string, string[]] {
+  return cpuList === undefined ? [command, [...args]] : ['taskset', ['-c', cpuList, command, ...args]];
 }
 
-export interface Pinning {
-  /** CPU list for upstream and proxies (taskset -c syntax), or undefined when not pinning. */
-  readonly servers?: string;
-  /** CPU list for wrk. */
-  readonly load?: string;
-}
-
-export function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** `taskset -c CPUS cmd args` when pinning, else the command itself. */
-export function pinned(cpus: string | undefined, command: string, args: readonly string[]): { command: string; args: string[] } {
-  return cpus === undefined ? { command, args: [...args] } : { command: 'taskset', args: ['-c', cpus, command, ...args] };
-}
-
-export interface ManagedProcess {
-  readonly name: string;
-  readonly pid: number;
-  /** What the child printed after READY_MARKER (parsed JSON), or {} for probe-ready processes. */
-  readonly info: Record<string, unknown>;
-  readonly logFile: string;
-  exited(): boolean;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-export interface StartOptions {
-  readonly name: string;
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly cpus?: string | undefined;
-  readonly env?: NodeJS.ProcessEnv;
-  readonly cwd?: string;
-  /** stdout and stderr of the child go here (logs are kept for a failed run). */
-  readonly logFile: string;
-  /** Without a probe the child must print READY_MARKER + JSON on stderr. */
-  readonly probe?: () => Promise<boolean>;
-  readonly readyTimeoutMs?: number;
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-export async function startProcess(options: StartOptions): Promise<ManagedProcess> {
-  const { command, args } = pinned(options.cpus, options.command, options.args);
-  const log: WriteStream = createWriteStream(options.logFile, { flags: 'a' });
-  const child: ChildProcess = spawn(command, args, {
-    cwd: options.cwd,
-    env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let exitedFlag = false;
-  let exitDescription = '';
-  const exitPromise = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitedFlag = true;
-      exitDescription = signal !== null ? `signal ${signal}` : `code ${code}`;
-      resolve();
+/** A port the kernel just had free, for the child to listen on (so the harness knows it in advance). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
     });
   });
-  child.stdout?.pipe(log, { end: false });
-
-  let info: Record<string, unknown> | undefined;
-  let buffered = '';
-  let onReadyLine: ((value: Record<string, unknown>) => void) | undefined;
-  child.stderr?.on('data', (chunk: Buffer) => {
-    log.write(chunk);
-    if (info !== undefined) return;
-    buffered += chunk.toString('utf8');
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (line.startsWith(READY_MARKER)) {
-        info = JSON.parse(line.slice(READY_MARKER.length)) as Record<string, unknown>;
-        onReadyLine?.(info);
-        buffered = '';
-        return;
-      }
-    }
-  });
-
-  const timeoutMs = options.readyTimeoutMs ?? 30_000;
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new BenchError(`${options.name} did not become ready within ${timeoutMs} ms; log ${options.logFile}:\n${tail(options.logFile)}`)), timeoutMs);
-    const done = (value: Record<string, unknown>): void => {
-      clearTimeout(timer);
-      resolve(value);
-    };
-    void exitPromise.then(() => {
-      clearTimeout(timer);
-      // Give the log stream a moment to flush what the child said before dying.
-      setTimeout(() => reject(new BenchError(`${options.name} exited (${exitDescription}) before it was ready; log ${options.logFile}:\n${tail(options.logFile)}`)), 100);
-    });
-    if (options.probe !== undefined) {
-      const probe = options.probe;
-      const poll = (): void => {
-        if (exitedFlag) return;
-        probe().then(
-          (ok) => (ok ? done({}) : setTimeout(poll, 50)),
-          () => setTimeout(poll, 50),
-        );
-      };
-      poll();
-    } else {
-      onReadyLine = done;
-    }
-  });
-  child.once('error', (error) => log.write(`spawn error: ${error.message}\n`));
-
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    if (!exitedFlag && child.pid !== undefined) {
-      child.kill(signal);
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exitPromise;
-      clearTimeout(killTimer);
-    }
-    await new Promise<void>((resolve) => log.end(resolve));
-  };
-
-  try {
-    info = await ready;
-  } catch (error) {
-    await stop('SIGKILL');
-    throw error;
-  }
-  if (child.pid === undefined) throw new BenchError(`${options.name}: no pid`);
-  return { name: options.name, pid: child.pid, info, logFile: options.logFile, exited: () => exitedFlag, stop };
 }
 
-/** Resolves true when a TCP connection to the port succeeds. */
-export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
+const canConnect = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
     });
     socket.once('error', () => resolve(false));
   });
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `command args` (stdout and stderr to `logFile`, kept for a failed run) and waits until `port` accepts connections. */
+export async function startProcess(name: string, command: string, args: readonly string[], port: number, options: { cpus: string | undefined; logFile: string; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<ManagedProcess> {
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  const child = spawn(...pinned(options.cpus, command, args), { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  child.once('error', (error) => log.write(`spawn error: ${error.message}\n`));
+  let running = true;
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? `code ${code}`))).finally(() => (running = false));
+  const stop = async (): Promise<void> => {
+    if (running) {
+      child.kill('SIGTERM');
+      // A gateway started with --cpu-prof writes its profile on the way out: give it time.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await new Promise<void>((resolve) => log.end(resolve));
+  };
+  const deadline = Date.now() + 30_000;
+  while (!(await canConnect(port))) {
+    if (running && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
+    const why = running ? 'did not listen within 30 s' : `exited (${await exited}) before it listened`;
+    child.kill('SIGKILL');
+    await stop();
+    const tail = existsSync(options.logFile) ? readFileSync(options.logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n') : '';
+    throw new BenchError(`${name} ${why}; log ${options.logFile}:\n${tail}`);
+  }
+  return { name, pid: child.pid!, port, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
-// /proc readers (Linux)
+// /proc readers (Linux). Times in /proc are in USER_HZ, which is 100 on Linux.
 
 /** Fields of /proc/PID/stat after the command name (which may contain spaces and parentheses). */
 function statFields(pid: number): string[] | undefined {
@@ -178,69 +97,99 @@ function statFields(pid: number): string[] | undefined {
 }
 
 /** The pid and every descendant (nginx: master and workers). */
-export function processTree(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const fields = statFields(Number(entry));
-    if (fields !== undefined) parentOf.set(Number(entry), Number(fields[1]));
+function processTree(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(children === '' ? [] : children.split(' ').map(Number).flatMap(processTree))];
+  } catch {
+    return [];
   }
-  const tree = [pid];
-  for (let i = 0; i < tree.length; i++) {
-    for (const [child, parent] of parentOf) if (parent === tree[i] && !tree.includes(child)) tree.push(child);
-  }
-  return tree.filter((p) => existsSync(`/proc/${p}`));
 }
-
-const CLOCK_TICKS = (() => {
-  const result = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(result.stdout?.trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
-})();
 
 /** User + system CPU time of the process tree, in microseconds. */
 export function cpuMicros(pid: number): number {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
+  return processTree(pid).reduce((sum, p) => {
     const fields = statFields(p);
-    if (fields !== undefined) ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return (ticks * 1e6) / CLOCK_TICKS;
+    return fields === undefined ? sum : sum + (Number(fields[11]) + Number(fields[12])) * 10_000;
+  }, 0);
 }
 
-function statusKb(pid: number, key: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? 0 : Number(match[1]);
-  } catch {
-    return 0;
-  }
+/**
+ * Time one CPU spent running processes (user + nice + system) from /proc/stat, in microseconds.
+ * Interrupt, softirq and steal time are left out so the figure compares with the utime + stime of
+ * the processes pinned there.
+ */
+export function cpuBusyMicros(cpu: number): number {
+  const line = new RegExp(`^cpu${cpu} (.*)$`, 'm').exec(readFileSync('/proc/stat', 'utf8'));
+  const f = (line?.[1] ?? '0 0 0').trim().split(/\s+/).map(Number);
+  return (f[0]! + f[1]! + f[2]!) * 10_000;
 }
 
-/** Resident set of the process tree, in bytes. */
+/** Resident set (VmRSS) of the process tree, in bytes. */
 export function rssBytes(pid: number): number {
-  return processTree(pid).reduce((sum, p) => sum + statusKb(p, 'VmRSS') * 1024, 0);
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      return sum + Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      return sum;
+    }
+  }, 0);
 }
 
-/** Peak resident set (VmHWM) of the process tree, in bytes (sum of each process's own peak). */
-export function peakRssBytes(pid: number): number {
-  return processTree(pid).reduce((sum, p) => sum + statusKb(p, 'VmHWM') * 1024, 0);
+export interface RssPoint {
+  /** ms since sampling started. */
+  readonly t: number;
+  readonly rss: number;
 }
 
-/** Samples the RSS of a process tree until stopped; returns the samples (bytes) with their time (ms since start). */
-export function sampleRss(pid: number, intervalMs: number): { stop(): Array<{ t: number; rss: number }> } {
+/** Samples the RSS of a process tree until stopped. */
+export function sampleRss(pid: number, intervalMs: number): { stop(): RssPoint[] } {
   const started = Date.now();
-  const samples: Array<{ t: number; rss: number }> = [];
-  const take = (): void => {
-    samples.push({ t: Date.now() - started, rss: rssBytes(pid) });
-  };
+  const points: RssPoint[] = [];
+  const take = (): number => points.push({ t: Date.now() - started, rss: rssBytes(pid) });
   take();
   const timer = setInterval(take, intervalMs);
   return {
     stop: () => {
       clearInterval(timer);
       take();
-      return samples;
+      return points;
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+
+function output(command: string, args: readonly string[], cwd?: string): string {
+  const result = spawnSync(command, args, { encoding: 'utf8', cwd });
+  return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim();
+}
+
+/** Facts about the machine and the software under test, stored with every result. */
+export function machineFacts(repoRoot: string) {
+  const version = (name: string): string => {
+    try {
+      return (JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'missing';
+    }
+  };
+  const osRelease = existsSync('/etc/os-release') ? readFileSync('/etc/os-release', 'utf8') : '';
+  return {
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    os: /^PRETTY_NAME="?([^"\n]*)"?/m.exec(osRelease)?.[1] ?? 'unknown',
+    kernel: release(),
+    virtualization: /^Hypervisor vendor:\s+(.*)$/m.exec(output('lscpu', []))?.[1] ?? 'none reported',
+    node: process.version,
+    wrk: /wrk\s+(\S+)/.exec(output('wrk', ['-v']))?.[1] ?? 'missing',
+    nginx: /nginx\/(\S+)/.exec(output('/usr/sbin/nginx', ['-v']))?.[1] ?? 'missing',
+    packages: ['undici', 'http-proxy-3', 'jose', 'better-sqlite3', 'otplib', 'lru-cache', 'pino', 'prom-client'].map((name) => `${name} ${version(name)}`).join(', '),
+    gitCommit: output('git', ['rev-parse', '--short', 'HEAD'], repoRoot) || 'unknown',
+    gitDirty: output('git', ['status', '--porcelain', '--', 'src'], repoRoot) !== '',
+    loadAverageAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+  };
+}
+
+export type MachineFacts = ReturnType<typeof machineFacts>;

@@ -1,24 +1,15 @@
 import type { FloorStep } from './floor.js';
-import type { MachineFacts } from './machine.js';
-import { fmt, max, median, min } from './stats.js';
+import type { MachineFacts, RssPoint } from './proc.js';
+import type { WrkResult } from './wrk.js';
 
-/** Aggregation of repeated samples into the table of issue 5, the target verdicts, and the files. */
+/** The tables of issue 5 from the repeated samples, the target verdicts, and the Markdown of a run and a soak. */
 
 export type Mode = 'c50' | 'c1';
 
-export interface Sample {
+export interface Sample extends Omit<WrkResult, 'raw' | 'script'> {
   readonly target: string;
   readonly mode: Mode;
   readonly round: number;
-  readonly connections: number;
-  readonly requests: number;
-  readonly durationSec: number;
-  readonly rps: number;
-  readonly p50Ms: number;
-  readonly p75Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
   /** CPU time of the proxy process tree during the run (0 for direct), µs. */
   readonly proxyCpuUs: number;
   readonly upstreamCpuUs: number;
@@ -27,7 +18,6 @@ export interface Sample {
   /** Share of the server CPU our processes used (about 1 when the proxy is the bottleneck). */
   readonly serverCpuShare: number;
   readonly upstreamServed: number;
-  readonly rssBytesAfter: number;
   /** Measured runs thrown away because something else used the server CPU. */
   readonly retries: number;
 }
@@ -37,29 +27,6 @@ export interface TargetInfo {
   readonly label: string;
   readonly description: string;
   readonly group: 'baseline' | 'gateway';
-}
-
-export interface Row {
-  readonly target: string;
-  readonly label: string;
-  readonly mode: Mode;
-  readonly runs: number;
-  readonly rps: { readonly median: number; readonly min: number; readonly max: number };
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly p99MaxMs: number;
-  /** 1/rps(target) − 1/rps(direct), µs; the server CPU is saturated in the c50 rows. */
-  readonly cpuUsPerRequest?: number;
-  readonly cpuVsUndici?: number;
-  readonly rpsVsUndici?: number;
-  /** The proxy process's own CPU per request (from /proc), µs. */
-  readonly measuredProxyCpuUs?: number;
-  /** c1 only: p50 − p50(direct), µs. */
-  readonly addedP50Us?: number;
-  readonly addedVsUndici?: number;
-  readonly serverCpuShare: number;
-  readonly foreignShareMax: number;
-  readonly retries: number;
 }
 
 export interface RssRow {
@@ -75,144 +42,134 @@ export interface RssRow {
   readonly p99Ms: number;
 }
 
-export interface Verdict {
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** `digits` decimals with thousands separators; '–' for a missing value. */
+export function fmt(value: number | undefined, digits = 0): string {
+  if (value === undefined || !Number.isFinite(value)) return '–';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
+const MB = 2 ** 20;
+
+export function aggregate(samples: readonly Sample[], targets: readonly TargetInfo[], mode: Mode) {
+  const pick = (name: string): Sample[] => samples.filter((s) => s.target === name && s.mode === mode);
+  const direct = pick('direct');
+  const [directRps, directP50] = [median(direct.map((s) => s.rps)), median(direct.map((s) => s.latencyMs.p50))];
+  // What a row adds to direct: CPU µs per request, 1/rps − 1/rps(direct) (the server CPU is
+  // saturated in the loaded rows), and µs of p50 latency (reported for the one-connection rows).
+  const vsDirect = (name: string): { cpu?: number; added?: number } => {
+    const list = pick(name);
+    if (list.length === 0 || direct.length === 0 || name === 'direct') return {};
+    return { cpu: (1 / median(list.map((s) => s.rps)) - 1 / directRps) * 1e6, added: (median(list.map((s) => s.latencyMs.p50)) - directP50) * 1000 };
+  };
+  const undici = { rps: median(pick('undici').map((s) => s.rps)), ...vsDirect('undici') };
+  const ratio = (value: number | undefined, base: number | undefined): number | undefined => (value === undefined || base === undefined || !(base > 0) ? undefined : value / base);
+  return targets
+    .filter((target) => pick(target.name).length > 0)
+    .map((target) => {
+      const list = pick(target.name);
+      const rps = list.map((s) => s.rps);
+      const own = vsDirect(target.name);
+      const requests = sum(list.map((s) => s.requests));
+      return {
+        target: target.name,
+        label: target.label,
+        rps: { median: median(rps), min: Math.min(...rps), max: Math.max(...rps) },
+        p50Ms: median(list.map((s) => s.latencyMs.p50)),
+        p99Ms: median(list.map((s) => s.latencyMs.p99)),
+        p99MaxMs: Math.max(...list.map((s) => s.latencyMs.p99)),
+        cpuUsPerRequest: own.cpu,
+        cpuVsUndici: ratio(own.cpu, undici.cpu),
+        rpsVsUndici: ratio(median(rps), undici.rps),
+        // The proxy process tree's own CPU per request, from /proc.
+        measuredProxyCpuUs: target.name === 'direct' || requests === 0 ? undefined : sum(list.map((s) => s.proxyCpuUs)) / requests,
+        addedP50Us: mode === 'c1' ? own.added : undefined,
+        addedVsUndici: mode === 'c1' ? ratio(own.added, undici.added) : undefined,
+        serverCpuShare: median(list.map((s) => s.serverCpuShare)),
+        foreignShareMax: Math.max(...list.map((s) => s.foreignShare)),
+        retries: sum(list.map((s) => s.retries)),
+      };
+    });
+}
+
+type Row = ReturnType<typeof aggregate>[number];
+
+/** The most verifications/s one core can do here: minimal undici proxy + upstream, plus the floor's steps. */
+function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { baseMicros: number; workMicros: number; rps: number } | undefined {
+  const undici = c50.find((r) => r.target === 'undici');
+  if (undici === undefined) return undefined;
+  const baseMicros = 1e6 / undici.rps.median;
+  const workMicros = sum(floor.map((step) => step.micros));
+  return { baseMicros, workMicros, rps: 1e6 / (baseMicros + workMicros) };
+}
+
+interface Verdict {
   readonly target: string;
   readonly measured: string;
   readonly status: 'met' | 'missed' | 'not measured';
 }
 
-export function aggregate(samples: readonly Sample[], targets: readonly TargetInfo[], mode: Mode): Row[] {
-  const rows: Row[] = [];
-  const pick = (name: string): Sample[] => samples.filter((s) => s.target === name && s.mode === mode);
-  const direct = pick('direct');
-  const directRps = median(direct.map((s) => s.rps));
-  const directP50 = median(direct.map((s) => s.p50Ms));
-  const base = (name: string): { cpu?: number; rps: number; added?: number } => {
-    const list = pick(name);
-    const rps = median(list.map((s) => s.rps));
-    return {
-      rps,
-      ...(list.length > 0 && direct.length > 0 ? { cpu: (1 / rps - 1 / directRps) * 1e6, added: (median(list.map((s) => s.p50Ms)) - directP50) * 1000 } : {}),
-    };
+export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[], floor: readonly FloorStep[] | undefined): Verdict[] {
+  const find = <T extends { target: string }>(rows: readonly T[], name: string): T | undefined => rows.find((r) => r.target === name);
+  const [session, undici, httpProxy, es, fresh] = ['mfa-session', 'undici', 'http-proxy', 'bearer-es256', 'mfa-fresh-code'].map((name) => find(c50, name));
+  const [sessionC1, undiciC1] = [find(c1, 'mfa-session'), find(c1, 'undici')];
+  const [gatewayRss, undiciRss] = [find(rss, 'mfa-session'), find(rss, 'undici')];
+  /** `measure` answers what was measured and whether it meets the target (undefined: not measured). */
+  const check = (target: string, missing: string, measure: () => [string, boolean | undefined] | undefined): Verdict => {
+    const [measured, met] = measure() ?? [missing, undefined];
+    return { target, measured, status: met === undefined ? 'not measured' : met ? 'met' : 'missed' };
   };
-  const undici = base('undici');
-  for (const target of targets) {
-    const list = pick(target.name);
-    if (list.length === 0) continue;
-    const rps = list.map((s) => s.rps);
-    const rpsMedian = median(rps);
-    const p50 = median(list.map((s) => s.p50Ms));
-    const cpu = target.name === 'direct' || direct.length === 0 ? undefined : (1 / rpsMedian - 1 / directRps) * 1e6;
-    const added = target.name === 'direct' || direct.length === 0 ? undefined : (p50 - directP50) * 1000;
-    const requests = list.reduce((sum, s) => sum + s.requests, 0);
-    const proxyCpu = list.reduce((sum, s) => sum + s.proxyCpuUs, 0);
-    rows.push({
-      target: target.name,
-      label: target.label,
-      mode,
-      runs: list.length,
-      rps: { median: rpsMedian, min: min(rps), max: max(rps) },
-      p50Ms: p50,
-      p99Ms: median(list.map((s) => s.p99Ms)),
-      p99MaxMs: max(list.map((s) => s.p99Ms)),
-      ...(cpu !== undefined ? { cpuUsPerRequest: cpu } : {}),
-      ...(cpu !== undefined && undici.cpu !== undefined ? { cpuVsUndici: cpu / undici.cpu } : {}),
-      ...(undici.rps > 0 && Number.isFinite(undici.rps) ? { rpsVsUndici: rpsMedian / undici.rps } : {}),
-      ...(target.name !== 'direct' && requests > 0 ? { measuredProxyCpuUs: proxyCpu / requests } : {}),
-      ...(mode === 'c1' && added !== undefined ? { addedP50Us: added } : {}),
-      ...(mode === 'c1' && added !== undefined && undici.added !== undefined && undici.added > 0 ? { addedVsUndici: added / undici.added } : {}),
-      serverCpuShare: median(list.map((s) => s.serverCpuShare)),
-      foreignShareMax: max(list.map((s) => s.foreignShare)),
-      retries: list.reduce((sum, s) => sum + s.retries, 0),
-    });
-  }
-  return rows;
-}
-
-const MB = 1024 * 1024;
-
-/** The most verifications/s one core can do here: minimal undici proxy + upstream, plus the floor's steps. */
-export function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { readonly baseMicros: number; readonly workMicros: number; readonly rps: number } | undefined {
-  const undici = c50.find((r) => r.target === 'undici');
-  if (undici === undefined) return undefined;
-  const baseMicros = 1e6 / undici.rps.median;
-  const workMicros = floor.reduce((sum, step) => sum + step.micros, 0);
-  return { baseMicros, workMicros, rps: 1e6 / (baseMicros + workMicros) };
-}
-
-export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[], floor?: readonly FloorStep[]): Verdict[] {
-  const row = (rows: readonly Row[], name: string): Row | undefined => rows.find((r) => r.target === name);
-  const out: Verdict[] = [];
-  const session = row(c50, 'mfa-session');
-  const undici = row(c50, 'undici');
-  const httpProxy = row(c50, 'http-proxy');
-  const none = (target: string, why: string): Verdict => ({ target, measured: why, status: 'not measured' });
-
-  const t1 = 'mfa session route: CPU/request ≤ 1.15 × minimal undici proxy';
-  if (session?.cpuVsUndici !== undefined && session.cpuUsPerRequest !== undefined && undici?.cpuUsPerRequest !== undefined) {
-    out.push({ target: t1, measured: `${fmt(session.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs = ${fmt(session.cpuVsUndici, 2)}×`, status: session.cpuVsUndici <= 1.15 ? 'met' : 'missed' });
-  } else out.push(none(t1, 'mfa-session or undici row missing'));
-
-  const t2 = 'mfa session route: requests/s ≥ 2 × http-proxy';
-  if (session !== undefined && httpProxy !== undefined) {
-    const ratio = session.rps.median / httpProxy.rps.median;
-    // The gateway does strictly more than the minimal undici proxy: its ratio bounds the gateway's.
-    const undiciRatio = undici === undefined ? '' : `; the minimal undici proxy itself reaches ${fmt(undici.rps.median / httpProxy.rps.median, 2)}× here`;
-    out.push({ target: t2, measured: `${fmt(session.rps.median)} vs ${fmt(httpProxy.rps.median)} rps = ${fmt(ratio, 2)}×${undiciRatio}`, status: ratio >= 2 ? 'met' : 'missed' });
-  } else out.push(none(t2, 'mfa-session or http-proxy row missing'));
-
-  const t3 = 'bearer ES256 (cache warm): within 5 % of the mfa session route (requests/s)';
-  const es = row(c50, 'bearer-es256');
-  if (es !== undefined && session !== undefined) {
-    const diff = (es.rps.median - session.rps.median) / session.rps.median;
-    out.push({ target: t3, measured: `${fmt(es.rps.median)} vs ${fmt(session.rps.median)} rps = ${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} %`, status: Math.abs(diff) <= 0.05 ? 'met' : 'missed' });
-  } else out.push(none(t3, 'bearer-es256 or mfa-session row missing'));
-
-  const t4 = 'fresh X-MFA-Token: ≥ 3,000 verifications/s on one core, p99 < 10 ms at 50 connections';
-  const fresh = row(c50, 'mfa-fresh-code');
-  if (fresh !== undefined) {
-    const bound = floor === undefined ? undefined : floorBound(c50, floor);
-    out.push({
-      target: t4,
-      measured:
-        `${fmt(fresh.rps.median)} /s (min ${fmt(fresh.rps.min)}), p99 ${fmt(fresh.p99Ms, 2)} ms (worst run ${fmt(fresh.p99MaxMs, 2)} ms)` +
-        (bound === undefined ? '' : `; floor on this machine: ${fmt(bound.rps)} /s (see "Verification floor")`),
-      status: fresh.rps.median >= 3000 && fresh.p99Ms < 10 ? 'met' : 'missed',
-    });
-  } else out.push(none(t4, 'mfa-fresh-code row missing'));
-
-  const t5 = 'unloaded added latency (p50, -c1) of the mfa session route ≤ 1.2 × minimal undici proxy';
-  const sessionC1 = row(c1, 'mfa-session');
-  const undiciC1 = row(c1, 'undici');
-  if (sessionC1?.addedP50Us !== undefined && undiciC1?.addedP50Us !== undefined) {
-    const ratio = sessionC1.addedP50Us / undiciC1.addedP50Us;
-    out.push({ target: t5, measured: `+${fmt(sessionC1.addedP50Us)} µs vs +${fmt(undiciC1.addedP50Us)} µs = ${fmt(ratio, 2)}×`, status: ratio <= 1.2 ? 'met' : 'missed' });
-  } else out.push(none(t5, 'c1 rows for mfa-session, undici or direct missing'));
-
-  const t6 = 'gateway RSS ≤ 150 MB at 1,000 concurrent keep-alive connections';
-  const gatewayRss = rss.find((r) => r.target === 'mfa-session');
-  const undiciRss = rss.find((r) => r.target === 'undici');
-  if (gatewayRss !== undefined) {
-    out.push({
-      target: t6,
-      measured:
-        `peak ${fmt(gatewayRss.peakRssBytes / MB, 1)} MB at ${gatewayRss.connections} connections (${fmt(gatewayRss.startRssBytes / MB, 1)} MB after start, ${fmt(gatewayRss.idleRssBytes / MB, 1)} MB before the row)` +
-        (undiciRss === undefined ? '' : `; minimal undici proxy: peak ${fmt(undiciRss.peakRssBytes / MB, 1)} MB`),
-      status: gatewayRss.connections >= 1000 && gatewayRss.peakRssBytes <= 150 * MB ? 'met' : gatewayRss.connections >= 1000 ? 'missed' : 'not measured',
-    });
-  } else out.push(none(t6, 'RSS row missing'));
-  out.push(none('RSS flat (< 5 % growth after warm-up) over a 10-minute soak', 'measured by npm run bench:soak, see soak-*.md'));
-  return out;
+  return [
+    check('mfa session route: CPU/request ≤ 1.15 × minimal undici proxy', 'mfa-session or undici row missing', () =>
+      session?.cpuVsUndici === undefined || session.cpuUsPerRequest === undefined || undici?.cpuUsPerRequest === undefined
+        ? undefined
+        : [`${fmt(session.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs = ${fmt(session.cpuVsUndici, 2)}×`, session.cpuVsUndici <= 1.15],
+    ),
+    check('mfa session route: requests/s ≥ 2 × http-proxy', 'mfa-session or http-proxy row missing', () => {
+      if (session === undefined || httpProxy === undefined) return undefined;
+      const ratio = session.rps.median / httpProxy.rps.median;
+      // The gateway does strictly more than the minimal undici proxy: its ratio bounds the gateway's.
+      const bound = undici === undefined ? '' : `; the minimal undici proxy itself reaches ${fmt(undici.rps.median / httpProxy.rps.median, 2)}× here`;
+      return [`${fmt(session.rps.median)} vs ${fmt(httpProxy.rps.median)} rps = ${fmt(ratio, 2)}×${bound}`, ratio >= 2];
+    }),
+    check('bearer ES256 (cache warm): within 5 % of the mfa session route (requests/s)', 'bearer-es256 or mfa-session row missing', () => {
+      if (es === undefined || session === undefined) return undefined;
+      const diff = (es.rps.median - session.rps.median) / session.rps.median;
+      return [`${fmt(es.rps.median)} vs ${fmt(session.rps.median)} rps = ${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} %`, Math.abs(diff) <= 0.05];
+    }),
+    check('fresh X-MFA-Token: ≥ 3,000 verifications/s on one core, p99 < 10 ms at 50 connections', 'mfa-fresh-code row missing', () => {
+      if (fresh === undefined) return undefined;
+      const bound = floor === undefined ? undefined : floorBound(c50, floor);
+      const floorText = bound === undefined ? '' : `; floor on this machine: ${fmt(bound.rps)} /s (see "Verification floor")`;
+      return [`${fmt(fresh.rps.median)} /s (min ${fmt(fresh.rps.min)}), p99 ${fmt(fresh.p99Ms, 2)} ms (worst run ${fmt(fresh.p99MaxMs, 2)} ms)${floorText}`, fresh.rps.median >= 3000 && fresh.p99Ms < 10];
+    }),
+    check('unloaded added latency (p50, -c1) of the mfa session route ≤ 1.2 × minimal undici proxy', 'c1 rows for mfa-session, undici or direct missing', () => {
+      if (sessionC1?.addedP50Us === undefined || undiciC1?.addedP50Us === undefined) return undefined;
+      const ratio = sessionC1.addedP50Us / undiciC1.addedP50Us;
+      return [`+${fmt(sessionC1.addedP50Us)} µs vs +${fmt(undiciC1.addedP50Us)} µs = ${fmt(ratio, 2)}×`, ratio <= 1.2];
+    }),
+    check('gateway RSS ≤ 150 MB at 1,000 concurrent keep-alive connections', 'RSS row missing', () => {
+      if (gatewayRss === undefined) return undefined;
+      const undiciText = undiciRss === undefined ? '' : `; minimal undici proxy: peak ${fmt(undiciRss.peakRssBytes / MB, 1)} MB`;
+      const text = `peak ${fmt(gatewayRss.peakRssBytes / MB, 1)} MB at ${gatewayRss.connections} connections (${fmt(gatewayRss.startRssBytes / MB, 1)} MB after start, ${fmt(gatewayRss.idleRssBytes / MB, 1)} MB before the row)`;
+      return [text + undiciText, gatewayRss.connections < 1000 ? undefined : gatewayRss.peakRssBytes <= 150 * MB];
+    }),
+    { target: 'RSS flat (< 5 % growth after warm-up) over a 10-minute soak', measured: 'measured by npm run bench -- --soak 10m, see soak.md', status: 'not measured' },
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-export interface RunReport {
-  readonly kind: 'bench';
+interface RunReport {
   readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly settings: Readonly<Record<string, unknown>>;
+  readonly settings: { readonly [key: string]: number | string | boolean };
   readonly machine: MachineFacts;
   readonly targets: readonly TargetInfo[];
   readonly notes: readonly string[];
@@ -221,22 +178,20 @@ export interface RunReport {
   readonly rss: readonly RssRow[];
   readonly floor?: readonly FloorStep[];
   readonly verdicts: readonly Verdict[];
-  readonly samples: readonly Sample[];
 }
 
-/** First column left-aligned, numbers right-aligned; `textColumns` stay left-aligned too. */
-function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>, textColumns = 1): string {
-  const align = header.map((_, i) => (i < textColumns ? '---' : '---:'));
-  return [header, align, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+/** First `textColumns` columns left-aligned, numbers right-aligned. */
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>, textColumns = 1): string[] {
+  return [header, header.map((_, i) => (i < textColumns ? '---' : '---:')), ...rows].map((cells) => `| ${cells.join(' | ')} |`).concat('');
 }
 
-const ratio = (value: number | undefined): string => (value === undefined ? '–' : `${fmt(value, 2)}×`);
+const times = (value: number | undefined): string => (value === undefined ? '–' : `${fmt(value, 2)}×`);
 
-export function machineLines(machine: MachineFacts): string[] {
+function machineLines(m: MachineFacts): string[] {
   return [
-    `- CPU: ${machine.cpuModel}, ${machine.cores} cores (${machine.virtualization}), ${machine.memoryGiB} GiB; ${machine.os}, Linux ${machine.kernel}`,
-    `- Node ${machine.node}, wrk ${machine.wrk}, nginx ${machine.nginx}; ${Object.entries(machine.packages).map(([name, version]) => `${name} ${version}`).join(', ')}`,
-    `- mfa-gateway commit ${machine.gitCommit}${machine.gitDirty ? ' (src/ had uncommitted changes)' : ''}; load average at start ${machine.loadAverageAtStart.join(' / ')}`,
+    `- CPU: ${m.cpuModel}, ${m.cores} cores (${m.virtualization}), ${m.memoryGiB} GiB; ${m.os}, Linux ${m.kernel}`,
+    `- Node ${m.node}, wrk ${m.wrk}, nginx ${m.nginx}; ${m.packages}`,
+    `- mfa-gateway commit ${m.gitCommit}${m.gitDirty ? ' (src/ had uncommitted changes)' : ''}; load average at start ${m.loadAverageAtStart.join(' / ')}`,
   ];
 }
 
@@ -248,8 +203,7 @@ function floorSection(report: RunReport): string[] {
     '',
     'The least work a fresh X-MFA-Token verification does, each step timed alone in this process (bench/lib/floor.ts):',
     '',
-    table(['step', 'µs'], [...report.floor.map((step) => [step.name, fmt(step.micros, 1)]), ['total', fmt(report.floor.reduce((sum, step) => sum + step.micros, 0), 1)]]),
-    '',
+    ...table(['step', 'µs'], [...report.floor.map((step) => [step.name, fmt(step.micros, 1)]), ['total', fmt(sum(report.floor.map((step) => step.micros)), 1)]]),
     ...(bound === undefined
       ? []
       : [
@@ -262,62 +216,87 @@ function floorSection(report: RunReport): string[] {
   ];
 }
 
-export function renderMarkdown(report: RunReport): string {
+export function renderRun(report: RunReport): string {
   const s = report.settings;
-  const lines: string[] = [
+  const lines = [
     `# mfa-gateway benchmark — ${report.startedAt}`,
     '',
     ...machineLines(report.machine),
-    `- wrk -t1 -c${String(s.connections)} -d${String(s.durationSec)}s after ${String(s.warmupSec)} s warm-up, ${String(s.repeats)} runs per row in alternating order; ` +
-      `-c1 rows ${String(s.c1DurationSec)} s; pinning: ${String(s.pinning)}`,
+    `- wrk -t1 -c${s.connections} -d${s.duration}s after ${s.warmup} s warm-up, ${s.repeats} runs per row in alternating order; -c1 rows ${s.c1Duration} s; pinning: ${s.pinning}`,
     '',
-    `## Throughput at ${String(s.connections)} connections`,
+    `## Throughput at ${s.connections} connections`,
     '',
-    table(
+    ...table(
       ['target', 'rps median', 'rps min', 'rps max', 'p50 ms', 'p99 ms', 'CPU µs/req vs direct', 'CPU ×undici', 'rps ×undici', 'proxy CPU µs/req (measured)', 'server CPU busy'],
-      report.c50.map((r) => [
-        r.label,
-        fmt(r.rps.median),
-        fmt(r.rps.min),
-        fmt(r.rps.max),
-        fmt(r.p50Ms, 2),
-        fmt(r.p99Ms, 2),
-        fmt(r.cpuUsPerRequest, 1),
-        ratio(r.cpuVsUndici),
-        ratio(r.rpsVsUndici),
-        fmt(r.measuredProxyCpuUs, 1),
-        `${fmt(r.serverCpuShare * 100)} %`,
-      ]),
+      report.c50.map((r) => [r.label, fmt(r.rps.median), fmt(r.rps.min), fmt(r.rps.max), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.cpuUsPerRequest, 1), times(r.cpuVsUndici), times(r.rpsVsUndici), fmt(r.measuredProxyCpuUs, 1), `${fmt(r.serverCpuShare * 100)} %`]),
     ),
-    '',
     '## Unloaded latency (one connection)',
     '',
-    table(
+    ...table(
       ['target', 'rps median', 'p50 ms', 'p99 ms', 'added p50 µs vs direct', 'added ×undici', 'proxy CPU µs/req (measured)'],
-      report.c1.map((r) => [r.label, fmt(r.rps.median), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), fmt(r.addedP50Us), ratio(r.addedVsUndici), fmt(r.measuredProxyCpuUs, 1)]),
+      report.c1.map((r) => [r.label, fmt(r.rps.median), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), fmt(r.addedP50Us), times(r.addedVsUndici), fmt(r.measuredProxyCpuUs, 1)]),
     ),
-    '',
     '## Memory at many keep-alive connections',
     '',
-    table(
+    ...table(
       ['target', 'connections', 'RSS after start MB', 'RSS before MB', 'RSS peak MB', 'rps', 'p99 ms'],
       report.rss.map((r) => [r.label, String(r.connections), fmt(r.startRssBytes / MB, 1), fmt(r.idleRssBytes / MB, 1), fmt(r.peakRssBytes / MB, 1), fmt(r.rps), fmt(r.p99Ms, 1)]),
     ),
-    '',
     ...floorSection(report),
     '## Targets of issue 5',
     '',
-    table(
-      ['target', 'measured', 'verdict'],
-      report.verdicts.map((v) => [v.target, v.measured, v.status === 'met' ? 'met' : v.status === 'missed' ? '**missed**' : v.status]),
-      3,
-    ),
-    '',
+    ...table(['target', 'measured', 'verdict'], report.verdicts.map((v) => [v.target, v.measured, v.status === 'missed' ? '**missed**' : v.status]), 3),
     '## Rows',
     '',
     ...report.targets.map((t) => `- **${t.label}** — ${t.description}`),
+    ...(report.notes.length > 0 ? ['', '## Notes', '', ...report.notes.map((note) => `- ${note}`)] : []),
+    '',
+    'How to read this: bench/README.md. Every single run: the JSON file of the same time in bench/results/tmp/ (not committed).',
+    '',
   ];
-  if (report.notes.length > 0) lines.push('', '## Notes', '', ...report.notes.map((note) => `- ${note}`));
-  lines.push('', 'How to read this: bench/README.md. Raw per-run numbers: the JSON file of the same name.', '');
   return lines.join('\n');
+}
+
+/**
+ * The soak's verdict and its Markdown. Growth compares the median RSS of the window right after
+ * warm-up with the median of the last window (each as long as the warm-up); the least-squares
+ * trend after warm-up catches a steady leak that a small growth hides.
+ */
+export function soakSummary(startedAt: string, machine: MachineFacts, mix: string, wrk: WrkResult, points: readonly RssPoint[], warmupSec: number) {
+  const after = points.filter((p) => p.t >= warmupSec * 1000);
+  const [mt, mr] = [sum(after.map((p) => p.t)) / after.length, sum(after.map((p) => p.rss)) / after.length];
+  const den = sum(after.map((p) => (p.t - mt) ** 2));
+  const end = points[points.length - 1]!.t;
+  const baselineBytes = median(after.filter((p) => p.t < 2 * warmupSec * 1000).map((p) => p.rss));
+  const finalBytes = median(after.filter((p) => p.t > end - warmupSec * 1000).map((p) => p.rss));
+  const growth = (finalBytes - baselineBytes) / baselineBytes;
+  const rss = { baselineBytes, finalBytes, growth, slopeBytesPerMinute: den === 0 ? 0 : (sum(after.map((p) => (p.t - mt) * (p.rss - mr))) / den) * 60_000, peakBytes: Math.max(...points.map((p) => p.rss)), pass: growth < 0.05 };
+  const every = Math.max(1, Math.round(points.length / 20));
+  const signed = (value: number, digits: number): string => `${value >= 0 ? '+' : ''}${fmt(value, digits)}`;
+  const markdown = [
+    `# mfa-gateway soak — ${startedAt}`,
+    '',
+    ...machineLines(machine),
+    `- ${mix}`,
+    '',
+    ...table(
+      ['measure', 'value'],
+      [
+        ['requests', `${fmt(wrk.requests)} (${fmt(wrk.rps)} rps, p50 ${fmt(wrk.latencyMs.p50, 2)} ms, p99 ${fmt(wrk.latencyMs.p99, 2)} ms)`],
+        ['fresh TOTP verifications', fmt(wrk.script.codes)],
+        [`RSS, median of the ${warmupSec} s after a ${warmupSec} s warm-up`, `${fmt(baselineBytes / MB, 1)} MB`],
+        [`RSS, median of the last ${warmupSec} s`, `${fmt(finalBytes / MB, 1)} MB`],
+        ['growth after warm-up', `${signed(growth * 100, 2)} %`],
+        ['trend after warm-up (least squares)', `${signed(rss.slopeBytesPerMinute / MB, 2)} MB/min`],
+        ['peak RSS', `${fmt(rss.peakBytes / MB, 1)} MB`],
+        ['target: < 5 % growth after warm-up', rss.pass ? 'met' : '**missed**'],
+      ],
+    ),
+    `RSS every ${every} samples (MB): ${points
+      .filter((_, i) => i % every === 0)
+      .map((p) => fmt(p.rss / MB, 1))
+      .join(' ')}`,
+    '',
+  ].join('\n');
+  return { markdown, rss };
 }

@@ -1,120 +1,89 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { createGatewayWorkspace, type GatewayWorkspace } from './gateway-setup.js';
-import { freePort, nginxArgs, NGINX_BINARY, writeNginxConfig } from './nginx.js';
-import { BenchError, canConnect, startProcess, type ManagedProcess } from './proc.js';
+import { createWorkspace, provisionUsers, type User, type Workspace } from './gateway-setup.js';
+import { BenchError, freePort, log, startProcess, type ManagedProcess } from './proc.js';
 
-/** Starting the processes under test, shared by bench/run.ts and bench/soak.ts. */
+/** The processes under test: upstream, the baselines (Node proxies, nginx) and mfa-gateway. */
 
 /** dist/bench/lib/ → the repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SERVERS = fileURLToPath(new URL('../servers/', import.meta.url));
-export const GATEWAY_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+const GATEWAY_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const NGINX = '/usr/sbin/nginx';
+const TEMP_DIRS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
 
-function portOf(process: ManagedProcess): number {
-  const port = process.info.port;
-  if (typeof port !== 'number') throw new BenchError(`${process.name} did not report its port`);
-  return port;
-}
-
-export interface Started {
-  readonly process: ManagedProcess;
-  readonly port: number;
-}
-
-export async function startUpstream(work: string, cpus: string | undefined): Promise<Started> {
-  const process = await startProcess({
-    name: 'upstream',
-    command: globalThis.process.execPath,
-    args: [join(SERVERS, 'upstream.js')],
-    cpus,
-    logFile: join(work, 'upstream.log'),
-  });
-  return { process, port: portOf(process) };
+/** upstream.ts, undici-proxy.ts or http-proxy.ts from bench/servers/, with the upstream URL as argument. */
+export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'http-proxy', upstreamPort?: number): Promise<ManagedProcess> {
+  const port = await freePort();
+  const args = [join(SERVERS, `${script}.js`), String(port), ...(upstreamPort === undefined ? [] : [`http://127.0.0.1:${upstreamPort}`])];
+  return startProcess(script, process.execPath, args, port, { cpus, logFile: join(work, `${script}.log`) });
 }
 
 /** How many requests the upstream has served (its own count endpoint excluded). */
 export async function upstreamServed(port: number): Promise<number> {
   const reply = await request(`http://127.0.0.1:${port}/__bench/count`);
-  const body = (await reply.body.json()) as { served: number };
-  return body.served;
+  return ((await reply.body.json()) as { served: number }).served;
 }
 
-export async function startNodeBaseline(work: string, cpus: string | undefined, kind: 'undici-proxy' | 'http-proxy', upstreamPort: number): Promise<Started> {
-  const process = await startProcess({
-    name: kind,
-    command: globalThis.process.execPath,
-    args: [join(SERVERS, `${kind}.js`), `http://127.0.0.1:${upstreamPort}`],
-    cpus,
-    logFile: join(work, `${kind}.log`),
-  });
-  return { process, port: portOf(process) };
-}
-
-export async function startNginx(work: string, cpus: string | undefined, upstreamPort: number): Promise<Started> {
+/** nginx, one worker, HTTP/1.1 keep-alive pool of 100 to the upstream, no access log. */
+export async function startNginx(work: string, cpus: string | undefined, upstreamPort: number): Promise<ManagedProcess> {
   const dir = join(work, 'nginx');
+  for (const sub of TEMP_DIRS) mkdirSync(join(dir, sub), { recursive: true });
   const port = await freePort();
-  const config = writeNginxConfig(dir, port, upstreamPort);
-  const process = await startProcess({
-    name: 'nginx',
-    command: NGINX_BINARY,
-    args: nginxArgs(dir, config),
-    cpus,
-    logFile: join(work, 'nginx.log'),
-    probe: () => canConnect(port),
-  });
-  return { process, port };
+  // Running as root, nginx would hand the worker to "nobody"; keep it the same user as the other targets.
+  const config = `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
+daemon off;
+master_process on;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  ${TEMP_DIRS.map((sub) => `${sub}_temp_path ${join(dir, sub)};`).join('\n  ')}
+  keepalive_timeout 120s;
+  keepalive_requests 1000000;
+  upstream bench_upstream {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 100;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
 }
-
-export interface GatewayPrepared {
-  readonly dir: string;
-  readonly listenPort: number;
-  readonly workspace: GatewayWorkspace;
-}
-
-/** Policy, signing keys and secret-encryption key file, before the gateway starts (users can be provisioned now). */
-export async function prepareGateway(work: string, upstreamPort: number, limits: { maxQueued: number; tokenCacheEntries: number }): Promise<GatewayPrepared> {
-  const dir = join(work, 'gateway');
-  mkdirSync(dir, { recursive: true });
-  const listenPort = await freePort();
-  const adminPort = await freePort();
-  const workspace = await createGatewayWorkspace({ dir, upstreamUrl: `http://127.0.0.1:${upstreamPort}`, listenPort, adminPort, ...limits });
-  return { dir, listenPort, workspace };
-}
-
-export interface GatewayStarted extends Started {
-  readonly workspace: GatewayWorkspace;
-}
-
-/** The admin API is not used here: an admin token from the caller's environment stays out of the child. */
-function gatewayEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...globalThis.process.env, LOG_LEVEL: globalThis.process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'info' };
-  delete env.MFA_GATEWAY_ADMIN_TOKEN;
-  return env;
+`;
+  writeFileSync(join(dir, 'nginx.conf'), config);
+  return startProcess('nginx', NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], port, { cpus, logFile: join(work, 'nginx.log') });
 }
 
 /**
- * The gateway as users run it: `node dist/src/cli/main.js serve --config F`, logs (info) to a file.
- * With `inspect`, node listens for the DevTools protocol on a random loopback port (bench/lib/inspector.ts).
+ * The gateway as users run it: `node dist/src/cli/main.js serve --config F`, logs (info) to a file;
  * BENCH_GATEWAY_ENTRY=module starts it through startGateway() (bench/servers/gateway.ts) instead.
+ * Policy, signing keys and key file are written first, then `provision` users are enrolled offline
+ * (bench/lib/gateway-setup.ts) before it starts. `nodeFlags` go to node itself (--cpu-prof …).
  */
-export async function launchGateway(work: string, cpus: string | undefined, prepared: GatewayPrepared, inspect = false): Promise<GatewayStarted> {
-  const viaModule = globalThis.process.env.BENCH_GATEWAY_ENTRY === 'module';
+export async function startGateway(work: string, cpus: string | undefined, upstreamPort: number, limits: { maxQueued: number; tokenCacheEntries: number }, provision: number, nodeFlags: readonly string[]): Promise<{ process: ManagedProcess; workspace: Workspace; provisioned: User[] }> {
+  const viaModule = process.env.BENCH_GATEWAY_ENTRY === 'module';
   if (!viaModule && !existsSync(GATEWAY_CLI)) throw new BenchError(`${GATEWAY_CLI} is missing: run npm run build first`);
-  const configPath = prepared.workspace.configPath;
-  const entry = viaModule ? [join(SERVERS, 'gateway.js'), configPath] : [GATEWAY_CLI, 'serve', '--config', configPath];
-  const nodeFlags = inspect ? ['--inspect=127.0.0.1:0'] : [];
-  const process = await startProcess({
-    name: 'mfa-gateway',
-    command: globalThis.process.execPath,
-    args: [...nodeFlags, ...entry],
-    cpus,
-    cwd: prepared.dir,
-    env: gatewayEnv(),
-    logFile: join(work, 'gateway.log'),
-    probe: () => canConnect(prepared.listenPort),
-  });
-  return { process, port: prepared.listenPort, workspace: prepared.workspace };
+  const dir = join(work, 'gateway');
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const workspace = await createWorkspace(dir, `http://127.0.0.1:${upstreamPort}`, { listen: port, admin: await freePort() }, limits);
+  const started = Date.now();
+  const provisioned = provision > 0 ? await provisionUsers(workspace, 'bench-fresh-', provision) : [];
+  if (provision > 0) log(`provisioned ${provision} users with an active TOTP factor in ${((Date.now() - started) / 1000).toFixed(1)} s (before start, like \`mfa-gateway factors enroll\`)`);
+  const entry = viaModule ? [join(SERVERS, 'gateway.js'), workspace.configPath] : [GATEWAY_CLI, 'serve', '--config', workspace.configPath];
+  // The admin API is not used here: an admin token from the caller's environment stays out of the child.
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'info' };
+  delete env.MFA_GATEWAY_ADMIN_TOKEN;
+  const gateway = await startProcess('mfa-gateway', process.execPath, [...nodeFlags, ...entry], port, { cpus, cwd: dir, env, logFile: join(work, 'gateway.log') });
+  return { process: gateway, workspace, provisioned };
 }

@@ -1,5 +1,4 @@
-import { startGateway } from '../../src/server/gateway.js';
-import { READY_MARKER } from '../lib/proc.js';
+import { startGatewayModule } from '../lib/gateway-setup.js';
 
 /**
  * The gateway started through its module API instead of the CLI (BENCH_GATEWAY_ENTRY=module):
@@ -7,11 +6,5 @@ import { READY_MARKER } from '../lib/proc.js';
  */
 const configPath = process.argv[2];
 if (configPath === undefined) throw new Error('usage: gateway.js POLICY_FILE');
-const gateway = await startGateway({ configPath, watch: false });
-process.stderr.write(`${READY_MARKER}${JSON.stringify({ port: gateway.address.port })}\n`);
-process.on('SIGTERM', () => {
-  gateway.stop().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-});
+const gateway = await startGatewayModule(configPath);
+process.on('SIGTERM', () => void gateway.stop().then(() => process.exit(0), () => process.exit(1)));

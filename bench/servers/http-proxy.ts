@@ -1,12 +1,10 @@
 import { Agent, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createProxyServer } from 'http-proxy-3';
-import { READY_MARKER } from '../lib/proc.js';
 
 /** Baseline: http-proxy-3 as people usually run it, with a keep-alive agent to the upstream. */
 
-const target = process.argv[2];
-if (target === undefined) throw new Error('usage: http-proxy.js UPSTREAM_URL');
+const [port, target] = process.argv.slice(2);
+if (target === undefined) throw new Error('usage: http-proxy.js PORT UPSTREAM_URL');
 const agent = new Agent({ keepAlive: true, maxSockets: 100, keepAliveMsecs: 60_000 });
 const proxy = createProxyServer({ target, agent });
 // Without an error listener http-proxy throws from the emitter and the process dies.
@@ -22,9 +20,7 @@ proxy.on('error', (_error, _req, res) => {
 const server = createServer((req, res) => {
   void proxy.web(req, res);
 });
-server.listen(0, '127.0.0.1', () => {
-  process.stderr.write(`${READY_MARKER}${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
-});
+server.listen(Number(port), '127.0.0.1');
 process.on('SIGTERM', () => {
   server.closeAllConnections();
   server.close(() => {

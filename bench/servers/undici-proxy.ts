@@ -1,7 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { READY_MARKER } from '../lib/proc.js';
 
 /**
  * Baseline: the least a Node reverse proxy can do with undici. One `Pool` to the upstream and
@@ -23,8 +21,8 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
   return out;
 }
 
-const target = process.argv[2];
-if (target === undefined) throw new Error('usage: undici-proxy.js UPSTREAM_URL');
+const [port, target] = process.argv.slice(2);
+if (target === undefined) throw new Error('usage: undici-proxy.js PORT UPSTREAM_URL');
 const pool = new Pool(target, { connections: 100, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 300_000 });
 
 const server = createServer((req, res) => {
@@ -52,9 +50,7 @@ const server = createServer((req, res) => {
   );
 });
 
-server.listen(0, '127.0.0.1', () => {
-  process.stderr.write(`${READY_MARKER}${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
-});
+server.listen(Number(port), '127.0.0.1');
 process.on('SIGTERM', () => {
   server.closeAllConnections();
   server.close(() => void pool.close().then(() => process.exit(0)));

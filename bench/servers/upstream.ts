@@ -1,6 +1,4 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { READY_MARKER } from '../lib/proc.js';
 
 /**
  * The backend every target forwards to: node:http, a fixed small JSON answer, keep-alive held
@@ -33,10 +31,8 @@ const server = createServer({ keepAliveTimeout: 120_000, headersTimeout: 130_000
 });
 server.keepAliveTimeout = 120_000;
 
-const port = Number(process.argv[2] ?? '0');
-server.listen(port, '127.0.0.1', () => {
-  process.stderr.write(`${READY_MARKER}${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
-});
+// The harness picks the port and waits until it accepts connections.
+server.listen(Number(process.argv[2]), '127.0.0.1');
 process.on('SIGTERM', () => {
   server.closeAllConnections();
   server.close(() => process.exit(0));
