@@ -101,7 +101,6 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
         : createForwarder({
             upstreams: policy.upstreams,
             maxQueued: policy.limits.maxQueued,
-            maxTotalConnections: policy.limits.maxUpstreamConnections,
             metrics,
             logger,
           });

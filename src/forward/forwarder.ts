@@ -9,7 +9,6 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hasBody } from '../request/body.js';
 import { systemClock, type Clock } from '../time/clock.js';
-import { ForwarderConfigError } from './errors.js';
 import { ForwardHandler, kForward, onResponseClose, OUTCOMES, type ForwardTarget, type Shared, type TrackedResponse, type UpstreamOutcome, type UpstreamRuntime } from './handler.js';
 import { tunnelWebSocket, type Tunnel } from './websocket.js';
 
@@ -57,8 +56,6 @@ export interface ForwarderOptions {
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   /** Requests that may wait for a connection per pool before new ones get 503 at once. */
   readonly maxQueued: number;
-  /** Total connections across every pool (default: no check beyond the policy loader's). */
-  readonly maxTotalConnections?: number;
   readonly metrics?: Metrics;
   readonly logger?: Logger;
   readonly clock?: Clock;
@@ -66,57 +63,13 @@ export interface ForwarderOptions {
   readonly random?: () => number;
 }
 
-function fail(option: string, message: string): never {
-  throw new ForwarderConfigError(option, message);
-}
-
-function checkInteger(option: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) fail(option, `must be an integer from ${min} to ${max}, got ${String(value)}`);
-}
-
-function checkUpstream(key: string, up: UpstreamConfig): void {
-  const at = `upstreams.${key}`;
-  if (typeof up !== 'object' || up === null) fail(at, 'must be an upstream configuration');
-  if (!(up.url instanceof URL)) fail(`${at}.url`, 'must be a URL');
-  if (up.url.protocol !== 'http:' && up.url.protocol !== 'https:') fail(`${at}.url`, 'must be http: or https:');
-  if (up.url.search !== '' || up.url.hash !== '' || up.url.username !== '' || up.url.password !== '') {
-    fail(`${at}.url`, 'must be an origin with an optional base path (no query, fragment or credentials)');
-  }
-  checkInteger(`${at}.pool.connections`, up.pool.connections, 1, 10_000);
-  checkInteger(`${at}.pool.keepAliveMs`, up.pool.keepAliveMs, 1, 3_600_000);
-  checkInteger(`${at}.pool.keepAliveMaxMs`, up.pool.keepAliveMaxMs, up.pool.keepAliveMs, 3_600_000);
-  checkInteger(`${at}.timeoutMs`, up.timeoutMs, 1, 30_000);
-  checkInteger(`${at}.connectTimeoutMs`, up.connectTimeoutMs, 1, 30_000);
-  checkInteger(`${at}.retries.max`, up.retries.max, 0, 10);
-  checkInteger(`${at}.retries.initialMs`, up.retries.initialMs, 0, 30_000);
-  checkInteger(`${at}.retries.jitterMs`, up.retries.jitterMs, 0, 30_000);
-  if (!Number.isFinite(up.retries.multiplier) || up.retries.multiplier < 1 || up.retries.multiplier > 10) {
-    fail(`${at}.retries.multiplier`, `must be a number from 1 to 10, got ${String(up.retries.multiplier)}`);
-  }
-}
-
 /**
  * The forwarding edge: one undici Pool per upstream origin, streaming both ways, failures turned
- * into problem responses. Options are checked here, once; nothing is validated per request.
+ * into problem responses. The upstream settings come from the compiled policy, which holds every
+ * bound (src/config/bounds.ts, the schema, routes/compile.ts): they are trusted here, not checked
+ * a second time with bounds of their own.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  if (typeof options !== 'object' || options === null) fail('options', 'must be an object');
-  if (!(options.upstreams instanceof Map)) fail('upstreams', 'must be a Map of upstream name to configuration');
-  checkInteger('maxQueued', options.maxQueued, 0, 1_000_000);
-  if (options.clock !== undefined && typeof options.clock !== 'function') fail('clock', 'must be a function returning milliseconds');
-  if (options.random !== undefined && typeof options.random !== 'function') fail('random', 'must be a function returning [0, 1)');
-  let totalConnections = 0;
-  for (const [key, up] of options.upstreams) {
-    checkUpstream(key, up);
-    totalConnections += up.pool.connections;
-  }
-  if (options.maxTotalConnections !== undefined) {
-    checkInteger('maxTotalConnections', options.maxTotalConnections, 1, 1_000_000);
-    if (totalConnections > options.maxTotalConnections) {
-      fail('maxTotalConnections', `the pools hold ${totalConnections} connections in total, more than ${options.maxTotalConnections}`);
-    }
-  }
-
   const shared: Shared = { metrics: options.metrics, logger: options.logger, clock: options.clock ?? systemClock, random: options.random ?? Math.random };
   const { metrics, logger } = shared;
   const upstreams = new Map<string, UpstreamRuntime>();

@@ -9,7 +9,7 @@ import type { RequestView } from '../request/view.js';
 import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import type { Lockout } from './lockout.js';
-import { MAX_SESSION_TTL_MS, type SessionStore } from './session.js';
+import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
 
 /**
@@ -57,7 +57,7 @@ export function refuse(p: Problem): Refusal {
 }
 
 export function sessionTtlMs(policy: GatewayPolicy): number {
-  return Math.min(policy.mfa.session.ttlMs, MAX_SESSION_TTL_MS);
+  return policy.mfa.session.ttlMs;
 }
 
 export function auditContext(caller: Pick<Caller, 'principal' | 'view'>): AuditContext {

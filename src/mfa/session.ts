@@ -11,8 +11,6 @@ import type { TtlStore } from '../store/types.js';
  */
 
 export const SESSION_PREFIX = 'session:';
-/** Sessions never last longer than this, whatever the policy says. */
-export const MAX_SESSION_TTL_MS = 24 * 3_600_000;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 export interface SessionRecord {
@@ -101,8 +99,8 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
 
   return {
     issue({ subject, method, mfaTime, now, ttlMs }) {
-      const life = Math.min(ttlMs, MAX_SESSION_TTL_MS);
-      return store({ subject, method, mfaTime, issuedAt: now, expiresAt: now + life }, now);
+      // `ttlMs` comes from the compiled policy, bounded there (mfa.session.ttl ≤ 24 h, config/bounds.ts).
+      return store({ subject, method, mfaTime, issuedAt: now, expiresAt: now + ttlMs }, now);
     },
     lookup,
     async revoke(token, subject, now) {
@@ -113,8 +111,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
     async refresh(token, subject, now, ttlMs) {
       const found = await lookup(token, subject, now);
       if (!found.ok) return undefined;
-      const life = Math.min(ttlMs, MAX_SESSION_TTL_MS);
-      const expiresAt = Math.min(now + life, found.record.mfaTime * 1000 + life);
+      const expiresAt = Math.min(now + ttlMs, found.record.mfaTime * 1000 + ttlMs);
       if (!(expiresAt > now)) return undefined;
       // Delete first: if two refreshes race, at most one old token turns into a new one.
       if (!(await ttl.delete(forget(token)))) return undefined;

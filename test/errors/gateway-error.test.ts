@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { AuthConfigError } from '../../src/auth/errors.js';
 import { ConfigOptionError, PolicyError } from '../../src/config/errors.js';
 import { KeyringError } from '../../src/crypto/errors.js';
-import { ClientAbortedError, ForwarderConfigError } from '../../src/forward/errors.js';
+import { ClientAbortedError } from '../../src/forward/errors.js';
 import { GatewayError, GuardOptionError } from '../../src/index.js';
 import { MfaError } from '../../src/mfa/errors.js';
 import { RequestConfigError } from '../../src/request/errors.js';
@@ -21,7 +21,6 @@ const SAMPLES: readonly (readonly [{ readonly name: string; readonly codes: read
   [KeyringError, new KeyringError('ERR_KEYRING_MISSING', 'no key')],
   [MfaError, new MfaError('ERR_MFA_INVALID_INPUT', 'secret too short')],
   [StoreError, new StoreError('ERR_STORE_CLOSED', 'the store is closed')],
-  [ForwarderConfigError, new ForwarderConfigError('upstreams.app.url', 'must be http or https')],
   [ClientAbortedError, new ClientAbortedError()],
 ];
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { createSessionStore, MAX_SESSION_TTL_MS } from '../../src/mfa/session.js';
+import { createSessionStore } from '../../src/mfa/session.js';
 import { createRig } from './support.js';
 
 describe('session store on SQLite', () => {
@@ -35,12 +35,6 @@ describe('session store on SQLite', () => {
     assert.equal(await sessions.revoke(issued.token, 'alice', now), true);
     assert.equal((await sessions.lookup(issued.token, 'alice', now)).ok, false);
     assert.equal(await sessions.revoke(issued.token, 'alice', now), false);
-  });
-
-  test('TTL is capped at 24 h', async () => {
-    const now = rig.clock();
-    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: 48 * hour });
-    assert.equal(issued.record.expiresAt, now + MAX_SESSION_TTL_MS);
   });
 
   test('refresh rotates the token and never renews mfaTime or stretches past mfaTime + TTL', async () => {
