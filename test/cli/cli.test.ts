@@ -64,6 +64,15 @@ default: deny
     assert.match(none.stdout, /default deny \(404 route_not_found\)/);
   });
 
+  test('explain shows the normalised path it matches on, and refuses double encodings', () => {
+    const escaped = run(['explain', '--config', 'config/gateway.yaml', 'GET', 'http://localhost:8080/%6Frders/%7e1']);
+    assert.equal(escaped.status, 0, escaped.stderr);
+    assert.match(escaped.stdout, /^request: GET host=localhost:8080 path=\/orders\/~1$/m);
+    assert.match(escaped.stdout, /^rule: {4}#3 orders-read/m);
+    const doubled = run(['explain', '--config', 'config/gateway.yaml', 'GET', 'http://localhost:8080/orders/%252e%252e/x']);
+    assert.match(doubled.stdout, /rejected before routing: 400 invalid_request \(the path contains a double-encoded/);
+  });
+
   test('serve with a bad policy exits non-zero and never listens', () => {
     const ws = createWorkspace();
     try {
