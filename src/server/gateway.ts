@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GatewayPolicy } from '../config/types.js';
@@ -55,7 +55,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const door = createProxyDoor(core, { draining: () => draining });
 
   const initial = core.current().policy;
+  // Responses still being written per connection, and what to do once they are all out.
+  const answering = new WeakMap<Duplex, Set<ServerResponse>>();
+  const afterAnswers = new WeakMap<Duplex, () => void>();
+  function track(socket: Duplex, res: ServerResponse): void {
+    let open = answering.get(socket);
+    if (open === undefined) answering.set(socket, (open = new Set()));
+    open.add(res);
+    res.once('close', () => {
+      open.delete(res);
+      if (open.size > 0) return;
+      const next = afterAnswers.get(socket);
+      afterAnswers.delete(socket);
+      next?.();
+    });
+  }
+
   const publicServer = createServer(publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes }), (req, res) => {
+    track(req.socket, res);
     door.handleRequest(req, res).catch((error: unknown) => {
       logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
       sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
@@ -67,32 +84,49 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   publicServer.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const overflow = error.code === 'HPE_HEADER_OVERFLOW';
     metrics.rejectedRequests.inc({ reason: overflow ? 'header_overflow' : 'malformed' });
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    socket.end(`HTTP/1.1 ${overflow ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    const refuse = (): void => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      socket.end(`HTTP/1.1 ${overflow ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    };
+    // Pipelined: the requests before the malformed one were accepted and may have run upstream;
+    // they get their own answers first, then the refusal, then the connection closes.
+    const earlier = answering.get(socket);
+    if (earlier === undefined || earlier.size === 0) refuse();
+    else afterAnswers.set(socket, refuse);
   });
 
   const listen = options.listen ?? initial.listen;
-  const address = await listenOn(publicServer, listen.port, listen.host ?? initial.listen.host);
-
   let adminServer: Server | undefined;
+  let address: AddressInfo;
   let adminAddress: AddressInfo | undefined;
-  if (options.admin !== false) {
-    const adminListen = options.admin ?? initial.admin;
-    adminServer = createServer(
-      createAdminHandler({
-        metrics,
-        policy: () => core.current().policy,
-        poolStats: () => core.current().forwarder.poolStats(),
-        ready: async () => (draining ? 'draining' : core.ready()),
-        reload: core.reload,
-        adminToken: initial.admin.token,
-        refreshGauges: core.refreshGauges,
-      }),
-    );
-    adminAddress = await listenOn(adminServer, adminListen.port, adminListen.host ?? initial.admin.host);
+  try {
+    address = await listenOn(publicServer, listen.port, listen.host ?? initial.listen.host);
+    if (options.admin !== false) {
+      const adminListen = options.admin ?? initial.admin;
+      adminServer = createServer(
+        createAdminHandler({
+          metrics,
+          policy: () => core.current().policy,
+          poolStats: () => core.current().forwarder.poolStats(),
+          ready: async () => (draining ? 'draining' : core.ready()),
+          reload: core.reload,
+          adminToken: initial.admin.token,
+          refreshGauges: core.refreshGauges,
+        }),
+      );
+      adminAddress = await listenOn(adminServer, adminListen.port, adminListen.host ?? initial.admin.host);
+    }
+  } catch (error) {
+    // Half a gateway is worse than none: without its admin listener nobody can scrape, probe or
+    // reload it, yet it would keep proxying. Close what did start and fail the start.
+    publicServer.close();
+    adminServer?.close();
+    await core.close();
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`cannot listen: ${reason}`, { cause: error });
   }
   logger.info(
     { event: 'listening', address: `${address.address}:${address.port}`, admin: adminAddress && `${adminAddress.address}:${adminAddress.port}` },

@@ -85,6 +85,23 @@ default: deny
     }
   });
 
+  test('serve with the admin port taken prints why and exits 1 instead of proxying without an admin listener', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const busy = (squatter.address() as AddressInfo).port;
+    const ws = createWorkspace();
+    try {
+      ws.writePolicy(policyHead(ws, 'http://127.0.0.1:9').replace('admin: { host: 127.0.0.1, port: 0 }', `admin: { host: 127.0.0.1, port: ${busy} }`) + 'routes:\n  - { match: { path: /x }, upstream: app, policy: public }\n');
+      const result = run(['serve', '--config', ws.configPath]);
+      assert.equal(result.status, 1, `exit status (stderr: ${result.stderr})`);
+      assert.match(result.stderr, new RegExp(`^mfa-gateway: cannot listen: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${busy}$`, 'm'));
+      assert.doesNotMatch(result.stdout, /mfa-gateway ready/);
+    } finally {
+      squatter.close();
+      ws.remove();
+    }
+  });
+
   test('SIGTERM drains: the in-flight request completes, then the process exits 0', async () => {
     const slow = createServer((_req, res) => setTimeout(() => res.end('slow done'), 600));
     await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));

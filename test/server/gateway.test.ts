@@ -141,6 +141,18 @@ describe('gateway: policies end to end against a recording upstream', () => {
     assert.equal(upstream.received.at(-1)!.url, '/public/one');
   });
 
+  test('pipelined valid requests, then a malformed one: each valid one gets its own answer, then the 400, then close', async () => {
+    const before = upstream.received.length;
+    const raw = await rawExchange(
+      port,
+      'GET /public/one HTTP/1.1\r\nHost: x\r\n\r\nGET /public/two HTTP/1.1\r\nHost: x\r\n\r\nGET /public/three HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n',
+    );
+    assert.deepEqual(statusesIn(raw), [200, 200, 400]);
+    assert.deepEqual(upstream.received.slice(before).map((r) => r.url), ['/public/one', '/public/two']);
+    // The refusal is the last thing on the connection.
+    assert.match(raw, /HTTP\/1\.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n$/);
+  });
+
   test('Connection: Authorization cannot strip the token past the gateway or smuggle identity', async () => {
     const jwt = await token('carol', { scopes: ['orders:read'] });
     const reply = await call(port, 'GET', '/orders/9', { authorization: `Bearer ${jwt}`, connection: 'Authorization, X-Auth-Subject', 'x-auth-subject': 'root' });
