@@ -71,13 +71,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   }
 
-  const publicServer = createServer(publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes }), (req, res) => {
-    track(req.socket, res);
-    door.handleRequest(req, res).catch((error: unknown) => {
-      logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
-      sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
-    });
-  });
+  function onRequest(expectsContinue: boolean) {
+    return (req: IncomingMessage, res: ServerResponse): void => {
+      track(req.socket, res);
+      door.handleRequest(req, res, expectsContinue).catch((error: unknown) => {
+        logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
+        sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
+      });
+    };
+  }
+
+  const publicServer = createServer(publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes }), onRequest(false));
+  // With a listener here Node no longer answers `100 Continue` by itself: the door decides first.
+  publicServer.on('checkContinue', onRequest(true));
   publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     door.handleUpgrade(req, socket, head).catch(() => socket.destroy());
   });

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, renameSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -20,6 +21,14 @@ default: deny
 `;
 
 const silent = createLogger({ level: 'silent' });
+
+async function eventually(check: () => boolean, ms = 2_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 describe('gateway: policies end to end against a recording upstream', () => {
   let upstream: RecordingUpstream;
@@ -151,6 +160,29 @@ describe('gateway: policies end to end against a recording upstream', () => {
     assert.deepEqual(upstream.received.slice(before).map((r) => r.url), ['/public/one', '/public/two']);
     // The refusal is the last thing on the connection.
     assert.match(raw, /HTTP\/1\.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n$/);
+  });
+
+  test('Expect: 100-continue is decided first: a refused request gets its final status at once and its body is never read', async () => {
+    const before = upstream.received.length;
+    // Only the head is sent: a gateway that answered 100 Continue would wait for the body.
+    const raw = await rawExchange(port, 'POST /orders/1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+    assert.deepEqual(statusesIn(raw), [401]);
+    assert.match(raw, /\r\nconnection: close\r\n/i);
+    assert.match(raw, /"code":"invalid_token"/);
+    assert.equal(upstream.received.length, before);
+  });
+
+  test('Expect: 100-continue on an allowed request: 100 Continue, then the body goes upstream', async () => {
+    const socket = connect(port, '127.0.0.1');
+    const seen: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => seen.push(chunk));
+    socket.write('POST /public/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+    await eventually(() => Buffer.concat(seen).toString('latin1').startsWith('HTTP/1.1 100 Continue\r\n\r\n'));
+    socket.write('hello');
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    assert.deepEqual(statusesIn(Buffer.concat(seen).toString('latin1')), [100, 200]);
+    assert.equal(upstream.received.at(-1)!.body.toString(), 'hello');
+    assert.equal(upstream.received.at(-1)!.headers.expect, undefined, 'Expect is not sent on');
   });
 
   test('Connection: Authorization cannot strip the token past the gateway or smuggle identity', async () => {

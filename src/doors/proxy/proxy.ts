@@ -14,12 +14,17 @@ import { serveReserved } from '../reserved.js';
  * session minted on the way goes back to the client on the response, the 101 included.
  */
 export interface ProxyDoor {
-  handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /**
+   * `expectsContinue`: the client sent `Expect: 100-continue` and waits (Node's `checkContinue`).
+   * It is told to send its body only once the request is allowed; a refused request gets its
+   * final status at once and its body is never read.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue?: boolean): Promise<void>;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
 export function createProxyDoor(core: GatewayCore, options: { readonly draining: () => boolean }): ProxyDoor {
-  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> {
     const pass = new Pass(core);
     res.once('close', () => pass.settle(res.statusCode));
     if (options.draining()) res.setHeader('connection', 'close');
@@ -32,6 +37,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     }
     const { view, decision } = admission;
     if (decision.endpoint !== undefined) {
+      if (expectsContinue) res.writeContinue();
       await serveReserved(core, pass, req, res, view, { ...decision, endpoint: decision.endpoint });
       return;
     }
@@ -41,6 +47,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
       sendProblem(res, problem('forbidden', 'this route has no upstream'), view.requestId, responseHeaders, hasBody(req));
       return;
     }
+    if (expectsContinue) res.writeContinue();
     pass.runtime.forwarder.forward(req, res, {
       upstream: route.upstream,
       view,
