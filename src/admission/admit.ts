@@ -72,8 +72,6 @@ export interface AdmitOptions {
    * rebuilt by forward-auth: the proxy's question about its own backend is decided by routes only.
    */
   readonly reserved?: boolean;
-  /** Use this request id instead of the view's (a rebuilt request shares its auth call's id). */
-  readonly requestId?: string;
 }
 
 export async function admit(core: GatewayCore, pass: Pass, source: RequestSource, options: AdmitOptions): Promise<Admission> {
@@ -87,9 +85,9 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
     pass.label('(rejected)', '(none)');
     metrics.rejectedRequests.inc({ reason: canonical.reason });
     metrics.denials.inc({ code: canonical.problem.code });
-    return { kind: 'refused', problem: canonical.problem, requestId: options.requestId, ambiguous: true };
+    return { kind: 'refused', problem: canonical.problem, requestId: undefined, ambiguous: true };
   }
-  const view = options.requestId === undefined ? canonical.view : { ...canonical.view, requestId: options.requestId };
+  const view = canonical.view;
 
   const decision = await decide(view, {
     policy: runtime.policy,
@@ -102,7 +100,7 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
   if (decision.kind === 'deny') {
     metrics.denials.inc({ code: decision.problem.code });
     logger.info(
-      { event: 'denied', door: options.door, request_id: view.requestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
+      { event: 'denied', door: options.door, request_id: view.requestId, client_request_id: view.clientRequestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
       'request denied',
     );
     return { kind: 'refused', problem: decision.problem, requestId: view.requestId, ambiguous: false };

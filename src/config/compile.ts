@@ -19,11 +19,28 @@ import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
 import { DURATION_HINT } from './schema.js';
 
+/** Headers whose treatment is part of the gateway's contract (DESIGN §3), never configurable. */
+const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
+  'authorization',
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'x-mfa-token',
+  'x-session-token',
+  'x-request-id',
+  'x-auth-subject',
+  'x-auth-scopes',
+  'x-auth-mfa',
+  'x-auth-mfa-time',
+]);
+
 /** The file as the schema describes it, after ajv filled in the defaults. */
 export interface RawPolicy {
   readonly listen: { readonly host: string; readonly port: number };
   readonly admin: { readonly host: string; readonly port: number; readonly token_env: string };
   readonly trusted_proxies: readonly string[];
+  readonly untrusted_peer_headers: readonly string[];
   readonly auth: { readonly jwt: RawJwt };
   readonly mfa: RawMfa;
   readonly store: { readonly kind: 'sqlite'; readonly path?: string } | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
@@ -134,6 +151,15 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   }
 
   const trustedProxies = cidrs(['trusted_proxies'], raw.trusted_proxies);
+  const untrustedPeerHeaders = new FrozenSet(
+    raw.untrusted_peer_headers.map((name, i) => {
+      const normal = name.toLowerCase().replace(/[_.]/g, '-');
+      // Stripping these would break every request (all peers are untrusted by default); the gateway
+      // already decides what happens to them.
+      if (GATEWAY_OWNED_HEADERS.has(normal)) add(['untrusted_peer_headers', i], `"${name}" is a header the gateway itself handles; it cannot be listed here`);
+      return normal;
+    }),
+  );
   const authzTrustedProxies = cidrs(['authz', 'trusted_proxies'], raw.authz.trusted_proxies);
 
   const jwt = compileJwt(raw.auth.jwt, ctx, add, duration);
@@ -223,6 +249,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     listen: { host: raw.listen.host, port: raw.listen.port },
     admin: { host: raw.admin.host, port: raw.admin.port, ...(adminToken !== undefined ? { token: adminToken } : {}) },
     trustedProxies,
+    untrustedPeerHeaders,
     auth: { jwt },
     mfa,
     store,

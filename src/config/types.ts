@@ -100,6 +100,8 @@ export interface GatewayPolicy {
   readonly admin: AdminConfig;
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed on the proxy path. Empty by default. */
   readonly trustedProxies: readonly string[];
+  /** Lower-case, `_`/`.` written as `-`: removed from requests whose peer is not in `trustedProxies`. */
+  readonly untrustedPeerHeaders: ReadonlySet<string>;
   readonly auth: { readonly jwt: JwtConfig };
   readonly mfa: MfaConfig;
   readonly store: StoreConfig;

@@ -21,6 +21,11 @@ export interface UpstreamHeaderContext {
   readonly upstreamHost: string | undefined;
   /** A WebSocket upgrade being tunnelled: send `Connection: upgrade` + `Upgrade: websocket`. */
   readonly websocket?: boolean;
+  /**
+   * The policy's `untrusted_peer_headers` (lower-case, `-` separators): dropped in any spelling
+   * unless the peer is a trusted proxy.
+   */
+  readonly untrustedPeerHeaders: ReadonlySet<string>;
 }
 
 // What to do with a client header, by lower-cased name.
@@ -75,8 +80,13 @@ const SEPARATORS = /[_.]/g;
  * `X.Auth.*`, `X-Forwarded-*` (any spelling), `X-MFA-Token`, `X-Session-Token`, … Backends behind
  * CGI/WSGI-style gateways read `_`, `.` and `-` as the same character.
  */
+/** `_` and `.` written as `-`, the spelling CGI-style backends fold every header name into. */
+function dashed(lowerName: string): string {
+  return lowerName.indexOf('_') === -1 && lowerName.indexOf('.') === -1 ? lowerName : lowerName.replace(SEPARATORS, '-');
+}
+
 function isDroppedXHeader(lowerName: string): boolean {
-  const name = lowerName.indexOf('_') === -1 && lowerName.indexOf('.') === -1 ? lowerName : lowerName.replace(SEPARATORS, '-');
+  const name = dashed(lowerName);
   return name.startsWith('x-auth-') || name.startsWith('x-forwarded-') || DROPPED_X.has(name);
 }
 
@@ -128,11 +138,12 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], ctx: Upstrea
   let named: string[] | undefined;
   let authorizationSeen = false;
   const actionOf = ctx.upstreamHost === undefined ? inProcessAction : requestAction;
+  const untrusted = ctx.view.peerTrusted || ctx.untrustedPeerHeaders.size === 0 ? undefined : ctx.untrustedPeerHeaders;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
     const lower = name.toLowerCase();
-    const action = actionOf(lower);
+    const action = untrusted !== undefined && untrusted.has(dashed(lower)) ? DROP : actionOf(lower);
     if (action === KEEP) {
       out.push(name, value);
     } else if (action === CONNECTION) {

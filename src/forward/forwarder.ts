@@ -134,6 +134,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         identity: target.identity,
         forwardAuthorization: target.forwardAuthorization,
         upstreamHost: up.host,
+        untrustedPeerHeaders: target.untrustedPeerHeaders,
       });
       up.active++;
       const handler = new ForwardHandler(
@@ -168,6 +169,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         identity: target.identity,
         forwardAuthorization: target.forwardAuthorization,
         upstreamHost: up.host,
+        untrustedPeerHeaders: target.untrustedPeerHeaders,
         websocket: true,
       });
       const tunnel = tunnelWebSocket(socket, head, {

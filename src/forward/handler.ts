@@ -27,6 +27,8 @@ export interface ForwardTarget {
   readonly forwardAuthorization: boolean;
   /** For logs only. */
   readonly routeName: string;
+  /** The policy's `untrusted_peer_headers`, for the header contract. */
+  readonly untrustedPeerHeaders: ReadonlySet<string>;
   /** Lower-case names; added to the client's response (e.g. x-session-token), never sent upstream. */
   readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
 }

@@ -280,7 +280,8 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
   let clientIp = peer;
   let forwardedFor = peer;
   let proto: 'http' | 'https' = 'http';
-  if (opts.trustedProxies.size > 0 && opts.trustedProxies.has(peer)) {
+  const peerTrusted = opts.trustedProxies.size > 0 && opts.trustedProxies.has(peer);
+  if (peerTrusted) {
     if (forwardedForChain !== undefined) {
       const resolved = resolveForwardedFor(forwardedForChain, peer, opts.trustedProxies);
       if (resolved === undefined) return REJECTIONS.invalid_forwarded_for;
@@ -307,8 +308,14 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
     clientIp,
     forwardedFor,
     forwardedHost,
-    requestId: requestIdCount === 1 && clientRequestId !== undefined && isRequestId(clientRequestId) ? clientRequestId : randomUUID(),
+    requestId: randomUUID(),
+    peerTrusted,
   };
+  // Logs and the audit trail are keyed on the request id: only a trusted proxy may choose it.
+  if (requestIdCount === 1 && clientRequestId !== undefined && isRequestId(clientRequestId)) {
+    if (peerTrusted) view.requestId = clientRequestId;
+    else view.clientRequestId = clientRequestId;
+  }
   if (authorization !== undefined) view.authorization = authorization;
   if (mfaToken !== undefined) view.mfaToken = mfaToken;
   if (sessionToken !== undefined) view.sessionToken = sessionToken;

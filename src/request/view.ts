@@ -22,5 +22,10 @@ export interface RequestView {
   readonly authorization?: string;
   readonly mfaToken?: string;
   readonly sessionToken?: string;
+  /** The gateway's id for this request: a trusted proxy's X-Request-Id when well-formed, else a new UUID. */
   readonly requestId: string;
+  /** A well-formed X-Request-Id sent by an untrusted peer: logged beside ours, never used as ours. */
+  readonly clientRequestId?: string;
+  /** The socket peer is in the trust list the request was read with (its forwarding headers were believed). */
+  readonly peerTrusted: boolean;
 }

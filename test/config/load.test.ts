@@ -29,6 +29,7 @@ describe('parsePolicy: a valid file', () => {
       listen: { host: '0.0.0.0', port: 8080 },
       admin: { host: '127.0.0.1', port: 9090 },
       trustedProxies: [],
+      untrustedPeerHeaders: { set: ['x-real-ip', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'client-ip', 'x-original-forwarded-for', 'x-proxyuser-ip', 'x-envoy-external-address', 'remote-user', 'x-remote-user', 'x-user', 'x-authenticated-user', 'x-original-uri', 'x-original-host', 'x-original-method', 'x-envoy-original-path'] },
       auth: {
         jwt: {
           issuer: 'https://idp.test/',
@@ -92,6 +93,7 @@ describe('parsePolicy: a valid file', () => {
     const text = `listen: { host: 127.0.0.1, port: 8443 }
 admin: { host: ::1, port: 9443, token_env: GW_ADMIN }
 trusted_proxies: [10.0.0.0/8, 192.168.1.1, fd00::/8]
+untrusted_peer_headers: [X_Real_IP, Remote.User, CF-Connecting-IP]
 auth:
   jwt:
     issuer: https://idp.test/
@@ -144,6 +146,7 @@ authz: { trusted_proxies: [] }
       listen: { host: '127.0.0.1', port: 8443 },
       admin: { host: '::1', port: 9443, token: 'an-admin-token-of-some-length' },
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', 'fd00::/8'],
+      untrustedPeerHeaders: { set: ['x-real-ip', 'remote-user', 'cf-connecting-ip'] },
       auth: {
         jwt: {
           issuer: 'https://idp.test/',
@@ -187,7 +190,7 @@ authz: { trusted_proxies: [] }
         {
           index: 0,
           name: 'ws.Chat_1',
-          line: 36,
+          line: 37,
           match: { host: 'api.example.com', pathRegex: { regex: '^(?:\\/chat\\/[a-z]+)$' }, methods: { set: ['GET', 'POST'] } },
           policy: 'step_up',
           upstream: 'orders',
@@ -200,7 +203,7 @@ authz: { trusted_proxies: [] }
         {
           index: 1,
           name: 'route_1',
-          line: 45,
+          line: 46,
           match: { pathPrefix: '/x' },
           policy: 'deny',
           scopes: [],
@@ -340,6 +343,14 @@ describe('parsePolicy: every error names the file and line', () => {
       issues: [
         't.yaml:11: mfa.session.ttl: not a duration "12 hours": write a whole number and a unit (ms, s, m, h or d), e.g. 30s',
         't.yaml:12: mfa.lockout.backoff[1]: not a duration "5x": write a whole number and a unit (ms, s, m, h or d), e.g. 30s',
+      ],
+    },
+    {
+      name: 'untrusted_peer_headers naming a header the gateway handles itself',
+      text: HEAD + ROUTE + 'untrusted_peer_headers: [X-Real-IP, authorization, X_MFA_Token]\n',
+      issues: [
+        't.yaml:10: untrusted_peer_headers[1]: "authorization" is a header the gateway itself handles; it cannot be listed here',
+        't.yaml:10: untrusted_peer_headers[2]: "X_MFA_Token" is a header the gateway itself handles; it cannot be listed here',
       ],
     },
     {

@@ -13,7 +13,9 @@ const view: RequestView = {
   forwardedFor: '203.0.113.7',
   forwardedHost: 'api.example.com',
   requestId: 'rid-1',
+  peerTrusted: false,
 };
+const NONE: ReadonlySet<string> = new Set();
 const identity = { subject: 'alice', scopes: ['orders:read', 'orders:write'], mfa: 'totp', mfaTime: 1_700_000_000 } as const;
 
 describe('buildUpstreamHeaders', () => {
@@ -32,7 +34,7 @@ describe('buildUpstreamHeaders', () => {
       'Authorization', 'Bearer tok', 'Authorization', 'Bearer second',
       'Content-Length', '3', 'Accept', '*/*',
     ];
-    const out = buildUpstreamHeaders(raw, { view, identity, forwardAuthorization: true, upstreamHost: '10.0.0.5:9000' });
+    const out = buildUpstreamHeaders(raw, { view, identity, forwardAuthorization: true, upstreamHost: '10.0.0.5:9000', untrustedPeerHeaders: NONE });
     assert.deepEqual(out, [
       'User-Agent', 'probe/1',
       'Authorization', 'Bearer tok',
@@ -52,19 +54,19 @@ describe('buildUpstreamHeaders', () => {
 
   test('without identity no X-Auth-* is sent, even when the client sent some; forward_authorization false drops Authorization', () => {
     const raw = ['X-Auth-Subject', 'mallory', 'Connection', 'X-Auth-Subject', 'Authorization', 'Bearer tok', 'Accept', 'a'];
-    const out = buildUpstreamHeaders(raw, { view: { ...view, forwardedHost: '' }, forwardAuthorization: false, upstreamHost: 'up' });
+    const out = buildUpstreamHeaders(raw, { view: { ...view, forwardedHost: '' }, forwardAuthorization: false, upstreamHost: 'up', untrustedPeerHeaders: NONE });
     assert.deepEqual(out, ['Accept', 'a', 'x-request-id', 'rid-1', 'x-forwarded-for', '203.0.113.7', 'x-forwarded-proto', 'https', 'host', 'up']);
   });
 
   test('identity without a second-factor time sends no X-Auth-MFA-Time', () => {
-    const out = buildUpstreamHeaders([], { view, identity: { subject: 's', scopes: [], mfa: 'none' }, forwardAuthorization: true, upstreamHost: 'up' });
+    const out = buildUpstreamHeaders([], { view, identity: { subject: 's', scopes: [], mfa: 'none' }, forwardAuthorization: true, upstreamHost: 'up', untrustedPeerHeaders: NONE });
     assert.deepEqual(out.slice(0, 6), ['x-auth-subject', 's', 'x-auth-scopes', '', 'x-auth-mfa', 'none']);
     assert.equal(out.includes('x-auth-mfa-time'), false);
   });
 
   test('a WebSocket tunnel gets our Connection/Upgrade pair, never the client\'s', () => {
     const raw = ['Upgrade', 'websocket', 'Connection', 'Upgrade, X-Auth-Subject', 'Sec-WebSocket-Key', 'k', 'Sec-WebSocket-Version', '13'];
-    const out = buildUpstreamHeaders(raw, { view, forwardAuthorization: true, upstreamHost: 'up', websocket: true });
+    const out = buildUpstreamHeaders(raw, { view, forwardAuthorization: true, upstreamHost: 'up', websocket: true, untrustedPeerHeaders: NONE });
     assert.deepEqual(out, [
       'Sec-WebSocket-Key', 'k', 'Sec-WebSocket-Version', '13',
       'x-request-id', 'rid-1', 'x-forwarded-for', '203.0.113.7', 'x-forwarded-proto', 'https', 'x-forwarded-host', 'api.example.com',

@@ -148,6 +148,7 @@ export function viewOf(spec: RequestSpec, requestId = 'req-1'): RequestView {
     proto: 'https',
     clientIp: '192.0.2.7',
     forwardedFor: '192.0.2.7',
+    peerTrusted: false,
     forwardedHost: host,
     ...(spec.authorization !== undefined ? { authorization: spec.authorization } : {}),
     ...(spec.mfaToken !== undefined ? { mfaToken: spec.mfaToken } : {}),

@@ -69,6 +69,8 @@ interface Row {
   readonly challenge?: string;
   /** Exact values the backend must receive; `null` = must not receive. */
   readonly backend?: Readonly<Record<string, string | null>>;
+  /** The backend must get the gateway's own request id, not this one the client sent. */
+  readonly notRequestId?: string;
   /** The target the backend must receive, on the doors that forward themselves. */
   readonly target?: string;
   /** Headers back to the client: `true` = present, `false` = absent. */
@@ -213,6 +215,37 @@ const ROWS: readonly Row[] = [
     code: 'invalid_request',
   },
   {
+    name: 'who-the-client-is headers from an untrusted peer never reach the backend, in any spelling; nor does its request id',
+    doors: ['proxy', 'middleware'],
+    request: async () => ({
+      method: 'GET',
+      path: '/public',
+      headers: {
+        'X-Real-IP': '6.6.6.6',
+        x_real_ip: '6.6.6.6',
+        'True-Client-IP': '6.6.6.6',
+        'CF-Connecting-IP': '6.6.6.6',
+        'Remote-User': 'admin',
+        'X-Remote-User': 'admin',
+        'X.User': 'admin',
+        'X-Original-URI': '/admin/users',
+        'X-Request-Id': 'chosen-by-client',
+      },
+    }),
+    status: 200,
+    backend: {
+      'x-real-ip': null,
+      x_real_ip: null,
+      'true-client-ip': null,
+      'cf-connecting-ip': null,
+      'remote-user': null,
+      'x-remote-user': null,
+      'x.user': null,
+      'x-original-uri': null,
+    },
+    notRequestId: 'chosen-by-client',
+  },
+  {
     name: 'X-Forwarded-* from an untrusted client is replaced by what the gateway saw',
     doors: ['proxy', 'middleware'],
     request: async () => ({ method: 'GET', path: '/public', headers: { 'x-forwarded-for': '6.6.6.6', x_forwarded_for: '6.6.6.6', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } }),
@@ -341,6 +374,7 @@ describe('the header and status contract, the same on every front door', { skip 
               assert.equal(backend[header] ?? null, want, `backend header ${header}`);
             }
             assert.match(String(backend['x-request-id']), /^[\w-]{8,}$/);
+            if (row.notRequestId !== undefined) assert.notEqual(backend['x-request-id'], row.notRequestId);
           }
           if (row.target !== undefined && (name === 'proxy' || name === 'middleware')) assert.equal(outcome.target, row.target, 'target at the backend');
           for (const [header, present] of Object.entries(row.client ?? {})) {

@@ -123,6 +123,7 @@ export function viewOf(req: IncomingMessage, requestId: string): RequestView {
     forwardedFor: peer,
     forwardedHost: req.headers.host ?? '',
     requestId,
+    peerTrusted: false,
   };
 }
 
@@ -147,6 +148,7 @@ export async function startFront(forwarder: Forwarder, options: FrontOptions = {
   const target = (req: IncomingMessage): ForwardTarget => ({
     upstream: options.upstream ?? 'app',
     view: viewOf(req, `req-${++count}`),
+    untrustedPeerHeaders: new Set<string>(),
     ...(options.identity !== undefined ? { identity: options.identity } : {}),
     forwardAuthorization: options.forwardAuthorization ?? true,
     routeName: 'test',

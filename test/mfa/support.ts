@@ -90,6 +90,7 @@ export function makePolicy(options: { mfa?: Partial<MfaConfig>; acceptIdpMfa?: b
     source: 'test',
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
+    untrustedPeerHeaders: new Set<string>(),
     trustedProxies: [],
     auth: {
       jwt: {
@@ -138,6 +139,7 @@ export function view(headers: { mfaToken?: string; sessionToken?: string; method
     path: headers.path ?? '/orders/1',
     search: '',
     host: 'localhost',
+    peerTrusted: false,
     proto: 'http',
     clientIp: '127.0.0.1',
     forwardedFor: '127.0.0.1',

@@ -214,22 +214,21 @@ describe('canonical view over a real socket', () => {
     assert.ok(response);
     assert.equal(response.status, 200);
     assert.deepEqual(response.headers, { 'content-type': 'application/json', 'content-length': String(response.body.length), 'x-peer': '127.0.0.1', connection: 'keep-alive', 'keep-alive': 'timeout=65' });
-    assert.deepEqual(JSON.parse(response.body), {
-      ok: true,
-      view: {
-        method: 'POST',
-        path: '/orders/42/items',
-        search: '?expand=all&x=%20',
-        host: 'api.example',
-        proto: 'http',
-        clientIp: '127.0.0.1',
-        forwardedFor: '127.0.0.1',
-        forwardedHost: 'API.Example.:443',
-        requestId: 'req-1.2:3_4',
-        authorization: 'Bearer abc.def.ghi',
-        mfaToken: '123456',
-        sessionToken: 'sess-1',
-      },
+    // The peer is not a trusted proxy: its X-Request-Id is kept aside, never used as the gateway's.
+    assert.deepEqual(viewWithoutId(response), {
+      method: 'POST',
+      path: '/orders/42/items',
+      search: '?expand=all&x=%20',
+      host: 'api.example',
+      proto: 'http',
+      clientIp: '127.0.0.1',
+      forwardedFor: '127.0.0.1',
+      forwardedHost: 'API.Example.:443',
+      clientRequestId: 'req-1.2:3_4',
+      peerTrusted: false,
+      authorization: 'Bearer abc.def.ghi',
+      mfaToken: '123456',
+      sessionToken: 'sess-1',
     });
   });
 
@@ -284,6 +283,7 @@ describe('canonical view over a real socket', () => {
       clientIp: '127.0.0.1',
       forwardedFor: '127.0.0.1',
       forwardedHost: '',
+      peerTrusted: false,
     });
     const absolute = await exchange(server.port, 'GET http://API.example:443/status HTTP/1.0\r\n\r\n', { expectClose: true });
     const view = viewWithoutId(absolute.responses[0]);
@@ -297,15 +297,15 @@ describe('canonical view over a real socket', () => {
       'GET /third HTTP/1.1\r\nHost: api.example\r\nX-Session-Token: s3\r\n\r\n';
     const result = await exchange(server.port, bytes, { responses: 3 });
     assert.equal(result.responses.length, 3);
-    assert.deepEqual(viewOf(result.responses[0]), {
-      method: 'GET', path: '/first', search: '', host: 'api.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'api.example', requestId: 'first', authorization: 'Bearer one',
+    assert.deepEqual(viewWithoutId(result.responses[0]), {
+      method: 'GET', path: '/first', search: '', host: 'api.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'api.example', clientRequestId: 'first', peerTrusted: false, authorization: 'Bearer one',
     });
-    assert.deepEqual(viewOf(result.responses[1]), {
-      method: 'POST', path: '/second', search: '?x=1', host: 'other.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'other.example', requestId: 'second', mfaToken: '123456',
+    assert.deepEqual(viewWithoutId(result.responses[1]), {
+      method: 'POST', path: '/second', search: '?x=1', host: 'other.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'other.example', clientRequestId: 'second', peerTrusted: false, mfaToken: '123456',
     });
-    // Nothing leaks from the earlier requests: no Authorization, no X-MFA-Token, a fresh id.
+    // Nothing leaks from the earlier requests: no Authorization, no X-MFA-Token, no client id, a fresh id.
     assert.deepEqual(viewWithoutId(result.responses[2]), {
-      method: 'GET', path: '/third', search: '', host: 'api.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'api.example', sessionToken: 's3',
+      method: 'GET', path: '/third', search: '', host: 'api.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'api.example', peerTrusted: false, sessionToken: 's3',
     });
   });
 
@@ -320,16 +320,31 @@ describe('canonical view over a real socket', () => {
     assertRejected(result.responses[1], 'dot_segment', result.closedByServer, 'second');
   });
 
-  test('X-Request-Id: a well-formed id is kept, anything else replaced by a UUID', async () => {
-    const id = async (lines: string): Promise<string> => {
-      const result = await exchange(server.port, `GET / HTTP/1.1\r\nHost: api.example\r\n${lines}\r\n`);
-      return String(viewOf(result.responses[0]).requestId);
-    };
-    assert.equal(await id('X-Request-Id: abc-DEF_123.4:5\r\n'), 'abc-DEF_123.4:5');
-    assert.equal(await id(`x-request-id: ${'r'.repeat(128)}\r\n`), 'r'.repeat(128));
-    for (const bad of [`X-Request-Id: ${'r'.repeat(129)}\r\n`, 'X-Request-Id: a/b\r\n', 'X-Request-Id: a b\r\n', 'X-Request-Id: "quoted"\r\n', 'X-Request-Id:\r\n', 'X-Request-Id: one\r\nX-Request-Id: two\r\n', '']) {
-      assert.match(await id(bad), UUID, bad);
+  test('X-Request-Id from a trusted proxy: a well-formed id is kept, anything else replaced by a UUID', async () => {
+    const trusted = await startCanonServer({ trusted: ['127.0.0.0/8'] });
+    try {
+      const id = async (lines: string): Promise<string> => {
+        const result = await exchange(trusted.port, `GET / HTTP/1.1\r\nHost: api.example\r\n${lines}\r\n`);
+        return String(viewOf(result.responses[0]).requestId);
+      };
+      assert.equal(await id('X-Request-Id: abc-DEF_123.4:5\r\n'), 'abc-DEF_123.4:5');
+      assert.equal(await id(`x-request-id: ${'r'.repeat(128)}\r\n`), 'r'.repeat(128));
+      for (const bad of [`X-Request-Id: ${'r'.repeat(129)}\r\n`, 'X-Request-Id: a/b\r\n', 'X-Request-Id: a b\r\n', 'X-Request-Id: "quoted"\r\n', 'X-Request-Id:\r\n', 'X-Request-Id: one\r\nX-Request-Id: two\r\n', '']) {
+        assert.match(await id(bad), UUID, bad);
+      }
+    } finally {
+      await trusted.close();
     }
+  });
+
+  test('X-Request-Id from any other peer never becomes the request id: a well-formed one is kept aside as clientRequestId', async () => {
+    const view = async (lines: string): Promise<Record<string, unknown>> => viewOf((await exchange(server.port, `GET / HTTP/1.1\r\nHost: api.example\r\n${lines}\r\n`)).responses[0]);
+    const kept = await view('X-Request-Id: abc-DEF_123.4:5\r\n');
+    assert.match(String(kept.requestId), UUID);
+    assert.equal(kept.clientRequestId, 'abc-DEF_123.4:5');
+    const oversized = await view(`X-Request-Id: ${'r'.repeat(129)}\r\n`);
+    assert.match(String(oversized.requestId), UUID);
+    assert.equal(oversized.clientRequestId, undefined, 'a malformed client id is not kept at all');
   });
 });
 
@@ -350,7 +365,7 @@ describe('X-Forwarded-* and the client address', () => {
   test('from an untrusted peer they are ignored, even when malformed', async () => {
     const result = await exchange(untrusted.port, spoofed);
     assert.deepEqual(viewWithoutId(result.responses[0]), {
-      method: 'GET', path: '/', search: '', host: 'api.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'api.example',
+      method: 'GET', path: '/', search: '', host: 'api.example', proto: 'http', clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', forwardedHost: 'api.example', peerTrusted: false,
     });
     const garbage = await exchange(untrusted.port, 'GET / HTTP/1.1\r\nHost: api.example\r\nX-Forwarded-For: not-an-ip\r\nX-Forwarded-Proto: gopher\r\nX-Forwarded-Host: a b\r\n\r\n');
     assert.equal(viewOf(garbage.responses[0]).clientIp, '127.0.0.1');
@@ -367,6 +382,7 @@ describe('X-Forwarded-* and the client address', () => {
       clientIp: '203.0.113.7',
       forwardedFor: '203.0.113.7, 10.0.0.2, 127.0.0.1',
       forwardedHost: 'public.example',
+      peerTrusted: true,
     });
   });
 

@@ -87,7 +87,7 @@ test('headers of other lengths and names are ignored; the view omits absent cred
     { trustedProxies: NOBODY, maxTokenBytes: 1024 },
   );
   assert.ok(result.ok);
-  assert.deepEqual(Object.keys(result.view).sort(), ['clientIp', 'forwardedFor', 'forwardedHost', 'host', 'method', 'path', 'proto', 'requestId', 'search']);
+  assert.deepEqual(Object.keys(result.view).sort(), ['clientIp', 'forwardedFor', 'forwardedHost', 'host', 'method', 'path', 'peerTrusted', 'proto', 'requestId', 'search']);
   assert.equal(result.view.clientIp, '127.0.0.1');
 });
 

@@ -36,13 +36,13 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   // A forward-auth call has no use for a body; one that sends it never gets its connection reused.
   const close = hasBody(req);
 
-  function refuse(p: Problem, family: AuthzKind | undefined): void {
+  function refuse(p: Problem, family: AuthzKind | undefined, id = requestId): void {
     let headers: Record<string, string> | undefined;
     if (family === 'auth-request') {
-      const rendered = renderProblem(p, requestId);
+      const rendered = renderProblem(p, id);
       headers = { [PROBLEM_STATUS_HEADER]: String(rendered.status), [PROBLEM_BODY_HEADER]: asciiJson(rendered.body) };
     }
-    sendProblem(res, p, requestId, headers, close);
+    sendProblem(res, p, id, headers, close);
   }
 
   // Anyone who can reach this endpoint chooses the request being judged: only trusted proxies may.
@@ -69,19 +69,19 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   }
 
   // The same hallway as a proxied request: a `..` in X-Original-URL is a 400, never a 200.
+  // Read with the authz trust list: the proxy's X-Request-Id becomes the decision's id, so the
+  // proxy's log, the gateway's and the backend's line up.
   const admission = await admit(core, pass, syntheticRequest(req, found.rebuilt.original), {
     door: family,
     trusted: runtime.authzTrusted,
     reserved: false,
-    // One id for the auth call and the decision it carries, so logs of both line up.
-    requestId,
   });
   if (admission.kind === 'refused') {
-    refuse(admission.problem, family);
+    refuse(admission.problem, family, admission.requestId ?? requestId);
     return;
   }
   const { decision } = admission;
-  const headers = identityHeaders(decision.identity, requestId);
+  const headers = identityHeaders(decision.identity, admission.view.requestId);
   headers.push('cache-control', 'no-store', 'content-length', '0');
   const session = clientSessionHeaders(decision.session);
   if (session !== undefined) for (const [name, value] of Object.entries(session)) headers.push(name, value);

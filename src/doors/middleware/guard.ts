@@ -139,7 +139,13 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     // same header contract), nothing a client could forge.
     replaceHeaders(
       req,
-      buildUpstreamHeaders(req.rawHeaders, { view, identity: decision.identity, forwardAuthorization: decision.route.forwardAuthorization, upstreamHost: undefined }),
+      buildUpstreamHeaders(req.rawHeaders, {
+        view,
+        identity: decision.identity,
+        forwardAuthorization: decision.route.forwardAuthorization,
+        upstreamHost: undefined,
+        untrustedPeerHeaders: pass.runtime.policy.untrustedPeerHeaders,
+      }),
     );
     presentAsJudged(req, view);
     req.mfaIdentity = decision.identity === undefined ? undefined : { ...decision.identity, requestId: view.requestId, route: decision.route.name };

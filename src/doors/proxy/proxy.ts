@@ -54,6 +54,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
       identity: decision.identity,
       forwardAuthorization: route.forwardAuthorization,
       routeName: route.name,
+      untrustedPeerHeaders: pass.runtime.policy.untrustedPeerHeaders,
       responseHeaders,
     });
   }
@@ -85,6 +86,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
       identity: decision.identity,
       forwardAuthorization: route.forwardAuthorization,
       routeName: route.name,
+      untrustedPeerHeaders: pass.runtime.policy.untrustedPeerHeaders,
       responseHeaders,
     });
   }

@@ -8,6 +8,7 @@ import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
 import { call } from '../../support/http.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../support/upstream.js';
 import { createFakeClock, enrolTotp, jwtFor, missingBinary, OATHTOOL, totpCode, type FakeClock } from '../forward-auth/support.js';
 
 /**
@@ -229,5 +230,41 @@ routes:
     const verified = await pending;
     assert.equal(verified.status, 200, verified.text);
     assert.equal(verified.json<{ expires_at: number }>().expires_at, Math.floor(clock.now() / 1000) + 3600, 'v1 session TTL (1h), not v2 (20h)');
+  });
+});
+
+describe('a trusted proxy in front keeps its say', () => {
+  let ws: Workspace;
+  let gw: Gateway;
+  let upstream: RecordingUpstream;
+
+  before(async () => {
+    ws = createWorkspace();
+    upstream = await startRecordingUpstream();
+    ws.writePolicy(
+      policyHead(ws, upstream.url) +
+        `trusted_proxies: [127.0.0.1/32]
+untrusted_peer_headers: [X-Real-IP, Remote-User]
+routes:
+  - { match: { path: /public }, upstream: app, policy: public }
+`,
+    );
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent });
+  });
+  after(async () => {
+    await gw.stop();
+    await upstream.close();
+    ws.remove();
+  });
+
+  test('its X-Request-Id becomes the request id and its who-the-client-is headers pass; client identity headers still never do', async () => {
+    const reply = await call(gw.address.port, 'GET', '/public', { 'x-request-id': 'edge-0123', 'x-real-ip': '203.0.113.9', 'remote-user': 'bob', 'x-auth-subject': 'mallory' });
+    assert.equal(reply.status, 200);
+    const got = upstream.received.at(-1)!;
+    assert.equal(got.headers['x-request-id'], 'edge-0123');
+    assert.equal(reply.headers['x-request-id'], 'edge-0123');
+    assert.equal(got.headers['x-real-ip'], '203.0.113.9');
+    assert.equal(got.headers['remote-user'], 'bob');
+    assert.equal(got.headers['x-auth-subject'], undefined);
   });
 });
