@@ -13,6 +13,19 @@ export interface ClaimOptions {
 
 export type ClaimsResult = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly detail: string };
 
+/** C0 and C1 controls, DEL, and unpaired surrogates: nothing a header, a log line or a key should carry. */
+const CONTROL_OR_LONE_SURROGATE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const EDGE_WHITESPACE = /^\s|\s$/;
+
+/**
+ * A subject, scope or role the gateway will key state on and send in a header. Surrounding
+ * whitespace is refused because HTTP parsers trim it: the backend would see another name than
+ * the one lockouts and sessions were keyed on.
+ */
+function isCleanText(value: string): boolean {
+  return !EDGE_WHITESPACE.test(value) && !CONTROL_OR_LONE_SURROGATE.test(value);
+}
+
 function own(payload: Readonly<Record<string, unknown>>, name: string): unknown {
   return Object.hasOwn(payload, name) ? payload[name] : undefined;
 }
@@ -56,10 +69,11 @@ export function principalFromClaims(payload: Readonly<Record<string, unknown>>, 
     if (iat > nowSeconds + toleranceSeconds) return refuse(TOKEN_DETAIL.notYetValid);
   }
   const sub = own(payload, 'sub');
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT_LENGTH) return refuse(TOKEN_DETAIL.claims);
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT_LENGTH || !isCleanText(sub)) return refuse(TOKEN_DETAIL.claims);
 
   const scopes = readScopes(own(payload, options.scopeClaim));
   const roles = readRoles(own(payload, options.rolesClaim));
+  if (scopes?.every(isCleanText) === false || roles?.every(isCleanText) === false) return refuse(TOKEN_DETAIL.claims);
   const amrValue = own(payload, 'amr');
   const amr = amrValue === undefined ? [] : stringArray(amrValue);
   const authTime = own(payload, 'auth_time');

@@ -166,8 +166,26 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], ctx: Upstrea
 }
 
 function pushIdentity(out: string[], identity: Identity): void {
-  out.push('x-auth-subject', identity.subject, 'x-auth-scopes', identity.scopes.join(' '), 'x-auth-mfa', identity.mfa);
+  out.push('x-auth-subject', headerText(identity.subject), 'x-auth-scopes', identity.scopes.map(headerText).join(' '), 'x-auth-mfa', identity.mfa);
   if (identity.mfaTime !== undefined) out.push('x-auth-mfa-time', String(identity.mfaTime));
+}
+
+const NEEDS_ENCODING = /[^\x20-\x24\x26-\x7e]/;
+
+/**
+ * An identity value as header text: `%` and every character outside printable ASCII
+ * percent-encoded as UTF-8 (`jörg` → `j%C3%B6rg`, `50%` → `50%25`), so any subject reaches the
+ * backend intact and `decodeURIComponent` gives it back. Plain ASCII names pass unchanged.
+ */
+export function headerText(value: string): string {
+  if (!NEEDS_ENCODING.test(value)) return value;
+  let out = '';
+  for (const char of value) {
+    const code = char.codePointAt(0)!;
+    if (code >= 0x20 && code <= 0x7e && code !== 0x25) out += char;
+    else for (const byte of Buffer.from(char, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /**

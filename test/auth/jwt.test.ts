@@ -124,6 +124,18 @@ describe('JWT verifier with a JWKS issuer', () => {
     assert.ok((await verifier.verify(`Bearer ${tokenFor(rsa, claims({ sub: 'x'.repeat(256) }))}`)).ok);
   });
 
+  test('a subject, scope or role with surrounding whitespace or a control character is refused: HTTP would trim what state is keyed on', async () => {
+    for (const sub of [' alice', 'alice ', 'alice\t', '\u00a0alice', 'al\u0000ice', 'al\nice', 'alice\u007f', 'alice\u0085', 'al\ud800ice']) {
+      refusedWith(await verifier.verify(`Bearer ${tokenFor(rsa, claims({ sub }))}`), 'token claims invalid');
+    }
+    refusedWith(await verifier.verify(`Bearer ${tokenFor(rsa, claims({ scope: ['orders:read', 'admin\r\nX-Auth-Subject: root'] }))}`), 'token claims invalid');
+    refusedWith(await verifier.verify(`Bearer ${tokenFor(rsa, claims({ roles: ['ops\u0000'] }))}`), 'token claims invalid');
+    for (const sub of ['jörg', 'José Ramírez', '山田', 'a%b', 'emoji😀']) {
+      const result = await verifier.verify(`Bearer ${tokenFor(rsa, claims({ sub }))}`);
+      assert.ok(result.ok && result.principal.subject === sub, sub);
+    }
+  });
+
   test('claims of the wrong type refuse the token rather than read as absent', async () => {
     refusedWith(await verifier.verify(`Bearer ${tokenFor(rsa, claims({ scope: 7 }))}`), 'token claims invalid');
     refusedWith(await verifier.verify(`Bearer ${tokenFor(rsa, claims({ scope: ['a', 1] }))}`), 'token claims invalid');

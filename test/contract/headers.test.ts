@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { buildUpstreamHeaders, filterResponseHeaders } from '../../src/contract/headers.js';
+import { buildUpstreamHeaders, filterResponseHeaders, headerText } from '../../src/contract/headers.js';
 import type { RequestView } from '../../src/request/view.js';
 
 const view: RequestView = {
@@ -92,5 +92,17 @@ describe('filterResponseHeaders', () => {
   test('keeps Upgrade/Connection for a 101 answer and bytes outside ASCII as latin1', () => {
     const raw = [Buffer.from('Upgrade'), Buffer.from('websocket'), Buffer.from('Connection'), Buffer.from('Upgrade'), Buffer.from('X-Name'), Buffer.from([0x63, 0xe9])];
     assert.deepEqual(filterResponseHeaders(raw, 'r', undefined, true), ['Upgrade', 'websocket', 'Connection', 'Upgrade', 'X-Name', 'c\u00e9', 'x-request-id', 'r']);
+  });
+});
+
+describe('headerText', () => {
+  test('plain ASCII passes unchanged; % and everything outside printable ASCII is percent-encoded as UTF-8', () => {
+    assert.equal(headerText('alice@example.com'), 'alice@example.com');
+    assert.equal(headerText('John Smith'), 'John Smith');
+    assert.equal(headerText('jörg'), 'j%C3%B6rg');
+    assert.equal(headerText('50%'), '50%25');
+    assert.equal(headerText('山田'), '%E5%B1%B1%E7%94%B0');
+    assert.equal(headerText('emoji😀'), 'emoji%F0%9F%98%80');
+    for (const value of ['jörg', '50%', '山田', 'emoji😀', 'a b~!']) assert.equal(decodeURIComponent(headerText(value)), value);
   });
 });

@@ -136,6 +136,18 @@ const ROWS: readonly Row[] = [
     backend: { 'x-auth-subject': '$subject', 'x-auth-scopes': 'orders:read', 'x-auth-mfa': 'none', x_auth_subject: null, 'x.auth.mfa': null },
   },
   {
+    name: 'a non-ASCII subject reaches the backend intact, percent-encoded as UTF-8',
+    request: async () => ({ method: 'GET', path: '/orders/1', headers: { authorization: `Bearer ${await jwtFor(clock, 'jörg-山田%', ['orders:read'])}` } }),
+    status: 200,
+    backend: { 'x-auth-subject': 'j%C3%B6rg-%E5%B1%B1%E7%94%B0%25', 'x-auth-mfa': 'none' },
+  },
+  {
+    name: 'a subject with surrounding whitespace → 401 invalid_token',
+    request: async () => ({ method: 'GET', path: '/orders/1', headers: { authorization: `Bearer ${await jwtFor(clock, 'alice ', ['orders:read'])}` } }),
+    status: 401,
+    code: 'invalid_token',
+  },
+  {
     name: 'mfa route without a second factor → 401 mfa_required (RFC 9470)',
     request: async (ctx) => ({ method: 'POST', path: '/account/x', headers: { authorization: `Bearer ${await ctx.jwt()}` } }),
     status: 401,
