@@ -23,7 +23,8 @@ const USAGE = `usage: mfa-gateway <command> [options]
                                      mint a token from the demo HS256 issuer (hmac_secret in the policy)
   factors enroll --user SUB [--type totp|hotp] [--secret B32 --counter N] [--label L]
   factors list   --user SUB
-  factors remove --user SUB --id FACTOR_ID
+  factors remove --user SUB --id FACTOR_ID       (also ends the user's sessions)
+  factors revoke-sessions --user SUB             end every MFA session of the user
   keys status | rotate | rewrap      inspect the secret-encryption keys, add a new primary, re-encrypt secrets
 `;
 

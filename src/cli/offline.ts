@@ -2,7 +2,7 @@ import type { GatewayPolicy } from '../config/types.js';
 import { loadKeyring, rotateKeyFile } from '../crypto/keyring.js';
 import { rewrapFactors } from '../crypto/rewrap.js';
 import { createLogger } from '../log/logger.js';
-import { enrollFactorOffline, listFactorsOffline, removeFactorOffline } from '../mfa/factors.js';
+import { enrollFactorOffline, listFactorsOffline, removeFactorOffline, revokeSessionsOffline } from '../mfa/factors.js';
 import { openStore } from '../store/open.js';
 import { systemClock } from '../time/clock.js';
 import { formatDuration } from '../time/duration.js';
@@ -54,7 +54,7 @@ async function withStores<T>(policy: GatewayPolicy, work: (stores: Awaited<Retur
   }
 }
 
-/** `factors enroll|list|remove --user SUB`: the operator's offline counterpart of the enrollment API. */
+/** `factors enroll|list|remove|revoke-sessions --user SUB`: the operator's offline counterpart of the enrollment API. */
 export async function runFactorsCommand(policy: GatewayPolicy, args: readonly string[], values: CliValues, print: Print): Promise<number> {
   const [action] = args;
   const subject = values.user;
@@ -95,7 +95,12 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
       print(removed ? `removed factor ${factorId} of ${subject}` : `${subject} has no factor ${factorId}`);
       return removed ? 0 : 1;
     }
+    case 'revoke-sessions': {
+      const count = await withStores(policy, ({ ttl }) => revokeSessionsOffline({ ttl, audit }, subject));
+      print(`ended ${count} session${count === 1 ? '' : 's'} of ${subject}`);
+      return 0;
+    }
     default:
-      throw new Error('usage: factors enroll|list|remove --user SUBJECT');
+      throw new Error('usage: factors enroll|list|remove|revoke-sessions --user SUBJECT');
   }
 }

@@ -77,7 +77,7 @@ interface RawMfa {
   readonly issuer: string;
   readonly totp: { readonly algorithm: OtpAlgorithm; readonly digits: 6 | 8; readonly period: number; readonly window: number };
   readonly hotp: { readonly look_ahead: number };
-  readonly session: { readonly ttl: string };
+  readonly session: { readonly ttl: string; readonly max_per_subject: number };
   readonly lockout: { readonly max_failures: number; readonly find_time: string; readonly backoff: readonly string[] };
   readonly recovery_codes: { readonly count: number };
   readonly enrollment: { readonly pending_ttl: string };
@@ -174,7 +174,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     issuer: mfaRaw.issuer,
     totp: { algorithm: mfaRaw.totp.algorithm, digits: mfaRaw.totp.digits, periodSeconds: mfaRaw.totp.period, window: mfaRaw.totp.window },
     hotp: { lookAhead: mfaRaw.hotp.look_ahead },
-    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, DURATION_BOUNDS['mfa.session.ttl']) },
+    session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, DURATION_BOUNDS['mfa.session.ttl']), maxPerSubject: mfaRaw.session.max_per_subject },
     lockout: {
       maxFailures: mfaRaw.lockout.max_failures,
       findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, DURATION_BOUNDS['mfa.lockout.find_time']),

@@ -58,7 +58,8 @@ export interface MfaConfig {
   readonly issuer: string;
   readonly totp: TotpConfig;
   readonly hotp: { readonly lookAhead: number };
-  readonly session: { readonly ttlMs: number };
+  /** `maxPerSubject`: live sessions one subject may hold; issuing one more evicts the oldest. */
+  readonly session: { readonly ttlMs: number; readonly maxPerSubject: number };
   readonly lockout: { readonly maxFailures: number; readonly findTimeMs: number; readonly backoffMs: readonly number[] };
   readonly recoveryCodes: { readonly count: number };
   readonly enrollment: { readonly pendingTtlMs: number };

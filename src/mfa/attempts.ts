@@ -121,16 +121,34 @@ export async function failedAttempt(
     audit.record(ctx, { event: 'locked', retryAfterSeconds: Math.ceil(outcome.retryAfterMs / 1000), level: outcome.level });
     if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.lockout.activeLocks());
   }
-  const hint =
-    result.reason === 'drift' && result.driftSeconds !== undefined
-      ? `device clock looks off by about ${Math.abs(result.driftSeconds)} seconds; sync it with NTP`
-      : undefined;
+  const drift = await confirmedDrift(deps, ctx.subject, result, caller.policy.mfa.lockout.findTimeMs);
+  const hint = drift === undefined ? undefined : `device clock looks off by about ${Math.abs(drift)} seconds; sync it with NTP`;
   return refuse(problem('mfa_invalid', INVALID_CODE_DETAIL, { maxAge: seconds(maxAgeMs), ...(hint !== undefined ? { hint } : {}) }));
+}
+
+const DRIFT_PREFIX = 'drift:';
+
+/**
+ * The clock-drift hint says "that code was valid N seconds away": told after one attempt, it would
+ * tell a guesser that a random code hit a neighbouring step, widening brute force about tenfold.
+ * So it is given only when two consecutive failures of the subject show the same offset — the
+ * signature of a skewed clock, which a guesser hits by chance about once in 10^10 tries.
+ */
+async function confirmedDrift(deps: MfaDeps, subject: string, result: Extract<AttemptResult, { ok: false }>, keepMs: number): Promise<number | undefined> {
+  const key = DRIFT_PREFIX + subject;
+  if (result.reason !== 'drift' || result.driftSeconds === undefined) {
+    await deps.ttl.delete(key);
+    return undefined;
+  }
+  const seen = result.driftSeconds;
+  const previous = await deps.ttl.get<{ seconds: number }>(key);
+  await deps.ttl.set(key, { seconds: seen }, keepMs);
+  return previous?.seconds === seen ? seen : undefined;
 }
 
 export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMethod, mfaTime: number): Promise<IssuedSession> {
   const ctx = auditContext(caller);
-  const issued = await deps.sessions.issue({ subject: ctx.subject, method, mfaTime, now: caller.now, ttlMs: sessionTtlMs(caller.policy) });
+  const issued = await deps.sessions.issue({ subject: ctx.subject, method, mfaTime, now: caller.now, ttlMs: sessionTtlMs(caller.policy), maxPerSubject: caller.policy.mfa.session.maxPerSubject });
   deps.metrics?.mfaSessionsIssued.inc();
   const expiresAt = seconds(issued.record.expiresAt);
   deps.audit.record(ctx, { event: 'session_issued', sessionId: issued.logId, method, expiresAt });

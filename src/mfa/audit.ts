@@ -24,6 +24,8 @@ export type AuditEvent =
   | { readonly event: 'session_revoked'; readonly sessionId: string }
   | { readonly event: 'session_refreshed'; readonly sessionId: string; readonly previousSessionId: string }
   | { readonly event: 'factor_removed'; readonly factorId: string }
+  | { readonly event: 'pending_factor_voided'; readonly factorId: string }
+  | { readonly event: 'sessions_revoked'; readonly count: number; readonly reason: 'user' | 'factor_removed' | 'operator' }
   | { readonly event: 'hotp_resynced'; readonly factorId: string }
   | { readonly event: 'factor_unreadable'; readonly factorId: string };
 

@@ -4,7 +4,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { DurableStore, FactorRecord, FactorType } from '../store/types.js';
 import { base32Decode, base32Encode } from './base32.js';
 import { MfaError } from './errors.js';
-import { MAX_SECRET_BYTES, MIN_SECRET_BYTES } from './hotp.js';
+import { MAX_HOTP_COUNTER, MAX_SECRET_BYTES, MIN_SECRET_BYTES } from './hotp.js';
 import { buildOtpauthUri, formatManualKey } from './otpauth.js';
 import { generateRecoveryCodes, recoveryHash, normalizeRecoveryCode } from './recovery.js';
 
@@ -59,8 +59,8 @@ export function checkFactorRequest(request: FactorRequest): void {
   if (length < MIN_SECRET_BYTES || length > MAX_SECRET_BYTES) {
     throw new MfaError('ERR_MFA_INVALID_INPUT', `secret must decode to ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
   }
-  if (request.counter !== undefined && (typeof request.counter !== 'number' || !Number.isSafeInteger(request.counter) || request.counter < 0)) {
-    throw new MfaError('ERR_MFA_INVALID_INPUT', 'counter must be a non-negative integer');
+  if (request.counter !== undefined && (typeof request.counter !== 'number' || !Number.isSafeInteger(request.counter) || request.counter < 0 || request.counter > MAX_HOTP_COUNTER)) {
+    throw new MfaError('ERR_MFA_INVALID_INPUT', `counter must be an integer from 0 to ${MAX_HOTP_COUNTER}`);
   }
   if (request.algorithm !== undefined && !['SHA1', 'SHA256', 'SHA512'].includes(request.algorithm)) {
     throw new MfaError('ERR_MFA_INVALID_INPUT', 'algorithm must be SHA1, SHA256 or SHA512');

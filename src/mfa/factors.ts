@@ -27,6 +27,7 @@ import { resyncHotp } from './hotp.js';
 import { renderQr, renderTerminalQr, type QrImages } from './qr.js';
 import { OTP_STEP_PREFIX } from './replay.js';
 import type { SecondFactorService } from './second-factor.js';
+import { createSessionStore, type SessionStore } from './session.js';
 
 /**
  * Factor management: enrolment and confirmation, listing, removal, recovery codes and HOTP resync,
@@ -53,6 +54,10 @@ export interface FactorService {
   removeFactor(caller: Caller, factorId: string): Promise<Outcome<object>>;
   regenerateRecoveryCodes(caller: Caller): Promise<Outcome<{ recoveryCodes: string[] }>>;
   resyncHotp(caller: Caller, factorId: string, code1: string, code2: string): Promise<Outcome<{ factorId: string }>>;
+  /** "Log me out everywhere": every session of the caller, with step-up. */
+  revokeAllSessions(caller: Caller): Promise<Outcome<{ revoked: number }>>;
+  /** The operator's revoke-all (admin API): no step-up; audited as `operator`. */
+  endSessionsOf(subject: string, now: number): Promise<number>;
 }
 
 /** Step-up for managing factors and recovery codes: a second factor within the last 5 minutes. */
@@ -60,9 +65,13 @@ export const MANAGEMENT_STEP_UP_MS = 5 * 60_000;
 /** How far past its counter a hardware token is searched for a resync pair. */
 export const HOTP_RESYNC_WINDOW = 200;
 
-/** False when the subject has no such factor. With no active factor left, the recovery codes go too. */
+/**
+ * False when the subject has no such factor. Every session of the subject ends with it: a session
+ * minted by a removed (perhaps stolen) factor must not outlive it. With no active factor left, the
+ * recovery codes go too.
+ */
 async function deleteFactor(
-  deps: { readonly durable: DurableStore; readonly ttl?: Pick<TtlStore, 'delete'> | undefined; readonly audit?: AuditLog | undefined },
+  deps: { readonly durable: DurableStore; readonly ttl?: Pick<TtlStore, 'delete'> | undefined; readonly sessions?: SessionStore | undefined; readonly audit?: AuditLog | undefined },
   ctx: AuditContext,
   factorId: string,
   now: number,
@@ -70,6 +79,10 @@ async function deleteFactor(
   if (!(await deps.durable.deleteFactor(factorId, ctx.subject))) return false;
   await deps.ttl?.delete(OTP_STEP_PREFIX + factorId);
   deps.audit?.record(ctx, { event: 'factor_removed', factorId });
+  if (deps.sessions !== undefined) {
+    const count = await deps.sessions.revokeAll(ctx.subject, now);
+    deps.audit?.record(ctx, { event: 'sessions_revoked', count, reason: 'factor_removed' });
+  }
   // Recovery codes only stand in for a factor; with none left they go too.
   if (!(await deps.durable.listFactors(ctx.subject, now)).some((f) => f.status === 'active')) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
   return true;
@@ -133,6 +146,10 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       const factor = await durable.getFactor(factorId);
       const mine = factor !== undefined && factor.subject === ctx.subject && factor.status === 'pending' && (factor.pendingUntil ?? 0) > now;
       if (!mine) return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
+      // Once a factor is active, activating another is a new enrolment: the same step-up. Else a
+      // bearer thief could plant a pending factor, wait for the owner's first one, then confirm his.
+      const stale = await freshIfEnrolled(caller);
+      if (stale !== undefined) return stale;
       // The confirm code is used up like any other: the replay guard sees it.
       const result = await verifier.attempt({ subject: ctx.subject, code, factors: [factor], allowRecovery: false, now, policy });
       if (!result.ok) return failedAttempt(deps, caller, result, sessionTtlMs(policy), factor.type);
@@ -144,6 +161,11 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       countVerification(deps, factor.type, 'success');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
       if (hadActive) return { ok: true, factorId: factor.id };
+      // The first active factor: whatever else was pending was enrolled without any second factor.
+      for (const other of await durable.listFactors(ctx.subject, now)) {
+        if (other.status !== 'pending' || other.id === factor.id) continue;
+        if (await durable.deleteFactor(other.id, ctx.subject)) audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
+      }
       return { ok: true, factorId: factor.id, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
     },
 
@@ -166,6 +188,21 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
       if (!fresh.ok) return fresh;
       return { ok: true, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
+    },
+
+    async revokeAllSessions(caller) {
+      const ctx = auditContext(caller);
+      const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
+      if (!fresh.ok) return fresh;
+      const revoked = await deps.sessions.revokeAll(ctx.subject, caller.now);
+      audit.record(ctx, { event: 'sessions_revoked', count: revoked, reason: 'user' });
+      return { ok: true, revoked };
+    },
+
+    async endSessionsOf(subject, now) {
+      const revoked = await deps.sessions.revokeAll(subject, now);
+      audit.record({ subject, requestId: 'admin' }, { event: 'sessions_revoked', count: revoked, reason: 'operator' });
+      return revoked;
     },
 
     async resyncHotp(caller, factorId, code1, code2) {
@@ -284,5 +321,16 @@ export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'cl
 /** False when the subject has no such factor. */
 export async function removeFactorOffline(deps: Pick<OfflineDeps, 'durable' | 'ttl' | 'clock' | 'audit'>, subject: string, factorId: string): Promise<boolean> {
   const audit = deps.audit === undefined ? undefined : createAuditLog(deps.audit);
-  return deleteFactor({ durable: deps.durable, ttl: deps.ttl, audit }, cliContext(subject), factorId, (deps.clock ?? systemClock)());
+  const sessions = deps.ttl === undefined ? undefined : createSessionStore(deps.ttl, { cacheMs: 0 });
+  return deleteFactor({ durable: deps.durable, ttl: deps.ttl, sessions, audit }, cliContext(subject), factorId, (deps.clock ?? systemClock)());
+}
+
+/**
+ * `factors revoke-sessions --user SUB`: ends every session of the subject. A gateway process that
+ * read one of them in the last 2 s (its session cache) honours the revocation that much later.
+ */
+export async function revokeSessionsOffline(deps: Pick<OfflineDeps, 'clock' | 'audit'> & { readonly ttl: TtlStore }, subject: string): Promise<number> {
+  const count = await createSessionStore(deps.ttl, { cacheMs: 0 }).revokeAll(subject, (deps.clock ?? systemClock)());
+  if (deps.audit !== undefined) createAuditLog(deps.audit).record(cliContext(subject), { event: 'sessions_revoked', count, reason: 'operator' });
+  return count;
 }

@@ -33,6 +33,13 @@ export interface OtpParams {
   readonly digits: number;
 }
 
+/**
+ * The highest counter a factor may hold: far beyond any token's life (2^48 presses), and low
+ * enough that counter + look-ahead + resync window stays an exact integer (below 2^53), so no
+ * stored counter can make a check fail with an error instead of a refusal.
+ */
+export const MAX_HOTP_COUNTER = 2 ** 48;
+
 /** Secrets shorter than this are refused (RFC 4226 §4 asks for 128 bits; otplib enforces the same). */
 export const MIN_SECRET_BYTES = 16;
 export const MAX_SECRET_BYTES = 64;
@@ -64,12 +71,15 @@ export interface HotpVerifyInput extends OtpParams {
 export function verifyHotp(input: HotpVerifyInput): number | undefined {
   const shaped = isOtpShaped(input.code, input.digits);
   const code = digestCode(input.code);
+  // A counter past the bound (only a store edited by hand holds one) never matches, at the same cost.
+  const usable = Number.isSafeInteger(input.counter) && input.counter >= 0 && input.counter <= MAX_HOTP_COUNTER;
+  const start = usable ? input.counter : 0;
   let matched: number | undefined;
-  for (let c = input.counter; c <= input.counter + input.lookAhead; c++) {
+  for (let c = start; c <= start + input.lookAhead; c++) {
     const hit = code.matches(hotpCode(input.secret, c, input));
     if (hit && matched === undefined) matched = c;
   }
-  return shaped ? matched : undefined;
+  return shaped && usable ? matched : undefined;
 }
 
 export interface HotpResyncInput extends OtpParams {
@@ -89,13 +99,15 @@ export function resyncHotp(input: HotpResyncInput): number | undefined {
   const shaped = isOtpShaped(input.code1, input.digits) && isOtpShaped(input.code2, input.digits);
   const first = digestCode(input.code1);
   const second = digestCode(input.code2);
+  const usable = Number.isSafeInteger(input.counter) && input.counter >= 0 && input.counter <= MAX_HOTP_COUNTER;
+  const start = usable ? input.counter : 0;
   let found: number | undefined;
   let previousHit = false;
-  for (let c = input.counter; c <= input.counter + input.searchWindow + 1; c++) {
+  for (let c = start; c <= start + input.searchWindow + 1; c++) {
     const candidate = hotpCode(input.secret, c, input);
     const hit2 = second.matches(candidate);
     if (previousHit && hit2 && found === undefined) found = c + 1;
     previousHit = first.matches(candidate);
   }
-  return shaped ? found : undefined;
+  return shaped && usable ? found : undefined;
 }

@@ -155,7 +155,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     async refreshSession(caller) {
       const token = caller.view.sessionToken;
       const ctx = auditContext(caller);
-      const refreshed = token === undefined ? undefined : await sessions.refresh(token, ctx.subject, caller.now, sessionTtlMs(caller.policy));
+      const refreshed = token === undefined ? undefined : await sessions.refresh(token, ctx.subject, caller.now, sessionTtlMs(caller.policy), caller.policy.mfa.session.maxPerSubject);
       if (token === undefined || refreshed === undefined) return sessionInvalid(sessionTtlMs(caller.policy));
       audit.record(ctx, { event: 'session_refreshed', sessionId: refreshed.logId, previousSessionId: sessionLogId(token) });
       return { ok: true, session: { token: refreshed.token, expiresAt: seconds(refreshed.record.expiresAt) } };

@@ -8,9 +8,22 @@ import type { TtlStore } from '../store/types.js';
  * `session:<sha256(token)>`, so a store dump holds no usable token. A session is bound to the
  * subject it was issued to and remembers when the second factor was checked (`mfaTime`), which
  * nothing ever moves forward: refreshing rotates the token, never the second-factor time.
+ *
+ * Per subject the store also keeps the list of its live sessions (`sessions-of:<subject>`), so one
+ * subject cannot pile up sessions (the oldest beyond the cap is evicted) and all of them can be
+ * ended at once, and a cut-off time (`sessions-before:<subject>`): a session issued at or before it
+ * is dead even if a racing issue slipped past the list.
  */
 
 export const SESSION_PREFIX = 'session:';
+const INDEX_PREFIX = 'sessions-of:';
+const CUTOFF_PREFIX = 'sessions-before:';
+/** As long as any session can live (mfa.session.ttl ≤ 1 d): a cut-off older than that has nothing left to cut. */
+const CUTOFF_KEEP_MS = 24 * 3_600_000;
+
+interface SessionIndex {
+  readonly live: ReadonlyArray<{ readonly hash: string; readonly expiresAt: number }>;
+}
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 export interface SessionRecord {
@@ -44,7 +57,8 @@ export function sessionLogId(token: string): string {
 }
 
 export interface SessionStore {
-  issue(input: { subject: string; method: MfaMethod; mfaTime: number; now: number; ttlMs: number }): Promise<IssuedSessionToken>;
+  /** `maxPerSubject`: the subject's oldest live sessions beyond this are revoked. */
+  issue(input: { subject: string; method: MfaMethod; mfaTime: number; now: number; ttlMs: number; maxPerSubject: number }): Promise<IssuedSessionToken>;
   /** A live session of `subject`; anything else (unknown, expired, tampered, other subject) is not ok. */
   lookup(token: string, subject: string, now: number): Promise<SessionLookup>;
   /** Deletes a live session of `subject`; false when there was none. */
@@ -53,7 +67,9 @@ export interface SessionStore {
    * Replaces a live session by a new token with the same method and mfaTime; it expires `ttlMs`
    * after the second factor at the latest, so refreshing never stretches a second factor.
    */
-  refresh(token: string, subject: string, now: number, ttlMs: number): Promise<IssuedSessionToken | undefined>;
+  refresh(token: string, subject: string, now: number, ttlMs: number, maxPerSubject: number): Promise<IssuedSessionToken | undefined>;
+  /** Ends every session of `subject`, wherever issued; resolves to how many were live. */
+  revokeAll(subject: string, now: number): Promise<number>;
 }
 
 export interface SessionCacheOptions {
@@ -66,7 +82,7 @@ export interface SessionCacheOptions {
   readonly cacheEntries?: number;
 }
 
-export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>, options: SessionCacheOptions = {}): SessionStore {
+export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete' | 'update'>, options: SessionCacheOptions = {}): SessionStore {
   const cacheMs = options.cacheMs ?? 2_000;
   // Keyed by the token hash; only live sessions are cached, and expiry is still checked per hit.
   const cache = cacheMs > 0 ? new LRUCache<string, SessionRecord>({ max: options.cacheEntries ?? 10_000, ttl: cacheMs }) : undefined;
@@ -77,11 +93,16 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
     const logId = hash.slice(0, 8);
     let record = cache?.get(hash);
     if (record === undefined) {
-      record = await ttl.get<SessionRecord>(SESSION_PREFIX + hash);
+      const [stored, cutoff] = await Promise.all([ttl.get<SessionRecord>(SESSION_PREFIX + hash), ttl.get<number>(CUTOFF_PREFIX + subject)]);
+      record = stored !== undefined && cutoff !== undefined && stored.issuedAt <= cutoff ? undefined : stored;
       if (record !== undefined) cache?.set(hash, record);
     }
     if (record === undefined || record.subject !== subject || !(record.expiresAt > now)) return { ok: false, logId };
     return { ok: true, record, logId };
+  }
+
+  function dropCached(hashes: Iterable<string>): void {
+    for (const hash of hashes) cache?.delete(hash);
   }
 
   function forget(token: string): string {
@@ -90,17 +111,31 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
     return SESSION_PREFIX + hash;
   }
 
-  async function store(record: SessionRecord, now: number): Promise<IssuedSessionToken> {
+  async function store(record: SessionRecord, now: number, maxPerSubject: number): Promise<IssuedSessionToken> {
     const token = randomBytes(32).toString('base64url');
     const hash = tokenHash(token);
+    // Listed first, so a revoke-all racing with this issue either sees it or precedes it (and its
+    // cut-off then ends this session too).
+    let evicted: string[] = [];
+    await ttl.update<SessionIndex>(INDEX_PREFIX + record.subject, (current) => {
+      const live = (current?.live ?? []).filter((entry) => entry.expiresAt > now);
+      live.push({ hash, expiresAt: record.expiresAt });
+      live.sort((a, b) => a.expiresAt - b.expiresAt);
+      const excess = Math.max(0, live.length - maxPerSubject);
+      evicted = live.slice(0, excess).map((entry) => entry.hash);
+      const kept = live.slice(excess);
+      return { value: { live: kept }, ttlMs: Math.max(1, kept.at(-1)!.expiresAt - now) };
+    });
     await ttl.set(SESSION_PREFIX + hash, record, Math.max(1, record.expiresAt - now));
+    dropCached(evicted);
+    await Promise.all(evicted.map((old) => ttl.delete(SESSION_PREFIX + old)));
     return { token, record, logId: hash.slice(0, 8) };
   }
 
   return {
-    issue({ subject, method, mfaTime, now, ttlMs }) {
+    issue({ subject, method, mfaTime, now, ttlMs, maxPerSubject }) {
       // `ttlMs` comes from the compiled policy, bounded there (mfa.session.ttl ≤ 24 h, config/bounds.ts).
-      return store({ subject, method, mfaTime, issuedAt: now, expiresAt: now + ttlMs }, now);
+      return store({ subject, method, mfaTime, issuedAt: now, expiresAt: now + ttlMs }, now, maxPerSubject);
     },
     lookup,
     async revoke(token, subject, now) {
@@ -108,14 +143,27 @@ export function createSessionStore(ttl: Pick<TtlStore, 'get' | 'set' | 'delete'>
       if (!found.ok) return false;
       return ttl.delete(forget(token));
     },
-    async refresh(token, subject, now, ttlMs) {
+    async refresh(token, subject, now, ttlMs, maxPerSubject) {
       const found = await lookup(token, subject, now);
       if (!found.ok) return undefined;
       const expiresAt = Math.min(now + ttlMs, found.record.mfaTime * 1000 + ttlMs);
       if (!(expiresAt > now)) return undefined;
       // Delete first: if two refreshes race, at most one old token turns into a new one.
       if (!(await ttl.delete(forget(token)))) return undefined;
-      return store({ ...found.record, issuedAt: now, expiresAt }, now);
+      return store({ ...found.record, issuedAt: now, expiresAt }, now, maxPerSubject);
+    },
+    async revokeAll(subject, now) {
+      await ttl.set(CUTOFF_PREFIX + subject, now, CUTOFF_KEEP_MS);
+      let listed: string[] = [];
+      await ttl.update<SessionIndex>(INDEX_PREFIX + subject, (current) => {
+        listed = (current?.live ?? []).filter((entry) => entry.expiresAt > now).map((entry) => entry.hash);
+        return undefined;
+      });
+      dropCached(listed);
+      // Cached records of this subject not in the list (issued before lists existed) go too.
+      if (cache !== undefined) for (const [hash, record] of cache.entries()) if (record.subject === subject) cache.delete(hash);
+      const deleted = await Promise.all(listed.map((hash) => ttl.delete(SESSION_PREFIX + hash)));
+      return deleted.filter(Boolean).length;
     },
   };
 }

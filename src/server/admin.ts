@@ -15,6 +15,8 @@ export interface AdminDeps {
   readonly ready: () => Promise<string | undefined>;
   readonly reload: () => ReloadResult;
   readonly refreshGauges: () => Promise<void>;
+  /** Ends every MFA session of a subject (the operator's "log this user out everywhere"). */
+  readonly revokeSessions: (subject: string) => Promise<number>;
   readonly adminToken?: string | undefined;
 }
 
@@ -35,7 +37,7 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query] = (req.url ?? '/').split('?') as [string, string | undefined];
     const method = req.method ?? 'GET';
     if (path === '/metrics' && method === 'GET') {
       await deps.refreshGauges().catch(() => undefined);
@@ -72,6 +74,15 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
       if (path === '/admin/reload' && method === 'POST') {
         const result = deps.reload();
         sendJson(res, result.ok ? 200 : 422, result.ok ? { status: 'reloaded' } : { status: 'refused', error: result.error });
+        return;
+      }
+      if (path === '/admin/sessions/revoke' && method === 'POST') {
+        const subject = new URLSearchParams(query ?? '').get('subject');
+        if (subject === null || subject === '') {
+          sendProblem(res, problem('invalid_request', 'name the subject: POST /admin/sessions/revoke?subject=SUB'));
+          return;
+        }
+        sendJson(res, 200, { subject, revoked: await deps.revokeSessions(subject) });
         return;
       }
       if (path === '/admin/pools' && method === 'GET') {

@@ -121,6 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           reload: core.reload,
           adminToken: initial.admin.token,
           refreshGauges: core.refreshGauges,
+          revokeSessions: (subject) => core.mfa.endSessionsOf(subject, core.clock()),
         }),
       );
       adminAddress = await listenOn(adminServer, adminListen.port, adminListen.host ?? initial.admin.host);

@@ -49,7 +49,7 @@ describe('parsePolicy: a valid file', () => {
         issuer: 'mfa-gateway',
         totp: { algorithm: 'SHA1', digits: 6, periodSeconds: 30, window: 1 },
         hotp: { lookAhead: 10 },
-        session: { ttlMs: 12 * 3_600_000 },
+        session: { ttlMs: 12 * 3_600_000, maxPerSubject: 20 },
         lockout: { maxFailures: 3, findTimeMs: 300_000, backoffMs: [30_000, 60_000, 120_000, 300_000] },
         recoveryCodes: { count: 10 },
         enrollment: { pendingTtlMs: 600_000 },
@@ -111,7 +111,7 @@ mfa:
   issuer: Example Orders
   totp: { algorithm: SHA512, digits: 8, period: 60, window: 2 }
   hotp: { look_ahead: 5 }
-  session: { ttl: 24h }
+  session: { ttl: 24h, max_per_subject: 5 }
   lockout: { max_failures: 5, find_time: 10m, backoff: [1s, 1s, 1h] }
   recovery_codes: { count: 16 }
   enrollment: { pending_ttl: 5m }
@@ -166,7 +166,7 @@ authz: { trusted_proxies: [] }
         issuer: 'Example Orders',
         totp: { algorithm: 'SHA512', digits: 8, periodSeconds: 60, window: 2 },
         hotp: { lookAhead: 5 },
-        session: { ttlMs: 86_400_000 },
+        session: { ttlMs: 86_400_000, maxPerSubject: 5 },
         lockout: { maxFailures: 5, findTimeMs: 600_000, backoffMs: [1_000, 1_000, 3_600_000] },
         recoveryCodes: { count: 16 },
         enrollment: { pendingTtlMs: 300_000 },

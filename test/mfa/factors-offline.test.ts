@@ -37,7 +37,7 @@ describe('offline factor administration (CLI)', () => {
     const text = rig.log.text() + rig.auditLog.text();
     for (const s of [e.secretBase32, ...e.recoveryCodes!]) assert.ok(!text.includes(s));
     const events = rig.auditLog.events().filter((ev) => ev.request_id === 'cli').map((ev) => ev.event);
-    assert.deepEqual(events, ['enrolled', 'recovery_codes_generated', 'enrolled', 'factor_removed', 'factor_removed']);
+    assert.deepEqual(events, ['enrolled', 'recovery_codes_generated', 'enrolled', 'factor_removed', 'sessions_revoked', 'factor_removed', 'sessions_revoked']);
   });
 
   test('pending enrollment, and bad input throws a typed error without the secret', async () => {

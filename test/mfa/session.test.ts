@@ -11,7 +11,7 @@ describe('session store on SQLite', () => {
 
   test('a 32-byte base64url token; only its SHA-256 is a key; bound to the subject', async () => {
     const now = rig.clock();
-    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: 12 * hour });
+    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: 12 * hour, maxPerSubject: 20 });
     assert.match(issued.token, /^[A-Za-z0-9_-]{43}$/);
     assert.equal(Buffer.from(issued.token, 'base64url').length, 32);
     assert.equal(issued.record.expiresAt, now + 12 * hour);
@@ -25,7 +25,7 @@ describe('session store on SQLite', () => {
 
   test('tampered, unknown, expired and revoked sessions are not ok', async () => {
     const now = rig.clock();
-    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
     const flipped = (issued.token[0] === 'A' ? 'B' : 'A') + issued.token.slice(1);
     assert.equal((await sessions.lookup(flipped, 'alice', now)).ok, false);
     assert.equal((await sessions.lookup(`${issued.token}=`, 'alice', now)).ok, false);
@@ -40,36 +40,36 @@ describe('session store on SQLite', () => {
   test('refresh rotates the token and never renews mfaTime or stretches past mfaTime + TTL', async () => {
     const start = rig.clock();
     const mfaTime = Math.floor(start / 1000);
-    const issued = await sessions.issue({ subject: 'alice', method: 'hotp', mfaTime, now: start, ttlMs: 12 * hour });
+    const issued = await sessions.issue({ subject: 'alice', method: 'hotp', mfaTime, now: start, ttlMs: 12 * hour, maxPerSubject: 20 });
     rig.clock.advance(6 * hour);
     const later = rig.clock();
-    const refreshed = await sessions.refresh(issued.token, 'alice', later, 12 * hour);
+    const refreshed = await sessions.refresh(issued.token, 'alice', later, 12 * hour, 20);
     assert.ok(refreshed !== undefined);
     assert.notEqual(refreshed.token, issued.token);
     assert.equal(refreshed.record.mfaTime, mfaTime);
     assert.equal(refreshed.record.method, 'hotp');
     assert.equal(refreshed.record.expiresAt, mfaTime * 1000 + 12 * hour);
     assert.equal((await sessions.lookup(issued.token, 'alice', later)).ok, false);
-    assert.equal(await sessions.refresh(refreshed.token, 'bob', later, 12 * hour), undefined);
+    assert.equal(await sessions.refresh(refreshed.token, 'bob', later, 12 * hour, 20), undefined);
   });
 
   test('the in-process cache: revoking here ends a cached session at once; revoked elsewhere, it ends within cacheMs', async () => {
     const now = rig.clock();
     const here = createSessionStore(rig.store.ttl, { cacheMs: 200 });
     const elsewhere = createSessionStore(rig.store.ttl, { cacheMs: 200 });
-    const a = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    const a = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
     assert.equal((await here.lookup(a.token, 'alice', now)).ok, true);
     assert.equal(await here.revoke(a.token, 'alice', now), true);
     assert.equal((await here.lookup(a.token, 'alice', now)).ok, false, 'a revocation through this process is immediate');
 
-    const b = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    const b = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
     assert.equal((await here.lookup(b.token, 'alice', now)).ok, true);
     assert.equal(await elsewhere.revoke(b.token, 'alice', now), true);
     assert.equal((await here.lookup(b.token, 'alice', now)).ok, true, 'still cached here right after another process revoked it');
     await new Promise((resolve) => setTimeout(resolve, 250));
     assert.equal((await here.lookup(b.token, 'alice', now)).ok, false, 'gone once the cache entry ran out');
     // A cached session still expires by the injected clock, not by the cache's.
-    const c = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour });
+    const c = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
     assert.equal((await here.lookup(c.token, 'alice', now)).ok, true);
     assert.equal((await here.lookup(c.token, 'alice', now + hour)).ok, false);
   });

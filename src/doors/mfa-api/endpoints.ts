@@ -156,6 +156,7 @@ const ROUTES: Readonly<Record<string, string>> = {
   verify: 'POST',
   'session/revoke': 'POST',
   'session/refresh': 'POST',
+  'session/revoke-all': 'POST',
   factors: 'GET',
   'recovery-codes': 'POST',
   setup: 'GET',
@@ -253,6 +254,11 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
         const result = await service.revokeSession(caller);
         if (!result.ok) return fail(result.problem);
         return sendEmpty(res, 204);
+      }
+      case 'session/revoke-all': {
+        const result = await service.revokeAllSessions(caller);
+        if (!result.ok) return fail(result.problem);
+        return sendJson(res, 200, { revoked: result.revoked });
       }
       case 'session/refresh': {
         const result = await service.refreshSession(caller);

@@ -230,14 +230,20 @@ describe('MFA endpoints over HTTP', () => {
     assert.equal((await call(port, 'DELETE', `${PREFIX}factors/${factorId}`, auth('alice'))).status, 401);
     assert.equal((await call(port, 'POST', `${PREFIX}recovery-codes`, auth('alice'))).status, 401);
 
-    // HOTP hardware token, enrolled with a step-up code in the same request.
+    // HOTP hardware token, enrolled and confirmed with the fresh session of a step-up code.
     const hotpSecret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
     const stepUp = oathTotp(secret, rig.clock());
     secrets.push(stepUp);
-    const enrolled = await call(port, 'POST', `${PREFIX}totp/enroll`, jsonHeaders('alice', { 'x-mfa-token': stepUp }), JSON.stringify({ type: 'hotp', secret: hotpSecret, counter: 3, label: 'YubiKey' }));
+    const session = assertJson(await call(port, 'POST', `${PREFIX}verify`, auth('alice', { 'x-mfa-token': stepUp })), 200).session_token as string;
+    secrets.push(session);
+    const enrolled = await call(port, 'POST', `${PREFIX}totp/enroll`, jsonHeaders('alice', { 'x-session-token': session }), JSON.stringify({ type: 'hotp', secret: hotpSecret, counter: 3, label: 'YubiKey' }));
     const e = assertJson(enrolled, 201);
     assert.match(e.otpauth_uri as string, /^otpauth:\/\/hotp\/.*&counter=3$/);
-    const confirm = await call(port, 'POST', `${PREFIX}totp/confirm`, jsonHeaders('alice'), JSON.stringify({ factor_id: e.factor_id, code: oathHotp(hotpSecret, 3) }));
+    // Activating a second factor needs the same step-up as enrolling it.
+    const unconfirmed = await call(port, 'POST', `${PREFIX}totp/confirm`, jsonHeaders('alice'), JSON.stringify({ factor_id: e.factor_id, code: oathHotp(hotpSecret, 3) }));
+    assert.equal(unconfirmed.status, 401);
+    assert.equal(unconfirmed.json().code, 'step_up_required');
+    const confirm = await call(port, 'POST', `${PREFIX}totp/confirm`, jsonHeaders('alice', { 'x-session-token': session }), JSON.stringify({ factor_id: e.factor_id, code: oathHotp(hotpSecret, 3) }));
     assert.deepEqual(assertJson(confirm, 200), { factor_id: e.factor_id, status: 'active' });
 
     const resync = await call(port, 'POST', `${PREFIX}hotp/resync`, jsonHeaders('alice'), JSON.stringify({ factor_id: e.factor_id, code1: oathHotp(hotpSecret, 50), code2: oathHotp(hotpSecret, 51) }));
