@@ -142,6 +142,12 @@ export async function runCommand(positionals: readonly string[], values: CliValu
     case 'check': {
       const policy = loadPolicyFile(configPath);
       out(`${configPath}: ok, ${policy.routes.length} routes, ${policy.upstreams.size} upstreams`);
+      const tls = policy.listen.tls;
+      if (tls !== undefined) {
+        // What an operator checks after a rotation: which certificate, until when.
+        const c = tls.credentials;
+        out(`tls: ${tls.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2 and TLSv1.3'}, certificate ${c.subject}, sha256 ${c.fingerprint256}, valid until ${new Date(c.validToMs).toISOString()}`);
+      }
       out(formatRouteTable(policy));
       return 0;
     }

@@ -20,6 +20,8 @@ const DAY = 24 * HOUR;
 
 /** Keyed by where the duration sits: `*` stands for an upstream's name, `[]` for a list's items. */
 export const DURATION_BOUNDS = {
+  // max-age=0 is how a site tells browsers to forget HSTS; two years is the longest value in common use.
+  'listen.tls.hsts.max_age': { min: 0, max: 730 * DAY },
   'auth.jwt.clock_tolerance': { min: 0, max: 5 * MINUTE },
   'auth.jwt.jwks.cooldown': { min: 1, max: HOUR },
   'auth.jwt.jwks.timeout': { min: 1, max: MINUTE },

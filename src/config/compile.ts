@@ -11,7 +11,8 @@ import { createTrustList } from '../request/trust.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { compileRoutes, type RawRoute } from '../routes/compile.js';
 import type { Route } from '../routes/types.js';
-import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, StoreConfig, UpstreamConfig } from './types.js';
+import { checkTlsCredentials, TlsCredentials, type TlsMinVersion } from '../tls/credentials.js';
+import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, StoreConfig, TlsConfig, UpstreamConfig } from './types.js';
 import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
@@ -37,7 +38,7 @@ const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
 
 /** The file as the schema describes it, after ajv filled in the defaults. */
 export interface RawPolicy {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: { readonly host: string; readonly port: number; readonly tls?: RawTls };
   readonly admin: { readonly host: string; readonly port: number; readonly token_env: string };
   readonly trusted_proxies: readonly string[];
   readonly untrusted_peer_headers: readonly string[];
@@ -55,6 +56,13 @@ export interface RawPolicy {
     readonly max_upstream_connections: number;
   };
   readonly authz: { readonly trusted_proxies: readonly string[] };
+}
+
+interface RawTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly min_version: TlsMinVersion;
+  readonly hsts?: { readonly max_age: string; readonly include_subdomains: boolean; readonly preload: boolean };
 }
 
 interface RawJwt {
@@ -144,6 +152,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   if (raw.admin.port !== 0 && raw.admin.port === raw.listen.port && raw.admin.host === raw.listen.host) {
     add(['admin', 'port'], 'the admin listener must not share the public listener’s address');
   }
+  const tls = raw.listen.tls !== undefined ? compileTls(raw.listen.tls, ctx, add, duration) : undefined;
   const tokenText = ctx.env[raw.admin.token_env];
   const adminToken = tokenText === undefined || tokenText === '' ? undefined : tokenText;
   if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
@@ -246,7 +255,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   if (issues.length > 0) return { issues };
   const policy: GatewayPolicy = {
     source: ctx.source,
-    listen: { host: raw.listen.host, port: raw.listen.port },
+    listen: { host: raw.listen.host, port: raw.listen.port, ...(tls !== undefined ? { tls } : {}) },
     admin: { host: raw.admin.host, port: raw.admin.port, ...(adminToken !== undefined ? { token: adminToken } : {}) },
     trustedProxies,
     untrustedPeerHeaders,
@@ -265,6 +274,45 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
 
 type Add = (path: readonly Segment[], message: string) => void;
 type Duration = (path: readonly Segment[], text: string, bounds: DurationBounds) => number;
+
+const SECOND = 1000;
+/** hstspreload.org refuses a shorter max-age for the preload list. */
+const HSTS_PRELOAD_MIN_MS = 365 * 24 * 60 * 60 * SECOND;
+
+function compileTls(raw: RawTls, ctx: CompileContext, add: Add, duration: Duration): TlsConfig | undefined {
+  const base: Segment[] = ['listen', 'tls'];
+  const certFile = resolve(ctx.baseDir, raw.cert);
+  const keyFile = resolve(ctx.baseDir, raw.key);
+  const read = (key: 'cert' | 'key', file: string, shown: string): string | undefined => {
+    try {
+      return ctx.readFile(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      add([...base, key], `cannot read ${key === 'cert' ? 'certificate' : 'key'} file "${shown}" (${code === 'ENOENT' ? 'no such file' : code})`);
+      return undefined;
+    }
+  };
+  const cert = read('cert', certFile, raw.cert);
+  const key = read('key', keyFile, raw.key);
+
+  let hsts: TlsConfig['hsts'];
+  if (raw.hsts !== undefined) {
+    const path = [...base, 'hsts'];
+    const maxAgeMs = duration([...path, 'max_age'], raw.hsts.max_age, DURATION_BOUNDS['listen.tls.hsts.max_age']);
+    if (maxAgeMs % SECOND !== 0) add([...path, 'max_age'], 'must be whole seconds (max-age counts seconds)');
+    if (raw.hsts.preload && !raw.hsts.include_subdomains) add([...path, 'preload'], 'needs include_subdomains: true');
+    if (raw.hsts.preload && maxAgeMs < HSTS_PRELOAD_MIN_MS) add([...path, 'preload'], 'needs a max_age of at least 365d');
+    hsts = { maxAgeSeconds: Math.floor(maxAgeMs / SECOND), includeSubdomains: raw.hsts.include_subdomains, preload: raw.hsts.preload };
+  }
+
+  if (cert === undefined || key === undefined) return undefined;
+  const checked = checkTlsCredentials(cert, key, raw.min_version);
+  if (!(checked instanceof TlsCredentials)) {
+    add([...base, checked.file], `${checked.file === 'cert' ? 'certificate' : 'key'} file "${checked.file === 'cert' ? raw.cert : raw.key}" ${checked.message}`);
+    return undefined;
+  }
+  return { certFile, keyFile, minVersion: raw.min_version, ...(hsts !== undefined ? { hsts } : {}), credentials: checked };
+}
 
 function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Duration): JwtConfig {
   const base: Segment[] = ['auth', 'jwt'];

@@ -5,6 +5,8 @@
  * code that receives a GatewayPolicy, or a part of one, relies on them and does not check again.
  */
 import type { Route } from '../routes/types.js';
+import type { TlsCredentials, TlsMinVersion } from '../tls/credentials.js';
+import type { HstsSettings } from '../tls/hsts.js';
 
 // Route types live with route compilation and matching; re-exported because the policy holds the
 // routes and most code reads the policy's types from here.
@@ -16,6 +18,22 @@ export type OtpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
 export interface ListenConfig {
   readonly host: string;
   readonly port: number;
+}
+
+/** `listen.tls`: the public listener speaks HTTPS. */
+export interface TlsConfig {
+  /** Absolute paths (relative ones in the file are resolved against the policy file's directory). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly minVersion: TlsMinVersion;
+  /** Sent on every HTTP response of the TLS listener; absent: no Strict-Transport-Security header. */
+  readonly hsts?: HstsSettings;
+  /** The pair as read and checked when this policy was loaded; a reload reads the files again. */
+  readonly credentials: TlsCredentials;
+}
+
+export interface PublicListenConfig extends ListenConfig {
+  readonly tls?: TlsConfig;
 }
 
 export interface AdminConfig extends ListenConfig {
@@ -97,7 +115,7 @@ export interface UpstreamConfig {
 
 export interface GatewayPolicy {
   readonly source: string;
-  readonly listen: ListenConfig;
+  readonly listen: PublicListenConfig;
   readonly admin: AdminConfig;
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed on the proxy path. Empty by default. */
   readonly trustedProxies: readonly string[];

@@ -138,3 +138,88 @@ function readOrUndefined(path: string): Buffer | undefined {
     return undefined;
   }
 }
+
+export interface FileSetWatcherOptions {
+  /** Files read by the policy loader besides the policy file (e.g. the TLS certificate and key). */
+  readonly paths: readonly string[];
+  /** Called once for each change of the files' bytes (or of which of them can be read). */
+  readonly onChange: () => void;
+  readonly onError: (error: Error) => void;
+  readonly debounceMs?: number;
+}
+
+/**
+ * Watches files the policy names, for the same reasons and in the same way as the policy file:
+ * their directories, debounced, by content. A touch or a change to another file in the directory
+ * does nothing; a pair rewritten within the debounce window (a certificate and its key) is one change.
+ */
+export function createFileSetWatcher(options: FileSetWatcherOptions): { close(): void } {
+  const { paths, onChange, onError } = options;
+  const debounceMs = options.debounceMs ?? 100;
+  if (!Array.isArray(paths) || paths.length === 0 || paths.some((p) => typeof p !== 'string' || p === '')) {
+    throw new ConfigOptionError('paths', 'must be a non-empty list of file paths');
+  }
+  if (typeof onChange !== 'function') throw new ConfigOptionError('onChange', 'must be a function');
+  if (typeof onError !== 'function') throw new ConfigOptionError('onError', 'must be a function');
+  if (!Number.isInteger(debounceMs) || debounceMs < 0 || debounceMs > 60_000) {
+    throw new ConfigOptionError('debounceMs', 'must be an integer from 0 to 60000');
+  }
+
+  // One entry per path: its bytes, or the code of the error that stopped the read.
+  const snapshot = (): (Buffer | string)[] =>
+    paths.map((path) => {
+      try {
+        return readFileSync(path);
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      }
+    });
+  const same = (a: Buffer | string, b: Buffer | string): boolean => (typeof a === 'string' || typeof b === 'string' ? a === b : a.equals(b));
+  let seen = snapshot();
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  function check(): void {
+    timer = undefined;
+    if (closed) return;
+    const now = snapshot();
+    if (now.every((entry, i) => same(entry, seen[i]!))) return;
+    seen = now;
+    try {
+      onChange();
+    } catch (error) {
+      try {
+        onError(asError(error));
+      } catch {
+        // A failing error handler must not take the watcher (or the process) down with it.
+      }
+    }
+  }
+
+  const watchers: FSWatcher[] = [];
+  try {
+    for (const directory of new Set(paths.map((path) => dirname(resolve(path))))) {
+      // persistent: false — the listeners keep the process alive, a watcher alone must not.
+      const watcher = watch(directory, { persistent: false }, () => {
+        if (closed) return;
+        if (timer !== undefined) clearTimeout(timer);
+        timer = setTimeout(check, debounceMs);
+        timer.unref();
+      });
+      watcher.on('error', (error) => onError(new Error(`${directory}: the directory watch failed (${error.message}); reload with SIGHUP`)));
+      watchers.push(watcher);
+    }
+  } catch (error) {
+    for (const watcher of watchers) watcher.close();
+    throw new ConfigOptionError('paths', `cannot watch the directory of ${paths.join(', ')}: ${(error as NodeJS.ErrnoException).code ?? asError(error).message}`);
+  }
+
+  return {
+    close() {
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      for (const watcher of watchers) watcher.close();
+    },
+  };
+}

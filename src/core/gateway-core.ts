@@ -54,6 +54,12 @@ export interface GatewayCore {
   /** Resolves when no request is in flight, or after `timeoutMs`. */
   whenIdle(timeoutMs: number): Promise<void>;
   reload(): ReloadResult;
+  /**
+   * Runs `listener` with every valid new policy before it replaces the running one (the listeners
+   * apply what lives outside the runtime, e.g. the TLS certificate). A listener that throws refuses
+   * the policy like a broken file: logged, counted, the running one kept.
+   */
+  onPolicy(listener: (next: GatewayPolicy) => void): void;
   ready(): Promise<string | undefined>;
   /** Refreshes the gauges that are read on scrape (active locks, key ages, pool sizes). */
   refreshGauges(): Promise<void>;
@@ -124,7 +130,10 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     logger.error({ event: 'config_reload_failed', error: error.message }, 'policy reload refused; keeping the previous policy');
   }
 
+  const policyListeners: ((next: GatewayPolicy) => void)[] = [];
+
   function applyPolicy(policy: GatewayPolicy): void {
+    for (const listener of policyListeners) listener(policy);
     if (!sameJson(policy.store, runtime.policy.store) || !sameJson(policy.keys, runtime.policy.keys)) {
       logger.warn({ event: 'config_reload_partial' }, 'store and keys settings change only on restart; keeping the running ones');
     }
@@ -177,6 +186,9 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
       if (inFlightTotal === 0) onIdle?.();
     },
     current: () => runtime,
+    onPolicy(listener) {
+      policyListeners.push(listener);
+    },
     inFlight: () => inFlightTotal,
     reload,
     async ready() {

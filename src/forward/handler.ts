@@ -72,12 +72,17 @@ function retryNow(handler: ForwardHandler): void {
 }
 
 /**
- * Moves headers set earlier with `res.setHeader` (e.g. `connection: close` while draining) into
- * the flat list: Node's writeHead merges an array through setHeader, which would fold repeated
- * `set-cookie` headers into the last one.
+ * Moves headers set earlier with `res.setHeader` (e.g. `connection: close` while draining, the TLS
+ * listener's `strict-transport-security`) into the flat list, replacing the upstream's headers of
+ * the same name: the gateway's word wins. Node's writeHead merges an array through setHeader,
+ * which would fold repeated `set-cookie` headers into the last one.
  */
 function takePresetHeaders(res: ServerResponse, headers: string[]): void {
   const names = res.getHeaderNames();
+  if (names.length === 0) return;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (names.includes(headers[i]!.toLowerCase())) headers.splice(i, 2);
+  }
   for (const name of names) {
     const value = res.getHeader(name);
     res.removeHeader(name);

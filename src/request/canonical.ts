@@ -20,7 +20,8 @@ export type CanonicalResult = { readonly ok: true; readonly view: RequestView } 
 
 /** What `canonicalizeRequest` reads; an IncomingMessage satisfies it. */
 export type RequestSource = Pick<IncomingMessage, 'rawHeaders' | 'url' | 'method' | 'httpVersion'> & {
-  readonly socket: { readonly remoteAddress?: string | undefined };
+  /** `encrypted` is true on a TLSSocket: the client spoke TLS to us. */
+  readonly socket: { readonly remoteAddress?: string | undefined; readonly encrypted?: boolean };
 };
 
 const BEARER_SCHEME_BYTES = 'Bearer '.length;
@@ -279,7 +280,8 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
   const peer = unmapIPv4(remote);
   let clientIp = peer;
   let forwardedFor = peer;
-  let proto: 'http' | 'https' = 'http';
+  // Our own socket first; a trusted proxy in front of us knows the client's hop better.
+  let proto: 'http' | 'https' = req.socket.encrypted === true ? 'https' : 'http';
   const peerTrusted = opts.trustedProxies.size > 0 && opts.trustedProxies.has(peer);
   if (peerTrusted) {
     if (forwardedForChain !== undefined) {

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GatewayPolicy } from '../config/types.js';
@@ -11,6 +12,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { publicServerOptions } from '../request/server-options.js';
 import type { Clock } from '../time/clock.js';
 import { createAdminHandler } from './admin.js';
+import { manageListenerTls, tlsServerOptions, type ListenerTls } from './tls.js';
 
 export interface GatewayOptions {
   readonly configPath: string;
@@ -20,12 +22,14 @@ export interface GatewayOptions {
   /** Override the policy's listeners (tests use port 0); `false` disables the admin listener. */
   readonly listen?: { readonly host?: string; readonly port: number };
   readonly admin?: { readonly host?: string; readonly port: number } | false;
-  /** Watch the policy file for changes (default true). */
+  /** Watch the policy file, and the TLS certificate and key, for changes (default true). */
   readonly watch?: boolean;
 }
 
 export interface Gateway {
   readonly address: AddressInfo;
+  /** `https` when the policy has `listen.tls` (fixed at start; a reload swaps the certificate only). */
+  readonly protocol: 'http' | 'https';
   readonly adminAddress?: AddressInfo;
   readonly metrics: Metrics;
   readonly core: GatewayCore;
@@ -71,17 +75,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   }
 
+  let tls: ListenerTls | undefined;
   function onRequest(expectsContinue: boolean) {
     return (req: IncomingMessage, res: ServerResponse): void => {
       track(req.socket, res);
+      // Set before any door writes: sendProblem/sendJson merge it, the forwarder puts it in place of an upstream's.
+      const hsts = tls?.hsts();
+      if (hsts !== undefined) res.setHeader('strict-transport-security', hsts);
       door.handleRequest(req, res, expectsContinue).catch((error: unknown) => {
         logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
         sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
       });
     };
   }
-
-  const publicServer = createServer(publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes }), onRequest(false));
+  const serverOptions = publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes });
+  let publicServer: Server;
+  if (initial.listen.tls !== undefined) {
+    const httpsServer = createHttpsServer({ ...serverOptions, ...tlsServerOptions(initial.listen.tls) }, onRequest(false));
+    tls = manageListenerTls(httpsServer, core, initial.listen.tls, { watch: options.watch !== false });
+    // Scanners, plain HTTP on this port, clients without a common version or suite: no request yet, nothing to answer.
+    httpsServer.on('tlsClientError', (_error: Error, socket: Duplex) => {
+      metrics.rejectedRequests.inc({ reason: 'tls_handshake' });
+      socket.destroy();
+    });
+    publicServer = httpsServer;
+  } else {
+    publicServer = createServer(serverOptions, onRequest(false));
+    core.onPolicy((next) => {
+      if (next.listen.tls !== undefined) logger.warn({ event: 'config_reload_partial' }, 'listen.tls takes effect only on restart; the listener stays plain HTTP');
+    });
+  }
   // With a listener here Node no longer answers `100 Continue` by itself: the door decides first.
   publicServer.on('checkContinue', onRequest(true));
   publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -131,17 +154,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // reload it, yet it would keep proxying. Close what did start and fail the start.
     publicServer.close();
     adminServer?.close();
+    tls?.close();
     await core.close();
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`cannot listen: ${reason}`, { cause: error });
   }
   logger.info(
-    { event: 'listening', address: `${address.address}:${address.port}`, admin: adminAddress && `${adminAddress.address}:${adminAddress.port}` },
+    { event: 'listening', address: `${address.address}:${address.port}`, protocol: tls !== undefined ? 'https' : 'http', admin: adminAddress && `${adminAddress.address}:${adminAddress.port}` },
     'mfa-gateway ready',
   );
 
   async function stop(): Promise<void> {
     draining = true;
+    tls?.close();
     publicServer.close();
     publicServer.closeIdleConnections();
     await core.whenIdle(core.current().policy.limits.drainTimeoutMs);
@@ -155,6 +180,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let stopping: Promise<void> | undefined;
   return {
     address,
+    protocol: tls !== undefined ? 'https' : 'http',
     ...(adminAddress !== undefined ? { adminAddress } : {}),
     metrics,
     core,

@@ -55,6 +55,8 @@ function concretePath(key: DurationKey): (string | number)[] {
 /** The loader's issue lines about `path` for BASE with the duration at `path` set to `text`. */
 function issuesAt(path: readonly (string | number)[], text: string): string[] {
   const doc = structuredClone(BASE);
+  // listen.tls needs its two files named; that they cannot be read is reported at their own keys.
+  if (path[0] === 'listen') doc.listen = { tls: { cert: 'cert.pem', key: 'key.pem' } };
   let node = doc as Record<string | number, unknown>;
   path.slice(0, -1).forEach((segment, i) => {
     node = (node[segment] ??= typeof path[i + 1] === 'number' ? [] : {}) as Record<string | number, unknown>;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ConfigOptionError } from '../../src/config/errors.js';
 import { loadPolicyFile } from '../../src/config/load.js';
 import type { GatewayPolicy } from '../../src/config/types.js';
-import { createPolicyWatcher, type PolicyWatcher } from '../../src/config/watch.js';
+import { createFileSetWatcher, createPolicyWatcher, type PolicyWatcher } from '../../src/config/watch.js';
 import { HEAD } from './support.js';
 
 const DEBOUNCE_MS = 20;
@@ -231,5 +231,58 @@ describe('createPolicyWatcher', () => {
     assert.equal(optionOf(() => createPolicyWatcher({ ...base, path: join(ws.dir, 'no/such/dir/gateway.yaml') })), 'path');
     assert.equal(optionOf(() => createPolicyWatcher({ ...base, onError: undefined as unknown as () => void })), 'onError');
     assert.equal(optionOf(() => createPolicyWatcher(base)), 'accepted');
+  });
+});
+
+describe('file set watcher (the files a policy names, e.g. the TLS certificate and key)', () => {
+  test('one call per change of the bytes: a touch, another file, or the same bytes again do nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mfa-gw-fileset-'));
+    const cert = join(dir, 'tls.crt');
+    const key = join(dir, 'tls.key');
+    writeFileSync(cert, 'cert 1');
+    writeFileSync(key, 'key 1');
+    let calls = 0;
+    const errors: Error[] = [];
+    const watcher = createFileSetWatcher({ paths: [cert, key], onChange: () => calls++, onError: (error) => errors.push(error), debounceMs: DEBOUNCE_MS });
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, QUIET_MS));
+    try {
+      utimesSync(cert, new Date(), new Date());
+      writeFileSync(join(dir, 'unrelated'), 'x');
+      writeFileSync(key, 'key 1');
+      await settle();
+      assert.equal(calls, 0);
+
+      // A pair written together (temp file + rename, as deploy tools do) is one change.
+      writeFileSync(`${cert}.tmp`, 'cert 2');
+      renameSync(`${cert}.tmp`, cert);
+      writeFileSync(key, 'key 2');
+      await settle();
+      assert.equal(calls, 1);
+
+      // A file that disappears is a change (the reload then reports it), and so is its return.
+      unlinkSync(key);
+      await settle();
+      assert.equal(calls, 2);
+      writeFileSync(key, 'key 2');
+      await settle();
+      assert.equal(calls, 3);
+
+      // A throwing onChange goes to onError; the watcher goes on.
+      watcher.close();
+      const failing = createFileSetWatcher({ paths: [cert], onChange: () => { throw new Error('refused'); }, onError: (error) => errors.push(error), debounceMs: DEBOUNCE_MS });
+      writeFileSync(cert, 'cert 3');
+      await settle();
+      failing.close();
+      assert.deepEqual(errors.map((error) => error.message), ['refused']);
+    } finally {
+      watcher.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('bad options are refused at creation', () => {
+    const noop = (): void => undefined;
+    assert.throws(() => createFileSetWatcher({ paths: [], onChange: noop, onError: noop }), (error: unknown) => ConfigOptionError.is(error) && error.option === 'paths');
+    assert.throws(() => createFileSetWatcher({ paths: ['/tmp/x'], onChange: noop, onError: noop, debounceMs: -1 }), (error: unknown) => ConfigOptionError.is(error) && error.option === 'debounceMs');
   });
 });

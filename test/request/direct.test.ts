@@ -97,3 +97,21 @@ test('the result of a refusal is the shared frozen object (no allocation per ref
   assert.equal(first, second);
   assert.equal(first, REJECTIONS.dot_segment);
 });
+
+test('proto: https on our own TLS socket; a trusted proxy still speaks for the hop before it', () => {
+  const protoOf = (source: RequestSource, trustedProxies = NOBODY): string => {
+    const result = canonicalizeRequest(source, { trustedProxies, maxTokenBytes: 1024 });
+    assert.ok(result.ok);
+    return result.view.proto;
+  };
+  const tls = (rawHeaders: string[]): RequestSource => ({ ...request({ rawHeaders }), socket: { remoteAddress: '127.0.0.1', encrypted: true } });
+  assert.equal(protoOf(request({})), 'http');
+  assert.equal(protoOf(tls(['Host', 'a'])), 'https');
+  // An untrusted client cannot talk its way down (or up).
+  assert.equal(protoOf(tls(['Host', 'a', 'X-Forwarded-Proto', 'http'])), 'https');
+  assert.equal(protoOf(request({ rawHeaders: ['Host', 'a', 'X-Forwarded-Proto', 'https'] })), 'http');
+  // A trusted proxy that terminated plain HTTP from its client, then spoke TLS to us.
+  const proxy = createTrustList(['127.0.0.1/32']);
+  assert.equal(protoOf(tls(['Host', 'a', 'X-Forwarded-Proto', 'http']), proxy), 'http');
+  assert.equal(protoOf(tls(['Host', 'a']), proxy), 'https');
+});
