@@ -93,6 +93,7 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
     policy: runtime.policy,
     bearer: runtime.bearer,
     secondFactor: core.mfa,
+    limiter: core.limiter,
     now: pass.now,
     reserved: options.reserved ?? true,
   });

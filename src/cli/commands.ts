@@ -76,6 +76,11 @@ export function explain(policy: GatewayPolicy, method: string, url: string): str
     `needs:   ${describeRequirement(policy, selected.index)}`,
     `forward: ${selected.upstream ?? '(none)'}${selected.forwardAuthorization ? '' : ' (Authorization not forwarded)'}`,
   );
+  const limit = selected.rateLimit;
+  if (limit !== undefined) {
+    const by = limit.key === 'ip' ? 'client address, before authentication' : 'token subject, after authentication';
+    lines.push(`limit:   ${limit.requests} per ${formatDuration(limit.perMs)} per ${by} (then 429 rate_limited)`);
+  }
   return lines.join('\n');
 }
 

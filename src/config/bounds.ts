@@ -6,7 +6,7 @@
  * not check it again. The schema's descriptions quote these ranges for editors, and
  * test/config/bounds.test.ts keeps the two in step.
  */
-import { STEP_UP_MAX_AGE_BOUNDS } from '../routes/compile.js';
+import { RATE_LIMIT_PER_BOUNDS, STEP_UP_MAX_AGE_BOUNDS } from '../routes/compile.js';
 
 export interface DurationBounds {
   readonly min: number;
@@ -31,6 +31,8 @@ export const DURATION_BOUNDS = {
   'mfa.session.ttl': { min: MINUTE, max: DAY },
   'mfa.lockout.find_time': { min: SECOND, max: DAY },
   'mfa.lockout.backoff[]': { min: SECOND, max: DAY },
+  'mfa.ip_throttle.find_time': { min: SECOND, max: DAY },
+  'mfa.ip_throttle.block': { min: SECOND, max: DAY },
   'mfa.enrollment.pending_ttl': { min: MINUTE, max: HOUR },
   'keys.rotation': { min: DAY, max: 3650 * DAY },
   'limits.drain_timeout': { min: 0, max: 10 * MINUTE },
@@ -43,6 +45,7 @@ export const DURATION_BOUNDS = {
   'upstreams.*.retries.jitter': { min: 0, max: 10 * SECOND },
   // Compiled with the routes, so the bound is defined there.
   'routes[].max_age': STEP_UP_MAX_AGE_BOUNDS,
+  'routes[].rate_limit.per': RATE_LIMIT_PER_BOUNDS,
 } as const satisfies Readonly<Record<string, DurationBounds>>;
 
 export type DurationKey = keyof typeof DURATION_BOUNDS;

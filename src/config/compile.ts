@@ -87,6 +87,7 @@ interface RawMfa {
   readonly hotp: { readonly look_ahead: number };
   readonly session: { readonly ttl: string; readonly max_per_subject: number };
   readonly lockout: { readonly max_failures: number; readonly find_time: string; readonly backoff: readonly string[] };
+  readonly ip_throttle: { readonly enabled: boolean; readonly max_failures: number; readonly find_time: string; readonly block: string };
   readonly recovery_codes: { readonly count: number };
   readonly enrollment: { readonly pending_ttl: string };
   readonly path_prefix: string;
@@ -188,6 +189,12 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
       maxFailures: mfaRaw.lockout.max_failures,
       findTimeMs: duration(['mfa', 'lockout', 'find_time'], mfaRaw.lockout.find_time, DURATION_BOUNDS['mfa.lockout.find_time']),
       backoffMs,
+    },
+    ipThrottle: {
+      enabled: mfaRaw.ip_throttle.enabled,
+      maxFailures: mfaRaw.ip_throttle.max_failures,
+      findTimeMs: duration(['mfa', 'ip_throttle', 'find_time'], mfaRaw.ip_throttle.find_time, DURATION_BOUNDS['mfa.ip_throttle.find_time']),
+      blockMs: duration(['mfa', 'ip_throttle', 'block'], mfaRaw.ip_throttle.block, DURATION_BOUNDS['mfa.ip_throttle.block']),
     },
     recoveryCodes: { count: mfaRaw.recovery_codes.count },
     enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, DURATION_BOUNDS['mfa.enrollment.pending_ttl']) },

@@ -10,7 +10,7 @@ import type { HstsSettings } from '../tls/hsts.js';
 
 // Route types live with route compilation and matching; re-exported because the policy holds the
 // routes and most code reads the policy's types from here.
-export type { PolicyName, Route, RouteMatch } from '../routes/types.js';
+export type { PolicyName, Route, RouteMatch, RouteRateLimit } from '../routes/types.js';
 
 export type JwtAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'HS256' | 'HS384' | 'HS512';
 export type OtpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
@@ -79,6 +79,12 @@ export interface MfaConfig {
   /** `maxPerSubject`: live sessions one subject may hold; issuing one more evicts the oldest. */
   readonly session: { readonly ttlMs: number; readonly maxPerSubject: number };
   readonly lockout: { readonly maxFailures: number; readonly findTimeMs: number; readonly backoffMs: readonly number[] };
+  /**
+   * Failed codes counted per client address across all users: `maxFailures` within `findTimeMs`
+   * block the address's code attempts for `blockMs`, so one address cannot try a few codes on
+   * each of many users, each under that user's own lockout.
+   */
+  readonly ipThrottle: { readonly enabled: boolean; readonly maxFailures: number; readonly findTimeMs: number; readonly blockMs: number };
   readonly recoveryCodes: { readonly count: number };
   readonly enrollment: { readonly pendingTtlMs: number };
   /** Where the gateway's own endpoints live on the public listener; never forwarded. */

@@ -1,4 +1,5 @@
-import type { Identity, IssuedSession } from '../decision/types.js';
+import type { Allow, Identity, IssuedSession } from '../decision/types.js';
+import { RATELIMIT_FIELD, RATELIMIT_POLICY_FIELD, rateLimitFields } from '../errors/ratelimit.js';
 import type { RequestView } from '../request/view.js';
 
 /**
@@ -209,6 +210,22 @@ export function clientSessionHeaders(session: IssuedSession | undefined): Readon
   return { 'x-session-token': session.token, 'x-session-expires': String(session.expiresAt) };
 }
 
+/**
+ * Everything an allowed request adds to the client's answer, on every door: the minted session
+ * (above) and, on a rate-limited route, `RateLimit` / `RateLimit-Policy` with the quota it left.
+ */
+export function clientAnswerHeaders(decision: Pick<Allow, 'session' | 'rateLimit'>): Readonly<Record<string, string>> | undefined {
+  const session = clientSessionHeaders(decision.session);
+  if (decision.rateLimit === undefined) return session;
+  return { ...session, ...rateLimitFields(decision.rateLimit) };
+}
+
+/**
+ * Structured-field Lists (RFC 9651 §3.1) whose members may be split over several field lines: the
+ * gateway's items are added beside the backend's own policies instead of replacing them.
+ */
+const LIST_FIELDS: ReadonlySet<string> = new Set([RATELIMIT_FIELD, RATELIMIT_POLICY_FIELD]);
+
 const NOTHING_PROTECTED: ReadonlySet<string> = new Set();
 
 /**
@@ -241,7 +258,7 @@ export function filterResponseHeaders(
       continue;
     }
     if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
-    if (extra !== undefined && Object.hasOwn(extra, lower)) continue;
+    if (extra !== undefined && Object.hasOwn(extra, lower) && !LIST_FIELDS.has(lower)) continue;
     out.push(name, value);
   }
   if (named !== undefined) removeNamed(out, named);

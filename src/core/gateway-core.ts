@@ -3,13 +3,14 @@ import { createPolicyWatcher } from '../config/watch.js';
 import type { GatewayPolicy } from '../config/types.js';
 import { createJwtVerifier } from '../auth/jwt.js';
 import { loadKeyring } from '../crypto/keyring.js';
-import type { BearerVerifier } from '../decision/engine.js';
+import type { BearerVerifier, RateLimiter } from '../decision/engine.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
 import { createForwarder, type Forwarder } from '../forward/forwarder.js';
 import { createTrustList, type TrustList } from '../request/trust.js';
 import { openStore } from '../store/open.js';
+import { createRouteLimiter } from '../throttle/route-limiter.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
 export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
@@ -46,6 +47,8 @@ export interface GatewayCore {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly mfa: MfaService;
+  /** Routes' `rate_limit:`, on the same store as the MFA state. */
+  readonly limiter: RateLimiter;
   /** Pins the current runtime for one request; pair with `release`. */
   acquire(): PolicyRuntime;
   release(runtime: PolicyRuntime): void;
@@ -92,6 +95,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   let runtime = buildRuntime(initialPolicy);
 
   const mfa = createMfaService({ durable: store.durable, ttl: store.ttl, keyring, metrics, logger, audit });
+  const limiter = createRouteLimiter({ ttl: store.ttl, logger, metrics });
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
     // Keep caches and warm connections when their part of the policy did not change.
@@ -166,6 +170,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     logger,
     clock,
     mfa,
+    limiter,
     acquire() {
       const pinned = runtime;
       inFlightByRuntime.set(pinned, (inFlightByRuntime.get(pinned) ?? 0) + 1);

@@ -1,6 +1,7 @@
-import type { GatewayPolicy, Route } from '../config/types.js';
+import type { GatewayPolicy, Route, RouteRateLimit } from '../config/types.js';
 import type { Principal } from '../auth/principal.js';
 import { problem, type Problem } from '../errors/problems.js';
+import type { RateLimitState } from '../errors/ratelimit.js';
 import type { RequestView } from '../request/view.js';
 import type { VerifyResult } from '../auth/jwt.js';
 import { matchRoute } from '../routes/match.js';
@@ -11,14 +12,18 @@ import type { Allow, Decision, Deny, Identity, IssuedSession, MfaMethod, Reserve
  * the middleware, and the gateway's own endpoints). Stages run in a fixed order and stop at the
  * first refusal:
  *
- *   match route ─► policy deny/public ─► authenticate (JWT) ─► authorize (scopes, roles) ─► second factor
- *   404/403         403 / allow            401 / 431              403                          401 / 403 / 429 / 503
+ *   match route ─► deny ─► rate limit ─► public ─► authenticate ─► rate limit ─► authorize ─► second factor
+ *                          (key: ip)                  (JWT)         (key: subject) (scopes,
+ *                                                                                   roles)
+ *   404/403         403      429            allow     401 / 431      429            403          401/403/429/503
  *
  * The reserved prefix is matched first, by built-in routes (public setup page and forward-auth,
  * bearer for the MFA API), so a user route can neither shadow it nor forward it.
- * Matching and authorization are pure functions of the request view and the policy; the two
- * stages that need I/O (JWT keys, the MFA store) are injected, and the policy and `now` come from
- * the caller, pinned for the whole request, so `explain` and tests reuse the rest.
+ * Matching and authorization are pure functions of the request view and the policy; the stages
+ * that need I/O (JWT keys, the MFA store, the rate-limit store) are injected, and the policy and
+ * `now` come from the caller, pinned for the whole request, so `explain` and tests reuse the rest.
+ * Every answer after a rate-limit token was taken, allow or refusal, carries the quota it left
+ * (`RateLimit` headers).
  */
 
 export type SecondFactorResult =
@@ -43,11 +48,33 @@ export interface SecondFactorChecker {
   checkSecondFactor(input: SecondFactorInput): Promise<SecondFactorResult>;
 }
 
+/** The rate-limit stage's answer: whether a token was left, and the quota after taking it. */
+export interface RateLimitVerdict {
+  readonly allowed: boolean;
+  readonly state: RateLimitState;
+}
+
+export interface RateLimitInput {
+  readonly route: Route;
+  readonly limit: RouteRateLimit;
+  /** The client address (`key: ip`) or the bearer's subject (`key: subject`). */
+  readonly partition: string;
+  /** Milliseconds; the request's one clock reading. */
+  readonly now: number;
+}
+
+export interface RateLimiter {
+  /** Takes one token of the route's quota; undefined when the store could not answer (the limit is then skipped). */
+  take(input: RateLimitInput): Promise<RateLimitVerdict | undefined>;
+}
+
 export interface DecisionDeps {
   readonly policy: GatewayPolicy;
   readonly bearer: BearerVerifier;
   /** Absent until an MFA store is configured: mfa/step_up routes then always challenge. */
   readonly secondFactor?: SecondFactorChecker;
+  /** Absent (e.g. in `explain`): routes' `rate_limit` is not enforced. */
+  readonly limiter?: RateLimiter;
   /** Milliseconds; one reading for the whole request. */
   readonly now: number;
   /**
@@ -127,12 +154,45 @@ export async function decide(view: RequestView, deps: DecisionDeps): Promise<Dec
   const route = selected;
 
   if (route.policy === 'deny') return deny(problem('forbidden', 'this route is closed by policy'), route);
-  if (route.policy === 'public') return { kind: 'allow', route };
+  return decideRoute(view, deps, route);
+}
+
+/** The 429 of a used-up quota; Retry-After is the end of the window (never earlier, as the draft asks). */
+function rateLimited(state: RateLimitState): Problem {
+  return problem('rate_limited', "this route's request quota is used up; retry after the time given", { retryAfter: state.resetSeconds, rateLimit: state });
+}
+
+/** Attaches the quota left to an answer: the allow's headers, or the refusal's problem. */
+function withQuota(decision: Decision, quota: RateLimitState | undefined): Decision {
+  if (quota === undefined) return decision;
+  return decision.kind === 'allow' ? { ...decision, rateLimit: quota } : { ...decision, problem: { ...decision.problem, rateLimit: quota } };
+}
+
+/** One token of the route's quota for `key`; undefined when the route has no limit or no limiter is injected. */
+async function takeToken(deps: DecisionDeps, route: Route, key: RouteRateLimit['key'], partition: string): Promise<RateLimitVerdict | undefined> {
+  const limit = route.rateLimit;
+  if (limit === undefined || limit.key !== key || deps.limiter === undefined) return undefined;
+  return deps.limiter.take({ route, limit, partition, now: deps.now });
+}
+
+/** A user route that is not `deny`: rate limits around authentication, then the policy's checks. */
+async function decideRoute(view: RequestView, deps: DecisionDeps, route: Route): Promise<Decision> {
+  // By address before authentication: a flood is turned away without a signature check.
+  const byAddress = await takeToken(deps, route, 'ip', view.clientIp);
+  if (byAddress?.allowed === false) return deny(rateLimited(byAddress.state), route);
+  if (route.policy === 'public') return withQuota({ kind: 'allow', route }, byAddress?.state);
 
   const authenticated = await authenticate(view, deps.bearer, route);
-  if (authenticated.kind === 'deny') return authenticated;
+  if (authenticated.kind === 'deny') return withQuota(authenticated, byAddress?.state);
   const principal = authenticated.principal;
 
+  // By subject as soon as there is one: whatever the rest decides, the request counted.
+  const bySubject = await takeToken(deps, route, 'subject', principal.subject);
+  if (bySubject?.allowed === false) return deny(rateLimited(bySubject.state), route);
+  return withQuota(await decideAuthenticated(view, deps, route, principal), bySubject?.state ?? byAddress?.state);
+}
+
+async function decideAuthenticated(view: RequestView, deps: DecisionDeps, route: Route, principal: Principal): Promise<Decision> {
   const refused = authorize(route, principal);
   if (refused !== undefined) return deny(refused, route);
 

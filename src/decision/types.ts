@@ -1,6 +1,7 @@
 import type { Principal } from '../auth/principal.js';
 import type { Route } from '../config/types.js';
 import type { Problem } from '../errors/problems.js';
+import type { RateLimitState } from '../errors/ratelimit.js';
 
 export type MfaMethod = 'totp' | 'hotp' | 'recovery' | 'webauthn' | 'idp' | 'none';
 
@@ -37,6 +38,8 @@ export interface Allow {
   /** The verified bearer, on every route that authenticates. */
   readonly principal?: Principal;
   readonly session?: IssuedSession;
+  /** The route's quota after this request, on rate-limited routes: `RateLimit` headers to the client. */
+  readonly rateLimit?: RateLimitState;
   /** Set when the request is for the gateway itself: served, never forwarded. */
   readonly endpoint?: ReservedEndpoint;
 }

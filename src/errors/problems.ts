@@ -1,3 +1,5 @@
+import { rateLimitFields, type RateLimitState } from './ratelimit.js';
+
 /**
  * The one table of deny reasons: every problem the gateway answers with is a row here, and
  * `docs/errors.md` documents each code (a test checks that they agree).
@@ -11,6 +13,7 @@ export type ProblemCode =
   | 'mfa_invalid'
   | 'step_up_required'
   | 'mfa_locked'
+  | 'rate_limited'
   | 'mfa_not_enrolled'
   | 'session_invalid'
   | 'forbidden'
@@ -38,6 +41,7 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemKind>> = Object.freez
   mfa_invalid: { status: 401, title: 'Second factor rejected', bearerError: 'insufficient_user_authentication' },
   step_up_required: { status: 401, title: 'Fresh second factor required', bearerError: 'insufficient_user_authentication' },
   mfa_locked: { status: 429, title: 'Second factor locked' },
+  rate_limited: { status: 429, title: 'Too many requests' },
   mfa_not_enrolled: { status: 403, title: 'No second factor enrolled' },
   session_invalid: { status: 401, title: 'MFA session invalid', bearerError: 'insufficient_user_authentication' },
   forbidden: { status: 403, title: 'Forbidden' },
@@ -63,8 +67,13 @@ export interface Problem {
   readonly scope?: string;
   /** RFC 9470 max_age in seconds for second-factor challenges. */
   readonly maxAge?: number;
-  /** mfa_locked / overloaded: seconds until a retry may succeed. */
+  /** mfa_locked / rate_limited / overloaded: seconds until a retry may succeed. */
   readonly retryAfter?: number;
+  /**
+   * The route's quota, on every answer of a rate-limited route (rate_limited, and refusals after
+   * the token was taken): sent as `RateLimit` / `RateLimit-Policy`.
+   */
+  readonly rateLimit?: RateLimitState;
 }
 
 export function problem(code: ProblemCode, detail: string, extra: Omit<Problem, 'code' | 'detail'> = {}): Problem {
@@ -120,5 +129,6 @@ export function renderProblem(p: Problem, requestId?: string): RenderedProblem {
   const challenge = wwwAuthenticate(p);
   if (challenge !== undefined) headers['www-authenticate'] = challenge;
   if (p.retryAfter !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(p.retryAfter)));
+  if (p.rateLimit !== undefined) Object.assign(headers, rateLimitFields(p.rateLimit));
   return { status: kind.status, headers, body: JSON.stringify(body) };
 }

@@ -120,6 +120,17 @@ export function createMetrics() {
       help: 'Users locked out right now.',
       registers: [registry],
     }),
+    throttled: new Counter({
+      name: 'mfa_gateway_throttled_requests_total',
+      help: 'Requests refused with 429 by a throttle: a route rate limit by address or subject, or a blocked address trying codes.',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
+    mfaAddressBlocks: new Counter({
+      name: 'mfa_gateway_mfa_address_blocks_total',
+      help: 'Client addresses blocked from trying second-factor codes after repeated failures across users.',
+      registers: [registry],
+    }),
     mfaReplays: new Counter({
       name: 'mfa_gateway_mfa_replays_rejected_total',
       help: 'Second-factor codes refused because they were already used.',

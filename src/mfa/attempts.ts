@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
 import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { AddressThrottle } from '../throttle/address-failures.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import type { Lockout } from './lockout.js';
 import type { SessionStore } from './session.js';
@@ -26,6 +27,8 @@ export interface MfaDeps {
   readonly logger: Logger;
   readonly audit: AuditLog;
   readonly lockout: Lockout;
+  /** Failed codes per client address, across all users (`mfa.ip_throttle`). */
+  readonly addresses: AddressThrottle;
   readonly sessions: SessionStore;
   readonly verifier: CodeVerifier;
 }
@@ -89,8 +92,23 @@ export async function activeFactors(deps: MfaDeps, subject: string, now: number)
   return (await deps.durable.listFactors(subject, now)).filter((f) => f.status === 'active');
 }
 
-/** Refuses while the subject is locked: nothing is verified, not even a correct code. */
-export async function lockRefusal(deps: MfaDeps, ctx: AuditContext, now: number): Promise<Refusal | undefined> {
+/**
+ * Refuses while the client address or the subject is locked: nothing is verified, not even a
+ * correct code. The address comes first and is judged before anything about the subject is read,
+ * so a blocked address gets the same answer for every user, enrolled, locked or unknown.
+ */
+export async function lockRefusal(deps: MfaDeps, ctx: AuditContext, now: number, policy: GatewayPolicy): Promise<Refusal | undefined> {
+  const throttle = policy.mfa.ipThrottle;
+  if (throttle.enabled && ctx.clientIp !== undefined) {
+    const blockedMs = await deps.addresses.blockedForMs(ctx.clientIp, now);
+    if (blockedMs > 0) {
+      const retryAfter = Math.ceil(blockedMs / 1000);
+      countVerification(deps, 'none', 'locked');
+      deps.metrics?.throttled.inc({ limit: 'mfa_ip' });
+      deps.audit.record(ctx, { event: 'address_block_refused', retryAfterSeconds: retryAfter });
+      return refuse(problem('mfa_locked', 'too many failed second-factor attempts from this network address; try again later', { retryAfter }));
+    }
+  }
   const remaining = await deps.lockout.remainingMs(ctx.subject, now);
   if (remaining <= 0) return undefined;
   const retryAfter = Math.ceil(remaining / 1000);
@@ -120,6 +138,15 @@ export async function failedAttempt(
     metrics?.mfaLockouts.inc();
     audit.record(ctx, { event: 'locked', retryAfterSeconds: Math.ceil(outcome.retryAfterMs / 1000), level: outcome.level });
     if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.lockout.activeLocks());
+  }
+  // And per client address, across all users: what each user's own lockout cannot see.
+  const throttle = caller.policy.mfa.ipThrottle;
+  if (throttle.enabled) {
+    const counted = await deps.addresses.recordFailure(caller.view.clientIp, caller.now, throttle);
+    if (counted.blockedNow) {
+      metrics?.mfaAddressBlocks.inc();
+      audit.record(ctx, { event: 'address_blocked', retryAfterSeconds: Math.ceil(throttle.blockMs / 1000), failures: counted.failures });
+    }
   }
   const drift = await confirmedDrift(deps, ctx.subject, result, caller.policy.mfa.lockout.findTimeMs);
   const hint = drift === undefined ? undefined : `device clock looks off by about ${Math.abs(drift)} seconds; sync it with NTP`;

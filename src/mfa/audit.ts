@@ -18,6 +18,8 @@ export type AuditEvent =
   | { readonly event: 'replay'; readonly method: MfaMethod; readonly factorId?: string | undefined }
   | { readonly event: 'locked'; readonly retryAfterSeconds: number; readonly level: number }
   | { readonly event: 'lock_refused'; readonly retryAfterSeconds: number }
+  | { readonly event: 'address_blocked'; readonly retryAfterSeconds: number; readonly failures: number }
+  | { readonly event: 'address_block_refused'; readonly retryAfterSeconds: number }
   | { readonly event: 'recovery_code_used'; readonly remaining: number }
   | { readonly event: 'recovery_codes_generated'; readonly count: number }
   | { readonly event: 'session_issued'; readonly sessionId: string; readonly method: MfaMethod; readonly expiresAt: number }
@@ -57,7 +59,7 @@ export function createAuditLog(logger: Logger): AuditLog {
       for (const [key, value] of Object.entries(event)) {
         if (value !== undefined) fields[SNAKE[key] ?? key] = value;
       }
-      const level = event.event === 'failed' || event.event === 'replay' || event.event === 'locked' || event.event === 'factor_unreadable' ? 'warn' : 'info';
+      const level = event.event === 'failed' || event.event === 'replay' || event.event === 'locked' || event.event === 'address_blocked' || event.event === 'factor_unreadable' ? 'warn' : 'info';
       logger[level](fields, `mfa ${event.event}`);
     },
   };

@@ -141,7 +141,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
     async confirm(caller, factorId, code) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      const locked = await lockRefusal(deps, ctx, now);
+      const locked = await lockRefusal(deps, ctx, now, policy);
       if (locked !== undefined) return locked;
       const factor = await durable.getFactor(factorId);
       const mine = factor !== undefined && factor.subject === ctx.subject && factor.status === 'pending' && (factor.pendingUntil ?? 0) > now;
@@ -208,7 +208,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
     async resyncHotp(caller, factorId, code1, code2) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      const locked = await lockRefusal(deps, ctx, now);
+      const locked = await lockRefusal(deps, ctx, now, policy);
       if (locked !== undefined) return locked;
       const factor = await durable.getFactor(factorId);
       if (factor === undefined || factor.subject !== ctx.subject || factor.type !== 'hotp' || factor.status !== 'active') {

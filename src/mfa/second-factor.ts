@@ -90,7 +90,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     }
 
     const ctx = auditContext(caller);
-    const locked = await lockRefusal(deps, ctx, now);
+    const locked = await lockRefusal(deps, ctx, now, caller.policy);
     if (locked !== undefined) return locked;
 
     if (found !== undefined && mfaToken === undefined) {
@@ -130,7 +130,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const { policy, now } = caller;
       const maxAgeMs = sessionTtlMs(policy);
       const ctx = auditContext(caller);
-      const locked = await lockRefusal(deps, ctx, now);
+      const locked = await lockRefusal(deps, ctx, now, policy);
       if (locked !== undefined) return locked;
       const code = caller.view.mfaToken;
       if (code === undefined) {

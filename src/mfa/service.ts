@@ -2,6 +2,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DurableStore, TtlStore } from '../store/types.js';
+import { createAddressThrottle } from '../throttle/address-failures.js';
 import { reportUnreadable, type MfaDeps } from './attempts.js';
 import { createAuditLog } from './audit.js';
 import { MfaError } from './errors.js';
@@ -47,7 +48,7 @@ function requireMethods(value: unknown, name: string, methods: readonly string[]
 export function createMfaService(options: MfaServiceOptions): MfaService {
   if (typeof options !== 'object' || options === null) throw new MfaError('ERR_MFA_INVALID_OPTION', 'createMfaService needs an options object');
   requireMethods(options.durable, 'durable', ['listFactors', 'getFactor', 'createFactor', 'activateFactor', 'deleteFactor', 'advanceHotpCounter', 'replaceRecoveryCodes', 'consumeRecoveryCode', 'countRecoveryCodes']);
-  requireMethods(options.ttl, 'ttl', ['get', 'set', 'delete', 'update', 'countPrefix']);
+  requireMethods(options.ttl, 'ttl', ['get', 'set', 'delete', 'update', 'countPrefix', 'recordFailure', 'blockedUntil']);
   requireMethods(options.keyring, 'keyring', ['seal', 'open', 'hmac', 'kids']);
 
   const { durable, ttl, keyring, metrics } = options;
@@ -61,6 +62,7 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     logger,
     audit,
     lockout: createLockout({ ttl }),
+    addresses: createAddressThrottle(ttl),
     sessions: createSessionStore(ttl),
     verifier: createCodeVerifier({ durable, ttl, keyring, onUnreadable: (factor) => reportUnreadable({ logger, audit }, factor) }),
   };

@@ -7,7 +7,7 @@
  */
 import { normalizeHost } from '../request/host.js';
 import { nestedQuantifier } from './regex-safety.js';
-import type { PolicyName, Route, RouteMatch } from './types.js';
+import type { PolicyName, Route, RouteMatch, RouteRateLimit } from './types.js';
 
 /** One entry of `routes:` as the schema describes it. */
 export interface RawRoute {
@@ -26,6 +26,7 @@ export interface RawRoute {
   readonly roles: readonly string[];
   readonly forward_authorization: boolean;
   readonly websocket: boolean;
+  readonly rate_limit?: { readonly requests: number; readonly per: string; readonly key: 'ip' | 'subject' };
 }
 
 /** Where a value sits in the policy file, in YAML keys: `['routes', 2, 'match', 'path']`. */
@@ -46,6 +47,9 @@ export interface RouteCompileContext {
 
 /** step_up's `max_age`: at least a second, at most a day. */
 export const STEP_UP_MAX_AGE_BOUNDS = { min: 1000, max: 24 * 3_600_000 } as const;
+
+/** `rate_limit.per`: from a second (RateLimit-Policy's `w` counts whole seconds) to a day. */
+export const RATE_LIMIT_PER_BOUNDS = { min: 1000, max: 24 * 3_600_000 } as const;
 
 /** What request canonicalisation refuses with 400: a rule that needs it could never match. */
 const UNREACHABLE_PATH = /\/\/|\/\.\.?(\/|$)|[;\\]|%2e|%2f|%5c|%00/i;
@@ -89,6 +93,8 @@ export function compileRoutes(rawRoutes: readonly RawRoute[], ctx: RouteCompileC
       report([...base, raw.scopes.length > 0 ? 'scopes' : 'roles'], `a ${raw.policy} route checks no token, so scopes and roles would never be enforced`);
     }
 
+    const rateLimit = raw.rate_limit === undefined ? undefined : compileRateLimit(raw.rate_limit, raw.policy, [...base, 'rate_limit'], ctx);
+
     return {
       index,
       name,
@@ -101,8 +107,23 @@ export function compileRoutes(rawRoutes: readonly RawRoute[], ctx: RouteCompileC
       roles: [...new Set(raw.roles)],
       forwardAuthorization: raw.forward_authorization,
       websocket: raw.websocket,
+      ...(rateLimit !== undefined ? { rateLimit } : {}),
     };
   });
+}
+
+function compileRateLimit(raw: NonNullable<RawRoute['rate_limit']>, policy: PolicyName, base: KeyPath, ctx: RouteCompileContext): RouteRateLimit | undefined {
+  if (policy === 'deny') {
+    ctx.report(base, 'a deny route refuses every request already; a rate limit would never count');
+    return undefined;
+  }
+  if (raw.key === 'subject' && policy === 'public') {
+    ctx.report([...base, 'key'], 'a public route checks no token, so there is no subject to count: use key: ip');
+    return undefined;
+  }
+  const perMs = ctx.duration([...base, 'per'], raw.per, RATE_LIMIT_PER_BOUNDS);
+  if (perMs % 1000 !== 0) ctx.report([...base, 'per'], 'must be whole seconds (RateLimit-Policy counts its window in seconds)');
+  return { requests: raw.requests, perMs, key: raw.key };
 }
 
 function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileContext): RouteMatch {

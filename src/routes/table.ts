@@ -63,7 +63,9 @@ function describePath(match: RouteMatch): string {
 }
 
 function describePolicy(route: Route): string {
-  return route.maxAgeMs === undefined ? route.policy : `${route.policy} max_age=${formatDuration(route.maxAgeMs)}`;
+  const policy = route.maxAgeMs === undefined ? route.policy : `${route.policy} max_age=${formatDuration(route.maxAgeMs)}`;
+  const limit = route.rateLimit;
+  return limit === undefined ? policy : `${policy} rate_limit=${limit.requests}/${formatDuration(limit.perMs)}:${limit.key}`;
 }
 
 function describeClaims(route: Route): string {

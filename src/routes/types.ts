@@ -17,6 +17,19 @@ export interface RouteMatch {
   readonly methods?: ReadonlySet<string>;
 }
 
+/** A route's own request quota (`rate_limit:`), answered 429 `rate_limited` once used up. */
+export interface RouteRateLimit {
+  /** Requests allowed per window. */
+  readonly requests: number;
+  /** The window, in milliseconds (whole seconds: RateLimit-Policy's `w` has no fractions). */
+  readonly perMs: number;
+  /**
+   * What is counted: `ip`, the client address (an IPv6 /64), checked before authentication so a
+   * flood costs no token verification; `subject`, the bearer's `sub`, checked right after it.
+   */
+  readonly key: 'ip' | 'subject';
+}
+
 export interface Route {
   /** Position in the file, 0-based; first match wins. */
   readonly index: number;
@@ -34,6 +47,7 @@ export interface Route {
   readonly forwardAuthorization: boolean;
   /** Allow WebSocket upgrades on this route (decided first, then tunnelled). */
   readonly websocket: boolean;
+  readonly rateLimit?: RouteRateLimit;
 }
 
 /** The rules in match order and what happens when none matches (a GatewayPolicy is one). */

@@ -116,6 +116,17 @@ const COMMON = {
   ) AS live`,
   /** params: now */
   ttlPurge: `DELETE FROM ttl_entries WHERE expires_at <= ?`,
+  /**
+   * params: key, windowEnd (now + window), now, cap (limit + 1), now — the whole take in one
+   * statement: a window that has ended starts over at 1, else the count goes up by one, stopping
+   * at limit + 1, so a refused take reads as limit + 1 and the value stays bounded.
+   */
+  ttlTakeToken: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, '1', ?)
+    ON CONFLICT (key) DO UPDATE SET
+      value = CASE WHEN ttl_entries.expires_at <= ? THEN '1'
+        ELSE CAST(MIN(CAST(ttl_entries.value AS INTEGER) + 1, ?) AS TEXT) END,
+      expires_at = CASE WHEN ttl_entries.expires_at <= ? THEN excluded.expires_at ELSE ttl_entries.expires_at END
+    RETURNING value, expires_at`,
 } as const;
 
 export type StatementName = keyof typeof COMMON;
@@ -125,6 +136,13 @@ const DIALECT_OVERRIDES: Readonly<Record<Dialect, Partial<Statements>>> = {
   sqlite: {},
   // substr() and the rest are shared; PostgreSQL compares keys with COLLATE "C" to match SQLite's byte order.
   postgres: {
+    // Two-argument MIN is SQLite's scalar; PostgreSQL spells it LEAST.
+    ttlTakeToken: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, '1', ?)
+      ON CONFLICT (key) DO UPDATE SET
+        value = CASE WHEN ttl_entries.expires_at <= ? THEN '1'
+          ELSE CAST(LEAST(CAST(ttl_entries.value AS INTEGER) + 1, ?) AS TEXT) END,
+        expires_at = CASE WHEN ttl_entries.expires_at <= ? THEN excluded.expires_at ELSE ttl_entries.expires_at END
+      RETURNING value, expires_at`,
     ttlCountPrefix: `SELECT count(*) AS n FROM (
       SELECT 1 FROM ttl_entries WHERE key COLLATE "C" >= ? AND key COLLATE "C" < ? AND substr(key, 1, ?) = ? AND expires_at > ? LIMIT ?
     ) AS live`,

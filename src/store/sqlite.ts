@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../time/clock.js';
 import { StoreError } from './errors.js';
 import { factorParams, MIGRATIONS, rowToFactor, statementsFor, type FactorRow, type StatementName } from './sql.js';
-import type { DurableStore, FactorRecord, SealedSecret, TtlStore, TtlUpdate } from './types.js';
+import type { DurableStore, FactorRecord, FailureCount, FailureRule, SealedSecret, TokenWindow, TtlStore, TtlUpdate } from './types.js';
 
 /**
  * The embedded store: one SQLite file (WAL) holding both the durable and the TTL state. Several
@@ -75,6 +75,41 @@ function checkTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
     throw new StoreError('ERR_STORE_INVALID_OPTION', 'ttlMs must be a positive integer of milliseconds');
   }
+}
+
+function checkTime(now: unknown): asserts now is number {
+  if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'now must be unix milliseconds');
+}
+
+function checkCount(value: unknown, name: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a positive integer`);
+}
+
+function checkWindow(window: TokenWindow): void {
+  if (typeof window !== 'object' || window === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'window must be { limit, windowMs }');
+  checkCount(window.limit, 'window.limit');
+  checkTtl(window.windowMs);
+}
+
+function checkRule(rule: FailureRule): void {
+  if (typeof rule !== 'object' || rule === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule must be { maxFailures, findTimeMs, blockMs }');
+  checkCount(rule.maxFailures, 'rule.maxFailures');
+  checkTtl(rule.findTimeMs);
+  checkTtl(rule.blockMs);
+}
+
+/** The value `recordFailure` keeps under its key: the window's count, and the block once there is one. */
+interface FailureState {
+  readonly failures: number;
+  readonly blockedUntil?: number;
+}
+
+function readFailureState(row: { value: string; expires_at: number } | undefined, now: number): FailureState | undefined {
+  if (row === undefined || row.expires_at <= now) return undefined;
+  const parsed = JSON.parse(row.value) as Partial<FailureState> | null;
+  // A key written by another verb is not a failure window: start afresh rather than misread it.
+  if (typeof parsed !== 'object' || parsed === null || typeof parsed.failures !== 'number') return undefined;
+  return typeof parsed.blockedUntil === 'number' ? { failures: parsed.failures, blockedUntil: parsed.blockedUntil } : { failures: parsed.failures };
 }
 
 function encodeValue(value: unknown): string {
@@ -191,6 +226,24 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     return next.value;
   });
 
+  // One BEGIN IMMEDIATE transaction: the write lock is held from the read, so concurrent failures
+  // from other processes on the same file are counted one after another, never lost.
+  const failure = db.transaction((key: string, now: number, rule: FailureRule): FailureCount => {
+    const row = st.ttlRead.get(key) as { value: string; expires_at: number } | undefined;
+    const state = readFailureState(row, now);
+    if (state?.blockedUntil !== undefined && state.blockedUntil > now) return { failures: state.failures, blockedNow: false, blockedUntil: state.blockedUntil };
+    const failures = (state?.failures ?? 0) + 1;
+    if (failures >= rule.maxFailures) {
+      const blockedUntil = now + rule.blockMs;
+      st.ttlUpsert.run(key, encodeValue({ failures, blockedUntil }), blockedUntil);
+      return { failures, blockedNow: true, blockedUntil };
+    }
+    // The window is fixed from its first failure: later ones do not stretch it.
+    const windowEnd = state !== undefined && row !== undefined ? row.expires_at : now + rule.findTimeMs;
+    st.ttlUpsert.run(key, encodeValue({ failures }), windowEnd);
+    return { failures, blockedNow: false, blockedUntil: 0 };
+  });
+
   const durable: DurableStore = {
     async createFactor(factor) {
       live();
@@ -295,6 +348,29 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
       if (typeof prefix !== 'string') throw new StoreError('ERR_STORE_INVALID_OPTION', 'prefix must be a string');
       const n = st.ttlCountPrefix.get(prefix, prefix + MAX_CHAR, [...prefix].length, prefix, clock(), COUNT_CAP) as { n: number };
       return Number(n.n);
+    },
+    async takeToken(key, now, window) {
+      live();
+      checkKey(key);
+      checkTime(now);
+      checkWindow(window);
+      const row = st.ttlTakeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as { value: string; expires_at: number };
+      const count = Number(row.value);
+      return { taken: count <= window.limit, remaining: Math.max(0, window.limit - count), resetAt: Number(row.expires_at) };
+    },
+    async recordFailure(key, now, rule) {
+      live();
+      checkKey(key);
+      checkTime(now);
+      checkRule(rule);
+      return failure.immediate(key, now, rule);
+    },
+    async blockedUntil(key, now) {
+      live();
+      checkKey(key);
+      checkTime(now);
+      const until = readFailureState(st.ttlRead.get(key) as { value: string; expires_at: number } | undefined, now)?.blockedUntil ?? 0;
+      return until > now ? until : 0;
     },
     async ping() {
       live();

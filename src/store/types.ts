@@ -63,6 +63,37 @@ export interface DurableStore {
 /** `update` returns the value to store (and its TTL), or `undefined` to delete the key. */
 export type TtlUpdate<T> = (current: T | undefined) => { readonly value: T; readonly ttlMs: number } | undefined;
 
+/** A fixed-window quota: at most `limit` takes per `windowMs`, the window opening at a key's first take. */
+export interface TokenWindow {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+export interface TokenTake {
+  /** A token was left and is now used: the request may go on. */
+  readonly taken: boolean;
+  /** Tokens left in the window after this take (0 when refused). */
+  readonly remaining: number;
+  /** Unix ms when the window ends and the count starts over. */
+  readonly resetAt: number;
+}
+
+/** `maxFailures` within `findTimeMs` (counted from the first) block the key for `blockMs`. */
+export interface FailureRule {
+  readonly maxFailures: number;
+  readonly findTimeMs: number;
+  readonly blockMs: number;
+}
+
+export interface FailureCount {
+  /** Failures in the current window, this one included. */
+  readonly failures: number;
+  /** This failure started the block. */
+  readonly blockedNow: boolean;
+  /** Unix ms when the block ends; 0 when the key is not blocked. */
+  readonly blockedUntil: number;
+}
+
 export interface TtlStore {
   get<T>(key: string): Promise<T | undefined>;
   set<T>(key: string, value: T, ttlMs: number): Promise<void>;
@@ -74,6 +105,18 @@ export interface TtlStore {
   update<T>(key: string, update: TtlUpdate<T>): Promise<T | undefined>;
   /** Keys under a prefix whose value is still live (bounded, for gauges and admin listings). */
   countPrefix(prefix: string): Promise<number>;
+  /**
+   * Takes a rate-limit token: one atomic verb (a single SQL statement; a Redis script later), so
+   * N replicas sharing the store share the quota. `now` is the request's pinned clock reading.
+   */
+  takeToken(key: string, now: number, window: TokenWindow): Promise<TokenTake>;
+  /**
+   * Records a failure for `key` and says whether it is now blocked; one atomic verb. A failure
+   * while the key is already blocked changes nothing (callers refuse blocked keys first).
+   */
+  recordFailure(key: string, now: number, rule: FailureRule): Promise<FailureCount>;
+  /** Unix ms when the block set by `recordFailure` ends; 0 when `key` is not blocked at `now`. */
+  blockedUntil(key: string, now: number): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -43,12 +43,14 @@ function justAbove(max: number): string {
 
 const BASE = parseYaml(`${HEAD}  - { name: r0, match: { path: /x }, upstream: app, policy: public }
   - { name: r1, match: { path: /y }, upstream: app, policy: step_up, max_age: 5m }
+  - { name: r2, match: { path: /z }, upstream: app, policy: public, rate_limit: { requests: 10, per: 1m } }
 keys: { env: MFA_TEST_KEYS }
 `) as Record<string, unknown>;
 
-/** The key of a table entry made concrete in BASE: the upstream `app`, the step_up route, the first rung. */
+/** The key of a table entry made concrete in BASE: the upstream `app`, the step_up route, the limited route, the first rung. */
 function concretePath(key: DurationKey): (string | number)[] {
   if (key === 'routes[].max_age') return ['routes', 1, 'max_age'];
+  if (key === 'routes[].rate_limit.per') return ['routes', 2, 'rate_limit', 'per'];
   return key.split('.').flatMap((part) => (part === '*' ? ['app'] : part.endsWith('[]') ? [part.slice(0, -2), 0] : [part]));
 }
 

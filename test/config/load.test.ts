@@ -51,6 +51,7 @@ describe('parsePolicy: a valid file', () => {
         hotp: { lookAhead: 10 },
         session: { ttlMs: 12 * 3_600_000, maxPerSubject: 20 },
         lockout: { maxFailures: 3, findTimeMs: 300_000, backoffMs: [30_000, 60_000, 120_000, 300_000] },
+        ipThrottle: { enabled: true, maxFailures: 20, findTimeMs: 300_000, blockMs: 900_000 },
         recoveryCodes: { count: 10 },
         enrollment: { pendingTtlMs: 600_000 },
         pathPrefix: '/.mfa/',
@@ -113,6 +114,7 @@ mfa:
   hotp: { look_ahead: 5 }
   session: { ttl: 24h, max_per_subject: 5 }
   lockout: { max_failures: 5, find_time: 10m, backoff: [1s, 1s, 1h] }
+  ip_throttle: { enabled: false, max_failures: 50, find_time: 1h, block: 2h }
   recovery_codes: { count: 16 }
   enrollment: { pending_ttl: 5m }
   path_prefix: /_mfa/v1/
@@ -135,6 +137,7 @@ routes:
     roles: [admin]
     forward_authorization: false
     websocket: true
+    rate_limit: { requests: 5, per: 2m, key: subject }
   - { match: { path_prefix: /x }, policy: deny }
 default: deny
 limits: { max_header_bytes: 8192, max_queued: 0, drain_timeout: 0s, max_upstream_connections: 10 }
@@ -168,6 +171,7 @@ authz: { trusted_proxies: [] }
         hotp: { lookAhead: 5 },
         session: { ttlMs: 86_400_000, maxPerSubject: 5 },
         lockout: { maxFailures: 5, findTimeMs: 600_000, backoffMs: [1_000, 1_000, 3_600_000] },
+        ipThrottle: { enabled: false, maxFailures: 50, findTimeMs: 3_600_000, blockMs: 7_200_000 },
         recoveryCodes: { count: 16 },
         enrollment: { pendingTtlMs: 300_000 },
         pathPrefix: '/_mfa/v1/',
@@ -190,7 +194,7 @@ authz: { trusted_proxies: [] }
         {
           index: 0,
           name: 'ws.Chat_1',
-          line: 37,
+          line: 38,
           match: { host: 'api.example.com', pathRegex: { regex: '^(?:\\/chat\\/[a-z]+)$' }, methods: { set: ['GET', 'POST'] } },
           policy: 'step_up',
           upstream: 'orders',
@@ -199,11 +203,12 @@ authz: { trusted_proxies: [] }
           roles: ['admin'],
           forwardAuthorization: false,
           websocket: true,
+          rateLimit: { requests: 5, perMs: 120_000, key: 'subject' },
         },
         {
           index: 1,
           name: 'route_1',
-          line: 46,
+          line: 48,
           match: { pathPrefix: '/x' },
           policy: 'deny',
           scopes: [],

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { buildUpstreamHeaders, filterResponseHeaders, headerText } from '../../src/contract/headers.js';
+import { buildUpstreamHeaders, clientAnswerHeaders, filterResponseHeaders, headerText } from '../../src/contract/headers.js';
 import type { RequestView } from '../../src/request/view.js';
 
 const view: RequestView = {
@@ -92,6 +92,28 @@ describe('filterResponseHeaders', () => {
   test('keeps Upgrade/Connection for a 101 answer and bytes outside ASCII as latin1', () => {
     const raw = [Buffer.from('Upgrade'), Buffer.from('websocket'), Buffer.from('Connection'), Buffer.from('Upgrade'), Buffer.from('X-Name'), Buffer.from([0x63, 0xe9])];
     assert.deepEqual(filterResponseHeaders(raw, 'r', undefined, true), ['Upgrade', 'websocket', 'Connection', 'Upgrade', 'X-Name', 'c\u00e9', 'x-request-id', 'r']);
+  });
+
+  test("RateLimit fields are lists: the gateway's item goes beside the backend's own policy, not over it", () => {
+    const raw = ['RateLimit-Policy', '"backend";q=10;w=1', 'RateLimit', '"backend";r=9;t=1'];
+    const extra = clientAnswerHeaders({ rateLimit: { policy: 'orders', quota: 100, windowSeconds: 60, remaining: 99, resetSeconds: 60 } });
+    assert.deepEqual(filterResponseHeaders(raw, 'r', extra), [
+      'RateLimit-Policy', '"backend";q=10;w=1', 'RateLimit', '"backend";r=9;t=1',
+      'x-request-id', 'r', 'ratelimit-policy', '"orders";q=100;w=60', 'ratelimit', '"orders";r=99;t=60',
+    ]);
+  });
+});
+
+describe('clientAnswerHeaders', () => {
+  test('the session minted on the request and the quota of a limited route; nothing otherwise', () => {
+    assert.equal(clientAnswerHeaders({}), undefined);
+    assert.deepEqual(clientAnswerHeaders({ session: { token: 'tok', expiresAt: 1_700_000_000 } }), { 'x-session-token': 'tok', 'x-session-expires': '1700000000' });
+    assert.deepEqual(clientAnswerHeaders({ session: { token: 'tok', expiresAt: 1 }, rateLimit: { policy: 'p', quota: 5, windowSeconds: 60, remaining: 4, resetSeconds: 59 } }), {
+      'x-session-token': 'tok',
+      'x-session-expires': '1',
+      'ratelimit-policy': '"p";q=5;w=60',
+      ratelimit: '"p";r=4;t=59',
+    });
   });
 });
 

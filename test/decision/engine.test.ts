@@ -10,9 +10,11 @@ import type { GatewayPolicy, Route } from '../../src/config/types.js';
 import { decide, RESERVED_ROUTES, type DecisionDeps, type SecondFactorResult } from '../../src/decision/engine.js';
 import type { Decision, Identity, IssuedSession, ReservedEndpoint } from '../../src/decision/types.js';
 import type { Problem } from '../../src/errors/problems.js';
+import type { RateLimitState } from '../../src/errors/ratelimit.js';
 import {
   ALT_POLICY_TEXT,
   EXPIRED,
+  LIMITED_POLICY_TEXT,
   MAIN_POLICY_TEXT,
   MFA_TIME,
   NOW,
@@ -20,14 +22,17 @@ import {
   TOKENS,
   TOO_LARGE,
   UNKNOWN,
+  RESET_SECONDS,
   compile,
   fakeBearer,
+  fakeLimiter,
   fakeSecondFactor,
   viewOf,
+  type LimiterAnswer,
   type RequestSpec,
 } from './fakes.js';
 
-const POLICIES = { main: compile(MAIN_POLICY_TEXT, 'main.yaml'), alt: compile(ALT_POLICY_TEXT, 'alt.yaml') };
+const POLICIES = { main: compile(MAIN_POLICY_TEXT, 'main.yaml'), alt: compile(ALT_POLICY_TEXT, 'alt.yaml'), limited: compile(LIMITED_POLICY_TEXT, 'limited.yaml') };
 type PolicyKey = keyof typeof POLICIES;
 
 // The engine's own refusals, spelled out.
@@ -49,6 +54,19 @@ const TOO_OLD: Problem = { code: 'step_up_required', detail: 'the last second fa
 const NOT_ENROLLED: Problem = { code: 'mfa_not_enrolled', detail: 'no second factor is enrolled', hint: 'enroll at /.mfa/setup' };
 const refuse = (problem: Problem): SecondFactorResult => ({ ok: false, problem });
 
+// What the rate-limit stage leaves (every limited route allows 5 per minute): a token was left, or none.
+const quotaLeft = (route: string): RateLimitState => ({ policy: route, quota: 5, windowSeconds: 60, remaining: 4, resetSeconds: RESET_SECONDS });
+const usedUp = (route: string): Problem => ({
+  code: 'rate_limited',
+  detail: "this route's request quota is used up; retry after the time given",
+  retryAfter: RESET_SECONDS,
+  rateLimit: { policy: route, quota: 5, windowSeconds: 60, remaining: 0, resetSeconds: RESET_SECONDS },
+});
+/** A refusal that came after the token was taken carries the quota it left. */
+const counted = (problem: Problem, route: string): Problem => ({ ...problem, rateLimit: quotaLeft(route) });
+/** The fake view's client address. */
+const CLIENT = '192.0.2.7';
+
 const alice = (mfa: Identity['mfa'] = 'none', mfaTime?: number): Identity => identity('alice', ['orders:read', 'items:read', 'profile'], mfa, mfaTime);
 const bob = (mfa: Identity['mfa'] = 'none', mfaTime?: number): Identity => identity('bob', [], mfa, mfaTime);
 const carol = (mfa: Identity['mfa'] = 'none', mfaTime?: number): Identity => identity('carol', ['items:read', 'items:list', 'payments:write'], mfa, mfaTime);
@@ -66,6 +84,8 @@ interface AllowExpect {
   readonly identity?: Identity;
   readonly session?: IssuedSession;
   readonly endpoint?: ReservedEndpoint;
+  /** The quota the allow carries, on rate-limited routes. */
+  readonly rateLimit?: RateLimitState;
 }
 
 interface DenyExpect {
@@ -83,6 +103,10 @@ interface Row {
   /** The checker's scripted answer (default TOTP_OK); 'absent' leaves deps.secondFactor undefined. */
   readonly secondFactor?: SecondFactorResult | 'absent';
   readonly consults: Consults;
+  /** The limiter's scripted answer (default 'left'); 'absent' leaves deps.limiter undefined, as `explain` does. */
+  readonly limiter?: LimiterAnswer | 'absent';
+  /** The partition the limiter must be asked for (address or subject); absent: never asked. */
+  readonly limited?: string;
   readonly expect: AllowExpect | DenyExpect;
 }
 
@@ -167,6 +191,24 @@ const ROWS: readonly Row[] = [
   { name: 'moved prefix: /_gw/authz/forward-auth is forward-auth', policy: 'alt', request: { method: 'GET', path: '/_gw/authz/forward-auth' }, consults: 'none', expect: { allow: '(forward-auth)', endpoint: { kind: 'forward-auth', subpath: 'forward-auth' } } },
   { name: 'moved prefix: /.mfa/verify is an ordinary path → mfa route, max_age = 30m TTL', policy: 'alt', request: { method: 'POST', path: '/.mfa/verify', authorization: 'Bearer bob' }, secondFactor: 'absent', consults: 'bearer', expect: { deny: challenge('mfa_required', 1800), route: 'everything' } },
   { name: 'moved prefix, reserved: false → /_gw/setup by routes (mfa)', policy: 'alt', reserved: false, request: { method: 'GET', path: '/_gw/setup', authorization: 'Bearer bob' }, consults: 'bearer+2fa', expect: { allow: 'everything', identity: bob('totp', MFA_TIME) } },
+
+  // ── rate limits (5 per minute); key: ip before authentication, key: subject right after it ─────────
+  { name: 'rate limit, public by address: a token left → allow with the quota it left', policy: 'limited', request: { method: 'GET', path: '/feed/1' }, consults: 'none', limited: CLIENT, expect: { allow: 'feed', rateLimit: quotaLeft('feed') } },
+  { name: 'rate limit, public by address: used up → 429 rate_limited, Retry-After = end of window', policy: 'limited', limiter: 'used up', request: { method: 'GET', path: '/feed/1' }, consults: 'none', limited: CLIENT, expect: { deny: usedUp('feed'), route: 'feed' } },
+  { name: 'rate limit: the store does not answer → the limit is skipped (public goes on), no quota claimed', policy: 'limited', limiter: 'unavailable', request: { method: 'GET', path: '/feed/1' }, consults: 'none', limited: CLIENT, expect: { allow: 'feed' } },
+  { name: 'rate limit: no limiter injected (explain) → not enforced', policy: 'limited', limiter: 'absent', request: { method: 'GET', path: '/feed/1' }, consults: 'none', expect: { allow: 'feed' } },
+  { name: 'rate limit: a route without rate_limit never asks the limiter', policy: 'limited', request: { method: 'GET', path: '/other' }, consults: 'none', expect: { allow: 'plain' } },
+  { name: 'rate limit, bearer by address: used up → 429 before the token is even verified', policy: 'limited', limiter: 'used up', request: { method: 'GET', path: '/search/q', authorization: 'Bearer alice' }, consults: 'none', limited: CLIENT, expect: { deny: usedUp('search'), route: 'search' } },
+  { name: 'rate limit, bearer by address: a token left → allow with identity and quota', policy: 'limited', request: { method: 'GET', path: '/search/q', authorization: 'Bearer alice' }, consults: 'bearer', limited: CLIENT, expect: { allow: 'search', identity: alice(), rateLimit: quotaLeft('search') } },
+  { name: 'rate limit, bearer by address: no bearer → invalid_token, and the request still counted', policy: 'limited', request: { method: 'GET', path: '/search/q' }, consults: 'none', limited: CLIENT, expect: { deny: counted(BEARER_REQUIRED, 'search'), route: 'search' } },
+  { name: 'rate limit, bearer by address: a missing scope → insufficient_scope with the quota', policy: 'limited', request: { method: 'GET', path: '/search/q', authorization: 'Bearer bob' }, consults: 'bearer', limited: CLIENT, expect: { deny: counted(missingScope('orders:read'), 'search'), route: 'search' } },
+  { name: 'rate limit, by subject: no bearer → invalid_token; nothing to count yet', policy: 'limited', request: { method: 'GET', path: '/export/all' }, consults: 'none', expect: { deny: BEARER_REQUIRED, route: 'export' } },
+  { name: "rate limit, by subject: a bad bearer → the verifier's problem; nothing counted", policy: 'limited', limiter: 'used up', request: { method: 'GET', path: '/export/all', authorization: 'Bearer expired' }, consults: 'bearer', expect: { deny: EXPIRED, route: 'export' } },
+  { name: "rate limit, by subject: a token left → allow, counted under the bearer's subject", policy: 'limited', request: { method: 'GET', path: '/export/all', authorization: 'Bearer alice' }, consults: 'bearer', limited: 'alice', expect: { allow: 'export', identity: alice(), rateLimit: quotaLeft('export') } },
+  { name: 'rate limit, by subject: used up → 429 before authorization (a scope-less caller counts too)', policy: 'limited', limiter: 'used up', request: { method: 'GET', path: '/export/all', authorization: 'Bearer bob' }, consults: 'bearer', limited: 'bob', expect: { deny: usedUp('export'), route: 'export' } },
+  { name: 'rate limit, mfa by subject: used up → 429, the second factor is not consulted', policy: 'limited', limiter: 'used up', request: { method: 'POST', path: '/transfer/1', authorization: 'Bearer carol', mfaToken: '123456' }, consults: 'bearer', limited: 'carol', expect: { deny: usedUp('transfer'), route: 'transfer' } },
+  { name: 'rate limit, mfa by subject: a refused code carries the quota', policy: 'limited', request: { method: 'POST', path: '/transfer/1', authorization: 'Bearer carol', mfaToken: '000000' }, secondFactor: refuse(MFA_INVALID), consults: 'bearer+2fa', limited: 'carol', expect: { deny: counted(MFA_INVALID, 'transfer'), route: 'transfer' } },
+  { name: 'rate limit, mfa by subject: a good code → allow with the session and the quota', policy: 'limited', request: { method: 'POST', path: '/transfer/1', authorization: 'Bearer carol', mfaToken: '123456' }, secondFactor: TOTP_WITH_SESSION, consults: 'bearer+2fa', limited: 'carol', expect: { allow: 'transfer', identity: carol('totp', Math.floor(NOW / 1000)), session: SESSION, rateLimit: quotaLeft('transfer') } },
 ];
 
 const RESERVED_BY_NAME: ReadonlyMap<string, Route> = new Map(Object.values(RESERVED_ROUTES).map((route) => [route.name, route]));
@@ -195,6 +237,7 @@ function expectedDecision(row: Row, policy: GatewayPolicy): Decision {
     ...(expect.identity !== undefined ? { principal: principalOf(expect.identity.subject), identity: expect.identity } : {}),
     ...(expect.session !== undefined ? { session: expect.session } : {}),
     ...(expect.endpoint !== undefined ? { endpoint: expect.endpoint } : {}),
+    ...(expect.rateLimit !== undefined ? { rateLimit: expect.rateLimit } : {}),
   };
 }
 
@@ -203,22 +246,36 @@ function setUp(row: Row, requestId = 'req-1') {
   const view = viewOf(row.request, requestId);
   const bearer = fakeBearer();
   const checker = row.secondFactor === 'absent' ? undefined : fakeSecondFactor(row.secondFactor ?? TOTP_OK);
+  const limiter = row.limiter === 'absent' ? undefined : fakeLimiter(row.limiter ?? 'left');
   const deps: DecisionDeps = {
     policy,
     bearer,
     now: NOW,
     ...(checker !== undefined ? { secondFactor: checker } : {}),
+    ...(limiter !== undefined ? { limiter } : {}),
     ...(row.reserved !== undefined ? { reserved: row.reserved } : {}),
   };
-  return { policy, view, bearer, checker, deps };
+  return { policy, view, bearer, checker, limiter, deps };
 }
 
 describe('decide: the table', () => {
   for (const row of ROWS) {
     test(row.name, async () => {
-      const { policy, view, bearer, checker, deps } = setUp(row);
+      const { policy, view, bearer, checker, limiter, deps } = setUp(row);
       const decision = await decide(view, deps);
       const expected = expectedDecision(row, policy);
+
+      // Asked once, for the route's own limit, the right partition and the request's clock reading.
+      if (row.limited === undefined) {
+        assert.deepEqual(limiter?.inputs ?? [], []);
+      } else {
+        assert.ok(limiter !== undefined && expected.route !== undefined);
+        assert.equal(limiter.inputs.length, 1);
+        const input = limiter.inputs[0]!;
+        assert.equal(input.route, expected.route);
+        assert.equal(input.limit, expected.route.rateLimit);
+        assert.deepEqual([input.partition, input.now], [row.limited, NOW]);
+      }
 
       assert.deepEqual(decision, expected);
       // The very route object of the compiled policy (or the built-in one), not a look-alike.
@@ -284,7 +341,7 @@ describe('decide: properties across the table', () => {
       assert.equal(decision.identity !== undefined, authenticates, row.name);
       if (authenticates) authenticated++;
     }
-    assert.equal(authenticated, 21);
+    assert.equal(authenticated, 24);
   });
 
   test('the table reaches every policy kind and every reserved route', () => {

@@ -1,12 +1,12 @@
 /**
- * In-memory stand-ins for the decision's two I/O stages, a request-view builder and the policy
+ * In-memory stand-ins for the decision's I/O stages (bearer, second factor, rate limit), a request-view builder and the policy
  * texts the decision tests compile. No sockets, no store, no clock: `now` is a constant.
  */
 import type { Principal } from '../../src/auth/principal.js';
 import type { VerifyResult } from '../../src/auth/jwt.js';
 import { parsePolicy } from '../../src/config/load.js';
 import type { GatewayPolicy } from '../../src/config/types.js';
-import type { BearerVerifier, SecondFactorChecker, SecondFactorInput, SecondFactorResult } from '../../src/decision/engine.js';
+import type { BearerVerifier, RateLimiter, RateLimitInput, SecondFactorChecker, SecondFactorInput, SecondFactorResult } from '../../src/decision/engine.js';
 import type { Problem } from '../../src/errors/problems.js';
 import type { RequestView } from '../../src/request/view.js';
 
@@ -56,6 +56,21 @@ export const ALT_POLICY_TEXT = `${HEAD}mfa:
   path_prefix: /_gw/
 routes:
   - { name: everything, match: { path_prefix: / }, upstream: app, policy: mfa }
+`;
+
+/**
+ * Rate-limited routes, one per place the stage can sit: a public route by address, bearer routes
+ * by address and by subject, an mfa route by subject; and one route without a limit.
+ */
+export const LIMITED_POLICY_TEXT = `${HEAD}mfa:
+  session: { ttl: 2h }
+routes:
+  - { name: feed, match: { path_prefix: /feed/ }, upstream: app, policy: public, rate_limit: { requests: 5, per: 1m } }
+  - { name: search, match: { path_prefix: /search/ }, upstream: app, policy: bearer, scopes: [orders:read], rate_limit: { requests: 5, per: 1m, key: ip } }
+  - { name: export, match: { path_prefix: /export/ }, upstream: app, policy: bearer, scopes: [orders:read], rate_limit: { requests: 5, per: 1m, key: subject } }
+  - { name: transfer, match: { path_prefix: /transfer/ }, upstream: app, policy: mfa, rate_limit: { requests: 5, per: 1m, key: subject } }
+  - { name: plain, match: { path_prefix: / }, upstream: app, policy: public }
+default: deny
 `;
 
 /** Real loader: YAML → schema → compile → deep-frozen policy. */
@@ -123,6 +138,31 @@ export function fakeSecondFactor(result: SecondFactorResult): FakeSecondFactor {
     async checkSecondFactor(input) {
       inputs.push(input);
       return result;
+    },
+  };
+}
+
+/** What the fake limiter answers: a token left (4 remain), none left, or no answer from the store. */
+export type LimiterAnswer = 'left' | 'used up' | 'unavailable';
+
+/** Seconds until the fake limiter's window ends. */
+export const RESET_SECONDS = 42;
+
+export interface FakeLimiter extends RateLimiter {
+  /** Every input take() was given, in order. */
+  readonly inputs: RateLimitInput[];
+}
+
+export function fakeLimiter(answer: LimiterAnswer): FakeLimiter {
+  const inputs: RateLimitInput[] = [];
+  return {
+    inputs,
+    async take(input) {
+      inputs.push(input);
+      if (answer === 'unavailable') return undefined;
+      const { route, limit } = input;
+      const remaining = answer === 'left' ? limit.requests - 1 : 0;
+      return { allowed: answer === 'left', state: { policy: route.name, quota: limit.requests, windowSeconds: limit.perMs / 1000, remaining, resetSeconds: RESET_SECONDS } };
     },
   };
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PROBLEMS, renderProblem, problem, type ProblemCode } from '../../src/errors/problems.js';
+import { rateLimitFields } from '../../src/errors/ratelimit.js';
 
 const docPath = fileURLToPath(new URL('../../../docs/errors.md', import.meta.url));
 
@@ -43,4 +44,24 @@ test('lockout answers carry Retry-After in whole seconds, at least 1', () => {
     assert.equal(rendered.headers['retry-after'], String(Math.max(1, Math.ceil(seconds))));
     assert.equal(rendered.headers['www-authenticate'], undefined);
   }
+});
+
+test('rate_limited: 429 with Retry-After, RateLimit and RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-11)', () => {
+  const rateLimit = { policy: 'orders-write', quota: 100, windowSeconds: 60, remaining: 0, resetSeconds: 12 };
+  const rendered = renderProblem(problem('rate_limited', 'used up', { retryAfter: 12, rateLimit }), 'req-9');
+  assert.equal(rendered.status, 429);
+  assert.equal(rendered.headers['retry-after'], '12');
+  assert.equal(rendered.headers['ratelimit-policy'], '"orders-write";q=100;w=60');
+  assert.equal(rendered.headers['ratelimit'], '"orders-write";r=0;t=12');
+  assert.equal(rendered.headers['www-authenticate'], undefined);
+  assert.equal(JSON.parse(rendered.body).code, 'rate_limited');
+  // Any other refusal of a limited route carries the quota too, without a Retry-After.
+  const counted = renderProblem(problem('invalid_token', 'no token', { rateLimit: { ...rateLimit, remaining: 7 } }));
+  assert.equal(counted.headers['ratelimit'], '"orders-write";r=7;t=12');
+  assert.equal(counted.headers['retry-after'], undefined);
+});
+
+test('the RateLimit policy name is a valid sf-string whatever the route is called', () => {
+  const fields = rateLimitFields({ policy: 'a"b\\c\u00e9', quota: 1, windowSeconds: 1, remaining: 0, resetSeconds: 1 });
+  assert.equal(fields['ratelimit-policy'], '"a\\"b\\\\c?";q=1;w=1');
 });

@@ -8,6 +8,7 @@ import { base32Encode } from '../../src/mfa/base32.js';
 import { createMfaService, INVALID_CODE_DETAIL, type MfaService } from '../../src/mfa/service.js';
 import { hotpCode } from '../../src/mfa/hotp.js';
 import type { DurableStore, TtlStore } from '../../src/store/types.js';
+import { MFA_ADDRESS_PREFIX } from '../../src/throttle/address-failures.js';
 import { createRig, enrollTotp, oathHotp, oathTotp, principal, route, writeKeyFile, wrongTotp, type Rig } from './support.js';
 
 const HOUR = 3_600_000;
@@ -115,8 +116,10 @@ describe('enrollment, codes and replay', () => {
     assert.equal(results.filter((r) => r.ok).length, 1);
     for (const r of results.filter((x) => !x.ok)) assert.deepEqual(problemOf(r), INVALID);
     for (const r of results) if (r.ok) secrets.push(r.session!.token);
-    // The 49 failures locked alice (3 within 5 minutes); a success would reset it, so clear it for the next test.
+    // The 49 failures locked alice (3 within 5 minutes) and blocked the test's one client address
+    // (20 across users); a success would reset neither, so clear both for the next test.
     await rig.store.ttl.delete('lock:alice');
+    await rig.store.ttl.delete(`${MFA_ADDRESS_PREFIX}127.0.0.1`);
   });
 
   test('50 parallel requests with one recovery code → exactly one success, 9 left, audited', async () => {
@@ -475,7 +478,10 @@ describe('clock drift help', () => {
 });
 
 describe('HOTP hardware tokens', () => {
-  const rig = createRig({ mfa: { lockout: { maxFailures: 100, findTimeMs: 5 * 60_000, backoffMs: [30_000] } } });
+  // 50 parallel uses of one code: neither the user's lockout nor the address's block may end the test early.
+  const rig = createRig({
+    mfa: { lockout: { maxFailures: 100, findTimeMs: 5 * 60_000, backoffMs: [30_000] }, ipThrottle: { enabled: true, maxFailures: 100, findTimeMs: 5 * 60_000, blockMs: 60_000 } },
+  });
   after(() => rig.close());
   const secret = base32Encode(Buffer.from('12345678901234567890', 'ascii'));
 

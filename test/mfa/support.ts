@@ -62,6 +62,7 @@ export function mfaConfig(overrides: Partial<MfaConfig> = {}): MfaConfig {
     hotp: { lookAhead: 5 },
     session: { ttlMs: 12 * 3_600_000, maxPerSubject: 20 },
     lockout: { maxFailures: 3, findTimeMs: 5 * 60_000, backoffMs: [30_000, 60_000, 120_000, 300_000] },
+    ipThrottle: { enabled: true, maxFailures: 20, findTimeMs: 5 * 60_000, blockMs: 15 * 60_000 },
     recoveryCodes: { count: 10 },
     enrollment: { pendingTtlMs: 10 * 60_000 },
     pathPrefix: '/.mfa/',

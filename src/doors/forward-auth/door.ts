@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { admit, type Pass } from '../../admission/admit.js';
-import { clientSessionHeaders, identityHeaders } from '../../contract/headers.js';
+import { clientAnswerHeaders, identityHeaders } from '../../contract/headers.js';
 import type { GatewayCore } from '../../core/gateway-core.js';
 import { problem, renderProblem, type Problem } from '../../errors/problems.js';
 import { sendProblem } from '../../http/respond.js';
@@ -83,8 +83,9 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   const { decision } = admission;
   const headers = identityHeaders(decision.identity, admission.view.requestId);
   headers.push('cache-control', 'no-store', 'content-length', '0');
-  const session = clientSessionHeaders(decision.session);
-  if (session !== undefined) for (const [name, value] of Object.entries(session)) headers.push(name, value);
+  // For the proxy to hand to the client (session, RateLimit); never to copy onto the backend request.
+  const answer = clientAnswerHeaders(decision);
+  if (answer !== undefined) for (const [name, value] of Object.entries(answer)) headers.push(name, value);
   if (close) headers.push('connection', 'close');
   res.writeHead(200, headers);
   res.end();

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { admit, Pass } from '../../admission/admit.js';
-import { buildUpstreamHeaders, clientSessionHeaders } from '../../contract/headers.js';
+import { buildUpstreamHeaders, clientAnswerHeaders } from '../../contract/headers.js';
 import { createGatewayCore, type GatewayCore } from '../../core/gateway-core.js';
 import type { Identity } from '../../decision/types.js';
 import { OptionError } from '../../errors/gateway-error.js';
@@ -151,8 +151,8 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     req.mfaIdentity = decision.identity === undefined ? undefined : { ...decision.identity, requestId: view.requestId, route: decision.route.name };
     res.setHeader('x-request-id', view.requestId);
     // Returned to the client only; the application never sees a session token.
-    const session = clientSessionHeaders(decision.session);
-    if (session !== undefined) for (const [name, value] of Object.entries(session)) res.setHeader(name, value);
+    const answer = clientAnswerHeaders(decision);
+    if (answer !== undefined) for (const [name, value] of Object.entries(answer)) res.setHeader(name, value);
     next();
   }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { admit, Pass } from '../../admission/admit.js';
-import { clientSessionHeaders } from '../../contract/headers.js';
+import { clientAnswerHeaders } from '../../contract/headers.js';
 import type { GatewayCore } from '../../core/gateway-core.js';
 import { problem, PROBLEMS } from '../../errors/problems.js';
 import { sendProblem, writeProblemToSocket } from '../../http/respond.js';
@@ -42,7 +42,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
       return;
     }
     const route = decision.route;
-    const responseHeaders = clientSessionHeaders(decision.session);
+    const responseHeaders = clientAnswerHeaders(decision);
     if (route.upstream === undefined) {
       sendProblem(res, problem('forbidden', 'this route has no upstream'), view.requestId, responseHeaders, hasBody(req));
       return;
@@ -72,7 +72,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     }
     const { view, decision } = admission;
     const route = decision.route;
-    const responseHeaders = clientSessionHeaders(decision.session);
+    const responseHeaders = clientAnswerHeaders(decision);
     // The reserved prefix never upgrades, and only routes that say so tunnel WebSockets.
     if (decision.endpoint !== undefined || !route.websocket || route.upstream === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
       const refusal = problem('invalid_request', 'protocol upgrade is not allowed on this route');

@@ -69,8 +69,8 @@ describe('config/examples', () => {
     assert.ok(patterns(extAuthz.allowed_headers).includes('x-session-token'));
     const response = at(extAuthz, 'http_service', 'authorization_response');
     assert.deepEqual(patterns(at(response, 'allowed_upstream_headers')), ['x-auth-subject', 'x-auth-scopes', 'x-auth-mfa', 'x-auth-mfa-time', 'x-request-id']);
-    assert.ok(patterns(at(response, 'allowed_client_headers')).includes('retry-after'));
-    assert.deepEqual(patterns(at(response, 'allowed_client_headers_on_success')), ['x-session-token', 'x-session-expires']);
+    for (const name of ['retry-after', 'ratelimit', 'ratelimit-policy']) assert.ok(patterns(at(response, 'allowed_client_headers')).includes(name), name);
+    assert.deepEqual(patterns(at(response, 'allowed_client_headers_on_success')), ['x-session-token', 'x-session-expires', 'ratelimit', 'ratelimit-policy']);
     const removed = (at(filters[0], 'typed_config', 'mutations', 'request_mutations') as Tree[]).map((m) => m.remove);
     assert.deepEqual(removed, ['x-auth-subject', 'x-auth-scopes', 'x-auth-mfa', 'x-auth-mfa-time']);
     const routes = at(hcm, 'route_config', 'virtual_hosts', 0, 'routes') as Tree[];

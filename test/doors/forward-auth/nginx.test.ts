@@ -30,6 +30,7 @@ const EXAMPLE = fileURLToPath(new URL('../../../../config/examples/nginx.conf', 
 
 const ROUTES = `routes:
   - { name: public, match: { path_prefix: /public/ }, upstream: app, policy: public }
+  - { name: search, match: { path_prefix: /search/ }, upstream: app, policy: public, rate_limit: { requests: 2, per: 1m } }
   - { name: orders-read, match: { path_prefix: /orders/, methods: [GET] }, upstream: app, policy: bearer, scopes: [orders:read] }
   - { name: orders-write, match: { path_prefix: /orders/ }, upstream: app, policy: mfa }
   - { name: payments, match: { path_prefix: /payments/, methods: [POST] }, upstream: app, policy: step_up, max_age: 5m }
@@ -248,6 +249,31 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     assert.equal(locked.headers['retry-after'], '30');
     assert.equal(locked.headers['www-authenticate'], undefined);
     assert.equal(forwarded(), before);
+  });
+
+  test('rate limit: RateLimit headers on allowed answers, then 429 with Retry-After, RateLimit, RateLimit-Policy and the body', async () => {
+    const before = forwarded();
+    const first = await call(port, 'GET', '/search/a');
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers['ratelimit-policy'], '"search";q=2;w=60');
+    assert.equal(first.headers['ratelimit'], '"search";r=1;t=60');
+    clock.advance(20_000);
+    const second = await call(port, 'GET', '/search/b');
+    assert.equal(second.headers['ratelimit'], '"search";r=0;t=40');
+    assert.equal(forwarded(), before + 2);
+
+    clock.advance(10_000);
+    const refused = await call(port, 'GET', '/search/c');
+    assertProblem(refused, 429, 'rate_limited', "this route's request quota is used up; retry after the time given");
+    assert.equal(refused.headers['retry-after'], '30');
+    assert.equal(refused.headers['ratelimit'], '"search";r=0;t=30');
+    assert.equal(refused.headers['ratelimit-policy'], '"search";q=2;w=60');
+    assert.equal(forwarded(), before + 2, 'the refused request reached no backend');
+
+    // Routes without a limit carry no RateLimit fields.
+    const plain = await call(port, 'GET', '/public/x');
+    assert.equal(plain.headers['ratelimit'], undefined);
+    assert.equal(plain.headers['ratelimit-policy'], undefined);
   });
 
   test('path tricks: nginx forwards the raw target to the gateway, which answers 400 with its body', async () => {
