@@ -63,6 +63,18 @@ export interface ForwarderOptions {
   readonly random?: () => number;
 }
 
+/** The header contract for one request to `up` (src/contract/headers.ts). */
+function upstreamHeaders(req: IncomingMessage, up: UpstreamRuntime, target: ForwardTarget, websocket: boolean): string[] {
+  return buildUpstreamHeaders(req.rawHeaders, {
+    view: target.view,
+    identity: target.identity,
+    forwardAuthorization: target.forwardAuthorization,
+    upstreamHost: up.host,
+    untrustedPeerHeaders: target.untrustedPeerHeaders,
+    websocket,
+  });
+}
+
 /**
  * The forwarding edge: one undici Pool per upstream origin, streaming both ways, failures turned
  * into problem responses. The upstream settings come from the compiled policy, which holds every
@@ -129,13 +141,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         metrics?.upstreamRequests.inc(up.labels.client_abort);
         return;
       }
-      const headers = buildUpstreamHeaders(req.rawHeaders, {
-        view,
-        identity: target.identity,
-        forwardAuthorization: target.forwardAuthorization,
-        upstreamHost: up.host,
-        untrustedPeerHeaders: target.untrustedPeerHeaders,
-      });
+      const headers = upstreamHeaders(req, up, target, false);
       up.active++;
       const handler = new ForwardHandler(
         shared,
@@ -164,14 +170,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         return;
       }
       const view = target.view;
-      const headers = buildUpstreamHeaders(req.rawHeaders, {
-        view,
-        identity: target.identity,
-        forwardAuthorization: target.forwardAuthorization,
-        upstreamHost: up.host,
-        untrustedPeerHeaders: target.untrustedPeerHeaders,
-        websocket: true,
-      });
+      const headers = upstreamHeaders(req, up, target, true);
       const tunnel = tunnelWebSocket(socket, head, {
         url: up.config.url,
         path: up.basePath + view.path + view.search,

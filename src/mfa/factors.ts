@@ -1,4 +1,4 @@
-import type { GatewayPolicy, OtpAlgorithm } from '../config/types.js';
+import type { GatewayPolicy } from '../config/types.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
@@ -250,15 +250,10 @@ export interface OfflineDeps {
   readonly audit?: Logger | undefined;
 }
 
-export interface OfflineEnrollInput {
+export interface OfflineEnrollInput extends Omit<FactorRequest, 'type'> {
   readonly subject: string;
+  /** Default totp. */
   readonly type?: FactorType | undefined;
-  /** HOTP: the token's base32 secret. */
-  readonly secret?: string | undefined;
-  readonly counter?: number | undefined;
-  readonly label?: string | undefined;
-  readonly algorithm?: OtpAlgorithm | undefined;
-  readonly digits?: number | undefined;
   /**
    * Active at once (default), or pending for the user to confirm with a code through
    * `POST <prefix>totp/confirm` within the enrollment timeout.

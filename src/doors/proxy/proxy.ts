@@ -3,6 +3,9 @@ import type { Duplex } from 'node:stream';
 import { admit, Pass } from '../../admission/admit.js';
 import { clientAnswerHeaders } from '../../contract/headers.js';
 import type { GatewayCore } from '../../core/gateway-core.js';
+import type { Allow } from '../../decision/types.js';
+import type { ForwardTarget } from '../../forward/forwarder.js';
+import type { RequestView } from '../../request/view.js';
 import { problem, PROBLEMS } from '../../errors/problems.js';
 import { sendProblem, writeProblemToSocket } from '../../http/respond.js';
 import { hasBody } from '../../request/body.js';
@@ -48,15 +51,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
       return;
     }
     if (expectsContinue) res.writeContinue();
-    pass.runtime.forwarder.forward(req, res, {
-      upstream: route.upstream,
-      view,
-      identity: decision.identity,
-      forwardAuthorization: route.forwardAuthorization,
-      routeName: route.name,
-      untrustedPeerHeaders: pass.runtime.policy.untrustedPeerHeaders,
-      responseHeaders,
-    });
+    pass.runtime.forwarder.forward(req, res, forwardTarget(pass, view, decision, route.upstream, responseHeaders));
   }
 
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -80,16 +75,21 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
       writeProblemToSocket(socket, refusal, view.requestId, responseHeaders);
       return;
     }
-    pass.runtime.forwarder.upgrade(req, socket, head, {
-      upstream: route.upstream,
-      view,
-      identity: decision.identity,
-      forwardAuthorization: route.forwardAuthorization,
-      routeName: route.name,
-      untrustedPeerHeaders: pass.runtime.policy.untrustedPeerHeaders,
-      responseHeaders,
-    });
+    pass.runtime.forwarder.upgrade(req, socket, head, forwardTarget(pass, view, decision, route.upstream, responseHeaders));
   }
 
   return { handleRequest, handleUpgrade };
+}
+
+/** What the forwarder needs of an allowed request: where to, and the header contract's inputs. */
+function forwardTarget(pass: Pass, view: RequestView, decision: Allow, upstream: string, responseHeaders: Readonly<Record<string, string>> | undefined): ForwardTarget {
+  return {
+    upstream,
+    view,
+    identity: decision.identity,
+    forwardAuthorization: decision.route.forwardAuthorization,
+    routeName: decision.route.name,
+    untrustedPeerHeaders: pass.runtime.policy.untrustedPeerHeaders,
+    responseHeaders,
+  };
 }
