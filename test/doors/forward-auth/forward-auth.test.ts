@@ -142,6 +142,9 @@ describe('forward-auth endpoints against a real gateway', () => {
         [{ 'x-original-method': 'GET', 'x-original-url': 'http://user@api.example.com/public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
         [{ 'x-original-method': 'GET', 'x-original-url': 'http:///public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
         [{ 'x-original-method': 'GET', 'x-original-url': 'http://a b/public/x' }, 'an absolute-form target must be http or https with a valid host and no user information'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'http://api.example.com?/admin/x' }, 'the absolute-form target must have a "/" right after its authority'],
+        [{ 'x-original-method': 'GET', 'x-original-url': 'http://api.example.com' }, 'the absolute-form target must have a "/" right after its authority'],
+        [{ 'x-original-method': 'GET', 'x-original-url': '/admin/x', 'x-original-host': 'api.example.com?' }, 'the Host header is not a valid host[:port]'],
       ];
       for (const [headers, detail] of cases) {
         const reply = await call(port, 'GET', AUTH_REQUEST, headers);
@@ -194,6 +197,19 @@ describe('forward-auth endpoints against a real gateway', () => {
       assert.equal(bearer.status, 200);
       assert.equal(bearer.headers['x-auth-subject'], 'bob');
       assert.equal(bearer.headers['x-auth-scopes'], 'orders:read');
+    });
+
+    test('a forwarded host or URI that could move the decided path is refused, never decided as "/"', async () => {
+      for (const [headers, detail] of [
+        [{ 'x-forwarded-host': 'api.example.com?', 'x-forwarded-uri': '/admin/x' }, 'the Host header is not a valid host[:port]'],
+        [{ 'x-forwarded-host': 'api.example.com/admin', 'x-forwarded-uri': '/x' }, 'the Host header is not a valid host[:port]'],
+        [{ 'x-forwarded-uri': 'http://api.example.com?/admin/x' }, 'X-Forwarded-Uri must start with /'],
+        [{ 'x-forwarded-uri': '//evil.example/admin/x' }, 'the path contains an empty segment ("//")'],
+        [{ 'x-forwarded-uri': '/%61dmin/%252e%252e/x' }, 'the path contains a double-encoded ".", "/" or "\\" (%252E, %252F, %255C)'],
+      ] as const) {
+        const reply = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', ...headers });
+        assertProblem(reply, 400, 'invalid_request', detail);
+      }
     });
 
     test('Host falls back to the request\'s own Host (Caddy passes it through)', async () => {
