@@ -1,8 +1,8 @@
 /**
  * `routes:` of the policy file → Route objects: names, match rules (hosts normalised like requests,
- * methods upper-cased, regexes compiled to the linear-time matcher), policies and their upstreams. Runs on
- * data the schema accepted, with defaults filled in; every problem is reported with its key path,
- * and compilation goes on so one run shows them all. The loader (config/compile.ts) turns the
+ * methods upper-cased, regexes compiled to the linear-time matcher), policies and their upstreams.
+ * Runs on data the schema accepted, with defaults filled in; every problem is reported with its key
+ * path, and compilation goes on so one run shows them all. The loader (config/compile.ts) turns the
  * paths into `file:line: path: message` and freezes the result.
  */
 import { normalizeHost } from '../request/host.js';
