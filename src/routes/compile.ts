@@ -1,12 +1,12 @@
 /**
  * `routes:` of the policy file → Route objects: names, match rules (hosts normalised like requests,
- * methods upper-cased, regexes ReDoS-checked and anchored), policies and their upstreams. Runs on
- * data the schema accepted, with defaults filled in; every problem is reported with its key path,
- * and compilation goes on so one run shows them all. The loader (config/compile.ts) turns the
+ * methods upper-cased, regexes compiled to the linear-time matcher), policies and their upstreams.
+ * Runs on data the schema accepted, with defaults filled in; every problem is reported with its key
+ * path, and compilation goes on so one run shows them all. The loader (config/compile.ts) turns the
  * paths into `file:line: path: message` and freezes the result.
  */
 import { normalizeHost } from '../request/host.js';
-import { nestedQuantifier } from './regex-safety.js';
+import { compilePathRegex, type PathRegex } from './path-regex.js';
 import type { PolicyName, Route, RouteMatch, RouteRateLimit } from './types.js';
 
 /** One entry of `routes:` as the schema describes it. */
@@ -151,18 +151,23 @@ function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileCo
     }
   }
 
-  let pathRegex: RegExp | undefined;
+  let pathRegex: PathRegex | undefined;
   if (raw.path_regex !== undefined) {
     const source = raw.path_regex;
+    let syntaxError: string | undefined;
     try {
-      // Compiled alone first: an unbalanced ')' would otherwise escape the anchoring group below.
+      // RegExp reads it first, so a syntax error is reported in V8's words; it never matches requests.
       new RegExp(source);
-      const refused = nestedQuantifier(source);
-      if (refused !== undefined) report([...base, 'path_regex'], `refused: ${refused}`);
-      else pathRegex = new RegExp(`^(?:${source})$`);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      report([...base, 'path_regex'], `invalid regular expression: ${message.slice(message.lastIndexOf(': ') + 2)}`);
+      syntaxError = message.slice(message.lastIndexOf(': ') + 2);
+    }
+    if (syntaxError !== undefined) {
+      report([...base, 'path_regex'], `invalid regular expression: ${syntaxError}`);
+    } else {
+      const compiled = compilePathRegex(source);
+      if (compiled.ok) pathRegex = compiled.regex;
+      else report([...base, 'path_regex'], compiled.reason);
     }
   }
 

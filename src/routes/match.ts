@@ -1,7 +1,8 @@
 /**
  * Route selection, run on every request. The loader has already done the work that can be done
- * once (hosts normalised, methods upper-cased into a Set, regexes compiled and anchored), so a
- * lookup is a loop of string compares with no allocation beyond a host that needs normalising.
+ * once (hosts normalised, methods upper-cased into a Set, regexes compiled to a linear-time
+ * matcher), so a lookup is a loop of compares with no allocation beyond a host that needs
+ * normalising.
  * Hosts on both sides go through the request canonicaliser's normalizeHost, so they cannot disagree.
  */
 import type { Route } from './types.js';

@@ -57,8 +57,7 @@ export function findShadowedRoutes(routes: readonly Route[]): ShadowedRoute[] {
 function describePath(match: RouteMatch): string {
   if (match.path !== undefined) return match.path;
   if (match.pathPrefix !== undefined) return match.pathPrefix.endsWith('/') ? `${match.pathPrefix}*` : `${match.pathPrefix}[/*]`;
-  // The loader anchors as ^(?:…)$; show what the user wrote (RegExp#source escapes '/').
-  if (match.pathRegex !== undefined) return `~${match.pathRegex.source.slice(4, -2).replace(/\\\//g, '/')}`;
+  if (match.pathRegex !== undefined) return `~${match.pathRegex.source}`;
   return '*';
 }
 

@@ -2,6 +2,7 @@
  * A route as the gateway uses it: compiled from the policy file's `routes:` (routes/compile.ts),
  * matched on every request (routes/match.ts), printed by `check` (routes/table.ts).
  */
+import type { PathRegex } from './path-regex.js';
 
 export type PolicyName = 'public' | 'bearer' | 'mfa' | 'step_up' | 'deny';
 
@@ -11,8 +12,8 @@ export interface RouteMatch {
   readonly path?: string;
   /** Ends with '/', or matches on a segment boundary. */
   readonly pathPrefix?: string;
-  /** Anchored on the path only (^…$ added). */
-  readonly pathRegex?: RegExp;
+  /** Matches the whole path (as ^(?:…)$ would), in time linear in its length. */
+  readonly pathRegex?: PathRegex;
   /** Upper-case; undefined means any method. */
   readonly methods?: ReadonlySet<string>;
 }
