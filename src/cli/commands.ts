@@ -6,7 +6,7 @@ import { challengeMaxAge, selectRoute } from '../decision/engine.js';
 import { startDemoBackend } from '../demo/backend.js';
 import { canonicalizeRequest } from '../request/canonical.js';
 import { createTrustList } from '../request/trust.js';
-import { formatRouteTable } from '../routes/table.js';
+import { findWeakerRules, formatRouteTable } from '../routes/table.js';
 import { PROBLEMS } from '../errors/problems.js';
 import { startGateway } from '../server/gateway.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
@@ -17,7 +17,8 @@ import type { CliValues } from './options.js';
 const USAGE = `usage: mfa-gateway <command> [options]
 
   serve   --config F [--demo]        run the gateway (--demo also starts the demo backend and a demo key file)
-  check   --config F                 validate the policy file, print the route table, warn on shadowed rules
+  check   --config F [--strict]      validate the policy file, print the route table, warn on shadowed rules
+                                     (--strict: exit 1 when a stricter rule sits below a weaker one that takes its requests)
   explain --config F METHOD URL      which rule and policy would apply to a request
   dev-token --config F --sub SUB [--scope "a b"] [--roles "r"] [--ttl 1h] [--amr mfa]
                                      mint a token from the demo HS256 issuer (hmac_secret in the policy)
@@ -154,6 +155,11 @@ export async function runCommand(positionals: readonly string[], values: CliValu
         out(`tls: ${tls.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2 and TLSv1.3'}, certificate ${c.subject}, sha256 ${c.fingerprint256}, valid until ${new Date(c.validToMs).toISOString()}`);
       }
       out(formatRouteTable(policy));
+      const weaker = findWeakerRules(policy.routes);
+      if (values.strict === true && weaker.length > 0) {
+        process.stderr.write(`mfa-gateway: check --strict: ${weaker.length} stricter rule${weaker.length === 1 ? '' : 's'} below a weaker one (see the warnings above)\n`);
+        return 1;
+      }
       return 0;
     }
     case 'explain': {

@@ -18,6 +18,7 @@ export const CLI_OPTIONS = {
   counter: { type: 'string' },
   label: { type: 'string' },
   id: { type: 'string' },
+  strict: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -36,5 +37,6 @@ export interface CliValues {
   readonly counter?: string | undefined;
   readonly label?: string | undefined;
   readonly id?: string | undefined;
+  readonly strict?: boolean | undefined;
   readonly help?: boolean | undefined;
 }

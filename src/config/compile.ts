@@ -42,6 +42,7 @@ export interface RawPolicy {
   readonly admin: { readonly host: string; readonly port: number; readonly token_env: string };
   readonly trusted_proxies: readonly string[];
   readonly untrusted_peer_headers: readonly string[];
+  readonly case_insensitive: boolean;
   readonly auth: { readonly jwt: RawJwt };
   readonly mfa: RawMfa;
   readonly store: { readonly kind: 'sqlite'; readonly path?: string } | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
@@ -254,6 +255,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   const routes = compileRoutes(raw.routes, {
     upstreams: [...upstreams.keys()],
     mfaPathPrefix: mfa.pathPrefix,
+    caseInsensitive: raw.case_insensitive,
     report: add,
     lineOf: (path) => locator.line(path),
     duration,

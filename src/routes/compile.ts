@@ -6,6 +6,7 @@
  * paths into `file:line: path: message` and freezes the result.
  */
 import { normalizeHost } from '../request/host.js';
+import { normalizePath } from '../request/target.js';
 import { compilePathRegex, type PathRegex } from './path-regex.js';
 import type { PolicyName, Route, RouteMatch, RouteRateLimit } from './types.js';
 
@@ -18,6 +19,7 @@ export interface RawRoute {
     readonly path_prefix?: string;
     readonly path_regex?: string;
     readonly methods?: readonly string[];
+    readonly case_insensitive?: boolean;
   };
   readonly upstream?: string;
   readonly policy: PolicyName;
@@ -37,6 +39,8 @@ export interface RouteCompileContext {
   readonly upstreams: readonly string[];
   /** mfa.path_prefix: the gateway answers everything under it, so no rule there can match. */
   readonly mfaPathPrefix: string;
+  /** The policy's `case_insensitive`: the default of every rule's `match.case_insensitive`. */
+  readonly caseInsensitive: boolean;
   /** Records a problem at `path`. */
   readonly report: (path: KeyPath, message: string) => void;
   /** 1-based line of the value at `path` in the policy file. */
@@ -139,6 +143,10 @@ function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileCo
     else if (host === undefined) report([...base, 'host'], 'not a host name, IP literal or host:port');
   }
 
+  const caseInsensitive = raw.case_insensitive ?? ctx.caseInsensitive;
+  // Written as requests are matched: unreserved escapes decoded (`%61` → `a`), other escapes
+  // upper-case, then lower-cased for a case-insensitive rule.
+  const paths: { path?: string; path_prefix?: string } = {};
   for (const key of ['path', 'path_prefix'] as const) {
     const value = raw[key];
     if (value === undefined) continue;
@@ -149,6 +157,9 @@ function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileCo
     } else if (value.startsWith(mfaPathPrefix)) {
       report([...base, key], `lies under mfa.path_prefix (${mfaPathPrefix}), which the gateway answers itself, so this could never match`);
     }
+    const normal = value.startsWith('/') ? normalizePath(value) : value;
+    const form = normal.startsWith('/') ? normal : value;
+    paths[key] = caseInsensitive ? form.toLowerCase() : form;
   }
 
   let pathRegex: PathRegex | undefined;
@@ -174,9 +185,10 @@ function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileCo
   const methods = raw.methods === undefined ? undefined : new Set(raw.methods.map((method) => method.toUpperCase()));
   return {
     ...(host !== undefined ? { host } : {}),
-    ...(raw.path !== undefined ? { path: raw.path } : {}),
-    ...(raw.path_prefix !== undefined ? { pathPrefix: raw.path_prefix } : {}),
+    ...(paths.path !== undefined ? { path: paths.path } : {}),
+    ...(paths.path_prefix !== undefined ? { pathPrefix: paths.path_prefix } : {}),
     ...(pathRegex !== undefined ? { pathRegex } : {}),
     ...(methods !== undefined ? { methods } : {}),
+    ...(caseInsensitive ? { caseInsensitive: true as const } : {}),
   };
 }

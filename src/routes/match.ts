@@ -26,6 +26,8 @@ export function pathHasPrefix(prefix: string, path: string): boolean {
 export function matchRoute(routes: readonly Route[], method: string, host: string, path: string): Route | undefined {
   // Normalised on first need; null when the host is not a valid one (then no host rule matches).
   let normalHost: string | null | undefined;
+  // Lower-cased on first need, for case-insensitive rules only.
+  let lowerPath: string | undefined;
   for (const route of routes) {
     const match = route.match;
     if (match.methods !== undefined && !match.methods.has(method)) continue;
@@ -33,11 +35,12 @@ export function matchRoute(routes: readonly Route[], method: string, host: strin
       if (normalHost === undefined) normalHost = normalizeHost(host) ?? null;
       if (match.host !== normalHost) continue;
     }
+    const seen = match.caseInsensitive === true ? (lowerPath ??= path.toLowerCase()) : path;
     if (match.path !== undefined) {
-      if (path !== match.path) continue;
+      if (seen !== match.path) continue;
     } else if (match.pathPrefix !== undefined) {
-      if (!pathHasPrefix(match.pathPrefix, path)) continue;
-    } else if (match.pathRegex !== undefined && !match.pathRegex.test(path)) {
+      if (!pathHasPrefix(match.pathPrefix, seen)) continue;
+    } else if (match.pathRegex !== undefined && !match.pathRegex.test(seen)) {
       continue;
     }
     return route;

@@ -16,6 +16,12 @@ export interface RouteMatch {
   readonly pathRegex?: PathRegex;
   /** Upper-case; undefined means any method. */
   readonly methods?: ReadonlySet<string>;
+  /**
+   * Compare the path ignoring case, for backends that route that way (Express by default, IIS):
+   * `path`/`pathPrefix` are stored lower-case and compared with the lower-cased request path, and
+   * `pathRegex` sees the lower-cased path.
+   */
+  readonly caseInsensitive?: true;
 }
 
 /** A route's own request quota (`rate_limit:`), answered 429 `rate_limited` once used up. */

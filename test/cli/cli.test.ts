@@ -39,6 +39,28 @@ default: deny
     }
   });
 
+  test('check warns when a deny rule sits below a broader weaker rule; check --strict fails on it', () => {
+    const ws = createWorkspace();
+    try {
+      ws.writePolicy(policyHead(ws, 'http://127.0.0.1:1') + `routes:
+  - { name: api, match: { path_prefix: /api/ }, upstream: app, policy: bearer }
+  - { name: api-admin, match: { path_prefix: /api/admin/ }, policy: deny }
+default: deny
+`);
+      const warning = /^warning: route 2 \(api-admin, deny\) comes after the weaker route 1 \(api, bearer\), which decides every request it names first; move it above$/m;
+      const loose = run(['check', '--config', ws.configPath]);
+      assert.equal(loose.status, 0, loose.stderr);
+      assert.match(loose.stdout, warning);
+      const strict = run(['check', '--strict', '--config', ws.configPath]);
+      assert.equal(strict.status, 1);
+      assert.match(strict.stdout, warning);
+      assert.equal(strict.stderr, 'mfa-gateway: check --strict: 1 stricter rule below a weaker one (see the warnings above)\n');
+      assert.equal(run(['check', '--strict', '--config', 'config/gateway.yaml']).status, 0, 'the shipped policy passes --strict');
+    } finally {
+      ws.remove();
+    }
+  });
+
   test('check on a broken file exits non-zero naming the line', () => {
     const ws = createWorkspace();
     try {

@@ -27,8 +27,8 @@ export function parse(text: string, env: Record<string, string> = {}): GatewayPo
 }
 
 /** The routes of HEAD plus the given route lines. */
-export function routesOf(routeLines: string): GatewayPolicy['routes'] {
-  return parse(HEAD + routeLines).routes;
+export function routesOf(routeLines: string, topLevel = ''): GatewayPolicy['routes'] {
+  return parse(topLevel + HEAD + routeLines).routes;
 }
 
 /** The issue lines a broken policy produces (the PolicyError message, one issue a line). */

@@ -28,6 +28,7 @@ routes:
   - { name: orders-read, match: { path_prefix: /orders/, methods: [GET] }, upstream: app, policy: bearer, scopes: [orders:read] }
   - { name: account, match: { path_prefix: /account/ }, upstream: app, policy: mfa }
   - { name: closed, match: { path_prefix: /admin/ }, policy: deny }
+  - { name: legacy, match: { path_prefix: /Legacy/, case_insensitive: true }, policy: deny }
 default: deny
 `;
 
@@ -186,6 +187,12 @@ const ROWS: readonly Row[] = [
   {
     name: 'deny route → 403 forbidden, whatever the credentials',
     request: async (ctx) => ({ method: 'GET', path: '/admin/users', headers: { authorization: `Bearer ${await ctx.jwt(['orders:read'])}` } }),
+    status: 403,
+    code: 'forbidden',
+  },
+  {
+    name: 'a case-insensitive rule takes every spelling a case-ignoring backend would run: /LEGACY/x → 403',
+    request: async () => ({ method: 'GET', path: '/lEgAcY/x', headers: {} }),
     status: 403,
     code: 'forbidden',
   },

@@ -9,12 +9,13 @@ function raw(route: Partial<RawRoute> & Pick<RawRoute, 'policy'>): RawRoute {
 }
 
 /** compileRoutes on its own: issues as `path: message`, lines as 10 + route index. */
-function compile(routes: readonly RawRoute[], upstreams: readonly string[] = ['app']): { routes: ReturnType<typeof compileRoutes>; issues: string[] } {
+function compile(routes: readonly RawRoute[], upstreams: readonly string[] = ['app'], caseInsensitive = false): { routes: ReturnType<typeof compileRoutes>; issues: string[] } {
   const issues: string[] = [];
   const format = (path: KeyPath): string => path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : `.${segment}`)).join('').slice(1);
   const compiled = compileRoutes(routes, {
     upstreams,
     mfaPathPrefix: '/.mfa/',
+    caseInsensitive,
     report: (path, message) => issues.push(`${format(path)}: ${message}`),
     lineOf: (path) => 10 + Number(path[1]),
     // Whole seconds only: enough for these cases.

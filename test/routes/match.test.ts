@@ -98,6 +98,26 @@ describe('matchRoute', () => {
     assert.deepEqual([route.index, route.line, route.policy], [1, 10, 'bearer']);
   });
 
+  test('case_insensitive: per route or for the whole file; the rule path and the request path compared lower-cased', () => {
+    const perRoute = routesOf(
+      '  - { name: admin, match: { path_prefix: /Admin/, case_insensitive: true }, policy: deny }\n' +
+        '  - { name: exact, match: { path: /Health, case_insensitive: true }, upstream: app, policy: public }\n' +
+        '  - { name: re, match: { path_regex: "/api/v[0-9]+/x", case_insensitive: true }, upstream: app, policy: public }\n' +
+        '  - { name: strict, match: { path_prefix: /Strict/ }, upstream: app, policy: public }\n' +
+        '  - { name: rest, match: { path_prefix: / }, upstream: app, policy: bearer }\n',
+    );
+    const names = ['/admin/x', '/ADMIN/x', '/aDmIn/x', '/health', '/HEALTH', '/API/V2/X', '/Strict/a', '/strict/a'].map((p) => matchRoute(perRoute, 'GET', 'h', p)?.name ?? '-');
+    assert.deepEqual(names, ['admin', 'admin', 'admin', 'exact', 'exact', 're', 'strict', 'rest']);
+    const global = routesOf('  - { name: admin, match: { path_prefix: /admin/ }, policy: deny }\n  - { name: rest, match: { path_prefix: /, case_insensitive: false }, upstream: app, policy: bearer }\n', 'case_insensitive: true\n');
+    assert.equal(matchRoute(global, 'GET', 'h', '/ADMIN/users')?.name, 'admin');
+  });
+
+  test('a rule path is written in the one form requests are matched in: %61 in the rule is an a', () => {
+    const routes = routesOf('  - { name: admin, match: { path_prefix: /%61dmin/ }, policy: deny }\n  - { name: rest, match: { path_prefix: / }, upstream: app, policy: bearer }\n');
+    assert.equal(routes[0]!.match.pathPrefix, '/admin/');
+    assert.equal(matchRoute(routes, 'GET', 'h', '/admin/x')?.name, 'admin');
+  });
+
   test('a route with an empty match takes every request', () => {
     assert.equal(winner('  - { name: all, match: {}, policy: deny }\n', 'PATCH', 'x', '/any/thing'), 'all');
     assert.equal(winner('  - { name: all, policy: deny }\n', 'GET', '', '/'), 'all');

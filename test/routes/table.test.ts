@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findShadowedRoutes, formatRouteTable } from '../../src/routes/table.js';
+import { findShadowedRoutes, findWeakerRules, formatRouteTable } from '../../src/routes/table.js';
 import { HEAD, parse, routesOf } from '../config/support.js';
 
 function shadows(routeLines: string): string[] {
@@ -66,5 +66,35 @@ describe('formatRouteTable', () => {
       formatRouteTable(parse(HEAD.replace('routes:\n', 'routes: []\n'))),
       ['#  name  host  methods  path  policy  upstream  scopes/roles', '(no routes: every request is refused)', 'default: deny'].join('\n'),
     );
+  });
+});
+
+describe('stricter rules below broader weaker ones', () => {
+  const weaker = (routeLines: string): string[] =>
+    findWeakerRules(routesOf(routeLines)).map(({ route, by, whole }) => `${route.name}<${by.name}${whole ? '' : ' (some)'}`);
+  const p = (name: string, match: string, policy: string): string => `  - { name: ${name}, match: { ${match} }, upstream: app, policy: ${policy} }\n`;
+  const deny = (name: string, match: string): string => `  - { name: ${name}, match: { ${match} }, policy: deny }\n`;
+
+  test('a deny or mfa rule under a broader bearer or public rule is reported, whole or in part', () => {
+    assert.deepEqual(weaker(p('api', 'path_prefix: /api/', 'bearer') + deny('admin', 'path_prefix: /api/admin/')), ['admin<api']);
+    assert.deepEqual(weaker(p('api', 'path_prefix: /api/, methods: [GET]', 'bearer') + deny('admin', 'path_prefix: /api/admin/')), ['admin<api (some)']);
+    assert.deepEqual(weaker(p('all', '', 'public') + p('pay', 'path: /pay', 'step_up, max_age: 5m')), ['pay<all']);
+    assert.deepEqual(weaker(p('api', 'path_prefix: /API/, case_insensitive: true', 'bearer') + p('acct', 'path_prefix: /api/account/', 'mfa')), ['acct<api']);
+  });
+
+  test('not reported: a stricter or equal rule first, a method carve-out on the same path, a narrower exception, disjoint rules', () => {
+    assert.deepEqual(weaker(deny('admin', 'path_prefix: /api/admin/') + p('api', 'path_prefix: /api/', 'bearer')), []);
+    assert.deepEqual(weaker(p('read', 'path_prefix: /orders/, methods: [GET]', 'bearer') + p('write', 'path_prefix: /orders/', 'mfa')), []);
+    assert.deepEqual(weaker(p('health', 'path: /api/admin/health', 'public') + deny('admin', 'path_prefix: /api/admin/')), []);
+    assert.deepEqual(weaker(p('get', 'path_prefix: /api/, methods: [GET]', 'bearer') + deny('del', 'path_prefix: /api/admin/, methods: [DELETE]')), []);
+    assert.deepEqual(weaker(p('a', 'path_prefix: /a/', 'public') + p('b', 'path_prefix: /b/', 'mfa')), []);
+    // A case-sensitive rule does not take the other spellings a case-insensitive one names.
+    assert.deepEqual(weaker(p('api', 'path_prefix: /api/', 'bearer') + p('acct', 'path_prefix: /api/account/, case_insensitive: true', 'mfa')), []);
+  });
+
+  test('the route table says so, once per rule, with what to do', () => {
+    const text = formatRouteTable({ routes: routesOf(p('api', 'path_prefix: /api/', 'bearer') + deny('admin', 'path_prefix: /api/admin/')), default: 'deny' });
+    assert.match(text, /^warning: route 2 \(admin, deny\) comes after the weaker route 1 \(api, bearer\), which decides every request it names first; move it above$/m);
+    assert.doesNotMatch(text, /is shadowed by/);
   });
 });
