@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createJwtVerifier } from '../../src/auth/jwt.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { T0_SECONDS, baseConfig, claims, counterValue, fakeClock, signingKey, startJwksServer, tokenFor } from './helpers.js';
+import { fakeClock } from '../support/clock.js';
+import { counterValue } from '../support/metrics.js';
+import { T0, T0_SECONDS, baseConfig, claims, signingKey, startJwksServer, tokenFor } from './helpers.js';
 
 describe('validated-token cache', () => {
   test('a hit returns the same principal without touching keys; expired-on-hit is refused by our clock', async () => {
     const key = await signingKey('RS256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, clock });
     const hits = () => counterValue(metrics.tokenCache, { result: 'hit' });
@@ -50,7 +52,7 @@ describe('validated-token cache', () => {
   test('entries live at most maxTtl by our clock, then the token is verified afresh', async () => {
     const key = await signingKey('ES256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url, cache: { maxEntries: 10, maxTtlMs: 60_000 } }), metrics, clock });
     try {
@@ -71,7 +73,7 @@ describe('validated-token cache', () => {
   test('refusals are not cached; the cache is bounded; maxEntries 0 disables it', async () => {
     const key = await signingKey('RS256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url, cache: { maxEntries: 2, maxTtlMs: 60_000 } }), metrics, clock });
     const metricsOff = createMetrics();

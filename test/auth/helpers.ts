@@ -1,30 +1,17 @@
-import { createHmac, sign as nodeSign, KeyObject, constants } from 'node:crypto';
+import { KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import type { Counter } from 'prom-client';
 import type { JwtConfig } from '../../src/config/types.js';
-import { createLogger, type Logger } from '../../src/log/logger.js';
+import { closeServer } from '../support/http.js';
+import { signRaw } from '../support/tokens.js';
+
+/** An identity provider for the verifier tests: its keys, its claims, its JWKS endpoint. Fake clocks start at T0. */
 
 export const ISSUER = 'https://idp.test.example/';
 export const AUDIENCE = 'orders-api';
 export const T0 = Date.UTC(2026, 10, 1, 12, 0, 0);
 export const T0_SECONDS = T0 / 1000;
-
-export interface FakeClock {
-  (): number;
-  advance(ms: number): void;
-}
-
-export function fakeClock(start = T0): FakeClock {
-  let now = start;
-  const clock = (() => now) as FakeClock;
-  clock.advance = (ms) => {
-    now += ms;
-  };
-  return clock;
-}
 
 export function baseConfig(overrides: Partial<JwtConfig> = {}): JwtConfig {
   return {
@@ -60,32 +47,6 @@ export async function signingKey(alg: 'RS256' | 'ES256' | 'ES384' | 'EdDSA', kid
     publicKey: KeyObject.from(pair.publicKey as CryptoKey),
     publicJwk,
   };
-}
-
-export const b64url = (value: unknown): string =>
-  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
-
-const HASH: Record<string, string> = { 256: 'sha256', 384: 'sha384', 512: 'sha512' };
-
-/** Signs exactly the header and payload given, with node:crypto, so tests can forge anything. */
-export function signRaw(header: Record<string, unknown>, payload: Record<string, unknown> | string, key: KeyObject | Uint8Array | string): string {
-  const input = `${b64url(header)}.${b64url(payload)}`;
-  const alg = String(header.alg);
-  let signature: Buffer;
-  if (alg.startsWith('HS')) {
-    signature = createHmac(HASH[alg.slice(2)]!, key as Uint8Array | string).update(input).digest();
-  } else if (alg.startsWith('RS')) {
-    signature = nodeSign(HASH[alg.slice(2)]!, Buffer.from(input), key as KeyObject);
-  } else if (alg.startsWith('PS')) {
-    signature = nodeSign(HASH[alg.slice(2)]!, Buffer.from(input), { key: key as KeyObject, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(alg.slice(2)) / 8 });
-  } else if (alg.startsWith('ES')) {
-    signature = nodeSign(HASH[alg.slice(2)]!, Buffer.from(input), { key: key as KeyObject, dsaEncoding: 'ieee-p1363' });
-  } else if (alg === 'EdDSA') {
-    signature = nodeSign(null, Buffer.from(input), key as KeyObject);
-  } else {
-    signature = Buffer.alloc(0);
-  }
-  return `${input}.${signature.toString('base64url')}`;
 }
 
 /** Standard valid claims at the fake clock's start. */
@@ -155,26 +116,7 @@ export async function startJwksServer(keys: readonly JWK[]): Promise<JwksServer>
       if (closed) return;
       closed = true;
       for (const res of hanging) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     },
   };
-}
-
-export async function counterValue(counter: Counter<string>, labels: Record<string, string>): Promise<number> {
-  const { values } = await counter.get();
-  const found = values.find((value) => Object.entries(labels).every(([name, label]) => value.labels[name] === label));
-  return found?.value ?? 0;
-}
-
-/** A pino logger writing into an array, to assert what logs contain (and never contain). */
-export function memoryLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'debug', destination }), lines };
 }

@@ -3,7 +3,10 @@ import { describe, test } from 'node:test';
 import { backoffDelay } from '../../src/auth/jwks.js';
 import { createJwtVerifier } from '../../src/auth/jwt.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { baseConfig, claims, counterValue, fakeClock, memoryLogger, signingKey, startJwksServer, tokenFor } from './helpers.js';
+import { fakeClock } from '../support/clock.js';
+import { captureLog } from '../support/log.js';
+import { counterValue } from '../support/metrics.js';
+import { T0, baseConfig, claims, signingKey, startJwksServer, tokenFor } from './helpers.js';
 
 const FORMAT = 'token signature or format invalid';
 
@@ -15,9 +18,9 @@ describe('JWKS fetching', () => {
   test('issuer down after the first fetch: cached keys keep working, attempts follow the backoff', async () => {
     const key = await signingKey('RS256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
-    const { logger, lines } = memoryLogger();
+    const { logger, lines } = captureLog();
     const maxAge = 600_000;
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, logger, clock });
     const failures = () => counterValue(metrics.jwksFetches, { result: 'failure' });
@@ -90,7 +93,7 @@ describe('JWKS fetching', () => {
     const key = await signingKey('RS256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
     await jwks.close();
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, clock });
     try {
@@ -111,9 +114,9 @@ describe('JWKS fetching', () => {
     const key = await signingKey('ES256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
     jwks.setMode('hang');
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
-    const { logger, lines } = memoryLogger();
+    const { logger, lines } = captureLog();
     const verifier = createJwtVerifier({
       config: baseConfig({ jwksUri: jwks.url, jwks: { cooldownMs: 30_000, timeoutMs: 200, cacheMaxAgeMs: 600_000 } }),
       metrics,
@@ -149,9 +152,9 @@ describe('JWKS fetching', () => {
   test('error statuses and non-JSON bodies count as failures, keep the last good keys, and are never logged', async () => {
     const [key, next] = await Promise.all([signingKey('RS256', 'k1'), signingKey('RS256', 'k2')]);
     const jwks = await startJwksServer([key.publicJwk]);
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
-    const { logger, lines } = memoryLogger();
+    const { logger, lines } = captureLog();
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, logger, clock });
     try {
       assert.ok((await verifier.verify(`Bearer ${tokenFor(key)}`)).ok);
@@ -195,7 +198,7 @@ describe('JWKS fetching', () => {
     const key = await signingKey('RS256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
     jwks.setMode('hang');
-    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url, jwks: { cooldownMs: 1_000, timeoutMs: 60_000, cacheMaxAgeMs: 60_000 } }), clock: fakeClock() });
+    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url, jwks: { cooldownMs: 1_000, timeoutMs: 60_000, cacheMaxAgeMs: 60_000 } }), clock: fakeClock(T0) });
     try {
       const pending = verifier.verify(`Bearer ${tokenFor(key)}`);
       while (jwks.requests() === 0) await new Promise((resolve) => setImmediate(resolve));

@@ -4,24 +4,11 @@ import { after, before, describe, test } from 'node:test';
 import { createJwtVerifier, type JwtVerifier, type VerifyResult } from '../../src/auth/jwt.js';
 import { renderProblem } from '../../src/errors/problems.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
-import {
-  AUDIENCE,
-  T0_SECONDS,
-  b64url,
-  baseConfig,
-  claims,
-  counterValue,
-  fakeClock,
-  memoryLogger,
-  signRaw,
-  signingKey,
-  startJwksServer,
-  tokenFor,
-  withoutClaim,
-  type FakeClock,
-  type JwksServer,
-  type SigningKey,
-} from './helpers.js';
+import { fakeClock, type FakeClock } from '../support/clock.js';
+import { captureLog } from '../support/log.js';
+import { counterValue } from '../support/metrics.js';
+import { b64url, signRaw } from '../support/tokens.js';
+import { AUDIENCE, T0, T0_SECONDS, baseConfig, claims, signingKey, startJwksServer, tokenFor, withoutClaim, type JwksServer, type SigningKey } from './helpers.js';
 
 const FORMAT = 'token signature or format invalid';
 const HEADER = 'the Authorization header must be "Bearer" followed by one space and one token';
@@ -46,7 +33,7 @@ describe('JWT verifier with a JWKS issuer', () => {
     [rsa, ec, attacker] = await Promise.all([signingKey('RS256', 'rsa-1'), signingKey('ES256', 'ec-1'), signingKey('RS256', 'rsa-1')]);
     jwks = await startJwksServer([rsa.publicJwk, ec.publicJwk]);
     attackerServer = await startJwksServer([attacker.publicJwk]);
-    clock = fakeClock();
+    clock = fakeClock(T0);
     metrics = createMetrics();
     verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, clock });
   });
@@ -271,8 +258,8 @@ describe('logs', () => {
   test('refusals are logged with a reason and the token hash, never the token', async () => {
     const key = await signingKey('RS256', 'k1');
     const jwks = await startJwksServer([key.publicJwk]);
-    const { logger, lines } = memoryLogger();
-    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), logger, clock: fakeClock() });
+    const { logger, lines } = captureLog();
+    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), logger, clock: fakeClock(T0) });
     try {
       const tokens = [
         tokenFor(key, claims({ exp: T0_SECONDS - 3600 })),
@@ -304,7 +291,7 @@ describe('unknown kid', () => {
   test('→ 401, exactly one refetch per cooldown, shared by concurrent callers, then a rotated key is found', async () => {
     const [current, rotated, unknown] = await Promise.all([signingKey('RS256', 'k1'), signingKey('ES256', 'k2'), signingKey('RS256', 'never')]);
     const jwks = await startJwksServer([current.publicJwk]);
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
     const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, clock });
     try {
@@ -341,7 +328,7 @@ describe('unknown kid', () => {
   test('no kid with several keys of the right type: each is tried, the right one wins', async () => {
     const [a, b] = await Promise.all([signingKey('RS256', 'a'), signingKey('RS256', 'b')]);
     const jwks = await startJwksServer([a.publicJwk, b.publicJwk]);
-    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), clock: fakeClock() });
+    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), clock: fakeClock(T0) });
     try {
       const noKid = signRaw({ alg: 'RS256', typ: 'JWT' }, claims({ sub: 'kidless' }), b.privateKey);
       const result = await verifier.verify(`Bearer ${noKid}`);

@@ -6,7 +6,11 @@ import { AuthConfigError } from '../../src/auth/errors.js';
 import { createJwtVerifier } from '../../src/auth/jwt.js';
 import type { JwtConfig } from '../../src/config/types.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { AUDIENCE, ISSUER, T0, T0_SECONDS, baseConfig, claims, counterValue, fakeClock, memoryLogger, signRaw, signingKey, tokenFor } from './helpers.js';
+import { fakeClock } from '../support/clock.js';
+import { captureLog } from '../support/log.js';
+import { counterValue } from '../support/metrics.js';
+import { signRaw } from '../support/tokens.js';
+import { AUDIENCE, ISSUER, T0, T0_SECONDS, baseConfig, claims, signingKey, tokenFor } from './helpers.js';
 
 const FORMAT = 'token signature or format invalid';
 const SECRET = 'demo-secret-for-tests-0123456789abcdef';
@@ -17,7 +21,7 @@ describe('static keys', () => {
     const pem = rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string;
     const verifier = createJwtVerifier({
       config: baseConfig({ algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'], staticKeys: [pem, JSON.stringify(ec.publicJwk), JSON.stringify(ed.publicJwk)] }),
-      clock: fakeClock(),
+      clock: fakeClock(T0),
     });
     try {
       // A PEM has no kid: it serves tokens with any kid or none.
@@ -43,7 +47,7 @@ describe('static keys', () => {
   test('HS/RS confusion with static keys: an HS256 token signed with the PEM is refused', async () => {
     const rsa = await signingKey('RS256', 'k');
     const pem = rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    const verifier = createJwtVerifier({ config: baseConfig({ algorithms: ['RS256'], staticKeys: [pem] }), clock: fakeClock() });
+    const verifier = createJwtVerifier({ config: baseConfig({ algorithms: ['RS256'], staticKeys: [pem] }), clock: fakeClock(T0) });
     try {
       for (const secret of [pem, pem.trim()]) {
         const forged = signRaw({ alg: 'HS256', typ: 'JWT' }, claims({ sub: 'mallory' }), secret);
@@ -57,7 +61,7 @@ describe('static keys', () => {
 
 describe('HS256 demo secret', () => {
   test('a dev token verifies and carries scopes, roles, amr and auth_time; HS384 and RS256 headers are refused', async () => {
-    const clock = fakeClock();
+    const clock = fakeClock(T0);
     const metrics = createMetrics();
     const verifier = createJwtVerifier({ config: baseConfig({ algorithms: ['HS256'], hmacSecret: SECRET }), metrics, clock });
     try {
@@ -149,7 +153,7 @@ describe('configuration is checked at creation', () => {
   }
 
   test('keys that fit no allowed algorithm are skipped with a warning when another key fits', async () => {
-    const { logger, lines } = memoryLogger();
+    const { logger, lines } = captureLog();
     const verifier = createJwtVerifier({
       config: baseConfig({ algorithms: ['ES256'], staticKeys: [rsaPem, JSON.stringify({ ...ecJwk, use: 'enc' }), JSON.stringify(ecJwk)] }),
       logger,

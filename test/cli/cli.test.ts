@@ -4,8 +4,9 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createWorkspace, policyHead, token } from '../support/fixture.js';
+import { createWorkspace, policyHead } from '../support/fixture.js';
 import { call } from '../support/http.js';
+import { token } from '../support/tokens.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));

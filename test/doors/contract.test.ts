@@ -6,9 +6,13 @@ import { createMfaGuard, type MfaGuard } from '../../src/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
-import { call, type Reply } from '../support/http.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { createFakeClock, enrolTotp, jwtFor, missingBinary, OATHTOOL, totpCode, wrongCode } from './forward-auth/support.js';
+import { missingBinary, OATHTOOL } from '../support/binaries.js';
+import { fakeClock, intoCurrentStep } from '../support/clock.js';
+import { enrollTotpOverHttp } from '../support/enroll.js';
+import { call, closeServer, type Reply } from '../support/http.js';
+import { oathTotp, wrongTotp } from '../support/otp.js';
+import { token } from '../support/tokens.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
 
 /**
  * One contract, five front doors. Every row is a request and what must come of it — the status and
@@ -138,13 +142,13 @@ const ROWS: readonly Row[] = [
   },
   {
     name: 'a non-ASCII subject reaches the backend intact, percent-encoded as UTF-8',
-    request: async () => ({ method: 'GET', path: '/orders/1', headers: { authorization: `Bearer ${await jwtFor(clock, 'jörg-山田%', ['orders:read'])}` } }),
+    request: async () => ({ method: 'GET', path: '/orders/1', headers: { authorization: `Bearer ${await token('jörg-山田%', { scopes: ['orders:read'], now: clock() })}` } }),
     status: 200,
     backend: { 'x-auth-subject': 'j%C3%B6rg-%E5%B1%B1%E7%94%B0%25', 'x-auth-mfa': 'none' },
   },
   {
     name: 'a subject with surrounding whitespace → 401 invalid_token',
-    request: async () => ({ method: 'GET', path: '/orders/1', headers: { authorization: `Bearer ${await jwtFor(clock, 'alice ', ['orders:read'])}` } }),
+    request: async () => ({ method: 'GET', path: '/orders/1', headers: { authorization: `Bearer ${await token('alice ', { scopes: ['orders:read'], now: clock() })}` } }),
     status: 401,
     code: 'invalid_token',
   },
@@ -179,7 +183,7 @@ const ROWS: readonly Row[] = [
     name: 'a session of another subject → 401 session_invalid',
     request: async (ctx) => {
       const session = await ctx.session();
-      return { method: 'POST', path: '/account/x', headers: { authorization: `Bearer ${await jwtFor(clock, `${ctx.subject}-other`)}`, 'x-session-token': session } };
+      return { method: 'POST', path: '/account/x', headers: { authorization: `Bearer ${await token(`${ctx.subject}-other`, { now: clock() })}`, 'x-session-token': session } };
     },
     status: 401,
     code: 'session_invalid',
@@ -273,11 +277,11 @@ const ROWS: readonly Row[] = [
   },
 ];
 
-const clock = createFakeClock();
+const clock = fakeClock(intoCurrentStep());
 
 describe('the header and status contract, the same on every front door', { skip }, () => {
   let ws: Workspace;
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let gw: Gateway;
   let guard: MfaGuard;
   let app: Server;
@@ -287,10 +291,10 @@ describe('the header and status contract, the same on every front door', { skip 
 
   before(async () => {
     ws = createWorkspace();
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock: clock.now });
-    guard = await createMfaGuard({ config: ws.configPath, watch: false, logger: silent, clock: clock.now });
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock });
+    guard = await createMfaGuard({ config: ws.configPath, watch: false, logger: silent, clock });
     app = createServer((req, res) =>
       guard(req, res, () => {
         appSeen.push({ headers: req.headers, url: req.url ?? '' });
@@ -336,15 +340,12 @@ describe('the header and status contract, the same on every front door', { skip 
     doors.set('ext-authz', askedBy('ext-authz', (method, path) => ({ method, path: `/.mfa/authz/ext-authz${path}`, headers: {} })));
 
     for (const name of DOORS) {
-      secrets.set(name, await enrolTotp(doors.get(name)!.mfaPort, await jwtFor(clock, `${name}-user`), clock));
+      secrets.set(name, (await enrollTotpOverHttp(doors.get(name)!.mfaPort, await token(`${name}-user`, { now: clock() }), clock)).secret);
     }
   });
 
   after(async () => {
-    await new Promise<void>((resolve) => {
-      app.closeAllConnections();
-      app.close(() => resolve());
-    });
+    await closeServer(app);
     await guard.close();
     await gw.stop();
     await upstream.close();
@@ -362,15 +363,15 @@ describe('the header and status contract, the same on every front door', { skip 
           const ctx: RowContext = {
             subject,
             door,
-            jwt: (scopes = []) => jwtFor(clock, subject, scopes),
+            jwt: (scopes = []) => token(subject, { scopes, now: clock() }),
             freshCode() {
               clock.advanceStep();
-              return totpCode(secret, clock.now());
+              return oathTotp(secret, clock());
             },
-            wrong: () => wrongCode(secret, clock.now()),
+            wrong: () => wrongTotp(secret, clock()),
             async session() {
               clock.advanceStep();
-              const verified = await call(door.mfaPort, 'POST', '/.mfa/verify', { authorization: `Bearer ${await jwtFor(clock, subject)}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+              const verified = await call(door.mfaPort, 'POST', '/.mfa/verify', { authorization: `Bearer ${await token(subject, { now: clock() })}`, 'x-mfa-token': oathTotp(secret, clock()) });
               assert.equal(verified.status, 200, verified.text);
               return verified.json<{ session_token: string }>().session_token;
             },

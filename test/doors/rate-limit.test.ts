@@ -7,9 +7,14 @@ import { createLogger } from '../../src/log/logger.js';
 import type { Metrics } from '../../src/metrics/metrics.js';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
-import { call, type Reply } from '../support/http.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { assertProblem, callFrom, createFakeClock, enrolTotp, jwtFor, missingBinary, OATHTOOL, totpCode, wrongCode } from './forward-auth/support.js';
+import { missingBinary, OATHTOOL } from '../support/binaries.js';
+import { fakeClock, intoCurrentStep } from '../support/clock.js';
+import { enrollTotpOverHttp } from '../support/enroll.js';
+import { call, closeServer, type Reply } from '../support/http.js';
+import { oathTotp, wrongTotp } from '../support/otp.js';
+import { token } from '../support/tokens.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+import { assertProblem } from './support.js';
 
 /**
  * Throttles through all five front doors (reverse proxy, nginx auth_request, Traefik/Caddy
@@ -55,7 +60,7 @@ interface Door {
   send(client: Client, method: string, path: string, headers?: Record<string, string>): Promise<Outcome>;
 }
 
-const clock = createFakeClock();
+const clock = fakeClock(intoCurrentStep());
 
 /** Counter values read now (prom-client hands out its live objects, so copy the number). */
 async function throttled(metrics: Metrics, limit: string): Promise<number> {
@@ -78,7 +83,7 @@ function assertNoQuota(reply: Reply): void {
 
 describe('throttles, the same on every front door', { skip }, () => {
   let ws: Workspace;
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let gw: Gateway;
   let guard: MfaGuard;
   let app: Server;
@@ -89,12 +94,12 @@ describe('throttles, the same on every front door', { skip }, () => {
 
   before(async () => {
     ws = createWorkspace();
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     // A low address threshold, so a handful of users is enough to trip it.
     const head = policyHead(ws, upstream.url).replace('mfa:\n  issuer: Test Gateway\n', 'mfa:\n  issuer: Test Gateway\n  ip_throttle: { max_failures: 4, find_time: 5m, block: 15m }\n');
     ws.writePolicy(head + ROUTES);
-    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock: clock.now });
-    guard = await createMfaGuard({ config: ws.configPath, watch: false, logger: silent, clock: clock.now });
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock });
+    guard = await createMfaGuard({ config: ws.configPath, watch: false, logger: silent, clock });
     app = createServer((req, res) =>
       guard(req, res, () => {
         appSeen.push(req.headers);
@@ -112,7 +117,7 @@ describe('throttles, the same on every front door', { skip }, () => {
       metrics,
       async send(client, method, path, headers = {}) {
         const before = seen().length;
-        const reply = client === 'A' ? await call(port, method, path, headers) : await callFrom('127.0.0.2', port, method, path, headers);
+        const reply = client === 'A' ? await call(port, method, path, headers) : await call(port, method, path, headers, undefined, { localAddress: '127.0.0.2' });
         return { reply, backend: seen().length > before ? seen().at(-1) : undefined };
       },
     });
@@ -148,16 +153,13 @@ describe('throttles, the same on every front door', { skip }, () => {
 
     for (const name of DOORS) {
       const list: string[] = [];
-      for (let i = 0; i <= SPRAYED; i++) list.push(await enrolTotp(doors.get(name)!.mfaPort, await jwtFor(clock, `${name}-user-${i}`), clock));
+      for (let i = 0; i <= SPRAYED; i++) list.push((await enrollTotpOverHttp(doors.get(name)!.mfaPort, await token(`${name}-user-${i}`, { now: clock() }), clock)).secret);
       secrets.set(name, list);
     }
   });
 
   after(async () => {
-    await new Promise<void>((resolve) => {
-      app.closeAllConnections();
-      app.close(() => resolve());
-    });
+    await closeServer(app);
     await guard.close();
     await gw.stop();
     await upstream.close();
@@ -211,8 +213,8 @@ describe('throttles, the same on every front door', { skip }, () => {
       test('by subject: each token subject has its own quota, whatever the address; no token is not counted', async () => {
         const door = doors.get(name)!;
         clock.advance(16 * MINUTE);
-        const alice = { authorization: `Bearer ${await jwtFor(clock, `${name}-alice`)}` };
-        const bob = { authorization: `Bearer ${await jwtFor(clock, `${name}-bob`)}` };
+        const alice = { authorization: `Bearer ${await token(`${name}-alice`, { now: clock() })}` };
+        const bob = { authorization: `Bearer ${await token(`${name}-bob`, { now: clock() })}` };
 
         const anonymous = await door.send('A', 'GET', '/export/x');
         assertProblem(anonymous.reply, 401, 'invalid_token');
@@ -243,18 +245,18 @@ describe('throttles, the same on every front door', { skip }, () => {
         clock.advance(16 * MINUTE);
         const list = secrets.get(name)!;
         const target = SPRAYED;
-        const jwtOf = (i: number): Promise<string> => jwtFor(clock, `${name}-user-${i}`);
+        const jwtOf = (i: number): Promise<string> => token(`${name}-user-${i}`, { now: clock() });
         const blocksBefore = await addressBlocks(door.metrics());
         clock.advanceStep();
 
         // One wrong code each for four users: under each user's own lockout (3), at the address's threshold (4).
         for (let i = 0; i < SPRAYED; i++) {
-          const wrong = await door.send('A', 'POST', '/account/x', { authorization: `Bearer ${await jwtOf(i)}`, 'x-mfa-token': wrongCode(list[i]!, clock.now()) });
+          const wrong = await door.send('A', 'POST', '/account/x', { authorization: `Bearer ${await jwtOf(i)}`, 'x-mfa-token': wrongTotp(list[i]!, clock()) });
           assertProblem(wrong.reply, 401, 'mfa_invalid');
         }
 
         // A fifth user with the right code: refused before anything about the user is looked at.
-        const right = { authorization: `Bearer ${await jwtOf(target)}`, 'x-mfa-token': totpCode(list[target]!, clock.now()) };
+        const right = { authorization: `Bearer ${await jwtOf(target)}`, 'x-mfa-token': oathTotp(list[target]!, clock()) };
         const blocked = await door.send('A', 'POST', '/account/x', right);
         const detail = 'too many failed second-factor attempts from this network address; try again later';
         assertProblem(blocked.reply, 429, 'mfa_locked', detail);
@@ -263,7 +265,7 @@ describe('throttles, the same on every front door', { skip }, () => {
         assert.equal(blocked.backend, undefined, 'a refused request reaches no backend');
 
         // The same answer for a user with no factor at all: nothing about the user leaks.
-        const nobody = await door.send('A', 'POST', '/account/x', { authorization: `Bearer ${await jwtFor(clock, `${name}-nobody`)}`, 'x-mfa-token': '123456' });
+        const nobody = await door.send('A', 'POST', '/account/x', { authorization: `Bearer ${await token(`${name}-nobody`, { now: clock() })}`, 'x-mfa-token': '123456' });
         assertProblem(nobody.reply, 429, 'mfa_locked', detail);
         assert.equal(nobody.reply.headers['retry-after'], '900');
 
@@ -277,12 +279,12 @@ describe('throttles, the same on every front door', { skip }, () => {
         assert.equal(elsewhere.backend?.['x-auth-mfa'], 'totp');
         // And a sprayed user was never locked on its own.
         clock.advanceStep();
-        const sprayed = await door.send('B', 'POST', '/account/x', { authorization: `Bearer ${await jwtOf(0)}`, 'x-mfa-token': totpCode(list[0]!, clock.now()) });
+        const sprayed = await door.send('B', 'POST', '/account/x', { authorization: `Bearer ${await jwtOf(0)}`, 'x-mfa-token': oathTotp(list[0]!, clock()) });
         assert.equal(sprayed.reply.status, 200, sprayed.reply.text);
 
         // The block ends after 15 minutes.
         clock.advance(15 * MINUTE);
-        const later = await door.send('A', 'POST', '/account/x', { authorization: `Bearer ${await jwtOf(1)}`, 'x-mfa-token': totpCode(list[1]!, clock.now()) });
+        const later = await door.send('A', 'POST', '/account/x', { authorization: `Bearer ${await jwtOf(1)}`, 'x-mfa-token': oathTotp(list[1]!, clock()) });
         assert.equal(later.reply.status, 200, later.reply.text);
 
         assert.equal((await addressBlocks(door.metrics())) - blocksBefore, 1);

@@ -3,21 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { UpstreamConfig } from '../../src/config/types.js';
-import { createLogger } from '../../src/log/logger.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createForwarder, type Forwarder } from '../../src/forward/forwarder.js';
-import {
-  call,
-  eventually,
-  freePort,
-  sha256,
-  startFront,
-  startUpstream,
-  upstreamConfig,
-  type Front,
-  type FrontOptions,
-  type Upstream,
-} from './helpers.js';
+import { call, freePort } from '../support/http.js';
+import { captureLog } from '../support/log.js';
+import { counterValue } from '../support/metrics.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+import { eventually } from '../support/wait.js';
+import { sha256, startFront, upstreamConfig, type Front, type FrontOptions } from './helpers.js';
 
 const alice = { subject: 'alice', scopes: ['orders:read', 'orders:write'], mfa: 'totp', mfaTime: 1_700_000_000 } as const;
 
@@ -46,12 +39,6 @@ async function rig(upstream: Upstream, config: Partial<Omit<UpstreamConfig, 'url
   };
 }
 
-async function counter(metrics: Metrics, name: 'upstreamRequests' | 'upstreamRetries', labels: Record<string, string>): Promise<number> {
-  const { values } = await metrics[name].get();
-  const found = values.find((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, string | number | undefined>)[k] === val));
-  return found?.value ?? 0;
-}
-
 function problemBody(code: string, title: string, status: number, detail: string, requestId: string): string {
   return JSON.stringify({ type: `https://mfa-gateway.dev/problems/${code}`, title, status, detail, code, request_id: requestId });
 }
@@ -59,29 +46,29 @@ function problemBody(code: string, title: string, status: number, detail: string
 describe('forwarder: headers to and from a real upstream', () => {
   let r: Rig;
   before(async () => {
-    const upstream = await startUpstream((_req, res) => {
-      res.writeHead(200, [
-        'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'X-Internal', 'secret', 'Proxy-Authenticate', 'Basic',
-        'Set-Cookie', 'a=1; HttpOnly', 'Set-Cookie', 'b=2', 'X-Request-Id', 'upstream-made', 'Content-Type', 'text/plain',
-        'Date', 'Sat, 01 Jan 2000 00:00:00 GMT', 'Content-Length', '2',
-      ]);
-      res.end('ok');
+    const upstream = await startUpstream({
+      handler: (_req, res) => {
+        res.writeHead(200, [
+          'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'X-Internal', 'secret', 'Proxy-Authenticate', 'Basic',
+          'Set-Cookie', 'a=1; HttpOnly', 'Set-Cookie', 'b=2', 'X-Request-Id', 'upstream-made', 'Content-Type', 'text/plain',
+          'Date', 'Sat, 01 Jan 2000 00:00:00 GMT', 'Content-Length', '2',
+        ]);
+        res.end('ok');
+      },
     });
     r = await rig(upstream, {}, { identity: alice, responseHeaders: { 'x-session-token': 'sess-new', 'x-session-expires': '1700043200' } });
   });
   after(() => r.close());
 
   test('spoofed identity headers in every spelling, MFA/session tokens and forwarding headers never reach the upstream; ours do', async () => {
-    const reply = await call(r.front.port, '/orders/1', {
-      headers: [
+    const reply = await call(r.front.port, 'GET', '/orders/1', [
         'Host', 'api.example.com',
         'X-Auth-Subject', 'mallory', 'x_auth_subject', 'mallory', 'X.Auth.Subject', 'mallory', 'X-Auth-Scopes', 'admin', 'x-auth-mfa-time', '9999999999',
         'X-MFA-Token', '123456', 'X-Session-Token', 'stolen', 'x_session_token', 'stolen',
         'X-Forwarded-For', '6.6.6.6', 'X_Forwarded_Host', 'evil.example', 'X-Forwarded-Proto', 'https', 'Forwarded', 'for=6.6.6.6',
         'X-Original-URL', '/admin', 'X-Rewrite-URL', '/admin', 'X-Request-Id', 'spoofed',
         'Authorization', 'Bearer the-token', 'Accept', 'application/json',
-      ],
-    });
+    ]);
     assert.equal(reply.status, 200);
     const got = r.upstream.received.at(-1)!;
     assert.equal(got.method, 'GET');
@@ -103,9 +90,7 @@ describe('forwarder: headers to and from a real upstream', () => {
   });
 
   test('Connection: X-Auth-Subject / Authorization / Host cannot strip what the gateway decides; other named headers go', async () => {
-    await call(r.front.port, '/c', {
-      headers: ['Connection', 'X-Auth-Subject, Authorization, Host, X-Custom', 'X-Custom', 'v', 'X-Auth-Subject', 'mallory', 'Authorization', 'Bearer t2'],
-    });
+    await call(r.front.port, 'GET', '/c', ['Connection', 'X-Auth-Subject, Authorization, Host, X-Custom', 'X-Custom', 'v', 'X-Auth-Subject', 'mallory', 'Authorization', 'Bearer t2']);
     const got = r.upstream.received.at(-1)!;
     assert.equal(got.headers['x-auth-subject'], 'alice');
     assert.equal(got.headers.authorization, 'Bearer t2');
@@ -115,15 +100,13 @@ describe('forwarder: headers to and from a real upstream', () => {
   });
 
   test('hop-by-hop headers removed both ways; every Set-Cookie kept; our request id and session headers on the response', async () => {
-    const reply = await call(r.front.port, '/hop', {
-      headers: [
-        'Keep-Alive', 'timeout=99', 'TE', 'trailers', 'Proxy-Authorization', 'Basic eDp5', 'Proxy-Connection', 'keep-alive',
-        'Proxy', 'http://evil:3128', 'Upgrade', 'h2c', 'Connection', 'close, X-Hop', 'X-Hop', 'gone', 'X-Kept', 'yes',
-      ],
-    });
+    const reply = await call(r.front.port, 'GET', '/hop', [
+      'Keep-Alive', 'timeout=99', 'TE', 'trailers', 'Proxy-Authorization', 'Basic eDp5', 'Proxy-Connection', 'keep-alive',
+      'Proxy', 'http://evil:3128', 'Upgrade', 'h2c', 'Connection', 'close, X-Hop', 'X-Hop', 'gone', 'X-Kept', 'yes',
+    ]);
     const got = r.upstream.received.at(-1)!;
     for (const name of ['keep-alive', 'te', 'trailer', 'proxy-authorization', 'proxy-connection', 'proxy', 'upgrade', 'x-hop', 'x-session-token']) {
-      assert.equal(r.upstream.names(got).includes(name), false, name);
+      assert.equal(r.upstream.headerNames(got).includes(name), false, name);
     }
     assert.equal(got.headers['x-kept'], 'yes');
     assert.equal(reply.status, 200);
@@ -143,27 +126,29 @@ describe('forwarder: headers to and from a real upstream', () => {
 
   test('keep-alive: N sequential requests from new client connections reuse one upstream connection', async () => {
     const before = r.upstream.connections.length;
-    for (let i = 0; i < 5; i++) assert.equal((await call(r.front.port, `/ka/${i}`)).status, 200);
+    for (let i = 0; i < 5; i++) assert.equal((await call(r.front.port, 'GET', `/ka/${i}`)).status, 200);
     assert.equal(r.upstream.connections.length, before);
     assert.equal(r.upstream.connections.length, 1);
     const [stat] = r.forwarder.poolStats();
     assert.deepEqual(stat, { upstream: 'app', connected: 1, free: 1, pending: 0, running: 0 });
     assert.equal((await r.metrics.upstreamConnected.get()).values[0]?.value, 1);
-    assert.equal(await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'ok' }), 8);
+    assert.equal(await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'ok' }), 8);
   });
 });
 
 describe('forwarder: paths and bodies', () => {
   let r: Rig;
   before(async () => {
-    const upstream = await startUpstream((req, res, received) => {
-      if (received.url.endsWith('/big')) {
-        streamBig(req, res);
-        return;
-      }
-      const body = JSON.stringify({ bytes: received.body.length, sha256: sha256(received.body) });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
-      res.end(body);
+    const upstream = await startUpstream({
+      handler: (req, res, received) => {
+        if (received.url.endsWith('/big')) {
+          streamBig(req, res);
+          return;
+        }
+        const body = JSON.stringify({ bytes: received.body.length, sha256: sha256(received.body) });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+        res.end(body);
+      },
     });
     r = await rig(upstream, {}, { forwardAuthorization: false }, 100, `${upstream.url}/base`);
   });
@@ -188,19 +173,19 @@ describe('forwarder: paths and bodies', () => {
 
   test('path and query reach the upstream byte for byte, under the upstream base path', async () => {
     const target = '/a%20b/c%2Bd/%E2%82%AC/x.y?q=a+b&r=%2F&s=%zz&&t=&u=%3B#'.slice(0, -1);
-    assert.equal((await call(r.front.port, target)).status, 200);
+    assert.equal((await call(r.front.port, 'GET', target)).status, 200);
     assert.equal(r.upstream.received.at(-1)!.url, `/base${target}`);
   });
 
   test('forward_authorization false: the bearer token never reaches the upstream, whatever Connection says', async () => {
-    await call(r.front.port, '/p', { headers: ['Authorization', 'Bearer secret', 'Connection', 'Authorization'] });
+    await call(r.front.port, 'GET', '/p', ['Authorization', 'Bearer secret', 'Connection', 'Authorization']);
     const got = r.upstream.received.at(-1)!;
-    assert.equal(r.upstream.names(got).includes('authorization'), false);
+    assert.equal(r.upstream.headerNames(got).includes('authorization'), false);
   });
 
   test('a chunked POST of 4 MiB arrives intact and still chunked', async () => {
     const data = randomBytes(4 * 1024 * 1024);
-    const reply = await call(r.front.port, '/upload', { method: 'POST', chunked: { data, chunkSize: 61_111 } });
+    const reply = await call(r.front.port, 'POST', '/upload', {}, undefined, { chunked: { data, chunkSize: 61_111 } });
     assert.equal(reply.status, 200);
     assert.deepEqual(JSON.parse(reply.body.toString()), { bytes: data.length, sha256: sha256(data) });
     const got = r.upstream.received.at(-1)!;
@@ -210,7 +195,7 @@ describe('forwarder: paths and bodies', () => {
 
   test('a POST with Content-Length keeps it and arrives intact', async () => {
     const data = randomBytes(1024 * 1024 + 3);
-    const reply = await call(r.front.port, '/upload', { method: 'POST', body: data, headers: { 'content-type': 'application/octet-stream' } });
+    const reply = await call(r.front.port, 'POST', '/upload', { 'content-type': 'application/octet-stream' }, data);
     assert.deepEqual(JSON.parse(reply.body.toString()), { bytes: data.length, sha256: sha256(data) });
     const got = r.upstream.received.at(-1)!;
     assert.equal(got.headers['content-length'], String(data.length));
@@ -218,20 +203,20 @@ describe('forwarder: paths and bodies', () => {
   });
 
   test('Expect: 100-continue is answered by the gateway and not sent on; the body still arrives', async () => {
-    const reply = await call(r.front.port, '/upload', { method: 'PUT', body: 'abc', headers: { expect: '100-continue' } });
+    const reply = await call(r.front.port, 'PUT', '/upload', { expect: '100-continue' }, 'abc');
     assert.deepEqual(JSON.parse(reply.body.toString()), { bytes: 3, sha256: sha256(Buffer.from('abc')) });
     const got = r.upstream.received.at(-1)!;
     assert.equal(got.method, 'PUT');
-    assert.equal(r.upstream.names(got).includes('expect'), false);
+    assert.equal(r.upstream.headerNames(got).includes('expect'), false);
   });
 
   test('HEAD keeps the upstream Content-Length without a body, and the upstream connection stays usable', async () => {
-    const head = await call(r.front.port, '/head', { method: 'HEAD' });
+    const head = await call(r.front.port, 'HEAD', '/head');
     assert.equal(head.status, 200);
     assert.equal(head.body.length, 0);
     const expected = JSON.stringify({ bytes: 0, sha256: sha256(Buffer.alloc(0)) });
     assert.equal(head.headers['content-length'], String(expected.length));
-    const after = await call(r.front.port, '/after-head');
+    const after = await call(r.front.port, 'GET', '/after-head');
     assert.equal(after.body.toString(), expected);
   });
 
@@ -261,7 +246,7 @@ describe('forwarder: upstream failures become answers', () => {
     try {
       for (const [i, method] of ['POST', 'GET'].entries()) {
         const started = Date.now();
-        const reply = await call(r.front.port, '/x', { method, ...(method === 'POST' ? { body: 'payload' } : {}) });
+        const reply = await call(r.front.port, method, '/x', {}, method === 'POST' ? 'payload' : undefined);
         assert.ok(Date.now() - started < 1_000, 'answered quickly');
         assert.equal(reply.status, 502);
         const body = problemBody('upstream_unavailable', 'Upstream unavailable', 502, 'the upstream could not be reached', `req-${i + 1}`);
@@ -272,24 +257,24 @@ describe('forwarder: upstream failures become answers', () => {
         assert.equal(reply.headers['content-length'], String(body.length));
         assert.equal(reply.headers.connection, 'close');
       }
-      assert.equal(await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'unavailable' }), 2);
+      assert.equal(await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'unavailable' }), 2);
     } finally {
       await r.close();
     }
   });
 
   test('silent upstream → 504 upstream_timeout at the configured timeout', async () => {
-    const r = await rig(await startUpstream(undefined, 0, () => true), { timeoutMs: 300 });
+    const r = await rig(await startUpstream({ onHead: () => true }), { timeoutMs: 300 });
     try {
       const started = Date.now();
-      const reply = await call(r.front.port, '/slow');
+      const reply = await call(r.front.port, 'GET', '/slow');
       const elapsed = Date.now() - started;
       // undici's headers timer ticks about every 0.5 s: the answer comes at the timeout, at most a tick later.
       assert.ok(elapsed >= 290 && elapsed < 1_800, `answered after ${elapsed} ms`);
       assert.equal(reply.status, 504);
       assert.equal(reply.body.toString(), problemBody('upstream_timeout', 'Upstream timeout', 504, 'the upstream did not answer in time', 'req-1'));
       assert.equal(reply.headers['content-type'], 'application/problem+json');
-      assert.equal(await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'timeout' }), 1);
+      assert.equal(await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'timeout' }), 1);
     } finally {
       await r.close();
     }
@@ -297,10 +282,12 @@ describe('forwarder: upstream failures become answers', () => {
 
   test('upstream reset after the headers → the client connection is cut, never a problem appended; the process lives on', async () => {
     const r = await rig(
-      await startUpstream((_req, res) => {
-        res.writeHead(200, { 'content-length': '100000' });
-        res.write(Buffer.alloc(1000, 1));
-        setTimeout(() => res.socket?.destroy(), 20);
+      await startUpstream({
+        handler: (_req, res) => {
+          res.writeHead(200, { 'content-length': '100000' });
+          res.write(Buffer.alloc(1000, 1));
+          setTimeout(() => res.socket?.destroy(), 20);
+        },
       }),
     );
     try {
@@ -315,7 +302,7 @@ describe('forwarder: upstream failures become answers', () => {
         req.end();
       });
       assert.deepEqual(outcome, { status: 200, bytes: 1000, error: 'ECONNRESET' });
-      await eventually(async () => (await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'reset' })) === 1);
+      await eventually(async () => (await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'reset' })) === 1);
     } finally {
       await r.close();
     }
@@ -325,10 +312,12 @@ describe('forwarder: upstream failures become answers', () => {
     let upstreamSocketClosed: () => void = () => undefined;
     const closed = new Promise<void>((resolve) => (upstreamSocketClosed = resolve));
     const r = await rig(
-      await startUpstream((req, res) => {
-        req.socket.once('close', () => upstreamSocketClosed());
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        res.write(Buffer.alloc(1000, 2));
+      await startUpstream({
+        handler: (req, res) => {
+          req.socket.once('close', () => upstreamSocketClosed());
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          res.write(Buffer.alloc(1000, 2));
+        },
       }),
     );
     try {
@@ -344,9 +333,9 @@ describe('forwarder: upstream failures become answers', () => {
         req.end();
       });
       await closed;
-      await eventually(async () => (await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'client_abort' })) === 1);
-      assert.equal(await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'unavailable' }), 0);
-      assert.equal(await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'reset' }), 0);
+      await eventually(async () => (await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'client_abort' })) === 1);
+      assert.equal(await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'unavailable' }), 0);
+      assert.equal(await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'reset' }), 0);
       await eventually(() => r.forwarder.poolStats()[0]!.running === 0);
     } finally {
       await r.close();
@@ -357,9 +346,11 @@ describe('forwarder: upstream failures become answers', () => {
     let upstreamSocketClosed: () => void = () => undefined;
     const closed = new Promise<void>((resolve) => (upstreamSocketClosed = resolve));
     const r = await rig(
-      await startUpstream(undefined, 0, (req) => {
-        req.socket.once('close', () => upstreamSocketClosed());
-        return true;
+      await startUpstream({
+        onHead: (req) => {
+          req.socket.once('close', () => upstreamSocketClosed());
+          return true;
+        },
       }),
     );
     try {
@@ -369,7 +360,7 @@ describe('forwarder: upstream failures become answers', () => {
       await eventually(() => r.upstream.connections.length === 1);
       req.destroy();
       await closed;
-      await eventually(async () => (await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'client_abort' })) === 1);
+      await eventually(async () => (await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'client_abort' })) === 1);
     } finally {
       await r.close();
     }
@@ -386,15 +377,15 @@ describe('forwarder: retries and the bounded queue', () => {
     const front = await startFront(forwarder);
     let upstream: Upstream | undefined;
     try {
-      const pending = call(front.port, '/retry');
+      const pending = call(front.port, 'GET', '/retry');
       // The first attempt is refused at once; the upstream appears before the first retry (300 ms).
-      await eventually(async () => (await counter(metrics, 'upstreamRetries', { upstream: 'app' })) === 1);
-      upstream = await startUpstream(undefined, port);
+      await eventually(async () => (await counterValue(metrics.upstreamRetries, { upstream: 'app' })) === 1);
+      upstream = await startUpstream({ port });
       const reply = await pending;
       assert.equal(reply.status, 200);
       assert.equal(upstream.received.length, 1);
-      assert.equal(await counter(metrics, 'upstreamRetries', { upstream: 'app' }), 1);
-      assert.equal(await counter(metrics, 'upstreamRequests', { upstream: 'app', outcome: 'ok' }), 1);
+      assert.equal(await counterValue(metrics.upstreamRetries, { upstream: 'app' }), 1);
+      assert.equal(await counterValue(metrics.upstreamRequests, { upstream: 'app', outcome: 'ok' }), 1);
     } finally {
       await front.close();
       await forwarder.close();
@@ -409,10 +400,10 @@ describe('forwarder: retries and the bounded queue', () => {
     const front = await startFront(forwarder);
     try {
       const started = Date.now();
-      const reply = await call(front.port, '/create', { method: 'POST', body: '{}' });
+      const reply = await call(front.port, 'POST', '/create', {}, '{}');
       assert.equal(reply.status, 502);
       assert.ok(Date.now() - started < retries.initialMs, 'no backoff waited');
-      assert.equal(await counter(metrics, 'upstreamRetries', { upstream: 'app' }), 0);
+      assert.equal(await counterValue(metrics.upstreamRetries, { upstream: 'app' }), 0);
     } finally {
       await front.close();
       await forwarder.close();
@@ -423,22 +414,24 @@ describe('forwarder: retries and the bounded queue', () => {
     const held: ServerResponse[] = [];
     let release = false;
     const r = await rig(
-      await startUpstream(undefined, 0, (_req, res) => {
-        if (release) return false;
-        held.push(res);
-        return true;
+      await startUpstream({
+        onHead: (_req, res) => {
+          if (release) return false;
+          held.push(res);
+          return true;
+        },
       }),
       { pool: { connections: 1, keepAliveMs: 60_000, keepAliveMaxMs: 300_000 } },
       {},
       1,
     );
     try {
-      const first = call(r.front.port, '/q/1');
+      const first = call(r.front.port, 'GET', '/q/1');
       await eventually(() => held.length === 1);
-      const second = call(r.front.port, '/q/2');
+      const second = call(r.front.port, 'GET', '/q/2');
       await eventually(() => r.front.forwarded() === 2);
       const started = Date.now();
-      const third = await call(r.front.port, '/q/3');
+      const third = await call(r.front.port, 'GET', '/q/3');
       assert.ok(Date.now() - started < 500);
       assert.equal(third.status, 503);
       assert.equal(third.headers['retry-after'], '1');
@@ -451,7 +444,7 @@ describe('forwarder: retries and the bounded queue', () => {
       assert.equal((await first).status, 200);
       assert.equal((await second).status, 200);
       assert.equal(r.upstream.received.length, 1, 'the held request was never recorded; the queued one was');
-      assert.equal(await counter(r.metrics, 'upstreamRequests', { upstream: 'app', outcome: 'overloaded' }), 1);
+      assert.equal(await counterValue(r.metrics.upstreamRequests, { upstream: 'app', outcome: 'overloaded' }), 1);
     } finally {
       await r.close();
     }
@@ -460,16 +453,15 @@ describe('forwarder: retries and the bounded queue', () => {
 
 describe('forwarder: options and logs', () => {
   test('an unknown upstream name is a 502, and failure logs carry no token, code or session', async () => {
-    const lines: string[] = [];
-    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
+    const { logger, lines } = captureLog();
     const port = await freePort();
     const forwarder = createForwarder({ upstreams: new Map([['app', upstreamConfig(`http://127.0.0.1:${port}`)]]), maxQueued: 1, logger });
     const front = await startFront(forwarder);
     const nowhere = await startFront(forwarder, { upstream: 'nope' });
     try {
       const secrets = ['Authorization', 'Bearer tok-SECRET-1', 'X-MFA-Token', '654321', 'X-Session-Token', 'sess-SECRET-2'];
-      assert.equal((await call(front.port, '/x?code=1', { headers: secrets })).status, 502);
-      const unknown = await call(nowhere.port, '/y', { headers: secrets });
+      assert.equal((await call(front.port, 'GET', '/x?code=1', secrets)).status, 502);
+      const unknown = await call(nowhere.port, 'GET', '/y', secrets);
       assert.equal(unknown.status, 502);
       assert.equal(unknown.headers['content-type'], 'application/problem+json');
       assert.equal(lines.length, 2);

@@ -6,7 +6,9 @@ import type { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createForwarder, type Forwarder } from '../../src/forward/forwarder.js';
-import { closeServer, eventually, freePort, headEnd, openSocket, readUntil, startFront, upstreamConfig, type Front } from './helpers.js';
+import { closeServer, freePort } from '../support/http.js';
+import { eventually } from '../support/wait.js';
+import { headEnd, openSocket, readUntil, startFront, upstreamConfig, type Front } from './helpers.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptFor = (key: string): string => createHash('sha1').update(key + GUID).digest('base64');

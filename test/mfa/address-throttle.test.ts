@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Problem } from '../../src/errors/problems.js';
 import type { MfaConfig } from '../../src/config/types.js';
-import { createRig, enrollTotp, oathTotp, route, view, wrongTotp, type Rig } from './support.js';
+import { enrollTotp } from '../support/enroll.js';
+import { oathTotp, wrongTotp } from '../support/otp.js';
+import { createRig, route, view, type Rig } from './support.js';
 
 /**
  * `mfa.ip_throttle` through the MFA service, on the real SQLite store and a fake clock: failed

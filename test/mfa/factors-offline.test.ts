@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { enrollFactorOffline, listFactorsOffline as listFactors, removeFactorOffline as removeFactor } from '../../src/mfa/factors.js';
-import { createRig, oathHotp, oathTotp, route } from './support.js';
+import { oathHotp, oathTotp } from '../support/otp.js';
+import { createRig, route } from './support.js';
 
 describe('offline factor administration (CLI)', () => {
   const rig = createRig();

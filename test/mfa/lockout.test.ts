@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createLockout, lockRemainingMs, lockStateTtlMs, nextLockState, type LockState, type LockoutConfig } from '../../src/mfa/lockout.js';
-import { createRig, T0 } from './support.js';
+import { T0 } from '../support/clock.js';
+import { createRig } from './support.js';
 
 const cfg: LockoutConfig = { maxFailures: 3, findTimeMs: 5 * 60_000, backoffMs: [30_000, 60_000, 120_000, 300_000] };
 

@@ -7,7 +7,8 @@ import { base32Decode, base32Encode } from '../../src/mfa/base32.js';
 import { digestCode, isOtpShaped } from '../../src/mfa/code.js';
 import { hotpCode, resyncHotp, verifyHotp } from '../../src/mfa/hotp.js';
 import { totpCode, totpStep, verifyTotp } from '../../src/mfa/totp.js';
-import { T0, oathHotp, oathHotpHex, oathTotp } from './support.js';
+import { T0 } from '../support/clock.js';
+import { oathHotp, oathHotpHex, oathTotp } from '../support/otp.js';
 
 interface Vectors {
   rfc4226_hotp: { secret_ascii: string; secret_base32: string; digits: number; codes_by_counter: string[] };

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { loadKeyring } from '../../src/crypto/keyring.js';
 import { generateRecoveryCodes, normalizeRecoveryCode, RECOVERY_ALPHABET, recoveryHash, recoveryHashCandidates } from '../../src/mfa/recovery.js';
-import { createRig, writeKeyFile } from './support.js';
+import { writeKeyFile } from '../support/fixture.js';
+import { createRig } from './support.js';
 import { join } from 'node:path';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 

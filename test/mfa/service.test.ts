@@ -9,7 +9,10 @@ import { createMfaService, INVALID_CODE_DETAIL, type MfaService } from '../../sr
 import { hotpCode } from '../../src/mfa/hotp.js';
 import type { DurableStore, TtlStore } from '../../src/store/types.js';
 import { MFA_ADDRESS_PREFIX } from '../../src/throttle/address-failures.js';
-import { createRig, enrollTotp, oathHotp, oathTotp, principal, route, writeKeyFile, wrongTotp, type Rig } from './support.js';
+import { enrollTotp } from '../support/enroll.js';
+import { writeKeyFile } from '../support/fixture.js';
+import { oathHotp, oathTotp, wrongTotp } from '../support/otp.js';
+import { createRig, principal, route, type Rig } from './support.js';
 
 const HOUR = 3_600_000;
 const MFA = route('mfa');

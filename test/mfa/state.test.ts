@@ -3,7 +3,9 @@ import { after, describe, test } from 'node:test';
 import { MAX_HOTP_COUNTER, verifyHotp } from '../../src/mfa/hotp.js';
 import { revokeSessionsOffline } from '../../src/mfa/factors.js';
 import { base32Decode, base32Encode } from '../../src/mfa/base32.js';
-import { createRig, enrollTotp, oathHotp, oathTotp, route, type Rig } from './support.js';
+import { enrollTotp } from '../support/enroll.js';
+import { oathHotp, oathTotp } from '../support/otp.js';
+import { createRig, route, type Rig } from './support.js';
 
 /**
  * MFA state an attacker with only a stolen bearer token could bend: pending factors planted

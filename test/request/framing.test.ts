@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { publicServerOptions } from '../../src/request/server-options.js';
+import { closeServer } from '../support/http.js';
 import { exchange, startCanonServer, type CanonServer } from './harness.js';
 
 const NODE_400 = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
@@ -97,8 +98,7 @@ describe("Node's own refusals with the public listener options", () => {
       assert.equal(ended, 0);
       assert.equal(failed, BODY_REFUSES.length);
     } finally {
-      bodyServer.closeAllConnections();
-      await new Promise<void>((resolve) => bodyServer.close(() => resolve()));
+      await closeServer(bodyServer);
     }
   });
 
@@ -160,8 +160,7 @@ describe('listener deadlines', () => {
       assert.equal(result.raw, '');
       assert.equal(result.closedByServer, true);
     } finally {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     }
   });
 });

@@ -5,6 +5,7 @@ import { PROBLEMS } from '../../src/errors/problems.js';
 import { canonicalizeRequest, type CanonicalResult } from '../../src/request/canonical.js';
 import { publicServerOptions, type PublicListenerLimits } from '../../src/request/server-options.js';
 import { createTrustList } from '../../src/request/trust.js';
+import { closeServer } from '../support/http.js';
 
 export interface CanonServer {
   readonly port: number;
@@ -57,11 +58,7 @@ export async function startCanonServer(options: CanonServerOptions = {}): Promis
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }
 

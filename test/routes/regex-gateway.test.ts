@@ -13,7 +13,7 @@ import { startGateway } from '../../src/server/gateway.js';
 import { PolicyError } from '../../src/config/errors.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -68,13 +68,13 @@ describe('a refused path_regex stops check and startup, naming file and line', (
 });
 
 describe('an accepted path_regex: a crafted unauthenticated request does not delay others', () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let child: ChildProcess;
   let port: number;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
     child = spawn(process.execPath, [CLI, 'serve', '--config', ws.configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });

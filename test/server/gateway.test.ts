@@ -5,9 +5,11 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { createWorkspace, policyHead, token, type Workspace } from '../support/fixture.js';
+import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
 import { call, rawExchange, statusesIn } from '../support/http.js';
+import { token } from '../support/tokens.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+import { eventually } from '../support/wait.js';
 
 const ROUTES = `routes:
   - { name: health, match: { path: /healthz }, upstream: app, policy: public }
@@ -22,22 +24,14 @@ default: deny
 
 const silent = createLogger({ level: 'silent' });
 
-async function eventually(check: () => boolean, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('gateway: policies end to end against a recording upstream', () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let gateway: Gateway;
   let port: number;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
     gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false });
@@ -216,7 +210,7 @@ describe('gateway: policies end to end against a recording upstream', () => {
 
 describe('gateway: hot reload', () => {
   test('a new policy applies atomically under load, a broken one is refused and counted', async () => {
-    const upstream = await startRecordingUpstream();
+    const upstream = await startUpstream();
     const ws = createWorkspace();
     const head = policyHead(ws, upstream.url);
     ws.writePolicy(head + 'routes:\n  - { name: a, match: { path_prefix: /v/ }, upstream: app, policy: public }\ndefault: deny\n');

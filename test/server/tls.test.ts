@@ -16,7 +16,7 @@ import { startGateway, type Gateway } from '../../src/server/gateway.js';
 import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
 import { call } from '../support/http.js';
 import { handshake, makeCertificate, type TestCertificate } from '../support/tls.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const silent = createLogger({ level: 'silent' });
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -117,14 +117,14 @@ const TLS_HANDSHAKE_REJECTIONS = /^mfa_gateway_rejected_requests_total\{reason="
 const RELOAD_FAILURES = /^mfa_gateway_config_reloads_total\{result="failure"\} (\d+)$/m;
 
 describe('TLS listener: TLS 1.3 by default', () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let cert: TestCertificate;
   let gateway: Gateway;
   let port: number;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     cert = makeCertificate(ws.dir, 'localhost');
     ws.writePolicy(policyWith(ws, upstream.url, tlsListen(cert)));
@@ -194,13 +194,13 @@ describe('TLS listener: TLS 1.3 by default', () => {
 });
 
 describe('TLS listener: min_version TLSv1.2', () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let gateway: Gateway;
   let port: number;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     // RSA, so that a static-RSA suite (no forward secrecy) is something the server could pick.
     const cert = makeCertificate(ws.dir, 'localhost', 'rsa');
@@ -245,7 +245,7 @@ describe('TLS listener: min_version TLSv1.2', () => {
 });
 
 describe('TLS listener: certificate rotation', () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let first: TestCertificate;
   let second: TestCertificate;
@@ -253,7 +253,7 @@ describe('TLS listener: certificate rotation', () => {
   let live: TestCertificate;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     first = makeCertificate(ws.dir, 'first');
     second = makeCertificate(ws.dir, 'second');
@@ -467,7 +467,7 @@ describe('TLS listener: WebSocket upgrades', () => {
 
 describe('TLS listener: startup', () => {
   test('a plain listener stays plain and sends no HSTS; X-Forwarded-Proto says http', async () => {
-    const upstream = await startRecordingUpstream();
+    const upstream = await startUpstream();
     const ws = createWorkspace();
     ws.writePolicy(policyWith(ws, upstream.url, 'listen: { host: 127.0.0.1, port: 0 }\n'));
     const gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false });

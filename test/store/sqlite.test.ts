@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { StoreError } from '../../src/store/errors.js';
 import type { FactorRecord } from '../../src/store/types.js';
+import { fakeClock, type FakeClock } from '../support/clock.js';
 
 const T0 = Date.UTC(2026, 10, 28, 12);
 const PENDING_MS = 10 * 60_000;
@@ -21,12 +22,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 function dbPath(): string {
   return join(dir, `db-${++n}`, 'mfa.db');
-}
-
-function fakeClock(start = T0) {
-  let now = start;
-  const clock = () => now;
-  return { clock, advance: (ms: number) => (now += ms), set: (ms: number) => (now = ms), now: () => now };
 }
 
 function factor(over: Partial<FactorRecord> = {}): FactorRecord {
@@ -56,10 +51,10 @@ const hashes = (prefix: string, count = 10) => Array.from({ length: count }, (_,
 
 describe('sqlite store: factors', () => {
   let store: SqliteStore;
-  let time: ReturnType<typeof fakeClock>;
+  let time: FakeClock;
   beforeEach(() => {
-    time = fakeClock();
-    store = openSqliteStore({ path: dbPath(), clock: time.clock });
+    time = fakeClock(T0);
+    store = openSqliteStore({ path: dbPath(), clock: time });
   });
   afterEach(() => store.close());
 
@@ -82,8 +77,8 @@ describe('sqlite store: factors', () => {
       createdAt: T0 + 1,
       confirmedAt: T0,
     });
-    assert.deepEqual((await durable.listFactors('alice', time.now())).map((f) => f.id), ['f-a', 'f-b']);
-    assert.deepEqual((await durable.listFactors('bob', time.now())).map((f) => f.id), ['f-bob']);
+    assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['f-a', 'f-b']);
+    assert.deepEqual((await durable.listFactors('bob', time())).map((f) => f.id), ['f-bob']);
     assert.equal(await durable.getFactor('nope'), undefined);
 
     assert.equal(await durable.deleteFactor('f-a', 'bob'), false);
@@ -107,16 +102,16 @@ describe('sqlite store: factors', () => {
   test('activate: only the owner, only while pending and unexpired, only once', async () => {
     const { durable } = store;
     await durable.createFactor(factor());
-    assert.equal(await durable.activateFactor('f-1', 'mallory', time.now()), false);
+    assert.equal(await durable.activateFactor('f-1', 'mallory', time()), false);
     assert.equal((await durable.getFactor('f-1'))?.status, 'pending');
     time.advance(1000);
-    assert.equal(await durable.activateFactor('f-1', 'alice', time.now()), true);
-    assert.equal(await durable.activateFactor('f-1', 'alice', time.now()), false);
+    assert.equal(await durable.activateFactor('f-1', 'alice', time()), true);
+    assert.equal(await durable.activateFactor('f-1', 'alice', time()), false);
     const got = await durable.getFactor('f-1');
     assert.equal(got?.status, 'active');
     assert.equal(got?.pendingUntil, undefined);
     assert.equal(got?.confirmedAt, T0 + 1000);
-    assert.equal(await durable.activateFactor('absent', 'alice', time.now()), false);
+    assert.equal(await durable.activateFactor('absent', 'alice', time()), false);
   });
 
   test('pending factors past pendingUntil are invisible, cannot be activated, and are purged', async () => {
@@ -125,15 +120,15 @@ describe('sqlite store: factors', () => {
     await durable.createFactor(factor({ id: 'p2', pendingUntil: T0 + 2 * PENDING_MS }));
     await durable.createFactor(active({ id: 'a1' }));
     time.set(T0 + PENDING_MS - 1);
-    assert.deepEqual((await durable.listFactors('alice', time.now())).map((f) => f.id), ['a1', 'p1', 'p2'].sort());
+    assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['a1', 'p1', 'p2'].sort());
     assert.equal((await durable.getFactor('p1'))?.id, 'p1');
     time.set(T0 + PENDING_MS);
     assert.equal(await durable.getFactor('p1'), undefined);
-    assert.deepEqual((await durable.listFactors('alice', time.now())).map((f) => f.id), ['a1', 'p2']);
-    assert.equal(await durable.activateFactor('p1', 'alice', time.now()), false);
+    assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['a1', 'p2']);
+    assert.equal(await durable.activateFactor('p1', 'alice', time()), false);
     assert.deepEqual(store.cleanup(), { ttl: 0, factors: 1 });
     assert.deepEqual(store.cleanup(), { ttl: 0, factors: 0 });
-    assert.equal(await durable.activateFactor('p2', 'alice', time.now()), true);
+    assert.equal(await durable.activateFactor('p2', 'alice', time()), true);
   });
 
   test('HOTP counter compare-and-set: one of 50 parallel advances wins', async () => {
@@ -170,7 +165,7 @@ describe('sqlite store: recovery codes', () => {
   let path: string;
   beforeEach(() => {
     path = dbPath();
-    store = openSqliteStore({ path, clock: fakeClock().clock });
+    store = openSqliteStore({ path, clock: fakeClock(T0) });
   });
   afterEach(() => store.close());
 
@@ -203,7 +198,7 @@ describe('sqlite store: recovery codes', () => {
   });
 
   test('50 parallel uses across two store instances on the same file: exactly one consumed', async () => {
-    const other = openSqliteStore({ path, clock: fakeClock().clock });
+    const other = openSqliteStore({ path, clock: fakeClock(T0) });
     try {
       await store.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
       const results = await Promise.all(
@@ -219,10 +214,10 @@ describe('sqlite store: recovery codes', () => {
 
 describe('sqlite store: TTL', () => {
   let store: SqliteStore;
-  let time: ReturnType<typeof fakeClock>;
+  let time: FakeClock;
   beforeEach(() => {
-    time = fakeClock();
-    store = openSqliteStore({ path: dbPath(), clock: time.clock });
+    time = fakeClock(T0);
+    store = openSqliteStore({ path: dbPath(), clock: time });
   });
   afterEach(() => store.close());
 
@@ -309,8 +304,8 @@ describe('sqlite store: TTL', () => {
 describe('sqlite store: file, schema, lifecycle', () => {
   test('creates the parent directory, mode 0600 file, WAL; data survives reopen', async () => {
     const path = dbPath();
-    const time = fakeClock();
-    const first = openSqliteStore({ path, clock: time.clock });
+    const time = fakeClock(T0);
+    const first = openSqliteStore({ path, clock: time });
     await first.durable.createFactor(active({ id: 'keep' }));
     await first.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
     await first.durable.consumeRecoveryCode('alice', 'k1$a00', T0);
@@ -326,7 +321,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
       raw.close();
     }
 
-    const second = openSqliteStore({ path, clock: time.clock });
+    const second = openSqliteStore({ path, clock: time });
     try {
       assert.equal((await second.durable.getFactor('keep'))?.id, 'keep');
       assert.equal(await second.durable.countRecoveryCodes('alice'), 9);

@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueDevToken } from '../../src/auth/dev-token.js';
+import { TEST_AUDIENCE, TEST_HMAC_SECRET, TEST_ISSUER } from './tokens.js';
 
-export const TEST_HMAC_SECRET = 'test-only-hmac-secret-of-at-least-32-characters';
-export const TEST_ISSUER = 'http://localhost/test-issuer';
-export const TEST_AUDIENCE = 'test-api';
+/** Writes a key file holding one fresh primary key `kid`, created on `created` (YYYY-MM-DD). */
+export function writeKeyFile(path: string, kid = 'k1', created = '2026-01-01'): void {
+  writeFileSync(path, `${kid} ${randomBytes(32).toString('base64')} ${created} primary\n`, { mode: 0o600 });
+}
 
 export interface Workspace {
   readonly dir: string;
@@ -16,11 +17,16 @@ export interface Workspace {
   remove(): void;
 }
 
+export interface WorkspaceOptions {
+  /** Creation date of the key (YYYY-MM-DD); not after the clock the workspace is used with. Default 2026-11-01. */
+  readonly keyCreated?: string;
+}
+
 /** A temp dir with a key file, ready for a policy file that points at it. */
-export function createWorkspace(): Workspace {
+export function createWorkspace(options: WorkspaceOptions = {}): Workspace {
   const dir = mkdtempSync(join(tmpdir(), 'mfa-gw-test-'));
   const keyFile = join(dir, 'keys');
-  writeFileSync(keyFile, `k1 ${randomBytes(32).toString('base64')} 2026-11-01 primary\n`, { mode: 0o600 });
+  writeKeyFile(keyFile, 'k1', options.keyCreated ?? '2026-11-01');
   const configPath = join(dir, 'gateway.yaml');
   return {
     dir,
@@ -31,7 +37,7 @@ export function createWorkspace(): Workspace {
   };
 }
 
-/** The common head of a test policy: demo HS256 issuer, SQLite in the workspace, one upstream. */
+/** The common head of a test policy: the test HS256 issuer (see tokens.ts), SQLite in the workspace, one upstream. */
 export function policyHead(ws: Workspace, upstreamUrl: string, extra: { retries?: string; timeout?: string } = {}): string {
   return `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
@@ -51,19 +57,4 @@ upstreams:
     timeout: ${extra.timeout ?? '2s'}
     retries: ${extra.retries ?? '{ max: 0 }'}
 `;
-}
-
-export function token(subject: string, options: { scopes?: string[]; roles?: string[]; ttlSeconds?: number; amr?: string[]; authTime?: number; now?: number } = {}): Promise<string> {
-  return issueDevToken({
-    secret: TEST_HMAC_SECRET,
-    issuer: TEST_ISSUER,
-    audience: TEST_AUDIENCE,
-    subject,
-    scopes: options.scopes ?? [],
-    roles: options.roles ?? [],
-    ttlSeconds: options.ttlSeconds ?? 600,
-    ...(options.amr !== undefined ? { amr: options.amr } : {}),
-    ...(options.authTime !== undefined ? { authTime: options.authTime } : {}),
-    ...(options.now !== undefined ? { now: options.now } : {}),
-  });
 }

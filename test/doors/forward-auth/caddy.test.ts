@@ -2,31 +2,20 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
-import { startRecordingUpstream, type RecordingUpstream, type ReceivedRequest } from '../../support/upstream.js';
+import { CADDY, missingBinary, OATHTOOL, waitForListen } from '../../support/binaries.js';
+import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { enrollTotpOverHttp } from '../../support/enroll.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
-import { call, rawExchange, statusesIn } from '../../support/http.js';
-import {
-  assertProblem,
-  createFakeClock,
-  enrolTotp,
-  identityNames,
-  INVALID_CODE_CHALLENGE,
-  jwtFor,
-  MFA_CHALLENGE,
-  missingBinary,
-  OATHTOOL,
-  totpCode,
-  wrongCode,
-  type FakeClock,
-} from './support.js';
+import { call, freePort, rawExchange, statusesIn } from '../../support/http.js';
+import { oathTotp, wrongTotp } from '../../support/otp.js';
+import { token } from '../../support/tokens.js';
+import { startUpstream, type ReceivedRequest, type Upstream } from '../../support/upstream.js';
+import { assertProblem, identityNames, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } from '../support.js';
 
-// Debian's package (bookworm: 2.6.2, the oldest Caddy the example supports) installs it here.
-const CADDY = '/usr/bin/caddy';
 // dist/test/doors/forward-auth/ → repository root: the test runs the shipped example, not a copy of it.
 const EXAMPLE = fileURLToPath(new URL('../../../../config/examples/Caddyfile', import.meta.url));
 
@@ -44,17 +33,6 @@ authz: { trusted_proxies: [127.0.0.1/32] }
 
 const silent = createLogger({ level: 'silent' });
 const skip = missingBinary(CADDY, 'caddy') ?? missingBinary(OATHTOOL, 'oathtool');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * The shipped example with its site address and upstreams pointed at this test's servers, behind
@@ -83,29 +61,6 @@ function exampleFor(listenPort: number, gatewayPort: number, backendPort: number
   return global + text;
 }
 
-function waitForPort(port: number, child: ChildProcess, output: () => string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    function attempt(): void {
-      if (child.exitCode !== null) {
-        reject(new Error(`caddy exited with ${child.exitCode}: ${output()}`));
-        return;
-      }
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve();
-      });
-      socket.once('error', () => {
-        socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`caddy did not listen on ${port}: ${output()}`));
-        else setTimeout(attempt, 25);
-      });
-    }
-    attempt();
-  });
-}
-
 /** Every header the backend received, for "no placeholder was left in a value" assertions. */
 function headerPairs(got: ReceivedRequest): [string, string][] {
   const pairs: [string, string][] = [];
@@ -118,7 +73,7 @@ function assertNoPlaceholders(got: ReceivedRequest): void {
 }
 
 describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let gateway: Gateway;
   let clock: FakeClock;
@@ -126,11 +81,11 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
   let port: number;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    clock = createFakeClock();
-    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock: clock.now });
+    clock = fakeClock(intoCurrentStep());
+    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
 
     port = await freePort();
     const dir = join(ws.dir, 'caddy');
@@ -143,7 +98,7 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
     caddy = spawn(CADDY, ['run', '--config', config, '--adapter', 'caddyfile'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     caddy.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     caddy.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await waitForPort(port, caddy, () => output);
+    await waitForListen(caddy, 'caddy', port, () => output, 10_000);
   });
 
   after(async () => {
@@ -199,13 +154,13 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
     assert.equal(missing.headers['www-authenticate'], 'Bearer error="invalid_token", error_description="a bearer token is required"');
     assert.match(String(missing.headers['x-request-id']), /^[0-9a-f-]{36}$/);
 
-    const narrow = await jwtFor(clock, 'alice', ['profile']);
+    const narrow = await token('alice', { scopes: ['profile'], now: clock() });
     const scope = await call(port, 'GET', '/orders/7', { authorization: `Bearer ${narrow}` });
     assertProblem(scope, 403, 'insufficient_scope', 'the token lacks a scope this route requires');
     assert.equal(scope.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="orders:read", error_description="the token lacks a scope this route requires"');
     assert.equal(forwarded(), before, 'nothing reaches the backend on a refusal');
 
-    const jwt = await jwtFor(clock, 'alice', ['orders:read', 'profile']);
+    const jwt = await token('alice', { scopes: ['orders:read', 'profile'], now: clock() });
     const ok = await call(port, 'GET', '/orders/7', { authorization: `Bearer ${jwt}`, 'x-auth-subject': 'root', 'x-auth-scopes': 'admin', 'x-auth-mfa-time': '1' });
     assert.equal(ok.status, 200, ok.text);
     const got = upstream.received.at(-1)!;
@@ -220,7 +175,7 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
   });
 
   test('a client cannot strip the identity by naming it in Connection (hop-by-hop)', async () => {
-    const jwt = await jwtFor(clock, 'alice', ['orders:read']);
+    const jwt = await token('alice', { scopes: ['orders:read'], now: clock() });
     const raw = await rawExchange(port, `GET /orders/8 HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer ${jwt}\r\nConnection: X-Auth-Subject, X-Auth-MFA, X-Request-Id, close\r\n\r\n`);
     assert.deepEqual(statusesIn(raw), [200]);
     const got = upstream.received.at(-1)!;
@@ -232,7 +187,7 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
 
   test('a subject that looks like a Caddy placeholder reaches the backend verbatim, not expanded', async () => {
     const subject = '{http.request.header.Authorization}';
-    const jwt = await jwtFor(clock, subject);
+    const jwt = await token(subject, { now: clock() });
     const ok = await call(port, 'GET', '/profile/me', { authorization: `Bearer ${jwt}` });
     assert.equal(ok.status, 200, ok.text);
     const got = upstream.received.at(-1)!;
@@ -242,9 +197,9 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
   });
 
   test('mfa: challenge, code accepted with the session returned to the client, session reused, step-up challenge', async () => {
-    const jwt = await jwtFor(clock, 'dana', ['orders:read']);
+    const jwt = await token('dana', { scopes: ['orders:read'], now: clock() });
     // Enrolment goes through Caddy's /.mfa/ handle to the gateway's own endpoints.
-    const secret = await enrolTotp(port, jwt, clock);
+    const { secret } = await enrollTotpOverHttp(port, jwt, clock);
     const before = forwarded();
 
     const challenged = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, '{"qty":1}');
@@ -252,8 +207,8 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
     assert.equal(challenged.headers['www-authenticate'], MFA_CHALLENGE);
     assert.equal(forwarded(), before);
 
-    const verifiedAt = Math.floor(clock.now() / 1000);
-    const code = totpCode(secret, clock.now());
+    const verifiedAt = Math.floor(clock() / 1000);
+    const code = oathTotp(secret, clock());
     const withCode = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', 'x-mfa-token': code }, '{"qty":2}');
     assert.equal(withCode.status, 200, withCode.text);
     const session = String(withCode.headers['x-session-token']);
@@ -286,7 +241,7 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
 
   test('deny: a closed route is 403 forbidden and an unlisted one refused, nothing forwarded', async () => {
     const before = forwarded();
-    const jwt = await jwtFor(clock, 'alice', ['orders:read']);
+    const jwt = await token('alice', { scopes: ['orders:read'], now: clock() });
     const closed = await call(port, 'GET', '/admin/users', { authorization: `Bearer ${jwt}` });
     assertProblem(closed, 403, 'forbidden', 'this route is closed by policy');
     const unlisted = await call(port, 'GET', '/elsewhere', { authorization: `Bearer ${jwt}` });
@@ -296,15 +251,15 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
   });
 
   test('lockout: 429 with Retry-After and the problem body reach the client through Caddy', async () => {
-    const jwt = await jwtFor(clock, 'erin');
-    const secret = await enrolTotp(port, jwt, clock);
+    const jwt = await token('erin', { now: clock() });
+    const { secret } = await enrollTotpOverHttp(port, jwt, clock);
     const before = forwarded();
     for (let i = 0; i < 3; i++) {
-      const wrong = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongCode(secret, clock.now()) });
+      const wrong = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongTotp(secret, clock()) });
       assertProblem(wrong, 401, 'mfa_invalid', 'the second factor was not accepted');
       assert.equal(wrong.headers['www-authenticate'], INVALID_CODE_CHALLENGE);
     }
-    const locked = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+    const locked = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
     assertProblem(locked, 429, 'mfa_locked', 'too many failed second-factor attempts; try again later');
     assert.equal(locked.headers['retry-after'], '30');
     assert.equal(locked.headers['www-authenticate'], undefined);

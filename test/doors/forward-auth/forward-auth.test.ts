@@ -2,24 +2,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../../support/upstream.js';
+import { missingBinary, OATHTOOL } from '../../support/binaries.js';
+import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { enrollTotpOverHttp } from '../../support/enroll.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
 import { call, rawExchange, statusesIn } from '../../support/http.js';
-import {
-  assertProblem,
-  callFrom,
-  createFakeClock,
-  enrolTotp,
-  identityNames,
-  INVALID_CODE_CHALLENGE,
-  jwtFor,
-  MFA_CHALLENGE,
-  missingBinary,
-  OATHTOOL,
-  totpCode,
-  wrongCode,
-  type FakeClock,
-} from './support.js';
+import { oathTotp, wrongTotp } from '../../support/otp.js';
+import { token } from '../../support/tokens.js';
+import { startUpstream, type Upstream } from '../../support/upstream.js';
+import { assertProblem, identityNames, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } from '../support.js';
 
 const ROUTES = `routes:
   - { name: public, match: { path_prefix: /public/ }, upstream: app, policy: public }
@@ -37,18 +28,18 @@ const FORWARD_AUTH = '/.mfa/authz/forward-auth';
 const silent = createLogger({ level: 'silent' });
 
 describe('forward-auth endpoints against a real gateway', () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let gateway: Gateway;
   let port: number;
   let clock: FakeClock;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    clock = createFakeClock();
-    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock: clock.now });
+    clock = fakeClock(intoCurrentStep());
+    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
     port = gateway.address.port;
   });
   after(async () => {
@@ -70,7 +61,7 @@ describe('forward-auth endpoints against a real gateway', () => {
     });
 
     test('bearer route with the scope → 200 with identity headers', async () => {
-      const jwt = await jwtFor(clock, 'alice', ['orders:read', 'profile']);
+      const jwt = await token('alice', { scopes: ['orders:read', 'profile'], now: clock() });
       const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });
       assert.equal(reply.status, 200);
       assert.equal(reply.text, '');
@@ -106,7 +97,7 @@ describe('forward-auth endpoints against a real gateway', () => {
     });
 
     test('missing scope → 403 insufficient_scope with the scope challenge', async () => {
-      const jwt = await jwtFor(clock, 'alice', ['profile']);
+      const jwt = await token('alice', { scopes: ['profile'], now: clock() });
       const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });
       assertProblem(reply, 403, 'insufficient_scope');
       assert.equal(reply.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="orders:read", error_description="the token lacks a scope this route requires"');
@@ -114,7 +105,7 @@ describe('forward-auth endpoints against a real gateway', () => {
     });
 
     test('the original method decides, not the auth request\'s', async () => {
-      const jwt = await jwtFor(clock, 'nobody', ['orders:read']);
+      const jwt = await token('nobody', { scopes: ['orders:read'], now: clock() });
       const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'POST', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });
       assertProblem(reply, 403, 'mfa_not_enrolled');
     });
@@ -192,7 +183,7 @@ describe('forward-auth endpoints against a real gateway', () => {
       });
       assert.equal(reply.status, 200);
       assert.equal(reply.text, '');
-      const jwt = await jwtFor(clock, 'bob', ['orders:read']);
+      const jwt = await token('bob', { scopes: ['orders:read'], now: clock() });
       const bearer = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/1', authorization: `Bearer ${jwt}` });
       assert.equal(bearer.status, 200);
       assert.equal(bearer.headers['x-auth-subject'], 'bob');
@@ -218,7 +209,7 @@ describe('forward-auth endpoints against a real gateway', () => {
     });
 
     test('deny → exactly the proxy\'s problem response, without the nginx headers', async () => {
-      const jwt = await jwtFor(clock, 'bob', ['orders:read']);
+      const jwt = await token('bob', { scopes: ['orders:read'], now: clock() });
       const reply = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'DELETE', 'x-forwarded-uri': '/orders/1', authorization: `Bearer ${jwt}` });
       assertProblem(reply, 403, 'mfa_not_enrolled');
       assert.equal(reply.headers['x-problem-status'], undefined);
@@ -251,7 +242,7 @@ describe('forward-auth endpoints against a real gateway', () => {
 
   describe('ext-authz (Envoy)', () => {
     test('own method + the path after ext-authz (and its query), Host from the request', async () => {
-      const jwt = await jwtFor(clock, 'carol', ['orders:read']);
+      const jwt = await token('carol', { scopes: ['orders:read'], now: clock() });
       const read = await call(port, 'GET', '/.mfa/authz/ext-authz/orders/9?expand=1', { authorization: `Bearer ${jwt}` });
       assert.equal(read.status, 200);
       assert.equal(read.headers['x-auth-subject'], 'carol');
@@ -278,7 +269,7 @@ describe('forward-auth endpoints against a real gateway', () => {
   });
 
   test('a peer outside authz.trusted_proxies gets 403 whatever it sends', async () => {
-    const jwt = await jwtFor(clock, 'alice', ['orders:read']);
+    const jwt = await token('alice', { scopes: ['orders:read'], now: clock() });
     const spoofs: [string, Record<string, string>][] = [
       [AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x' }],
       [AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/1', authorization: `Bearer ${jwt}` }],
@@ -286,19 +277,19 @@ describe('forward-auth endpoints against a real gateway', () => {
       ['/.mfa/authz/ext-authz/public/x', {}],
     ];
     for (const [path, headers] of spoofs) {
-      const reply = await callFrom('127.0.0.2', port, 'GET', path, headers);
+      const reply = await call(port, 'GET', path, headers, undefined, { localAddress: '127.0.0.2' });
       assertProblem(reply, 403, 'forbidden', 'this endpoint answers trusted proxies only');
       assert.deepEqual(identityNames(reply.headers), []);
     }
     // The same requests from the trusted address are answered.
-    const trusted = await callFrom('127.0.0.1', port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x' });
+    const trusted = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x' }, undefined, { localAddress: '127.0.0.1' });
     assert.equal(trusted.status, 200);
   });
 
   describe('second factor through forward-auth', { skip: missingBinary(OATHTOOL, 'oathtool') }, () => {
     test('mfa challenge, code accepted (session returned), session reused, step-up challenge', async () => {
-      const jwt = await jwtFor(clock, 'dana', ['orders:read']);
-      const secret = await enrolTotp(port, jwt, clock);
+      const jwt = await token('dana', { scopes: ['orders:read'], now: clock() });
+      const { secret } = await enrollTotpOverHttp(port, jwt, clock);
       const ask = (method: string, url: string, extra: Record<string, string> = {}) =>
         call(port, 'GET', AUTH_REQUEST, { 'x-original-method': method, 'x-original-url': url, authorization: `Bearer ${jwt}`, ...extra });
 
@@ -306,8 +297,8 @@ describe('forward-auth endpoints against a real gateway', () => {
       assertProblem(challenged, 401, 'mfa_required', 'a second factor is required for this route');
       assert.equal(challenged.headers['www-authenticate'], MFA_CHALLENGE);
 
-      const verifiedAt = Math.floor(clock.now() / 1000);
-      const withCode = await ask('POST', '/orders/1', { 'x-mfa-token': totpCode(secret, clock.now()) });
+      const verifiedAt = Math.floor(clock() / 1000);
+      const withCode = await ask('POST', '/orders/1', { 'x-mfa-token': oathTotp(secret, clock()) });
       assert.equal(withCode.status, 200, withCode.text);
       assert.equal(withCode.headers['x-auth-subject'], 'dana');
       assert.equal(withCode.headers['x-auth-mfa'], 'totp');
@@ -329,21 +320,21 @@ describe('forward-auth endpoints against a real gateway', () => {
       assertProblem(stale, 401, 'step_up_required');
       assert.equal(stale.headers['www-authenticate'], 'Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required for this operation", max_age=300');
       clock.advanceStep();
-      const stepped = await ask('POST', '/payments/1', { 'x-session-token': sessionToken, 'x-mfa-token': totpCode(secret, clock.now()) });
+      const stepped = await ask('POST', '/payments/1', { 'x-session-token': sessionToken, 'x-mfa-token': oathTotp(secret, clock()) });
       assert.equal(stepped.status, 200, stepped.text);
     });
 
     test('lockout: three wrong codes, then 429 with Retry-After and the nginx status header', async () => {
-      const jwt = await jwtFor(clock, 'erin');
-      const secret = await enrolTotp(port, jwt, clock);
+      const jwt = await token('erin', { now: clock() });
+      const { secret } = await enrollTotpOverHttp(port, jwt, clock);
       const ask = (code: string) =>
         call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'POST', 'x-original-url': '/orders/1', authorization: `Bearer ${jwt}`, 'x-mfa-token': code });
       for (let i = 0; i < 3; i++) {
-        const wrong = await ask(wrongCode(secret, clock.now()));
+        const wrong = await ask(wrongTotp(secret, clock()));
         assertProblem(wrong, 401, 'mfa_invalid', 'the second factor was not accepted');
         assert.equal(wrong.headers['www-authenticate'], INVALID_CODE_CHALLENGE);
       }
-      const locked = await ask(totpCode(secret, clock.now()));
+      const locked = await ask(oathTotp(secret, clock()));
       assertProblem(locked, 429, 'mfa_locked', 'too many failed second-factor attempts; try again later');
       assert.equal(locked.headers['retry-after'], '30');
       assert.equal(locked.headers['www-authenticate'], undefined);

@@ -2,29 +2,20 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../../support/upstream.js';
+import { missingBinary, NGINX, OATHTOOL, waitForListen } from '../../support/binaries.js';
+import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { enrollTotpOverHttp } from '../../support/enroll.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
-import { call, rawExchange, statusesIn } from '../../support/http.js';
-import {
-  assertProblem,
-  createFakeClock,
-  enrolTotp,
-  INVALID_CODE_CHALLENGE,
-  jwtFor,
-  MFA_CHALLENGE,
-  missingBinary,
-  OATHTOOL,
-  totpCode,
-  wrongCode,
-  type FakeClock,
-} from './support.js';
+import { call, freePort, rawExchange, statusesIn } from '../../support/http.js';
+import { oathTotp, wrongTotp } from '../../support/otp.js';
+import { token } from '../../support/tokens.js';
+import { startUpstream, type Upstream } from '../../support/upstream.js';
+import { assertProblem, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } from '../support.js';
 
-const NGINX = '/usr/sbin/nginx';
 // dist/test/authz/ → repository root: the test runs the shipped example, not a copy of it.
 const EXAMPLE = fileURLToPath(new URL('../../../../config/examples/nginx.conf', import.meta.url));
 
@@ -40,17 +31,6 @@ authz: { trusted_proxies: [127.0.0.1/32] }
 
 const silent = createLogger({ level: 'silent' });
 const skip = missingBinary(NGINX, 'nginx') ?? missingBinary(OATHTOOL, 'oathtool');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** The shipped example with its listen and upstream addresses pointed at this test's servers. */
 function exampleFor(listenPort: number, gatewayPort: number, backendPort: number): string {
@@ -85,31 +65,8 @@ http {
 `;
 }
 
-function waitForPort(port: number, child: ChildProcess, stderr: () => string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    function attempt(): void {
-      if (child.exitCode !== null) {
-        reject(new Error(`nginx exited with ${child.exitCode}: ${stderr()}`));
-        return;
-      }
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve();
-      });
-      socket.once('error', () => {
-        socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`nginx did not listen on ${port}: ${stderr()}`));
-        else setTimeout(attempt, 25);
-      });
-    }
-    attempt();
-  });
-}
-
 describe('nginx auth_request in front of the gateway (config/examples/nginx.conf)', { skip }, () => {
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
   let ws: Workspace;
   let gateway: Gateway;
   let clock: FakeClock;
@@ -117,11 +74,11 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
   let port: number;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws = createWorkspace();
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    clock = createFakeClock();
-    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock: clock.now });
+    clock = fakeClock(intoCurrentStep());
+    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
 
     port = await freePort();
     const dir = join(ws.dir, 'nginx');
@@ -131,7 +88,7 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     let stderr = '';
     nginx = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     nginx.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    await waitForPort(port, nginx, () => stderr + readFileSync(join(dir, 'error.log'), 'utf8'));
+    await waitForListen(nginx, 'nginx', port, () => stderr + readFileSync(join(dir, 'error.log'), 'utf8'), 5000);
   });
 
   after(async () => {
@@ -178,13 +135,13 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     assert.equal(missing.headers['www-authenticate'], 'Bearer error="invalid_token", error_description="a bearer token is required"');
     assert.match(String(missing.headers['x-request-id']), /^[0-9a-f]{32}$/);
 
-    const narrow = await jwtFor(clock, 'alice', ['profile']);
+    const narrow = await token('alice', { scopes: ['profile'], now: clock() });
     const scope = await call(port, 'GET', '/orders/7', { authorization: `Bearer ${narrow}` });
     assertProblem(scope, 403, 'insufficient_scope', 'the token lacks a scope this route requires');
     assert.equal(scope.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="orders:read", error_description="the token lacks a scope this route requires"');
     assert.equal(forwarded(), before, 'nothing reaches the backend on a refusal');
 
-    const jwt = await jwtFor(clock, 'alice', ['orders:read', 'profile']);
+    const jwt = await token('alice', { scopes: ['orders:read', 'profile'], now: clock() });
     const ok = await call(port, 'GET', '/orders/7', { authorization: `Bearer ${jwt}`, 'x-auth-subject': 'root', 'x-auth-scopes': 'admin' });
     assert.equal(ok.status, 200, ok.text);
     const got = upstream.received.at(-1)!;
@@ -196,9 +153,9 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
   });
 
   test('mfa: challenge, code accepted with a session returned, session reused, step-up challenge', async () => {
-    const jwt = await jwtFor(clock, 'dana', ['orders:read']);
+    const jwt = await token('dana', { scopes: ['orders:read'], now: clock() });
     // Enrolment goes through nginx's /.mfa/ location to the gateway's own endpoints.
-    const secret = await enrolTotp(port, jwt, clock);
+    const { secret } = await enrollTotpOverHttp(port, jwt, clock);
     const before = forwarded();
 
     const challenged = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, '{"qty":1}');
@@ -206,8 +163,8 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     assert.equal(challenged.headers['www-authenticate'], MFA_CHALLENGE);
     assert.equal(forwarded(), before);
 
-    const verifiedAt = Math.floor(clock.now() / 1000);
-    const withCode = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', 'x-mfa-token': totpCode(secret, clock.now()) }, '{"qty":2}');
+    const verifiedAt = Math.floor(clock() / 1000);
+    const withCode = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', 'x-mfa-token': oathTotp(secret, clock()) }, '{"qty":2}');
     assert.equal(withCode.status, 200, withCode.text);
     const session = String(withCode.headers['x-session-token']);
     assert.ok(session.length >= 32, 'the session token is returned to the client');
@@ -236,15 +193,15 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
   });
 
   test('lockout: 429 with Retry-After and the problem body reach the client through nginx', async () => {
-    const jwt = await jwtFor(clock, 'erin');
-    const secret = await enrolTotp(port, jwt, clock);
+    const jwt = await token('erin', { now: clock() });
+    const { secret } = await enrollTotpOverHttp(port, jwt, clock);
     const before = forwarded();
     for (let i = 0; i < 3; i++) {
-      const wrong = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongCode(secret, clock.now()) });
+      const wrong = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongTotp(secret, clock()) });
       assertProblem(wrong, 401, 'mfa_invalid', 'the second factor was not accepted');
       assert.equal(wrong.headers['www-authenticate'], INVALID_CODE_CHALLENGE);
     }
-    const locked = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+    const locked = await call(port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
     assertProblem(locked, 429, 'mfa_locked', 'too many failed second-factor attempts; try again later');
     assert.equal(locked.headers['retry-after'], '30');
     assert.equal(locked.headers['www-authenticate'], undefined);

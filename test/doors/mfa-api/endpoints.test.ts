@@ -8,8 +8,9 @@ import { handleMfaEndpoint } from '../../../src/doors/mfa-api/endpoints.js';
 import { INVALID_CODE_DETAIL } from '../../../src/mfa/service.js';
 import { canonicalizeRequest } from '../../../src/request/canonical.js';
 import { createTrustList } from '../../../src/request/trust.js';
+import { createRig, principal, type Rig } from '../../mfa/support.js';
 import { call, rawExchange, type Reply } from '../../support/http.js';
-import { createRig, oathHotp, oathTotp, principal, wrongTotp, type Rig } from '../../mfa/support.js';
+import { oathHotp, oathTotp, wrongTotp } from '../../support/otp.js';
 
 /**
  * The endpoints behind a real node:http server on loopback. The server does what the gateway does

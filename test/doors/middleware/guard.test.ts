@@ -5,22 +5,14 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { createMfaGuard, GuardOptionError, type GuardIdentity, type MfaGuard } from '../../../src/index.js';
 import { createLogger } from '../../../src/log/logger.js';
+import { missingBinary, OATHTOOL } from '../../support/binaries.js';
+import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { enrollTotpOverHttp } from '../../support/enroll.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
-import { call, rawExchange, statusesIn } from '../../support/http.js';
-import {
-  assertProblem,
-  createFakeClock,
-  enrolTotp,
-  identityNames,
-  INVALID_CODE_CHALLENGE,
-  jwtFor,
-  MFA_CHALLENGE,
-  missingBinary,
-  OATHTOOL,
-  totpCode,
-  wrongCode,
-  type FakeClock,
-} from '../forward-auth/support.js';
+import { call, closeServer, rawExchange, statusesIn } from '../../support/http.js';
+import { oathTotp, wrongTotp } from '../../support/otp.js';
+import { token } from '../../support/tokens.js';
+import { assertProblem, identityNames, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } from '../support.js';
 
 const ROUTES = `routes:
   - { name: public, match: { path_prefix: /public/ }, upstream: app, policy: public }
@@ -78,11 +70,7 @@ async function listen(server: Server, seen: Seen[]): Promise<App> {
   return {
     port: (server.address() as AddressInfo).port,
     seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -118,8 +106,8 @@ for (const [kind, start] of [
     before(async () => {
       ws = createWorkspace();
       ws.writePolicy(policyHead(ws, UNUSED_UPSTREAM) + ROUTES);
-      clock = createFakeClock();
-      guard = await createMfaGuard({ config: ws.configPath, logger: silent, clock: clock.now, watch: false });
+      clock = fakeClock(intoCurrentStep());
+      guard = await createMfaGuard({ config: ws.configPath, logger: silent, clock, watch: false });
       app = await start(guard);
     });
     after(async () => {
@@ -161,13 +149,13 @@ for (const [kind, start] of [
       const missing = await call(app.port, 'GET', '/orders/7');
       assertProblem(missing, 401, 'invalid_token', 'a bearer token is required');
       assert.equal(missing.headers['www-authenticate'], 'Bearer error="invalid_token", error_description="a bearer token is required"');
-      const narrow = await jwtFor(clock, 'alice', ['profile']);
+      const narrow = await token('alice', { scopes: ['profile'], now: clock() });
       const scope = await call(app.port, 'GET', '/orders/7', { authorization: `Bearer ${narrow}` });
       assertProblem(scope, 403, 'insufficient_scope', 'the token lacks a scope this route requires');
       assert.equal(scope.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="orders:read", error_description="the token lacks a scope this route requires"');
       assert.equal(app.seen.length, before, 'next() is not called on a refusal');
 
-      const jwt = await jwtFor(clock, 'alice', ['orders:read', 'profile']);
+      const jwt = await token('alice', { scopes: ['orders:read', 'profile'], now: clock() });
       const ok = await call(app.port, 'GET', '/orders/7', { authorization: `Bearer ${jwt}`, 'x-auth-subject': 'root' });
       assert.equal(ok.status, 200, ok.text);
       const seen = app.seen.at(-1)!;
@@ -181,7 +169,7 @@ for (const [kind, start] of [
     });
 
     test('forward_authorization: false keeps the bearer token from the application', async () => {
-      const jwt = await jwtFor(clock, 'alice');
+      const jwt = await token('alice', { now: clock() });
       const reply = await call(app.port, 'GET', '/private', { authorization: `Bearer ${jwt}` });
       assert.equal(reply.status, 200);
       const seen = app.seen.at(-1)!;
@@ -207,7 +195,7 @@ for (const [kind, start] of [
       const before = app.seen.length;
       const reply = await call(app.port, 'GET', '/.mfa/factors');
       assertProblem(reply, 401, 'invalid_token', 'a bearer token is required');
-      const jwt = await jwtFor(clock, 'zoe');
+      const jwt = await token('zoe', { now: clock() });
       const listed = await call(app.port, 'GET', '/.mfa/factors', { authorization: `Bearer ${jwt}` });
       assert.equal(listed.status, 200);
       assert.deepEqual(listed.json(), { factors: [], recovery_codes_remaining: 0 });
@@ -215,8 +203,8 @@ for (const [kind, start] of [
     });
 
     test('mfa and step_up: challenge, code accepted (session on the response), session reused, step-up challenge', { skip: skipOtp }, async () => {
-      const jwt = await jwtFor(clock, 'dana', ['orders:read']);
-      const secret = await enrolTotp(app.port, jwt, clock);
+      const jwt = await token('dana', { scopes: ['orders:read'], now: clock() });
+      const { secret } = await enrollTotpOverHttp(app.port, jwt, clock);
       const before = app.seen.length;
 
       const challenged = await call(app.port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, '{"qty":1}');
@@ -224,8 +212,8 @@ for (const [kind, start] of [
       assert.equal(challenged.headers['www-authenticate'], MFA_CHALLENGE);
       assert.equal(app.seen.length, before);
 
-      const verifiedAt = Math.floor(clock.now() / 1000);
-      const withCode = await call(app.port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', 'x-mfa-token': totpCode(secret, clock.now()) }, '{"qty":2}');
+      const verifiedAt = Math.floor(clock() / 1000);
+      const withCode = await call(app.port, 'POST', '/orders/1', { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', 'x-mfa-token': oathTotp(secret, clock()) }, '{"qty":2}');
       assert.equal(withCode.status, 200, withCode.text);
       const session = String(withCode.headers['x-session-token']);
       assert.ok(session.length >= 32);
@@ -254,15 +242,15 @@ for (const [kind, start] of [
     });
 
     test('lockout: 429 with Retry-After, next() never called', { skip: skipOtp }, async () => {
-      const jwt = await jwtFor(clock, 'erin');
-      const secret = await enrolTotp(app.port, jwt, clock);
+      const jwt = await token('erin', { now: clock() });
+      const { secret } = await enrollTotpOverHttp(app.port, jwt, clock);
       const before = app.seen.length;
       for (let i = 0; i < 3; i++) {
-        const wrong = await call(app.port, 'DELETE', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongCode(secret, clock.now()) });
+        const wrong = await call(app.port, 'DELETE', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': wrongTotp(secret, clock()) });
         assertProblem(wrong, 401, 'mfa_invalid', 'the second factor was not accepted');
         assert.equal(wrong.headers['www-authenticate'], INVALID_CODE_CHALLENGE);
       }
-      const locked = await call(app.port, 'DELETE', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+      const locked = await call(app.port, 'DELETE', '/orders/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
       assertProblem(locked, 429, 'mfa_locked', 'too many failed second-factor attempts; try again later');
       assert.equal(locked.headers['retry-after'], '30');
       assert.equal(app.seen.length, before);
@@ -272,7 +260,7 @@ for (const [kind, start] of [
       test('under an Express mount path the guard judges originalUrl, not the rewritten req.url', async () => {
         const missing = await call(app.port, 'GET', '/mounted/x');
         assertProblem(missing, 401, 'invalid_token', 'a bearer token is required');
-        const jwt = await jwtFor(clock, 'mia');
+        const jwt = await token('mia', { now: clock() });
         const ok = await call(app.port, 'GET', '/mounted/x', { authorization: `Bearer ${jwt}` });
         assert.equal(ok.status, 200);
         const seen = app.seen.at(-1)!;
@@ -362,8 +350,7 @@ describe('createMfaGuard: options, lifecycle, Fastify hook', () => {
       assertProblem(refused, 401, 'invalid_token');
       assert.deepEqual(events, ['hijack:before-write']);
     } finally {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
       await guard.close();
       ws.remove();
     }

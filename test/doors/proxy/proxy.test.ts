@@ -7,9 +7,13 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
-import { call } from '../../support/http.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../../support/upstream.js';
-import { createFakeClock, enrolTotp, jwtFor, missingBinary, OATHTOOL, totpCode, type FakeClock } from '../forward-auth/support.js';
+import { missingBinary, OATHTOOL } from '../../support/binaries.js';
+import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { enrollTotpOverHttp } from '../../support/enroll.js';
+import { call, closeServer } from '../../support/http.js';
+import { oathTotp } from '../../support/otp.js';
+import { token } from '../../support/tokens.js';
+import { startUpstream, type Upstream } from '../../support/upstream.js';
 
 /**
  * The reverse-proxy door's own paths through the admission hallway: WebSocket upgrades (session
@@ -62,11 +66,7 @@ async function startWsBackend(): Promise<{ server: Server; url: string; upgrades
     server,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     upgrades,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -79,7 +79,7 @@ describe('WebSocket upgrades walk the admission path', { skip }, () => {
   before(async () => {
     ws = createWorkspace();
     backend = await startWsBackend();
-    clock = createFakeClock();
+    clock = fakeClock(intoCurrentStep());
     ws.writePolicy(
       policyHead(ws, backend.url) +
         `routes:
@@ -87,7 +87,7 @@ describe('WebSocket upgrades walk the admission path', { skip }, () => {
   - { name: everything, match: { path_prefix: / }, upstream: app, policy: public, websocket: true }
 `,
     );
-    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock: clock.now });
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock });
   });
   after(async () => {
     await gw.stop();
@@ -96,14 +96,14 @@ describe('WebSocket upgrades walk the admission path', { skip }, () => {
   });
 
   test('a good X-MFA-Token on an upgrade returns its session on the 101; the backend never sees the code', async () => {
-    const jwt = await jwtFor(clock, 'wendy');
-    const secret = await enrolTotp(gw.address.port, jwt, clock);
-    const code = totpCode(secret, clock.now());
+    const jwt = await token('wendy', { now: clock() });
+    const { secret } = await enrollTotpOverHttp(gw.address.port, jwt, clock);
+    const code = oathTotp(secret, clock());
     const answer = await upgrade(gw.address.port, '/live', { authorization: `Bearer ${jwt}`, 'x-mfa-token': code });
     assert.equal(answer.status, 101);
     const session = answer.headers['x-session-token'];
     assert.match(String(session), /^[A-Za-z0-9_-]{43}$/);
-    assert.equal(answer.headers['x-session-expires'], String(Math.floor(clock.now() / 1000) + 12 * 3600));
+    assert.equal(answer.headers['x-session-expires'], String(Math.floor(clock() / 1000) + 12 * 3600));
     const seen = backend.upgrades.at(-1)!;
     assert.equal(seen.headers['x-mfa-token'], undefined);
     assert.equal(seen.headers['x-session-token'], undefined);
@@ -119,7 +119,7 @@ describe('WebSocket upgrades walk the admission path', { skip }, () => {
   test('an upgrade under the reserved prefix is refused, even when a catch-all route allows WebSockets', async () => {
     const before = backend.upgrades.length;
     for (const path of ['/.mfa/verify', '/.mfa/setup', '/.mfa/authz/auth-request']) {
-      const jwt = await jwtFor(clock, 'wendy');
+      const jwt = await token('wendy', { now: clock() });
       const answer = await upgrade(gw.address.port, path, { authorization: `Bearer ${jwt}` });
       assert.equal(answer.status, 400, path);
       assert.equal(answer.headers['content-type'], 'application/problem+json');
@@ -156,11 +156,7 @@ async function startHoldingJwks(keys: JWK[]): Promise<{ url: string; hold(): { a
       held = { arrive, gate };
       return { arrived, release };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -170,7 +166,7 @@ describe('a request keeps the policy it pinned while a reload happens under it',
   let jwks: Awaited<ReturnType<typeof startHoldingJwks>>;
   const published: JWK[] = [];
   const signers = new Map<string, CryptoKey>();
-  const clock = createFakeClock();
+  const clock = fakeClock(intoCurrentStep());
 
   function policy(sessionTtl: string): string {
     return `listen: { host: 127.0.0.1, port: 0 }
@@ -196,7 +192,7 @@ routes:
   }
 
   function es256(subject: string, kid: string): Promise<string> {
-    const now = Math.floor(clock.now() / 1000);
+    const now = Math.floor(clock() / 1000);
     return new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('https://idp.test/').setAudience('api').setSubject(subject).setIssuedAt(now).setExpirationTime(now + 3600).sign(signers.get(kid)!);
   }
 
@@ -205,7 +201,7 @@ routes:
     await addKey('k1');
     jwks = await startHoldingJwks(published);
     ws.writePolicy(policy('1h'));
-    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock: clock.now });
+    gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: silent, clock });
   });
   after(async () => {
     await gw.stop();
@@ -214,12 +210,12 @@ routes:
   });
 
   test('a session minted while the policy is reloaded lives as long as the policy the request started with says', async () => {
-    const secret = await enrolTotp(gw.address.port, await es256('pia', 'k1'), clock);
+    const { secret } = await enrollTotpOverHttp(gw.address.port, await es256('pia', 'k1'), clock);
     // Past the JWKS refetch cooldown, so an unknown kid sends the verifier back to the endpoint.
     clock.advance(31_000);
     await addKey('k2');
     const held = jwks.hold();
-    const pending = call(gw.address.port, 'POST', '/.mfa/verify', { authorization: `Bearer ${await es256('pia', 'k2')}`, 'x-mfa-token': totpCode(secret, clock.now()) });
+    const pending = call(gw.address.port, 'POST', '/.mfa/verify', { authorization: `Bearer ${await es256('pia', 'k2')}`, 'x-mfa-token': oathTotp(secret, clock()) });
     // The request is admitted (policy v1 pinned) and now waits for the keys.
     await held.arrived;
     ws.writePolicy(policy('20h'));
@@ -229,18 +225,18 @@ routes:
 
     const verified = await pending;
     assert.equal(verified.status, 200, verified.text);
-    assert.equal(verified.json<{ expires_at: number }>().expires_at, Math.floor(clock.now() / 1000) + 3600, 'v1 session TTL (1h), not v2 (20h)');
+    assert.equal(verified.json<{ expires_at: number }>().expires_at, Math.floor(clock() / 1000) + 3600, 'v1 session TTL (1h), not v2 (20h)');
   });
 });
 
 describe('a trusted proxy in front keeps its say', () => {
   let ws: Workspace;
   let gw: Gateway;
-  let upstream: RecordingUpstream;
+  let upstream: Upstream;
 
   before(async () => {
     ws = createWorkspace();
-    upstream = await startRecordingUpstream();
+    upstream = await startUpstream();
     ws.writePolicy(
       policyHead(ws, upstream.url) +
         `trusted_proxies: [127.0.0.1/32]

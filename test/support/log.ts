@@ -1,0 +1,22 @@
+import { createLogger, type Logger } from '../../src/log/logger.js';
+
+/** A debug-level pino logger that keeps every line, to assert what logs contain (and never contain). */
+export interface LogCapture {
+  readonly logger: Logger;
+  readonly lines: string[];
+  /** All lines as one string. */
+  text(): string;
+  /** Each line parsed as JSON. */
+  events(): Record<string, unknown>[];
+}
+
+export function captureLog(name = 'mfa-gateway'): LogCapture {
+  const lines: string[] = [];
+  const logger = createLogger({ name, level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
+  return {
+    logger,
+    lines,
+    text: () => lines.join(''),
+    events: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,8 @@
+import type { Counter } from 'prom-client';
+
+/** The value of the counter series whose labels include `labels` (0 when there is none yet). */
+export async function counterValue(counter: Counter<string>, labels: Record<string, string>): Promise<number> {
+  const { values } = await counter.get();
+  const found = values.find((value) => Object.entries(labels).every(([name, label]) => value.labels[name] === label));
+  return found?.value ?? 0;
+}
