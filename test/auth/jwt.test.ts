@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { afterEach, before, beforeEach, describe, test } from 'node:test';
 import { createJwtVerifier, type JwtVerifier, type VerifyResult } from '../../src/auth/jwt.js';
 import { renderProblem } from '../../src/errors/problems.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
@@ -31,6 +31,10 @@ describe('JWT verifier with a JWKS issuer', () => {
 
   before(async () => {
     [rsa, ec, attacker] = await Promise.all([signingKey('RS256', 'rsa-1'), signingKey('ES256', 'ec-1'), signingKey('RS256', 'rsa-1')]);
+  });
+
+  // A fresh issuer, attacker server and verifier for each test: JWKS fetch counts and the key cache start empty.
+  beforeEach(async () => {
     jwks = await startJwksServer([rsa.publicJwk, ec.publicJwk]);
     attackerServer = await startJwksServer([attacker.publicJwk]);
     clock = fakeClock(T0);
@@ -38,7 +42,7 @@ describe('JWT verifier with a JWKS issuer', () => {
     verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), metrics, clock });
   });
 
-  after(async () => {
+  afterEach(async () => {
     await verifier.close();
     await jwks.close();
     await attackerServer.close();
@@ -61,6 +65,8 @@ describe('JWT verifier with a JWKS issuer', () => {
   });
 
   test('a valid ES256 token; the scheme is case-insensitive; scopes may be an array', async () => {
+    // An earlier request fetched the issuer's keys.
+    await verifier.verify(`Bearer ${tokenFor(rsa)}`);
     const result = await verifier.verify(`bEaReR ${tokenFor(ec, claims({ sub: 'bob', scope: ['a', 'b'] }))}`);
     assert.ok(result.ok);
     assert.equal(result.principal.subject, 'bob');
@@ -167,6 +173,8 @@ describe('JWT verifier with a JWKS issuer', () => {
   });
 
   test('embedded jwk / jku / x5u / x5c headers never pick the key', async () => {
+    // An earlier request fetched the issuer's keys: rsa-1 is a known kid.
+    await verifier.verify(`Bearer ${tokenFor(rsa)}`);
     const before = jwks.requests();
     const withJwk = tokenFor(attacker, claims({ sub: 'mallory' }), { jwk: attacker.publicJwk });
     refusedWith(await verifier.verify(`Bearer ${withJwk}`), FORMAT);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import type { Problem } from '../../src/errors/problems.js';
 import type { MfaConfig } from '../../src/config/types.js';
 import { enrollTotp } from '../support/enroll.js';
@@ -24,26 +24,34 @@ function from(rig: Rig, clientIp: string, subject: string, headers: { mfaToken?:
 }
 
 describe('failed codes per client address, across all users', () => {
-  const rig = createRig({ mfa: { ipThrottle: THROTTLE } });
-  const secrets = new Map<string, string>();
-  after(() => rig.close());
-
-  before(async () => {
+  // A fresh rig for each test, every user enrolled; the tests that need the address blocked block it first.
+  let rig: Rig;
+  let secrets: Map<string, string>;
+  beforeEach(async () => {
+    rig = createRig({ mfa: { ipThrottle: THROTTLE } });
+    secrets = new Map();
     for (const subject of USERS) secrets.set(subject, (await enrollTotp(rig, subject)).secret);
     rig.clock.advance(30_000);
   });
+  afterEach(() => rig.close());
 
-  test('one wrong code for each of five users blocks the address, not any user', async () => {
+  /** One wrong code for each of five users from 198.51.100.7: the fifth failure blocks the address. */
+  async function blockAddress(): Promise<void> {
     for (const subject of USERS.slice(0, 5)) {
       const refused = await from(rig, '198.51.100.7', subject, { mfaToken: wrongTotp(secrets.get(subject)!, rig.clock()) });
       assert.equal(refused.ok ? 'ok' : refused.problem.code, 'mfa_invalid', subject);
     }
+  }
+
+  test('one wrong code for each of five users blocks the address, not any user', async () => {
+    await blockAddress();
     const blocked = rig.auditLog.events().filter((event) => event.event === 'address_blocked');
     assert.deepEqual(blocked.map((event) => [event.subject, event.client_ip, event.failures, event.retry_after_seconds]), [['u4', '198.51.100.7', 5, 900]]);
     assert.match(await rig.metrics.registry.metrics(), /mfa_gateway_mfa_address_blocks_total 1\n/);
   });
 
   test('blocked: the right code, a user without a factor, a locked-out-looking user: one and the same answer', async () => {
+    await blockAddress();
     const right = oathTotp(secrets.get('target')!, rig.clock());
     assert.deepEqual(await from(rig, '198.51.100.7', 'target', { mfaToken: right }), { ok: false, problem: BLOCKED });
     assert.deepEqual(await from(rig, '198.51.100.7', 'nobody-enrolled', { mfaToken: '123456' }), { ok: false, problem: BLOCKED });
@@ -56,6 +64,7 @@ describe('failed codes per client address, across all users', () => {
   });
 
   test('another address is not affected, and no user reached its own lockout', async () => {
+    await blockAddress();
     const target = await from(rig, '198.51.100.8', 'target', { mfaToken: oathTotp(secrets.get('target')!, rig.clock()) });
     assert.ok(target.ok, 'another address');
     rig.clock.advance(30_000);
@@ -79,6 +88,7 @@ describe('failed codes per client address, across all users', () => {
   });
 
   test('the block ends after `block`; the count then starts afresh', async () => {
+    await blockAddress();
     rig.clock.advance(15 * MINUTE);
     const right = await from(rig, '198.51.100.7', 'u1', { mfaToken: oathTotp(secrets.get('u1')!, rig.clock()) });
     assert.ok(right.ok);

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { afterEach, beforeEach, describe, test } from 'node:test';
 import { enrollFactorOffline, listFactorsOffline as listFactors, removeFactorOffline as removeFactor } from '../../src/mfa/factors.js';
 import { oathHotp, oathTotp } from '../support/otp.js';
-import { createRig, route } from './support.js';
+import { createRig, route, type Rig } from './support.js';
 
 describe('offline factor administration (CLI)', () => {
-  const rig = createRig();
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig();
+  });
+  afterEach(() => rig.close());
   const deps = () => ({ policy: rig.policy, durable: rig.store.durable, ttl: rig.store.ttl, keyring: rig.keyring, clock: rig.clock, audit: rig.auditLog.logger });
 
   test('enroll: active TOTP factor, terminal QR, recovery codes for the first factor; the service accepts its codes', async () => {

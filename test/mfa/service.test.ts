@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { loadKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { renderProblem, type Problem } from '../../src/errors/problems.js';
@@ -9,7 +9,7 @@ import { createMfaService, INVALID_CODE_DETAIL, type MfaService } from '../../sr
 import { hotpCode } from '../../src/mfa/hotp.js';
 import type { DurableStore, TtlStore } from '../../src/store/types.js';
 import { MFA_ADDRESS_PREFIX } from '../../src/throttle/address-failures.js';
-import { enrollTotp } from '../support/enroll.js';
+import { enrollTotp, type EnrolledTotp } from '../support/enroll.js';
 import { writeKeyFile } from '../support/fixture.js';
 import { oathHotp, oathTotp, wrongTotp } from '../support/otp.js';
 import { createRig, principal, route, type Rig } from './support.js';
@@ -36,12 +36,19 @@ function assertNothingLogged(rig: Rig, secrets: readonly string[]): void {
 }
 
 describe('enrollment, codes and replay', () => {
-  const rig = createRig();
-  const secrets: string[] = [];
-  let aliceSecret = '';
-  after(() => rig.close());
+  let rig: Rig;
+  /** Every secret, code and token the test handled. */
+  let secrets: string[];
+  beforeEach(() => {
+    rig = createRig();
+    secrets = [];
+  });
+  afterEach(() => rig.close());
 
-  test('no factor: 403 mfa_not_enrolled with a hint naming the enroll endpoint', async () => {
+  // Each step below is one test, run on a fresh rig after whatever it needs. `journey()` runs all of
+  // them in order on one rig, for the tests about what a whole run of use leaves behind.
+
+  async function noFactor(): Promise<void> {
     const p = problemOf(await check(rig, 'newbie'));
     assert.deepEqual(p, {
       code: 'mfa_not_enrolled',
@@ -49,13 +56,12 @@ describe('enrollment, codes and replay', () => {
       hint: 'enroll one with POST /.mfa/totp/enroll, then activate it with POST /.mfa/totp/confirm',
     });
     assert.deepEqual(problemOf(await check(rig, 'newbie', { mfaToken: '123456' })).code, 'mfa_not_enrolled');
-  });
+  }
 
-  test('enroll → confirm with an oathtool code → 10 recovery codes; the confirm code counts as used', async () => {
+  async function enrollThenConfirm(): Promise<EnrolledTotp> {
     const enrolled = await rig.service.enroll(rig.caller('alice'), { type: 'totp' });
     assert.ok(enrolled.ok);
     const e = enrolled.enrollment;
-    aliceSecret = e.secretBase32;
     secrets.push(e.secretBase32, e.manualKey);
     assert.match(e.secretBase32, /^[A-Z2-7]{32}$/);
     assert.equal(e.pendingUntil, Math.floor((rig.clock() + 10 * 60_000) / 1000));
@@ -74,14 +80,22 @@ describe('enrollment, codes and replay', () => {
     const replays = rig.auditLog.events().filter((ev) => ev.event === 'replay');
     assert.equal(replays.length, 1);
     assert.equal(replays[0]!.factor_id, e.factorId);
-  });
+    return { factorId: e.factorId, secret: e.secretBase32, recoveryCodes: confirmed.recoveryCodes! };
+  }
 
-  test('no header → mfa_required with max_age = session TTL; step_up → step_up_required with the route max_age', async () => {
+  /** Alice with a TOTP factor confirmed at T0, for the steps after enrollment. */
+  async function enrolledAlice(): Promise<EnrolledTotp> {
+    const alice = await enrollTotp(rig, 'alice');
+    secrets.push(alice.secret, ...alice.recoveryCodes);
+    return alice;
+  }
+
+  async function challenges(): Promise<void> {
     assert.deepEqual(problemOf(await check(rig, 'alice')), { code: 'mfa_required', detail: 'a second factor is required for this route', maxAge: 43_200 });
     assert.deepEqual(problemOf(await check(rig, 'alice', {}, STEP_UP)), { code: 'step_up_required', detail: 'a fresh second factor is required for this operation', maxAge: 300 });
-  });
+  }
 
-  test('a fresh code passes and issues a session; the same code again and an earlier step after a later one are refused', async () => {
+  async function freshCodeThenReplays(aliceSecret: string): Promise<void> {
     const [factor] = (await rig.service.listFactors('alice', rig.clock())).factors;
     const secretBase32 = aliceSecret;
     rig.clock.advance(30_000);
@@ -109,9 +123,9 @@ describe('enrollment, codes and replay', () => {
     const fresh = oathTotp(secretBase32, rig.clock());
     secrets.push(fresh);
     assert.ok((await check(rig, 'alice', { mfaToken: fresh })).ok);
-  });
+  }
 
-  test('50 parallel requests with one TOTP code → exactly one success', async () => {
+  async function parallelTotp(aliceSecret: string): Promise<void> {
     rig.clock.advance(30_000);
     const code = oathTotp(aliceSecret, rig.clock());
     secrets.push(code);
@@ -120,13 +134,13 @@ describe('enrollment, codes and replay', () => {
     for (const r of results.filter((x) => !x.ok)) assert.deepEqual(problemOf(r), INVALID);
     for (const r of results) if (r.ok) secrets.push(r.session!.token);
     // The 49 failures locked alice (3 within 5 minutes) and blocked the test's one client address
-    // (20 across users); a success would reset neither, so clear both for the next test.
+    // (20 across users); a success would reset neither, so clear both for the next step of a journey.
     await rig.store.ttl.delete('lock:alice');
     await rig.store.ttl.delete(`${MFA_ADDRESS_PREFIX}127.0.0.1`);
-  });
+  }
 
-  test('50 parallel requests with one recovery code → exactly one success, 9 left, audited', async () => {
-    const code = secrets.find((s) => /^[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}$/.test(s))!;
+  async function parallelRecovery(recoveryCode: string): Promise<void> {
+    const code = recoveryCode;
     const results = await Promise.all(Array.from({ length: 50 }, () => check(rig, 'alice', { mfaToken: code.toUpperCase().replaceAll('-', '') })));
     const wins = results.filter((r) => r.ok);
     assert.equal(wins.length, 1);
@@ -135,10 +149,46 @@ describe('enrollment, codes and replay', () => {
     assert.equal((await rig.service.listFactors('alice', rig.clock())).recoveryCodesRemaining, 9);
     const used = rig.auditLog.events().filter((ev) => ev.event === 'recovery_code_used');
     assert.deepEqual(used.map((ev) => ev.remaining), [9]);
-    await rig.store.ttl.delete('lock:alice');
+  }
+
+  /** Every step above, in order, on one rig. */
+  async function journey(): Promise<void> {
+    await noFactor();
+    const alice = await enrollThenConfirm();
+    await challenges();
+    await freshCodeThenReplays(alice.secret);
+    await parallelTotp(alice.secret);
+    await parallelRecovery(alice.recoveryCodes[0]!);
+  }
+
+  test('no factor: 403 mfa_not_enrolled with a hint naming the enroll endpoint', noFactor);
+
+  test('enroll → confirm with an oathtool code → 10 recovery codes; the confirm code counts as used', async () => {
+    await enrollThenConfirm();
+  });
+
+  test('no header → mfa_required with max_age = session TTL; step_up → step_up_required with the route max_age', async () => {
+    await enrolledAlice();
+    await challenges();
+  });
+
+  test('a fresh code passes and issues a session; the same code again and an earlier step after a later one are refused', async () => {
+    const alice = await enrolledAlice();
+    await freshCodeThenReplays(alice.secret);
+  });
+
+  test('50 parallel requests with one TOTP code → exactly one success', async () => {
+    const alice = await enrolledAlice();
+    await parallelTotp(alice.secret);
+  });
+
+  test('50 parallel requests with one recovery code → exactly one success, 9 left, audited', async () => {
+    const alice = await enrolledAlice();
+    await parallelRecovery(alice.recoveryCodes[0]!);
   });
 
   test('metrics count verifications by method and result, replays and sessions', async () => {
+    await journey();
     const text = await rig.metrics.registry.metrics();
     assert.match(text, /mfa_gateway_mfa_verifications_total\{method="totp",result="success"\} [1-9]/);
     assert.match(text, /mfa_gateway_mfa_verifications_total\{method="recovery",result="success"\} 1\n/);
@@ -147,14 +197,18 @@ describe('enrollment, codes and replay', () => {
     assert.match(text, /mfa_gateway_mfa_sessions_issued_total [1-9]/);
   });
 
-  test('no secret, code or token in any log line', () => {
+  test('no secret, code or token in any log line', async () => {
+    await journey();
     assertNothingLogged(rig, secrets);
   });
 });
 
 describe('malformed, wrong and replayed codes are indistinguishable', () => {
-  const rig = createRig({ mfa: { lockout: { maxFailures: 1000, findTimeMs: 5 * 60_000, backoffMs: [30_000] } } });
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig({ mfa: { lockout: { maxFailures: 1000, findTimeMs: 5 * 60_000, backoffMs: [30_000] } } });
+  });
+  afterEach(() => rig.close());
 
   test('unicode digits, spaces, 5/7/9 digits, leading + → the same problem as a wrong code', async () => {
     const { secret } = await enrollTotp(rig, 'mal');
@@ -222,8 +276,11 @@ function traced<T extends object>(target: T, name: string, trace: string[]): T {
 }
 
 describe('lockout ladder through the service (fake clock)', () => {
-  const rig = createRig();
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig();
+  });
+  afterEach(() => rig.close());
 
   test('3 failures lock; a correct code while locked is refused and verifies nothing; no free retry; 30 s, 1 m, 2 m, 5 m, 5 m', async () => {
     const { secret } = await enrollTotp(rig, 'lucy');
@@ -304,8 +361,11 @@ describe('lockout ladder through the service (fake clock)', () => {
 });
 
 describe('sessions on proxied requests', () => {
-  const rig = createRig();
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig();
+  });
+  afterEach(() => rig.close());
 
   test('a session passes on its own subject only; expired, revoked and tampered sessions → session_invalid', async () => {
     const { secret } = await enrollTotp(rig, 'anna');
@@ -374,8 +434,11 @@ describe('sessions on proxied requests', () => {
 });
 
 describe('IdP-asserted MFA', () => {
-  const rig = createRig({ acceptIdpMfa: true });
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig({ acceptIdpMfa: true });
+  });
+  afterEach(() => rig.close());
   const nowS = () => Math.floor(rig.clock() / 1000);
 
   test('amr mfa/otp/hwk with auth_time satisfies mfa; step_up only within max_age; pwd alone does not', async () => {
@@ -396,8 +459,11 @@ describe('IdP-asserted MFA', () => {
 });
 
 describe('secrets at rest fail closed', () => {
-  const rig = createRig();
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig();
+  });
+  afterEach(() => rig.close());
 
   function db(): Database.Database {
     return new Database(rig.dbPath);
@@ -450,8 +516,11 @@ describe('secrets at rest fail closed', () => {
 });
 
 describe('clock drift help', () => {
-  const rig = createRig();
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig();
+  });
+  afterEach(() => rig.close());
 
   test('the drift hint comes only when two failures in a row show the same offset; every drift attempt counts', async () => {
     const { secret } = await enrollTotp(rig, 'drifty');
@@ -481,11 +550,14 @@ describe('clock drift help', () => {
 });
 
 describe('HOTP hardware tokens', () => {
-  // 50 parallel uses of one code: neither the user's lockout nor the address's block may end the test early.
-  const rig = createRig({
-    mfa: { lockout: { maxFailures: 100, findTimeMs: 5 * 60_000, backoffMs: [30_000] }, ipThrottle: { enabled: true, maxFailures: 100, findTimeMs: 5 * 60_000, blockMs: 60_000 } },
+  let rig: Rig;
+  beforeEach(() => {
+    // 50 parallel uses of one code: neither the user's lockout nor the address's block may end the test early.
+    rig = createRig({
+      mfa: { lockout: { maxFailures: 100, findTimeMs: 5 * 60_000, backoffMs: [30_000] }, ipThrottle: { enabled: true, maxFailures: 100, findTimeMs: 5 * 60_000, blockMs: 60_000 } },
+    });
   });
-  after(() => rig.close());
+  afterEach(() => rig.close());
   const secret = base32Encode(Buffer.from('12345678901234567890', 'ascii'));
 
   test('enroll with a given secret and counter, confirm, look-ahead, replay, 50 parallel, resync', async () => {
@@ -528,8 +600,11 @@ describe('HOTP hardware tokens', () => {
 });
 
 describe('factor management needs a fresh second factor', () => {
-  const rig = createRig();
-  after(() => rig.close());
+  let rig: Rig;
+  beforeEach(() => {
+    rig = createRig();
+  });
+  afterEach(() => rig.close());
 
   test('second enrollment, removal and regeneration: step_up_required without a fresh factor, allowed with one', async () => {
     const { secret, factorId } = await enrollTotp(rig, 'mia');

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
-import { createSessionStore } from '../../src/mfa/session.js';
-import { createRig } from './support.js';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { createSessionStore, type SessionStore } from '../../src/mfa/session.js';
+import { createRig, type Rig } from './support.js';
 
 describe('session store on SQLite', () => {
-  const rig = createRig();
-  after(() => rig.close());
-  const sessions = createSessionStore(rig.store.ttl);
+  let rig: Rig;
+  let sessions: SessionStore;
+  beforeEach(() => {
+    rig = createRig();
+    sessions = createSessionStore(rig.store.ttl);
+  });
+  afterEach(() => rig.close());
   const hour = 3_600_000;
 
   test('a 32-byte base64url token; only its SHA-256 is a key; bound to the subject', async () => {

@@ -9,7 +9,7 @@ import { createLogger } from '../../../src/log/logger.js';
 import { CADDY, missingBinary, OATHTOOL, waitForListen } from '../../support/binaries.js';
 import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
 import { enrollTotpOverHttp } from '../../support/enroll.js';
-import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
+import { createWorkspace, policyHead } from '../../support/fixture.js';
 import { call, freePort, rawExchange, statusesIn } from '../../support/http.js';
 import { oathTotp, wrongTotp } from '../../support/otp.js';
 import { token } from '../../support/tokens.js';
@@ -72,22 +72,38 @@ function assertNoPlaceholders(got: ReceivedRequest): void {
   for (const [name, value] of headerPairs(got)) assert.doesNotMatch(value, /\{http\./, `${name}: ${value} is an unexpanded Caddy placeholder`);
 }
 
-describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, () => {
-  let upstream: Upstream;
-  let ws: Workspace;
-  let gateway: Gateway;
-  let clock: FakeClock;
-  let caddy: ChildProcess;
-  let port: number;
+/** The recording backend, the gateway on a fake clock, and Caddy running the shipped example in front of both. */
+interface Stack {
+  readonly upstream: Upstream;
+  readonly gateway: Gateway;
+  readonly clock: FakeClock;
+  /** Where Caddy listens: the port clients call. */
+  readonly port: number;
+  stop(): Promise<void>;
+}
 
-  before(async () => {
-    upstream = await startUpstream();
-    ws = createWorkspace();
+async function startStack(): Promise<Stack> {
+  const upstream = await startUpstream();
+  const ws = createWorkspace();
+  let gateway: Gateway | undefined;
+  let caddy: ChildProcess | undefined;
+  const stop = async (): Promise<void> => {
+    if (caddy !== undefined && caddy.exitCode === null) {
+      const running = caddy;
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGTERM');
+      await exited;
+    }
+    await gateway?.stop();
+    await upstream.close();
+    ws.remove();
+  };
+  try {
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    clock = fakeClock(intoCurrentStep());
+    const clock = fakeClock(intoCurrentStep());
     gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
 
-    port = await freePort();
+    const port = await freePort();
     const dir = join(ws.dir, 'caddy');
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'Caddyfile');
@@ -99,18 +115,25 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
     caddy.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     caddy.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     await waitForListen(caddy, 'caddy', port, () => output, 10_000);
+    return { upstream, gateway, clock, port, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, () => {
+  let stack: Stack | undefined;
+  let upstream: Upstream;
+  let clock: FakeClock;
+  let port: number;
+
+  before(async () => {
+    stack = await startStack();
+    ({ upstream, clock, port } = stack);
   });
 
-  after(async () => {
-    if (caddy !== undefined && caddy.exitCode === null) {
-      const exited = new Promise((resolve) => caddy.once('exit', resolve));
-      caddy.kill('SIGTERM');
-      await exited;
-    }
-    await gateway?.stop();
-    await upstream?.close();
-    ws?.remove();
-  });
+  after(() => stack?.stop());
 
   const forwarded = () => upstream.received.length;
 
@@ -318,14 +341,19 @@ describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, 
     }
   });
 
-  // Last: it stops the gateway.
   test('gateway down: Caddy fails closed with a 502 problem, nothing forwarded', async () => {
-    await gateway.stop();
-    const before = forwarded();
-    for (const [method, path] of [['GET', '/public/x'], ['POST', '/orders/1']] as const) {
-      const reply = await call(port, method, path, { 'x-auth-subject': 'mallory' });
-      assertProblem(reply, 502, 'upstream_unavailable', 'the MFA gateway did not answer');
+    // A stack of its own: stopping the shared gateway would break every test that ran after this one.
+    const own = await startStack();
+    try {
+      await own.gateway.stop();
+      const before = own.upstream.received.length;
+      for (const [method, path] of [['GET', '/public/x'], ['POST', '/orders/1']] as const) {
+        const reply = await call(own.port, method, path, { 'x-auth-subject': 'mallory' });
+        assertProblem(reply, 502, 'upstream_unavailable', 'the MFA gateway did not answer');
+      }
+      assert.equal(own.upstream.received.length, before);
+    } finally {
+      await own.stop();
     }
-    assert.equal(forwarded(), before);
   });
 });

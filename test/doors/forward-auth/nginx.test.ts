@@ -9,7 +9,7 @@ import { createLogger } from '../../../src/log/logger.js';
 import { missingBinary, NGINX, OATHTOOL, waitForListen } from '../../support/binaries.js';
 import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
 import { enrollTotpOverHttp } from '../../support/enroll.js';
-import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
+import { createWorkspace, policyHead } from '../../support/fixture.js';
 import { call, freePort, rawExchange, statusesIn } from '../../support/http.js';
 import { oathTotp, wrongTotp } from '../../support/otp.js';
 import { token } from '../../support/tokens.js';
@@ -65,22 +65,38 @@ http {
 `;
 }
 
-describe('nginx auth_request in front of the gateway (config/examples/nginx.conf)', { skip }, () => {
-  let upstream: Upstream;
-  let ws: Workspace;
-  let gateway: Gateway;
-  let clock: FakeClock;
-  let nginx: ChildProcess;
-  let port: number;
+/** The recording backend, the gateway on a fake clock, and nginx running the shipped example in front of both. */
+interface Stack {
+  readonly upstream: Upstream;
+  readonly gateway: Gateway;
+  readonly clock: FakeClock;
+  /** Where nginx listens: the port clients call. */
+  readonly port: number;
+  stop(): Promise<void>;
+}
 
-  before(async () => {
-    upstream = await startUpstream();
-    ws = createWorkspace();
+async function startStack(): Promise<Stack> {
+  const upstream = await startUpstream();
+  const ws = createWorkspace();
+  let gateway: Gateway | undefined;
+  let nginx: ChildProcess | undefined;
+  const stop = async (): Promise<void> => {
+    if (nginx !== undefined && nginx.exitCode === null) {
+      const running = nginx;
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGTERM');
+      await exited;
+    }
+    await gateway?.stop();
+    await upstream.close();
+    ws.remove();
+  };
+  try {
     ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    clock = fakeClock(intoCurrentStep());
+    const clock = fakeClock(intoCurrentStep());
     gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
 
-    port = await freePort();
+    const port = await freePort();
     const dir = join(ws.dir, 'nginx');
     mkdirSync(join(dir, 'tmp'), { recursive: true });
     writeFileSync(join(dir, 'mfa-gateway.conf'), exampleFor(port, gateway.address.port, upstream.port));
@@ -89,18 +105,25 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     nginx = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     nginx.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await waitForListen(nginx, 'nginx', port, () => stderr + readFileSync(join(dir, 'error.log'), 'utf8'), 5000);
+    return { upstream, gateway, clock, port, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+describe('nginx auth_request in front of the gateway (config/examples/nginx.conf)', { skip }, () => {
+  let stack: Stack | undefined;
+  let upstream: Upstream;
+  let clock: FakeClock;
+  let port: number;
+
+  before(async () => {
+    stack = await startStack();
+    ({ upstream, clock, port } = stack);
   });
 
-  after(async () => {
-    if (nginx !== undefined && nginx.exitCode === null) {
-      const exited = new Promise((resolve) => nginx.once('exit', resolve));
-      nginx.kill('SIGTERM');
-      await exited;
-    }
-    await gateway?.stop();
-    await upstream?.close();
-    ws?.remove();
-  });
+  after(() => stack?.stop());
 
   const forwarded = () => upstream.received.length;
 
@@ -265,12 +288,17 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     assert.equal(reply.status, 404);
   });
 
-  // Last: it stops the gateway.
   test('gateway down: nginx fails closed with a 502 problem, nothing forwarded', async () => {
-    await gateway.stop();
-    const before = forwarded();
-    const reply = await call(port, 'GET', '/public/x');
-    assertProblem(reply, 502, 'upstream_unavailable', 'the MFA gateway did not answer');
-    assert.equal(forwarded(), before);
+    // A stack of its own: stopping the shared gateway would break every test that ran after this one.
+    const own = await startStack();
+    try {
+      await own.gateway.stop();
+      const before = own.upstream.received.length;
+      const reply = await call(own.port, 'GET', '/public/x');
+      assertProblem(reply, 502, 'upstream_unavailable', 'the MFA gateway did not answer');
+      assert.equal(own.upstream.received.length, before);
+    } finally {
+      await own.stop();
+    }
   });
 });

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { afterEach, beforeEach, describe, test } from 'node:test';
 import { renderProblem } from '../../../src/errors/problems.js';
 import { handleMfaEndpoint } from '../../../src/doors/mfa-api/endpoints.js';
 import { INVALID_CODE_DETAIL } from '../../../src/mfa/service.js';
 import { canonicalizeRequest } from '../../../src/request/canonical.js';
 import { createTrustList } from '../../../src/request/trust.js';
 import { createRig, principal, type Rig } from '../../mfa/support.js';
-import { call, rawExchange, type Reply } from '../../support/http.js';
+import { call, closeServer, rawExchange, type Reply } from '../../support/http.js';
 import { oathHotp, oathTotp, wrongTotp } from '../../support/otp.js';
 
 /**
@@ -61,23 +61,27 @@ function assertJson(reply: Reply, status: number): Record<string, unknown> {
 }
 
 describe('MFA endpoints over HTTP', () => {
-  const rig = createRig();
-  const secrets: string[] = [];
+  let rig: Rig;
   let server: Server;
   let port = 0;
-  let secret = '';
-  let factorId = '';
-  let recoveryCodes: string[] = [];
+  /** Every secret, code and token the test handled. */
+  let secrets: string[];
 
-  before(async () => {
+  beforeEach(async () => {
+    rig = createRig();
+    secrets = [];
     ({ server, port } = await startServer(rig));
   });
-  after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+  afterEach(async () => {
+    await closeServer(server);
     await rig.close();
   });
 
-  test('GET setup: self-contained HTML with a strict CSP whose hashes match the inline script and style', async () => {
+  // Each step below is one test, run on a fresh rig and server after the steps it needs (alice's
+  // factor is enrolled at T0, then confirmed). `journey()` runs all of them in order on one rig, for
+  // the test about what a whole run of use leaves in the logs.
+
+  async function setupPage(): Promise<void> {
     const reply = await call(port, 'GET', `${PREFIX}setup`, auth('alice'));
     assert.equal(reply.status, 200);
     assert.equal(reply.headers['content-type'], 'text/html; charset=utf-8');
@@ -94,14 +98,14 @@ describe('MFA endpoints over HTTP', () => {
     assert.ok(!/\b(src|href)=["']?(https?:)?\/\//i.test(reply.text), 'no external resources');
     assert.ok(!reply.text.includes('innerHTML'), 'server data never goes through innerHTML');
     for (const path of ['totp/enroll', 'totp/confirm']) assert.ok(reply.text.includes(`'${path}'`));
-  });
+  }
 
-  test('POST totp/enroll → 201 with the secret, otpauth URI, 300×300 QR (SVG and PNG) and manual key', async () => {
+  async function enroll(): Promise<{ secret: string; factorId: string }> {
     const reply = await call(port, 'POST', `${PREFIX}totp/enroll`, auth('alice'));
     const body = assertJson(reply, 201);
     assert.deepEqual(Object.keys(body), ['factor_id', 'type', 'secret', 'otpauth_uri', 'qr_svg', 'qr_png', 'manual_key', 'pending_until']);
-    secret = body.secret as string;
-    factorId = body.factor_id as string;
+    const secret = body.secret as string;
+    const factorId = body.factor_id as string;
     secrets.push(secret);
     assert.equal(body.type, 'totp');
     assert.equal(body.otpauth_uri, `otpauth://totp/Test%20Gateway:alice?secret=${secret}&issuer=Test%20Gateway&algorithm=SHA1&digits=6&period=30`);
@@ -109,9 +113,10 @@ describe('MFA endpoints over HTTP', () => {
     assert.match(body.qr_png as string, /^data:image\/png;base64,/);
     assert.equal((body.manual_key as string).replaceAll(' ', ''), secret);
     assert.equal(body.pending_until, Math.floor(rig.clock() / 1000) + 600);
-  });
+    return { secret, factorId };
+  }
 
-  test('bad bodies: wrong content type, too large, not JSON, unknown field, missing field → 400 invalid_request', async () => {
+  async function badBodies(factorId: string): Promise<void> {
     const cases: [Record<string, string>, string | Buffer, string][] = [
       [auth('alice', { 'content-type': 'text/plain' }), '{}', 'the body must be application/json'],
       [jsonHeaders('alice'), Buffer.alloc(16 * 1024 + 1, 0x20), 'the body must be at most 16384 bytes'],
@@ -129,21 +134,22 @@ describe('MFA endpoints over HTTP', () => {
       delete got.request_id;
       assert.deepEqual(got, problemBody('invalid_request', 'Bad request', 400, detail));
     }
-  });
+  }
 
-  test('POST totp/confirm with an oathtool code → 200 with 10 recovery codes', async () => {
+  async function confirm(secret: string, factorId: string): Promise<string[]> {
     const code = oathTotp(secret, rig.clock());
     secrets.push(code);
     const reply = await call(port, 'POST', `${PREFIX}totp/confirm`, jsonHeaders('alice'), JSON.stringify({ factor_id: factorId, code }));
     const body = assertJson(reply, 200);
     assert.deepEqual(Object.keys(body), ['factor_id', 'status', 'recovery_codes']);
     assert.equal(body.status, 'active');
-    recoveryCodes = body.recovery_codes as string[];
+    const recoveryCodes = body.recovery_codes as string[];
     assert.equal(recoveryCodes.length, 10);
     secrets.push(...recoveryCodes);
-  });
+    return recoveryCodes;
+  }
 
-  test('POST verify: no code → 401 mfa_required with an RFC 9470 challenge; a code → session; reuse, wrong, malformed → identical 401', async () => {
+  async function verify(secret: string): Promise<void> {
     const none = await call(port, 'POST', `${PREFIX}verify`, auth('alice'));
     assert.equal(none.status, 401);
     assert.equal(
@@ -178,9 +184,9 @@ describe('MFA endpoints over HTTP', () => {
       secrets.push(fresh, cleared.json().session_token as string);
     }
     assert.equal(shapes.size, 1, 'identical status, headers and body');
-  });
+  }
 
-  test('two X-MFA-Token headers are refused before any code is tried', async () => {
+  async function twoMfaTokens(secret: string): Promise<void> {
     const code = oathTotp(secret, rig.clock() + 30_000);
     const raw = await rawExchange(
       port,
@@ -188,9 +194,9 @@ describe('MFA endpoints over HTTP', () => {
     );
     assert.match(raw, /^HTTP\/1\.1 400 /);
     assert.match(raw, /"code":"invalid_request"/);
-  });
+  }
 
-  test('session/revoke → 204, then the session is invalid; GET factors lists without secrets', async () => {
+  async function revokeThenList(secret: string, factorId: string): Promise<void> {
     rig.clock.advance(30_000);
     const code = oathTotp(secret, rig.clock());
     const session = (await call(port, 'POST', `${PREFIX}verify`, auth('alice', { 'x-mfa-token': code }))).json().session_token as string;
@@ -221,9 +227,9 @@ describe('MFA endpoints over HTTP', () => {
       ],
       recovery_codes_remaining: 10,
     });
-  });
+  }
 
-  test('a second factor, DELETE factors/{id} and POST recovery-codes need a fresh second factor', async () => {
+  async function manageFactors(secret: string, factorId: string, recoveryCodes: string[]): Promise<void> {
     rig.clock.advance(10 * 60_000);
     const stale = await call(port, 'POST', `${PREFIX}totp/enroll`, auth('alice'));
     assert.equal(stale.status, 401);
@@ -266,9 +272,9 @@ describe('MFA endpoints over HTTP', () => {
     const left = assertJson(await call(port, 'GET', `${PREFIX}factors`, auth('alice')), 200);
     assert.deepEqual((left.factors as { id: string }[]).map((f) => f.id), [e.factor_id]);
     assert.equal(left.recovery_codes_remaining, 8);
-  });
+  }
 
-  test('unknown endpoint → 404, wrong method → 405 with Allow', async () => {
+  async function unknownEndpoints(): Promise<void> {
     const unknown = await call(port, 'GET', `${PREFIX}nope`, auth('alice'));
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json().code, 'not_found');
@@ -279,9 +285,9 @@ describe('MFA endpoints over HTTP', () => {
     const deleteOther = await call(port, 'POST', `${PREFIX}factors/abc`, auth('alice'));
     assert.equal(deleteOther.status, 405);
     assert.equal(deleteOther.headers.allow, 'DELETE');
-  });
+  }
 
-  test('a user without a factor: verify → 403 mfa_not_enrolled with the enrollment hint', async () => {
+  async function notEnrolled(): Promise<void> {
     const reply = await call(port, 'POST', `${PREFIX}verify`, auth('zoe', { 'x-mfa-token': '123456' }));
     assert.equal(reply.status, 403);
     const got = reply.json();
@@ -292,9 +298,70 @@ describe('MFA endpoints over HTTP', () => {
         hint: 'enroll one with POST /.mfa/totp/enroll, then activate it with POST /.mfa/totp/confirm',
       }),
     );
+  }
+
+  /** Alice's factor, enrolled and confirmed at T0. */
+  async function confirmedAlice(): Promise<{ secret: string; factorId: string; recoveryCodes: string[] }> {
+    const { secret, factorId } = await enroll();
+    return { secret, factorId, recoveryCodes: await confirm(secret, factorId) };
+  }
+
+  /** Every step above, in order, on one rig. */
+  async function journey(): Promise<void> {
+    await setupPage();
+    const { secret, factorId } = await enroll();
+    await badBodies(factorId);
+    const recoveryCodes = await confirm(secret, factorId);
+    await verify(secret);
+    await twoMfaTokens(secret);
+    await revokeThenList(secret, factorId);
+    await manageFactors(secret, factorId, recoveryCodes);
+    await unknownEndpoints();
+    await notEnrolled();
+  }
+
+  test('GET setup: self-contained HTML with a strict CSP whose hashes match the inline script and style', setupPage);
+
+  test('POST totp/enroll → 201 with the secret, otpauth URI, 300×300 QR (SVG and PNG) and manual key', async () => {
+    await enroll();
   });
 
-  test('no secret, code or token in the logs', () => {
+  test('bad bodies: wrong content type, too large, not JSON, unknown field, missing field → 400 invalid_request', async () => {
+    const { factorId } = await enroll();
+    await badBodies(factorId);
+  });
+
+  test('POST totp/confirm with an oathtool code → 200 with 10 recovery codes', async () => {
+    const { secret, factorId } = await enroll();
+    await confirm(secret, factorId);
+  });
+
+  test('POST verify: no code → 401 mfa_required with an RFC 9470 challenge; a code → session; reuse, wrong, malformed → identical 401', async () => {
+    const { secret } = await confirmedAlice();
+    await verify(secret);
+  });
+
+  test('two X-MFA-Token headers are refused before any code is tried', async () => {
+    const { secret } = await confirmedAlice();
+    await twoMfaTokens(secret);
+  });
+
+  test('session/revoke → 204, then the session is invalid; GET factors lists without secrets', async () => {
+    const { secret, factorId } = await confirmedAlice();
+    await revokeThenList(secret, factorId);
+  });
+
+  test('a second factor, DELETE factors/{id} and POST recovery-codes need a fresh second factor', async () => {
+    const { secret, factorId, recoveryCodes } = await confirmedAlice();
+    await manageFactors(secret, factorId, recoveryCodes);
+  });
+
+  test('unknown endpoint → 404, wrong method → 405 with Allow', unknownEndpoints);
+
+  test('a user without a factor: verify → 403 mfa_not_enrolled with the enrollment hint', notEnrolled);
+
+  test('no secret, code or token in the logs', async () => {
+    await journey();
     const text = rig.log.text() + rig.auditLog.text();
     const events = new Set(rig.auditLog.events().map((e) => e.event));
     for (const e of ['enrolled', 'confirmed', 'verified', 'failed', 'replay', 'session_issued', 'session_revoked', 'factor_removed', 'recovery_code_used', 'hotp_resynced']) {
