@@ -1,19 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, type Gateway } from '../../../src/server/gateway.js';
-import { createLogger } from '../../../src/log/logger.js';
-import { CADDY, missingBinary, OATHTOOL, waitForListen } from '../../support/binaries.js';
-import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { CADDY, missingBinary, OATHTOOL } from '../../support/binaries.js';
+import type { FakeClock } from '../../support/clock.js';
 import { enrollTotpOverHttp } from '../../support/enroll.js';
-import { createWorkspace, policyHead } from '../../support/fixture.js';
-import { call, freePort, rawExchange, statusesIn } from '../../support/http.js';
+import { call, rawExchange, statusesIn } from '../../support/http.js';
 import { oathTotp, wrongTotp } from '../../support/otp.js';
 import { token } from '../../support/tokens.js';
-import { startUpstream, type ReceivedRequest, type Upstream } from '../../support/upstream.js';
+import type { ReceivedRequest, Upstream } from '../../support/upstream.js';
+import { startProxyStack, type ProxyLaunch, type ProxyStack } from './stack.js';
 import { assertProblem, identityNames, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } from '../support.js';
 
 // dist/test/doors/forward-auth/ → repository root: the test runs the shipped example, not a copy of it.
@@ -31,7 +29,6 @@ default: deny
 authz: { trusted_proxies: [127.0.0.1/32] }
 `;
 
-const silent = createLogger({ level: 'silent' });
 const skip = missingBinary(CADDY, 'caddy') ?? missingBinary(OATHTOOL, 'oathtool');
 
 /**
@@ -72,58 +69,29 @@ function assertNoPlaceholders(got: ReceivedRequest): void {
   for (const [name, value] of headerPairs(got)) assert.doesNotMatch(value, /\{http\./, `${name}: ${value} is an unexpanded Caddy placeholder`);
 }
 
-/** The recording backend, the gateway on a fake clock, and Caddy running the shipped example in front of both. */
-interface Stack {
-  readonly upstream: Upstream;
-  readonly gateway: Gateway;
-  readonly clock: FakeClock;
-  /** Where Caddy listens: the port clients call. */
-  readonly port: number;
-  stop(): Promise<void>;
-}
-
-async function startStack(): Promise<Stack> {
-  const upstream = await startUpstream();
-  const ws = createWorkspace();
-  let gateway: Gateway | undefined;
-  let caddy: ChildProcess | undefined;
-  const stop = async (): Promise<void> => {
-    if (caddy !== undefined && caddy.exitCode === null) {
-      const running = caddy;
-      const exited = new Promise((resolve) => running.once('exit', resolve));
-      running.kill('SIGTERM');
-      await exited;
-    }
-    await gateway?.stop();
-    await upstream.close();
-    ws.remove();
-  };
-  try {
-    ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    const clock = fakeClock(intoCurrentStep());
-    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
-
-    const port = await freePort();
-    const dir = join(ws.dir, 'caddy');
+/** Caddy running the shipped example (listen and upstream addresses substituted) in front of the gateway and backend. */
+const CADDY_LAUNCH: ProxyLaunch = {
+  name: 'caddy',
+  startTimeoutMs: 10_000,
+  start(ports, workspace) {
+    const dir = join(workspace, 'caddy');
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'Caddyfile');
-    writeFileSync(config, exampleFor(port, gateway.address.port, upstream.port));
+    writeFileSync(config, exampleFor(ports.listen, ports.gateway, ports.upstream));
     // Caddy keeps its data (certificates, autosave.json) under HOME / XDG dirs: the temp dir, not the system's.
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') };
     let output = '';
-    caddy = spawn(CADDY, ['run', '--config', config, '--adapter', 'caddyfile'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const caddy = spawn(CADDY, ['run', '--config', config, '--adapter', 'caddyfile'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     caddy.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     caddy.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await waitForListen(caddy, 'caddy', port, () => output, 10_000);
-    return { upstream, gateway, clock, port, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-}
+    return { process: caddy, output: () => output };
+  },
+};
+
+const startStack = (): Promise<ProxyStack> => startProxyStack(ROUTES, CADDY_LAUNCH);
 
 describe('Caddy in front of the gateway (config/examples/Caddyfile)', { skip }, () => {
-  let stack: Stack | undefined;
+  let stack: ProxyStack | undefined;
   let upstream: Upstream;
   let clock: FakeClock;
   let port: number;

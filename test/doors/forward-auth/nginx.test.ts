@@ -1,19 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, type Gateway } from '../../../src/server/gateway.js';
-import { createLogger } from '../../../src/log/logger.js';
-import { missingBinary, NGINX, OATHTOOL, waitForListen } from '../../support/binaries.js';
-import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
+import { missingBinary, NGINX, OATHTOOL } from '../../support/binaries.js';
+import type { FakeClock } from '../../support/clock.js';
 import { enrollTotpOverHttp } from '../../support/enroll.js';
-import { createWorkspace, policyHead } from '../../support/fixture.js';
-import { call, freePort, rawExchange, statusesIn } from '../../support/http.js';
+import { call, rawExchange, statusesIn } from '../../support/http.js';
 import { oathTotp, wrongTotp } from '../../support/otp.js';
 import { token } from '../../support/tokens.js';
-import { startUpstream, type Upstream } from '../../support/upstream.js';
+import type { Upstream } from '../../support/upstream.js';
+import { startProxyStack, type ProxyLaunch, type ProxyStack } from './stack.js';
 import { assertProblem, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } from '../support.js';
 
 // dist/test/authz/ → repository root: the test runs the shipped example, not a copy of it.
@@ -29,7 +27,6 @@ default: deny
 authz: { trusted_proxies: [127.0.0.1/32] }
 `;
 
-const silent = createLogger({ level: 'silent' });
 const skip = missingBinary(NGINX, 'nginx') ?? missingBinary(OATHTOOL, 'oathtool');
 
 /** The shipped example with its listen and upstream addresses pointed at this test's servers. */
@@ -65,55 +62,26 @@ http {
 `;
 }
 
-/** The recording backend, the gateway on a fake clock, and nginx running the shipped example in front of both. */
-interface Stack {
-  readonly upstream: Upstream;
-  readonly gateway: Gateway;
-  readonly clock: FakeClock;
-  /** Where nginx listens: the port clients call. */
-  readonly port: number;
-  stop(): Promise<void>;
-}
-
-async function startStack(): Promise<Stack> {
-  const upstream = await startUpstream();
-  const ws = createWorkspace();
-  let gateway: Gateway | undefined;
-  let nginx: ChildProcess | undefined;
-  const stop = async (): Promise<void> => {
-    if (nginx !== undefined && nginx.exitCode === null) {
-      const running = nginx;
-      const exited = new Promise((resolve) => running.once('exit', resolve));
-      running.kill('SIGTERM');
-      await exited;
-    }
-    await gateway?.stop();
-    await upstream.close();
-    ws.remove();
-  };
-  try {
-    ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    const clock = fakeClock(intoCurrentStep());
-    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, admin: false, clock });
-
-    const port = await freePort();
-    const dir = join(ws.dir, 'nginx');
+/** nginx running the shipped example (listen and upstream addresses substituted) in front of the gateway and backend. */
+const NGINX_LAUNCH: ProxyLaunch = {
+  name: 'nginx',
+  startTimeoutMs: 5000,
+  start(ports, workspace) {
+    const dir = join(workspace, 'nginx');
     mkdirSync(join(dir, 'tmp'), { recursive: true });
-    writeFileSync(join(dir, 'mfa-gateway.conf'), exampleFor(port, gateway.address.port, upstream.port));
+    writeFileSync(join(dir, 'mfa-gateway.conf'), exampleFor(ports.listen, ports.gateway, ports.upstream));
     writeFileSync(join(dir, 'nginx.conf'), mainConfig(dir));
     let stderr = '';
-    nginx = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    nginx.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    await waitForListen(nginx, 'nginx', port, () => stderr + readFileSync(join(dir, 'error.log'), 'utf8'), 5000);
-    return { upstream, gateway, clock, port, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-}
+    const process = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    process.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    return { process, output: () => stderr + readFileSync(join(dir, 'error.log'), 'utf8') };
+  },
+};
+
+const startStack = (): Promise<ProxyStack> => startProxyStack(ROUTES, NGINX_LAUNCH);
 
 describe('nginx auth_request in front of the gateway (config/examples/nginx.conf)', { skip }, () => {
-  let stack: Stack | undefined;
+  let stack: ProxyStack | undefined;
   let upstream: Upstream;
   let clock: FakeClock;
   let port: number;
