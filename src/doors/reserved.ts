@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Pass } from '../admission/admit.js';
 import type { GatewayCore } from '../core/gateway-core.js';
 import type { Allow, ReservedEndpoint } from '../decision/types.js';
+import { problem } from '../errors/problems.js';
+import { sendProblem } from '../http/respond.js';
 import type { RequestView } from '../request/view.js';
 import { serveForwardAuth } from './forward-auth/door.js';
 import { handleMfaEndpoint, serveSetupPage } from './mfa-api/endpoints.js';
@@ -25,8 +27,11 @@ export async function serveReserved(
       return serveForwardAuth(core, pass, req, res, view, endpoint.subpath);
     case 'setup':
       return serveSetupPage(res);
-    case 'mfa-api':
-      // The built-in route is `bearer`: an allowed decision always carries its principal.
-      return handleMfaEndpoint(core.mfa, { req, res, view, subpath: endpoint.subpath, principal: decision.principal!, policy: pass.runtime.policy, now: pass.now });
+    case 'mfa-api': {
+      // The built-in route is `bearer`, so an allow carries its principal; without one, fail closed.
+      const principal = decision.principal;
+      if (principal === undefined) return sendProblem(res, problem('internal_error', 'the request could not be completed'), view.requestId);
+      return handleMfaEndpoint(core.mfa, { req, res, view, subpath: endpoint.subpath, principal, policy: pass.runtime.policy, now: pass.now });
+    }
   }
 }

@@ -163,14 +163,12 @@ const DRIFT_PREFIX = 'drift:';
  */
 async function confirmedDrift(deps: MfaDeps, subject: string, result: Extract<AttemptResult, { ok: false }>, keepMs: number): Promise<number | undefined> {
   const key = DRIFT_PREFIX + subject;
-  if (result.reason !== 'drift' || result.driftSeconds === undefined) {
-    await deps.ttl.delete(key);
-    return undefined;
-  }
-  const seen = result.driftSeconds;
-  const previous = await deps.ttl.get<{ seconds: number }>(key);
+  // One read and one write for every failure, drift or not: the store work must not tell a code
+  // valid a few steps away from a wrong one, or the timing would say what the hint withholds.
+  const seen = result.reason === 'drift' && result.driftSeconds !== undefined ? result.driftSeconds : null;
+  const previous = await deps.ttl.get<{ seconds: number | null }>(key);
   await deps.ttl.set(key, { seconds: seen }, keepMs);
-  return previous?.seconds === seen ? seen : undefined;
+  return seen !== null && previous?.seconds === seen ? seen : undefined;
 }
 
 export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMethod, mfaTime: number): Promise<IssuedSession> {

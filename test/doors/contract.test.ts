@@ -13,6 +13,7 @@ import { call, closeServer, type Reply } from '../support/http.js';
 import { oathTotp, wrongTotp } from '../support/otp.js';
 import { token } from '../support/tokens.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
+import { AUTH_QUESTIONS, copiedByProxy, type AuthQuestion } from './support.js';
 
 /**
  * One contract, five front doors. Every row is a request and what must come of it — the status and
@@ -53,14 +54,6 @@ interface Door {
   /** Where this door's users reach the `/.mfa/` endpoints. */
   readonly mfaPort: number;
   send(method: string, path: string, headers: Record<string, string>): Promise<Outcome>;
-}
-
-/** Identity and request-id headers of a forward-auth answer: what the proxy in front forwards. */
-function copiedByProxy(reply: Reply): IncomingHttpHeaders | undefined {
-  if (reply.status !== 200) return undefined;
-  const out: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(reply.headers)) if (/^x-auth-|^x-request-id$/.test(name)) out[name] = value;
-  return out;
 }
 
 interface Row {
@@ -317,7 +310,7 @@ describe('the header and status contract, the same on every front door', { skip 
         return last === undefined ? { reply, backend: undefined } : { reply, backend: last.headers, target: last.url };
       },
     });
-    const askedBy = (name: DoorName, build: (method: string, path: string) => { method: string; path: string; headers: Record<string, string> }): Door => ({
+    const askedBy = (name: DoorName, build: (method: string, path: string) => AuthQuestion): Door => ({
       name,
       mfaPort: gwPort,
       async send(method, path, headers) {
@@ -328,16 +321,7 @@ describe('the header and status contract, the same on every front door', { skip 
     });
     doors.set('proxy', direct('proxy', gwPort, () => upstream.received));
     doors.set('middleware', direct('middleware', appPort, () => appSeen));
-    doors.set('auth-request', askedBy('auth-request', (method, path) => ({ method: 'GET', path: '/.mfa/authz/auth-request', headers: { 'x-original-method': method, 'x-original-url': path } })));
-    doors.set(
-      'forward-auth',
-      askedBy('forward-auth', (method, path) => ({
-        method: 'GET',
-        path: '/.mfa/authz/forward-auth',
-        headers: { 'x-forwarded-method': method, 'x-forwarded-uri': path, 'x-forwarded-host': 'api.test', 'x-forwarded-proto': 'http' },
-      })),
-    );
-    doors.set('ext-authz', askedBy('ext-authz', (method, path) => ({ method, path: `/.mfa/authz/ext-authz${path}`, headers: {} })));
+    for (const asking of ['auth-request', 'forward-auth', 'ext-authz'] as const) doors.set(asking, askedBy(asking, AUTH_QUESTIONS[asking]));
 
     for (const name of DOORS) {
       secrets.set(name, (await enrollTotpOverHttp(doors.get(name)!.mfaPort, await token(`${name}-user`, { now: clock() }), clock)).secret);

@@ -14,7 +14,7 @@ import { call, closeServer, type Reply } from '../support/http.js';
 import { oathTotp, wrongTotp } from '../support/otp.js';
 import { token } from '../support/tokens.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
-import { assertProblem } from './support.js';
+import { assertProblem, AUTH_QUESTIONS, copiedByProxy, type AuthQuestion } from './support.js';
 
 /**
  * Throttles through all five front doors (reverse proxy, nginx auth_request, Traefik/Caddy
@@ -121,7 +121,7 @@ describe('throttles, the same on every front door', { skip }, () => {
         return { reply, backend: seen().length > before ? seen().at(-1) : undefined };
       },
     });
-    const askedBy = (name: DoorName, build: (method: string, path: string) => { method: string; path: string; headers: Record<string, string> }): Door => ({
+    const askedBy = (name: DoorName, build: (method: string, path: string) => AuthQuestion): Door => ({
       name,
       mfaPort: gwPort,
       metrics: () => gw.metrics,
@@ -132,24 +132,12 @@ describe('throttles, the same on every front door', { skip }, () => {
         const seenAt = client === 'A' ? '198.51.100.1' : '198.51.100.2';
         const forwardedFor = sent === undefined ? seenAt : `${sent}, ${seenAt}`;
         const reply = await call(gwPort, question.method, question.path, { ...question.headers, ...rest, 'x-forwarded-for': forwardedFor });
-        if (reply.status !== 200) return { reply, backend: undefined };
-        const copied: IncomingHttpHeaders = {};
-        for (const [header, value] of Object.entries(reply.headers)) if (/^x-auth-|^x-request-id$/.test(header)) copied[header] = value;
-        return { reply, backend: copied };
+        return { reply, backend: copiedByProxy(reply) };
       },
     });
     doors.set('proxy', direct('proxy', gwPort, () => upstream.received.map((r) => r.headers), () => gw.metrics));
     doors.set('middleware', direct('middleware', appPort, () => appSeen, () => guard.core.metrics));
-    doors.set('auth-request', askedBy('auth-request', (method, path) => ({ method: 'GET', path: '/.mfa/authz/auth-request', headers: { 'x-original-method': method, 'x-original-url': path } })));
-    doors.set(
-      'forward-auth',
-      askedBy('forward-auth', (method, path) => ({
-        method: 'GET',
-        path: '/.mfa/authz/forward-auth',
-        headers: { 'x-forwarded-method': method, 'x-forwarded-uri': path, 'x-forwarded-host': 'api.test', 'x-forwarded-proto': 'http' },
-      })),
-    );
-    doors.set('ext-authz', askedBy('ext-authz', (method, path) => ({ method, path: `/.mfa/authz/ext-authz${path}`, headers: {} })));
+    for (const asking of ['auth-request', 'forward-auth', 'ext-authz'] as const) doors.set(asking, askedBy(asking, AUTH_QUESTIONS[asking]));
 
     for (const name of DOORS) {
       const list: string[] = [];

@@ -232,7 +232,7 @@ describe('malformed, wrong and replayed codes are indistinguishable', () => {
     assert.ok((await check(rig, 'mal', { mfaToken: good })).ok);
   });
 
-  test('wrong, replayed and malformed codes do the same store and key work, in the same order', async () => {
+  test('wrong, replayed, malformed and a-few-steps-away codes do the same store and key work, in the same order', async () => {
     const trace: string[] = [];
     const svc = createMfaService({
       durable: traced(rig.store.durable, 'durable', trace),
@@ -245,7 +245,8 @@ describe('malformed, wrong and replayed codes are indistinguishable', () => {
     assert.ok((await svc.checkSecondFactor({ ...rig.caller('tracer', { mfaToken: used }), route: MFA })).ok);
     const wrong = wrongTotp(secret, rig.clock());
     const traces: Record<string, string[]> = {};
-    for (const [name, code] of [['wrong', wrong], ['replay', used], ['malformed', '١٢٣٤٥٦'], ['short', '12345']] as const) {
+    const ahead = oathTotp(secret, rig.clock() + 120_000);
+    for (const [name, code] of [['wrong', wrong], ['replay', used], ['malformed', '١٢٣٤٥٦'], ['short', '12345'], ['drift', ahead]] as const) {
       trace.length = 0;
       assert.deepEqual(problemOf(await svc.checkSecondFactor({ ...rig.caller('tracer', { mfaToken: code }), route: MFA })), INVALID);
       traces[name] = [...trace];
@@ -255,6 +256,8 @@ describe('malformed, wrong and replayed codes are indistinguishable', () => {
     assert.deepEqual(traces.replay, traces.wrong);
     assert.deepEqual(traces.malformed, traces.wrong);
     assert.deepEqual(traces.short, traces.wrong);
+    // The drift hint's own bookkeeping must not tell a code valid 4 steps away from a wrong one.
+    assert.deepEqual(traces.drift, traces.wrong);
   });
 });
 
