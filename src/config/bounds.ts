@@ -35,6 +35,11 @@ export const DURATION_BOUNDS = {
   'mfa.ip_throttle.block': { min: SECOND, max: DAY },
   'mfa.enrollment.pending_ttl': { min: MINUTE, max: HOUR },
   'keys.rotation': { min: DAY, max: 3650 * DAY },
+  'store.postgres.pool.idle_timeout': { min: SECOND, max: HOUR },
+  'store.postgres.connect_timeout': { min: 100, max: MINUTE },
+  'store.postgres.statement_timeout': { min: 10, max: MINUTE },
+  'store.redis.connect_timeout': { min: 100, max: MINUTE },
+  'store.redis.command_timeout': { min: 10, max: MINUTE },
   'limits.drain_timeout': { min: 0, max: 10 * MINUTE },
   // Upstream keep-alive 60 s by default, 300 s at most; request timeout 10 s, 30 s at most.
   'upstreams.*.pool.keep_alive': { min: SECOND, max: 300 * SECOND },

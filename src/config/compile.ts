@@ -12,11 +12,12 @@ import { formatDuration, parseDuration } from '../time/duration.js';
 import { compileRoutes, type RawRoute } from '../routes/compile.js';
 import type { Route } from '../routes/types.js';
 import { checkTlsCredentials, TlsCredentials, type TlsMinVersion } from '../tls/credentials.js';
-import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, StoreConfig, TlsConfig, UpstreamConfig } from './types.js';
+import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, TlsConfig, UpstreamConfig } from './types.js';
 import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
 import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
+import { compileStore, type RawStore } from './store.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
 import { DURATION_HINT } from './schema.js';
 
@@ -45,7 +46,7 @@ export interface RawPolicy {
   readonly case_insensitive: boolean;
   readonly auth: { readonly jwt: RawJwt };
   readonly mfa: RawMfa;
-  readonly store: { readonly kind: 'sqlite'; readonly path?: string } | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
+  readonly store: RawStore;
   readonly keys: { readonly file?: string; readonly env?: string; readonly rotation: string };
   readonly upstreams: Readonly<Record<string, RawUpstream>>;
   readonly routes: readonly RawRoute[];
@@ -202,10 +203,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     pathPrefix: mfaRaw.path_prefix,
   };
 
-  const store: StoreConfig =
-    raw.store.kind === 'sqlite'
-      ? { kind: 'sqlite', path: raw.store.path ?? './data/mfa.db' }
-      : { kind: 'shared', postgres: raw.store.postgres, redis: raw.store.redis };
+  const store = compileStore(raw.store, ctx, add, duration);
 
   const keys = {
     ...(raw.keys.file !== undefined ? { file: raw.keys.file } : {}),
@@ -261,7 +259,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     duration,
   });
 
-  if (issues.length > 0) return { issues };
+  if (issues.length > 0 || store === undefined) return { issues };
   const policy: GatewayPolicy = {
     source: ctx.source,
     listen: { host: raw.listen.host, port: raw.listen.port, ...(tls !== undefined ? { tls } : {}) },

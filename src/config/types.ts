@@ -91,9 +91,48 @@ export interface MfaConfig {
   readonly pathPrefix: string;
 }
 
+/** TLS to a store server; PEM contents were read and checked when the policy was loaded. */
+export interface StoreTlsConfig {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly serverName?: string;
+  readonly verify: boolean;
+}
+
+export interface PostgresConfig {
+  /** Holds credentials: never logged, never in an error. */
+  readonly url: string;
+  readonly poolMax: number;
+  readonly idleTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+  readonly tls?: StoreTlsConfig;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type RedisTopology =
+  | { readonly mode: 'single' }
+  | { readonly mode: 'sentinel'; readonly master: string; readonly nodes: readonly HostPort[] }
+  | { readonly mode: 'cluster'; readonly nodes: readonly HostPort[] };
+
+export interface RedisConfig {
+  /** Holds credentials: never logged, never in an error. With sentinel or cluster: credentials and db only. */
+  readonly url?: string;
+  readonly topology: RedisTopology;
+  readonly keyPrefix: string;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+  readonly tls?: StoreTlsConfig;
+}
+
 export type StoreConfig =
   | { readonly kind: 'sqlite'; readonly path: string }
-  | { readonly kind: 'shared'; readonly postgres: string; readonly redis: string };
+  | { readonly kind: 'shared'; readonly migrate: 'on_start' | 'manual'; readonly postgres: PostgresConfig; readonly redis: RedisConfig };
 
 export interface KeysConfig {
   /** A key file (`<kid> <base64 32 bytes> <YYYY-MM-DD> [primary]` per line, see docs/keys.md) and/or an environment variable holding the same lines. */

@@ -23,7 +23,15 @@ test('openStore: sqlite opens the embedded store at the configured path', async 
 });
 
 test('openStore: shared is refused with a clear error in this build', async () => {
-  await assert.rejects(openStore({ kind: 'shared', postgres: 'postgres://db/mfa', redis: 'redis://cache' }, () => 0), {
+  await assert.rejects(openStore(
+      {
+        kind: 'shared',
+        migrate: 'on_start',
+        postgres: { url: 'postgres://db/mfa', poolMax: 10, idleTimeoutMs: 30_000, connectTimeoutMs: 5_000, statementTimeoutMs: 2_000 },
+        redis: { url: 'redis://cache', topology: { mode: 'single' }, keyPrefix: 'mfa:', connectTimeoutMs: 5_000, commandTimeoutMs: 1_000 },
+      },
+      () => 0,
+    ), {
     name: 'StoreError',
     code: 'ERR_STORE_UNSUPPORTED',
     message: 'store kind "shared" (PostgreSQL + Redis) is not available in this build',
