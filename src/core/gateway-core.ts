@@ -206,7 +206,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
       for (const age of keyring.keyAges(clock())) {
         metrics.keyAge.set({ kid: age.kid, primary: String(age.primary) }, Math.floor(age.ageMs / 1000));
       }
-      metrics.mfaActiveLocks.set(await mfa.activeLocks());
+      metrics.mfaActiveLocks.set(await mfa.activeLocks(clock()));
     },
     whenIdle(timeoutMs) {
       if (inFlightTotal === 0) return Promise.resolve();

@@ -137,7 +137,7 @@ export async function failedAttempt(
   if (outcome.lockedNow) {
     metrics?.mfaLockouts.inc();
     audit.record(ctx, { event: 'locked', retryAfterSeconds: Math.ceil(outcome.retryAfterMs / 1000), level: outcome.level });
-    if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.lockout.activeLocks());
+    if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.lockout.activeLocks(caller.now));
   }
   // And per client address, across all users: what each user's own lockout cannot see.
   const throttle = caller.policy.mfa.ipThrottle;
@@ -148,12 +148,10 @@ export async function failedAttempt(
       audit.record(ctx, { event: 'address_blocked', retryAfterSeconds: Math.ceil(throttle.blockMs / 1000), failures: counted.failures });
     }
   }
-  const drift = await confirmedDrift(deps, ctx.subject, result, caller.policy.mfa.lockout.findTimeMs);
+  const drift = await confirmedDrift(deps, ctx.subject, result, caller.now, caller.policy.mfa.lockout.findTimeMs);
   const hint = drift === undefined ? undefined : `device clock looks off by about ${Math.abs(drift)} seconds; sync it with NTP`;
   return refuse(problem('mfa_invalid', INVALID_CODE_DETAIL, { maxAge: seconds(maxAgeMs), ...(hint !== undefined ? { hint } : {}) }));
 }
-
-const DRIFT_PREFIX = 'drift:';
 
 /**
  * The clock-drift hint says "that code was valid N seconds away": told after one attempt, it would
@@ -161,14 +159,12 @@ const DRIFT_PREFIX = 'drift:';
  * So it is given only when two consecutive failures of the subject show the same offset — the
  * signature of a skewed clock, which a guesser hits by chance about once in 10^10 tries.
  */
-async function confirmedDrift(deps: MfaDeps, subject: string, result: Extract<AttemptResult, { ok: false }>, keepMs: number): Promise<number | undefined> {
-  const key = DRIFT_PREFIX + subject;
-  // One read and one write for every failure, drift or not: the store work must not tell a code
+async function confirmedDrift(deps: MfaDeps, subject: string, result: Extract<AttemptResult, { ok: false }>, now: number, keepMs: number): Promise<number | undefined> {
+  // The same store verb for every failure, drift or not: the store work must not tell a code
   // valid a few steps away from a wrong one, or the timing would say what the hint withholds.
   const seen = result.reason === 'drift' && result.driftSeconds !== undefined ? result.driftSeconds : null;
-  const previous = await deps.ttl.get<{ seconds: number | null }>(key);
-  await deps.ttl.set(key, { seconds: seen }, keepMs);
-  return seen !== null && previous?.seconds === seen ? seen : undefined;
+  const previous = await deps.ttl.swapDriftReading(subject, seen, now, keepMs);
+  return seen !== null && previous === seen ? seen : undefined;
 }
 
 export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMethod, mfaTime: number): Promise<IssuedSession> {

@@ -25,7 +25,6 @@ import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, summ
 import { MfaError } from './errors.js';
 import { resyncHotp } from './hotp.js';
 import { renderQr, renderTerminalQr, type QrImages } from './qr.js';
-import { OTP_STEP_PREFIX } from './replay.js';
 import type { SecondFactorService } from './second-factor.js';
 import { createSessionStore, type SessionStore } from './session.js';
 
@@ -71,13 +70,13 @@ export const HOTP_RESYNC_WINDOW = 200;
  * recovery codes go too.
  */
 async function deleteFactor(
-  deps: { readonly durable: DurableStore; readonly ttl?: Pick<TtlStore, 'delete'> | undefined; readonly sessions?: SessionStore | undefined; readonly audit?: AuditLog | undefined },
+  deps: { readonly durable: DurableStore; readonly ttl?: Pick<TtlStore, 'forgetOtpSteps'> | undefined; readonly sessions?: SessionStore | undefined; readonly audit?: AuditLog | undefined },
   ctx: AuditContext,
   factorId: string,
   now: number,
 ): Promise<boolean> {
   if (!(await deps.durable.deleteFactor(factorId, ctx.subject))) return false;
-  await deps.ttl?.delete(OTP_STEP_PREFIX + factorId);
+  await deps.ttl?.forgetOtpSteps(factorId);
   deps.audit?.record(ctx, { event: 'factor_removed', factorId });
   if (deps.sessions !== undefined) {
     const count = await deps.sessions.revokeAll(ctx.subject, now);
@@ -157,7 +156,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       if (!(await durable.activateFactor(factor.id, ctx.subject, now))) {
         return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
       }
-      await lockout.recordSuccess(ctx.subject, now);
+      await lockout.recordSuccess(ctx.subject);
       countVerification(deps, factor.type, 'success');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
       if (hadActive) return { ok: true, factorId: factor.id };
@@ -228,7 +227,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       if (next === undefined || !(await durable.advanceHotpCounter(factor.id, factor.counter, next))) {
         return failedAttempt(deps, caller, { ok: false, reason: 'wrong', factorId: factor.id }, sessionTtlMs(policy));
       }
-      await lockout.recordSuccess(ctx.subject, now);
+      await lockout.recordSuccess(ctx.subject);
       audit.record(ctx, { event: 'hotp_resynced', factorId: factor.id });
       return { ok: true, factorId: factor.id };
     },

@@ -36,7 +36,7 @@ export interface SecondFactorService {
   revokeSession(caller: Caller): Promise<Outcome<object>>;
   refreshSession(caller: Caller): Promise<Outcome<{ session: IssuedSession }>>;
   /** Users locked out right now (for the active-locks gauge). */
-  activeLocks(): Promise<number>;
+  activeLocks(now: number): Promise<number>;
 }
 
 const IDP_MFA_AMR = new Set(['mfa', 'otp', 'hwk']);
@@ -65,7 +65,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const replayed = factors.find((f) => f.id === result.factorId);
       return failedAttempt(deps, caller, result, maxAgeMs, replayed?.type);
     }
-    await lockout.recordSuccess(ctx.subject, now);
+    await lockout.recordSuccess(ctx.subject);
     countVerification(deps, result.method, 'success');
     audit.record(ctx, { event: 'verified', method: result.method, factorId: result.method === 'recovery' ? undefined : result.factorId });
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
@@ -161,6 +161,6 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       return { ok: true, session: { token: refreshed.token, expiresAt: seconds(refreshed.record.expiresAt) } };
     },
 
-    activeLocks: () => lockout.activeLocks(),
+    activeLocks: (now) => lockout.activeLocks(now),
   };
 }

@@ -48,7 +48,7 @@ function requireMethods(value: unknown, name: string, methods: readonly string[]
 export function createMfaService(options: MfaServiceOptions): MfaService {
   if (typeof options !== 'object' || options === null) throw new MfaError('ERR_MFA_INVALID_OPTION', 'createMfaService needs an options object');
   requireMethods(options.durable, 'durable', ['listFactors', 'getFactor', 'createFactor', 'activateFactor', 'deleteFactor', 'advanceHotpCounter', 'replaceRecoveryCodes', 'consumeRecoveryCode', 'countRecoveryCodes']);
-  requireMethods(options.ttl, 'ttl', ['get', 'set', 'delete', 'update', 'countPrefix', 'recordFailure', 'blockedUntil']);
+  requireMethods(options.ttl, 'ttl', ['useOtpStep', 'forgetOtpSteps', 'lockRemainingMs', 'recordLockFailure', 'clearLock', 'activeLocks', 'recordFailure', 'blockedUntil', 'swapDriftReading', 'issueSession', 'getSession', 'deleteSession', 'revokeAllSessions']);
   requireMethods(options.keyring, 'keyring', ['seal', 'open', 'hmac', 'kids']);
 
   const { durable, ttl, keyring, metrics } = options;

@@ -6,7 +6,7 @@ import type { FailureReason } from './audit.js';
 import { isOtpShaped } from './code.js';
 import { verifyHotp } from './hotp.js';
 import { normalizeRecoveryCode, recoveryHashCandidates } from './recovery.js';
-import { useTotpStep, usedStepKeepMs } from './replay.js';
+import { usedStepKeepMs } from './replay.js';
 import { verifyTotp } from './totp.js';
 
 /**
@@ -38,7 +38,7 @@ export interface CodeVerifier {
 
 export interface CodeVerifierDeps {
   readonly durable: Pick<DurableStore, 'advanceHotpCounter' | 'consumeRecoveryCode'>;
-  readonly ttl: Pick<TtlStore, 'update'>;
+  readonly ttl: Pick<TtlStore, 'useOtpStep'>;
   readonly keyring: Keyring;
   /** Called for a factor whose secret cannot be opened (tampered, swapped, unknown key): it fails closed. */
   readonly onUnreadable: (factor: FactorRecord) => void;
@@ -91,7 +91,7 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
       for (const c of checks) {
         if (c.factor.type === 'totp') {
           const keepMs = usedStepKeepMs(c.factor.periodSeconds, policy.mfa.totp.window);
-          const accepted = await useTotpStep(ttl, c.factor.id, c.matched, now, keepMs);
+          const accepted = await ttl.useOtpStep(c.factor.id, c.matched, now, keepMs);
           if (c.matched === undefined) continue;
           if (accepted) success ??= { ok: true, method: 'totp', factorId: c.factor.id };
           else replayed ??= c.factor;

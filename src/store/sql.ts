@@ -55,6 +55,39 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
         `CREATE INDEX ttl_by_expiry ON ttl_entries (expires_at)`,
       ],
     },
+    {
+      // Sessions get their own table: revoking all of a subject's sessions and capping them per
+      // subject become single statements, where v1 kept a JSON list per subject beside each session.
+      version: 2,
+      up: [
+        `CREATE TABLE sessions (
+          hash TEXT PRIMARY KEY,
+          subject TEXT NOT NULL,
+          method TEXT NOT NULL,
+          mfa_time INTEGER NOT NULL,
+          issued_at INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL
+        )`,
+        `CREATE INDEX sessions_by_subject ON sessions (subject, expires_at)`,
+        `CREATE INDEX sessions_by_expiry ON sessions (expires_at)`,
+        // Live v1 sessions move over (issued before a revoke-all cut-off: left behind, i.e. dead).
+        `INSERT INTO sessions (hash, subject, method, mfa_time, issued_at, expires_at)
+          SELECT substr(s.key, 9), json_extract(s.value, '$.subject'), json_extract(s.value, '$.method'),
+            json_extract(s.value, '$.mfaTime'), json_extract(s.value, '$.issuedAt'), json_extract(s.value, '$.expiresAt')
+          FROM ttl_entries AS s
+          WHERE s.key LIKE 'session:%' AND json_valid(s.value)
+            AND json_extract(s.value, '$.subject') IS NOT NULL
+            AND NOT EXISTS (
+              SELECT 1 FROM ttl_entries AS c
+              WHERE c.key = 'sessions-before:' || json_extract(s.value, '$.subject')
+                AND CAST(c.value AS INTEGER) >= json_extract(s.value, '$.issuedAt')
+            )`,
+        `DELETE FROM ttl_entries WHERE key LIKE 'session:%' OR key LIKE 'sessions-of:%' OR key LIKE 'sessions-before:%'`,
+        // A used OTP step becomes a bare integer, so one upsert can compare it (forward-only).
+        `UPDATE ttl_entries SET value = CAST(json_extract(value, '$.step') AS TEXT)
+          WHERE key LIKE 'otp-step:%' AND json_valid(value) AND json_type(value, '$.step') = 'integer'`,
+      ],
+    },
   ],
   // The shared backend (a later issue) fills this in: BIGINT times, TEXT→TEXT, same names.
   postgres: [],
@@ -101,32 +134,6 @@ const COMMON = {
   /** params: subject */
   countRecoveryCodes: `SELECT count(*) AS n FROM recovery_codes WHERE subject = ? AND used_at IS NULL`,
 
-  /** params: key */
-  ttlRead: `SELECT value, expires_at FROM ttl_entries WHERE key = ?`,
-  /** params: key, now */
-  ttlGet: `SELECT value FROM ttl_entries WHERE key = ? AND expires_at > ?`,
-  /** params: key, value, expiresAt */
-  ttlUpsert: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)
-    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-  /** params: key — returns the deleted row's expiry, so "deleted a live row" is one statement. */
-  ttlDelete: `DELETE FROM ttl_entries WHERE key = ? RETURNING expires_at`,
-  /** params: lower, upper, prefixLength, prefix, now, cap — range for the index, substr for exactness. */
-  ttlCountPrefix: `SELECT count(*) AS n FROM (
-    SELECT 1 FROM ttl_entries WHERE key >= ? AND key < ? AND substr(key, 1, ?) = ? AND expires_at > ? LIMIT ?
-  ) AS live`,
-  /** params: now */
-  ttlPurge: `DELETE FROM ttl_entries WHERE expires_at <= ?`,
-  /**
-   * params: key, windowEnd (now + window), now, cap (limit + 1), now — the whole take in one
-   * statement: a window that has ended starts over at 1, else the count goes up by one, stopping
-   * at limit + 1, so a refused take reads as limit + 1 and the value stays bounded.
-   */
-  ttlTakeToken: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, '1', ?)
-    ON CONFLICT (key) DO UPDATE SET
-      value = CASE WHEN ttl_entries.expires_at <= ? THEN '1'
-        ELSE CAST(MIN(CAST(ttl_entries.value AS INTEGER) + 1, ?) AS TEXT) END,
-      expires_at = CASE WHEN ttl_entries.expires_at <= ? THEN excluded.expires_at ELSE ttl_entries.expires_at END
-    RETURNING value, expires_at`,
 } as const;
 
 export type StatementName = keyof typeof COMMON;
@@ -134,19 +141,7 @@ export type Statements = Readonly<Record<StatementName, string>>;
 
 const DIALECT_OVERRIDES: Readonly<Record<Dialect, Partial<Statements>>> = {
   sqlite: {},
-  // substr() and the rest are shared; PostgreSQL compares keys with COLLATE "C" to match SQLite's byte order.
-  postgres: {
-    // Two-argument MIN is SQLite's scalar; PostgreSQL spells it LEAST.
-    ttlTakeToken: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, '1', ?)
-      ON CONFLICT (key) DO UPDATE SET
-        value = CASE WHEN ttl_entries.expires_at <= ? THEN '1'
-          ELSE CAST(LEAST(CAST(ttl_entries.value AS INTEGER) + 1, ?) AS TEXT) END,
-        expires_at = CASE WHEN ttl_entries.expires_at <= ? THEN excluded.expires_at ELSE ttl_entries.expires_at END
-      RETURNING value, expires_at`,
-    ttlCountPrefix: `SELECT count(*) AS n FROM (
-      SELECT 1 FROM ttl_entries WHERE key COLLATE "C" >= ? AND key COLLATE "C" < ? AND substr(key, 1, ?) = ? AND expires_at > ? LIMIT ?
-    ) AS live`,
-  },
+  postgres: {},
 };
 
 export function statementsFor(dialect: Dialect, overrides: Partial<Statements> = {}): Statements {

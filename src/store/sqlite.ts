@@ -3,8 +3,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../time/clock.js';
 import { StoreError } from './errors.js';
+import { createSqliteTtl } from './sqlite-ttl.js';
 import { factorParams, MIGRATIONS, rowToFactor, statementsFor, type FactorRow, type StatementName } from './sql.js';
-import type { DurableStore, FactorRecord, FailureCount, FailureRule, SealedSecret, TokenWindow, TtlStore, TtlUpdate } from './types.js';
+import type { DurableStore, FactorRecord, SealedSecret, TtlStore } from './types.js';
 
 /**
  * The embedded store: one SQLite file (WAL) holding both the durable and the TTL state. Several
@@ -31,10 +32,6 @@ export interface SqliteStore {
   close(): Promise<void>;
 }
 
-/** countPrefix never counts past this (it feeds gauges, not billing). */
-const COUNT_CAP = 100_000;
-/** Largest code point: every key starting with `prefix` sorts below prefix + this (plus the substr check). */
-const MAX_CHAR = String.fromCodePoint(0x10ffff);
 const ALGORITHMS = new Set(['SHA1', 'SHA256', 'SHA512']);
 
 function positiveInt(value: unknown, name: string, fallback: number): number {
@@ -65,57 +62,6 @@ function checkFactor(f: FactorRecord): void {
   if (f.status === 'pending' && !Number.isSafeInteger(f.pendingUntil)) throw bad('pendingUntil', 'is required (unix ms) for a pending factor');
   if (f.status === 'active' && f.pendingUntil !== undefined) throw bad('pendingUntil', 'must be undefined for an active factor');
   if (f.confirmedAt !== undefined && !Number.isSafeInteger(f.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
-}
-
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key === '') throw new StoreError('ERR_STORE_INVALID_OPTION', 'a TTL key must be a non-empty string');
-}
-
-function checkTtl(ttlMs: unknown): asserts ttlMs is number {
-  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new StoreError('ERR_STORE_INVALID_OPTION', 'ttlMs must be a positive integer of milliseconds');
-  }
-}
-
-function checkTime(now: unknown): asserts now is number {
-  if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'now must be unix milliseconds');
-}
-
-function checkCount(value: unknown, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a positive integer`);
-}
-
-function checkWindow(window: TokenWindow): void {
-  if (typeof window !== 'object' || window === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'window must be { limit, windowMs }');
-  checkCount(window.limit, 'window.limit');
-  checkTtl(window.windowMs);
-}
-
-function checkRule(rule: FailureRule): void {
-  if (typeof rule !== 'object' || rule === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule must be { maxFailures, findTimeMs, blockMs }');
-  checkCount(rule.maxFailures, 'rule.maxFailures');
-  checkTtl(rule.findTimeMs);
-  checkTtl(rule.blockMs);
-}
-
-/** The value `recordFailure` keeps under its key: the window's count, and the block once there is one. */
-interface FailureState {
-  readonly failures: number;
-  readonly blockedUntil?: number;
-}
-
-function readFailureState(row: { value: string; expires_at: number } | undefined, now: number): FailureState | undefined {
-  if (row === undefined || row.expires_at <= now) return undefined;
-  const parsed = JSON.parse(row.value) as Partial<FailureState> | null;
-  // A key written by another verb is not a failure window: start afresh rather than misread it.
-  if (typeof parsed !== 'object' || parsed === null || typeof parsed.failures !== 'number') return undefined;
-  return typeof parsed.blockedUntil === 'number' ? { failures: parsed.failures, blockedUntil: parsed.blockedUntil } : { failures: parsed.failures };
-}
-
-function encodeValue(value: unknown): string {
-  const json = JSON.stringify(value);
-  if (json === undefined) throw new StoreError('ERR_STORE_INVALID_OPTION', 'a TTL value must be JSON-serialisable (not undefined or a function)');
-  return json;
 }
 
 function migrate(db: Database.Database): void {
@@ -175,6 +121,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   let closed = false;
   const open = new Set<'durable' | 'ttl'>(['durable', 'ttl']);
+  const shortLived = createSqliteTtl(db, live);
   const timer = setInterval(() => {
     try {
       cleanup();
@@ -191,7 +138,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   function cleanup(): { ttl: number; factors: number } {
     live();
     const now = clock();
-    return db.transaction(() => ({ ttl: st.ttlPurge.run(now).changes, factors: st.purgePendingFactors.run(now).changes })).immediate();
+    return db.transaction(() => ({ ttl: shortLived.purge(now), factors: st.purgePendingFactors.run(now).changes })).immediate();
   }
 
   function shutdown(): void {
@@ -210,38 +157,6 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     const consumed = st.consumeRecoveryCode.run(now, subject, hash).changes === 1;
     const remaining = Number((st.countRecoveryCodes.get(subject) as { n: number }).n);
     return { consumed, remaining };
-  });
-
-  const ttlUpdate = db.transaction((key: string, update: TtlUpdate<unknown>): unknown => {
-    const now = clock();
-    const row = st.ttlRead.get(key) as { value: string; expires_at: number } | undefined;
-    const current = row !== undefined && row.expires_at > now ? (JSON.parse(row.value) as unknown) : undefined;
-    const next = update(current);
-    if (next === undefined) {
-      if (row !== undefined) st.ttlDelete.get(key);
-      return undefined;
-    }
-    checkTtl(next.ttlMs);
-    st.ttlUpsert.run(key, encodeValue(next.value), now + next.ttlMs);
-    return next.value;
-  });
-
-  // One BEGIN IMMEDIATE transaction: the write lock is held from the read, so concurrent failures
-  // from other processes on the same file are counted one after another, never lost.
-  const failure = db.transaction((key: string, now: number, rule: FailureRule): FailureCount => {
-    const row = st.ttlRead.get(key) as { value: string; expires_at: number } | undefined;
-    const state = readFailureState(row, now);
-    if (state?.blockedUntil !== undefined && state.blockedUntil > now) return { failures: state.failures, blockedNow: false, blockedUntil: state.blockedUntil };
-    const failures = (state?.failures ?? 0) + 1;
-    if (failures >= rule.maxFailures) {
-      const blockedUntil = now + rule.blockMs;
-      st.ttlUpsert.run(key, encodeValue({ failures, blockedUntil }), blockedUntil);
-      return { failures, blockedNow: true, blockedUntil };
-    }
-    // The window is fixed from its first failure: later ones do not stretch it.
-    const windowEnd = state !== undefined && row !== undefined ? row.expires_at : now + rule.findTimeMs;
-    st.ttlUpsert.run(key, encodeValue({ failures }), windowEnd);
-    return { failures, blockedNow: false, blockedUntil: 0 };
   });
 
   const durable: DurableStore = {
@@ -319,59 +234,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   };
 
   const ttl: TtlStore = {
-    async get<T>(key: string) {
-      live();
-      checkKey(key);
-      const row = st.ttlGet.get(key, clock()) as { value: string } | undefined;
-      return row === undefined ? undefined : (JSON.parse(row.value) as T);
-    },
-    async set<T>(key: string, value: T, ttlMs: number) {
-      live();
-      checkKey(key);
-      checkTtl(ttlMs);
-      st.ttlUpsert.run(key, encodeValue(value), clock() + ttlMs);
-    },
-    async delete(key) {
-      live();
-      checkKey(key);
-      const row = st.ttlDelete.get(key) as { expires_at: number } | undefined;
-      return row !== undefined && row.expires_at > clock();
-    },
-    async update<T>(key: string, update: TtlUpdate<T>) {
-      live();
-      checkKey(key);
-      if (typeof update !== 'function') throw new StoreError('ERR_STORE_INVALID_OPTION', 'update must be a function');
-      return ttlUpdate.immediate(key, update as TtlUpdate<unknown>) as T | undefined;
-    },
-    async countPrefix(prefix) {
-      live();
-      if (typeof prefix !== 'string') throw new StoreError('ERR_STORE_INVALID_OPTION', 'prefix must be a string');
-      const n = st.ttlCountPrefix.get(prefix, prefix + MAX_CHAR, [...prefix].length, prefix, clock(), COUNT_CAP) as { n: number };
-      return Number(n.n);
-    },
-    async takeToken(key, now, window) {
-      live();
-      checkKey(key);
-      checkTime(now);
-      checkWindow(window);
-      const row = st.ttlTakeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as { value: string; expires_at: number };
-      const count = Number(row.value);
-      return { taken: count <= window.limit, remaining: Math.max(0, window.limit - count), resetAt: Number(row.expires_at) };
-    },
-    async recordFailure(key, now, rule) {
-      live();
-      checkKey(key);
-      checkTime(now);
-      checkRule(rule);
-      return failure.immediate(key, now, rule);
-    },
-    async blockedUntil(key, now) {
-      live();
-      checkKey(key);
-      checkTime(now);
-      const until = readFailureState(st.ttlRead.get(key) as { value: string; expires_at: number } | undefined, now)?.blockedUntil ?? 0;
-      return until > now ? until : 0;
-    },
+    ...shortLived.ttl,
     async ping() {
       live();
       st.ping.get();

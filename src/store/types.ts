@@ -60,9 +60,6 @@ export interface DurableStore {
   close(): Promise<void>;
 }
 
-/** `update` returns the value to store (and its TTL), or `undefined` to delete the key. */
-export type TtlUpdate<T> = (current: T | undefined) => { readonly value: T; readonly ttlMs: number } | undefined;
-
 /** A fixed-window quota: at most `limit` takes per `windowMs`, the window opening at a key's first take. */
 export interface TokenWindow {
   readonly limit: number;
@@ -94,29 +91,96 @@ export interface FailureCount {
   readonly blockedUntil: number;
 }
 
+/**
+ * The lockout ladder (mfa/lockout.ts has the rules in words and as a pure function every backend
+ * must agree with): `maxFailures` within `findTimeMs` lock the subject for backoff[level].
+ */
+export interface LockoutRule {
+  readonly maxFailures: number;
+  readonly findTimeMs: number;
+  readonly backoffMs: readonly number[];
+}
+
+export interface LockFailure {
+  /** This failure started a lock. */
+  readonly lockedNow: boolean;
+  /** Milliseconds until a retry may succeed (0 when not locked). */
+  readonly retryAfterMs: number;
+  /** Locks imposed since the last success. */
+  readonly level: number;
+}
+
+/** An MFA session as the store keeps it, under the SHA-256 of its token (never the token). */
+export interface StoredSession {
+  readonly subject: string;
+  /** The MfaMethod that opened it (`totp`, `hotp`, `recovery`). */
+  readonly method: string;
+  /** Unix seconds of the second-factor check. */
+  readonly mfaTime: number;
+  /** Unix ms. */
+  readonly issuedAt: number;
+  /** Unix ms. */
+  readonly expiresAt: number;
+}
+
+/**
+ * Short-lived state, spoken in domain verbs. Every verb is atomic in the store — one SQL statement
+ * or one `BEGIN IMMEDIATE` transaction on SQLite, one Lua script on Redis — so N replicas sharing
+ * the store behave as one. Keys are the store's business: callers pass subjects, factor ids and
+ * token hashes, and a Redis backend tags every key of one subject alike so a script touches one slot.
+ *
+ * Whose clock: `now` is the request's pinned reading and judges every absolute instant the gateway
+ * computed (a lock's end, a window's reset, a session's expiry). How long a key is kept is handed
+ * to the store as a duration and expired by the store's own clock (Redis PEXPIRE; SQLite has no
+ * clock of its own and stores now + duration).
+ */
 export interface TtlStore {
-  get<T>(key: string): Promise<T | undefined>;
-  set<T>(key: string, value: T, ttlMs: number): Promise<void>;
-  delete(key: string): Promise<boolean>;
   /**
-   * Atomic read-modify-write of one key. `update` must be pure: a backend using optimistic
-   * concurrency may call it more than once. Resolves to what was stored (undefined if deleted).
+   * Replay guard: marks TOTP `step` used for `factorId`; true only if it is later than every step
+   * used before (forward-only). With `step` undefined it does the same store work and changes
+   * nothing, so a wrong code costs what a replayed one does.
    */
-  update<T>(key: string, update: TtlUpdate<T>): Promise<T | undefined>;
-  /** Keys under a prefix whose value is still live (bounded, for gauges and admin listings). */
-  countPrefix(prefix: string): Promise<number>;
+  useOtpStep(factorId: string, step: number | undefined, now: number, keepMs: number): Promise<boolean>;
+  /** Forgets the used steps of a deleted factor. */
+  forgetOtpSteps(factorId: string): Promise<void>;
+
+  /** Milliseconds left on the subject's lock at `now`, 0 when free. */
+  lockRemainingMs(subject: string, now: number): Promise<number>;
+  /** One failed second factor on the ladder; a failure while locked changes nothing. */
+  recordLockFailure(subject: string, now: number, rule: LockoutRule): Promise<LockFailure>;
+  /** A success: the ladder starts over. */
+  clearLock(subject: string): Promise<void>;
+  /** Subjects locked at `now` (for a gauge; exact across replicas). */
+  activeLocks(now: number): Promise<number>;
+
   /**
-   * Takes a rate-limit token: one atomic verb (a single SQL statement; a Redis script later), so
-   * N replicas sharing the store share the quota. `now` is the request's pinned clock reading.
-   */
-  takeToken(key: string, now: number, window: TokenWindow): Promise<TokenTake>;
-  /**
-   * Records a failure for `key` and says whether it is now blocked; one atomic verb. A failure
-   * while the key is already blocked changes nothing (callers refuse blocked keys first).
+   * Records a failure for `key` and says whether it is now blocked. A failure while the key is
+   * already blocked changes nothing (callers refuse blocked keys first).
    */
   recordFailure(key: string, now: number, rule: FailureRule): Promise<FailureCount>;
   /** Unix ms when the block set by `recordFailure` ends; 0 when `key` is not blocked at `now`. */
   blockedUntil(key: string, now: number): Promise<number>;
+
+  /**
+   * Keeps this failed code's clock-drift reading (null: the code was simply wrong) for `keepMs`
+   * and returns the previous failure's (undefined: none kept).
+   */
+  swapDriftReading(subject: string, seconds: number | null, now: number, keepMs: number): Promise<number | null | undefined>;
+
+  /**
+   * Stores a new session and lists it under its subject; the subject's oldest live sessions beyond
+   * `maxPerSubject` are deleted in the same step. Resolves to the hashes evicted.
+   */
+  issueSession(hash: string, session: StoredSession, maxPerSubject: number, now: number): Promise<readonly string[]>;
+  /** The live session of `subject` under `hash`, or undefined (unknown, expired, another subject's). */
+  getSession(hash: string, subject: string, now: number): Promise<StoredSession | undefined>;
+  /** Deletes a live session of `subject`; true only for the one call that deleted it. */
+  deleteSession(hash: string, subject: string, now: number): Promise<boolean>;
+  /** Deletes every session of `subject`; resolves to the hashes of those that were live. */
+  revokeAllSessions(subject: string, now: number): Promise<readonly string[]>;
+  /** Takes a rate-limit token: N replicas sharing the store share the quota. */
+  takeToken(key: string, now: number, window: TokenWindow): Promise<TokenTake>;
+
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,0 +1,319 @@
+import type Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
+import type { FailureCount, FailureRule, LockFailure, LockoutRule, StoredSession, TokenWindow, TtlStore } from './types.js';
+
+/**
+ * The short-lived state on SQLite: `ttl_entries` (key, value, expires_at) for counters and marks,
+ * `sessions` for MFA sessions. Every verb is one statement or one `BEGIN IMMEDIATE` transaction
+ * (the write lock taken before the read), so processes sharing the file never lose an update.
+ * SQLite has no clock of its own: expiry is the request's `now` plus the duration asked for.
+ */
+
+const KEYS = {
+  otpStep: (factorId: string) => `otp-step:${factorId}`,
+  lock: (subject: string) => `lock:${subject}`,
+  /** One per lock, living exactly as long as it: what the active-locks gauge counts. */
+  locked: (subject: string) => `locked:${subject}`,
+  drift: (subject: string) => `drift:${subject}`,
+} as const;
+const LOCKED_RANGE = ['locked:', 'locked;'] as const; // ';' follows ':': every "locked:…" key sorts between
+
+const STATEMENTS = {
+  read: `SELECT value, expires_at FROM ttl_entries WHERE key = ?`,
+  /** params: key, value, expiresAt */
+  upsert: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  delete: `DELETE FROM ttl_entries WHERE key = ?`,
+  /** params: lower, upper, now */
+  countRange: `SELECT count(*) AS n FROM ttl_entries WHERE key >= ? AND key < ? AND expires_at > ?`,
+  /** params: now */
+  purge: `DELETE FROM ttl_entries WHERE expires_at <= ?`,
+  /**
+   * params: key, step, expiresAt, now — forward-only in one statement: the row is written only
+   * when there was none, it had expired, or its step is older; RETURNING yields a row only then.
+   */
+  useStep: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+    WHERE ttl_entries.expires_at <= ? OR CAST(ttl_entries.value AS INTEGER) < CAST(excluded.value AS INTEGER)
+    RETURNING 1 AS accepted`,
+  /**
+   * params: key, windowEnd (now + window), now, cap (limit + 1), now — a window that has ended
+   * starts over at 1, else the count goes up by one, stopping at limit + 1 (a refused take reads
+   * as limit + 1 and the value stays bounded).
+   */
+  takeToken: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, '1', ?)
+    ON CONFLICT (key) DO UPDATE SET
+      value = CASE WHEN ttl_entries.expires_at <= ? THEN '1'
+        ELSE CAST(MIN(CAST(ttl_entries.value AS INTEGER) + 1, ?) AS TEXT) END,
+      expires_at = CASE WHEN ttl_entries.expires_at <= ? THEN excluded.expires_at ELSE ttl_entries.expires_at END
+    RETURNING value, expires_at`,
+
+  sessionInsert: `INSERT INTO sessions (hash, subject, method, mfa_time, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+  /** params: subject, now */
+  sessionsDropExpired: `DELETE FROM sessions WHERE subject = ? AND expires_at <= ?`,
+  /** params: subject, keptHash, offset — all but the `offset` latest-expiring others, never the one just issued. */
+  sessionsEvict: `DELETE FROM sessions WHERE hash IN (
+      SELECT hash FROM sessions WHERE subject = ? AND hash <> ? ORDER BY expires_at DESC, issued_at DESC, hash LIMIT -1 OFFSET ?
+    ) RETURNING hash`,
+  /** params: hash, subject, now */
+  sessionGet: `SELECT subject, method, mfa_time, issued_at, expires_at FROM sessions WHERE hash = ? AND subject = ? AND expires_at > ?`,
+  /** params: hash, subject, now */
+  sessionDelete: `DELETE FROM sessions WHERE hash = ? AND subject = ? AND expires_at > ? RETURNING hash`,
+  /** params: subject */
+  sessionsRevokeAll: `DELETE FROM sessions WHERE subject = ? RETURNING hash, expires_at`,
+  /** params: now */
+  sessionsPurge: `DELETE FROM sessions WHERE expires_at <= ?`,
+} as const;
+
+interface Row {
+  readonly value: string;
+  readonly expires_at: number;
+}
+
+interface SessionRow {
+  readonly subject: string;
+  readonly method: string;
+  readonly mfa_time: number;
+  readonly issued_at: number;
+  readonly expires_at: number;
+}
+
+function checkKey(key: unknown, name = 'key'): asserts key is string {
+  if (typeof key !== 'string' || key === '') throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a non-empty string`);
+}
+
+function checkDuration(ms: unknown, name: string): asserts ms is number {
+  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms <= 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a positive integer of milliseconds`);
+}
+
+function checkTime(now: unknown): asserts now is number {
+  if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'now must be unix milliseconds');
+}
+
+function checkCount(value: unknown, name: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a positive integer`);
+}
+
+function checkWindow(window: TokenWindow): void {
+  if (typeof window !== 'object' || window === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'window must be { limit, windowMs }');
+  checkCount(window.limit, 'window.limit');
+  checkDuration(window.windowMs, 'window.windowMs');
+}
+
+function checkRule(rule: FailureRule): void {
+  if (typeof rule !== 'object' || rule === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule must be { maxFailures, findTimeMs, blockMs }');
+  checkCount(rule.maxFailures, 'rule.maxFailures');
+  checkDuration(rule.findTimeMs, 'rule.findTimeMs');
+  checkDuration(rule.blockMs, 'rule.blockMs');
+}
+
+function checkLockoutRule(rule: LockoutRule): void {
+  if (typeof rule !== 'object' || rule === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule must be { maxFailures, findTimeMs, backoffMs }');
+  checkCount(rule.maxFailures, 'rule.maxFailures');
+  checkDuration(rule.findTimeMs, 'rule.findTimeMs');
+  if (!Array.isArray(rule.backoffMs) || rule.backoffMs.length === 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule.backoffMs must be a non-empty list');
+  rule.backoffMs.forEach((ms, i) => checkDuration(ms, `rule.backoffMs[${i}]`));
+}
+
+export function checkSession(session: StoredSession, now: number): void {
+  if (typeof session !== 'object' || session === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'session must be an object');
+  checkKey(session.subject, 'session.subject');
+  checkKey(session.method, 'session.method');
+  for (const field of ['mfaTime', 'issuedAt', 'expiresAt'] as const) {
+    if (!Number.isSafeInteger(session[field]) || session[field] < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `session.${field} must be a non-negative integer`);
+  }
+  if (!(session.expiresAt > now)) throw new StoreError('ERR_STORE_INVALID_OPTION', 'session.expiresAt must be later than now');
+}
+
+/** The value `recordFailure` keeps under its key: the window's count, and the block once there is one. */
+interface FailureState {
+  readonly failures: number;
+  readonly blockedUntil?: number;
+}
+
+function live(row: Row | undefined, now: number): Row | undefined {
+  return row !== undefined && row.expires_at > now ? row : undefined;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function readFailureState(row: Row | undefined, now: number): FailureState | undefined {
+  const current = live(row, now);
+  if (current === undefined) return undefined;
+  const parsed = parseJson(current.value) as Partial<FailureState> | null | undefined;
+  // A key written by another verb is not a failure window: start afresh rather than misread it.
+  if (typeof parsed !== 'object' || parsed === null || typeof parsed.failures !== 'number') return undefined;
+  return typeof parsed.blockedUntil === 'number' ? { failures: parsed.failures, blockedUntil: parsed.blockedUntil } : { failures: parsed.failures };
+}
+
+export interface SqliteTtl {
+  readonly ttl: Omit<TtlStore, 'ping' | 'close'>;
+  /** Deletes expired rows; resolves to how many. */
+  purge(now: number): number;
+}
+
+/** `ensureOpen` throws once the owning store is closed. */
+export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): SqliteTtl {
+  const st = Object.fromEntries(Object.entries(STATEMENTS).map(([name, text]) => [name, db.prepare(text)])) as Record<keyof typeof STATEMENTS, Database.Statement>;
+  const read = (key: string) => st.read.get(key) as Row | undefined;
+
+  const lockFailure = db.transaction((subject: string, now: number, rule: LockoutRule): LockFailure => {
+    const row = live(read(KEYS.lock(subject)), now);
+    const before = row === undefined ? undefined : parseLockState(parseJson(row.value));
+    const after = nextLockState(before, now, rule);
+    const retryAfterMs = lockRemainingMs(after, now);
+    const lockedNow = retryAfterMs > 0 && lockRemainingMs(before, now) === 0;
+    if (after !== before) st.upsert.run(KEYS.lock(subject), JSON.stringify(after), now + lockStateTtlMs(after, now, rule));
+    if (lockedNow) st.upsert.run(KEYS.locked(subject), String(after.lockedUntil), after.lockedUntil);
+    return { lockedNow, retryAfterMs, level: after.level };
+  });
+
+  const failure = db.transaction((key: string, now: number, rule: FailureRule): FailureCount => {
+    const row = read(key);
+    const state = readFailureState(row, now);
+    if (state?.blockedUntil !== undefined && state.blockedUntil > now) return { failures: state.failures, blockedNow: false, blockedUntil: state.blockedUntil };
+    const failures = (state?.failures ?? 0) + 1;
+    if (failures >= rule.maxFailures) {
+      const blockedUntil = now + rule.blockMs;
+      st.upsert.run(key, JSON.stringify({ failures, blockedUntil }), blockedUntil);
+      return { failures, blockedNow: true, blockedUntil };
+    }
+    // The window is fixed from its first failure: later ones do not stretch it.
+    const windowEnd = state !== undefined && row !== undefined ? row.expires_at : now + rule.findTimeMs;
+    st.upsert.run(key, JSON.stringify({ failures }), windowEnd);
+    return { failures, blockedNow: false, blockedUntil: 0 };
+  });
+
+  const swapDrift = db.transaction((subject: string, seconds: number | null, now: number, keepMs: number): number | null | undefined => {
+    const row = live(read(KEYS.drift(subject)), now);
+    const previous = row === undefined ? undefined : (parseJson(row.value) as { seconds?: unknown } | undefined)?.seconds;
+    st.upsert.run(KEYS.drift(subject), JSON.stringify({ seconds }), now + keepMs);
+    return typeof previous === 'number' || previous === null ? previous : undefined;
+  });
+
+  const issue = db.transaction((hash: string, s: StoredSession, maxPerSubject: number, now: number): string[] => {
+    st.sessionsDropExpired.run(s.subject, now);
+    st.sessionInsert.run(hash, s.subject, s.method, s.mfaTime, s.issuedAt, s.expiresAt);
+    return (st.sessionsEvict.all(s.subject, hash, maxPerSubject - 1) as { hash: string }[]).map((r) => r.hash);
+  });
+
+  const ttl: SqliteTtl['ttl'] = {
+    async useOtpStep(factorId, step, now, keepMs) {
+      ensureOpen();
+      checkKey(factorId, 'factorId');
+      checkTime(now);
+      checkDuration(keepMs, 'keepMs');
+      // No code matched: one statement all the same, so a wrong code costs what a replay does.
+      if (step === undefined) {
+        read(KEYS.otpStep(factorId));
+        return false;
+      }
+      if (!Number.isSafeInteger(step) || step < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'step must be a non-negative integer');
+      return st.useStep.get(KEYS.otpStep(factorId), String(step), now + keepMs, now) !== undefined;
+    },
+    async forgetOtpSteps(factorId) {
+      ensureOpen();
+      checkKey(factorId, 'factorId');
+      st.delete.run(KEYS.otpStep(factorId));
+    },
+    async lockRemainingMs(subject, now) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkTime(now);
+      const row = live(read(KEYS.lock(subject)), now);
+      return row === undefined ? 0 : lockRemainingMs(parseLockState(parseJson(row.value)), now);
+    },
+    async recordLockFailure(subject, now, rule) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkTime(now);
+      checkLockoutRule(rule);
+      return lockFailure.immediate(subject, now, rule);
+    },
+    async clearLock(subject) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      // The marker stays: the lock it counts (if any) is over or ends with it.
+      st.delete.run(KEYS.lock(subject));
+    },
+    async activeLocks(now) {
+      ensureOpen();
+      checkTime(now);
+      return Number((st.countRange.get(LOCKED_RANGE[0], LOCKED_RANGE[1], now) as { n: number }).n);
+    },
+    async recordFailure(key, now, rule) {
+      ensureOpen();
+      checkKey(key);
+      checkTime(now);
+      checkRule(rule);
+      return failure.immediate(key, now, rule);
+    },
+    async blockedUntil(key, now) {
+      ensureOpen();
+      checkKey(key);
+      checkTime(now);
+      const until = readFailureState(read(key), now)?.blockedUntil ?? 0;
+      return until > now ? until : 0;
+    },
+    async swapDriftReading(subject, seconds, now, keepMs) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkTime(now);
+      checkDuration(keepMs, 'keepMs');
+      if (seconds !== null && !Number.isSafeInteger(seconds)) throw new StoreError('ERR_STORE_INVALID_OPTION', 'seconds must be an integer or null');
+      return swapDrift.immediate(subject, seconds, now, keepMs);
+    },
+    async issueSession(hash, session, maxPerSubject, now) {
+      ensureOpen();
+      checkKey(hash, 'hash');
+      checkTime(now);
+      checkSession(session, now);
+      checkCount(maxPerSubject, 'maxPerSubject');
+      try {
+        return issue.immediate(hash, session, maxPerSubject, now);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreError('ERR_STORE_CONFLICT', 'a session with this hash already exists');
+        throw err;
+      }
+    },
+    async getSession(hash, subject, now) {
+      ensureOpen();
+      checkTime(now);
+      const row = st.sessionGet.get(hash, subject, now) as SessionRow | undefined;
+      if (row === undefined) return undefined;
+      return { subject: row.subject, method: row.method, mfaTime: Number(row.mfa_time), issuedAt: Number(row.issued_at), expiresAt: Number(row.expires_at) };
+    },
+    async deleteSession(hash, subject, now) {
+      ensureOpen();
+      checkTime(now);
+      return st.sessionDelete.get(hash, subject, now) !== undefined;
+    },
+    async revokeAllSessions(subject, now) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkTime(now);
+      return (st.sessionsRevokeAll.all(subject) as { hash: string; expires_at: number }[]).filter((r) => r.expires_at > now).map((r) => r.hash);
+    },
+    async takeToken(key, now, window) {
+      ensureOpen();
+      checkKey(key);
+      checkTime(now);
+      checkWindow(window);
+      const row = st.takeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as Row;
+      const count = Number(row.value);
+      return { taken: count <= window.limit, remaining: Math.max(0, window.limit - count), resetAt: Number(row.expires_at) };
+    },
+  };
+
+  return {
+    ttl,
+    purge: (now) => st.purge.run(now).changes + st.sessionsPurge.run(now).changes,
+  };
+}
