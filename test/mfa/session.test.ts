@@ -24,7 +24,8 @@ describe('session store on SQLite', () => {
     assert.equal(found.ok, true);
     assert.deepEqual(found.ok && found.record, { subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), issuedAt: now, expiresAt: now + 12 * hour });
     assert.equal((await sessions.lookup(issued.token, 'bob', now)).ok, false);
-    assert.equal(await rig.store.ttl.get(`session:${issued.token}`), undefined);
+    // The store keys sessions by the token's hash, never the token.
+    assert.equal(await rig.store.ttl.getSession(issued.token, 'alice', now), undefined);
   });
 
   test('tampered, unknown, expired and revoked sessions are not ok', async () => {

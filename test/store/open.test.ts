@@ -14,8 +14,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('openStore: sqlite opens the embedded store at the configured path', async () => {
   const store = await openStore({ kind: 'sqlite', path: join(dir, 'data', 'mfa.db') }, () => 1_000);
   try {
-    await store.ttl.set('k', { a: 1 }, 10);
-    assert.deepEqual(await store.ttl.get('k'), { a: 1 });
+    assert.equal(await store.ttl.useOtpStep('f', 1, 1_000, 60_000), true);
+    assert.equal(await store.ttl.useOtpStep('f', 1, 1_000, 60_000), false);
     await store.durable.ping();
   } finally {
     await store.close();

@@ -7,11 +7,12 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { StoreError } from '../../src/store/errors.js';
-import type { FactorRecord } from '../../src/store/types.js';
+import type { FactorRecord, StoredSession } from '../../src/store/types.js';
 import { fakeClock, type FakeClock } from '../support/clock.js';
 
 const T0 = Date.UTC(2026, 10, 28, 12);
 const PENDING_MS = 10 * 60_000;
+const SESSION: StoredSession = { subject: 'alice', method: 'totp', mfaTime: T0 / 1000, issuedAt: T0, expiresAt: T0 + 60_000 };
 
 let dir: string;
 let n = 0;
@@ -212,95 +213,6 @@ describe('sqlite store: recovery codes', () => {
   });
 });
 
-describe('sqlite store: TTL', () => {
-  let store: SqliteStore;
-  let time: FakeClock;
-  beforeEach(() => {
-    time = fakeClock(T0);
-    store = openSqliteStore({ path: dbPath(), clock: time });
-  });
-  afterEach(() => store.close());
-
-  test('set/get/delete with expiry from the injected clock', async () => {
-    const { ttl } = store;
-    await ttl.set('session:abc', { sub: 'alice', mfaAt: 17 }, 1000);
-    assert.deepEqual(await ttl.get('session:abc'), { sub: 'alice', mfaAt: 17 });
-    time.advance(999);
-    assert.deepEqual(await ttl.get('session:abc'), { sub: 'alice', mfaAt: 17 });
-    time.advance(1);
-    assert.equal(await ttl.get('session:abc'), undefined);
-    assert.equal(await ttl.delete('session:abc'), false);
-    await ttl.set('k', 'v', 50);
-    assert.equal(await ttl.delete('k'), true);
-    assert.equal(await ttl.delete('k'), false);
-    assert.equal(await ttl.get('k'), undefined);
-    await ttl.set('n', 0, 50);
-    assert.equal(await ttl.get('n'), 0);
-    await assert.rejects(ttl.set('k', undefined, 50), { code: 'ERR_STORE_INVALID_OPTION' });
-    await assert.rejects(ttl.set('k', 1, 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'ttlMs must be a positive integer of milliseconds' });
-    await assert.rejects(ttl.set('', 1, 10), { code: 'ERR_STORE_INVALID_OPTION' });
-  });
-
-  test('update is atomic: 50 parallel increments end at 50', async () => {
-    const { ttl } = store;
-    const inc = (cur: number | undefined) => ({ value: (cur ?? 0) + 1, ttlMs: 60_000 });
-    const results = await Promise.all(Array.from({ length: 50 }, () => ttl.update<number>('fail:alice', inc)));
-    assert.equal(await ttl.get('fail:alice'), 50);
-    assert.deepEqual([...results].sort((a, b) => (a ?? 0) - (b ?? 0)), Array.from({ length: 50 }, (_, i) => i + 1));
-  });
-
-  test('update sees expired rows as absent, deletes on undefined, rolls back on throw', async () => {
-    const { ttl } = store;
-    await ttl.set('c', 5, 100);
-    time.advance(100);
-    const seen: unknown[] = [];
-    assert.equal(
-      await ttl.update<number>('c', (cur) => {
-        seen.push(cur);
-        return { value: 1, ttlMs: 100 };
-      }),
-      1,
-    );
-    assert.deepEqual(seen, [undefined]);
-    assert.equal(await ttl.update<number>('c', () => undefined), undefined);
-    assert.equal(await ttl.get('c'), undefined);
-    await ttl.set('c', 2, 100);
-    await assert.rejects(
-      ttl.update<number>('c', () => {
-        throw new Error('boom');
-      }),
-      { message: 'boom' },
-    );
-    await assert.rejects(ttl.update<number>('c', () => ({ value: 9, ttlMs: -1 })), { code: 'ERR_STORE_INVALID_OPTION' });
-    assert.equal(await ttl.get('c'), 2);
-  });
-
-  test('countPrefix counts live keys under an exact, case-sensitive prefix', async () => {
-    const { ttl } = store;
-    await ttl.set('lock:alice', 1, 1000);
-    await ttl.set('lock:bob', 1, 2000);
-    await ttl.set('lock:carol', 1, 10);
-    await ttl.set('lockx', 1, 1000);
-    await ttl.set('LOCK:dave', 1, 1000);
-    await ttl.set('a%b_c', 1, 1000);
-    await ttl.set('aXbYc', 1, 1000);
-    await ttl.set('lock:é', 1, 1000);
-    assert.equal(await ttl.countPrefix('lock:'), 4);
-    // No LIKE: % and _ are plain characters; comparison is case-sensitive.
-    assert.equal(await ttl.countPrefix('a%b_'), 1);
-    assert.equal(await ttl.countPrefix('LOCK:'), 1);
-    assert.equal(await ttl.countPrefix('lock:é'), 1);
-    assert.equal(await ttl.countPrefix(''), 8);
-    time.advance(10);
-    assert.equal(await ttl.countPrefix('lock:'), 3);
-    time.advance(990);
-    assert.equal(await ttl.countPrefix('lock:'), 1);
-    assert.equal(await ttl.countPrefix(''), 1);
-    assert.deepEqual(store.cleanup(), { ttl: 7, factors: 0 });
-    assert.equal(await ttl.countPrefix(''), 1);
-  });
-});
-
 describe('sqlite store: file, schema, lifecycle', () => {
   test('creates the parent directory, mode 0600 file, WAL; data survives reopen', async () => {
     const path = dbPath();
@@ -309,14 +221,14 @@ describe('sqlite store: file, schema, lifecycle', () => {
     await first.durable.createFactor(active({ id: 'keep' }));
     await first.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
     await first.durable.consumeRecoveryCode('alice', 'k1$a00', T0);
-    await first.ttl.set('session:s', { sub: 'alice' }, 60_000);
+    await first.ttl.issueSession('s'.repeat(64), SESSION, 20, T0);
     await first.close();
     assert.equal(statSync(path).mode & 0o777, 0o600);
 
     const raw = new Database(path, { readonly: true });
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: 1 }]);
+      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: 2 }]);
     } finally {
       raw.close();
     }
@@ -325,7 +237,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     try {
       assert.equal((await second.durable.getFactor('keep'))?.id, 'keep');
       assert.equal(await second.durable.countRecoveryCodes('alice'), 9);
-      assert.deepEqual(await second.ttl.get('session:s'), { sub: 'alice' });
+      assert.deepEqual(await second.ttl.getSession('s'.repeat(64), 'alice', T0), SESSION);
       await second.durable.ping();
       await second.ttl.ping();
     } finally {
@@ -342,7 +254,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     assert.throws(() => openSqliteStore({ path }), {
       name: 'StoreError',
       code: 'ERR_STORE_SCHEMA_TOO_NEW',
-      message: 'the database schema is version 99; this gateway knows up to 1 (downgrade is not supported)',
+      message: 'the database schema is version 99; this gateway knows up to 2 (downgrade is not supported)',
     });
   });
 
@@ -356,7 +268,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     await store.durable.close();
     await store.ttl.ping(); // still open: one half closed
     await store.ttl.close();
-    await assert.rejects(store.ttl.get('x'), (err: unknown) => StoreError.is(err) && err.code === 'ERR_STORE_CLOSED');
+    await assert.rejects(store.ttl.lockRemainingMs('x', T0), (err: unknown) => StoreError.is(err) && err.code === 'ERR_STORE_CLOSED');
     await assert.rejects(store.durable.ping(), { code: 'ERR_STORE_CLOSED', message: 'the store is closed' });
     await store.close();
   });
@@ -380,7 +292,7 @@ describe('sqlite store: several connections in parallel threads', () => {
       const consumed = [];
       for (let i = 0; i < workerData.count; i++) {
         consumed.push((await store.durable.consumeRecoveryCode('alice', workerData.hash, workerData.now)).consumed);
-        await store.ttl.update('fail:alice', (cur) => ({ value: (cur ?? 0) + 1, ttlMs: 60000 }));
+        await store.ttl.recordFailure('fail:alice', workerData.now, { maxFailures: 1000, findTimeMs: 60000, blockMs: 60000 });
       }
       await store.close();
       parentPort.postMessage({ consumed });
@@ -410,7 +322,7 @@ describe('sqlite store: several connections in parallel threads', () => {
       assert.deepEqual(results.filter((r) => r.error !== undefined), []);
       assert.equal(results.flatMap((r) => r.consumed ?? []).filter(Boolean).length, 1);
       assert.equal(await store.durable.countRecoveryCodes('alice'), 9);
-      assert.equal(await store.ttl.get('fail:alice'), WORKERS * PER_WORKER);
+      assert.equal((await store.ttl.recordFailure('fail:alice', T0, { maxFailures: 1000, findTimeMs: 60_000, blockMs: 60_000 })).failures, WORKERS * PER_WORKER + 1);
     } finally {
       await Promise.all(workers.map((w) => w.terminate()));
       await store.close();
