@@ -184,3 +184,27 @@ export interface TtlStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * What one replica tells the others to forget from their in-process caches. Subjects and hashes
+ * only: never a token or a secret.
+ */
+export type Invalidation =
+  /** One session ended (revoked or refreshed): forget it by its token hash. */
+  | { readonly kind: 'session'; readonly hash: string }
+  /** Every session of a subject ended. */
+  | { readonly kind: 'sessions'; readonly subject: string }
+  /** A subject's factors changed (enrolled, confirmed, removed, HOTP counter moved). */
+  | { readonly kind: 'factors'; readonly subject: string };
+
+/**
+ * Cross-replica cache invalidation (Redis pub/sub in the shared store). Delivery is best effort:
+ * every cache keeps a short TTL as the bound when a message is lost or the bus is down.
+ */
+export interface InvalidationBus {
+  /** Resolves once the message is handed to the bus; rejects with ERR_STORE_UNAVAILABLE when it is down. */
+  publish(message: Invalidation): Promise<void>;
+  /** Every message published by any replica, this one included; returns an unsubscribe function. */
+  subscribe(listener: (message: Invalidation) => void): () => void;
+  close(): Promise<void>;
+}
