@@ -68,6 +68,7 @@ const TYPE_NAMES: Readonly<Record<string, string>> = {
 const ANY_OF_MESSAGES: Readonly<Record<string, string>> = {
   keys: 'needs file, env or both',
   audience: 'must be a string or a non-empty list of strings',
+  postgres: 'needs url or url_env',
 };
 
 function valueAt(data: unknown, path: readonly Segment[]): unknown {

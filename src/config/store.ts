@@ -131,6 +131,7 @@ function compilePostgres(raw: RawPostgres, ctx: StoreCompileContext, add: Add, d
 function compileRedis(raw: RawRedis, ctx: StoreCompileContext, add: Add, duration: Duration): RedisConfig | undefined {
   const base: Segment[] = ['store', 'redis'];
   const url = connectionUrl(base, raw, 'redis', ctx, add);
+  if (raw.sentinel !== undefined && raw.cluster !== undefined) add([...base, 'cluster'], 'set sentinel or cluster, not both');
   let topology: RedisTopology = { mode: 'single' };
   if (raw.sentinel !== undefined) topology = { mode: 'sentinel', master: raw.sentinel.master, nodes: compileNodes([...base, 'sentinel', 'nodes'], raw.sentinel.nodes, add) };
   if (raw.cluster !== undefined) topology = { mode: 'cluster', nodes: compileNodes([...base, 'cluster', 'nodes'], raw.cluster.nodes, add) };

@@ -22,6 +22,8 @@ function schemaDurations(node: SchemaNode, key: string, out: Map<string, SchemaN
   for (const [name, sub] of Object.entries((node.properties ?? {}) as Record<string, SchemaNode>)) schemaDurations(sub, join(name), out);
   if (typeof node.additionalProperties === 'object') schemaDurations(node.additionalProperties as SchemaNode, join('*'), out);
   if (typeof node.items === 'object') schemaDurations(node.items as SchemaNode, `${key}[]`, out);
+  // Alternatives (the store kinds) describe the same key.
+  for (const alternative of (node.oneOf ?? []) as SchemaNode[]) schemaDurations(alternative, key, out);
   return out;
 }
 
@@ -59,6 +61,7 @@ function issuesAt(path: readonly (string | number)[], text: string): string[] {
   const doc = structuredClone(BASE);
   // listen.tls needs its two files named; that they cannot be read is reported at their own keys.
   if (path[0] === 'listen') doc.listen = { tls: { cert: 'cert.pem', key: 'key.pem' } };
+  if (path[0] === 'store') doc.store = { kind: 'shared', postgres: { url: 'postgres://db/mfa' }, redis: { url: 'redis://cache' } };
   let node = doc as Record<string | number, unknown>;
   path.slice(0, -1).forEach((segment, i) => {
     node = (node[segment] ??= typeof path[i + 1] === 'number' ? [] : {}) as Record<string | number, unknown>;

@@ -118,7 +118,7 @@ mfa:
   recovery_codes: { count: 16 }
   enrollment: { pending_ttl: 5m }
   path_prefix: /_mfa/v1/
-store: { kind: shared, postgres: "postgres://db/mfa", redis: "rediss://cache:6380" }
+store: { kind: shared, migrate: manual, postgres: { url: "postgres://db/mfa", pool: { max: 4, idle_timeout: 10s }, connect_timeout: 2s, statement_timeout: 500ms }, redis: { url: "rediss://cache:6380", key_prefix: "gw1:", connect_timeout: 3s, command_timeout: 250ms } }
 keys: { env: KEYS, rotation: 30d }
 upstreams:
   orders:
@@ -176,7 +176,12 @@ authz: { trusted_proxies: [] }
         enrollment: { pendingTtlMs: 300_000 },
         pathPrefix: '/_mfa/v1/',
       },
-      store: { kind: 'shared', postgres: 'postgres://db/mfa', redis: 'rediss://cache:6380' },
+      store: {
+        kind: 'shared',
+        migrate: 'manual',
+        postgres: { url: 'postgres://db/mfa', poolMax: 4, idleTimeoutMs: 10_000, connectTimeoutMs: 2_000, statementTimeoutMs: 500 },
+        redis: { url: 'rediss://cache:6380', topology: { mode: 'single' }, keyPrefix: 'gw1:', connectTimeoutMs: 3_000, commandTimeoutMs: 250 },
+      },
       keys: { env: 'KEYS', rotationMs: 30 * 86_400_000 },
       upstreams: {
         map: {
@@ -460,7 +465,7 @@ describe('parsePolicy: every error names the file and line', () => {
     {
       name: 'keys without file or env; a store missing its URLs',
       text: HEAD + ROUTE + 'keys: { rotation: 30d }\nstore:\n  kind: shared\n  postgres: "mysql://u:hunter2@db/x"\n',
-      issues: ['t.yaml:10: keys: needs file, env or both', 't.yaml:11: store.redis: required key is missing', 't.yaml:13: store.postgres: must be a postgres:// URL'],
+      issues: ['t.yaml:10: keys: needs file, env or both', 't.yaml:11: store.redis: required key is missing', 't.yaml:13: store.postgres: must be a mapping'],
     },
     {
       name: 'the admin listener on the public address; a short admin token',
