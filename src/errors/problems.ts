@@ -24,6 +24,7 @@ export type ProblemCode =
   | 'upstream_unavailable'
   | 'upstream_timeout'
   | 'overloaded'
+  | 'store_unavailable'
   | 'internal_error';
 
 interface ProblemKind {
@@ -52,6 +53,7 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemKind>> = Object.freez
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
   overloaded: { status: 503, title: 'Overloaded' },
+  store_unavailable: { status: 503, title: 'Store unavailable' },
   internal_error: { status: 500, title: 'Internal error' },
 });
 
@@ -67,7 +69,7 @@ export interface Problem {
   readonly scope?: string;
   /** RFC 9470 max_age in seconds for second-factor challenges. */
   readonly maxAge?: number;
-  /** mfa_locked / rate_limited / overloaded: seconds until a retry may succeed. */
+  /** mfa_locked / rate_limited / overloaded / store_unavailable: seconds until a retry may succeed. */
   readonly retryAfter?: number;
   /**
    * The route's quota, on every answer of a rate-limited route (rate_limited, and refusals after

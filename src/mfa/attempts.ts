@@ -8,7 +8,9 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
 import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
 import type { AddressThrottle } from '../throttle/address-failures.js';
+import type { Announce } from './announce.js';
 import type { AuditContext, AuditLog } from './audit.js';
+import type { FactorCache } from './factor-cache.js';
 import type { Lockout } from './lockout.js';
 import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
@@ -30,6 +32,12 @@ export interface MfaDeps {
   /** Failed codes per client address, across all users (`mfa.ip_throttle`). */
   readonly addresses: AddressThrottle;
   readonly sessions: SessionStore;
+  /** Active factors per subject, for request-time checks; management reads the store itself. */
+  readonly factorCache: FactorCache;
+  /** Makes a change known to this process's caches and the other replicas'. */
+  readonly announce: Announce;
+  /** Why a store backend is down right now, or undefined: checked before any second-factor work. */
+  readonly storeDown: () => string | undefined;
   readonly verifier: CodeVerifier;
 }
 
@@ -67,6 +75,14 @@ export function auditContext(caller: Pick<Caller, 'principal' | 'view'>): AuditC
   return { subject: caller.principal.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
 }
 
+/** Seconds a client is told to wait when the store does not answer (it is probed every second). */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/** The store cannot answer: fail closed, never allow and never count it against the user. */
+export function storeUnavailable(): Refusal {
+  return refuse(problem('store_unavailable', 'the second-factor store is not answering; try again shortly', { retryAfter: STORE_RETRY_AFTER_SECONDS }));
+}
+
 export function notEnrolled(policy: GatewayPolicy): Refusal {
   return refuse(
     problem('mfa_not_enrolled', 'no active second factor is enrolled for this user', {
@@ -88,8 +104,8 @@ export function countVerification(deps: MfaDeps, method: string, result: 'succes
   deps.metrics?.mfaVerifications.inc({ method, result });
 }
 
-export async function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
-  return (await deps.durable.listFactors(subject, now)).filter((f) => f.status === 'active');
+export function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
+  return deps.factorCache.active(subject, now);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { GatewayPolicy } from '../config/types.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
-import type { DurableStore, FactorRecord, FactorType, TtlStore } from '../store/types.js';
+import type { DurableStore, FactorRecord, FactorType, Invalidation, InvalidationBus, TtlStore } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import {
   activeFactors,
@@ -20,6 +20,7 @@ import {
   type Outcome,
   type Refusal,
 } from './attempts.js';
+import type { Announce } from './announce.js';
 import { createAuditLog, type AuditContext, type AuditLog } from './audit.js';
 import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, summarizeFactor, type FactorRequest, type FactorSummary } from './enrollment.js';
 import { MfaError } from './errors.js';
@@ -70,12 +71,19 @@ export const HOTP_RESYNC_WINDOW = 200;
  * recovery codes go too.
  */
 async function deleteFactor(
-  deps: { readonly durable: DurableStore; readonly ttl?: Pick<TtlStore, 'forgetOtpSteps'> | undefined; readonly sessions?: SessionStore | undefined; readonly audit?: AuditLog | undefined },
+  deps: {
+    readonly durable: DurableStore;
+    readonly ttl?: Pick<TtlStore, 'forgetOtpSteps'> | undefined;
+    readonly sessions?: SessionStore | undefined;
+    readonly audit?: AuditLog | undefined;
+    readonly announce?: Announce | undefined;
+  },
   ctx: AuditContext,
   factorId: string,
   now: number,
 ): Promise<boolean> {
   if (!(await deps.durable.deleteFactor(factorId, ctx.subject))) return false;
+  deps.announce?.({ kind: 'factors', subject: ctx.subject });
   await deps.ttl?.forgetOtpSteps(factorId);
   deps.audit?.record(ctx, { event: 'factor_removed', factorId });
   if (deps.sessions !== undefined) {
@@ -156,6 +164,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       if (!(await durable.activateFactor(factor.id, ctx.subject, now))) {
         return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
       }
+      deps.announce({ kind: 'factors', subject: ctx.subject });
       await lockout.recordSuccess(ctx.subject);
       countVerification(deps, factor.type, 'success');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
@@ -227,6 +236,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       if (next === undefined || !(await durable.advanceHotpCounter(factor.id, factor.counter, next))) {
         return failedAttempt(deps, caller, { ok: false, reason: 'wrong', factorId: factor.id }, sessionTtlMs(policy));
       }
+      deps.announce({ kind: 'factors', subject: ctx.subject });
       await lockout.recordSuccess(ctx.subject);
       audit.record(ctx, { event: 'hotp_resynced', factorId: factor.id });
       return { ok: true, factorId: factor.id };
@@ -245,6 +255,8 @@ export interface OfflineDeps {
   readonly keyring: Keyring;
   /** When given, a removed factor's replay state is cleared too. */
   readonly ttl?: TtlStore | undefined;
+  /** When given (the shared store), running gateways hear of the change at once instead of within their cache TTL. */
+  readonly bus?: InvalidationBus | undefined;
   readonly clock?: Clock | undefined;
   readonly audit?: Logger | undefined;
 }
@@ -277,6 +289,15 @@ function cliContext(subject: string): AuditContext {
   return { subject, requestId: 'cli' };
 }
 
+/** The CLI has no caches of its own: it only tells the running gateways. */
+function publisher(bus: InvalidationBus | undefined): Announce | undefined {
+  if (bus === undefined) return undefined;
+  return (change: Invalidation) => {
+    // The CLI waits for its publishes before it exits (closing the store flushes them).
+    void bus.publish(change).catch(() => undefined);
+  };
+}
+
 /** Throws MfaError `ERR_MFA_INVALID_INPUT` for a bad request (message names the field, never the secret). */
 export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrollInput): Promise<OfflineEnrollment> {
   const now = (deps.clock ?? systemClock)();
@@ -292,6 +313,7 @@ export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrol
     active: activate,
   });
   await deps.durable.createFactor(built.record);
+  if (activate) publisher(deps.bus)?.({ kind: 'factors', subject: input.subject });
   const audit = deps.audit === undefined ? undefined : createAuditLog(deps.audit);
   const ctx = cliContext(input.subject);
   audit?.record(ctx, { event: 'enrolled', factorId: built.record.id, type });
@@ -313,18 +335,21 @@ export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'cl
 }
 
 /** False when the subject has no such factor. */
-export async function removeFactorOffline(deps: Pick<OfflineDeps, 'durable' | 'ttl' | 'clock' | 'audit'>, subject: string, factorId: string): Promise<boolean> {
+export async function removeFactorOffline(deps: Pick<OfflineDeps, 'durable' | 'ttl' | 'bus' | 'clock' | 'audit'>, subject: string, factorId: string): Promise<boolean> {
   const audit = deps.audit === undefined ? undefined : createAuditLog(deps.audit);
-  const sessions = deps.ttl === undefined ? undefined : createSessionStore(deps.ttl, { cacheMs: 0 });
-  return deleteFactor({ durable: deps.durable, ttl: deps.ttl, sessions, audit }, cliContext(subject), factorId, (deps.clock ?? systemClock)());
+  const announce = publisher(deps.bus);
+  const sessions = deps.ttl === undefined ? undefined : createSessionStore(deps.ttl, { cacheMs: 0, ...(announce !== undefined ? { announce } : {}) });
+  return deleteFactor({ durable: deps.durable, ttl: deps.ttl, sessions, audit, announce }, cliContext(subject), factorId, (deps.clock ?? systemClock)());
 }
 
 /**
- * `factors revoke-sessions --user SUB`: ends every session of the subject. A gateway process that
- * read one of them in the last 2 s (its session cache) honours the revocation that much later.
+ * `factors revoke-sessions --user SUB`: ends every session of the subject. Running gateways hear
+ * of it through the bus (shared store); without one (SQLite), a gateway process that read one of
+ * the sessions in the last 2 s (its session cache) honours the revocation that much later.
  */
-export async function revokeSessionsOffline(deps: Pick<OfflineDeps, 'clock' | 'audit'> & { readonly ttl: TtlStore }, subject: string): Promise<number> {
-  const count = await createSessionStore(deps.ttl, { cacheMs: 0 }).revokeAll(subject, (deps.clock ?? systemClock)());
+export async function revokeSessionsOffline(deps: Pick<OfflineDeps, 'clock' | 'audit' | 'bus'> & { readonly ttl: TtlStore }, subject: string): Promise<number> {
+  const announce = publisher(deps.bus);
+  const count = await createSessionStore(deps.ttl, { cacheMs: 0, ...(announce !== undefined ? { announce } : {}) }).revokeAll(subject, (deps.clock ?? systemClock)());
   if (deps.audit !== undefined) createAuditLog(deps.audit).record(cliContext(subject), { event: 'sessions_revoked', count, reason: 'operator' });
   return count;
 }

@@ -13,11 +13,13 @@ import {
   notEnrolled,
   seconds,
   sessionInvalid,
+  storeUnavailable,
   sessionTtlMs,
   type Caller,
   type MfaDeps,
   type Outcome,
 } from './attempts.js';
+import { isStoreUnavailable } from '../store/health.js';
 import { sessionLogId } from './session.js';
 
 /**
@@ -115,12 +117,22 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const { principal, route, policy, now } = input;
       const stepUp = route.policy === 'step_up';
       const maxAgeMs = stepUp && route.maxAgeMs !== undefined ? route.maxAgeMs : sessionTtlMs(policy);
+      // IdP-asserted MFA needs nothing from the store, so it holds even while the store is down.
       const idp = idpMfaTime(principal, policy, now, maxAgeMs);
       if (idp !== undefined) {
         countVerification(deps, 'idp', 'success');
         return { ok: true, method: 'idp', mfaTime: idp };
       }
-      const result = await secondFactor(input, maxAgeMs, stepUp ? 'step_up_required' : 'mfa_required', true);
+      // Fail closed: with any store backend down nothing is checked, not even a session (it could
+      // belong to a factor removed meanwhile), and no failure is counted against the user.
+      if (deps.storeDown() !== undefined) return storeUnavailable();
+      let result: SecondFactorResult;
+      try {
+        result = await secondFactor(input, maxAgeMs, stepUp ? 'step_up_required' : 'mfa_required', true);
+      } catch (error) {
+        if (isStoreUnavailable(error)) return storeUnavailable();
+        throw error;
+      }
       if (result.ok || result.problem.code !== 'step_up_required' || stepUp) return result;
       // An `mfa` route whose session outlived its TTL: that is a plain "second factor required".
       return challenge('mfa_required', maxAgeMs);

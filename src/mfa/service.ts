@@ -1,18 +1,20 @@
 import type { Keyring } from '../crypto/keyring.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { DurableStore, TtlStore } from '../store/types.js';
+import type { DurableStore, Invalidation, InvalidationBus, TtlStore } from '../store/types.js';
 import { createAddressThrottle } from '../throttle/address-failures.js';
 import { reportUnreadable, type MfaDeps } from './attempts.js';
+import { createAnnouncer } from './announce.js';
 import { createAuditLog } from './audit.js';
 import { MfaError } from './errors.js';
+import { createFactorCache } from './factor-cache.js';
 import { createFactorService, type FactorService } from './factors.js';
 import { createLockout } from './lockout.js';
 import { createSecondFactorService, type SecondFactorService } from './second-factor.js';
 import { createSessionStore } from './session.js';
 import { createCodeVerifier } from './verify.js';
 
-export { INVALID_CODE_DETAIL, type Caller, type Outcome, type Refusal } from './attempts.js';
+export { INVALID_CODE_DETAIL, storeUnavailable, type Caller, type Outcome, type Refusal } from './attempts.js';
 export { HOTP_RESYNC_WINDOW, MANAGEMENT_STEP_UP_MS, type Enrollment } from './factors.js';
 export type { SecondFactorResult } from '../decision/engine.js';
 
@@ -27,6 +29,12 @@ export interface MfaServiceOptions {
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
   readonly keyring: Keyring;
+  /** What other replicas sharing the store tell this one to forget (and this one tells them). */
+  readonly bus?: InvalidationBus | undefined;
+  /** Why a store backend is down right now (undefined: all answer); default: never down. */
+  readonly storeDown?: (() => string | undefined) | undefined;
+  /** How long factors and sessions read from the store are trusted in process (default 2 s; 0: off). */
+  readonly cacheMs?: number | undefined;
   readonly metrics?: Metrics | undefined;
   readonly logger?: Logger | undefined;
   /** Audit events; default: a child of `logger` named `audit`. */
@@ -36,6 +44,8 @@ export interface MfaServiceOptions {
 export interface MfaService extends SecondFactorService, FactorService {
   /** The service's logger, for front doors that must report an unexpected error. */
   readonly logger: Logger;
+  /** Why a store backend is down right now, or undefined. */
+  storeDown(): string | undefined;
 }
 
 function requireMethods(value: unknown, name: string, methods: readonly string[]): void {
@@ -54,6 +64,17 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
   const { durable, ttl, keyring, metrics } = options;
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const audit = createAuditLog(options.audit ?? logger.child({ name: 'audit' }));
+  const factorCache = createFactorCache(durable, { ttlMs: options.cacheMs });
+  const { announce } = createAnnouncer({
+    bus: options.bus,
+    logger,
+    apply(change: Invalidation) {
+      if (change.kind === 'factors') factorCache.forget(change.subject);
+      else if (change.kind === 'sessions') sessions.dropSubject(change.subject);
+      else sessions.drop(change.hash);
+    },
+  });
+  const sessions = createSessionStore(ttl, { announce, ...(options.cacheMs !== undefined ? { cacheMs: options.cacheMs } : {}) });
   const deps: MfaDeps = {
     durable,
     ttl,
@@ -63,9 +84,19 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     audit,
     lockout: createLockout({ ttl }),
     addresses: createAddressThrottle(ttl),
-    sessions: createSessionStore(ttl),
-    verifier: createCodeVerifier({ durable, ttl, keyring, onUnreadable: (factor) => reportUnreadable({ logger, audit }, factor) }),
+    sessions,
+    factorCache,
+    announce,
+    storeDown: options.storeDown ?? (() => undefined),
+    verifier: createCodeVerifier({
+      durable,
+      ttl,
+      keyring,
+      onUnreadable: (factor) => reportUnreadable({ logger, audit }, factor),
+      // Moved: every replica re-reads it. Not moved: this replica's copy may be stale; re-read it here.
+      onCounterRace: (factor, moved) => (moved ? announce({ kind: 'factors', subject: factor.subject }) : factorCache.forget(factor.subject)),
+    }),
   };
   const secondFactor = createSecondFactorService(deps);
-  return { logger, ...secondFactor, ...createFactorService(deps, secondFactor) };
+  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor) };
 }

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { MfaMethod } from '../decision/types.js';
-import type { StoredSession, TtlStore } from '../store/types.js';
+import type { Invalidation, StoredSession, TtlStore } from '../store/types.js';
+import type { Announce } from './announce.js';
 
 /**
  * MFA sessions: a 32-byte random token (base64url) handed to the client once; the store keeps only
@@ -68,6 +69,11 @@ export interface SessionCacheOptions {
    */
   readonly cacheMs?: number;
   readonly cacheEntries?: number;
+  /**
+   * How an ended session is made known (this process and, through the bus, the others); it must
+   * call back into `drop`/`dropSubject` here. Default: this process's cache only.
+   */
+  readonly announce?: Announce;
 }
 
 export interface SessionCache {
@@ -99,11 +105,18 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
     if (cache !== undefined) for (const [hash, record] of cache.entries()) if (record.subject === subject) cache.delete(hash);
   }
 
+  const announce: Announce =
+    options.announce ??
+    ((change: Invalidation) => {
+      if (change.kind === 'session') cache?.delete(change.hash);
+      else if (change.kind === 'sessions') dropSubject(change.subject);
+    });
+
   async function store(record: SessionRecord, now: number, maxPerSubject: number): Promise<IssuedSessionToken> {
     const token = randomBytes(32).toString('base64url');
     const hash = tokenHash(token);
     const evicted = await ttl.issueSession(hash, record, maxPerSubject, now);
-    for (const old of evicted) cache?.delete(old);
+    for (const old of evicted) announce({ kind: 'session', hash: old });
     return { token, record, logId: hash.slice(0, 8) };
   }
 
@@ -116,8 +129,9 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
     async revoke(token, subject, now) {
       if (typeof token !== 'string' || !TOKEN.test(token)) return false;
       const hash = tokenHash(token);
-      cache?.delete(hash);
-      return ttl.deleteSession(hash, subject, now);
+      const deleted = await ttl.deleteSession(hash, subject, now);
+      announce({ kind: 'session', hash });
+      return deleted;
     },
     async refresh(token, subject, now, ttlMs, maxPerSubject) {
       const found = await lookup(token, subject, now);
@@ -125,14 +139,15 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
       const expiresAt = Math.min(now + ttlMs, found.record.mfaTime * 1000 + ttlMs);
       if (!(expiresAt > now)) return undefined;
       const hash = tokenHash(token);
-      cache?.delete(hash);
       // Delete first: if two refreshes race, only the one that deleted the old token gets a new one.
-      if (!(await ttl.deleteSession(hash, subject, now))) return undefined;
+      const deleted = await ttl.deleteSession(hash, subject, now);
+      announce({ kind: 'session', hash });
+      if (!deleted) return undefined;
       return store({ ...found.record, issuedAt: now, expiresAt }, now, maxPerSubject);
     },
     async revokeAll(subject, now) {
-      dropSubject(subject);
       const ended = await ttl.revokeAllSessions(subject, now);
+      announce({ kind: 'sessions', subject });
       return ended.length;
     },
     drop: (hash) => void cache?.delete(hash),

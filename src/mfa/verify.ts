@@ -42,6 +42,8 @@ export interface CodeVerifierDeps {
   readonly keyring: Keyring;
   /** Called for a factor whose secret cannot be opened (tampered, swapped, unknown key): it fails closed. */
   readonly onUnreadable: (factor: FactorRecord) => void;
+  /** After an HOTP compare-and-set: `moved` when this request moved the counter, else another had. */
+  readonly onCounterRace?: (factor: FactorRecord, moved: boolean) => void;
 }
 
 interface FactorCheck {
@@ -53,7 +55,7 @@ interface FactorCheck {
 }
 
 export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
-  const { durable, ttl, keyring, onUnreadable } = deps;
+  const { durable, ttl, keyring, onUnreadable, onCounterRace } = deps;
   // Stands in for a secret that cannot be opened, so that factor costs the same and never matches.
   const filler = randomBytes(20);
 
@@ -97,11 +99,10 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
           else replayed ??= c.factor;
         } else if (c.matched !== undefined) {
           // A compare-and-set: of N requests racing with one code, one moves the counter.
-          if (await durable.advanceHotpCounter(c.factor.id, c.factor.counter, c.matched + 1)) {
-            success ??= { ok: true, method: 'hotp', factorId: c.factor.id };
-          } else {
-            replayed ??= c.factor;
-          }
+          const moved = await durable.advanceHotpCounter(c.factor.id, c.factor.counter, c.matched + 1);
+          onCounterRace?.(c.factor, moved);
+          if (moved) success ??= { ok: true, method: 'hotp', factorId: c.factor.id };
+          else replayed ??= c.factor;
         }
       }
       if (success !== undefined) return success;

@@ -11,6 +11,8 @@ const CODES = [
   'ERR_STORE_UNSUPPORTED',
   // A record with this id already exists.
   'ERR_STORE_CONFLICT',
+  // The backend cannot be reached or did not answer in time; the caller fails closed (503).
+  'ERR_STORE_UNAVAILABLE',
 ] as const;
 
 export type StoreErrorCode = (typeof CODES)[number];

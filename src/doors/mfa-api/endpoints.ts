@@ -5,7 +5,8 @@ import { problem, type Problem } from '../../errors/problems.js';
 import { sendEmpty, sendJson, sendProblem } from '../../http/respond.js';
 import type { RequestView } from '../../request/view.js';
 import type { FactorRequest, FactorSummary } from '../../mfa/enrollment.js';
-import type { Caller, MfaService } from '../../mfa/service.js';
+import { storeUnavailable, type Caller, type MfaService } from '../../mfa/service.js';
+import { isStoreUnavailable } from '../../store/health.js';
 import { SETUP_PAGE_HEADERS, SETUP_PAGE_HTML } from './setup-page.js';
 import { hasBody } from '../../request/body.js';
 
@@ -190,6 +191,8 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
       return;
     }
     const body = read.body;
+    // Every endpoint below reads or writes the store: with a backend down, fail closed at once.
+    if (service.storeDown() !== undefined) return fail(storeUnavailable().problem);
 
     if (factorPath !== null) {
       const id = factorPath[1]!;
@@ -278,6 +281,10 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
         return fail(problem('not_found', 'no such gateway endpoint'));
     }
   } catch (error) {
+    if (isStoreUnavailable(error)) {
+      service.logger.warn({ event: 'store_unavailable', request_id: requestId, error: error instanceof Error ? error.message : 'unknown' }, 'gateway endpoint refused: store unavailable');
+      return fail(storeUnavailable().problem);
+    }
     // Store or keyring trouble: the detail goes to the log, never into the answer.
     service.logger.error({ event: 'mfa_endpoint_error', request_id: requestId, endpoint: factorPath !== null ? 'factors/{id}' : subpath, error: error instanceof Error ? error.message : 'unknown' }, 'gateway endpoint failed');
     fail(problem('internal_error', 'the request could not be completed'));
