@@ -87,14 +87,21 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
 
   // No key, no start: secrets are never stored in plaintext.
   const keyring = loadKeyring({ ...initialPolicy.keys, clock, metrics, logger });
-  const store = await openStore(initialPolicy.store, clock);
+  const store = await openStore(initialPolicy.store, clock, {
+    onHealthChange(state) {
+      metrics.storeUp.set({ backend: state.backend }, state.up ? 1 : 0);
+      if (state.up) logger.info({ event: 'store_recovered', backend: state.backend }, 'store backend answers again');
+      else logger.error({ event: 'store_unavailable', backend: state.backend, error: state.reason }, 'store backend does not answer; mfa routes fail closed (503)');
+    },
+  });
+  for (const state of store.backends()) metrics.storeUp.set({ backend: state.backend }, state.up ? 1 : 0);
 
   const inFlightByRuntime = new Map<PolicyRuntime, number>();
   let inFlightTotal = 0;
   let onIdle: (() => void) | undefined;
   let runtime = buildRuntime(initialPolicy);
 
-  const mfa = createMfaService({ durable: store.durable, ttl: store.ttl, keyring, metrics, logger, audit });
+  const mfa = createMfaService({ durable: store.durable, ttl: store.ttl, bus: store.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
   const limiter = createRouteLimiter({ ttl: store.ttl, logger, metrics });
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
@@ -197,9 +204,8 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     inFlight: () => inFlightTotal,
     reload,
     async ready() {
-      await store.durable.ping();
-      await store.ttl.ping();
-      return undefined;
+      const down = store.down();
+      return down === undefined ? undefined : `store unavailable: ${down}`;
     },
     async refreshGauges() {
       runtime.forwarder.collectPoolGauges();
