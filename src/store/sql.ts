@@ -249,6 +249,12 @@ export const POSTGRES_ONLY = {
   lockRecoveryCodes: `SELECT pg_advisory_xact_lock(1835426097, hashtext('codes:' || current_schema() || ':' || ?))`,
   /** params: subject, hashes (text[]), createdAt */
   insertRecoveryCodes: `INSERT INTO recovery_codes (subject, hash, created_at) SELECT ?, unnest(?::text[]), ?`,
+  /** params: one array per column of FACTOR_COLUMNS, in order — a batch of an import in one round trip. */
+  importFactors: `INSERT INTO factors (${FACTOR_COLUMNS}) SELECT * FROM unnest(
+    ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+    ?::integer[], ?::integer[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
+  /** params: subjects, hashes, createdAts, usedAts (arrays) — a batch of an import. */
+  importRecoveryCodes: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])`,
   /** An import holds both tables for its whole transaction: no gateway writes between its check and its rows. */
   lockForImport: `LOCK TABLE factors, recovery_codes IN EXCLUSIVE MODE`,
 } as const;
