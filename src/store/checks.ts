@@ -62,7 +62,7 @@ export function checkRecoveryCode(code: RecoveryCodeRecord): void {
 
 /** The refusal of an import into a store that already holds factors. */
 export function notEmpty(factors: number): StoreError {
-  return new StoreError('ERR_STORE_NOT_EMPTY', `the store already holds ${factors} factor${factors === 1 ? '' : 's'}; an import would mix two sets (replace them instead)`);
+  return new StoreError('ERR_STORE_NOT_EMPTY', `the store already holds ${factors} factor${factors === 1 ? '' : 's'}; an import would mix two sets`);
 }
 
 /**

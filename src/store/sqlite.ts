@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../time/clock.js';
 import { checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
 import { StoreError } from './errors.js';
-import { migrateSqlite } from './migrate.js';
+import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { factorParams, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
 import type { DurableRecord, DurableStore, FailureCount, FailureRule, ImportCounts, SealedSecret, TokenWindow, TtlStore, TtlUpdate } from './types.js';
 
@@ -28,6 +28,8 @@ export interface SqliteStoreOptions {
 export interface SqliteStore {
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
+  /** What opening did to the schema: the versions it applied, and the status after. */
+  readonly migrations: MigrationResult;
   /** Deletes expired TTL rows and expired pending factors now; returns how many of each. */
   cleanup(): { readonly ttl: number; readonly factors: number };
   close(): Promise<void>;
@@ -112,12 +114,13 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     closeSync(openSync(path, 'a', 0o600));
   }
   const db = new Database(path);
+  let migrations: MigrationResult;
   try {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    migrateSqlite(db);
+    migrations = migrateSqlite(db);
   } catch (err) {
     db.close();
     throw err;
@@ -383,6 +386,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return {
     durable,
     ttl,
+    migrations,
     cleanup,
     async close() {
       shutdown();
