@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DurableRecord, DurableStore, FactorRecord } from '../../src/store/types.js';
-import { fakeClock, type FakeClock } from '../support/clock.js';
+import { fakeClock, T0, type FakeClock } from '../support/clock.js';
 
 /**
  * What every DurableStore must do, whatever database is behind it: registered once per backend
@@ -21,7 +21,6 @@ export interface DurableFixture {
 /** Opens an empty database for one test; the clock is the stores' clock. */
 export type OpenDurable = (clock: FakeClock) => Promise<DurableFixture>;
 
-const T0 = Date.UTC(2026, 10, 28, 12);
 const PENDING_MS = 10 * 60_000;
 
 export function factor(over: Partial<FactorRecord> = {}): FactorRecord {
@@ -48,6 +47,19 @@ export function active(over: Partial<FactorRecord> = {}): FactorRecord {
 }
 
 export const hashes = (prefix: string, count = 10): string[] => Array.from({ length: count }, (_, i) => `k1$${prefix}${String(i).padStart(2, '0')}`);
+
+/** A store with every kind of row: pending (live and expired), active TOTP and HOTP, odd labels, used and unused codes. */
+export async function populate(durable: DurableStore): Promise<void> {
+  await durable.createFactor(active({ id: 'f-totp', subject: 'alice', label: 'Handy "Arbeit" 📱', algorithm: 'SHA256', digits: 8, periodSeconds: 60 }));
+  await durable.createFactor(active({ id: 'f-hotp', subject: 'alice', type: 'hotp', counter: Number.MAX_SAFE_INTEGER - 1, secret: { kid: 'k0', blob: 'b2xkLXNlYWxlZA' } }));
+  await durable.createFactor(factor({ id: 'f-pending', subject: 'bob', pendingUntil: T0 + 60_000 }));
+  await durable.createFactor(factor({ id: 'f-expired', subject: 'bob', pendingUntil: T0 - 1 }));
+  await durable.createFactor(active({ id: 'F-upper', subject: 'Ünïcode', label: '', confirmedAt: T0 + 5 }));
+  await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+  await durable.replaceRecoveryCodes('Ünïcode', hashes('u', 3), T0 + 1);
+  await durable.consumeRecoveryCode('alice', 'k1$a07', T0 + 100);
+  await durable.consumeRecoveryCode('Ünïcode', 'k1$u00', T0 + 200);
+}
 
 async function collect(records: AsyncIterable<DurableRecord>): Promise<DurableRecord[]> {
   const out: DurableRecord[] = [];

@@ -42,7 +42,7 @@ describe('postgres store', { skip }, () => {
     return store;
   };
   beforeEach(async () => {
-    clock = fakeClock(Date.UTC(2026, 10, 28, 12));
+    clock = fakeClock();
     schema = await createTestSchema();
   });
   afterEach(async () => {
