@@ -12,6 +12,7 @@ import { startGateway } from '../server/gateway.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
+import { runStoreCommand } from './store.js';
 import type { CliValues } from './options.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
@@ -27,6 +28,9 @@ const USAGE = `usage: mfa-gateway <command> [options]
   factors remove --user SUB --id FACTOR_ID       (also ends the user's sessions)
   factors revoke-sessions --user SUB             end every MFA session of the user
   keys status | rotate | rewrap      inspect the secret-encryption keys, add a new primary, re-encrypt secrets
+  store status | migrate             the durable store's schema version (status exits 3 while migrations are pending)
+  store export --out F | import --in F [--replace]
+                                     copy factors and recovery codes between stores (e.g. SQLite → PostgreSQL)
 `;
 
 function out(text: string): void {
@@ -175,6 +179,8 @@ export async function runCommand(positionals: readonly string[], values: CliValu
       return runFactorsCommand(loadPolicyFile(configPath), rest, values, out);
     case 'keys':
       return runKeysCommand(loadPolicyFile(configPath), rest, out);
+    case 'store':
+      return runStoreCommand(loadPolicyFile(configPath), rest, values, out);
     default:
       process.stderr.write(USAGE);
       return 2;

@@ -19,6 +19,9 @@ export const CLI_OPTIONS = {
   label: { type: 'string' },
   id: { type: 'string' },
   strict: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  in: { type: 'string' },
+  replace: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -38,5 +41,8 @@ export interface CliValues {
   readonly label?: string | undefined;
   readonly id?: string | undefined;
   readonly strict?: boolean | undefined;
+  readonly out?: string | undefined;
+  readonly in?: string | undefined;
+  readonly replace?: boolean | undefined;
   readonly help?: boolean | undefined;
 }

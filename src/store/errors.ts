@@ -11,8 +11,15 @@ const CODES = [
   'ERR_STORE_UNSUPPORTED',
   // A record with this id already exists.
   'ERR_STORE_CONFLICT',
-  // The backend cannot be reached or did not answer in time; the caller fails closed (503).
+  // The database cannot be reached or cannot answer now (refused, timed out, pool exhausted, shutting
+  // down, statement timeout): transient: callers fail closed (503) and try again later, never retry in a loop.
   'ERR_STORE_UNAVAILABLE',
+  // The schema lacks migrations this gateway needs and `migrate: manual` forbids applying them at start.
+  'ERR_STORE_SCHEMA_BEHIND',
+  // An import would mix its records with factors the store already holds.
+  'ERR_STORE_NOT_EMPTY',
+  // An export file is malformed, truncated or of a format version this gateway does not read.
+  'ERR_STORE_EXPORT_FORMAT',
 ] as const;
 
 export type StoreErrorCode = (typeof CODES)[number];

@@ -1,4 +1,4 @@
-import type { FactorRecord, FactorStatus, FactorType, SealedSecret } from './types.js';
+import type { FactorRecord, FactorStatus, FactorType, RecoveryCodeRecord, SealedSecret } from './types.js';
 
 /**
  * Every SQL statement of the durable and TTL stores, in one place. Statements use `?` placeholders
@@ -14,7 +14,11 @@ export interface Migration {
   readonly up: readonly string[];
 }
 
-/** Applied in order inside one write transaction; the schema_version row records the last one. */
+/**
+ * Forward-only, applied in order inside one write transaction by src/store/migrate.ts, which records
+ * the version reached (SQLite: the one schema_version row; PostgreSQL: a schema_migrations row per
+ * migration). A released migration is never edited: a change is a new version.
+ */
 export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
   sqlite: [
     {
@@ -89,9 +93,72 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
       ],
     },
   ],
-  // The shared backend (a later issue) fills this in: BIGINT times, TEXT→TEXT, same names.
-  postgres: [],
+  // The durable tables only (Redis holds the TTL state): SQLite's columns, constraints and indexes,
+  // times and the HOTP counter as BIGINT, and COLLATE "C" on the keys so that ORDER BY id (export,
+  // rewrap) and ORDER BY created_at, id sort byte-wise, as SQLite's BINARY collation does.
+  postgres: [
+    {
+      version: 1,
+      up: [
+        `CREATE TABLE factors (
+          id TEXT COLLATE "C" PRIMARY KEY,
+          subject TEXT COLLATE "C" NOT NULL,
+          type TEXT NOT NULL CHECK (type IN ('totp', 'hotp')),
+          status TEXT NOT NULL CHECK (status IN ('pending', 'active')),
+          label TEXT NOT NULL,
+          secret_kid TEXT COLLATE "C" NOT NULL,
+          secret_blob TEXT NOT NULL,
+          algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+          digits INTEGER NOT NULL,
+          period_seconds INTEGER NOT NULL,
+          counter BIGINT NOT NULL,
+          created_at BIGINT NOT NULL,
+          pending_until BIGINT,
+          confirmed_at BIGINT,
+          CHECK (status = 'active' OR pending_until IS NOT NULL)
+        )`,
+        `CREATE INDEX factors_by_subject ON factors (subject, created_at)`,
+        `CREATE INDEX factors_by_kid ON factors (secret_kid)`,
+        `CREATE INDEX factors_pending ON factors (pending_until) WHERE status = 'pending'`,
+        `CREATE TABLE recovery_codes (
+          subject TEXT COLLATE "C" NOT NULL,
+          hash TEXT COLLATE "C" NOT NULL,
+          created_at BIGINT NOT NULL,
+          used_at BIGINT,
+          PRIMARY KEY (subject, hash)
+        )`,
+      ],
+    },
+  ],
 };
+
+/** SQLite's ledger: one row holding the version reached (files in the field have it, so it stays). */
+export const SQLITE_LEDGER = {
+  create: `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
+  exists: `SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`,
+  read: `SELECT version FROM schema_version`,
+  insert: `INSERT INTO schema_version (version) VALUES (?)`,
+  update: `UPDATE schema_version SET version = ?`,
+} as const;
+
+/**
+ * PostgreSQL's ledger: a row per migration with when it was applied, so an operator of a shared
+ * database sees its history. Everything is qualified by current_schema(), the first schema of the
+ * search_path, which is where CREATE TABLE puts tables: NULL there means that schema does not exist.
+ */
+export const POSTGRES_LEDGER = {
+  schema: `SELECT current_schema() AS schema`,
+  /**
+   * Serialises migrators of this schema until COMMIT; other schemas on the server are not held up.
+   * 1835426097 is ASCII "mfa1", the namespace of our advisory locks; the second key says which lock.
+   */
+  lock: `SELECT pg_advisory_xact_lock(1835426097, hashtext('migrate:' || current_schema()))`,
+  create: `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`,
+  exists: `SELECT to_regclass(quote_ident(current_schema()) || '.schema_migrations') IS NOT NULL AS ok`,
+  read: `SELECT coalesce(max(version), 0) AS version FROM schema_migrations`,
+  /** params: version, appliedAt */
+  insert: `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+} as const;
 
 const FACTOR_COLUMNS =
   'id, subject, type, status, label, secret_kid, secret_blob, algorithm, digits, period_seconds, counter, created_at, pending_until, confirmed_at';
@@ -100,10 +167,6 @@ const FACTOR_COLUMNS =
 const LIVE_FACTOR = `(status = 'active' OR pending_until > ?)`;
 
 const COMMON = {
-  createSchemaVersion: `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
-  readSchemaVersion: `SELECT version FROM schema_version`,
-  insertSchemaVersion: `INSERT INTO schema_version (version) VALUES (?)`,
-  updateSchemaVersion: `UPDATE schema_version SET version = ?`,
   ping: `SELECT 1 AS ok`,
 
   insertFactor: `INSERT INTO factors (${FACTOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -134,6 +197,14 @@ const COMMON = {
   /** params: subject */
   countRecoveryCodes: `SELECT count(*) AS n FROM recovery_codes WHERE subject = ? AND used_at IS NULL`,
 
+  // Export and import (store export / import): every row, in an order both dialects agree on.
+  exportFactors: `SELECT ${FACTOR_COLUMNS} FROM factors ORDER BY id`,
+  exportRecoveryCodes: `SELECT subject, hash, created_at, used_at FROM recovery_codes ORDER BY subject, hash`,
+  countFactors: `SELECT count(*) AS n FROM factors`,
+  deleteAllFactors: `DELETE FROM factors`,
+  deleteAllRecoveryCodes: `DELETE FROM recovery_codes`,
+  /** params: subject, hash, createdAt, usedAt */
+  importRecoveryCode: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) VALUES (?, ?, ?, ?)`,
 } as const;
 
 export type StatementName = keyof typeof COMMON;
@@ -146,6 +217,62 @@ const DIALECT_OVERRIDES: Readonly<Record<Dialect, Partial<Statements>>> = {
 
 export function statementsFor(dialect: Dialect, overrides: Partial<Statements> = {}): Statements {
   return Object.freeze({ ...COMMON, ...DIALECT_OVERRIDES[dialect], ...overrides });
+}
+
+/**
+ * What only the PostgreSQL backend runs: SQLite gets the same effect from one BEGIN IMMEDIATE
+ * transaction, which locks the whole file; PostgreSQL locks rows, so these say what to lock.
+ */
+export const POSTGRES_ONLY = {
+  /**
+   * params: usedAt, subject, hash, subject — the check-and-set and the count in ONE statement. The
+   * UPDATE's row lock makes exactly one of N concurrent calls match `used_at IS NULL` (a waiter
+   * re-checks the row once the winner commits). The count reads the statement's snapshot, taken
+   * before the UPDATE, so it subtracts what the UPDATE consumed; a different code of the same subject
+   * consumed at the same instant may not be subtracted yet (the count only feeds the audit line).
+   */
+  consumeRecoveryCode: `WITH consumed AS (
+      UPDATE recovery_codes SET used_at = ? WHERE subject = ? AND hash = ? AND used_at IS NULL RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM consumed) AS consumed,
+      (SELECT count(*) FROM recovery_codes WHERE subject = ? AND used_at IS NULL) - (SELECT count(*) FROM consumed) AS remaining`,
+  /**
+   * params: subject — taken first in replaceRecoveryCodes' transaction: without it, two regenerations
+   * at once would each delete only the rows their snapshot saw and both insert, leaving 20 codes.
+   */
+  lockRecoveryCodes: `SELECT pg_advisory_xact_lock(1835426097, hashtext('codes:' || current_schema() || ':' || ?))`,
+  /** params: subject, hashes (text[]), createdAt */
+  insertRecoveryCodes: `INSERT INTO recovery_codes (subject, hash, created_at) SELECT ?, unnest(?::text[]), ?`,
+  /** params: one array per column of FACTOR_COLUMNS, in order — a batch of an import in one round trip. */
+  importFactors: `INSERT INTO factors (${FACTOR_COLUMNS}) SELECT * FROM unnest(
+    ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+    ?::integer[], ?::integer[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
+  /** params: subjects, hashes, createdAts, usedAts (arrays) — a batch of an import. */
+  importRecoveryCodes: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])`,
+  /** An import holds both tables for its whole transaction: no gateway writes between its check and its rows. */
+  lockForImport: `LOCK TABLE factors, recovery_codes IN EXCLUSIVE MODE`,
+} as const;
+
+/**
+ * `?` → `$1…$n`, in order, for PostgreSQL (Authelia's `Rebind`). A `?` inside a quoted literal or
+ * identifier is left alone, so a statement never changes meaning by being rebound.
+ */
+export function rebind(statement: string): string {
+  let n = 0;
+  let out = '';
+  let quote: string | undefined;
+  for (const ch of statement) {
+    if (quote !== undefined) {
+      if (ch === quote) quote = undefined;
+      out += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      out += ch;
+    } else {
+      out += ch === '?' ? `$${++n}` : ch;
+    }
+  }
+  return out;
 }
 
 /** The row shape every SQL backend returns for FACTOR_COLUMNS (numbers may arrive as bigint/string in PG). */
@@ -183,6 +310,23 @@ export function factorParams(f: FactorRecord): (string | number | null)[] {
     f.pendingUntil ?? null,
     f.confirmedAt ?? null,
   ];
+}
+
+/** recovery_codes as exportRecoveryCodes reads it. */
+export interface RecoveryCodeRow {
+  readonly subject: string;
+  readonly hash: string;
+  readonly created_at: number | bigint | string;
+  readonly used_at: number | bigint | string | null;
+}
+
+export function rowToRecoveryCode(row: RecoveryCodeRow): RecoveryCodeRecord {
+  return {
+    subject: row.subject,
+    hash: row.hash,
+    createdAt: Number(row.created_at),
+    ...(row.used_at !== null ? { usedAt: Number(row.used_at) } : {}),
+  };
 }
 
 export function rowToFactor(row: FactorRow): FactorRecord {

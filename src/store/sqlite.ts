@@ -2,10 +2,12 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../time/clock.js';
+import { checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
 import { StoreError } from './errors.js';
+import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
-import { factorParams, MIGRATIONS, rowToFactor, statementsFor, type FactorRow, type StatementName } from './sql.js';
-import type { DurableStore, FactorRecord, SealedSecret, TtlStore } from './types.js';
+import { factorParams, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
+import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore } from './types.js';
 
 /**
  * The embedded store: one SQLite file (WAL) holding both the durable and the TTL state. Several
@@ -27,12 +29,12 @@ export interface SqliteStoreOptions {
 export interface SqliteStore {
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
+  /** What opening did to the schema: the versions it applied, and the status after. */
+  readonly migrations: MigrationResult;
   /** Deletes expired TTL rows and expired pending factors now; returns how many of each. */
   cleanup(): { readonly ttl: number; readonly factors: number };
   close(): Promise<void>;
 }
-
-const ALGORITHMS = new Set(['SHA1', 'SHA256', 'SHA512']);
 
 function positiveInt(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -42,48 +44,6 @@ function positiveInt(value: unknown, name: string, fallback: number): number {
   return value;
 }
 
-function checkFactor(f: FactorRecord): void {
-  const bad = (field: string, what: string) => new StoreError('ERR_STORE_INVALID_OPTION', `factor.${field} ${what}`);
-  if (typeof f !== 'object' || f === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'factor must be an object');
-  for (const field of ['id', 'subject'] as const) {
-    if (typeof f[field] !== 'string' || f[field] === '') throw bad(field, 'must be a non-empty string');
-  }
-  if (typeof f.label !== 'string') throw bad('label', 'must be a string');
-  if (f.type !== 'totp' && f.type !== 'hotp') throw bad('type', 'must be "totp" or "hotp"');
-  if (f.status !== 'pending' && f.status !== 'active') throw bad('status', 'must be "pending" or "active"');
-  if (typeof f.secret?.kid !== 'string' || typeof f.secret?.blob !== 'string' || f.secret.kid === '' || f.secret.blob === '') {
-    throw bad('secret', 'must be a sealed secret { kid, blob }');
-  }
-  if (!ALGORITHMS.has(f.algorithm)) throw bad('algorithm', 'must be SHA1, SHA256 or SHA512');
-  if (!Number.isSafeInteger(f.digits) || f.digits < 6 || f.digits > 10) throw bad('digits', 'must be an integer from 6 to 10');
-  if (!Number.isSafeInteger(f.periodSeconds) || f.periodSeconds <= 0) throw bad('periodSeconds', 'must be a positive integer');
-  if (!Number.isSafeInteger(f.counter) || f.counter < 0) throw bad('counter', 'must be a non-negative integer');
-  if (!Number.isSafeInteger(f.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
-  if (f.status === 'pending' && !Number.isSafeInteger(f.pendingUntil)) throw bad('pendingUntil', 'is required (unix ms) for a pending factor');
-  if (f.status === 'active' && f.pendingUntil !== undefined) throw bad('pendingUntil', 'must be undefined for an active factor');
-  if (f.confirmedAt !== undefined && !Number.isSafeInteger(f.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
-}
-
-function migrate(db: Database.Database): void {
-  const sql = statementsFor('sqlite');
-  db.exec(sql.createSchemaVersion);
-  const migrations = MIGRATIONS.sqlite;
-  const latest = migrations.at(-1)?.version ?? 0;
-  // IMMEDIATE: two processes opening a new file at once run the migrations once, in turn.
-  db.transaction(() => {
-    const row = db.prepare(sql.readSchemaVersion).get() as { version: number } | undefined;
-    const current = row?.version ?? 0;
-    if (current > latest) {
-      throw new StoreError('ERR_STORE_SCHEMA_TOO_NEW', `the database schema is version ${current}; this gateway knows up to ${latest} (downgrade is not supported)`);
-    }
-    for (const m of migrations) {
-      if (m.version <= current) continue;
-      for (const statement of m.up) db.exec(statement);
-    }
-    if (row === undefined) db.prepare(sql.insertSchemaVersion).run(latest);
-    else if (current !== latest) db.prepare(sql.updateSchemaVersion).run(latest);
-  }).immediate();
-}
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   if (typeof options !== 'object' || options === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'openSqliteStore needs an options object');
@@ -100,12 +60,13 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     closeSync(openSync(path, 'a', 0o600));
   }
   const db = new Database(path);
+  let migrations: MigrationResult;
   try {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    migrate(db);
+    migrations = migrateSqlite(db);
   } catch (err) {
     db.close();
     throw err;
@@ -113,15 +74,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   // Prepared once; every call below reuses them.
   const sql = statementsFor('sqlite');
-  const st = Object.fromEntries(
-    (Object.keys(sql) as StatementName[])
-      .filter((name) => !['createSchemaVersion', 'readSchemaVersion', 'insertSchemaVersion', 'updateSchemaVersion'].includes(name))
-      .map((name) => [name, db.prepare(sql[name])]),
-  ) as Record<Exclude<StatementName, 'createSchemaVersion' | 'readSchemaVersion' | 'insertSchemaVersion' | 'updateSchemaVersion'>, Database.Statement>;
+  const st = Object.fromEntries((Object.keys(sql) as StatementName[]).map((name) => [name, db.prepare(sql[name])])) as Record<StatementName, Database.Statement>;
 
   let closed = false;
-  const open = new Set<'durable' | 'ttl'>(['durable', 'ttl']);
   const shortLived = createSqliteTtl(db, live);
+  const open = new Set<'durable' | 'ttl'>(['durable', 'ttl']);
   const timer = setInterval(() => {
     try {
       cleanup();
@@ -151,6 +108,29 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const replaceCodes = db.transaction((subject: string, hashes: readonly string[], now: number) => {
     st.deleteRecoveryCodes.run(subject);
     for (const hash of hashes) st.insertRecoveryCode.run(subject, hash, now);
+  });
+
+  /** Every durable row of `source`, factors then recovery codes, in the export order. */
+  function* readAll(source: Database.Database): Generator<DurableRecord> {
+    for (const row of source.prepare(sql.exportFactors).iterate() as Iterable<FactorRow>) yield { kind: 'factor', factor: rowToFactor(row) };
+    for (const row of source.prepare(sql.exportRecoveryCodes).iterate() as Iterable<RecoveryCodeRow>) yield { kind: 'recovery_code', code: rowToRecoveryCode(row) };
+  }
+
+  // Validates every record before writing it; a throw anywhere rolls the whole import back.
+  const importRecords = db.transaction((records: Iterable<DurableRecord>, replace: boolean): ImportCounts => {
+    const existing = Number((st.countFactors.get() as { n: number }).n);
+    if (existing > 0 && !replace) throw notEmpty(existing);
+    if (replace) {
+      st.deleteAllRecoveryCodes.run();
+      st.deleteAllFactors.run();
+    }
+    const seen = importTally();
+    for (const record of records) {
+      seen.add(record);
+      if (record.kind === 'factor') st.insertFactor.run(...factorParams(record.factor));
+      else st.importRecoveryCode.run(record.code.subject, record.code.hash, record.code.createdAt, record.code.usedAt ?? null);
+    }
+    return seen.counts();
   });
 
   const consumeCode = db.transaction((subject: string, hash: string, now: number) => {
@@ -191,28 +171,22 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async advanceHotpCounter(id, expected, next) {
       live();
-      if (!Number.isSafeInteger(next) || next < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'the next HOTP counter must be a non-negative integer');
+      checkNextCounter(next);
       return st.advanceHotpCounter.run(next, id, expected).changes === 1;
     },
     async replaceSecret(id, expected: SealedSecret, next: SealedSecret) {
       live();
-      if (typeof next?.kid !== 'string' || typeof next?.blob !== 'string' || next.kid === '' || next.blob === '') {
-        throw new StoreError('ERR_STORE_INVALID_OPTION', 'the next secret must be a sealed secret { kid, blob }');
-      }
+      checkNextSecret(next);
       return st.replaceSecret.run(next.kid, next.blob, id, expected.kid, expected.blob).changes === 1;
     },
     async factorsNotSealedWith(kid, limit) {
       live();
-      if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError('ERR_STORE_INVALID_OPTION', 'limit must be a positive integer');
+      checkLimit(limit);
       return (st.factorsNotSealedWith.all(kid, limit) as FactorRow[]).map(rowToFactor);
     },
     async replaceRecoveryCodes(subject, hashes, now) {
       live();
-      if (typeof subject !== 'string' || subject === '') throw new StoreError('ERR_STORE_INVALID_OPTION', 'subject must be a non-empty string');
-      if (!Array.isArray(hashes) || hashes.some((h) => typeof h !== 'string' || h === '')) {
-        throw new StoreError('ERR_STORE_INVALID_OPTION', 'hashes must be non-empty strings');
-      }
-      if (new Set(hashes).size !== hashes.length) throw new StoreError('ERR_STORE_INVALID_OPTION', 'hashes must be unique');
+      checkRecoveryHashes(subject, hashes);
       replaceCodes.immediate(subject, hashes, now);
     },
     async consumeRecoveryCode(subject, hash, now) {
@@ -222,6 +196,33 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async countRecoveryCodes(subject) {
       live();
       return Number((st.countRecoveryCodes.get(subject) as { n: number }).n);
+    },
+    exportAll() {
+      live();
+      if (path === ':memory:') {
+        // A second connection would open another, empty database: read it whole in one transaction.
+        const records = db.transaction(() => [...readAll(db)])();
+        return (async function* () {
+          yield* records;
+        })();
+      }
+      // A read-only connection of its own, streaming inside one read transaction: a consistent WAL
+      // snapshot while gateways go on writing, and this connection stays free for their calls.
+      return (async function* () {
+        const reader = new Database(path, { readonly: true, fileMustExist: true });
+        try {
+          reader.pragma(`busy_timeout = ${busyTimeoutMs}`);
+          reader.exec('BEGIN');
+          yield* readAll(reader);
+          reader.exec('COMMIT');
+        } finally {
+          reader.close();
+        }
+      })();
+    },
+    async importAll(records, options) {
+      live();
+      return importRecords.immediate(records, options?.replace === true);
     },
     async ping() {
       live();
@@ -245,9 +246,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
   };
 
+
   return {
     durable,
     ttl,
+    migrations,
     cleanup,
     async close() {
       shutdown();

@@ -34,6 +34,27 @@ export interface FactorRecord {
   readonly confirmedAt?: number;
 }
 
+/** One recovery-code hash as stored: what export and import carry. */
+export interface RecoveryCodeRecord {
+  readonly subject: string;
+  /** The keyed hash (`kid$digest`), never the code. */
+  readonly hash: string;
+  /** Unix ms. */
+  readonly createdAt: number;
+  /** Unix ms; undefined while unused. */
+  readonly usedAt?: number;
+}
+
+/** A row of the durable state, as `store export` writes it and `store import` reads it. */
+export type DurableRecord =
+  | { readonly kind: 'factor'; readonly factor: FactorRecord }
+  | { readonly kind: 'recovery_code'; readonly code: RecoveryCodeRecord };
+
+export interface ImportCounts {
+  readonly factors: number;
+  readonly recoveryCodes: number;
+}
+
 export interface DurableStore {
   createFactor(factor: FactorRecord): Promise<void>;
   getFactor(id: string): Promise<FactorRecord | undefined>;
@@ -54,6 +75,17 @@ export interface DurableStore {
   /** Marks one unused code used; exactly one of N concurrent calls with the same hash gets consumed=true. */
   consumeRecoveryCode(subject: string, hash: string, now: number): Promise<{ consumed: boolean; remaining: number }>;
   countRecoveryCodes(subject: string): Promise<number>;
+
+  /**
+   * Every factor (pending and expired ones too, ordered by id) then every recovery code (ordered by
+   * subject, hash), read from one consistent snapshot, for `store export`. Secrets stay sealed.
+   */
+  exportAll(): AsyncIterable<DurableRecord>;
+  /**
+   * Loads `records` in one transaction: all or nothing. Refuses with ERR_STORE_NOT_EMPTY when the
+   * store holds any factor, unless `replace`, which first deletes every factor and recovery code.
+   */
+  importAll(records: Iterable<DurableRecord>, options: { readonly replace: boolean }): Promise<ImportCounts>;
 
   /** Readiness probe. */
   ping(): Promise<void>;

@@ -1,0 +1,327 @@
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { DurableRecord, DurableStore, FactorRecord } from '../../src/store/types.js';
+import { fakeClock, T0, type FakeClock } from '../support/clock.js';
+
+/**
+ * What every DurableStore must do, whatever database is behind it: registered once per backend
+ * (SQLite, PostgreSQL) by `durableConformance(name, open)`. The concurrency tests open three
+ * stores on the same database, as three gateway replicas would, and race them.
+ */
+
+export interface DurableFixture {
+  /** The store under test; its close() ends it (a backend holding more than the durable half closes that at open). */
+  readonly durable: DurableStore;
+  /** Another store on the same database with its own connection(s), as another replica opens it. */
+  replica(): Promise<DurableStore>;
+  /** Closes every store opened, and removes the database. */
+  close(): Promise<void>;
+}
+
+/** Opens an empty database for one test; the clock is the stores' clock. */
+export type OpenDurable = (clock: FakeClock) => Promise<DurableFixture>;
+
+const PENDING_MS = 10 * 60_000;
+
+export function factor(over: Partial<FactorRecord> = {}): FactorRecord {
+  return {
+    id: 'f-1',
+    subject: 'alice',
+    type: 'totp',
+    status: 'pending',
+    label: 'phone',
+    secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
+    algorithm: 'SHA1',
+    digits: 6,
+    periodSeconds: 30,
+    counter: 0,
+    createdAt: T0,
+    pendingUntil: T0 + PENDING_MS,
+    ...over,
+  };
+}
+
+export function active(over: Partial<FactorRecord> = {}): FactorRecord {
+  const { pendingUntil: _drop, ...rest } = factor({ status: 'active', confirmedAt: T0, ...over });
+  return rest;
+}
+
+export const hashes = (prefix: string, count = 10): string[] => Array.from({ length: count }, (_, i) => `k1$${prefix}${String(i).padStart(2, '0')}`);
+
+/** A store with every kind of row: pending (live and expired), active TOTP and HOTP, odd labels, used and unused codes. */
+export async function populate(durable: DurableStore): Promise<void> {
+  await durable.createFactor(active({ id: 'f-totp', subject: 'alice', label: 'Handy "Arbeit" 📱', algorithm: 'SHA256', digits: 8, periodSeconds: 60 }));
+  await durable.createFactor(active({ id: 'f-hotp', subject: 'alice', type: 'hotp', counter: Number.MAX_SAFE_INTEGER - 1, secret: { kid: 'k0', blob: 'b2xkLXNlYWxlZA' } }));
+  await durable.createFactor(factor({ id: 'f-pending', subject: 'bob', pendingUntil: T0 + 60_000 }));
+  await durable.createFactor(factor({ id: 'f-expired', subject: 'bob', pendingUntil: T0 - 1 }));
+  await durable.createFactor(active({ id: 'F-upper', subject: 'Ünïcode', label: '', confirmedAt: T0 + 5 }));
+  await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+  await durable.replaceRecoveryCodes('Ünïcode', hashes('u', 3), T0 + 1);
+  await durable.consumeRecoveryCode('alice', 'k1$a07', T0 + 100);
+  await durable.consumeRecoveryCode('Ünïcode', 'k1$u00', T0 + 200);
+}
+
+async function collect(records: AsyncIterable<DurableRecord>): Promise<DurableRecord[]> {
+  const out: DurableRecord[] = [];
+  for await (const record of records) out.push(record);
+  return out;
+}
+
+/** `calls` calls of `call`, spread round-robin over `stores`, all started before any is awaited. */
+function race<T>(stores: readonly DurableStore[], calls: number, call: (store: DurableStore, i: number) => Promise<T>): Promise<T[]> {
+  return Promise.all(Array.from({ length: calls }, (_, i) => call(stores[i % stores.length]!, i)));
+}
+
+export function durableConformance(name: string, open: OpenDurable, options: { readonly skip?: string | undefined } = {}): void {
+  describe(`durable store conformance: ${name}`, { skip: options.skip }, () => {
+    let fx: DurableFixture;
+    let durable: DurableStore;
+    let time: FakeClock;
+    beforeEach(async () => {
+      time = fakeClock(T0);
+      fx = await open(time);
+      durable = fx.durable;
+    });
+    afterEach(() => fx.close());
+
+    /** The store and two replicas: three "gateways" on one database. */
+    const replicas = async (): Promise<DurableStore[]> => [durable, await fx.replica(), await fx.replica()];
+
+    test('create, get, list (oldest first, then id byte order), delete by owner only', async () => {
+      await durable.createFactor(active({ id: 'f-z', createdAt: T0 + 2 }));
+      await durable.createFactor(active({ id: 'f-a', createdAt: T0 + 1, type: 'hotp', counter: 7, algorithm: 'SHA256', digits: 8, label: 'Schlüssel 🔑' }));
+      // Same createdAt: ordered by id as bytes (uppercase before lowercase before non-ASCII), in every backend.
+      for (const id of ['f-ä', 'f-b', 'f-B']) await durable.createFactor(active({ id, createdAt: T0 + 3 }));
+      await durable.createFactor(active({ id: 'f-bob', subject: 'bob' }));
+      assert.deepEqual(await durable.getFactor('f-a'), {
+        id: 'f-a',
+        subject: 'alice',
+        type: 'hotp',
+        status: 'active',
+        label: 'Schlüssel 🔑',
+        secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
+        algorithm: 'SHA256',
+        digits: 8,
+        periodSeconds: 30,
+        counter: 7,
+        createdAt: T0 + 1,
+        confirmedAt: T0,
+      });
+      assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['f-a', 'f-z', 'f-B', 'f-b', 'f-ä']);
+      assert.deepEqual((await durable.listFactors('bob', time())).map((f) => f.id), ['f-bob']);
+      assert.deepEqual(await durable.listFactors('nobody', time()), []);
+      assert.equal(await durable.getFactor('nope'), undefined);
+
+      assert.equal(await durable.deleteFactor('f-a', 'bob'), false);
+      assert.equal(await durable.deleteFactor('f-a', 'alice'), true);
+      assert.equal(await durable.deleteFactor('f-a', 'alice'), false);
+      assert.equal(await durable.getFactor('f-a'), undefined);
+    });
+
+    test('a pending factor reads back with pendingUntil and no confirmedAt; the largest counter survives', async () => {
+      await durable.createFactor(factor({ id: 'p', type: 'hotp', counter: Number.MAX_SAFE_INTEGER }));
+      assert.deepEqual(await durable.getFactor('p'), {
+        id: 'p',
+        subject: 'alice',
+        type: 'hotp',
+        status: 'pending',
+        label: 'phone',
+        secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
+        algorithm: 'SHA1',
+        digits: 6,
+        periodSeconds: 30,
+        counter: Number.MAX_SAFE_INTEGER,
+        createdAt: T0,
+        pendingUntil: T0 + PENDING_MS,
+      });
+    });
+
+    test('duplicate ids and invalid records are refused with typed errors', async () => {
+      await durable.createFactor(factor());
+      await assert.rejects(durable.createFactor(factor()), { name: 'StoreError', code: 'ERR_STORE_CONFLICT', message: 'a factor with this id already exists' });
+      await assert.rejects(durable.createFactor(factor({ id: 'x', digits: 5 })), { code: 'ERR_STORE_INVALID_OPTION', message: 'factor.digits must be an integer from 6 to 10' });
+      await assert.rejects(durable.createFactor(factor({ id: 'x', pendingUntil: undefined })), {
+        code: 'ERR_STORE_INVALID_OPTION',
+        message: 'factor.pendingUntil is required (unix ms) for a pending factor',
+      });
+      await assert.rejects(durable.createFactor(factor({ id: 'x', secret: { kid: 'k1', blob: '' } })), { code: 'ERR_STORE_INVALID_OPTION', message: 'factor.secret must be a sealed secret { kid, blob }' });
+      assert.equal(await durable.getFactor('x'), undefined);
+    });
+
+    test('activate: only the owner, only while pending and unexpired, only once', async () => {
+      await durable.createFactor(factor());
+      assert.equal(await durable.activateFactor('f-1', 'mallory', time()), false);
+      assert.equal((await durable.getFactor('f-1'))?.status, 'pending');
+      time.advance(1000);
+      assert.equal(await durable.activateFactor('f-1', 'alice', time()), true);
+      assert.equal(await durable.activateFactor('f-1', 'alice', time()), false);
+      const got = await durable.getFactor('f-1');
+      assert.equal(got?.status, 'active');
+      assert.equal(got?.pendingUntil, undefined);
+      assert.equal(got?.confirmedAt, T0 + 1000);
+      assert.equal(await durable.activateFactor('absent', 'alice', time()), false);
+    });
+
+    test('pending factors past pendingUntil are invisible and cannot be activated', async () => {
+      await durable.createFactor(factor({ id: 'p1' }));
+      await durable.createFactor(factor({ id: 'p2', pendingUntil: T0 + 2 * PENDING_MS }));
+      await durable.createFactor(active({ id: 'a1' }));
+      time.set(T0 + PENDING_MS - 1);
+      assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['a1', 'p1', 'p2']);
+      assert.equal((await durable.getFactor('p1'))?.id, 'p1');
+      time.set(T0 + PENDING_MS);
+      assert.equal(await durable.getFactor('p1'), undefined);
+      assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['a1', 'p2']);
+      assert.equal(await durable.activateFactor('p1', 'alice', time()), false);
+      assert.equal(await durable.activateFactor('p2', 'alice', time()), true);
+    });
+
+    test('HOTP counter compare-and-set: only from the expected value, only on HOTP factors', async () => {
+      await durable.createFactor(active({ id: 'h', type: 'hotp', counter: 5 }));
+      await durable.createFactor(active({ id: 't', type: 'totp' }));
+      assert.equal(await durable.advanceHotpCounter('h', 5, 6), true);
+      assert.equal(await durable.advanceHotpCounter('h', 5, 7), false);
+      assert.equal(await durable.advanceHotpCounter('h', 5.5, 7), false);
+      assert.equal((await durable.getFactor('h'))?.counter, 6);
+      assert.equal(await durable.advanceHotpCounter('t', 0, 1), false);
+      assert.equal(await durable.advanceHotpCounter('absent', 0, 1), false);
+      await assert.rejects(durable.advanceHotpCounter('h', 6, -1), { code: 'ERR_STORE_INVALID_OPTION', message: 'the next HOTP counter must be a non-negative integer' });
+    });
+
+    test('replaceSecret is a compare-and-set on kid and blob; factorsNotSealedWith finds the rest by id', async () => {
+      await durable.createFactor(active({ id: 'c', secret: { kid: 'k1', blob: 'CCCC' } }));
+      await durable.createFactor(active({ id: 'a', secret: { kid: 'k1', blob: 'AAAA' } }));
+      await durable.createFactor(active({ id: 'b', secret: { kid: 'k2', blob: 'BBBB' } }));
+      assert.deepEqual((await durable.factorsNotSealedWith('k2', 10)).map((f) => f.id), ['a', 'c']);
+      assert.deepEqual((await durable.factorsNotSealedWith('k2', 1)).map((f) => f.id), ['a']);
+      assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'WRONG' }, { kid: 'k2', blob: 'NEW' }), false);
+      assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEW' }), true);
+      assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEWER' }), false);
+      assert.deepEqual((await durable.getFactor('a'))?.secret, { kid: 'k2', blob: 'NEW' });
+      assert.deepEqual((await durable.factorsNotSealedWith('k2', 10)).map((f) => f.id), ['c']);
+      await assert.rejects(durable.replaceSecret('c', { kid: 'k1', blob: 'CCCC' }, { kid: '', blob: 'x' }), { code: 'ERR_STORE_INVALID_OPTION' });
+      await assert.rejects(durable.factorsNotSealedWith('k2', 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'limit must be a positive integer' });
+    });
+
+    test('recovery codes: replace, consume once, count remaining, regenerate, per subject', async () => {
+      await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+      await durable.replaceRecoveryCodes('bob', hashes('b', 3), T0);
+      assert.equal(await durable.countRecoveryCodes('alice'), 10);
+      assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a03', T0 + 1), { consumed: true, remaining: 9 });
+      assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a03', T0 + 2), { consumed: false, remaining: 9 });
+      assert.deepEqual(await durable.consumeRecoveryCode('bob', 'k1$a04', T0 + 2), { consumed: false, remaining: 3 });
+      assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$zz', T0 + 2), { consumed: false, remaining: 9 });
+      await durable.replaceRecoveryCodes('alice', hashes('n', 4), T0 + 3);
+      assert.equal(await durable.countRecoveryCodes('alice'), 4);
+      assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a04', T0 + 4), { consumed: false, remaining: 4 });
+      await durable.replaceRecoveryCodes('alice', [], T0 + 5);
+      assert.equal(await durable.countRecoveryCodes('alice'), 0);
+      assert.equal(await durable.countRecoveryCodes('bob'), 3);
+      await assert.rejects(durable.replaceRecoveryCodes('alice', ['x', 'x'], T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'hashes must be unique' });
+      await assert.rejects(durable.replaceRecoveryCodes('', ['x'], T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'subject must be a non-empty string' });
+    });
+
+    test('exportAll: every factor by id (pending, expired, other subjects), then every code by subject and hash, used ones with usedAt', async () => {
+      await durable.createFactor(active({ id: 'f-b', subject: 'bob' }));
+      await durable.createFactor(factor({ id: 'f-a', pendingUntil: T0 + 1 }));
+      await durable.replaceRecoveryCodes('bob', ['k1$y', 'k1$x'], T0);
+      await durable.replaceRecoveryCodes('alice', ['k1$z'], T0);
+      await durable.consumeRecoveryCode('bob', 'k1$y', T0 + 9);
+      time.advance(10);
+      assert.deepEqual(await collect(durable.exportAll()), [
+        { kind: 'factor', factor: factor({ id: 'f-a', pendingUntil: T0 + 1 }) },
+        { kind: 'factor', factor: active({ id: 'f-b', subject: 'bob' }) },
+        { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$z', createdAt: T0 } },
+        { kind: 'recovery_code', code: { subject: 'bob', hash: 'k1$x', createdAt: T0 } },
+        { kind: 'recovery_code', code: { subject: 'bob', hash: 'k1$y', createdAt: T0, usedAt: T0 + 9 } },
+      ]);
+    });
+
+    test('importAll: into an empty store; refused over factors unless replace; all or nothing', async () => {
+      const records: DurableRecord[] = [
+        { kind: 'factor', factor: active({ id: 'i-1', type: 'hotp', counter: 42 }) },
+        { kind: 'factor', factor: factor({ id: 'i-2' }) },
+        { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$u', createdAt: T0, usedAt: T0 + 5 } },
+        { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$v', createdAt: T0 } },
+      ];
+      assert.deepEqual(await durable.importAll(records, { replace: false }), { factors: 2, recoveryCodes: 2 });
+      assert.deepEqual(await collect(durable.exportAll()), records);
+      assert.equal(await durable.countRecoveryCodes('alice'), 1);
+      assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$u', T0 + 6), { consumed: false, remaining: 1 });
+
+      await assert.rejects(durable.importAll(records, { replace: false }), {
+        name: 'StoreError',
+        code: 'ERR_STORE_NOT_EMPTY',
+        message: 'the store already holds 2 factors; an import would mix two sets',
+      });
+      // A duplicate half-way through: nothing of the import stays, and the replace is undone with it.
+      const broken: DurableRecord[] = [records[0]!, { kind: 'factor', factor: active({ id: 'i-3' }) }, records[0]!];
+      await assert.rejects(durable.importAll(broken, { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds factor "i-1" twice' });
+      await assert.rejects(durable.importAll([records[2]!, records[2]!], { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds a recovery code of "alice" twice' });
+      await assert.rejects(durable.importAll([{ kind: 'factor', factor: factor({ id: 'x', digits: 4 }) }], { replace: true }), {
+        code: 'ERR_STORE_INVALID_OPTION',
+        message: 'factor.digits must be an integer from 6 to 10',
+      });
+      assert.deepEqual(await collect(durable.exportAll()), records);
+
+      const replacement: DurableRecord[] = [{ kind: 'factor', factor: active({ id: 'r-1', subject: 'carol' }) }];
+      assert.deepEqual(await durable.importAll(replacement, { replace: true }), { factors: 1, recoveryCodes: 0 });
+      assert.deepEqual(await collect(durable.exportAll()), replacement);
+      assert.deepEqual(await durable.importAll([], { replace: true }), { factors: 0, recoveryCodes: 0 });
+      assert.deepEqual(await collect(durable.exportAll()), []);
+    });
+
+    test('a large import arrives whole (more rows than one batch)', async () => {
+      const many: DurableRecord[] = [
+        ...Array.from({ length: 1203 }, (_, i): DurableRecord => ({ kind: 'factor', factor: active({ id: `m-${String(i).padStart(5, '0')}`, subject: `s-${i % 7}` }) })),
+        ...Array.from({ length: 777 }, (_, i): DurableRecord => ({ kind: 'recovery_code', code: { subject: 's-0', hash: `k1$${String(i).padStart(4, '0')}`, createdAt: T0 } })),
+      ];
+      assert.deepEqual(await durable.importAll(many, { replace: false }), { factors: 1203, recoveryCodes: 777 });
+      assert.deepEqual(await collect(durable.exportAll()), many);
+    });
+
+    test('3 replicas, 50 parallel uses of one recovery code: exactly one consumed', async () => {
+      const stores = await replicas();
+      await durable.replaceRecoveryCodes('alice', hashes('r'), T0);
+      const results = await race(stores, 50, (store, i) => store.consumeRecoveryCode('alice', 'k1$r05', T0 + i));
+      assert.equal(results.filter((r) => r.consumed).length, 1);
+      assert.equal(results.find((r) => r.consumed)?.remaining, 9);
+      assert.equal(await durable.countRecoveryCodes('alice'), 9);
+    });
+
+    test('3 replicas, 30 parallel activations of one pending factor: exactly one succeeds', async () => {
+      const stores = await replicas();
+      await durable.createFactor(factor({ id: 'race' }));
+      const results = await race(stores, 30, (store) => store.activateFactor('race', 'alice', T0 + 1));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal((await durable.getFactor('race'))?.status, 'active');
+    });
+
+    test('3 replicas, 50 parallel HOTP advances from one counter: exactly one wins, and its value stays', async () => {
+      const stores = await replicas();
+      await durable.createFactor(active({ id: 'h', type: 'hotp', counter: 6 }));
+      const results = await race(stores, 50, (store, i) => store.advanceHotpCounter('h', 6, 7 + i));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal((await durable.getFactor('h'))?.counter, 7 + results.indexOf(true));
+    });
+
+    test('3 replicas, 9 parallel regenerations: one whole set remains, never a mix', async () => {
+      const stores = await replicas();
+      await race(stores, 9, (store, i) => store.replaceRecoveryCodes('alice', hashes(`g${i}-`), T0 + i));
+      const codes = (await collect(durable.exportAll())).flatMap((r) => (r.kind === 'recovery_code' ? [r.code] : []));
+      assert.equal(codes.length, 10);
+      const set = codes[0]!.hash.slice(0, 6);
+      assert.deepEqual(codes.map((c) => c.hash), hashes(set.slice(3)));
+      assert.ok(codes.every((c) => c.createdAt === codes[0]!.createdAt));
+    });
+
+    test('ping answers; a closed store refuses every call; close twice is fine', async () => {
+      await durable.ping();
+      await durable.close();
+      await durable.close();
+      await assert.rejects(durable.getFactor('x'), { name: 'StoreError', code: 'ERR_STORE_CLOSED', message: 'the store is closed' });
+      await assert.rejects(durable.ping(), { code: 'ERR_STORE_CLOSED' });
+      assert.throws(() => durable.exportAll(), { code: 'ERR_STORE_CLOSED' });
+    });
+  });
+}
