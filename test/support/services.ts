@@ -54,3 +54,21 @@ export function postgresOrSkip(): Promise<string | undefined> {
     }
   });
 }
+
+/** Where the tests' Redis is; tests share it, each under a key prefix of its own (never FLUSHDB). */
+export const REDIS_URL = process.env.MFA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Redis at REDIS_URL answers PING within 3 s, or the reason it does not. */
+export function redisOrSkip(): Promise<string | undefined> {
+  return requireService('Redis', serviceAddress(REDIS_URL), async () => {
+    const { Redis } = await import('ioredis');
+    const client = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.ping();
+    } finally {
+      client.disconnect();
+    }
+  });
+}

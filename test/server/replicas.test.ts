@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { call, type Reply } from '../support/http.js';
+import { createWorkspace, type Workspace } from '../support/fixture.js';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { oathTotp, wrongTotp } from '../support/otp.js';
+import { createTestSchema, type TestSchema } from '../support/postgres.js';
+import { postgresOrSkip, redisOrSkip, REDIS_URL } from '../support/services.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+import { TEST_AUDIENCE, TEST_HMAC_SECRET, TEST_ISSUER, token } from '../support/tokens.js';
+
+/**
+ * Three gateway processes on one shared store (PostgreSQL + Redis): together they must behave as
+ * one. Real processes, real servers, real time; every user is fresh, so the scenarios stand alone.
+ */
+
+const STEP_MS = 30_000;
+
+function policy(ws: Workspace, upstream: string, pgUrl: string, redisUrl: string, keyPrefix: string): string {
+  return `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+auth:
+  jwt:
+    issuer: ${TEST_ISSUER}
+    audience: ${TEST_AUDIENCE}
+    algorithms: [HS256]
+    hmac_secret: ${TEST_HMAC_SECRET}
+mfa:
+  issuer: Test Gateway
+  ip_throttle: { enabled: false }
+store:
+  kind: shared
+  postgres: { url: "${pgUrl}", connect_timeout: 1s, statement_timeout: 1s }
+  redis: { url: "${redisUrl}", key_prefix: "${keyPrefix}", connect_timeout: 1s, command_timeout: 500ms }
+keys: { file: ${ws.keyFile} }
+upstreams:
+  app: { url: ${upstream}, retries: { max: 0 } }
+routes:
+  - { name: public, match: { path: /public }, upstream: app, policy: public }
+  - { name: limited, match: { path: /limited }, upstream: app, policy: bearer, rate_limit: { requests: 5, per: 1m, key: subject } }
+  - { name: secure, match: { path: /secure }, upstream: app, policy: mfa }
+`;
+}
+
+interface User {
+  readonly subject: string;
+  readonly bearer: string;
+  readonly secret: string;
+  readonly recoveryCodes: string[];
+}
+
+const auth = (user: User, extra: Record<string, string> = {}) => ({ authorization: `Bearer ${user.bearer}`, ...extra });
+
+/** Enrols a new user on `port` (enroll + confirm with the current code) the way the setup page does. */
+async function enrol(port: number, subject = `u-${randomBytes(4).toString('hex')}`): Promise<User> {
+  const bearer = await token(subject);
+  const enrolled = await call(port, 'POST', '/.mfa/totp/enroll', { authorization: `Bearer ${bearer}` });
+  assert.equal(enrolled.status, 201, enrolled.text);
+  const { factor_id: factorId, secret } = enrolled.json<{ factor_id: string; secret: string }>();
+  const confirmed = await call(port, 'POST', '/.mfa/totp/confirm', { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, JSON.stringify({ factor_id: factorId, code: oathTotp(secret, Date.now()) }));
+  assert.equal(confirmed.status, 200, confirmed.text);
+  return { subject, bearer, secret, recoveryCodes: confirmed.json<{ recovery_codes: string[] }>().recovery_codes };
+}
+
+/** A code the replay guard has not seen: the confirm used the current step, so take the next one (within the window). */
+const nextCode = (user: User): string => oathTotp(user.secret, Date.now() + STEP_MS);
+
+function problemCode(reply: Reply): string | undefined {
+  return reply.headers['content-type']?.startsWith('application/problem+json') ? reply.json<{ code: string }>().code : undefined;
+}
+
+describe('three replicas on one shared store', { timeout: 120_000 }, async () => {
+  const skip = (await postgresOrSkip()) ?? (await redisOrSkip());
+  let ws: Workspace;
+  let upstream: Upstream;
+  let schema: TestSchema;
+  let replicas: GatewayProcess[] = [];
+  const keyPrefix = `rep${randomBytes(4).toString('hex')}:`;
+
+  before(async () => {
+    if (skip !== undefined) return;
+    ws = createWorkspace();
+    upstream = await startUpstream();
+    schema = await createTestSchema();
+    ws.writePolicy(policy(ws, upstream.url, schema.url, REDIS_URL, keyPrefix));
+    // One at a time: the first creates the schema, the others find it current.
+    for (let i = 0; i < 3; i++) replicas.push(await startGatewayProcess(ws.configPath));
+  });
+
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    replicas = [];
+    await upstream?.close();
+    await schema?.drop();
+    ws?.remove();
+  });
+
+  test('3 wrong codes, one on each replica, lock the user on all of them', { skip }, async () => {
+    const [a, b, c] = replicas as [GatewayProcess, GatewayProcess, GatewayProcess];
+    const user = await enrol(a.port);
+    const wrong = wrongTotp(user.secret, Date.now());
+    for (const replica of [a, b, c]) {
+      const reply = await call(replica.port, 'GET', '/secure', auth(user, { 'x-mfa-token': wrong }));
+      assert.equal(reply.status, 401, reply.text);
+      assert.equal(problemCode(reply), 'mfa_invalid');
+    }
+    for (const replica of [a, b, c]) {
+      const reply = await call(replica.port, 'GET', '/secure', auth(user, { 'x-mfa-token': nextCode(user) }));
+      assert.equal(reply.status, 429, reply.text);
+      assert.equal(problemCode(reply), 'mfa_locked');
+      assert.ok(Number(reply.headers['retry-after']) > 0);
+    }
+  });
+
+  test('the same TOTP code sent to all 3 at once is accepted exactly once', { skip }, async () => {
+    const user = await enrol(replicas[0]!.port);
+    const code = nextCode(user);
+    const before = upstream.received.length;
+    const replies = await Promise.all(replicas.flatMap((r) => [0, 1, 2].map(() => call(r.port, 'GET', '/secure', auth(user, { 'x-mfa-token': code })))));
+    const accepted = replies.filter((r) => r.status === 200);
+    assert.equal(accepted.length, 1, replies.map((r) => r.status).join(','));
+    assert.match(String(accepted[0]!.headers['x-session-token']), /^[A-Za-z0-9_-]{43}$/);
+    for (const refused of replies.filter((r) => r.status !== 200)) assert.ok(['mfa_invalid', 'mfa_locked'].includes(problemCode(refused) ?? ''), refused.text);
+    assert.equal(upstream.received.length - before, 1);
+  });
+
+  test('one recovery code fired 50 times across the replicas succeeds once', { skip }, async () => {
+    const user = await enrol(replicas[1]!.port);
+    const code = user.recoveryCodes[0]!;
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => call(replicas[i % 3]!.port, 'GET', '/secure', auth(user, { 'x-mfa-token': code }))));
+    assert.equal(replies.filter((r) => r.status === 200).length, 1, replies.map((r) => r.status).join(','));
+    const listed = await call(replicas[2]!.port, 'GET', '/.mfa/factors', auth(user, { 'x-session-token': String(replies.find((r) => r.status === 200)!.headers['x-session-token']) }));
+    assert.equal(listed.status, 200, listed.text);
+    assert.equal(listed.json<{ recovery_codes_remaining: number }>().recovery_codes_remaining, 9);
+  });
+
+  test('a session revoked on replica A is refused on replica C within 1 s, though C had it cached', { skip }, async () => {
+    const [a, b, c] = replicas as [GatewayProcess, GatewayProcess, GatewayProcess];
+    const user = await enrol(b.port);
+    const opened = await call(b.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': nextCode(user) }));
+    assert.equal(opened.status, 200, opened.text);
+    const session = opened.json<{ session_token: string }>().session_token;
+    // C reads it now, so it sits in C's 2 s cache.
+    assert.equal((await call(c.port, 'GET', '/secure', auth(user, { 'x-session-token': session }))).status, 200);
+    const revoked = await call(a.port, 'POST', '/.mfa/session/revoke', auth(user, { 'x-session-token': session }));
+    assert.equal(revoked.status, 204, revoked.text);
+    const start = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - start < 2_500) {
+      status = (await call(c.port, 'GET', '/secure', auth(user, { 'x-session-token': session }))).status;
+      if (status === 200) await sleep(20);
+    }
+    const elapsed = Date.now() - start;
+    assert.equal(status, 401);
+    assert.ok(elapsed < 1_000, `refused after ${elapsed} ms`);
+  });
+
+  test('a rate limit holds across the replicas', { skip }, async () => {
+    const bearer = await token(`rl-${randomBytes(4).toString('hex')}`);
+    const replies = await Promise.all(Array.from({ length: 15 }, (_, i) => call(replicas[i % 3]!.port, 'GET', '/limited', { authorization: `Bearer ${bearer}` })));
+    assert.equal(replies.filter((r) => r.status === 200).length, 5, replies.map((r) => r.status).join(','));
+    for (const refused of replies.filter((r) => r.status !== 200)) {
+      assert.equal(refused.status, 429);
+      assert.equal(problemCode(refused), 'rate_limited');
+    }
+  });
+});
