@@ -70,6 +70,38 @@ describe('sqlite migrations', () => {
     }
   });
 
+  test('v1 → v2: live sessions move to their table (not those before a revoke-all cut-off); used OTP steps stay used', async () => {
+    const path = writeV1File();
+    const v1 = new Database(path);
+    const session = (subject: string, issuedAt: number) => JSON.stringify({ subject, method: 'totp', mfaTime: Math.floor(issuedAt / 1000), issuedAt, expiresAt: T0 + 3_600_000 });
+    const put = v1.prepare('INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)');
+    put.run(`session:${'a'.repeat(64)}`, session('alice', T0), T0 + 3_600_000);
+    put.run(`session:${'b'.repeat(64)}`, session('bob', T0 - 5_000), T0 + 3_600_000);
+    put.run(`session:${'c'.repeat(64)}`, session('bob', T0), T0 + 3_600_000);
+    put.run('sessions-before:bob', String(T0 - 1_000), T0 + 86_400_000);
+    put.run('sessions-of:alice', JSON.stringify({ live: [{ hash: 'a'.repeat(64), expiresAt: T0 + 3_600_000 }] }), T0 + 3_600_000);
+    put.run('otp-step:f-1', JSON.stringify({ step: 58_000_000, keepUntil: T0 + 3_600_000 }), T0 + 3_600_000);
+    v1.close();
+
+    const store = openSqliteStore({ path, clock: fakeClock(T0) });
+    try {
+      assert.equal((await store.ttl.getSession('a'.repeat(64), 'alice', T0))?.issuedAt, T0);
+      assert.equal(await store.ttl.getSession('b'.repeat(64), 'bob', T0), undefined, 'issued before bob\'s cut-off');
+      assert.equal((await store.ttl.getSession('c'.repeat(64), 'bob', T0))?.issuedAt, T0);
+      assert.equal(await store.ttl.useOtpStep('f-1', 58_000_000, T0, 3_600_000), false, 'a step used before the upgrade is still used');
+      assert.equal(await store.ttl.useOtpStep('f-1', 58_000_001, T0, 3_600_000), true);
+      assert.deepEqual([...(await store.ttl.revokeAllSessions('alice', T0))], ['a'.repeat(64)]);
+    } finally {
+      await store.close();
+    }
+    const after = new Database(path, { readonly: true });
+    try {
+      assert.deepEqual(after.prepare(`SELECT key FROM ttl_entries WHERE key LIKE 'session%' ORDER BY key`).all(), []);
+    } finally {
+      after.close();
+    }
+  });
+
   test('a pending migration runs against the previous version\'s data; a failing one leaves nothing behind', () => {
     const db = new Database(writeV1File());
     try {
