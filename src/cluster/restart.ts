@@ -10,7 +10,7 @@
  *   (RESTART_BACKOFF_MS); one that had run for STABLE_AFTER_MS starts the ladder over.
  */
 
-export const RESTART_BACKOFF_MS: readonly number[] = [100, 500, 1_000, 2_000, 5_000, 10_000];
+export const RESTART_BACKOFF_MS: readonly number[] = [100, 250, 500, 1_000, 2_000, 5_000, 10_000];
 /** A worker that ran this long before it exited was healthy: its slot's backoff starts over. */
 export const STABLE_AFTER_MS = 30_000;
 /** Replacements in one slot that fail to start, in a row, before the primary gives up. */
