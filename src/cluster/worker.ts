@@ -5,9 +5,10 @@
  * `worker: <slot>`.
  *
  * Signals: SIGTERM and SIGINT drain like a single gateway does (a Ctrl-C in a terminal reaches the
- * whole process group, so workers get it as well as the primary); so does losing the primary (the
- * IPC channel closes), so a worker never outlives it. SIGHUP is ignored here: reloads come from the
- * primary, so that every worker reloads once and the primary can tell whether all of them did.
+ * whole process group, so workers get it as well as the primary). SIGHUP is ignored here: reloads
+ * come from the primary, so that every worker reloads once and the primary can tell whether all of
+ * them did. If the primary dies, node:cluster ends each worker at once (its IPC channel closes), so
+ * no worker outlives it holding the port.
  */
 import type { Logger } from '../log/logger.js';
 import { createLogger } from '../log/logger.js';
@@ -106,19 +107,11 @@ export function runWorker(options: WorkerOptions): Promise<number> {
     );
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop());
-  process.on('SIGHUP', () => logger.warn({ event: 'sighup_ignored' }, 'SIGHUP reaches a worker only by mistake: send it to the primary, which reloads every worker'));
-  process.on('disconnect', () => {
-    if (draining === undefined) logger.warn({ event: 'primary_gone' }, 'the primary is gone; draining');
-    void stop();
-  });
+  process.on('SIGHUP', () => logger.info({ event: 'sighup_ignored', primary_pid: process.ppid }, 'a worker does not reload on SIGHUP: the primary reloads every worker'));
 
   startGateway({ configPath: options.configPath, logger, audit, admin: false, watch: false }).then(
     (started) => {
       gateway = started;
-      if (!process.connected) {
-        void stop();
-        return;
-      }
       void send({ channel: CHANNEL, type: 'ready', address: `${started.address.address}:${started.address.port}` });
     },
     (error: unknown) => {

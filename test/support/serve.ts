@@ -20,7 +20,7 @@ export interface ServeProcess {
   stderr(): string;
   /** Resolves with the first log event that `match` accepts, waiting up to `ms`. */
   waitFor(match: (event: LogEvent) => boolean, ms?: number): Promise<LogEvent>;
-  /** Settles when the process has exited. */
+  /** Settles when the process has exited and its output has been read. */
   readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>;
   /** SIGKILLs the process if it still runs (for `after` hooks). */
   kill(): void;
@@ -39,7 +39,8 @@ export function startServe(args: readonly string[], options: { readonly env?: No
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => (errors += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': by then every line it wrote has been read.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not get ready: ${errors}`)), options.timeoutMs ?? 20_000);
     child.stdout.on('data', (chunk: string) => {
