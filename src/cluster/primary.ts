@@ -86,7 +86,6 @@ interface Slot {
   worker: Worker | undefined;
   state: SlotState;
   forkedAt: number;
-  readyAt: number | undefined;
   /** The policy generation when this worker was forked: a reload while it started is repeated once it is ready. */
   generation: number;
   /** What the worker reported when it could not start. */
@@ -163,7 +162,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     worker: undefined,
     state: 'starting',
     forkedAt: 0,
-    readyAt: undefined,
     generation: 0,
     startError: undefined,
     lastExit: undefined,
@@ -239,12 +237,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   function fork(slot: Slot): void {
     slot.restartTimer = undefined;
     const worker = cluster.fork({ [SLOT_ENV]: String(slot.index) });
-    Object.assign(slot, { worker, state: 'starting', forkedAt: Date.now(), readyAt: undefined, generation, startError: undefined });
+    Object.assign(slot, { worker, state: 'starting', forkedAt: Date.now(), generation, startError: undefined });
     worker.on('message', (message: unknown) => onMessage(slot, worker, message));
     // 'close', not 'exit': it comes after the IPC channel is drained, so a worker's last message
     // (why it could not start) is always read before its end is handled.
     worker.process.once('close', (code: number | null, signal: NodeJS.Signals | null) => onExit(slot, worker, code, signal));
-    // An IPC error (e.g. a send to a worker that just died) is reported by 'exit' too; without a listener it would throw here.
+    // An IPC error (e.g. a send to a worker that just died) ends in 'close' too; without a listener it would throw here.
     worker.on('error', (error: Error) => logger.warn({ event: 'worker_ipc_error', slot: slot.index, error: error.message }, `worker ${slot.index}: IPC error`));
     logger.info({ event: 'worker_forked', slot: slot.index, pid: worker.process.pid }, `worker ${slot.index} forked`);
   }
@@ -260,7 +258,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         return;
       case 'ready':
         slot.state = 'ready';
-        slot.readyAt = Date.now();
         slot.history = { ...slot.history, startFailures: 0 };
         if (address === '') address = message.address;
         metrics.up.set({ worker: String(slot.index) }, 1);

@@ -41,7 +41,8 @@ function send(message: WorkerMessage): Promise<void> {
   });
 }
 
-type Handlers = { readonly [K in CallKind]: (call: Extract<WorkerCall, { kind: K }>) => Promise<CallResults[K]> };
+type Handler<K extends CallKind> = (gateway: Gateway, call: Extract<WorkerCall, { kind: K }>) => Promise<CallResults[K]>;
+type Handlers = { readonly [K in CallKind]: Handler<K> };
 
 /** Runs the worker until it has stopped; resolves with the exit code for its process. */
 export function runWorker(options: WorkerOptions): Promise<number> {
@@ -71,22 +72,21 @@ export function runWorker(options: WorkerOptions): Promise<number> {
   }
 
   const handlers: Handlers = {
-    async metrics() {
-      const { core, metrics } = gateway!;
+    async metrics({ core, metrics }) {
       await core.refreshGauges().catch(() => undefined);
       return metrics.registry.getMetricsAsJSON();
     },
-    async ready() {
+    async ready({ core }) {
       if (draining !== undefined) return 'draining';
       try {
-        return (await gateway!.core.ready()) ?? null;
+        return (await core.ready()) ?? null;
       } catch {
         return 'store unavailable';
       }
     },
-    reload: async () => gateway!.reload(),
-    'revoke-sessions': (call) => gateway!.core.mfa.endSessionsOf(call.subject, gateway!.core.clock()),
-    pools: async () => gateway!.core.current().forwarder.poolStats(),
+    reload: async (running) => running.reload(),
+    'revoke-sessions': ({ core }, call) => core.mfa.endSessionsOf(call.subject, core.clock()),
+    pools: async ({ core }) => core.current().forwarder.poolStats(),
     async stop() {
       await stop();
       return null;
@@ -96,12 +96,17 @@ export function runWorker(options: WorkerOptions): Promise<number> {
   process.on('message', (message: unknown) => {
     if (!isCallMessage(message)) return;
     const { id, call } = message;
-    if (gateway === undefined && call.kind !== 'stop') {
+    if (call.kind === 'stop' && gateway === undefined) {
+      void stop();
+      return;
+    }
+    if (gateway === undefined) {
       void send({ channel: CHANNEL, type: 'answer', id, ok: false, error: 'starting' });
       return;
     }
-    const handler = handlers[call.kind] as (call: WorkerCall) => Promise<unknown>;
-    void handler(call).then(
+    // The table is checked per kind above; indexing it by a union loses that pairing, so say it here.
+    const handler = handlers[call.kind] as (gateway: Gateway, call: WorkerCall) => Promise<unknown>;
+    void handler(gateway, call).then(
       (value) => send({ channel: CHANNEL, type: 'answer', id, ok: true, value }),
       (error: unknown) => send({ channel: CHANNEL, type: 'answer', id, ok: false, error: messageOf(error) }),
     );
