@@ -9,6 +9,8 @@ import { createTrustList } from '../request/trust.js';
 import { findWeakerRules, formatRouteTable } from '../routes/table.js';
 import { PROBLEMS } from '../errors/problems.js';
 import { startGateway } from '../server/gateway.js';
+import { serveCluster } from '../cluster/primary.js';
+import { parseWorkersOption } from '../cluster/workers-option.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
@@ -17,7 +19,10 @@ import type { CliValues } from './options.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
 
-  serve   --config F [--demo]        run the gateway (--demo also starts the demo backend and a demo key file)
+  serve   --config F [--demo] [--workers N|auto]
+                                     run the gateway (--demo also starts the demo backend and a demo key file;
+                                     --workers: N processes share the port, the store and one admin listener;
+                                     auto = one per CPU; default 1, see docs/workers.md)
   check   --config F [--strict]      validate the policy file, print the route table, warn on shadowed rules
                                      (--strict: exit 1 when a stricter rule sits below a weaker one that takes its requests)
   explain --config F METHOD URL      which rule and policy would apply to a request
@@ -89,7 +94,7 @@ export function explain(policy: GatewayPolicy, method: string, url: string): str
   return lines.join('\n');
 }
 
-async function serve(configPath: string, demo: boolean): Promise<void> {
+async function serve(configPath: string, demo: boolean, workers: number): Promise<number | undefined> {
   let demoBackend: Awaited<ReturnType<typeof startDemoBackend>> | undefined;
   if (demo) {
     const policy = loadPolicyFile(configPath);
@@ -99,6 +104,13 @@ async function serve(configPath: string, demo: boolean): Promise<void> {
     const upstream = policy.upstreams.get('demo');
     if (upstream === undefined) throw new Error('--demo needs an upstream named "demo" in the policy file');
     demoBackend = await startDemoBackend(Number(upstream.url.port || 80), upstream.url.hostname);
+  }
+  if (workers > 1) {
+    try {
+      return await serveCluster({ configPath, workers });
+    } finally {
+      demoBackend?.server.close();
+    }
   }
   const gateway = await startGateway({ configPath });
   process.on('SIGHUP', () => gateway.reload());
@@ -116,6 +128,7 @@ async function serve(configPath: string, demo: boolean): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  return undefined;
 }
 
 async function devToken(policy: GatewayPolicy, values: CliValues): Promise<string> {
@@ -146,9 +159,14 @@ export async function runCommand(positionals: readonly string[], values: CliValu
     return command === undefined && values.help !== true ? 2 : 0;
   }
   switch (command) {
-    case 'serve':
-      await serve(configPath, values.demo === true);
-      return undefined;
+    case 'serve': {
+      const workers = parseWorkersOption(values.workers);
+      if (!workers.ok) {
+        process.stderr.write(`mfa-gateway: ${workers.error}\n`);
+        return 2;
+      }
+      return serve(configPath, values.demo === true, workers.workers);
+    }
     case 'check': {
       const policy = loadPolicyFile(configPath);
       out(`${configPath}: ok, ${policy.routes.length} routes, ${policy.upstreams.size} upstreams`);

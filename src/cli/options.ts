@@ -7,6 +7,7 @@ import type { ParseArgsConfig } from 'node:util';
 export const CLI_OPTIONS = {
   config: { type: 'string', short: 'c', default: 'config/gateway.yaml' },
   demo: { type: 'boolean', default: false },
+  workers: { type: 'string' },
   sub: { type: 'string' },
   user: { type: 'string' },
   scope: { type: 'string', default: '' },
@@ -29,6 +30,7 @@ export const CLI_OPTIONS = {
 export interface CliValues {
   readonly config?: string | undefined;
   readonly demo?: boolean | undefined;
+  readonly workers?: string | undefined;
   readonly sub?: string | undefined;
   readonly user?: string | undefined;
   readonly scope?: string | undefined;

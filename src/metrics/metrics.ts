@@ -1,6 +1,33 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
+ * How each metric adds up over the workers of `serve --workers N` (src/cluster/aggregate.ts), where
+ * the primary merges every worker's registry into one scrape with prom-client's aggregator:
+ * - counters and histograms are summed (prom-client's default `aggregator: 'sum'`);
+ * - gauges that every worker reads from the same shared state (the store, the key file) would be
+ *   counted N times by a sum, so they say `aggregator: 'max'`;
+ * - gauges of one process's own state (requests in flight, its upstream pools, the policy version it
+ *   runs) are kept apart with a `worker` label instead: a sum would hide the one stuck worker.
+ * prom-client's default process metrics carry their own aggregators (sums, and averages/min/max for
+ * event-loop lag). With one process none of this matters: the registry is exposed as it is.
+ */
+export const PER_WORKER_GAUGES: ReadonlySet<string> = new Set([
+  'mfa_gateway_in_flight_requests',
+  'mfa_gateway_upstream_pool_connected',
+  'mfa_gateway_upstream_pool_free',
+  'mfa_gateway_upstream_pool_pending',
+  'mfa_gateway_upstream_pool_running',
+  'mfa_gateway_config_last_reload_timestamp_seconds',
+]);
+
+/** Shared with the cluster primary, which counts the reloads it refuses before any worker sees them. */
+export const CONFIG_RELOADS_METRIC = {
+  name: 'mfa_gateway_config_reloads_total',
+  help: 'Policy file reloads, by result (success|failure).',
+  labelNames: ['result'] as const,
+};
+
+/**
  * Every metric the gateway exports, in one registry per gateway instance (no global registry, so
  * tests and embedded guards can run several side by side). Labels are bounded: route names come
  * from the policy file, statuses are collapsed to their numeric code, reasons are closed unions.
@@ -94,12 +121,7 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
-    configReloads: new Counter({
-      name: 'mfa_gateway_config_reloads_total',
-      help: 'Policy file reloads, by result (success|failure).',
-      labelNames: ['result'] as const,
-      registers: [registry],
-    }),
+    configReloads: new Counter({ ...CONFIG_RELOADS_METRIC, registers: [registry] }),
     configInfo: new Gauge({
       name: 'mfa_gateway_config_last_reload_timestamp_seconds',
       help: 'Unix time of the last successful policy load.',
@@ -124,6 +146,7 @@ export function createMetrics() {
     mfaActiveLocks: new Gauge({
       name: 'mfa_gateway_mfa_active_locks',
       help: 'Users locked out right now.',
+      aggregator: 'max',
       registers: [registry],
     }),
     throttled: new Counter({
@@ -151,6 +174,7 @@ export function createMetrics() {
       name: 'mfa_gateway_encryption_key_age_seconds',
       help: 'Age of each secret-encryption key, by key id.',
       labelNames: ['kid', 'primary'] as const,
+      aggregator: 'max',
       registers: [registry],
     }),
   };

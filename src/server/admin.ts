@@ -1,23 +1,35 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GatewayPolicy } from '../config/types.js';
 import { problem } from '../errors/problems.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { formatRouteTable } from '../routes/table.js';
 import { sendJson, sendProblem } from '../http/respond.js';
 import type { ReloadResult } from '../core/gateway-core.js';
 
+/**
+ * What the admin listener answers from. One gateway process fills it from its own core
+ * (server/gateway.ts); the primary of `serve --workers N` fills it by asking every worker
+ * (src/cluster/primary.ts), so both answer the same endpoints the same way.
+ */
 export interface AdminDeps {
-  readonly metrics: Metrics;
-  readonly policy: () => GatewayPolicy;
+  /** The text exposition for `/metrics`, with the gauges read on scrape brought up to date. */
+  readonly scrape: () => Promise<{ readonly contentType: string; readonly body: string }>;
+  /** The running policy's route table (`/admin/routes`). */
+  readonly routeTable: () => string;
   readonly poolStats: () => unknown;
   /** Resolves to a reason when not ready, undefined when ready; rejects when a store is down. */
   readonly ready: () => Promise<string | undefined>;
-  readonly reload: () => ReloadResult;
-  readonly refreshGauges: () => Promise<void>;
+  readonly reload: () => ReloadResult | Promise<ReloadResult>;
   /** Ends every MFA session of a subject (the operator's "log this user out everywhere"). */
   readonly revokeSessions: (subject: string) => Promise<number>;
   readonly adminToken?: string | undefined;
+}
+
+/** `scrape` for one process: refresh the gauges read on scrape (a failure leaves them as they were), then expose. */
+export function scrapeRegistry(metrics: Metrics, refreshGauges: () => Promise<void>): AdminDeps['scrape'] {
+  return async () => {
+    await refreshGauges().catch(() => undefined);
+    return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+  };
 }
 
 function digest(value: string): Buffer {
@@ -40,9 +52,8 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
     const [path, query] = (req.url ?? '/').split('?') as [string, string | undefined];
     const method = req.method ?? 'GET';
     if (path === '/metrics' && method === 'GET') {
-      await deps.refreshGauges().catch(() => undefined);
-      const body = await deps.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      const { contentType, body } = await deps.scrape();
+      res.writeHead(200, { 'content-type': contentType });
       res.end(body);
       return;
     }
@@ -66,13 +77,13 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
         return;
       }
       if (path === '/admin/routes' && method === 'GET') {
-        const text = formatRouteTable(deps.policy());
+        const text = deps.routeTable();
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(text);
         return;
       }
       if (path === '/admin/reload' && method === 'POST') {
-        const result = deps.reload();
+        const result = await deps.reload();
         sendJson(res, result.ok ? 200 : 422, result.ok ? { status: 'reloaded' } : { status: 'refused', error: result.error });
         return;
       }
@@ -86,7 +97,7 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
         return;
       }
       if (path === '/admin/pools' && method === 'GET') {
-        sendJson(res, 200, deps.poolStats());
+        sendJson(res, 200, await deps.poolStats());
         return;
       }
     }

@@ -11,7 +11,8 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { publicServerOptions } from '../request/server-options.js';
 import type { Clock } from '../time/clock.js';
-import { createAdminHandler } from './admin.js';
+import { formatRouteTable } from '../routes/table.js';
+import { createAdminHandler, scrapeRegistry } from './admin.js';
 import { manageListenerTls, tlsServerOptions, type ListenerTls } from './tls.js';
 
 export interface GatewayOptions {
@@ -137,13 +138,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const adminListen = options.admin ?? initial.admin;
       adminServer = createServer(
         createAdminHandler({
-          metrics,
-          policy: () => core.current().policy,
+          scrape: scrapeRegistry(metrics, core.refreshGauges),
+          routeTable: () => formatRouteTable(core.current().policy),
           poolStats: () => core.current().forwarder.poolStats(),
           ready: async () => (draining ? 'draining' : core.ready()),
           reload: core.reload,
           adminToken: initial.admin.token,
-          refreshGauges: core.refreshGauges,
           revokeSessions: (subject) => core.mfa.endSessionsOf(subject, core.clock()),
         }),
       );

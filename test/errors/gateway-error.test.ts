@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AuthConfigError } from '../../src/auth/errors.js';
+import { ClusterError } from '../../src/cluster/errors.js';
 import { ConfigOptionError, PolicyError } from '../../src/config/errors.js';
 import { KeyringError } from '../../src/crypto/errors.js';
 import { ClientAbortedError } from '../../src/forward/errors.js';
@@ -22,6 +23,7 @@ const SAMPLES: readonly (readonly [{ readonly name: string; readonly codes: read
   [MfaError, new MfaError('ERR_MFA_INVALID_INPUT', 'secret too short')],
   [StoreError, new StoreError('ERR_STORE_CLOSED', 'the store is closed')],
   [ClientAbortedError, new ClientAbortedError()],
+  [ClusterError, new ClusterError('ERR_CLUSTER_WORKER_FAILED', 'worker 1 could not start: cannot listen')],
 ];
 
 const BRAND = Symbol.for('mfa-gateway.error');

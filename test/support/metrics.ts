@@ -6,3 +6,9 @@ export async function counterValue(counter: Counter<string>, labels: Record<stri
   const found = values.find((value) => Object.entries(labels).every(([name, label]) => value.labels[name] === label));
   return found?.value ?? 0;
 }
+
+/** The value of the sample line `series` (name and labels as exposed) in a text exposition; undefined when absent. */
+export function sampleValue(exposition: string, series: string): number | undefined {
+  const line = exposition.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
