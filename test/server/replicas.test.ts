@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { call, type Reply } from '../support/http.js';
 import { createWorkspace, type Workspace } from '../support/fixture.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { startServe, type ServeProcess } from '../support/serve.js';
 import { oathTotp, wrongTotp } from '../support/otp.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
 import { postgresOrSkip, redisOrSkip, REDIS_URL } from '../support/services.js';
@@ -76,7 +76,7 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
   let ws: Workspace;
   let upstream: Upstream;
   let schema: TestSchema;
-  let replicas: GatewayProcess[] = [];
+  let replicas: ServeProcess[] = [];
   const keyPrefix = `rep${randomBytes(4).toString('hex')}:`;
 
   before(async () => {
@@ -86,11 +86,16 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
     schema = await createTestSchema();
     ws.writePolicy(policy(ws, upstream.url, schema.url, REDIS_URL, keyPrefix));
     // One at a time: the first creates the schema, the others find it current.
-    for (let i = 0; i < 3; i++) replicas.push(await startGatewayProcess(ws.configPath));
+    for (let i = 0; i < 3; i++) replicas.push(await startServeProcess(ws.configPath));
   });
 
   after(async () => {
-    await Promise.all(replicas.map((r) => r.stop()));
+    await Promise.all(
+      replicas.map(async (r) => {
+        r.child.kill('SIGTERM');
+        await r.exited;
+      }),
+    );
     replicas = [];
     await upstream?.close();
     await schema?.drop();
@@ -98,7 +103,7 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
   });
 
   test('3 wrong codes, one on each replica, lock the user on all of them', { skip }, async () => {
-    const [a, b, c] = replicas as [GatewayProcess, GatewayProcess, GatewayProcess];
+    const [a, b, c] = replicas as [ServeProcess, ServeProcess, ServeProcess];
     const user = await enrol(a.port);
     const wrong = wrongTotp(user.secret, Date.now());
     for (const replica of [a, b, c]) {
@@ -137,7 +142,7 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
   });
 
   test('a session revoked on replica A is refused on replica C within 1 s, though C had it cached', { skip }, async () => {
-    const [a, b, c] = replicas as [GatewayProcess, GatewayProcess, GatewayProcess];
+    const [a, b, c] = replicas as [ServeProcess, ServeProcess, ServeProcess];
     const user = await enrol(b.port);
     const opened = await call(b.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': nextCode(user) }));
     assert.equal(opened.status, 200, opened.text);
