@@ -86,7 +86,7 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
     schema = await createTestSchema();
     ws.writePolicy(policy(ws, upstream.url, schema.url, REDIS_URL, keyPrefix));
     // One at a time: the first creates the schema, the others find it current.
-    for (let i = 0; i < 3; i++) replicas.push(await startServeProcess(ws.configPath));
+    for (let i = 0; i < 3; i++) replicas.push(await startServe(['--config', ws.configPath]));
   });
 
   after(async () => {
