@@ -5,6 +5,7 @@ import type { DurableStore, FactorRecord } from '../store/types.js';
  * The active factors of recently seen subjects, so a code attempt does not list them from the
  * durable store every time. Every change is announced (see announce.ts): this replica forgets at
  * once, the others within the bus's delivery time; `ttlMs` bounds staleness when a message is lost.
+ * Only used where there is a bus: without one, another process's change would go unseen for ttlMs.
  */
 export interface FactorCache {
   active(subject: string, now: number): Promise<FactorRecord[]>;
@@ -30,7 +31,8 @@ export function createFactorCache(durable: Pick<DurableStore, 'listFactors'>, op
       if (cached !== undefined) return [...cached];
       const seen = generation.get(subject) ?? 0;
       const listed = (await durable.listFactors(subject, now)).filter((f) => f.status === 'active');
-      if (cache !== undefined && (generation.get(subject) ?? 0) === seen) cache.set(subject, listed);
+      // "No factor" is never kept: a factor confirmed a moment ago on another replica must count at once.
+      if (cache !== undefined && listed.length > 0 && (generation.get(subject) ?? 0) === seen) cache.set(subject, listed);
       return listed;
     },
     forget(subject) {

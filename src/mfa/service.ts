@@ -64,7 +64,8 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
   const { durable, ttl, keyring, metrics } = options;
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const audit = createAuditLog(options.audit ?? logger.child({ name: 'audit' }));
-  const factorCache = createFactorCache(durable, { ttlMs: options.cacheMs });
+  // Without a bus, a factor added or removed by another process would go unseen until expiry.
+  const factorCache = createFactorCache(durable, { ttlMs: options.bus === undefined ? 0 : options.cacheMs });
   const { announce } = createAnnouncer({
     bus: options.bus,
     logger,

@@ -45,6 +45,24 @@ function positiveInt(value: unknown, name: string, fallback: number): number {
 }
 
 
+/**
+ * Switching a new file to WAL needs a lock SQLite does not wait for (no busy handler): when several
+ * processes open one new file at once, all but one get SQLITE_BUSY. Try again until busyTimeoutMs.
+ */
+function enableWal(db: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
+
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   if (typeof options !== 'object' || options === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'openSqliteStore needs an options object');
   const { path } = options;
@@ -63,7 +81,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   let migrations: MigrationResult;
   try {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
-    db.pragma('journal_mode = WAL');
+    enableWal(db, busyTimeoutMs);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     migrations = migrateSqlite(db);

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { StoreError } from '../../src/store/errors.js';
+import { MIGRATIONS } from '../../src/store/sql.js';
 import type { FactorRecord, StoredSession } from '../../src/store/types.js';
 import { fakeClock, type FakeClock } from '../support/clock.js';
 
@@ -298,6 +299,30 @@ describe('sqlite store: several connections in parallel threads', () => {
       parentPort.postMessage({ consumed });
     })().catch((err) => parentPort.postMessage({ error: String(err && err.message) }));
   `;
+
+  test('8 threads opening one new file at the same moment all get a working, migrated store', async () => {
+    const path = dbPath();
+    const opener = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      (async () => {
+        const { openSqliteStore } = await import(workerData.moduleUrl);
+        await new Promise((resolve) => parentPort.once('message', resolve));
+        const store = openSqliteStore({ path: workerData.path });
+        const version = store.migrations.status.current;
+        await store.close();
+        parentPort.postMessage({ version });
+      })().catch((err) => parentPort.postMessage({ error: String(err && err.message) }));
+    `;
+    const threads = Array.from({ length: 8 }, () => new Worker(opener, { eval: true, workerData: { moduleUrl, path } }));
+    try {
+      const replies = threads.map((w) => new Promise<{ version?: number; error?: string }>((resolve, reject) => w.once('message', resolve).once('error', reject)));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const w of threads) w.postMessage('go');
+      assert.deepEqual(await Promise.all(replies), Array.from({ length: 8 }, () => ({ version: MIGRATIONS.sqlite.at(-1)!.version })));
+    } finally {
+      await Promise.all(threads.map((w) => w.terminate()));
+    }
+  });
 
   test(`${WORKERS} threads × ${PER_WORKER}: one recovery code consumed once, counter ends at ${WORKERS * PER_WORKER}`, async () => {
     const path = dbPath();
