@@ -11,6 +11,9 @@ const CODES = [
   'ERR_STORE_UNSUPPORTED',
   // A record with this id already exists.
   'ERR_STORE_CONFLICT',
+  // The database cannot be reached or cannot answer now (refused, timed out, pool exhausted, shutting
+  // down, statement timeout): transient, so callers fail closed and try again later, never retry in a loop.
+  'ERR_STORE_UNAVAILABLE',
 ] as const;
 
 export type StoreErrorCode = (typeof CODES)[number];
