@@ -245,7 +245,7 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
 
   function report(error: unknown): void {
     if (closed || options.onError === undefined) return;
-    const reason = unavailableReason(error, commandTimeoutMs) ?? 'Redis connection error';
+    const reason = typeof error === 'string' ? error : (unavailableReason(error, commandTimeoutMs) ?? 'Redis connection error');
     try {
       options.onError(new StoreError('ERR_STORE_UNAVAILABLE', reason));
     } catch (thrown) {
@@ -292,7 +292,13 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     suspect = false;
     setHealth('ready');
   });
-  for (const event of ['close', 'end', 'reconnecting']) client.on(event, () => setHealth('down'));
+  for (const event of ['close', 'end', 'reconnecting']) {
+    client.on(event, () => {
+      // A server killed or a link cut may close the socket without any 'error': say so once.
+      if (health === 'ready') report('the connection to Redis was lost');
+      setHealth('down');
+    });
+  }
   client.on('error', report);
   client.on('node error', report);
 
