@@ -532,6 +532,8 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     }),
   ]);
   clearTimeout(timer);
+  // The 'ready' event may still be a tick away (Cluster emits it on nextTick): the status is not.
+  if (client.status === 'ready') setHealth('ready');
 
   return {
     ttl,

@@ -40,7 +40,10 @@ export async function deleteKeys(url: string, prefix: string): Promise<number> {
   client.on('error', () => undefined);
   try {
     const keys = await listKeys(client, prefix);
-    if (keys.length > 0) await client.unlink(...keys);
+    // One key per command: on a cluster node, keys of several slots in one UNLINK are refused (CROSSSLOT).
+    const pipeline = client.pipeline();
+    for (const key of keys) pipeline.unlink(key);
+    await pipeline.exec();
     return keys.length;
   } finally {
     await client.quit().catch(() => client.disconnect());
@@ -156,4 +159,29 @@ export async function startPrivateRedis(options: { readonly args?: readonly stri
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A one-node Redis Cluster of the test's own (every slot on one private server): enough for ioredis's
+ * Cluster client, for CROSSSLOT refusals of scripts whose keys hash apart, and for CLUSTER KEYSLOT.
+ */
+export async function startPrivateCluster(): Promise<PrivateRedis> {
+  // A node that never met another reports an empty IP in CLUSTER SLOTS, and ioredis then drops it.
+  const server = await startPrivateRedis({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'] });
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  try {
+    await client.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    const deadline = Date.now() + 10_000;
+    while (!String(await client.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error('the one-node cluster did not reach cluster_state:ok');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return server;
+  } catch (error) {
+    await server.dispose();
+    throw error;
+  } finally {
+    client.disconnect();
+  }
 }
