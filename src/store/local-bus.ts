@@ -1,5 +1,5 @@
 import { StoreError } from './errors.js';
-import { createListeners, encodeInvalidation, warnListenerError } from './invalidation.js';
+import { createListeners, encodeInvalidation, parseInvalidation, warnListenerError } from './invalidation.js';
 import type { InvalidationBus } from './types.js';
 
 /**
@@ -21,8 +21,9 @@ export function createLocalBus(options: LocalBusOptions = {}): InvalidationBus {
   return {
     async publish(message) {
       if (closed) throw new StoreError('ERR_STORE_CLOSED', 'the bus is closed');
+      // Refused exactly as the Redis bus refuses it; listeners get a copy, as a replica would.
       encodeInvalidation(message);
-      listeners.deliver(message);
+      listeners.deliver(parseInvalidation(message)!);
     },
     subscribe(listener) {
       if (closed) throw new StoreError('ERR_STORE_CLOSED', 'the bus is closed');
