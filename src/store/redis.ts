@@ -179,6 +179,8 @@ function unavailableReason(error: unknown, commandTimeoutMs: number): string | u
   if (name === 'MaxRetriesPerRequestError') return 'the connection to Redis was lost before it answered';
   if (name === 'ClusterAllFailedError' || NOT_CONNECTED.some((start) => message.startsWith(start))) return 'Redis is not connected (reconnecting in the background)';
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `Redis is unreachable (${code})`;
+  // Node's TLS verification codes (DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID, …).
+  if (typeof code === 'string' && /CERT|^ERR_TLS_|^ERR_SSL_/.test(code)) return `the TLS handshake with Redis failed (${code})`;
   const reply = TRANSIENT_REPLY.exec(message);
   if (reply !== null) return reply[1] === 'NOAUTH' || reply[1] === 'WRONGPASS' ? `Redis refused the credentials (${reply[1]})` : `Redis cannot answer now (${reply[1]})`;
   return undefined;
