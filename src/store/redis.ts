@@ -52,9 +52,10 @@ export interface RedisTtlStore {
   /** Cross-replica invalidation on the channel `<keyPrefix>invalidate`, over its own connection. */
   readonly bus: InvalidationBus;
   /**
-   * 'connecting' until the first attempt settles; 'ready' while the command connection answers;
-   * 'down' from a lost connection or a command timeout until it answers again (by itself: reconnects
-   * and, after a timeout, a PING probe). Pub/sub is best effort and does not count.
+   * 'ready' while the command connection answers; 'connecting' until it has answered once (Redis
+   * unreachable or misconfigured since the start: reconnects go on); 'down' from a lost connection
+   * or a command timeout until it answers again (by itself: reconnects and, after a timeout, a PING
+   * probe). Only 'ready' is ready. Pub/sub is best effort and does not count.
    */
   state(): RedisHealth;
   /** Called on every change of `state()`; returns an unsubscribe function. */
@@ -231,6 +232,7 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
         ...base,
         sentinels: topology.nodes.map(({ host, port }) => ({ host, port })),
         name: topology.master,
+        sentinelRetryStrategy: retryStrategy,
         ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
       });
     }
@@ -257,6 +259,7 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
 
   // Health: the command connection's events, plus "suspect" after a timeout (a hung server keeps its socket open).
   let health: RedisHealth = 'connecting';
+  let everReady = false;
   let suspect = false;
   let probe: NodeJS.Timeout | undefined;
   const stateListeners = new Set<(state: RedisHealth) => void>();
@@ -290,15 +293,17 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     };
     probe = setTimeout(tick, every).unref();
   }
-  client.on('ready', () => {
+  function becameReady(): void {
+    everReady = true;
     suspect = false;
     setHealth('ready');
-  });
+  }
+  client.on('ready', becameReady);
   for (const event of ['close', 'end', 'reconnecting']) {
     client.on(event, () => {
       // A server killed or a link cut may close the socket without any 'error': say so once.
       if (health === 'ready') report('the connection to Redis was lost');
-      setHealth('down');
+      setHealth(everReady ? 'down' : 'connecting');
     });
   }
   client.on('error', report);
@@ -523,19 +528,19 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
   }
 
   // lazyConnect: connect here so that a healthy start is 'ready' before the first request. A failed
-  // attempt does not fail the open: reconnects go on, state() says 'down', and verbs answer 503 meanwhile.
+  // attempt does not fail the open: reconnects go on, state() says 'connecting', verbs answer 503 meanwhile.
   const firstAttempt = Math.max(config.connectTimeoutMs, 1) + commandTimeoutMs;
   subscriber.connect().catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
-    client.connect().catch(() => setHealth('down')),
+    client.connect().catch(() => undefined),
     new Promise<void>((resolve) => {
       timer = setTimeout(resolve, firstAttempt);
     }),
   ]);
   clearTimeout(timer);
   // The 'ready' event may still be a tick away (Cluster emits it on nextTick): the status is not.
-  if (client.status === 'ready') setHealth('ready');
+  if (client.status === 'ready') becameReady();
 
   return {
     ttl,

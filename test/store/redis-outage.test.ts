@@ -175,13 +175,13 @@ describe('redis outage', { skip }, () => {
     }
   });
 
-  test('opened while the server is down: open resolves (state down), verbs fail fast, then it connects by itself', async () => {
+  test('opened while the server is down: open resolves (state connecting), verbs fail fast, then it connects by itself', async () => {
     await server.kill();
     let store: RedisTtlStore | undefined;
     try {
       const opened = await open();
       store = opened.store;
-      assert.equal(store.state(), 'down');
+      assert.equal(store.state(), 'connecting');
       await everyVerbUnavailable(store.ttl, /^Redis (is not connected \(reconnecting in the background\)|is unreachable \(ECONNREFUSED\))$/);
       await server.start();
       await eventually(() => store!.state() === 'ready', 5_000);

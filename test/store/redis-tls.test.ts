@@ -73,7 +73,7 @@ describe('redis over TLS', { skip }, () => {
 
   test('each missing or wrong setting fails closed, as ERR_STORE_UNAVAILABLE', async () => {
     const full = { ca: pem.serverCert, cert: pem.clientCert, key: pem.clientKey, verify: true };
-    const down = (reported: string) => ({ state: 'down', outcome: 'ERR_STORE_UNAVAILABLE', reported });
+    const down = (reported: string) => ({ state: 'connecting', outcome: 'ERR_STORE_UNAVAILABLE', reported });
     const first = async (cfg: RedisConfig) => {
       const result = await attempt(cfg);
       return { ...result, reported: result.reported[0] ?? '' };
@@ -83,7 +83,7 @@ describe('redis over TLS', { skip }, () => {
     assert.deepEqual(await first(config({ ...full, serverName: 'redis.example' })), down('the TLS handshake with Redis failed (ERR_TLS_CERT_ALTNAME_INVALID)'));
     // verify: false accepts the server's certificate; the server still wants ours.
     const noClientCert = await first(config({ verify: false }));
-    assert.deepEqual({ state: noClientCert.state, outcome: noClientCert.outcome }, { state: 'down', outcome: 'ERR_STORE_UNAVAILABLE' });
+    assert.deepEqual({ state: noClientCert.state, outcome: noClientCert.outcome }, { state: 'connecting', outcome: 'ERR_STORE_UNAVAILABLE' });
     assert.deepEqual(await attempt(config({ cert: pem.clientCert, key: pem.clientKey, verify: false })), { state: 'ready', outcome: 'taken', reported: [] });
   });
 });

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +95,13 @@ export async function waitForPing(port: number, timeoutMs = 5_000): Promise<void
   }
 }
 
+/** The master a private Sentinel watches. */
+export interface SentinelTarget {
+  readonly name: string;
+  readonly port: number;
+  readonly password?: string;
+}
+
 export interface PrivateRedis {
   readonly port: number;
   /** redis://[:password@]127.0.0.1:port */
@@ -114,10 +121,18 @@ export interface PrivateRedis {
  * A redis-server of this test's own on a free port, persisting nothing. `args` are extra server
  * arguments (e.g. cluster mode); `password` sets requirepass.
  */
-export async function startPrivateRedis(options: { readonly args?: readonly string[]; readonly password?: string } = {}): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: { readonly args?: readonly string[]; readonly password?: string; readonly sentinelFor?: SentinelTarget } = {}): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'mfa-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password !== undefined ? ['--requirepass', options.password] : []), ...(options.args ?? [])];
+  let args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password !== undefined ? ['--requirepass', options.password] : []), ...(options.args ?? [])];
+  const target = options.sentinelFor;
+  if (target !== undefined) {
+    // A Sentinel rewrites its configuration file, so it needs one of its own.
+    const file = join(dir, 'sentinel.conf');
+    const auth = target.password !== undefined ? `sentinel auth-pass ${target.name} ${target.password}\n` : '';
+    writeFileSync(file, `sentinel monitor ${target.name} 127.0.0.1 ${target.port} 1\n${auth}`);
+    args = [file, '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir];
+  }
   let child: ChildProcess | undefined;
   let output = '';
 
