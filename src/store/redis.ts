@@ -189,6 +189,9 @@ function unavailableReason(error: unknown, commandTimeoutMs: number): string | u
 
 export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlStoreOptions = {}): Promise<RedisTtlStore> {
   checkConfig(config);
+  for (const name of ['onError', 'onListenerError', 'random'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw invalid(`${name} must be a function`);
+  }
   const url = parseUrl(config.url);
   const random = options.random ?? Math.random;
   const backoff = options.reconnect ?? { initialMs: 100, maxMs: 2_000 };

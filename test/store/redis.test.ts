@@ -259,6 +259,8 @@ describe('redis: opening', () => {
     await refuse({ topology: { mode: 'cluster', nodes: [] } }, 'topology.nodes must list at least one cluster node');
     await refuse({ topology: { mode: 'sentinel', master: '', nodes: [{ host: 'h', port: 26379 }] } }, 'topology.master must name the Sentinel master');
     await refuse({ commandTimeoutMs: 0 }, 'commandTimeoutMs must be a positive integer of milliseconds');
+    await assert.rejects(openRedisTtlStore(config('p:'), { onError: 'log' as unknown as () => void }), { code: 'ERR_STORE_INVALID_OPTION', message: 'onError must be a function' });
+    await assert.rejects(openRedisTtlStore(config('p:'), { reconnect: { initialMs: 0, maxMs: 10 } }), { code: 'ERR_STORE_INVALID_OPTION', message: 'reconnect.initialMs must be a positive integer of milliseconds' });
   });
 
   test('a healthy start is ready when open resolves; ping answers', async (t) => {
