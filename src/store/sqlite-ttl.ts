@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
-import type { FailureCount, FailureRule, LockFailure, LockoutRule, StoredSession, TokenWindow, TtlStore } from './types.js';
+import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './ttl-checks.js';
+import type { FailureCount, FailureRule, LockFailure, LockoutRule, StoredSession, TtlStore } from './types.js';
 
 /**
  * The short-lived state on SQLite: `ttl_entries` (key, value, expires_at) for counters and marks,
@@ -77,53 +78,6 @@ interface SessionRow {
   readonly mfa_time: number;
   readonly issued_at: number;
   readonly expires_at: number;
-}
-
-function checkKey(key: unknown, name = 'key'): asserts key is string {
-  if (typeof key !== 'string' || key === '') throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a non-empty string`);
-}
-
-function checkDuration(ms: unknown, name: string): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms <= 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a positive integer of milliseconds`);
-}
-
-function checkTime(now: unknown): asserts now is number {
-  if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'now must be unix milliseconds');
-}
-
-function checkCount(value: unknown, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `${name} must be a positive integer`);
-}
-
-function checkWindow(window: TokenWindow): void {
-  if (typeof window !== 'object' || window === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'window must be { limit, windowMs }');
-  checkCount(window.limit, 'window.limit');
-  checkDuration(window.windowMs, 'window.windowMs');
-}
-
-function checkRule(rule: FailureRule): void {
-  if (typeof rule !== 'object' || rule === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule must be { maxFailures, findTimeMs, blockMs }');
-  checkCount(rule.maxFailures, 'rule.maxFailures');
-  checkDuration(rule.findTimeMs, 'rule.findTimeMs');
-  checkDuration(rule.blockMs, 'rule.blockMs');
-}
-
-function checkLockoutRule(rule: LockoutRule): void {
-  if (typeof rule !== 'object' || rule === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule must be { maxFailures, findTimeMs, backoffMs }');
-  checkCount(rule.maxFailures, 'rule.maxFailures');
-  checkDuration(rule.findTimeMs, 'rule.findTimeMs');
-  if (!Array.isArray(rule.backoffMs) || rule.backoffMs.length === 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'rule.backoffMs must be a non-empty list');
-  rule.backoffMs.forEach((ms, i) => checkDuration(ms, `rule.backoffMs[${i}]`));
-}
-
-export function checkSession(session: StoredSession, now: number): void {
-  if (typeof session !== 'object' || session === null) throw new StoreError('ERR_STORE_INVALID_OPTION', 'session must be an object');
-  checkKey(session.subject, 'session.subject');
-  checkKey(session.method, 'session.method');
-  for (const field of ['mfaTime', 'issuedAt', 'expiresAt'] as const) {
-    if (!Number.isSafeInteger(session[field]) || session[field] < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `session.${field} must be a non-negative integer`);
-  }
-  if (!(session.expiresAt > now)) throw new StoreError('ERR_STORE_INVALID_OPTION', 'session.expiresAt must be later than now');
 }
 
 /** The value `recordFailure` keeps under its key: the window's count, and the block once there is one. */
@@ -215,7 +169,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
         read(KEYS.otpStep(factorId));
         return false;
       }
-      if (!Number.isSafeInteger(step) || step < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'step must be a non-negative integer');
+      checkStep(step);
       return st.useStep.get(KEYS.otpStep(factorId), String(step), now + keepMs, now) !== undefined;
     },
     async forgetOtpSteps(factorId) {
@@ -267,7 +221,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkKey(subject, 'subject');
       checkTime(now);
       checkDuration(keepMs, 'keepMs');
-      if (seconds !== null && !Number.isSafeInteger(seconds)) throw new StoreError('ERR_STORE_INVALID_OPTION', 'seconds must be an integer or null');
+      checkDriftSeconds(seconds);
       return swapDrift.immediate(subject, seconds, now, keepMs);
     },
     async issueSession(hash, session, maxPerSubject, now) {
