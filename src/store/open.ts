@@ -1,7 +1,9 @@
 import type { StoreConfig } from '../config/types.js';
 import type { Clock } from '../time/clock.js';
 import { StoreError } from './errors.js';
-import type { BackendState } from './health.js';
+import { watchBackend, type BackendState } from './health.js';
+import { openPostgresStore } from './postgres.js';
+import { openRedisTtlStore } from './redis.js';
 import { openSqliteStore } from './sqlite.js';
 import type { DurableStore, InvalidationBus, TtlStore } from './types.js';
 
@@ -22,13 +24,24 @@ export interface OpenedStore {
 export interface OpenStoreOptions {
   /** Told when a backend goes down or comes back. */
   readonly onHealthChange?: ((state: BackendState) => void) | undefined;
+  /** PostgreSQL: the first schema of the search_path (tests use one each). */
+  readonly schema?: string | undefined;
 }
 
-/** Opens the backend named by `store:` in the policy file. Async because the shared backend connects. */
-export async function openStore(config: StoreConfig, clock: Clock, _options: OpenStoreOptions = {}): Promise<OpenedStore> {
+function describeDown(states: readonly BackendState[]): string | undefined {
+  const down = states.filter((state) => !state.up);
+  return down.length === 0 ? undefined : down.map((state) => `${state.backend}: ${state.reason ?? 'no answer'}`).join('; ');
+}
+
+/**
+ * Opens the backend named by `store:` in the policy file. The shared store needs PostgreSQL to
+ * answer now (its schema is checked or migrated); Redis may come later: until it answers, the
+ * store reports it down and requests that need it fail closed.
+ */
+export async function openStore(config: StoreConfig, clock: Clock, options: OpenStoreOptions = {}): Promise<OpenedStore> {
   switch (config.kind) {
     case 'sqlite': {
-      // One file in this process: a failure is an error of the call, not an outage to wait out.
+      // One file on this host: a failure is an error of the call, not an outage to wait out.
       const store = openSqliteStore({ path: config.path, clock });
       return {
         kind: 'sqlite',
@@ -39,8 +52,40 @@ export async function openStore(config: StoreConfig, clock: Clock, _options: Ope
         close: () => store.close(),
       };
     }
-    case 'shared':
-      throw new StoreError('ERR_STORE_UNSUPPORTED', 'store kind "shared" (PostgreSQL + Redis) is not available in this build');
+    case 'shared': {
+      const postgres = await openPostgresStore(config.postgres, { clock, migrate: config.migrate, schema: options.schema });
+      let redisReason: string | undefined;
+      let redis;
+      try {
+        redis = await openRedisTtlStore(config.redis, { onError: (error) => (redisReason = error.message) });
+      } catch (error) {
+        await postgres.close();
+        throw error;
+      }
+      const opened = redis;
+      const pgWatch = watchBackend('postgres', () => postgres.durable.ping(), { onChange: options.onHealthChange });
+      const redisState = (): BackendState => {
+        const state = opened.state();
+        return state === 'ready' ? { backend: 'redis', up: true } : { backend: 'redis', up: false, reason: redisReason ?? (state === 'connecting' ? 'connecting' : 'connection lost') };
+      };
+      opened.onStateChange((state) => {
+        if (state === 'ready') redisReason = undefined;
+        options.onHealthChange?.(redisState());
+      });
+      const backends = (): BackendState[] => [pgWatch.state(), redisState()];
+      return {
+        kind: 'shared',
+        durable: pgWatch.guard(postgres.durable),
+        ttl: opened.ttl,
+        bus: opened.bus,
+        down: () => describeDown(backends()),
+        backends,
+        async close() {
+          pgWatch.close();
+          await Promise.allSettled([postgres.close(), opened.close()]);
+        },
+      };
+    }
     default: {
       const kind: never = config;
       throw new StoreError('ERR_STORE_INVALID_OPTION', `unknown store kind ${JSON.stringify((kind as { kind?: unknown }).kind)}`);

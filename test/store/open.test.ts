@@ -1,9 +1,15 @@
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/open.js';
+import { missingBinary } from '../support/binaries.js';
+import { createTestSchema, postgresConfig } from '../support/postgres.js';
+import { REDIS_SERVER, startPrivateRedis } from '../support/redis-server.js';
+import { POSTGRES_URL, postgresOrSkip, redisOrSkip } from '../support/services.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
+import { eventually } from '../support/wait.js';
 
 let dir: string;
 before(() => {
@@ -22,18 +28,58 @@ test('openStore: sqlite opens the embedded store at the configured path', async 
   }
 });
 
-test('openStore: shared is refused with a clear error in this build', async () => {
-  await assert.rejects(openStore(
+describe('openStore: shared (PostgreSQL + Redis)', async () => {
+  const skip = (await postgresOrSkip()) ?? (await redisOrSkip()) ?? missingBinary(REDIS_SERVER, 'redis-server');
+
+  test('opens both, migrates PostgreSQL, and reports each backend down and up again by itself', { skip, timeout: 30_000 }, async () => {
+    const schema = await createTestSchema();
+    const redis = await startPrivateRedis();
+    const relay = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(POSTGRES_URL).port || 5432) });
+    const changes: string[] = [];
+    const pgUrl = new URL(schema.url);
+    pgUrl.host = `127.0.0.1:${relay.port}`;
+    const store = await openStore(
       {
         kind: 'shared',
         migrate: 'on_start',
-        postgres: { url: 'postgres://db/mfa', poolMax: 10, idleTimeoutMs: 30_000, connectTimeoutMs: 5_000, statementTimeoutMs: 2_000 },
-        redis: { url: 'redis://cache', topology: { mode: 'single' }, keyPrefix: 'mfa:', connectTimeoutMs: 5_000, commandTimeoutMs: 1_000 },
+        postgres: postgresConfig(pgUrl.toString(), { connectTimeoutMs: 500, statementTimeoutMs: 500 }),
+        redis: { url: `redis://127.0.0.1:${redis.port}`, topology: { mode: 'single' }, keyPrefix: 'open:', connectTimeoutMs: 500, commandTimeoutMs: 300 },
       },
-      () => 0,
-    ), {
-    name: 'StoreError',
-    code: 'ERR_STORE_UNSUPPORTED',
-    message: 'store kind "shared" (PostgreSQL + Redis) is not available in this build',
+      Date.now,
+      { onHealthChange: (state) => changes.push(`${state.backend} ${state.up ? 'up' : 'down'}`) },
+    );
+    try {
+      assert.equal(store.kind, 'shared');
+      assert.equal(store.down(), undefined);
+      assert.deepEqual((await schema.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version), [1]);
+      assert.equal(await store.ttl.useOtpStep('f', 1, Date.now(), 60_000), true);
+      assert.deepEqual(await store.durable.listFactors('nobody', Date.now()), []);
+
+      // PostgreSQL's network goes away: the first call that meets it marks it down; later calls fail at once.
+      await relay.stop();
+      await assert.rejects(store.durable.listFactors('nobody', Date.now()), { code: 'ERR_STORE_UNAVAILABLE' });
+      assert.match(store.down() ?? '', /^postgres: /);
+      const started = Date.now();
+      await assert.rejects(store.durable.listFactors('nobody', Date.now()), { code: 'ERR_STORE_UNAVAILABLE' });
+      assert.ok(Date.now() - started < 50, 'refused without waiting for a timeout');
+      await relay.start();
+      await eventually(() => store.down() === undefined, 5_000);
+      assert.deepEqual(await store.durable.listFactors('nobody', Date.now()), []);
+
+      // Redis goes away, and comes back on the same port.
+      await redis.kill();
+      await eventually(() => /^redis: /.test(store.down() ?? ''), 3_000);
+      await assert.rejects(store.ttl.useOtpStep('f', 2, Date.now(), 60_000), { code: 'ERR_STORE_UNAVAILABLE' });
+      await redis.start();
+      await eventually(() => store.down() === undefined, 5_000);
+      assert.equal(await store.ttl.useOtpStep('f', 2, Date.now(), 60_000), true);
+      assert.deepEqual(changes, ['postgres down', 'postgres up', 'redis down', 'redis up']);
+      assert.ok(!(store.down() ?? '').includes('postgres://'));
+    } finally {
+      await store.close();
+      await relay.close();
+      await redis.dispose();
+      await schema.drop();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type { RedisConfig } from '../../src/config/types.js';
 import { openRedisTtlStore, type RedisTtlStore } from '../../src/store/redis.js';
-import { deleteKeys, SHARED_REDIS_URL, sharedRedisUnavailable, testPrefix } from '../support/redis-server.js';
+import { deleteKeys, testPrefix } from '../support/redis-server.js';
+import { REDIS_URL, redisOrSkip } from '../support/services.js';
 import { describeTtlConformance } from './ttl-conformance.js';
 
 // Replicas of the shared store: separate connections (each its own command and pub/sub pair) to
@@ -8,7 +9,7 @@ import { describeTtlConformance } from './ttl-conformance.js';
 describeTtlConformance(
   'redis',
   async () => {
-    const config: RedisConfig = { url: SHARED_REDIS_URL, topology: { mode: 'single' }, keyPrefix: testPrefix(), connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 };
+    const config: RedisConfig = { url: REDIS_URL, topology: { mode: 'single' }, keyPrefix: testPrefix(), connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 };
     const opened: RedisTtlStore[] = [];
     return {
       async connect() {
@@ -18,9 +19,9 @@ describeTtlConformance(
       },
       async dispose() {
         await Promise.all(opened.map((store) => store.close()));
-        await deleteKeys(SHARED_REDIS_URL, config.keyPrefix);
+        await deleteKeys(REDIS_URL, config.keyPrefix);
       },
     };
   },
-  sharedRedisUnavailable,
+  redisOrSkip,
 );

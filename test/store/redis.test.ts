@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import type { RedisConfig } from '../../src/config/types.js';
 import { openRedisTtlStore, reconnectDelay, redisTag, type RedisTtlStore } from '../../src/store/redis.js';
 import type { Invalidation, LockoutRule, StoredSession } from '../../src/store/types.js';
-import { deleteKeys, listKeys, SHARED_REDIS_URL, sharedRedisUnavailable, testPrefix } from '../support/redis-server.js';
+import { deleteKeys, listKeys, testPrefix } from '../support/redis-server.js';
+import { REDIS_URL, redisOrSkip } from '../support/services.js';
 import { hashTagOf, keySlot } from '../support/redis-slots.js';
 import { eventually } from '../support/wait.js';
 
@@ -27,15 +28,15 @@ const SUBJECT = 'a}b{c';
 let skip: string | undefined;
 let admin: Redis;
 before(async () => {
-  skip = await sharedRedisUnavailable();
+  skip = await redisOrSkip();
   if (skip !== undefined && process.env.CI === 'true') throw new Error(`${skip} (CI=true: the Redis backend must be tested)`);
-  admin = new Redis(SHARED_REDIS_URL, { lazyConnect: true });
+  admin = new Redis(REDIS_URL, { lazyConnect: true });
   admin.on('error', () => undefined);
 });
 after(() => admin.disconnect());
 
 const config = (keyPrefix: string, over: Partial<RedisConfig> = {}): RedisConfig => ({
-  url: SHARED_REDIS_URL,
+  url: REDIS_URL,
   topology: { mode: 'single' },
   keyPrefix,
   connectTimeoutMs: 2_000,
@@ -56,7 +57,7 @@ async function withStores(t: { skip(message: string): void }, count: number, bod
     await body(stores, prefix);
   } finally {
     await Promise.all(stores.map((store) => store.close()));
-    await deleteKeys(SHARED_REDIS_URL, prefix);
+    await deleteKeys(REDIS_URL, prefix);
   }
 }
 
@@ -235,7 +236,7 @@ describe('redis: the invalidation bus', () => {
       await assert.rejects(store.bus.publish({ kind: 'factors', subject: 'x'.repeat(5_000) }), { code: 'ERR_STORE_INVALID_OPTION', message: 'message must be at most 4096 bytes as JSON' });
     } finally {
       await store.close();
-      await deleteKeys(SHARED_REDIS_URL, prefix);
+      await deleteKeys(REDIS_URL, prefix);
     }
     await assert.rejects(store.bus.publish({ kind: 'session', hash: HASH }), { code: 'ERR_STORE_CLOSED' });
     await assert.rejects(store.ttl.ping(), { code: 'ERR_STORE_CLOSED' });

@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from './http.js';
+
+export { freePort };
 
 /**
  * Redis for the store tests: the shared server every test file may use at once (never flushed: each
@@ -13,26 +16,8 @@ import { Redis } from 'ioredis';
  */
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
-/** The shared server; MFA_TEST_REDIS_URL points the tests elsewhere. */
-export const SHARED_REDIS_URL = process.env.MFA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
 /** A fresh key prefix, so tests running in parallel on one server never see each other's keys. */
 export const testPrefix = (): string => `t${randomBytes(6).toString('hex')}:`;
-
-/** Why the shared Redis cannot be used here, or undefined when it answers PING. */
-export async function sharedRedisUnavailable(): Promise<string | undefined> {
-  const client = new Redis(SHARED_REDIS_URL, { lazyConnect: true, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.ping();
-    return undefined;
-  } catch (error) {
-    return `no Redis answers at the shared test address (${(error as Error).message}); start one with redis-server --port 6379`;
-  } finally {
-    client.disconnect();
-  }
-}
 
 /** Deletes every key under `prefix` (SCAN + UNLINK, never FLUSHALL: other tests share the server). */
 export async function deleteKeys(url: string, prefix: string): Promise<number> {
@@ -63,16 +48,6 @@ export async function listKeys(client: Redis, prefix: string): Promise<string[]>
 }
 
 /** A port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** Resolves once something on `port` answers a RESP PING (PONG, or NOAUTH when a password is set). */
 export async function waitForPing(port: number, timeoutMs = 5_000): Promise<void> {
