@@ -25,7 +25,7 @@ export interface BackendWatch {
 }
 
 export interface WatchOptions {
-  /** How often a backend is probed while down (default 1 s); while up, five times less often. */
+  /** How often a backend is probed (default 1 s), so an outage is seen even while nothing calls it. */
   readonly intervalMs?: number;
   readonly onChange?: (state: BackendState) => void;
 }
@@ -38,7 +38,6 @@ export function watchBackend(backend: BackendName, ping: () => Promise<void>, op
   const intervalMs = options.intervalMs ?? 1_000;
   let current: BackendState = { backend, up: true };
   let probing = false;
-  let ticks = 0;
 
   function set(next: BackendState): void {
     if (next.up === current.up && next.reason === current.reason) return;
@@ -64,10 +63,7 @@ export function watchBackend(backend: BackendName, ping: () => Promise<void>, op
     }
   }
 
-  const timer = setInterval(() => {
-    ticks++;
-    if (!current.up || ticks % 5 === 0) void probe();
-  }, intervalMs);
+  const timer = setInterval(() => void probe(), intervalMs);
   timer.unref();
 
   return {

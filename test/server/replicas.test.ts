@@ -2,12 +2,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { missingBinary } from '../support/binaries.js';
 import { call, type Reply } from '../support/http.js';
 import { createWorkspace, type Workspace } from '../support/fixture.js';
 import { startServe, type ServeProcess } from '../support/serve.js';
 import { oathTotp, wrongTotp } from '../support/otp.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
-import { postgresOrSkip, redisOrSkip, REDIS_URL } from '../support/services.js';
+import { REDIS_SERVER, startPrivateRedis, type PrivateRedis } from '../support/redis-server.js';
+import { POSTGRES_URL, postgresOrSkip, redisOrSkip, REDIS_URL } from '../support/services.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { eventually } from '../support/wait.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 import { TEST_AUDIENCE, TEST_HMAC_SECRET, TEST_ISSUER, token } from '../support/tokens.js';
 
@@ -141,7 +145,7 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
     assert.equal(listed.json<{ recovery_codes_remaining: number }>().recovery_codes_remaining, 9);
   });
 
-  test('a session revoked on replica A is refused on replica C within 1 s, though C had it cached', { skip }, async () => {
+  test('a session revoked on replica A is refused on replica C within 1 s, though C had it cached', { skip }, async (t) => {
     const [a, b, c] = replicas as [ServeProcess, ServeProcess, ServeProcess];
     const user = await enrol(b.port);
     const opened = await call(b.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': nextCode(user) }));
@@ -160,6 +164,7 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
     const elapsed = Date.now() - start;
     assert.equal(status, 401);
     assert.ok(elapsed < 1_000, `refused after ${elapsed} ms`);
+    t.diagnostic(`revoked on A, refused on C after ${elapsed} ms`);
   });
 
   test('a rate limit holds across the replicas', { skip }, async () => {
@@ -170,5 +175,110 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
       assert.equal(refused.status, 429);
       assert.equal(problemCode(refused), 'rate_limited');
     }
+  });
+});
+
+describe('two replicas when a store backend goes away', { timeout: 120_000 }, async () => {
+  const skip = (await postgresOrSkip()) ?? (await redisOrSkip()) ?? missingBinary(REDIS_SERVER, 'redis-server');
+  let ws: Workspace;
+  let upstream: Upstream;
+  let schema: TestSchema;
+  let redis: PrivateRedis;
+  let relay: TcpProxy;
+  let replicas: ServeProcess[] = [];
+
+  before(async () => {
+    if (skip !== undefined) return;
+    ws = createWorkspace();
+    upstream = await startUpstream();
+    schema = await createTestSchema();
+    redis = await startPrivateRedis();
+    relay = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(POSTGRES_URL).port || 5432) });
+    const pgUrl = new URL(schema.url);
+    pgUrl.host = `127.0.0.1:${relay.port}`;
+    ws.writePolicy(policy(ws, upstream.url, pgUrl.toString(), redis.url, 'outage:'));
+    for (let i = 0; i < 2; i++) replicas.push(await startServe(['--config', ws.configPath]));
+  });
+
+  after(async () => {
+    await Promise.all(
+      replicas.map(async (r) => {
+        r.child.kill('SIGTERM');
+        await r.exited;
+      }),
+    );
+    replicas = [];
+    await upstream?.close();
+    await relay?.close();
+    await redis?.dispose();
+    await schema?.drop();
+    ws?.remove();
+  });
+
+  /** Both replicas answer `path` with `status` (and, for a problem, `code`) within `ms`. */
+  async function bothAnswer(path: string, headers: Record<string, string>, status: number, code?: string, ms = 5_000): Promise<Reply[]> {
+    let last: Reply[] = [];
+    await eventually(async () => {
+      last = await Promise.all(replicas.map((r) => call(r.port, 'GET', path, headers)));
+      return last.every((reply) => reply.status === status && (code === undefined || problemCode(reply) === code));
+    }, ms).catch(() => assert.fail(`expected ${status} ${code ?? ''} from both, got ${last.map((r) => `${r.status} ${r.text}`).join(' | ')}`));
+    return last;
+  }
+
+  async function ready(replica: ServeProcess): Promise<Reply> {
+    return call(replica.adminPort, 'GET', '/readyz');
+  }
+
+  test('Redis stops: mfa routes answer 503 store_unavailable, public and bearer go on, /readyz says why; back when it returns', { skip }, async () => {
+    const user = await enrol(replicas[0]!.port);
+    const opened = await call(replicas[1]!.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': nextCode(user) }));
+    assert.equal(opened.status, 200, opened.text);
+    const session = { 'x-session-token': opened.json<{ session_token: string }>().session_token };
+    await bothAnswer('/secure', auth(user, session), 200);
+
+    await redis.kill();
+    const refused = await bothAnswer('/secure', auth(user, session), 503, 'store_unavailable');
+    for (const reply of refused) {
+      assert.equal(reply.headers['retry-after'], '5');
+      assert.equal(reply.json<{ detail: string }>().detail, 'the second-factor store is not answering; try again shortly');
+    }
+    // A code is not even looked at, and no failure is counted.
+    await bothAnswer('/secure', auth(user, { 'x-mfa-token': '000000' }), 503, 'store_unavailable');
+    assert.equal((await call(replicas[0]!.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': user.recoveryCodes[0]! }))).status, 503);
+    await bothAnswer('/public', {}, 200);
+    await bothAnswer('/limited', auth(user), 200);
+    for (const replica of replicas) {
+      const readiness = await ready(replica);
+      assert.equal(readiness.status, 503);
+      assert.match(readiness.json<{ reason: string }>().reason, /^store unavailable: redis: /);
+    }
+
+    await redis.start();
+    // This Redis keeps nothing on disk: the session is gone with it (fail closed), and a recovery code (in PostgreSQL) opens a new one.
+    await bothAnswer('/secure', auth(user, session), 401, 'session_invalid', 10_000);
+    const again = await call(replicas[0]!.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': user.recoveryCodes[0]! }));
+    assert.equal(again.status, 200, again.text);
+    await bothAnswer('/secure', auth(user, { 'x-session-token': again.json<{ session_token: string }>().session_token }), 200);
+    for (const replica of replicas) assert.equal((await ready(replica)).status, 200);
+  });
+
+  test('PostgreSQL unreachable: mfa routes answer 503 store_unavailable, public goes on, /readyz says why; back when it returns', { skip }, async () => {
+    const user = await enrol(replicas[1]!.port);
+    const opened = await call(replicas[0]!.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': nextCode(user) }));
+    assert.equal(opened.status, 200, opened.text);
+    const session = { 'x-session-token': opened.json<{ session_token: string }>().session_token };
+    await bothAnswer('/secure', auth(user, session), 200);
+
+    await relay.stop();
+    await bothAnswer('/secure', auth(user, session), 503, 'store_unavailable');
+    await bothAnswer('/public', {}, 200);
+    for (const replica of replicas) assert.match((await ready(replica)).json<{ reason: string }>().reason, /^store unavailable: postgres: /);
+    const metrics = await call(replicas[0]!.adminPort, 'GET', '/metrics');
+    assert.match(metrics.text, /^mfa_gateway_store_up\{backend="postgres"\} 0$/m);
+    assert.match(metrics.text, /^mfa_gateway_denials_total\{code="store_unavailable"\} [1-9]\d*$/m);
+
+    await relay.start();
+    await bothAnswer('/secure', auth(user, session), 200, undefined, 10_000);
+    assert.match((await call(replicas[0]!.adminPort, 'GET', '/metrics')).text, /^mfa_gateway_store_up\{backend="postgres"\} 1$/m);
   });
 });
