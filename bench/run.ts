@@ -19,6 +19,7 @@ import { bearer, enrolUser, inParallel, markUsed, nextCode, openSession, PATHS, 
 import { BenchOptionError, parseOptions, usage, type Options, type TargetName } from './lib/options.js';
 import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
 import { aggregate, fmt, renderRun, soakSummary, verdicts, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
+import { prepareSharedStore, type SharedStore } from './lib/shared-store.js';
 import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, upstreamServed } from './lib/stack.js';
 import { assertClean, runWrk, writeScript, type ScriptRequest, type WrkResult } from './lib/wrk.js';
 
@@ -42,6 +43,8 @@ interface Context {
   /** Keeps a started process for the final stop and notes its RSS right after start. */
   track(proc: ManagedProcess): ManagedProcess;
   readonly startRss: Map<string, number>;
+  /** `--shared`: the store the gateway runs on instead of SQLite. */
+  readonly shared?: SharedStore;
 }
 
 interface Outcome {
@@ -72,7 +75,7 @@ const ROWS: Readonly<Record<TargetName, { label: string; description: string }>>
   'mfa-session': { label: 'gateway: mfa + session', description: `policy mfa + scope on ${PATHS.mfa}: ES256 bearer + X-Session-Token (full enforcement)` },
   'mfa-fresh-code': {
     label: 'gateway: mfa + fresh X-MFA-Token',
-    description: `policy mfa on ${PATHS.mfa}: a new valid TOTP code per request (verify ±1 step, replay record, session issue, SQLite); ${FRESH_WARMUP_SEC} s warm-up, ${FRESH_DURATION_SEC} s runs`,
+    description: `policy mfa on ${PATHS.mfa}: a new valid TOTP code per request (verify ±1 step, replay record, session issue, in the store); ${FRESH_WARMUP_SEC} s warm-up, ${FRESH_DURATION_SEC} s runs`,
   },
   'forward-auth': { label: 'gateway: forward-auth (auth-request)', description: `${PATHS.authRequest} judging GET ${PATHS.mfa} with bearer + session; answers 200 itself, no upstream hop` },
 };
@@ -82,7 +85,7 @@ const pinning = (ctx: Context): string => (ctx.serverCpus === undefined ? 'none'
 
 async function startGateway(ctx: Context, limits: { maxQueued: number; tokenCacheEntries: number }, provision: number): ReturnType<typeof launchGateway> {
   const nodeFlags = ctx.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`];
-  const started = await launchGateway(ctx.work, ctx.serverCpus, ctx.upstream.port, limits, provision, nodeFlags);
+  const started = await launchGateway(ctx.work, ctx.serverCpus, ctx.upstream.port, limits, provision, nodeFlags, ctx.shared?.yaml);
   ctx.track(started.process);
   log(`mfa-gateway on :${started.process.port} (policy ${started.workspace.configPath})`);
   return started;
@@ -377,10 +380,15 @@ async function main(): Promise<number> {
     return proc;
   };
   let failed = true;
+  let shared: SharedStore | undefined;
   try {
+    if (options.shared) {
+      shared = await prepareSharedStore();
+      notes.push('--shared: the gateway ran on PostgreSQL + Redis (this machine\'s servers, unpinned: their CPU is not in the gateway\'s per-request figures)');
+    }
     const upstream = track(await startNodeServer(work, pin.serverCpus, 'upstream'));
     log(`upstream on :${upstream.port}`);
-    const ctx: Context = { options, work, ...pin, upstream, notes, profileDir, track, startRss };
+    const ctx: Context = { options, work, ...pin, upstream, notes, profileDir, track, startRss, ...(shared !== undefined ? { shared } : {}) };
     const outcome = options.soak === undefined ? await runRows(ctx, startedAt) : await runSoak(ctx, startedAt);
     const markdownFile = join(outDir, `${outcome.name}.md`);
     const jsonFile = join(tmpOut, `${outcome.name}-${stamp}.json`);
@@ -393,6 +401,7 @@ async function main(): Promise<number> {
   } finally {
     // The gateway writes its CPU profile while it stops.
     for (const proc of running.reverse()) await proc.stop();
+    await shared?.dispose();
     if (profileDir !== undefined) {
       const files = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
       log(`CPU profile of the gateway: ${files.map((file) => join(profileDir, file)).join(', ') || `none written to ${profileDir}`} (bench/README.md says how to read it)`);

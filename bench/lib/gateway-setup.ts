@@ -72,7 +72,14 @@ export interface Workspace {
   readonly keys: Readonly<Record<'RS256' | 'ES256', CryptoKey>>;
 }
 
-export async function createWorkspace(dir: string, upstreamUrl: string, ports: { listen: number; admin: number }, limits: { maxQueued: number; tokenCacheEntries: number }): Promise<Workspace> {
+export async function createWorkspace(
+  dir: string,
+  upstreamUrl: string,
+  ports: { listen: number; admin: number },
+  limits: { maxQueued: number; tokenCacheEntries: number },
+  /** The policy's `store:` line; default SQLite in `dir`. */
+  storeYaml = `store: { kind: sqlite, path: ${join(dir, 'mfa.db')} }`,
+): Promise<Workspace> {
   const rs = await generateKeyPair('RS256', { extractable: true });
   const es = await generateKeyPair('ES256', { extractable: true });
   writeFileSync(join(dir, 'rs256.pem'), await exportSPKI(rs.publicKey));
@@ -89,7 +96,7 @@ admin: { host: 127.0.0.1, port: ${ports.admin} }
 auth:
   jwt: { issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [RS256, ES256], public_keys: [rs256.pem, es256.pem], cache: { max_entries: ${limits.tokenCacheEntries} } }
 mfa: { issuer: mfa-gateway bench, totp: { period: ${TOTP_PERIOD_SECONDS} } }
-store: { kind: sqlite, path: ${join(dir, 'mfa.db')} }
+${storeYaml}
 keys: { file: ${keyFile} }
 upstreams: { app: { url: ${upstreamUrl} } }
 limits: { max_queued: ${limits.maxQueued} }

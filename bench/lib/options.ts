@@ -37,6 +37,7 @@ const SPECS = {
   out: { kind: 'dir', help: 'folder of the Markdown summary (default bench/results; JSON and profiles in <out>/tmp/)' },
   pin: { kind: 'bool', def: true, help: 'pin upstream+proxies to CPU 0 and wrk to CPU 1 with taskset (--no-pin: off)' },
   cpuProf: { kind: 'bool', def: false, help: 'run the gateway under node --cpu-prof; the .cpuprofile goes to <out>/tmp/' },
+  shared: { kind: 'bool', def: false, help: 'the gateway on the shared store: PostgreSQL (BENCH_POSTGRES_URL) and Redis (BENCH_REDIS_URL), a schema and key prefix of its own' },
   keepTmp: { kind: 'bool', def: false, help: 'keep the temp folder (policy, keys, logs, wrk scripts)' },
 } as const satisfies Record<string, Spec>;
 

@@ -70,13 +70,21 @@ http {
  * Policy, signing keys and key file are written first, then `provision` users are enrolled offline
  * (bench/lib/gateway-setup.ts) before it starts. `nodeFlags` go to node itself (--cpu-prof …).
  */
-export async function startGateway(work: string, cpus: string | undefined, upstreamPort: number, limits: { maxQueued: number; tokenCacheEntries: number }, provision: number, nodeFlags: readonly string[]): Promise<{ process: ManagedProcess; workspace: Workspace; provisioned: User[] }> {
+export async function startGateway(
+  work: string,
+  cpus: string | undefined,
+  upstreamPort: number,
+  limits: { maxQueued: number; tokenCacheEntries: number },
+  provision: number,
+  nodeFlags: readonly string[],
+  storeYaml?: string,
+): Promise<{ process: ManagedProcess; workspace: Workspace; provisioned: User[] }> {
   const viaModule = process.env.BENCH_GATEWAY_ENTRY === 'module';
   if (!viaModule && !existsSync(GATEWAY_CLI)) throw new BenchError(`${GATEWAY_CLI} is missing: run npm run build first`);
   const dir = join(work, 'gateway');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const workspace = await createWorkspace(dir, `http://127.0.0.1:${upstreamPort}`, { listen: port, admin: await freePort() }, limits);
+  const workspace = await createWorkspace(dir, `http://127.0.0.1:${upstreamPort}`, { listen: port, admin: await freePort() }, limits, storeYaml);
   const started = Date.now();
   const provisioned = provision > 0 ? await provisionUsers(workspace, 'bench-fresh-', provision) : [];
   if (provision > 0) log(`provisioned ${provision} users with an active TOTP factor in ${((Date.now() - started) / 1000).toFixed(1)} s (before start, like \`mfa-gateway factors enroll\`)`);

@@ -67,8 +67,8 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
       if (type === undefined) throw new Error('--type must be totp or hotp');
       const counter = values.counter === undefined ? undefined : Number(values.counter);
       if (counter !== undefined && !(Number.isSafeInteger(counter) && counter >= 0)) throw new Error('--counter must be a whole number ≥ 0');
-      const enrolled = await withStores(policy, ({ durable }) =>
-        enrollFactorOffline({ policy, durable, keyring, audit }, { subject, type, secret: values.secret, counter, label: values.label }),
+      const enrolled = await withStores(policy, ({ durable, bus }) =>
+        enrollFactorOffline({ policy, durable, bus, keyring, audit }, { subject, type, secret: values.secret, counter, label: values.label }),
       );
       print(`factor ${enrolled.factorId} (${enrolled.type}, ${enrolled.status}) for ${subject}`);
       if (values.secret === undefined) {
@@ -91,12 +91,12 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
     case 'remove': {
       if (values.id === undefined) throw new Error('factors remove needs --id FACTOR_ID');
       const factorId = values.id;
-      const removed = await withStores(policy, ({ durable, ttl }) => removeFactorOffline({ durable, ttl, audit }, subject, factorId));
+      const removed = await withStores(policy, ({ durable, ttl, bus }) => removeFactorOffline({ durable, ttl, bus, audit }, subject, factorId));
       print(removed ? `removed factor ${factorId} of ${subject}` : `${subject} has no factor ${factorId}`);
       return removed ? 0 : 1;
     }
     case 'revoke-sessions': {
-      const count = await withStores(policy, ({ ttl }) => revokeSessionsOffline({ ttl, audit }, subject));
+      const count = await withStores(policy, ({ ttl, bus }) => revokeSessionsOffline({ ttl, bus, audit }, subject));
       print(`ended ${count} session${count === 1 ? '' : 's'} of ${subject}`);
       return 0;
     }

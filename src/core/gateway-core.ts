@@ -69,6 +69,21 @@ export interface GatewayCore {
   close(): Promise<void>;
 }
 
+/** `target` with every method call reported by name first (what each request asks of the store). */
+function countCalls<T extends object>(target: T, count: (operation: string) => void): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(target)) {
+    wrapped[name] =
+      typeof value === 'function' && name !== 'close' && name !== 'ping'
+        ? (...args: unknown[]): unknown => {
+            count(name);
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          }
+        : value;
+  }
+  return wrapped as T;
+}
+
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -101,8 +116,12 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   let onIdle: (() => void) | undefined;
   let runtime = buildRuntime(initialPolicy);
 
-  const mfa = createMfaService({ durable: store.durable, ttl: store.ttl, bus: store.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
-  const limiter = createRouteLimiter({ ttl: store.ttl, logger, metrics });
+  const durableBackend = store.kind === 'sqlite' ? 'sqlite' : 'postgres';
+  const ttlBackend = store.kind === 'sqlite' ? 'sqlite' : 'redis';
+  const durable = countCalls(store.durable, (operation) => metrics.storeCalls.inc({ backend: durableBackend, operation }));
+  const ttl = countCalls(store.ttl, (operation) => metrics.storeCalls.inc({ backend: ttlBackend, operation }));
+  const mfa = createMfaService({ durable, ttl, bus: store.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
+  const limiter = createRouteLimiter({ ttl, logger, metrics });
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
     // Keep caches and warm connections when their part of the policy did not change.

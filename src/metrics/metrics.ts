@@ -55,6 +55,12 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    storeCalls: new Counter({
+      name: 'mfa_gateway_store_calls_total',
+      help: 'Store operations by backend and operation: each is one SQL statement or transaction, or one Redis script.',
+      labelNames: ['backend', 'operation'] as const,
+      registers: [registry],
+    }),
     storeUp: new Gauge({
       name: 'mfa_gateway_store_up',
       help: 'Whether the store backend answers (1) or not (0); while any is 0, mfa and step_up routes answer 503.',

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { missingBinary } from '../support/binaries.js';
 import { call, type Reply } from '../support/http.js';
 import { createWorkspace, type Workspace } from '../support/fixture.js';
-import { startServe, type ServeProcess } from '../support/serve.js';
+import { CLI, REPO, startServe, type ServeProcess } from '../support/serve.js';
 import { oathTotp, wrongTotp } from '../support/otp.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
 import { REDIS_SERVER, startPrivateRedis, type PrivateRedis } from '../support/redis-server.js';
@@ -165,6 +166,20 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
     assert.equal(status, 401);
     assert.ok(elapsed < 1_000, `refused after ${elapsed} ms`);
     t.diagnostic(`revoked on A, refused on C after ${elapsed} ms`);
+  });
+
+  test('mfa-gateway factors revoke-sessions, run beside the replicas, ends a session every replica had cached within 1 s', { skip }, async (t) => {
+    const user = await enrol(replicas[2]!.port);
+    const opened = await call(replicas[2]!.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': nextCode(user) }));
+    assert.equal(opened.status, 200, opened.text);
+    const session = { 'x-session-token': opened.json<{ session_token: string }>().session_token };
+    for (const replica of replicas) assert.equal((await call(replica.port, 'GET', '/secure', auth(user, session))).status, 200);
+    const cli = spawnSync(process.execPath, [CLI, 'factors', 'revoke-sessions', '--config', ws.configPath, '--user', user.subject], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.equal(cli.stdout.trim().split('\n').at(-1), `ended 1 session of ${user.subject}`);
+    const start = Date.now();
+    await eventually(async () => (await Promise.all(replicas.map((r) => call(r.port, 'GET', '/secure', auth(user, session))))).every((reply) => reply.status === 401), 1_000);
+    t.diagnostic(`CLI revocation seen by all 3 replicas after ${Date.now() - start} ms`);
   });
 
   test('a rate limit holds across the replicas', { skip }, async () => {
