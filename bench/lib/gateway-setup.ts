@@ -68,6 +68,7 @@ export const stepOf = (nowMs: number): number => Math.floor(nowMs / 1000 / TOTP_
 
 export interface Workspace {
   readonly configPath: string;
+  readonly adminPort: number;
   /** Private halves of the bearer-token signing keys. */
   readonly keys: Readonly<Record<'RS256' | 'ES256', CryptoKey>>;
 }
@@ -108,7 +109,7 @@ default: deny
 `;
   const configPath = join(dir, 'gateway.yaml');
   writeFileSync(configPath, policy);
-  return { configPath, keys: { RS256: rs.privateKey, ES256: es.privateKey } };
+  return { configPath, adminPort: ports.admin, keys: { RS256: rs.privateKey, ES256: es.privateKey } };
 }
 
 export async function bearer(workspace: Workspace, alg: 'RS256' | 'ES256', subject: string): Promise<string> {
