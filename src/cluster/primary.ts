@@ -256,6 +256,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       case 'failed':
         slot.startError = message.error;
         return;
+      case 'invalidate':
+        // Relayed as is to every other live worker; the sender applied it already.
+        for (const other of slots) {
+          if (other === slot || other.worker === undefined || !other.worker.isConnected()) continue;
+          other.worker.send({ channel: CHANNEL, type: 'invalidate', change: message.change }, (error: Error | null) => {
+            if (error !== null) logger.warn({ event: 'invalidation_not_relayed', slot: other.index, error: error.message }, `worker ${other.index} missed a cache invalidation; its caches expire within 2 s`);
+          });
+        }
+        return;
       case 'ready':
         slot.state = 'ready';
         slot.history = { ...slot.history, startFailures: 0 };

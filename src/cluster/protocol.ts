@@ -7,6 +7,8 @@
  */
 import type { MetricObjectWithValues, MetricValueWithName } from 'prom-client';
 import type { ReloadResult } from '../core/gateway-core.js';
+import { parseInvalidation } from '../store/invalidation.js';
+import type { Invalidation } from '../store/types.js';
 
 export const CHANNEL = 'mfa-gateway/cluster';
 
@@ -48,7 +50,20 @@ export type WorkerMessage =
   | { readonly channel: typeof CHANNEL; readonly type: 'answer'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly channel: typeof CHANNEL; readonly type: 'answer'; readonly id: number; readonly ok: false; readonly error: string }
   | { readonly channel: typeof CHANNEL; readonly type: 'ready'; readonly address: string }
-  | { readonly channel: typeof CHANNEL; readonly type: 'failed'; readonly error: string };
+  | { readonly channel: typeof CHANNEL; readonly type: 'failed'; readonly error: string }
+  /** A cache change for the other workers (the SQLite store has no bus of its own; the primary relays). */
+  | { readonly channel: typeof CHANNEL; readonly type: 'invalidate'; readonly change: Invalidation };
+
+/** Primary → worker: a change another worker announced. */
+export interface InvalidateMessage {
+  readonly channel: typeof CHANNEL;
+  readonly type: 'invalidate';
+  readonly change: Invalidation;
+}
+
+export function isInvalidateMessage(value: unknown): value is InvalidateMessage {
+  return onChannel(value) && value.type === 'invalidate' && parseInvalidation(value.change) !== undefined;
+}
 
 const CALL_KINDS: ReadonlySet<string> = new Set<CallKind>(['metrics', 'ready', 'reload', 'revoke-sessions', 'pools', 'stop']);
 
@@ -72,6 +87,8 @@ export function isWorkerMessage(value: unknown): value is WorkerMessage {
       return typeof value.address === 'string';
     case 'failed':
       return typeof value.error === 'string';
+    case 'invalidate':
+      return parseInvalidation(value.change) !== undefined;
     default:
       return false;
   }

@@ -13,7 +13,9 @@
 import type { Logger } from '../log/logger.js';
 import { createLogger } from '../log/logger.js';
 import { startGateway, type Gateway } from '../server/gateway.js';
-import { CHANNEL, isCallMessage, type CallKind, type CallResults, type WorkerCall, type WorkerMessage } from './protocol.js';
+import { createListeners, parseInvalidation, warnListenerError } from '../store/invalidation.js';
+import type { InvalidationBus } from '../store/types.js';
+import { CHANNEL, isCallMessage, isInvalidateMessage, type CallKind, type CallResults, type WorkerCall, type WorkerMessage } from './protocol.js';
 
 /** The environment variable that tells a forked worker its slot (1…N). */
 export const SLOT_ENV = 'MFA_GATEWAY_WORKER_SLOT';
@@ -39,6 +41,27 @@ function send(message: WorkerMessage): Promise<void> {
     // An error here means the primary is gone; the 'disconnect' handler deals with that.
     process.send(message, undefined, undefined, () => resolve());
   });
+}
+
+/**
+ * The workers' bus over IPC, through the primary: what the shared store's Redis pub/sub does across
+ * hosts, for workers whose store (SQLite) has no bus. A store with its own bus takes precedence.
+ */
+function createIpcBus(): InvalidationBus & { deliver(value: unknown): void } {
+  const listeners = createListeners(warnListenerError);
+  return {
+    async publish(change) {
+      const checked = parseInvalidation(change);
+      if (checked !== undefined) await send({ channel: CHANNEL, type: 'invalidate', change: checked });
+    },
+    subscribe: (listener) => listeners.add(listener),
+    async close() {
+      listeners.clear();
+    },
+    deliver(value) {
+      if (isInvalidateMessage(value)) listeners.deliver(value.change);
+    },
+  };
 }
 
 type Handler<K extends CallKind> = (gateway: Gateway, call: Extract<WorkerCall, { kind: K }>) => Promise<CallResults[K]>;
@@ -93,7 +116,9 @@ export function runWorker(options: WorkerOptions): Promise<number> {
     },
   };
 
+  const bus = createIpcBus();
   process.on('message', (message: unknown) => {
+    bus.deliver(message);
     if (!isCallMessage(message)) return;
     const { id, call } = message;
     if (call.kind === 'stop' && gateway === undefined) {
@@ -114,7 +139,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop());
   process.on('SIGHUP', () => logger.info({ event: 'sighup_ignored', primary_pid: process.ppid }, 'a worker does not reload on SIGHUP: the primary reloads every worker'));
 
-  startGateway({ configPath: options.configPath, logger, audit, admin: false, watch: false }).then(
+  startGateway({ configPath: options.configPath, logger, audit, admin: false, watch: false, bus }).then(
     (started) => {
       gateway = started;
       void send({ channel: CHANNEL, type: 'ready', address: `${started.address.address}:${started.address.port}` });

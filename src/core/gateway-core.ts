@@ -10,6 +10,7 @@ import { createMfaService, type MfaService } from '../mfa/service.js';
 import { createForwarder, type Forwarder } from '../forward/forwarder.js';
 import { createTrustList, type TrustList } from '../request/trust.js';
 import { openStore } from '../store/open.js';
+import type { InvalidationBus } from '../store/types.js';
 import { createRouteLimiter } from '../throttle/route-limiter.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
@@ -35,6 +36,8 @@ export interface CoreOptions {
   readonly clock?: Clock;
   /** Watch the policy file for changes (default true). */
   readonly watch?: boolean;
+  /** Other processes' cache changes, when the store has no bus of its own (workers on SQLite). */
+  readonly bus?: InvalidationBus;
 }
 
 /**
@@ -120,7 +123,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const ttlBackend = store.kind === 'sqlite' ? 'sqlite' : 'redis';
   const durable = countCalls(store.durable, (operation) => metrics.storeCalls.inc({ backend: durableBackend, operation }));
   const ttl = countCalls(store.ttl, (operation) => metrics.storeCalls.inc({ backend: ttlBackend, operation }));
-  const mfa = createMfaService({ durable, ttl, bus: store.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
+  const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
   const limiter = createRouteLimiter({ ttl, logger, metrics });
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {

@@ -10,6 +10,7 @@ import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { publicServerOptions } from '../request/server-options.js';
+import type { InvalidationBus } from '../store/types.js';
 import type { Clock } from '../time/clock.js';
 import { formatRouteTable } from '../routes/table.js';
 import { createAdminHandler, scrapeRegistry } from './admin.js';
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   readonly admin?: { readonly host?: string; readonly port: number } | false;
   /** Watch the policy file, and the TLS certificate and key, for changes (default true). */
   readonly watch?: boolean;
+  /** How this process hears of other processes' cache changes when the store has no bus of its own (workers on SQLite). */
+  readonly bus?: InvalidationBus;
 }
 
 export interface Gateway {

@@ -275,6 +275,19 @@ describe('two workers share one port, one store and one admin listener', { skip 
     await eventually(() => served.events().some((e) => e.name === 'audit' && e.event === 'sessions_revoked' && e.subject === 'carol'));
     assert.equal(served.events().filter((e) => e.name === 'audit' && e.event === 'sessions_revoked' && e.subject === 'carol').length, 1, 'audited once');
   });
+
+  test('a session both workers have cached, revoked through one, is refused by both at once (the primary relays the change)', async () => {
+    const jwt = await token('dora');
+    const clock = codeClock();
+    const { secret } = await enrollTotpOverHttp(served.port, jwt, clock);
+    const verified = await call(served.port, 'POST', '/.mfa/verify', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
+    assert.equal(verified.status, 200, verified.text);
+    const headers = { authorization: `Bearer ${jwt}`, 'x-session-token': verified.json<{ session_token: string }>().session_token };
+    // Connections go to the workers in turn: eight requests reach both, and both keep the session for 2 s.
+    for (let i = 0; i < 8; i++) assert.equal((await call(served.port, 'GET', '/account/1', headers)).status, 200);
+    assert.equal((await call(served.port, 'POST', '/.mfa/session/revoke', headers)).status, 204);
+    for (let i = 0; i < 8; i++) assertProblem(await call(served.port, 'GET', '/account/1', headers), 401, 'session_invalid');
+  });
 });
 
 describe('lockout across two workers', { skip }, () => {
