@@ -37,6 +37,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { CONFIG_RELOADS_METRIC } from '../metrics/metrics.js';
 import { formatRouteTable } from '../routes/table.js';
 import { createAdminHandler } from '../server/admin.js';
+import { listenOn } from '../server/gateway.js';
 import { createMetricsAggregator } from './aggregate.js';
 import { ClusterError } from './errors.js';
 import { CHANNEL, isWorkerMessage, type CallKind, type CallMessage, type CallResults, type MetricsSnapshot, type WorkerCall } from './protocol.js';
@@ -107,15 +108,6 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
 
 function createClusterMetrics(slots: number) {
   const registry = new Registry();

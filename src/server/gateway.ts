@@ -44,7 +44,8 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
+/** Listens and resolves with the address, or rejects with the listen error (EADDRINUSE, EACCES). */
+export function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -5,16 +5,16 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { missingBinary } from '../support/binaries.js';
 import { call, type Reply } from '../support/http.js';
-import { createWorkspace, type Workspace } from '../support/fixture.js';
+import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
 import { CLI, REPO, startServe, type ServeProcess } from '../support/serve.js';
 import { oathTotp, wrongTotp } from '../support/otp.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
-import { REDIS_SERVER, startPrivateRedis, type PrivateRedis } from '../support/redis-server.js';
+import { deleteKeys, REDIS_SERVER, startPrivateRedis, type PrivateRedis } from '../support/redis-server.js';
 import { POSTGRES_URL, postgresOrSkip, redisOrSkip, REDIS_URL } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/wait.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
-import { TEST_AUDIENCE, TEST_HMAC_SECRET, TEST_ISSUER, token } from '../support/tokens.js';
+import { token } from '../support/tokens.js';
 
 /**
  * Three gateway processes on one shared store (PostgreSQL + Redis): together they must behave as
@@ -24,25 +24,12 @@ import { TEST_AUDIENCE, TEST_HMAC_SECRET, TEST_ISSUER, token } from '../support/
 const STEP_MS = 30_000;
 
 function policy(ws: Workspace, upstream: string, pgUrl: string, redisUrl: string, keyPrefix: string): string {
-  return `listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-auth:
-  jwt:
-    issuer: ${TEST_ISSUER}
-    audience: ${TEST_AUDIENCE}
-    algorithms: [HS256]
-    hmac_secret: ${TEST_HMAC_SECRET}
-mfa:
-  issuer: Test Gateway
-  ip_throttle: { enabled: false }
-store:
+  const store = `store:
   kind: shared
   postgres: { url: "${pgUrl}", connect_timeout: 1s, statement_timeout: 1s }
-  redis: { url: "${redisUrl}", key_prefix: "${keyPrefix}", connect_timeout: 1s, command_timeout: 500ms }
-keys: { file: ${ws.keyFile} }
-upstreams:
-  app: { url: ${upstream}, retries: { max: 0 } }
-routes:
+  redis: { url: "${redisUrl}", key_prefix: "${keyPrefix}", connect_timeout: 1s, command_timeout: 500ms }`;
+  // Every request here comes from 127.0.0.1: the per-address throttle would join the users' lockouts.
+  return `${policyHead(ws, upstream).replace(/^store: .*$/m, store).replace('  issuer: Test Gateway\n', '  issuer: Test Gateway\n  ip_throttle: { enabled: false }\n')}routes:
   - { name: public, match: { path: /public }, upstream: app, policy: public }
   - { name: limited, match: { path: /limited }, upstream: app, policy: bearer, rate_limit: { requests: 5, per: 1m, key: subject } }
   - { name: secure, match: { path: /secure }, upstream: app, policy: mfa }
@@ -72,6 +59,15 @@ async function enrol(port: number, subject = `u-${randomBytes(4).toString('hex')
 /** A code the replay guard has not seen: the confirm used the current step, so take the next one (within the window). */
 const nextCode = (user: User): string => oathTotp(user.secret, Date.now() + STEP_MS);
 
+async function stopAll(replicas: readonly ServeProcess[]): Promise<void> {
+  await Promise.all(
+    replicas.map(async (r) => {
+      r.child.kill('SIGTERM');
+      await r.exited;
+    }),
+  );
+}
+
 function problemCode(reply: Reply): string | undefined {
   return reply.headers['content-type']?.startsWith('application/problem+json') ? reply.json<{ code: string }>().code : undefined;
 }
@@ -95,15 +91,11 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
   });
 
   after(async () => {
-    await Promise.all(
-      replicas.map(async (r) => {
-        r.child.kill('SIGTERM');
-        await r.exited;
-      }),
-    );
+    await stopAll(replicas);
     replicas = [];
     await upstream?.close();
     await schema?.drop();
+    if (skip === undefined) await deleteKeys(REDIS_URL, keyPrefix);
     ws?.remove();
   });
 
@@ -216,12 +208,7 @@ describe('two replicas when a store backend goes away', { timeout: 120_000 }, as
   });
 
   after(async () => {
-    await Promise.all(
-      replicas.map(async (r) => {
-        r.child.kill('SIGTERM');
-        await r.exited;
-      }),
-    );
+    await stopAll(replicas);
     replicas = [];
     await upstream?.close();
     await relay?.close();

@@ -8,10 +8,10 @@ import Database from 'better-sqlite3';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { StoreError } from '../../src/store/errors.js';
 import { MIGRATIONS } from '../../src/store/sql.js';
-import type { FactorRecord, StoredSession } from '../../src/store/types.js';
-import { fakeClock, type FakeClock } from '../support/clock.js';
+import type { StoredSession } from '../../src/store/types.js';
+import { fakeClock, T0, type FakeClock } from '../support/clock.js';
+import { active, factor, hashes } from './durable-conformance.js';
 
-const T0 = Date.UTC(2026, 10, 28, 12);
 const PENDING_MS = 10 * 60_000;
 const SESSION: StoredSession = { subject: 'alice', method: 'totp', mfaTime: T0 / 1000, issuedAt: T0, expiresAt: T0 + 60_000 };
 
@@ -26,31 +26,7 @@ function dbPath(): string {
   return join(dir, `db-${++n}`, 'mfa.db');
 }
 
-function factor(over: Partial<FactorRecord> = {}): FactorRecord {
-  return {
-    id: 'f-1',
-    subject: 'alice',
-    type: 'totp',
-    status: 'pending',
-    label: 'phone',
-    secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
-    algorithm: 'SHA1',
-    digits: 6,
-    periodSeconds: 30,
-    counter: 0,
-    createdAt: T0,
-    pendingUntil: T0 + PENDING_MS,
-    ...over,
-  };
-}
-
-function active(over: Partial<FactorRecord> = {}): FactorRecord {
-  const { pendingUntil: _drop, ...rest } = factor({ status: 'active', confirmedAt: T0, ...over });
-  return rest;
-}
-
-const hashes = (prefix: string, count = 10) => Array.from({ length: count }, (_, i) => `k1$${prefix}${String(i).padStart(2, '0')}`);
-
+// The verbs themselves: durable-conformance.ts (sqlite-durable.test.ts). Here, what only SQLite has.
 describe('sqlite store: factors', () => {
   let store: SqliteStore;
   let time: FakeClock;
@@ -59,62 +35,6 @@ describe('sqlite store: factors', () => {
     store = openSqliteStore({ path: dbPath(), clock: time });
   });
   afterEach(() => store.close());
-
-  test('create, get, list (oldest first, own subject only), delete by owner only', async () => {
-    const { durable } = store;
-    await durable.createFactor(active({ id: 'f-b', createdAt: T0 + 2 }));
-    await durable.createFactor(active({ id: 'f-a', createdAt: T0 + 1, type: 'hotp', counter: 7, algorithm: 'SHA256', digits: 8 }));
-    await durable.createFactor(active({ id: 'f-bob', subject: 'bob' }));
-    assert.deepEqual(await durable.getFactor('f-a'), {
-      id: 'f-a',
-      subject: 'alice',
-      type: 'hotp',
-      status: 'active',
-      label: 'phone',
-      secret: { kid: 'k1', blob: 'bm9uY2UtY2lwaGVydGV4dC10YWc' },
-      algorithm: 'SHA256',
-      digits: 8,
-      periodSeconds: 30,
-      counter: 7,
-      createdAt: T0 + 1,
-      confirmedAt: T0,
-    });
-    assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['f-a', 'f-b']);
-    assert.deepEqual((await durable.listFactors('bob', time())).map((f) => f.id), ['f-bob']);
-    assert.equal(await durable.getFactor('nope'), undefined);
-
-    assert.equal(await durable.deleteFactor('f-a', 'bob'), false);
-    assert.equal(await durable.deleteFactor('f-a', 'alice'), true);
-    assert.equal(await durable.deleteFactor('f-a', 'alice'), false);
-    assert.equal(await durable.getFactor('f-a'), undefined);
-  });
-
-  test('duplicate ids and invalid records are refused with typed errors', async () => {
-    const { durable } = store;
-    await durable.createFactor(factor());
-    await assert.rejects(durable.createFactor(factor()), { name: 'StoreError', code: 'ERR_STORE_CONFLICT', message: 'a factor with this id already exists' });
-    await assert.rejects(durable.createFactor(factor({ id: 'x', digits: 5 })), { code: 'ERR_STORE_INVALID_OPTION', message: 'factor.digits must be an integer from 6 to 10' });
-    await assert.rejects(durable.createFactor(factor({ id: 'x', pendingUntil: undefined })), {
-      code: 'ERR_STORE_INVALID_OPTION',
-      message: 'factor.pendingUntil is required (unix ms) for a pending factor',
-    });
-    await assert.rejects(durable.createFactor(factor({ id: 'x', secret: { kid: 'k1', blob: '' } })), { code: 'ERR_STORE_INVALID_OPTION' });
-  });
-
-  test('activate: only the owner, only while pending and unexpired, only once', async () => {
-    const { durable } = store;
-    await durable.createFactor(factor());
-    assert.equal(await durable.activateFactor('f-1', 'mallory', time()), false);
-    assert.equal((await durable.getFactor('f-1'))?.status, 'pending');
-    time.advance(1000);
-    assert.equal(await durable.activateFactor('f-1', 'alice', time()), true);
-    assert.equal(await durable.activateFactor('f-1', 'alice', time()), false);
-    const got = await durable.getFactor('f-1');
-    assert.equal(got?.status, 'active');
-    assert.equal(got?.pendingUntil, undefined);
-    assert.equal(got?.confirmedAt, T0 + 1000);
-    assert.equal(await durable.activateFactor('absent', 'alice', time()), false);
-  });
 
   test('pending factors past pendingUntil are invisible, cannot be activated, and are purged', async () => {
     const { durable } = store;
@@ -133,85 +53,6 @@ describe('sqlite store: factors', () => {
     assert.equal(await durable.activateFactor('p2', 'alice', time()), true);
   });
 
-  test('HOTP counter compare-and-set: one of 50 parallel advances wins', async () => {
-    const { durable } = store;
-    await durable.createFactor(active({ id: 'h', type: 'hotp', counter: 5 }));
-    await durable.createFactor(active({ id: 't', type: 'totp' }));
-    assert.equal(await durable.advanceHotpCounter('h', 5, 6), true);
-    assert.equal(await durable.advanceHotpCounter('h', 5, 7), false);
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => durable.advanceHotpCounter('h', 6, 7 + i)));
-    assert.equal(results.filter(Boolean).length, 1);
-    assert.equal((await durable.getFactor('h'))?.counter, 7 + results.indexOf(true));
-    assert.equal(await durable.advanceHotpCounter('t', 0, 1), false);
-    await assert.rejects(durable.advanceHotpCounter('h', 7, -1), { code: 'ERR_STORE_INVALID_OPTION' });
-  });
-
-  test('replaceSecret is a compare-and-set on kid and blob; factorsNotSealedWith finds the rest', async () => {
-    const { durable } = store;
-    await durable.createFactor(active({ id: 'a', secret: { kid: 'k1', blob: 'AAAA' } }));
-    await durable.createFactor(active({ id: 'b', secret: { kid: 'k2', blob: 'BBBB' } }));
-    await durable.createFactor(factor({ id: 'c', secret: { kid: 'k1', blob: 'CCCC' } }));
-    assert.deepEqual((await durable.factorsNotSealedWith('k2', 10)).map((f) => f.id), ['a', 'c']);
-    assert.deepEqual((await durable.factorsNotSealedWith('k2', 1)).map((f) => f.id), ['a']);
-    assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'XXXX' }, { kid: 'k2', blob: 'NEW' }), false);
-    assert.equal(await durable.replaceSecret('a', { kid: 'k9', blob: 'AAAA' }, { kid: 'k2', blob: 'NEW' }), false);
-    assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEW' }), true);
-    assert.equal(await durable.replaceSecret('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEWER' }), false);
-    assert.deepEqual((await durable.getFactor('a'))?.secret, { kid: 'k2', blob: 'NEW' });
-    assert.deepEqual((await durable.factorsNotSealedWith('k2', 10)).map((f) => f.id), ['c']);
-  });
-});
-
-describe('sqlite store: recovery codes', () => {
-  let store: SqliteStore;
-  let path: string;
-  beforeEach(() => {
-    path = dbPath();
-    store = openSqliteStore({ path, clock: fakeClock(T0) });
-  });
-  afterEach(() => store.close());
-
-  test('replace, consume once, count, regenerate', async () => {
-    const { durable } = store;
-    await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
-    await durable.replaceRecoveryCodes('bob', hashes('a', 3), T0);
-    assert.equal(await durable.countRecoveryCodes('alice'), 10);
-    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a03', T0), { consumed: true, remaining: 9 });
-    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a03', T0), { consumed: false, remaining: 9 });
-    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$zz', T0), { consumed: false, remaining: 9 });
-    // Another subject's identical hash is its own row.
-    assert.deepEqual(await durable.consumeRecoveryCode('bob', 'k1$a03', T0), { consumed: false, remaining: 3 });
-    assert.deepEqual(await durable.consumeRecoveryCode('carol', 'k1$a00', T0), { consumed: false, remaining: 0 });
-    await durable.replaceRecoveryCodes('alice', hashes('b'), T0 + 1);
-    assert.equal(await durable.countRecoveryCodes('alice'), 10);
-    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$a04', T0), { consumed: false, remaining: 10 });
-    assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$b04', T0), { consumed: true, remaining: 9 });
-    assert.equal(await durable.countRecoveryCodes('bob'), 3);
-    await assert.rejects(durable.replaceRecoveryCodes('alice', ['x', 'x'], T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'hashes must be unique' });
-    assert.equal(await durable.countRecoveryCodes('alice'), 9);
-  });
-
-  test('50 parallel uses of one code: exactly one consumed', async () => {
-    const { durable } = store;
-    await durable.replaceRecoveryCodes('alice', hashes('a'), T0);
-    const results = await Promise.all(Array.from({ length: 50 }, () => durable.consumeRecoveryCode('alice', 'k1$a07', T0)));
-    assert.equal(results.filter((r) => r.consumed).length, 1);
-    assert.ok(results.every((r) => r.remaining === 9));
-  });
-
-  test('50 parallel uses across two store instances on the same file: exactly one consumed', async () => {
-    const other = openSqliteStore({ path, clock: fakeClock(T0) });
-    try {
-      await store.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
-      const results = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? store : other).durable.consumeRecoveryCode('alice', 'k1$a01', T0)),
-      );
-      assert.equal(results.filter((r) => r.consumed).length, 1);
-      assert.equal(await other.durable.countRecoveryCodes('alice'), 9);
-    } finally {
-      await other.close();
-    }
-  });
 });
 
 describe('sqlite store: file, schema, lifecycle', () => {
