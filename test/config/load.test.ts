@@ -319,6 +319,23 @@ describe('parsePolicy: the shipped files', () => {
     assert.deepEqual(policy.auth.jwt.algorithms, ['RS256', 'ES256']);
     assert.equal(policy.routes.length, 4);
   });
+
+  test('config/examples/replicas.yaml loads, its URLs from the environment, and names them when they are missing', () => {
+    const env = { MFA_GATEWAY_POSTGRES_URL: 'postgres://gw:pw@db.internal:5432/mfa', MFA_GATEWAY_REDIS_URL: 'rediss://:pw@cache.internal:6380/0' };
+    const policy = loadPolicyFile(join(REPO, 'config/examples/replicas.yaml'), { env });
+    assert.deepEqual(policy.store, {
+      kind: 'shared',
+      migrate: 'on_start',
+      postgres: { url: env.MFA_GATEWAY_POSTGRES_URL, poolMax: 10, idleTimeoutMs: 30_000, connectTimeoutMs: 5_000, statementTimeoutMs: 2_000 },
+      redis: { url: env.MFA_GATEWAY_REDIS_URL, topology: { mode: 'single' }, keyPrefix: 'orders-mfa:', connectTimeoutMs: 5_000, commandTimeoutMs: 500 },
+    });
+    assert.throws(() => loadPolicyFile(join(REPO, 'config/examples/replicas.yaml'), { env: {} }), (error: unknown) => {
+      const message = (error as Error).message;
+      assert.match(message, /replicas\.yaml:18: store\.postgres\.url_env: environment variable MFA_GATEWAY_POSTGRES_URL is not set/);
+      assert.match(message, /replicas\.yaml:22: store\.redis\.url_env: environment variable MFA_GATEWAY_REDIS_URL is not set/);
+      return true;
+    });
+  });
 });
 
 describe('parsePolicy: every error names the file and line', () => {
