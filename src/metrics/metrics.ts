@@ -18,6 +18,8 @@ export const PER_WORKER_GAUGES: ReadonlySet<string> = new Set([
   'mfa_gateway_upstream_pool_pending',
   'mfa_gateway_upstream_pool_running',
   'mfa_gateway_config_last_reload_timestamp_seconds',
+  // Each worker has its own connections: one of them may have lost the store while the others have not.
+  'mfa_gateway_store_up',
 ]);
 
 /** Shared with the cluster primary, which counts the reloads it refuses before any worker sees them. */
