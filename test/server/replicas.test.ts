@@ -72,8 +72,12 @@ function problemCode(reply: Reply): string | undefined {
   return reply.headers['content-type']?.startsWith('application/problem+json') ? reply.json<{ code: string }>().code : undefined;
 }
 
-describe('three replicas on one shared store', { timeout: 120_000 }, async () => {
-  const skip = (await postgresOrSkip()) ?? (await redisOrSkip());
+// Probed before any describe runs: tests must be registered synchronously inside their describe.
+const sharedSkip = (await postgresOrSkip()) ?? (await redisOrSkip());
+const outageSkip = sharedSkip ?? missingBinary(REDIS_SERVER, 'redis-server');
+
+describe('three replicas on one shared store', { timeout: 120_000 }, () => {
+  const skip = sharedSkip;
   let ws: Workspace;
   let upstream: Upstream;
   let schema: TestSchema;
@@ -185,8 +189,8 @@ describe('three replicas on one shared store', { timeout: 120_000 }, async () =>
   });
 });
 
-describe('two replicas when a store backend goes away', { timeout: 120_000 }, async () => {
-  const skip = (await postgresOrSkip()) ?? (await redisOrSkip()) ?? missingBinary(REDIS_SERVER, 'redis-server');
+describe('two replicas when a store backend goes away', { timeout: 120_000 }, () => {
+  const skip = outageSkip;
   let ws: Workspace;
   let upstream: Upstream;
   let schema: TestSchema;

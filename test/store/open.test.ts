@@ -28,8 +28,9 @@ test('openStore: sqlite opens the embedded store at the configured path', async 
   }
 });
 
-describe('openStore: shared (PostgreSQL + Redis)', async () => {
-  const skip = (await postgresOrSkip()) ?? (await redisOrSkip()) ?? missingBinary(REDIS_SERVER, 'redis-server');
+const skip = (await postgresOrSkip()) ?? (await redisOrSkip()) ?? missingBinary(REDIS_SERVER, 'redis-server');
+
+describe('openStore: shared (PostgreSQL + Redis)', () => {
 
   test('opens both, migrates PostgreSQL, and reports each backend down and up again by itself', { skip, timeout: 30_000 }, async () => {
     const schema = await createTestSchema();
