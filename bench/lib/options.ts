@@ -27,7 +27,7 @@ const SPECS = {
   c1Duration: { kind: 'int', def: 4, range: [1, 3600], help: 'seconds of each one-connection (unloaded latency) run' },
   rssConnections: { kind: 'int', def: 1000, range: [1, 16_000], help: 'keep-alive connections of the peak-RSS rows' },
   rssDuration: { kind: 'int', def: 8, range: [1, 3600], help: 'seconds of the peak-RSS rows' },
-  freshFactors: { kind: 'int', def: 12_000, range: [10, 1_000_000], help: 'users provisioned for the fresh-code row (at least 4 × connections)' },
+  freshFactors: { kind: 'int', def: 40_000, range: [10, 1_000_000], help: 'users provisioned for the fresh-code row (at least 4 × connections)' },
   httpEnrolments: { kind: 'int', def: 100, range: [0, 100_000], help: 'users enrolled through the HTTP endpoints to report that rate (0 skips)' },
   only: { kind: 'list', help: 'run only these rows (direct always runs)' },
   skip: { kind: 'list', help: 'leave these rows out' },

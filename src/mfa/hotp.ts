@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { generateSync, type CryptoPlugin, type HashAlgorithm } from 'otplib';
 import type { OtpAlgorithm } from '../config/types.js';
-import { digestCode, isOtpShaped } from './code.js';
+import { codeMatcher, isOtpShaped } from './code.js';
 import { MfaError } from './errors.js';
 
 /**
@@ -70,7 +70,7 @@ export interface HotpVerifyInput extends OtpParams {
  */
 export function verifyHotp(input: HotpVerifyInput): number | undefined {
   const shaped = isOtpShaped(input.code, input.digits);
-  const code = digestCode(input.code);
+  const code = codeMatcher(input.code);
   // A counter past the bound (only a store edited by hand holds one) never matches, at the same cost.
   const usable = Number.isSafeInteger(input.counter) && input.counter >= 0 && input.counter <= MAX_HOTP_COUNTER;
   const start = usable ? input.counter : 0;
@@ -97,8 +97,8 @@ export interface HotpResyncInput extends OtpParams {
  */
 export function resyncHotp(input: HotpResyncInput): number | undefined {
   const shaped = isOtpShaped(input.code1, input.digits) && isOtpShaped(input.code2, input.digits);
-  const first = digestCode(input.code1);
-  const second = digestCode(input.code2);
+  const first = codeMatcher(input.code1);
+  const second = codeMatcher(input.code2);
   const usable = Number.isSafeInteger(input.counter) && input.counter >= 0 && input.counter <= MAX_HOTP_COUNTER;
   const start = usable ? input.counter : 0;
   let found: number | undefined;

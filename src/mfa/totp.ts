@@ -1,4 +1,4 @@
-import { digestCode, isOtpShaped } from './code.js';
+import { codeMatcher, isOtpShaped } from './code.js';
 import { hotpCode, type OtpParams } from './hotp.js';
 
 /** TOTP (RFC 6238) on top of the HOTP core: the counter is the time step. */
@@ -30,29 +30,39 @@ export interface TotpVerifyInput extends TotpParams {
 export interface TotpVerifyResult {
   /** The matched step within ±window (the latest, if the code repeats), else undefined. */
   readonly step?: number;
-  /** When no step in the window matched but one within ±DRIFT_STEPS did: its offset in steps. */
-  readonly driftSteps?: number;
 }
 
 /**
- * Always computes every candidate in ±max(window, DRIFT_STEPS) and compares each in constant time,
- * so the work is the same for a right, wrong, early, late or malformed code.
+ * The code against every step in ±window, each compared in constant time: the same work for a
+ * right, wrong, early, late or malformed code. This is all a good code costs.
  */
 export function verifyTotp(input: TotpVerifyInput): TotpVerifyResult {
   const shaped = isOtpShaped(input.code, input.digits);
-  const code = digestCode(input.code);
+  const code = codeMatcher(input.code);
+  const now = totpStep(input.nowMs, input.periodSeconds);
+  let step: number | undefined;
+  for (let offset = -input.window; offset <= input.window; offset++) {
+    if (now + offset < 0) continue;
+    if (code.matches(totpCode(input.secret, now + offset, input))) step = now + offset;
+  }
+  return shaped && step !== undefined ? { step } : {};
+}
+
+/**
+ * For a code that failed: the offset, in steps, of the nearest step outside the window but within
+ * ±DRIFT_STEPS where it would have matched (a device clock that is off), else undefined. Every
+ * candidate is computed and compared, so every failure pays the same, whatever it was.
+ */
+export function findTotpDrift(input: TotpVerifyInput): number | undefined {
+  const shaped = isOtpShaped(input.code, input.digits);
+  const code = codeMatcher(input.code);
   const now = totpStep(input.nowMs, input.periodSeconds);
   const reach = Math.max(input.window, DRIFT_STEPS);
-  let step: number | undefined;
   let drift: number | undefined;
   for (let offset = -reach; offset <= reach; offset++) {
-    if (now + offset < 0) continue;
+    if (Math.abs(offset) <= input.window || now + offset < 0) continue;
     const hit = code.matches(totpCode(input.secret, now + offset, input));
-    if (!hit) continue;
-    if (Math.abs(offset) <= input.window) step = now + offset;
-    else if (drift === undefined || Math.abs(offset) < Math.abs(drift)) drift = offset;
+    if (hit && (drift === undefined || Math.abs(offset) < Math.abs(drift))) drift = offset;
   }
-  if (!shaped) return {};
-  if (step !== undefined) return { step };
-  return drift === undefined ? {} : { driftSteps: drift };
+  return shaped ? drift : undefined;
 }

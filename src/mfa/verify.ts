@@ -7,14 +7,15 @@ import { isOtpShaped } from './code.js';
 import { verifyHotp } from './hotp.js';
 import { normalizeRecoveryCode, recoveryHashCandidates } from './recovery.js';
 import { usedStepKeepMs } from './replay.js';
-import { verifyTotp } from './totp.js';
+import { findTotpDrift, verifyTotp } from './totp.js';
 
 /**
  * One attempt of a code against a subject's factors and recovery codes. Wrong, replayed and
  * malformed codes do the same work in the same order: every factor's candidates are computed and
- * compared in constant time, every TOTP factor gets its one replay-store round trip, and every
- * key's recovery hash is computed and offered to the store. Only the outcome differs, and callers
- * answer all three identically; the reason is for the audit log.
+ * compared in constant time, every TOTP factor gets its one replay-store round trip, every key's
+ * recovery hash is computed and offered to the store, and every TOTP factor's wider drift scan is
+ * run. Only the outcome differs, and callers answer all of them identically; the reason is for the
+ * audit log. A good code skips the drift scan: its answer already says it was good.
  */
 
 export type AttemptResult =
@@ -51,7 +52,8 @@ interface FactorCheck {
   readonly shaped: boolean;
   /** TOTP step or HOTP counter that matched. */
   readonly matched?: number | undefined;
-  readonly driftSteps?: number | undefined;
+  /** The opened secret (or the filler), zeroed when the attempt ends. */
+  readonly secret: Buffer;
 }
 
 export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
@@ -69,57 +71,72 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
   }
 
   function check(factor: FactorRecord, code: string, now: number, policy: GatewayPolicy): FactorCheck {
-    const secret = openSecret(factor);
+    const opened = openSecret(factor);
     const shaped = isOtpShaped(code, factor.digits);
-    const params = { secret: secret ?? filler, code, algorithm: factor.algorithm, digits: factor.digits };
-    if (factor.type === 'totp') {
-      const result = verifyTotp({ ...params, periodSeconds: factor.periodSeconds, nowMs: now, window: policy.mfa.totp.window });
-      secret?.fill(0);
-      return secret === undefined ? { factor, shaped } : { factor, shaped, matched: result.step, driftSteps: result.driftSteps };
+    const params = { secret: opened ?? filler, code, algorithm: factor.algorithm, digits: factor.digits };
+    const matched =
+      factor.type === 'totp'
+        ? verifyTotp({ ...params, periodSeconds: factor.periodSeconds, nowMs: now, window: policy.mfa.totp.window }).step
+        : verifyHotp({ ...params, counter: factor.counter, lookAhead: policy.mfa.hotp.lookAhead });
+    return { factor, shaped, secret: opened ?? filler, ...(opened !== undefined ? { matched } : {}) };
+  }
+
+  /** The first TOTP factor the code would have matched with its device clock off, and by how much. */
+  function driftOf(checks: readonly FactorCheck[], code: string, now: number, policy: GatewayPolicy): { factor: FactorRecord; steps: number } | undefined {
+    let found: { factor: FactorRecord; steps: number } | undefined;
+    for (const c of checks) {
+      if (c.factor.type !== 'totp') continue;
+      const steps = findTotpDrift({ secret: c.secret, code, algorithm: c.factor.algorithm, digits: c.factor.digits, periodSeconds: c.factor.periodSeconds, nowMs: now, window: policy.mfa.totp.window });
+      if (found === undefined && steps !== undefined && c.secret !== filler) found = { factor: c.factor, steps };
     }
-    const counter = verifyHotp({ ...params, counter: factor.counter, lookAhead: policy.mfa.hotp.lookAhead });
-    secret?.fill(0);
-    return secret === undefined ? { factor, shaped } : { factor, shaped, matched: counter };
+    return found;
+  }
+
+  async function judge(checks: readonly FactorCheck[], subject: string, code: string, allowRecovery: boolean, now: number, policy: GatewayPolicy): Promise<AttemptResult> {
+    const recoveryCode = normalizeRecoveryCode(code);
+    const hashes = allowRecovery ? recoveryHashCandidates(keyring, subject, recoveryCode) : [];
+
+    let success: AttemptResult | undefined;
+    let replayed: FactorRecord | undefined;
+    for (const c of checks) {
+      if (c.factor.type === 'totp') {
+        const keepMs = usedStepKeepMs(c.factor.periodSeconds, policy.mfa.totp.window);
+        const accepted = await ttl.useOtpStep(c.factor.id, c.matched, now, keepMs);
+        if (c.matched === undefined) continue;
+        if (accepted) success ??= { ok: true, method: 'totp', factorId: c.factor.id };
+        else replayed ??= c.factor;
+      } else if (c.matched !== undefined) {
+        // A compare-and-set: of N requests racing with one code, one moves the counter.
+        const moved = await durable.advanceHotpCounter(c.factor.id, c.factor.counter, c.matched + 1);
+        onCounterRace?.(c.factor, moved);
+        if (moved) success ??= { ok: true, method: 'hotp', factorId: c.factor.id };
+        else replayed ??= c.factor;
+      }
+    }
+    if (success !== undefined) return success;
+
+    for (const hash of hashes) {
+      const { consumed, remaining } = await durable.consumeRecoveryCode(subject, hash, now);
+      if (consumed && recoveryCode !== undefined) success ??= { ok: true, method: 'recovery', remaining };
+    }
+    if (success !== undefined) return success;
+
+    // Every failure runs the drift scan, so a replay, a wrong and a malformed code cost the same.
+    const drifted = driftOf(checks, code, now, policy);
+    if (replayed !== undefined) return { ok: false, reason: 'replay', factorId: replayed.id };
+    if (drifted !== undefined) return { ok: false, reason: 'drift', factorId: drifted.factor.id, driftSeconds: drifted.steps * drifted.factor.periodSeconds };
+    const shaped = checks.some((c) => c.shaped) || (allowRecovery && recoveryCode !== undefined);
+    return { ok: false, reason: shaped ? 'wrong' : 'malformed' };
   }
 
   return {
     async attempt({ subject, code, factors, allowRecovery, now, policy }) {
       const checks = factors.map((f) => check(f, code, now, policy));
-      const recoveryCode = normalizeRecoveryCode(code);
-      const hashes = allowRecovery ? recoveryHashCandidates(keyring, subject, recoveryCode) : [];
-
-      let success: AttemptResult | undefined;
-      let replayed: FactorRecord | undefined;
-      for (const c of checks) {
-        if (c.factor.type === 'totp') {
-          const keepMs = usedStepKeepMs(c.factor.periodSeconds, policy.mfa.totp.window);
-          const accepted = await ttl.useOtpStep(c.factor.id, c.matched, now, keepMs);
-          if (c.matched === undefined) continue;
-          if (accepted) success ??= { ok: true, method: 'totp', factorId: c.factor.id };
-          else replayed ??= c.factor;
-        } else if (c.matched !== undefined) {
-          // A compare-and-set: of N requests racing with one code, one moves the counter.
-          const moved = await durable.advanceHotpCounter(c.factor.id, c.factor.counter, c.matched + 1);
-          onCounterRace?.(c.factor, moved);
-          if (moved) success ??= { ok: true, method: 'hotp', factorId: c.factor.id };
-          else replayed ??= c.factor;
-        }
+      try {
+        return await judge(checks, subject, code, allowRecovery, now, policy);
+      } finally {
+        for (const c of checks) if (c.secret !== filler) c.secret.fill(0);
       }
-      if (success !== undefined) return success;
-
-      for (const hash of hashes) {
-        const { consumed, remaining } = await durable.consumeRecoveryCode(subject, hash, now);
-        if (consumed && recoveryCode !== undefined) success ??= { ok: true, method: 'recovery', remaining };
-      }
-      if (success !== undefined) return success;
-
-      if (replayed !== undefined) return { ok: false, reason: 'replay', factorId: replayed.id };
-      const drifted = checks.find((c) => c.driftSteps !== undefined);
-      if (drifted !== undefined) {
-        return { ok: false, reason: 'drift', factorId: drifted.factor.id, driftSeconds: drifted.driftSteps! * drifted.factor.periodSeconds };
-      }
-      const shaped = checks.some((c) => c.shaped) || (allowRecovery && recoveryCode !== undefined);
-      return { ok: false, reason: shaped ? 'wrong' : 'malformed' };
     },
   };
 }

@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { OtpAlgorithm } from '../../src/config/types.js';
 import { base32Decode, base32Encode } from '../../src/mfa/base32.js';
-import { digestCode, isOtpShaped } from '../../src/mfa/code.js';
+import { codeMatcher, isOtpShaped } from '../../src/mfa/code.js';
 import { hotpCode, resyncHotp, verifyHotp } from '../../src/mfa/hotp.js';
-import { totpCode, totpStep, verifyTotp } from '../../src/mfa/totp.js';
+import { findTotpDrift, totpCode, totpStep, verifyTotp } from '../../src/mfa/totp.js';
 import { T0 } from '../support/clock.js';
 import { oathHotp, oathHotpHex, oathTotp } from '../support/otp.js';
 
@@ -82,16 +82,18 @@ describe('TOTP verification', () => {
     assert.equal(verifyTotp({ ...params, code: two, nowMs: now, window: 2 }).step, step + 2);
   });
 
-  test('a code outside the window but within ±10 steps is reported as drift, not accepted', () => {
+  test('a code outside the window but within ±10 steps is not accepted; the drift scan of a failure names its offset', () => {
     const now = T0 + 15_000;
     const ahead = oathTotp(b32, now + 4 * 30_000);
-    assert.deepEqual(verifyTotp({ ...params, code: ahead, nowMs: now, window: 1 }), { driftSteps: 4 });
+    assert.deepEqual(verifyTotp({ ...params, code: ahead, nowMs: now, window: 1 }), {});
+    assert.equal(findTotpDrift({ ...params, code: ahead, nowMs: now, window: 1 }), 4);
     const behind = oathTotp(b32, now - 10 * 30_000);
-    assert.deepEqual(verifyTotp({ ...params, code: behind, nowMs: now, window: 1 }), { driftSteps: -10 });
+    assert.deepEqual(verifyTotp({ ...params, code: behind, nowMs: now, window: 1 }), {});
+    assert.equal(findTotpDrift({ ...params, code: behind, nowMs: now, window: 1 }), -10);
+    // Within the window is no drift; eleven steps away is neither accepted nor hinted (unless it collides with a nearer step by chance).
+    assert.equal(findTotpDrift({ ...params, code: oathTotp(b32, now + 30_000), nowMs: now, window: 1 }), undefined);
     const far = oathTotp(b32, now - 11 * 30_000);
-    const farResult = verifyTotp({ ...params, code: far, nowMs: now, window: 1 });
-    // Eleven steps away is neither accepted nor hinted (unless it collides with a nearer step by chance).
-    assert.equal(farResult.step, undefined);
+    assert.equal(verifyTotp({ ...params, code: far, nowMs: now, window: 1 }).step, undefined);
   });
 
   test('malformed input never matches, even with the right digits inside', () => {
@@ -101,6 +103,7 @@ describe('TOTP verification', () => {
     const fullwidth = [...code].map((d) => String.fromCharCode(0xff10 + Number(d))).join('');
     for (const bad of [` ${code}`, `${code} `, `+${code}`, `${code.slice(0, 3)} ${code.slice(3)}`, arabicIndic, fullwidth, code.slice(0, 5), `${code}0`, `0${code}00`, '']) {
       assert.deepEqual(verifyTotp({ ...params, code: bad, nowMs: now, window: 1 }), {}, JSON.stringify(bad));
+      assert.equal(findTotpDrift({ ...params, code: bad, nowMs: now, window: 1 }), undefined, JSON.stringify(bad));
     }
   });
 });
@@ -145,8 +148,8 @@ describe('code shape and helpers', () => {
   });
 
   test('constant-time comparison handles unequal lengths', () => {
-    assert.equal(digestCode('123456').matches('123456'), true);
-    assert.equal(digestCode('123456').matches('1234567'), false);
-    assert.equal(digestCode('').matches('123456'), false);
+    assert.equal(codeMatcher('123456').matches('123456'), true);
+    assert.equal(codeMatcher('123456').matches('1234567'), false);
+    assert.equal(codeMatcher('').matches('123456'), false);
   });
 });
