@@ -67,13 +67,13 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const replayed = factors.find((f) => f.id === result.factorId);
       return failedAttempt(deps, caller, result, maxAgeMs, replayed?.type);
     }
-    await lockout.recordSuccess(ctx.subject);
     countVerification(deps, result.method, 'success');
     audit.record(ctx, { event: 'verified', method: result.method, factorId: result.method === 'recovery' ? undefined : result.factorId });
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
     const mfaTime = seconds(now);
-    if (!withSession) return { ok: true, method: result.method, mfaTime };
-    return { ok: true, method: result.method, mfaTime, session: await issueSession(deps, caller, result.method, mfaTime) };
+    // Independent writes, sent together: one round trip's wait on a network store.
+    const [, session] = await Promise.all([lockout.recordSuccess(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined]);
+    return session === undefined ? { ok: true, method: result.method, mfaTime } : { ok: true, method: result.method, mfaTime, session };
   }
 
   /**
