@@ -20,7 +20,7 @@ import { BenchOptionError, parseOptions, usage, type Options, type TargetName } 
 import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
 import { aggregate, fmt, renderRun, soakSummary, verdicts, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
 import { prepareSharedStore, type SharedStore } from './lib/shared-store.js';
-import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, upstreamServed } from './lib/stack.js';
+import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, startPluginNginx, upstreamServed } from './lib/stack.js';
 import { assertClean, runWrk, writeScript, type ScriptRequest, type WrkResult } from './lib/wrk.js';
 
 interface Target extends TargetInfo {
@@ -29,6 +29,8 @@ interface Target extends TargetInfo {
   readonly headers: Readonly<Record<string, string>>;
   /** The process whose CPU and memory are the proxy's (undefined for direct). */
   readonly proxy: ManagedProcess | undefined;
+  /** Plugin mode: the gateway nginx asks, whose CPU counts with the proxy's. */
+  readonly companion?: ManagedProcess;
 }
 
 /** What both modes share: the options, the temp folder, pinning, the upstream, the notes. */
@@ -78,6 +80,10 @@ const ROWS: Readonly<Record<TargetName, { label: string; description: string }>>
     description: `policy mfa on ${PATHS.mfa}: a new valid TOTP code per request (verify ±1 step, replay record, session issue, in the store); ${FRESH_WARMUP_SEC} s warm-up, ${FRESH_DURATION_SEC} s runs`,
   },
   'forward-auth': { label: 'gateway: forward-auth (auth-request)', description: `${PATHS.authRequest} judging GET ${PATHS.mfa} with bearer + session; answers 200 itself, no upstream hop` },
+  'plugin-nginx': {
+    label: 'plugin mode: nginx auth_request + gateway',
+    description: `config/examples/nginx.conf as shipped (addresses substituted) in front of the gateway and the upstream: GET ${PATHS.mfa} with bearer + session, judged by the gateway's auth-request endpoint, forwarded by nginx; nginx and the gateway both on CPU 0, their CPU measured together`,
+  },
 };
 
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
@@ -168,6 +174,13 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     add('mfa-session', gateway, PATHS.mfa);
     add('mfa-fresh-code', gateway, PATHS.mfa, {});
     add('forward-auth', gateway, PATHS.authRequest, { ...headers, 'x-original-method': 'GET', 'x-original-url': `http://127.0.0.1${PATHS.mfa}` });
+    if (selected.has('plugin-nginx') && !hasCommand(NGINX)) {
+      notes.push(`plugin-nginx row skipped: ${NGINX} not found (apt-get install -y nginx-light)`);
+      log(notes[notes.length - 1]!);
+    } else if (selected.has('plugin-nginx')) {
+      const nginx = ctx.track(await startPluginNginx(ctx.work, ctx.serverCpus, gateway.port, upstream.port));
+      targets.push({ name: 'plugin-nginx', ...ROWS['plugin-nginx'], group: 'gateway', url: url(nginx.port, PATHS.mfa), headers, proxy: nginx, companion: gateway });
+    }
   }
 
   // ---- check every row answers what it claims before timing anything
@@ -210,11 +223,12 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       await sleep(250);
       const servedBefore = await upstreamServed(upstream.port);
       const cpuOf = (proc: ManagedProcess | undefined): number => (proc === undefined ? 0 : cpuMicros(proc.pid));
-      const [proxyBefore, upstreamBefore, busyBefore, started] = [cpuOf(target.proxy), cpuOf(upstream), cpuBusyMicros(0), Date.now()];
+      const proxyCpu = (): number => cpuOf(target.proxy) + cpuOf(target.companion);
+      const [proxyBefore, upstreamBefore, busyBefore, started] = [proxyCpu(), cpuOf(upstream), cpuBusyMicros(0), Date.now()];
       const result = await runOnce(target, connections, duration);
       const wallUs = (Date.now() - started) * 1000;
       const busy = cpuBusyMicros(0) - busyBefore;
-      const [proxyCpuUs, upstreamCpuUs] = [cpuOf(target.proxy) - proxyBefore, cpuOf(upstream) - upstreamBefore];
+      const [proxyCpuUs, upstreamCpuUs] = [proxyCpu() - proxyBefore, cpuOf(upstream) - upstreamBefore];
       const served = (await upstreamServed(upstream.port)) - servedBefore;
       assertClean(label, result);
       // wrk counts completed responses; up to one request per connection was still in flight when it stopped.

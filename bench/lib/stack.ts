@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -62,6 +62,42 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), config);
   return startProcess('nginx', NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], port, { cpus, logFile: join(work, 'nginx.log') });
+}
+
+/**
+ * Plugin mode: nginx running the shipped config/examples/nginx.conf (auth_request to the gateway,
+ * then proxy_pass to the backend), its listen and upstream addresses pointed at this run's servers;
+ * one worker, no access log. Everything else is the example as shipped.
+ */
+export async function startPluginNginx(work: string, cpus: string | undefined, gatewayPort: number, upstreamPort: number): Promise<ManagedProcess> {
+  const dir = join(work, 'nginx-plugin');
+  for (const sub of TEMP_DIRS) mkdirSync(join(dir, sub), { recursive: true });
+  const port = await freePort();
+  let example = readFileSync(join(REPO_ROOT, 'config', 'examples', 'nginx.conf'), 'utf8');
+  for (const [from, to] of [
+    ['listen 80;', `listen 127.0.0.1:${port} backlog=4096;`],
+    ['server 127.0.0.1:8080;', `server 127.0.0.1:${gatewayPort};`],
+    ['server 127.0.0.1:9000;', `server 127.0.0.1:${upstreamPort};`],
+  ] as const) {
+    if (example.split(from).length !== 2) throw new BenchError(`config/examples/nginx.conf must contain "${from}" exactly once`);
+    example = example.replace(from, to);
+  }
+  writeFileSync(join(dir, 'mfa-gateway.conf'), example);
+  const config = `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
+daemon off;
+master_process on;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  ${TEMP_DIRS.map((sub) => `${sub}_temp_path ${join(dir, sub)};`).join('\n  ')}
+  keepalive_requests 1000000;
+  include ${join(dir, 'mfa-gateway.conf')};
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), config);
+  return startProcess('nginx-plugin', NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], port, { cpus, logFile: join(work, 'nginx-plugin.log') });
 }
 
 /**
