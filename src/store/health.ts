@@ -70,23 +70,31 @@ export function watchBackend(backend: BackendName, ping: () => Promise<void>, op
     backend,
     state: () => current,
     guard<T extends object>(target: T): T {
+      // One wrapper per method, made on first use: no closure per call.
+      const wrappers = new Map<PropertyKey, (...args: unknown[]) => unknown>();
       return new Proxy(target, {
         get(object, property, receiver) {
           const value: unknown = Reflect.get(object, property, receiver);
           if (typeof value !== 'function' || property === 'close') return value;
-          return (...args: unknown[]): unknown => {
-            if (!current.up && property !== 'ping') {
-              return Promise.reject(new StoreError('ERR_STORE_UNAVAILABLE', `the ${backend} store is unavailable: ${current.reason ?? 'no answer'}`));
-            }
-            const result: unknown = (value as (...a: unknown[]) => unknown).apply(object, args);
-            if (result instanceof Promise) {
-              return result.catch((error: unknown) => {
-                if (isStoreUnavailable(error)) markDown(error);
-                throw error;
-              });
-            }
-            return result;
-          };
+          let wrapper = wrappers.get(property);
+          if (wrapper === undefined) {
+            const method = value as (...a: unknown[]) => unknown;
+            wrapper = (...args: unknown[]): unknown => {
+              if (!current.up && property !== 'ping') {
+                return Promise.reject(new StoreError('ERR_STORE_UNAVAILABLE', `the ${backend} store is unavailable: ${current.reason ?? 'no answer'}`));
+              }
+              const result: unknown = method.apply(object, args);
+              if (result instanceof Promise) {
+                return result.catch((error: unknown) => {
+                  if (isStoreUnavailable(error)) markDown(error);
+                  throw error;
+                });
+              }
+              return result;
+            };
+            wrappers.set(property, wrapper);
+          }
+          return wrapper;
         },
       });
     },

@@ -78,7 +78,8 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
         durable: pgWatch.guard(postgres.durable),
         ttl: opened.ttl,
         bus: opened.bus,
-        down: () => describeDown(backends()),
+        // Asked on every mfa request: nothing is built while both answer.
+        down: () => (pgWatch.state().up && opened.state() === 'ready' ? undefined : describeDown(backends())),
         backends,
         async close() {
           pgWatch.close();

@@ -4,7 +4,7 @@ import type { HostPort, RedisConfig, StoreTlsConfig } from '../config/types.js';
 import { StoreError } from './errors.js';
 import { createListeners, decodeInvalidation, encodeInvalidation, warnListenerError } from './invalidation.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './ttl-checks.js';
+import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
 import type { InvalidationBus, TtlStore } from './types.js';
 
 /**

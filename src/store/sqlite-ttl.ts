@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './ttl-checks.js';
+import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
 import type { FailureCount, FailureRule, LockFailure, LockoutRule, StoredSession, TtlStore } from './types.js';
 
 /**
