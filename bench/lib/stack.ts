@@ -27,11 +27,13 @@ export async function upstreamServed(port: number): Promise<number> {
   return ((await reply.body.json()) as { served: number }).served;
 }
 
-/** nginx, one worker, HTTP/1.1 keep-alive pool of 100 to the upstream, no access log. */
-export async function startNginx(work: string, cpus: string | undefined, upstreamPort: number): Promise<ManagedProcess> {
-  const dir = join(work, 'nginx');
+/**
+ * nginx with one worker and no access log, its `http {}` block holding `http` (written with the
+ * temp folder's paths), started from `<work>/<name>/nginx.conf` on `port`.
+ */
+async function runNginx(work: string, name: string, cpus: string | undefined, port: number, http: (dir: string) => string): Promise<ManagedProcess> {
+  const dir = join(work, name);
   for (const sub of TEMP_DIRS) mkdirSync(join(dir, sub), { recursive: true });
-  const port = await freePort();
   // Running as root, nginx would hand the worker to "nobody"; keep it the same user as the other targets.
   const config = `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
 daemon off;
@@ -42,8 +44,22 @@ events { worker_connections 4096; }
 http {
   access_log off;
   ${TEMP_DIRS.map((sub) => `${sub}_temp_path ${join(dir, sub)};`).join('\n  ')}
-  keepalive_timeout 120s;
   keepalive_requests 1000000;
+${http(dir)}}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), config);
+  return startProcess(name, NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], port, { cpus, logFile: join(work, `${name}.log`) });
+}
+
+/** nginx, one worker, HTTP/1.1 keep-alive pool of 100 to the upstream, no access log. */
+export async function startNginx(work: string, cpus: string | undefined, upstreamPort: number): Promise<ManagedProcess> {
+  const port = await freePort();
+  return runNginx(
+    work,
+    'nginx',
+    cpus,
+    port,
+    () => `  keepalive_timeout 120s;
   upstream bench_upstream {
     server 127.0.0.1:${upstreamPort};
     keepalive 100;
@@ -58,10 +74,8 @@ http {
       proxy_set_header Connection "";
     }
   }
-}
-`;
-  writeFileSync(join(dir, 'nginx.conf'), config);
-  return startProcess('nginx', NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], port, { cpus, logFile: join(work, 'nginx.log') });
+`,
+  );
 }
 
 /**
@@ -70,8 +84,6 @@ http {
  * one worker, no access log. Everything else is the example as shipped.
  */
 export async function startPluginNginx(work: string, cpus: string | undefined, gatewayPort: number, upstreamPort: number): Promise<ManagedProcess> {
-  const dir = join(work, 'nginx-plugin');
-  for (const sub of TEMP_DIRS) mkdirSync(join(dir, sub), { recursive: true });
   const port = await freePort();
   let example = readFileSync(join(REPO_ROOT, 'config', 'examples', 'nginx.conf'), 'utf8');
   for (const [from, to] of [
@@ -82,22 +94,10 @@ export async function startPluginNginx(work: string, cpus: string | undefined, g
     if (example.split(from).length !== 2) throw new BenchError(`config/examples/nginx.conf must contain "${from}" exactly once`);
     example = example.replace(from, to);
   }
-  writeFileSync(join(dir, 'mfa-gateway.conf'), example);
-  const config = `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
-daemon off;
-master_process on;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  ${TEMP_DIRS.map((sub) => `${sub}_temp_path ${join(dir, sub)};`).join('\n  ')}
-  keepalive_requests 1000000;
-  include ${join(dir, 'mfa-gateway.conf')};
-}
-`;
-  writeFileSync(join(dir, 'nginx.conf'), config);
-  return startProcess('nginx-plugin', NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], port, { cpus, logFile: join(work, 'nginx-plugin.log') });
+  return runNginx(work, 'nginx-plugin', cpus, port, (dir) => {
+    writeFileSync(join(dir, 'mfa-gateway.conf'), example);
+    return `  include ${join(dir, 'mfa-gateway.conf')};\n`;
+  });
 }
 
 /**

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+import { inThreads } from './threads.js';
 
 /**
  * What only the SQLite backend of the throttle verbs has to show (ttl-conformance.ts covers the
@@ -57,47 +57,30 @@ describe('sqlite: throttle rows', () => {
 describe('throttle verbs across threads sharing one file', () => {
   const WORKERS = 4;
   const PER_WORKER = 25;
-  const moduleUrl = new URL('../../src/store/sqlite.js', import.meta.url).href;
-  const workerSource = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    (async () => {
-      const { openSqliteStore } = await import(workerData.moduleUrl);
-      const store = openSqliteStore({ path: workerData.path, clock: () => workerData.now });
-      parentPort.postMessage({ ready: true });
-      await new Promise((resolve) => parentPort.once('message', resolve));
-      let taken = 0;
-      let blocks = 0;
-      for (let i = 0; i < workerData.count; i++) {
-        if ((await store.ttl.takeToken('rl:threads', workerData.now, { limit: 30, windowMs: 60000 })).taken) taken++;
-        if ((await store.ttl.recordFailure('ip:threads', workerData.now, { maxFailures: 40, findTimeMs: 300000, blockMs: 900000 })).blockedNow) blocks++;
-      }
-      await store.close();
-      parentPort.postMessage({ taken, blocks });
-    })().catch((err) => parentPort.postMessage({ error: String(err && err.message) }));
-  `;
 
   test(`${WORKERS} threads × ${PER_WORKER}: a quota of 30 is taken exactly 30 times; 40 failures block exactly once`, async () => {
     const path = dbPath();
     const store = openSqliteStore({ path, clock: () => T0 });
-    const workers = Array.from({ length: WORKERS }, () => new Worker(workerSource, { eval: true, workerData: { moduleUrl, path, now: T0, count: PER_WORKER } }));
     try {
-      type Reply = { ready?: boolean; taken?: number; blocks?: number; error?: string };
-      const next = (w: Worker) =>
-        new Promise<Reply>((resolve, reject) => {
-          w.once('message', resolve);
-          w.once('error', reject);
-        });
-      const ready = await Promise.all(workers.map(next));
-      assert.ok(ready.every((m) => m.ready === true), JSON.stringify(ready));
-      const done = workers.map(next);
-      for (const w of workers) w.postMessage('go');
-      const results = await Promise.all(done);
-      assert.deepEqual(results.filter((r) => r.error !== undefined), []);
-      assert.equal(results.reduce((sum, r) => sum + (r.taken ?? 0), 0), 30);
-      assert.equal(results.reduce((sum, r) => sum + (r.blocks ?? 0), 0), 1);
+      const results = await inThreads<{ taken: number; blocks: number }>(
+        WORKERS,
+        `async (open, data) => {
+          const store = open();
+          let taken = 0;
+          let blocks = 0;
+          for (let i = 0; i < data.count; i++) {
+            if ((await store.ttl.takeToken('rl:threads', data.now, { limit: 30, windowMs: 60000 })).taken) taken++;
+            if ((await store.ttl.recordFailure('ip:threads', data.now, { maxFailures: 40, findTimeMs: 300000, blockMs: 900000 })).blockedNow) blocks++;
+          }
+          await store.close();
+          return { taken, blocks };
+        }`,
+        { path, now: T0, count: PER_WORKER },
+      );
+      assert.equal(results.reduce((sum, r) => sum + r.taken, 0), 30);
+      assert.equal(results.reduce((sum, r) => sum + r.blocks, 0), 1);
       assert.equal(await store.ttl.blockedUntil('ip:threads', T0), T0 + 900_000);
     } finally {
-      await Promise.all(workers.map((w) => w.terminate()));
       await store.close();
     }
   });

@@ -2,10 +2,10 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { RedisConfig } from '../../src/config/types.js';
-import { openRedisTtlStore, redisTag, type RedisTtlStore } from '../../src/store/redis.js';
+import { openRedisTtlStore, redisTag } from '../../src/store/redis.js';
 import type { Invalidation } from '../../src/store/types.js';
 import { missingBinary } from '../support/binaries.js';
-import { deleteKeys, listKeys, REDIS_SERVER, startPrivateCluster, testPrefix, type PrivateRedis } from '../support/redis-server.js';
+import { deleteKeys, listKeys, redisBackend, REDIS_SERVER, startPrivateCluster, testPrefix, type PrivateRedis } from '../support/redis-server.js';
 import { keySlot } from '../support/redis-slots.js';
 import { eventually } from '../support/wait.js';
 import { describeTtlConformance } from './ttl-conformance.js';
@@ -31,21 +31,7 @@ async function clusterConfig(): Promise<RedisConfig> {
 
 describeTtlConformance(
   'redis cluster',
-  async () => {
-    const config = await clusterConfig();
-    const opened: RedisTtlStore[] = [];
-    return {
-      async connect() {
-        const store = await openRedisTtlStore(config);
-        opened.push(store);
-        return store.ttl;
-      },
-      async dispose() {
-        await Promise.all(opened.map((store) => store.close()));
-        await deleteKeys((await server()).url, config.keyPrefix);
-      },
-    };
-  },
+  async () => redisBackend(await clusterConfig(), (await server()).url),
   async () => missing,
 );
 

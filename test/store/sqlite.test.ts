@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { StoreError } from '../../src/store/errors.js';
@@ -11,6 +10,7 @@ import { MIGRATIONS } from '../../src/store/sql.js';
 import type { StoredSession } from '../../src/store/types.js';
 import { fakeClock, T0, type FakeClock } from '../support/clock.js';
 import { active, factor, hashes } from './durable-conformance.js';
+import { inThreads } from './threads.js';
 
 const PENDING_MS = 10 * 60_000;
 const SESSION: StoredSession = { subject: 'alice', method: 'totp', mfaTime: T0 / 1000, issuedAt: T0, expiresAt: T0 + 60_000 };
@@ -123,74 +123,44 @@ describe('sqlite store: file, schema, lifecycle', () => {
 describe('sqlite store: several connections in parallel threads', () => {
   const WORKERS = 4;
   const PER_WORKER = 25;
-  const moduleUrl = new URL('../../src/store/sqlite.js', import.meta.url).href;
-  const workerSource = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    (async () => {
-      const { openSqliteStore } = await import(workerData.moduleUrl);
-      const store = openSqliteStore({ path: workerData.path, clock: () => workerData.now });
-      parentPort.postMessage({ ready: true });
-      await new Promise((resolve) => parentPort.once('message', resolve));
-      const consumed = [];
-      for (let i = 0; i < workerData.count; i++) {
-        consumed.push((await store.durable.consumeRecoveryCode('alice', workerData.hash, workerData.now)).consumed);
-        await store.ttl.recordFailure('fail:alice', workerData.now, { maxFailures: 1000, findTimeMs: 60000, blockMs: 60000 });
-      }
-      await store.close();
-      parentPort.postMessage({ consumed });
-    })().catch((err) => parentPort.postMessage({ error: String(err && err.message) }));
-  `;
 
   test('8 threads opening one new file at the same moment all get a working, migrated store', async () => {
-    const path = dbPath();
-    const opener = `
-      const { parentPort, workerData } = require('node:worker_threads');
-      (async () => {
-        const { openSqliteStore } = await import(workerData.moduleUrl);
-        await new Promise((resolve) => parentPort.once('message', resolve));
-        const store = openSqliteStore({ path: workerData.path });
+    const versions = await inThreads<number>(
+      8,
+      `async (open) => {
+        const store = open();
         const version = store.migrations.status.current;
         await store.close();
-        parentPort.postMessage({ version });
-      })().catch((err) => parentPort.postMessage({ error: String(err && err.message) }));
-    `;
-    const threads = Array.from({ length: 8 }, () => new Worker(opener, { eval: true, workerData: { moduleUrl, path } }));
-    try {
-      const replies = threads.map((w) => new Promise<{ version?: number; error?: string }>((resolve, reject) => w.once('message', resolve).once('error', reject)));
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      for (const w of threads) w.postMessage('go');
-      assert.deepEqual(await Promise.all(replies), Array.from({ length: 8 }, () => ({ version: MIGRATIONS.sqlite.at(-1)!.version })));
-    } finally {
-      await Promise.all(threads.map((w) => w.terminate()));
-    }
+        return version;
+      }`,
+      { path: dbPath() },
+    );
+    assert.deepEqual(versions, Array.from({ length: 8 }, () => MIGRATIONS.sqlite.at(-1)!.version));
   });
 
   test(`${WORKERS} threads × ${PER_WORKER}: one recovery code consumed once, counter ends at ${WORKERS * PER_WORKER}`, async () => {
     const path = dbPath();
     const store = openSqliteStore({ path, clock: () => T0 });
-    await store.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
-    const workers = Array.from(
-      { length: WORKERS },
-      () => new Worker(workerSource, { eval: true, workerData: { moduleUrl, path, hash: 'k1$a05', now: T0, count: PER_WORKER } }),
-    );
     try {
-      type Reply = { ready?: boolean; consumed?: boolean[]; error?: string };
-      const next = (w: Worker) =>
-        new Promise<Reply>((resolve, reject) => {
-          w.once('message', resolve);
-          w.once('error', reject);
-        });
-      const ready = await Promise.all(workers.map(next));
-      assert.ok(ready.every((m) => m.ready === true), JSON.stringify(ready));
-      const done = workers.map(next);
-      for (const w of workers) w.postMessage('go');
-      const results = await Promise.all(done);
-      assert.deepEqual(results.filter((r) => r.error !== undefined), []);
-      assert.equal(results.flatMap((r) => r.consumed ?? []).filter(Boolean).length, 1);
+      await store.durable.replaceRecoveryCodes('alice', hashes('a'), T0);
+      const results = await inThreads<boolean[]>(
+        WORKERS,
+        `async (open, data) => {
+          const store = open();
+          const consumed = [];
+          for (let i = 0; i < data.count; i++) {
+            consumed.push((await store.durable.consumeRecoveryCode('alice', data.hash, data.now)).consumed);
+            await store.ttl.recordFailure('fail:alice', data.now, { maxFailures: 1000, findTimeMs: 60000, blockMs: 60000 });
+          }
+          await store.close();
+          return consumed;
+        }`,
+        { path, hash: 'k1$a05', now: T0, count: PER_WORKER },
+      );
+      assert.equal(results.flat().filter(Boolean).length, 1);
       assert.equal(await store.durable.countRecoveryCodes('alice'), 9);
       assert.equal((await store.ttl.recordFailure('fail:alice', T0, { maxFailures: 1000, findTimeMs: 60_000, blockMs: 60_000 })).failures, WORKERS * PER_WORKER + 1);
     } finally {
-      await Promise.all(workers.map((w) => w.terminate()));
       await store.close();
     }
   });

@@ -5,6 +5,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import type { RedisConfig } from '../../src/config/types.js';
+import { openRedisTtlStore, type RedisTtlStore } from '../../src/store/redis.js';
+import type { TtlStore } from '../../src/store/types.js';
 import { freePort } from './http.js';
 
 export { freePort };
@@ -174,4 +177,23 @@ export async function startPrivateCluster(): Promise<PrivateRedis> {
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * Replicas of the shared store: separate connections (each its own command and pub/sub pair) under
+ * one key prefix of this backend's own, whose keys dispose() deletes from the server at `url`.
+ */
+export function redisBackend(config: RedisConfig, url: string): { connect(): Promise<TtlStore>; dispose(): Promise<void> } {
+  const opened: RedisTtlStore[] = [];
+  return {
+    async connect() {
+      const store = await openRedisTtlStore(config);
+      opened.push(store);
+      return store.ttl;
+    },
+    async dispose() {
+      await Promise.all(opened.map((store) => store.close()));
+      await deleteKeys(url, config.keyPrefix);
+    },
+  };
 }
