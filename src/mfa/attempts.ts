@@ -11,7 +11,6 @@ import type { AddressThrottle } from '../throttle/address-failures.js';
 import type { Announce } from './announce.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import type { FactorCache } from './factor-cache.js';
-import type { Lockout } from './lockout.js';
 import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
 
@@ -28,7 +27,6 @@ export interface MfaDeps {
   readonly metrics: Metrics | undefined;
   readonly logger: Logger;
   readonly audit: AuditLog;
-  readonly lockout: Lockout;
   /** Failed codes per client address, across all users (`mfa.ip_throttle`). */
   readonly addresses: AddressThrottle;
   readonly sessions: SessionStore;
@@ -116,7 +114,7 @@ export function activeFactors(deps: MfaDeps, subject: string, now: number): Prom
 export async function lockRefusal(deps: MfaDeps, ctx: AuditContext, now: number, policy: GatewayPolicy): Promise<Refusal | undefined> {
   const address = policy.mfa.ipThrottle.enabled ? ctx.clientIp : undefined;
   // Both read at once: one round trip's wait on a network store, and the same store work whatever either finds.
-  const [blockedMs, remaining] = await Promise.all([address !== undefined ? deps.addresses.blockedForMs(address, now) : 0, deps.lockout.remainingMs(ctx.subject, now)]);
+  const [blockedMs, remaining] = await Promise.all([address !== undefined ? deps.addresses.blockedForMs(address, now) : 0, deps.ttl.lockRemainingMs(ctx.subject, now)]);
   if (blockedMs > 0) {
     const retryAfter = Math.ceil(blockedMs / 1000);
     countVerification(deps, 'none', 'locked');
@@ -147,11 +145,11 @@ export async function failedAttempt(
     audit.record(ctx, { event: 'replay', method: replayMethod ?? 'totp', factorId: result.factorId });
   }
   audit.record(ctx, { event: 'failed', reason: result.reason, factorId: result.factorId, driftSeconds: result.driftSeconds });
-  const outcome = await deps.lockout.recordFailure(ctx.subject, caller.now, caller.policy.mfa.lockout);
+  const outcome = await deps.ttl.recordLockFailure(ctx.subject, caller.now, caller.policy.mfa.lockout);
   if (outcome.lockedNow) {
     metrics?.mfaLockouts.inc();
     audit.record(ctx, { event: 'locked', retryAfterSeconds: Math.ceil(outcome.retryAfterMs / 1000), level: outcome.level });
-    if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.lockout.activeLocks(caller.now));
+    if (metrics !== undefined) metrics.mfaActiveLocks.set(await deps.ttl.activeLocks(caller.now));
   }
   // And per client address, across all users: what each user's own lockout cannot see.
   const throttle = caller.policy.mfa.ipThrottle;

@@ -1,8 +1,8 @@
 import type { GatewayPolicy } from '../config/types.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { problem } from '../errors/problems.js';
-import type { Logger } from '../log/logger.js';
-import type { DurableStore, FactorRecord, FactorType, Invalidation, InvalidationBus, TtlStore } from '../store/types.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import type { DurableStore, FactorRecord, FactorType, InvalidationBus, TtlStore } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import {
   activeFactors,
@@ -20,7 +20,7 @@ import {
   type Outcome,
   type Refusal,
 } from './attempts.js';
-import type { Announce } from './announce.js';
+import { createAnnouncer, type Announce } from './announce.js';
 import { createAuditLog, type AuditContext, type AuditLog } from './audit.js';
 import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, summarizeFactor, type FactorRequest, type FactorSummary } from './enrollment.js';
 import { MfaError } from './errors.js';
@@ -102,7 +102,7 @@ async function newRecoveryCodes(deps: { readonly durable: DurableStore; readonly
 }
 
 export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFactorService, 'requireFresh'>): FactorService {
-  const { durable, keyring, lockout, verifier, audit } = deps;
+  const { durable, ttl, keyring, verifier, audit } = deps;
 
   /** Step-up only when the subject already has an active factor (the first one needs none). */
   async function freshIfEnrolled(caller: Caller): Promise<Refusal | undefined> {
@@ -165,7 +165,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
         return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
       }
       deps.announce({ kind: 'factors', subject: ctx.subject });
-      await lockout.recordSuccess(ctx.subject);
+      await ttl.clearLock(ctx.subject);
       countVerification(deps, factor.type, 'success');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
       if (hadActive) return { ok: true, factorId: factor.id };
@@ -237,7 +237,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
         return failedAttempt(deps, caller, { ok: false, reason: 'wrong', factorId: factor.id }, sessionTtlMs(policy));
       }
       deps.announce({ kind: 'factors', subject: ctx.subject });
-      await lockout.recordSuccess(ctx.subject);
+      await ttl.clearLock(ctx.subject);
       audit.record(ctx, { event: 'hotp_resynced', factorId: factor.id });
       return { ok: true, factorId: factor.id };
     },
@@ -289,13 +289,9 @@ function cliContext(subject: string): AuditContext {
   return { subject, requestId: 'cli' };
 }
 
-/** The CLI has no caches of its own: it only tells the running gateways. */
+/** The CLI has no caches of its own: it only tells the running gateways, when there is a bus. */
 function publisher(bus: InvalidationBus | undefined): Announce | undefined {
-  if (bus === undefined) return undefined;
-  return (change: Invalidation) => {
-    // The CLI waits for its publishes before it exits (closing the store flushes them).
-    void bus.publish(change).catch(() => undefined);
-  };
+  return bus === undefined ? undefined : createAnnouncer({ bus, logger: createLogger(), apply: () => undefined });
 }
 
 /** Throws MfaError `ERR_MFA_INVALID_INPUT` for a bad request (message names the field, never the secret). */

@@ -54,7 +54,7 @@ function idpMfaTime(principal: Principal, policy: GatewayPolicy, now: number, ma
 }
 
 export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
-  const { verifier, lockout, sessions, audit } = deps;
+  const { verifier, ttl, sessions, audit } = deps;
 
   /** A code from X-MFA-Token against the subject's active factors, then recovery codes. */
   async function attemptCode(caller: Caller, code: string, maxAgeMs: number, withSession: boolean): Promise<Outcome<{ method: MfaMethod; mfaTime: number; session?: IssuedSession }>> {
@@ -72,7 +72,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
     const mfaTime = seconds(now);
     // Independent writes, sent together: one round trip's wait on a network store.
-    const [, session] = await Promise.all([lockout.recordSuccess(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined]);
+    const [, session] = await Promise.all([ttl.clearLock(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined]);
     return session === undefined ? { ok: true, method: result.method, mfaTime } : { ok: true, method: result.method, mfaTime, session };
   }
 
@@ -173,6 +173,6 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       return { ok: true, session: { token: refreshed.token, expiresAt: seconds(refreshed.record.expiresAt) } };
     },
 
-    activeLocks: (now) => lockout.activeLocks(now),
+    activeLocks: (now) => ttl.activeLocks(now),
   };
 }

@@ -9,7 +9,6 @@ import { createAuditLog } from './audit.js';
 import { MfaError } from './errors.js';
 import { createFactorCache } from './factor-cache.js';
 import { createFactorService, type FactorService } from './factors.js';
-import { createLockout } from './lockout.js';
 import { createSecondFactorService, type SecondFactorService } from './second-factor.js';
 import { createSessionStore } from './session.js';
 import { createCodeVerifier } from './verify.js';
@@ -66,15 +65,13 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
   const audit = createAuditLog(options.audit ?? logger.child({ name: 'audit' }));
   // Without a bus, a factor added or removed by another process would go unseen until expiry.
   const factorCache = createFactorCache(durable, { ttlMs: options.bus === undefined ? 0 : options.cacheMs });
-  const { announce } = createAnnouncer({
-    bus: options.bus,
-    logger,
-    apply(change: Invalidation) {
-      if (change.kind === 'factors') factorCache.forget(change.subject);
-      else if (change.kind === 'sessions') sessions.dropSubject(change.subject);
-      else sessions.drop(change.hash);
-    },
-  });
+  const forget = (change: Invalidation): void => {
+    if (change.kind === 'factors') factorCache.forget(change.subject);
+    else if (change.kind === 'sessions') sessions.dropSubject(change.subject);
+    else sessions.drop(change.hash);
+  };
+  options.bus?.subscribe(forget);
+  const announce = createAnnouncer({ bus: options.bus, logger, apply: forget });
   const sessions = createSessionStore(ttl, { announce, ...(options.cacheMs !== undefined ? { cacheMs: options.cacheMs } : {}) });
   const deps: MfaDeps = {
     durable,
@@ -83,7 +80,6 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     metrics,
     logger,
     audit,
-    lockout: createLockout({ ttl }),
     addresses: createAddressThrottle(ttl),
     sessions,
     factorCache,

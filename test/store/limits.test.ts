@@ -54,6 +54,32 @@ describe('sqlite: throttle rows', () => {
   });
 });
 
+describe('sqlite: the lockout ladder rows', () => {
+  const cfg = { maxFailures: 3, findTimeMs: 5 * MINUTE, backoffMs: [30_000, 60_000, 120_000, 300_000] };
+  let store: SqliteStore;
+  beforeEach(() => {
+    store = openSqliteStore({ path: dbPath(), clock: () => T0 });
+  });
+  afterEach(() => store.close());
+
+  test('locks across calls, reports the new lock once, counts active locks exactly', async () => {
+    const { ttl } = store;
+    const now = T0;
+    assert.equal((await ttl.recordLockFailure('alice', now, cfg)).lockedNow, false);
+    assert.equal((await ttl.recordLockFailure('bob', now, cfg)).lockedNow, false);
+    assert.equal((await ttl.recordLockFailure('alice', now, cfg)).lockedNow, false);
+    const third = await ttl.recordLockFailure('alice', now, cfg);
+    assert.deepEqual(third, { lockedNow: true, retryAfterMs: 30_000, level: 1 });
+    assert.equal(await ttl.lockRemainingMs('alice', now + 10_000), 30_000 - 10_000);
+    assert.equal(await ttl.lockRemainingMs('bob', now), 0);
+    assert.equal(await ttl.activeLocks(now), 1);
+    assert.equal(await ttl.activeLocks(now + 30_000), 0);
+    await ttl.clearLock('alice');
+    // Cleared: the next failure starts a new window instead of re-locking on probation.
+    assert.deepEqual(await ttl.recordLockFailure('alice', now + 30_000, cfg), { lockedNow: false, retryAfterMs: 0, level: 0 });
+  });
+});
+
 describe('throttle verbs across threads sharing one file', () => {
   const WORKERS = 4;
   const PER_WORKER = 25;
