@@ -124,7 +124,7 @@ export interface FailureCount {
 }
 
 /**
- * The lockout ladder (mfa/lockout.ts has the rules in words and as a pure function every backend
+ * The lockout ladder (store/lock-ladder.ts has the rules in words and as a pure function every backend
  * must agree with): `maxFailures` within `findTimeMs` lock the subject for backoff[level].
  */
 export interface LockoutRule {
