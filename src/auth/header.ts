@@ -4,7 +4,7 @@ import { TOKEN_DETAIL } from './errors.js';
 /** RFC 6750 §2.1: `Bearer` (any case), exactly one space, a token68. */
 const BEARER = /^bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
-const SCHEME_LENGTH = 'Bearer '.length;
+export const SCHEME_LENGTH = 'Bearer '.length;
 
 export type ParsedToken = { readonly ok: true; readonly token: string } | { readonly ok: false; readonly problem: Problem };
 
@@ -28,6 +28,15 @@ export function parseAuthorization(header: string, maxTokenBytes: number): Parse
     return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.format) };
   }
   return { ok: true, token };
+}
+
+/**
+ * What follows `Bearer ` (any case), unchecked: only a key to look up a token verified before.
+ * parseAuthorization is the check.
+ */
+export function bearerPart(header: string): string | undefined {
+  if (header.length <= SCHEME_LENGTH || header.charCodeAt(SCHEME_LENGTH - 1) !== 0x20) return undefined;
+  return header.slice(0, SCHEME_LENGTH - 1).toLowerCase() === 'bearer' ? header.slice(SCHEME_LENGTH) : undefined;
 }
 
 function isBase64urlSegment(segment: string): boolean {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type LocalJWKSet } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { JwtAlgorithm, JwtConfig } from '../config/types.js';
@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { principalFromClaims } from './claims.js';
 import { AuthConfigError, TOKEN_DETAIL } from './errors.js';
-import { decodeJsonSegment, parseAuthorization } from './header.js';
+import { bearerPart, decodeJsonSegment, parseAuthorization, SCHEME_LENGTH } from './header.js';
 import { createJwksCache, type JwksCache } from './jwks.js';
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, loadHmacSecret, loadStaticKeys, type StaticKey } from './keys.js';
 import type { Principal } from './principal.js';
@@ -86,7 +86,8 @@ function checkAlgorithms(config: JwtConfig, hmac: boolean): ReadonlySet<JwtAlgor
 }
 
 export function tokenHashOf(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  // One-shot crypto.hash: no Hash object per request.
+  return hash('sha256', token, 'hex');
 }
 
 function classify(error: unknown): { detail: string; reason: string } {
@@ -259,21 +260,25 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       if (typeof authorizationHeader !== 'string') return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.header) };
       // A retired verifier fails closed rather than trusting keys it no longer refreshes.
       if (closed) return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.format) };
-      const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
-      if (!parsed.ok) return parsed;
-      const { token } = parsed;
-      const tokenHash = tokenHashOf(token);
       const now = clock();
-
-      const entry = cache?.get(tokenHash);
+      // Cache first: a cached token is the very string that passed every syntax check when it was
+      // verified, so a hit needs no parsing. Anything else (another scheme spelling, extra spaces,
+      // a changed byte) hashes differently and takes the full path below.
+      const candidate = cache !== undefined && authorizationHeader.length <= maxTokenBytes + SCHEME_LENGTH ? bearerPart(authorizationHeader) : undefined;
+      let tokenHash = candidate === undefined ? undefined : tokenHashOf(candidate);
+      const entry = tokenHash === undefined ? undefined : cache?.get(tokenHash);
       if (entry !== undefined) {
         if (now < entry.validUntilMs) {
           metrics?.tokenCache.inc({ result: 'hit' });
           return { ok: true, principal: entry.principal };
         }
         // Past exp (or maxTtl) by our clock: verify afresh, which applies the clock tolerance.
-        cache?.delete(tokenHash);
+        cache?.delete(tokenHash!);
       }
+      const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
+      if (!parsed.ok) return parsed;
+      const { token } = parsed;
+      tokenHash ??= tokenHashOf(token);
       metrics?.tokenCache.inc({ result: 'miss' });
 
       let result: VerifyResult;

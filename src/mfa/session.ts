@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash as digest, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { MfaMethod } from '../decision/types.js';
 import type { Invalidation, StoredSession, TtlStore } from '../store/types.js';
@@ -38,7 +38,7 @@ export type SessionLookup =
   | { readonly ok: false; readonly logId?: string };
 
 function tokenHash(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return digest('sha256', token, 'hex');
 }
 
 export function sessionLogId(token: string): string {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { HostPort, RedisConfig, StoreTlsConfig } from '../config/types.js';
 import { StoreError } from './errors.js';
@@ -93,7 +93,7 @@ export function reconnectDelay(attempt: number, random: () => number, initialMs 
 
 /** The hash-tag of a subject or key: base64url, so never `{` or `}`; one slot per subject. */
 export function redisTag(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('base64url');
+  return digest('sha256', value, 'base64url');
 }
 
 interface UrlParts {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createJwtVerifier } from '../../src/auth/jwt.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
+import { TOKEN_DETAIL } from '../../src/auth/errors.js';
 import { fakeClock } from '../support/clock.js';
 import { counterValue } from '../support/metrics.js';
 import { T0, T0_SECONDS, baseConfig, claims, signingKey, startJwksServer, tokenFor } from './helpers.js';
@@ -43,6 +44,31 @@ describe('validated-token cache', () => {
       clock.advance(30_000);
       assert.deepEqual(await verifier.verify(`Bearer ${token}`), { ok: false, problem: { code: 'invalid_token', detail: 'token expired' } });
       assert.deepEqual([await hits(), await misses()], [2, 4]);
+    } finally {
+      await verifier.close();
+      await jwks.close();
+    }
+  });
+
+  test('a hit needs the header exactly as RFC 6750 spells it: any other spelling of a cached token is checked and refused', async () => {
+    const key = await signingKey('ES256', 'k1');
+    const jwks = await startJwksServer([key.publicJwk]);
+    const metrics = createMetrics();
+    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url, maxTokenBytes: 4096 }), metrics, clock: fakeClock(T0) });
+    const lookups = async () => [await counterValue(metrics.tokenCache, { result: 'hit' }), await counterValue(metrics.tokenCache, { result: 'miss' })];
+    const refused = (detail: string) => ({ ok: false, problem: { code: 'invalid_token', detail } });
+    try {
+      const token = tokenFor(key, claims({ exp: T0_SECONDS + 3600 }));
+      assert.ok((await verifier.verify(`Bearer ${token}`)).ok);
+      assert.ok((await verifier.verify(`BEARER ${token}`)).ok, 'the scheme is case-insensitive');
+      assert.deepEqual(await lookups(), [1, 1]);
+      assert.deepEqual(await verifier.verify(`Bearer  ${token}`), refused(TOKEN_DETAIL.header));
+      assert.deepEqual(await verifier.verify(`Bearer ${token} `), refused(TOKEN_DETAIL.header));
+      assert.deepEqual(await verifier.verify(`Bearer\t${token}`), refused(TOKEN_DETAIL.header));
+      assert.deepEqual(await verifier.verify(`Basic ${token}`), refused(TOKEN_DETAIL.header));
+      assert.deepEqual(await verifier.verify(`Bearer ${token}x`), refused(TOKEN_DETAIL.format));
+      // Still one hit: the malformed spellings are refused by the syntax check, the changed token by its signature.
+      assert.deepEqual(await lookups(), [1, 2]);
     } finally {
       await verifier.close();
       await jwks.close();
