@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: mfa-gateway's cost per request against direct, a minimal undici proxy,
- * http-proxy and nginx, in one run on one machine (issue 5; how to read it: bench/README.md).
+ * http-proxy and nginx, in one run on one machine (targets: issue 11; how to read it: bench/README.md).
  * `npm run bench -- --soak 10m`: the gateway alone under steady mixed load, its RSS sampled.
  *
  * Layout on a 2-core machine: the upstream and every proxy share CPU 0, wrk and this orchestrator
