@@ -14,7 +14,6 @@ import { parseWorkersOption } from '../cluster/workers-option.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
-import { runStoreCommand } from './store.js';
 import type { CliValues } from './options.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
@@ -197,8 +196,11 @@ export async function runCommand(positionals: readonly string[], values: CliValu
       return runFactorsCommand(loadPolicyFile(configPath), rest, values, out);
     case 'keys':
       return runKeysCommand(loadPolicyFile(configPath), rest, out);
-    case 'store':
+    case 'store': {
+      // The store admin loads the PostgreSQL client: only this command needs it, not `serve`.
+      const { runStoreCommand } = await import('./store.js');
       return runStoreCommand(loadPolicyFile(configPath), rest, values, out);
+    }
     default:
       process.stderr.write(USAGE);
       return 2;

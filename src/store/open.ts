@@ -2,8 +2,6 @@ import type { StoreConfig } from '../config/types.js';
 import type { Clock } from '../time/clock.js';
 import { StoreError } from './errors.js';
 import { watchBackend, type BackendState } from './health.js';
-import { openPostgresStore } from './postgres.js';
-import { openRedisTtlStore } from './redis.js';
 import { openSqliteStore } from './sqlite.js';
 import type { DurableStore, InvalidationBus, TtlStore } from './types.js';
 
@@ -53,6 +51,8 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
       };
     }
     case 'shared': {
+      // Loaded only here: an embedded deployment never pays the clients' memory (~8 MB RSS).
+      const [{ openPostgresStore }, { openRedisTtlStore }] = await Promise.all([import('./postgres.js'), import('./redis.js')]);
       const postgres = await openPostgresStore(config.postgres, { clock, migrate: config.migrate, schema: options.schema });
       let redisReason: string | undefined;
       let redis;
