@@ -185,7 +185,7 @@ export function machineFacts(repoRoot: string) {
     node: process.version,
     wrk: /wrk\s+(\S+)/.exec(output('wrk', ['-v']))?.[1] ?? 'missing',
     nginx: /nginx\/(\S+)/.exec(output('/usr/sbin/nginx', ['-v']))?.[1] ?? 'missing',
-    packages: ['undici', 'http-proxy-3', 'jose', 'better-sqlite3', 'otplib', 'lru-cache', 'pino', 'prom-client'].map((name) => `${name} ${version(name)}`).join(', '),
+    packages: ['undici', 'http-proxy-3', 'jose', 'better-sqlite3', '@otplib/core', 'lru-cache', 'pino', 'prom-client'].map((name) => `${name} ${version(name)}`).join(', '),
     gitCommit: output('git', ['rev-parse', '--short', 'HEAD'], repoRoot) || 'unknown',
     gitDirty: output('git', ['status', '--porcelain', '--', 'src'], repoRoot) !== '',
     loadAverageAtStart: loadavg().map((n) => Math.round(n * 100) / 100),

@@ -1,35 +1,19 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { generateSync, type CryptoPlugin, type HashAlgorithm } from 'otplib';
+import { createHmac } from 'node:crypto';
+import { counterToBytes, dynamicTruncate, truncateDigits } from '@otplib/core';
 import type { OtpAlgorithm } from '../config/types.js';
 import { codeMatcher, isOtpShaped } from './code.js';
-import { MfaError } from './errors.js';
 
 /**
- * HOTP (RFC 4226). otplib computes the code from (secret, counter); the HMAC is Node's own
- * (OpenSSL) through this plugin, not otplib's default pure-JS hash.
+ * HOTP (RFC 4226): otplib's own steps (@otplib/core: counter bytes, dynamic truncation, digits)
+ * around Node's HMAC (OpenSSL). Not otplib's generateSync: it validates and normalises its options
+ * on every call, which cost as much as the HMAC itself, and a verification computes 3 codes (the
+ * ±1 window), a failure 21 (the drift scan). Secrets and parameters are checked once, at enrolment.
  */
-const NODE_HASH: Readonly<Record<HashAlgorithm, string>> = { sha1: 'sha1', sha256: 'sha256', sha512: 'sha512' };
-
-export const nodeCryptoPlugin: CryptoPlugin = Object.freeze({
-  name: 'node',
-  hmac(algorithm: HashAlgorithm, key: Uint8Array, data: Uint8Array): Uint8Array {
-    const hash = NODE_HASH[algorithm];
-    if (hash === undefined) throw new MfaError('ERR_MFA_INVALID_OPTION', 'unsupported HMAC algorithm');
-    return createHmac(hash, key).update(data).digest();
-  },
-  randomBytes: (length: number) => randomBytes(length),
-  constantTimeEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
-    const x = typeof a === 'string' ? Buffer.from(a) : Buffer.from(a);
-    const y = typeof b === 'string' ? Buffer.from(b) : Buffer.from(b);
-    return x.length === y.length && timingSafeEqual(x, y);
-  },
-});
-
-const OTPLIB_ALGORITHM: Readonly<Record<OtpAlgorithm, HashAlgorithm>> = { SHA1: 'sha1', SHA256: 'sha256', SHA512: 'sha512' };
+const NODE_HASH: Readonly<Record<OtpAlgorithm, string>> = { SHA1: 'sha1', SHA256: 'sha256', SHA512: 'sha512' };
 
 export interface OtpParams {
   readonly algorithm: OtpAlgorithm;
-  /** 6 or 8 (otplib accepts 6-8; the store accepts up to 10 but nothing here enrolls more than 8). */
+  /** 6 or 8 (the store accepts up to 10 but nothing here enrolls more than 8). */
   readonly digits: number;
 }
 
@@ -40,19 +24,13 @@ export interface OtpParams {
  */
 export const MAX_HOTP_COUNTER = 2 ** 48;
 
-/** Secrets shorter than this are refused (RFC 4226 §4 asks for 128 bits; otplib enforces the same). */
+/** Secrets shorter than this are refused at enrolment (RFC 4226 §4 asks for 128 bits). */
 export const MIN_SECRET_BYTES = 16;
 export const MAX_SECRET_BYTES = 64;
 
 export function hotpCode(secret: Uint8Array, counter: number, params: OtpParams): string {
-  return generateSync({
-    strategy: 'hotp',
-    secret,
-    counter,
-    algorithm: OTPLIB_ALGORITHM[params.algorithm],
-    digits: params.digits as 6 | 7 | 8,
-    crypto: nodeCryptoPlugin,
-  });
+  const mac = createHmac(NODE_HASH[params.algorithm], secret).update(counterToBytes(counter)).digest();
+  return truncateDigits(dynamicTruncate(mac), params.digits);
 }
 
 export interface HotpVerifyInput extends OtpParams {
