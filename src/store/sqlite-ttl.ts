@@ -194,8 +194,10 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
     async clearLock(subject) {
       ensureOpen();
       checkKey(subject, 'subject');
-      // The marker stays: the lock it counts (if any) is over or ends with it.
-      st.delete.run(KEYS.lock(subject));
+      // The marker stays: the lock it counts (if any) is over or ends with it. Nearly every success
+      // has no ladder to clear, and a read costs a third of a write transaction. A failure another
+      // process records between the two is simply later than this success, so it stands.
+      if (read(KEYS.lock(subject)) !== undefined) st.delete.run(KEYS.lock(subject));
     },
     async activeLocks(now) {
       ensureOpen();
