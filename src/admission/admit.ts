@@ -57,7 +57,8 @@ export class Pass {
     if (this.settled) return;
     this.settled = true;
     const { metrics } = this.core;
-    metrics.requests.inc({ route: this.routeLabel, policy: this.policyLabel, status: String(status) });
+    const { routeLabel: route, policyLabel: policy } = this;
+    metrics.requests.cell(`${route}\0${policy}\0${status}`, { route, policy, status: String(status) }).inc();
     metrics.requestDuration.observe({ route: this.routeLabel }, (performance.now() - this.started) / 1000);
     this.core.release(this.runtime);
   }

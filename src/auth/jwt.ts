@@ -165,8 +165,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   }
 
   const cache = maxEntries > 0 && maxTtlMs > 0 ? new LRUCache<string, CacheEntry>({ max: maxEntries }) : undefined;
-  metrics?.tokenCache.inc({ result: 'hit' }, 0);
-  metrics?.tokenCache.inc({ result: 'miss' }, 0);
+  const cacheHits = metrics?.tokenCache.cell('hit', { result: 'hit' });
+  const cacheMisses = metrics?.tokenCache.cell('miss', { result: 'miss' });
   if (source.kind === 'jwks') {
     metrics?.jwksFetches.inc({ result: 'success' }, 0);
     metrics?.jwksFetches.inc({ result: 'failure' }, 0);
@@ -269,7 +269,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       const entry = tokenHash === undefined ? undefined : cache?.get(tokenHash);
       if (entry !== undefined) {
         if (now < entry.validUntilMs) {
-          metrics?.tokenCache.inc({ result: 'hit' });
+          cacheHits?.inc();
           return { ok: true, principal: entry.principal };
         }
         // Past exp (or maxTtl) by our clock: verify afresh, which applies the clock tolerance.
@@ -279,7 +279,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       if (!parsed.ok) return parsed;
       const { token } = parsed;
       tokenHash ??= tokenHashOf(token);
-      metrics?.tokenCache.inc({ result: 'miss' });
+      cacheMisses?.inc();
 
       let result: VerifyResult;
       try {

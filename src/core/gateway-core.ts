@@ -5,6 +5,7 @@ import { createJwtVerifier } from '../auth/jwt.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { BearerVerifier, RateLimiter } from '../decision/engine.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import type { CounterCell } from '../metrics/cells.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
 import { createForwarder, type Forwarder } from '../forward/forwarder.js';
@@ -72,17 +73,19 @@ export interface GatewayCore {
   close(): Promise<void>;
 }
 
-/** `target` with every method call reported by name first (what each request asks of the store). */
-function countCalls<T extends object>(target: T, count: (operation: string) => void): T {
+/** `target` with every method call counted by name first (what each request asks of the store). */
+function countCalls<T extends object>(target: T, cellOf: (operation: string) => CounterCell): T {
   const wrapped: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(target)) {
-    wrapped[name] =
-      typeof value === 'function' && name !== 'close' && name !== 'ping'
-        ? (...args: unknown[]): unknown => {
-            count(name);
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          }
-        : value;
+    if (typeof value !== 'function' || name === 'close' || name === 'ping') {
+      wrapped[name] = value;
+      continue;
+    }
+    const calls = cellOf(name);
+    wrapped[name] = (...args: unknown[]): unknown => {
+      calls.inc();
+      return (value as (...a: unknown[]) => unknown).apply(target, args);
+    };
   }
   return wrapped as T;
 }
@@ -121,8 +124,8 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
 
   const durableBackend = store.kind === 'sqlite' ? 'sqlite' : 'postgres';
   const ttlBackend = store.kind === 'sqlite' ? 'sqlite' : 'redis';
-  const durable = countCalls(store.durable, (operation) => metrics.storeCalls.inc({ backend: durableBackend, operation }));
-  const ttl = countCalls(store.ttl, (operation) => metrics.storeCalls.inc({ backend: ttlBackend, operation }));
+  const durable = countCalls(store.durable, (operation) => metrics.storeCalls.cell(`${durableBackend}\0${operation}`, { backend: durableBackend, operation }));
+  const ttl = countCalls(store.ttl, (operation) => metrics.storeCalls.cell(`${ttlBackend}\0${operation}`, { backend: ttlBackend, operation }));
   const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
   const limiter = createRouteLimiter({ ttl, logger, metrics });
 

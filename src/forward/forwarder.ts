@@ -6,6 +6,7 @@ import { buildUpstreamHeaders } from '../contract/headers.js';
 import { problem } from '../errors/problems.js';
 import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
+import type { CounterCell } from '../metrics/cells.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hasBody } from '../request/body.js';
 import { systemClock, type Clock } from '../time/clock.js';
@@ -87,12 +88,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const upstreams = new Map<string, UpstreamRuntime>();
   for (const [key, config] of options.upstreams) {
     const pathname = config.url.pathname;
-    const labels = {} as Record<UpstreamOutcome, { upstream: string; outcome: UpstreamOutcome }>;
-    for (const outcome of OUTCOMES) {
-      labels[outcome] = Object.freeze({ upstream: key, outcome });
-      // Zero-initialised series, so rates work from the first scrape.
-      metrics?.upstreamRequests.inc(labels[outcome], 0);
-    }
+    // Bound once per upstream; each series exists from the start, so rates work from the first scrape.
+    const outcomes = {} as Record<UpstreamOutcome, CounterCell | undefined>;
+    for (const outcome of OUTCOMES) outcomes[outcome] = metrics?.upstreamRequests.cell(`${key}\0${outcome}`, { upstream: key, outcome });
     const retryLabels = Object.freeze({ upstream: key });
     metrics?.upstreamRetries.inc(retryLabels, 0);
     upstreams.set(key, {
@@ -110,7 +108,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       host: config.url.host,
       admit: config.pool.connections + options.maxQueued,
       active: 0,
-      labels: Object.freeze(labels),
+      outcomes: Object.freeze(outcomes),
       retryLabels,
     });
   }
@@ -132,13 +130,13 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       const view = target.view;
       const withBody = hasBody(req);
       if (up.active >= up.admit) {
-        metrics?.upstreamRequests.inc(up.labels.overloaded);
+        up.outcomes.overloaded?.inc();
         sendProblem(res, problem('overloaded', 'the upstream is at capacity; retry shortly', { retryAfter: 1 }), view.requestId, target.responseHeaders, withBody);
         return;
       }
       if (res.destroyed) {
         // The client left while the request was being decided: nothing to send anywhere.
-        metrics?.upstreamRequests.inc(up.labels.client_abort);
+        up.outcomes.client_abort?.inc();
         return;
       }
       const headers = upstreamHeaders(req, up, target, false);
@@ -181,7 +179,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         logger,
         onEnd(outcome) {
           tunnels.delete(tunnel);
-          metrics?.upstreamRequests.inc(up.labels[outcome]);
+          up.outcomes[outcome]?.inc();
         },
       });
       if (!tunnel.ended) tunnels.add(tunnel);

@@ -5,6 +5,7 @@ import type { Identity } from '../decision/types.js';
 import { problem } from '../errors/problems.js';
 import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
+import type { CounterCell } from '../metrics/cells.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
 import type { Clock } from '../time/clock.js';
@@ -33,7 +34,6 @@ export interface ForwardTarget {
   readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
 }
 
-export type OutcomeLabels = Readonly<Record<UpstreamOutcome, { readonly upstream: string; readonly outcome: UpstreamOutcome }>>;
 
 export interface UpstreamRuntime {
   readonly config: UpstreamConfig;
@@ -45,8 +45,8 @@ export interface UpstreamRuntime {
   readonly admit: number;
   /** Requests admitted and not yet finished. Counted here because `pool.stats` walks every client. */
   active: number;
-  /** Label objects made once, so the hot path allocates none. */
-  readonly labels: OutcomeLabels;
+  /** Outcome counters bound once (none without metrics), so the hot path allocates nothing. */
+  readonly outcomes: Readonly<Record<UpstreamOutcome, CounterCell | undefined>>;
   readonly retryLabels: { readonly upstream: string };
 }
 
@@ -248,6 +248,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.up.active--;
-    this.shared.metrics?.upstreamRequests.inc(this.up.labels[outcome]);
+    this.up.outcomes[outcome]?.inc();
   }
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { cellCounter } from './cells.js';
 
 /**
  * How each metric adds up over the workers of `serve --workers N` (src/cluster/aggregate.ts), where
@@ -44,7 +45,7 @@ export function createMetrics() {
 
   return {
     registry,
-    requests: new Counter({
+    requests: cellCounter({
       name: 'mfa_gateway_requests_total',
       help: 'Requests answered, by route, policy and status.',
       labelNames: ['route', 'policy', 'status'] as const,
@@ -57,7 +58,7 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
-    storeCalls: new Counter({
+    storeCalls: cellCounter({
       name: 'mfa_gateway_store_calls_total',
       help: 'Store operations by backend and operation: each is one SQL statement or transaction, or one Redis script.',
       labelNames: ['backend', 'operation'] as const,
@@ -81,7 +82,7 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
-    upstreamRequests: new Counter({
+    upstreamRequests: cellCounter({
       name: 'mfa_gateway_upstream_requests_total',
       help: 'Requests sent to upstreams, by upstream and outcome.',
       labelNames: ['upstream', 'outcome'] as const,
@@ -123,7 +124,7 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
-    tokenCache: new Counter({
+    tokenCache: cellCounter({
       name: 'mfa_gateway_token_cache_total',
       help: 'Validated-token cache lookups, by result (hit|miss).',
       labelNames: ['result'] as const,
@@ -140,7 +141,7 @@ export function createMetrics() {
       help: 'Requests being handled now.',
       registers: [registry],
     }),
-    mfaVerifications: new Counter({
+    mfaVerifications: cellCounter({
       name: 'mfa_gateway_mfa_verifications_total',
       help: 'Second-factor verifications, by method and result.',
       labelNames: ['method', 'result'] as const,

@@ -99,7 +99,7 @@ export function sessionInvalid(maxAgeMs: number): Refusal {
 }
 
 export function countVerification(deps: MfaDeps, method: string, result: 'success' | 'failure' | 'locked'): void {
-  deps.metrics?.mfaVerifications.inc({ method, result });
+  deps.metrics?.mfaVerifications.cell(`${method}\0${result}`, { method, result }).inc();
 }
 
 export function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
