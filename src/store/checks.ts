@@ -1,5 +1,5 @@
 import { StoreError } from './errors.js';
-import type { DurableRecord, FactorRecord, FailureRule, ImportCounts, LockoutRule, RecoveryCodeRecord, SealedSecret, StoredSession, TokenWindow } from './types.js';
+import type { ContactRecord, DurableRecord, FactorRecord, FailureRule, ImportCounts, LockoutRule, RecoveryCodeRecord, SealedSecret, StoredSession, TokenWindow } from './types.js';
 
 /**
  * The argument checks of every store verb, durable and short-lived, shared by every backend so that
@@ -33,6 +33,25 @@ export function checkFactor(f: FactorRecord): void {
   if (f.confirmedAt !== undefined && !Number.isSafeInteger(f.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
 }
 
+export function checkContact(c: ContactRecord): void {
+  const bad = (field: string, what: string) => invalid(`contact.${field} ${what}`);
+  if (typeof c !== 'object' || c === null) throw invalid('contact must be an object');
+  for (const field of ['id', 'subject'] as const) {
+    if (typeof c[field] !== 'string' || c[field] === '') throw bad(field, 'must be a non-empty string');
+  }
+  if (typeof c.label !== 'string') throw bad('label', 'must be a string');
+  if (c.channel !== 'email' && c.channel !== 'sms') throw bad('channel', 'must be "email" or "sms"');
+  if (c.purpose !== 'factor' && c.purpose !== 'backup') throw bad('purpose', 'must be "factor" or "backup"');
+  if (c.status !== 'pending' && c.status !== 'active') throw bad('status', 'must be "pending" or "active"');
+  if (typeof c.destination?.kid !== 'string' || typeof c.destination?.blob !== 'string' || c.destination.kid === '' || c.destination.blob === '') {
+    throw bad('destination', 'must be a sealed secret { kid, blob }');
+  }
+  if (!Number.isSafeInteger(c.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
+  if (c.status === 'pending' && !Number.isSafeInteger(c.pendingUntil)) throw bad('pendingUntil', 'is required (unix ms) for a pending contact');
+  if (c.status === 'active' && c.pendingUntil !== undefined) throw bad('pendingUntil', 'must be undefined for an active contact');
+  if (c.confirmedAt !== undefined && !Number.isSafeInteger(c.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
+}
+
 export function checkNextCounter(next: number): void {
   if (!Number.isSafeInteger(next) || next < 0) throw invalid('the next HOTP counter must be a non-negative integer');
 }
@@ -62,8 +81,9 @@ export function checkRecoveryCode(code: RecoveryCodeRecord): void {
 }
 
 /** The refusal of an import into a store that already holds factors. */
-export function notEmpty(factors: number): StoreError {
-  return new StoreError('ERR_STORE_NOT_EMPTY', `the store already holds ${factors} factor${factors === 1 ? '' : 's'}; an import would mix two sets`);
+export function notEmpty(factors: number, contacts: number): StoreError {
+  const held = [`${factors} factor${factors === 1 ? '' : 's'}`, ...(contacts > 0 ? [`${contacts} contact${contacts === 1 ? '' : 's'}`] : [])].join(' and ');
+  return new StoreError('ERR_STORE_NOT_EMPTY', `the store already holds ${held}; an import would mix two sets`);
 }
 
 /**
@@ -73,6 +93,7 @@ export function notEmpty(factors: number): StoreError {
 export function importTally(): { add(record: DurableRecord): void; counts(): ImportCounts } {
   const factorIds = new Set<string>();
   const codeKeys = new Set<string>();
+  const contactIds = new Set<string>();
   return {
     add(record) {
       if (record?.kind === 'factor') {
@@ -84,11 +105,15 @@ export function importTally(): { add(record: DurableRecord): void; counts(): Imp
         const key = JSON.stringify([record.code.subject, record.code.hash]);
         if (codeKeys.has(key)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds a recovery code of ${JSON.stringify(record.code.subject)} twice`);
         codeKeys.add(key);
+      } else if (record?.kind === 'contact') {
+        checkContact(record.contact);
+        if (contactIds.has(record.contact.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds contact ${JSON.stringify(record.contact.id)} twice`);
+        contactIds.add(record.contact.id);
       } else {
-        throw invalid('an import record must be a factor or a recovery_code');
+        throw invalid('an import record must be a factor, a recovery_code or a contact');
       }
     },
-    counts: () => ({ factors: factorIds.size, recoveryCodes: codeKeys.size }),
+    counts: () => ({ factors: factorIds.size, recoveryCodes: codeKeys.size, contacts: contactIds.size }),
   };
 }
 
@@ -144,6 +169,13 @@ export function checkSession(session: StoredSession, now: number): void {
 /** A TOTP time step (`useOtpStep` with a matched code). */
 export function checkStep(step: unknown): asserts step is number {
   if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'step must be a non-negative integer');
+}
+
+/** The candidate hashes of one attempt at a sent code: at least one, each non-empty. */
+export function checkHashes(hashes: unknown): asserts hashes is readonly string[] {
+  if (!Array.isArray(hashes) || hashes.length === 0 || hashes.some((h) => typeof h !== 'string' || h === '')) {
+    throw new StoreError('ERR_STORE_INVALID_OPTION', 'hashes must be a non-empty list of non-empty strings');
+  }
 }
 
 /** A drift reading in seconds, or null for a code that was simply wrong. */
