@@ -291,6 +291,16 @@ describe('e-mail and SMS codes through the gateway', { skip }, () => {
     const reply = await order('jack', { 'x-mfa-token': texted });
     assert.equal(reply.status, 200, reply.text);
     assert.equal(upstream.received.at(-1)!.headers['x-auth-mfa'], 'sms');
+
+    // The same number twice is refused (after the step-up a second contact needs).
+    const session = { 'x-session-token': String(reply.headers['x-session-token']) };
+    assertProblem(await post('/.mfa/otp/enroll', 'jack', { channel: 'sms', destination: '+447700900123' }), 401, 'step_up_required');
+    assertProblem(await post('/.mfa/otp/enroll', 'jack', { channel: 'sms', destination: '+447700900123' }, session), 400, 'invalid_request', 'this phone number is already one of your contacts');
+    // Removed like any factor: its sessions end, and with no factor left the recovery codes go.
+    const auth = { authorization: `Bearer ${await bearer('jack')}` };
+    assert.equal((await call(port, 'DELETE', `/.mfa/factors/${id}`, { ...auth, ...session })).status, 204);
+    assert.deepEqual((await call(port, 'GET', '/.mfa/factors', auth)).json(), { factors: [], recovery_codes_remaining: 0 });
+    assertProblem(await order('jack', session), 401, 'session_invalid');
   });
 
   test('bad input is refused by name and changes nothing', async () => {
