@@ -172,6 +172,18 @@ export function createContactService(deps: MfaDeps, secondFactor: Pick<SecondFac
     return undefined;
   }
 
+  /**
+   * The caller's own live contact `contactId` that `wanted` accepts, once neither the user nor the
+   * address is locked; else the refusal (one answer for absent, another user's and unwanted).
+   */
+  async function ownContact(caller: Caller, contactId: string, wanted: (contact: ContactRecord) => boolean, missing: string): Promise<ContactRecord | Refusal> {
+    const locked = await lockRefusal(deps, auditContext(caller), caller.now, caller.policy);
+    if (locked !== undefined) return locked;
+    const contact = await durable.getContact(contactId, caller.now);
+    if (contact === undefined || contact.subject !== caller.principal.subject || !wanted(contact)) return refuse(problem('not_found', missing));
+    return contact;
+  }
+
   return {
     async enrollContact(caller, request) {
       const { policy, now } = caller;
@@ -214,12 +226,8 @@ export function createContactService(deps: MfaDeps, secondFactor: Pick<SecondFac
     async confirmContact(caller, contactId, code) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      const locked = await lockRefusal(deps, ctx, now, policy);
-      if (locked !== undefined) return locked;
-      const contact = await durable.getContact(contactId, now);
-      if (contact === undefined || contact.subject !== ctx.subject || contact.status !== 'pending') {
-        return refuse(problem('not_found', 'no pending contact with this id (it may have expired; enroll again)'));
-      }
+      const contact = await ownContact(caller, contactId, (c) => c.status === 'pending', 'no pending contact with this id (it may have expired; enroll again)');
+      if ('problem' in contact) return contact;
       const denied = (await permitted(caller, contact.channel, contact.purpose)) ?? (await freshIfEnrolled(deps, secondFactor, caller));
       if (denied !== undefined) return denied;
       // The code is used up like any other, and a wrong one counts toward the same lockout.
@@ -239,12 +247,8 @@ export function createContactService(deps: MfaDeps, secondFactor: Pick<SecondFac
     async sendCode(caller, channel, contactId) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      const locked = await lockRefusal(deps, ctx, now, policy);
-      if (locked !== undefined) return locked;
-      const contact = await durable.getContact(contactId, now);
-      if (contact === undefined || contact.subject !== ctx.subject || contact.channel !== channel) {
-        return refuse(problem('not_found', `no ${CHANNEL_NAME[channel]} contact with this id`));
-      }
+      const contact = await ownContact(caller, contactId, (c) => c.channel === channel, `no ${CHANNEL_NAME[channel]} contact with this id`);
+      if ('problem' in contact) return contact;
       const denied = await permitted(caller, channel, contact.purpose);
       if (denied !== undefined) return denied;
       const destination = openDestination(contact, ctx);

@@ -11,45 +11,49 @@ const ALGORITHMS = new Set(['SHA1', 'SHA256', 'SHA512']);
 
 const invalid = (message: string) => new StoreError('ERR_STORE_INVALID_OPTION', message);
 
-export function checkFactor(f: FactorRecord): void {
-  const bad = (field: string, what: string) => invalid(`factor.${field} ${what}`);
-  if (typeof f !== 'object' || f === null) throw invalid('factor must be an object');
+/** What a factor and a contact share: id and owner, a label, a sealed value, and the pending → active life. */
+interface Enrolled {
+  readonly id: string;
+  readonly subject: string;
+  readonly label: string;
+  readonly status: string;
+  readonly createdAt: number;
+  readonly pendingUntil?: number | undefined;
+  readonly confirmedAt?: number | undefined;
+}
+
+/** Checks those shared fields of `record` (called `what` in messages, its sealed value at `sealedKey`). */
+function checkEnrolled(what: 'factor' | 'contact', record: Enrolled, sealedKey: 'secret' | 'destination', sealed: SealedSecret): (field: string, message: string) => StoreError {
+  const bad = (field: string, message: string) => invalid(`${what}.${field} ${message}`);
+  if (typeof record !== 'object' || record === null) throw invalid(`${what} must be an object`);
   for (const field of ['id', 'subject'] as const) {
-    if (typeof f[field] !== 'string' || f[field] === '') throw bad(field, 'must be a non-empty string');
+    if (typeof record[field] !== 'string' || record[field] === '') throw bad(field, 'must be a non-empty string');
   }
-  if (typeof f.label !== 'string') throw bad('label', 'must be a string');
+  if (typeof record.label !== 'string') throw bad('label', 'must be a string');
+  if (record.status !== 'pending' && record.status !== 'active') throw bad('status', 'must be "pending" or "active"');
+  if (typeof sealed?.kid !== 'string' || typeof sealed?.blob !== 'string' || sealed.kid === '' || sealed.blob === '') {
+    throw bad(sealedKey, 'must be a sealed secret { kid, blob }');
+  }
+  if (!Number.isSafeInteger(record.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
+  if (record.status === 'pending' && !Number.isSafeInteger(record.pendingUntil)) throw bad('pendingUntil', `is required (unix ms) for a pending ${what}`);
+  if (record.status === 'active' && record.pendingUntil !== undefined) throw bad('pendingUntil', `must be undefined for an active ${what}`);
+  if (record.confirmedAt !== undefined && !Number.isSafeInteger(record.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
+  return bad;
+}
+
+export function checkFactor(f: FactorRecord): void {
+  const bad = checkEnrolled('factor', f, 'secret', f?.secret);
   if (f.type !== 'totp' && f.type !== 'hotp') throw bad('type', 'must be "totp" or "hotp"');
-  if (f.status !== 'pending' && f.status !== 'active') throw bad('status', 'must be "pending" or "active"');
-  if (typeof f.secret?.kid !== 'string' || typeof f.secret?.blob !== 'string' || f.secret.kid === '' || f.secret.blob === '') {
-    throw bad('secret', 'must be a sealed secret { kid, blob }');
-  }
   if (!ALGORITHMS.has(f.algorithm)) throw bad('algorithm', 'must be SHA1, SHA256 or SHA512');
   if (!Number.isSafeInteger(f.digits) || f.digits < 6 || f.digits > 10) throw bad('digits', 'must be an integer from 6 to 10');
   if (!Number.isSafeInteger(f.periodSeconds) || f.periodSeconds <= 0) throw bad('periodSeconds', 'must be a positive integer');
   if (!Number.isSafeInteger(f.counter) || f.counter < 0) throw bad('counter', 'must be a non-negative integer');
-  if (!Number.isSafeInteger(f.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
-  if (f.status === 'pending' && !Number.isSafeInteger(f.pendingUntil)) throw bad('pendingUntil', 'is required (unix ms) for a pending factor');
-  if (f.status === 'active' && f.pendingUntil !== undefined) throw bad('pendingUntil', 'must be undefined for an active factor');
-  if (f.confirmedAt !== undefined && !Number.isSafeInteger(f.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
 }
 
 export function checkContact(c: ContactRecord): void {
-  const bad = (field: string, what: string) => invalid(`contact.${field} ${what}`);
-  if (typeof c !== 'object' || c === null) throw invalid('contact must be an object');
-  for (const field of ['id', 'subject'] as const) {
-    if (typeof c[field] !== 'string' || c[field] === '') throw bad(field, 'must be a non-empty string');
-  }
-  if (typeof c.label !== 'string') throw bad('label', 'must be a string');
+  const bad = checkEnrolled('contact', c, 'destination', c?.destination);
   if (c.channel !== 'email' && c.channel !== 'sms') throw bad('channel', 'must be "email" or "sms"');
   if (c.purpose !== 'factor' && c.purpose !== 'backup') throw bad('purpose', 'must be "factor" or "backup"');
-  if (c.status !== 'pending' && c.status !== 'active') throw bad('status', 'must be "pending" or "active"');
-  if (typeof c.destination?.kid !== 'string' || typeof c.destination?.blob !== 'string' || c.destination.kid === '' || c.destination.blob === '') {
-    throw bad('destination', 'must be a sealed secret { kid, blob }');
-  }
-  if (!Number.isSafeInteger(c.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
-  if (c.status === 'pending' && !Number.isSafeInteger(c.pendingUntil)) throw bad('pendingUntil', 'is required (unix ms) for a pending contact');
-  if (c.status === 'active' && c.pendingUntil !== undefined) throw bad('pendingUntil', 'must be undefined for an active contact');
-  if (c.confirmedAt !== undefined && !Number.isSafeInteger(c.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
 }
 
 export function checkNextCounter(next: number): void {

@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { checkContact, checkFactor, checkRecoveryCode } from './checks.js';
 import { StoreError } from './errors.js';
-import type { ContactRecord, DurableRecord, FactorRecord, ImportCounts, RecoveryCodeRecord } from './types.js';
+import type { ContactRecord, DurableRecord, FactorRecord, ImportCounts, RecoveryCodeRecord, SealedSecret } from './types.js';
 
 /**
  * The export file of `store export` / `store import`: JSON Lines, one record a line, in the store's
@@ -127,25 +127,36 @@ function optionalTime(value: unknown): number | undefined {
   return value === null ? undefined : (value as number);
 }
 
-function decodeFactor(line: Json): FactorRecord {
-  const secret = isObject(line.secret) && sameKeys(line.secret, ['kid', 'blob']) ? line.secret : undefined;
-  if (!sameKeys(line, FACTOR_KEYS) || secret === undefined) throw new Error(`a factor needs exactly the fields ${FACTOR_KEYS.join(', ')} (secret: kid, blob)`);
+/**
+ * The parts a factor and a contact line share: exactly `keys`, a sealed `{kid, blob}` at `sealedKey`,
+ * and the optional times (null → absent).
+ */
+function enrolledFields(line: Json, keys: readonly string[], sealedKey: string, what: string): { sealed: SealedSecret; times: { pendingUntil?: number; confirmedAt?: number } } {
+  const sealed = line[sealedKey];
+  if (!sameKeys(line, keys) || !isObject(sealed) || !sameKeys(sealed, ['kid', 'blob'])) throw new Error(`${what} needs exactly the fields ${keys.join(', ')} (${sealedKey}: kid, blob)`);
   const pendingUntil = optionalTime(line.pending_until);
   const confirmedAt = optionalTime(line.confirmed_at);
+  return {
+    sealed: { kid: sealed.kid, blob: sealed.blob } as SealedSecret,
+    times: { ...(pendingUntil !== undefined ? { pendingUntil } : {}), ...(confirmedAt !== undefined ? { confirmedAt } : {}) },
+  };
+}
+
+function decodeFactor(line: Json): FactorRecord {
+  const { sealed, times } = enrolledFields(line, FACTOR_KEYS, 'secret', 'a factor');
   const factor = {
     id: line.id,
     subject: line.subject,
     type: line.factor_type,
     status: line.status,
     label: line.label,
-    secret: { kid: secret.kid, blob: secret.blob },
+    secret: sealed,
     algorithm: line.algorithm,
     digits: line.digits,
     periodSeconds: line.period_seconds,
     counter: line.counter,
     createdAt: line.created_at,
-    ...(pendingUntil !== undefined ? { pendingUntil } : {}),
-    ...(confirmedAt !== undefined ? { confirmedAt } : {}),
+    ...times,
   } as FactorRecord;
   checkFactor(factor);
   return factor;
@@ -160,10 +171,7 @@ function decodeCode(line: Json): RecoveryCodeRecord {
 }
 
 function decodeContact(line: Json): ContactRecord {
-  const destination = isObject(line.destination) && sameKeys(line.destination, ['kid', 'blob']) ? line.destination : undefined;
-  if (!sameKeys(line, CONTACT_KEYS) || destination === undefined) throw new Error(`a contact needs exactly the fields ${CONTACT_KEYS.join(', ')} (destination: kid, blob)`);
-  const pendingUntil = optionalTime(line.pending_until);
-  const confirmedAt = optionalTime(line.confirmed_at);
+  const { sealed, times } = enrolledFields(line, CONTACT_KEYS, 'destination', 'a contact');
   const contact = {
     id: line.id,
     subject: line.subject,
@@ -171,10 +179,9 @@ function decodeContact(line: Json): ContactRecord {
     purpose: line.purpose,
     status: line.status,
     label: line.label,
-    destination: { kid: destination.kid, blob: destination.blob },
+    destination: sealed,
     createdAt: line.created_at,
-    ...(pendingUntil !== undefined ? { pendingUntil } : {}),
-    ...(confirmedAt !== undefined ? { confirmedAt } : {}),
+    ...times,
   } as ContactRecord;
   checkContact(contact);
   return contact;
