@@ -34,7 +34,7 @@ export async function runKeysCommand(policy: GatewayPolicy, args: readonly strin
       const store = await openStore(policy.store, systemClock);
       try {
         const result = await rewrapFactors(store.durable, keyring);
-        print(`rewrapped ${result.rewrapped} factor secrets under ${keyring.primaryKid}; ${result.failed} could not be opened`);
+        print(`rewrapped ${result.rewrapped} sealed secrets (factor secrets and contact destinations) under ${keyring.primaryKid}; ${result.failed} could not be opened`);
         return result.failed === 0 ? 0 : 1;
       } finally {
         await store.close();

@@ -34,6 +34,12 @@ export const DURATION_BOUNDS = {
   'mfa.ip_throttle.find_time': { min: SECOND, max: DAY },
   'mfa.ip_throttle.block': { min: SECOND, max: DAY },
   'mfa.enrollment.pending_ttl': { min: MINUTE, max: HOUR },
+  // The source document's e-mail/SMS codes live 10 minutes; a code older than an hour is no longer "one-time".
+  'mfa.codes.ttl': { min: MINUTE, max: HOUR },
+  'mfa.codes.send_limits.per_user.per': { min: SECOND, max: DAY },
+  'mfa.codes.send_limits.per_destination.per': { min: SECOND, max: DAY },
+  'mfa.email.smtp.timeout': { min: SECOND, max: MINUTE },
+  'mfa.sms.provider.timeout': { min: SECOND, max: MINUTE },
   'keys.rotation': { min: DAY, max: 3650 * DAY },
   'store.postgres.pool.idle_timeout': { min: SECOND, max: HOUR },
   'store.postgres.connect_timeout': { min: 100, max: MINUTE },

@@ -17,6 +17,7 @@ import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
 import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
+import { compileOob, type RawOob } from './oob.js';
 import { compileStore, type RawStore } from './store.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
 import { DURATION_HINT } from './schema.js';
@@ -83,7 +84,7 @@ interface RawJwt {
   readonly accept_idp_mfa: boolean;
 }
 
-interface RawMfa {
+interface RawMfa extends RawOob {
   readonly issuer: string;
   readonly totp: { readonly algorithm: OtpAlgorithm; readonly digits: 6 | 8; readonly period: number; readonly window: number };
   readonly hotp: { readonly look_ahead: number };
@@ -201,6 +202,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     recoveryCodes: { count: mfaRaw.recovery_codes.count },
     enrollment: { pendingTtlMs: duration(['mfa', 'enrollment', 'pending_ttl'], mfaRaw.enrollment.pending_ttl, DURATION_BOUNDS['mfa.enrollment.pending_ttl']) },
     pathPrefix: mfaRaw.path_prefix,
+    ...compileOob(mfaRaw, ctx, add, duration),
   };
 
   const store = compileStore(raw.store, ctx, add, duration);

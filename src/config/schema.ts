@@ -51,6 +51,11 @@ const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   '^/': "must start with '/'",
   '^[A-Za-z]{1,20}$': 'must be an HTTP method name, e.g. GET',
   '^\\S+$': 'must be one scope, without spaces',
+  '^\\+[1-9][0-9]{6,14}$': 'must be an E.164 phone number, e.g. +14155550123',
+  '^AC[0-9a-fA-F]{32}$': 'must be a Twilio account SID (AC and 32 hex digits)',
+  '^MG[0-9a-fA-F]{32}$': 'must be a Twilio messaging service SID (MG and 32 hex digits)',
+  '^[A-Za-z0-9-]{1,64}$': 'must be an HTTP header name',
+  '\\{code\\}': 'must contain {code}',
 };
 const DURATION_PATTERN = '^\\d+(ms|s|m|h|d)$';
 export const DURATION_HINT = 'a whole number and a unit (ms, s, m, h or d), e.g. 30s';

@@ -89,6 +89,76 @@ export interface MfaConfig {
   readonly enrollment: { readonly pendingTtlMs: number };
   /** Where the gateway's own endpoints live on the public listener; never forwarded. */
   readonly pathPrefix: string;
+  /** Codes sent by e-mail or SMS (compiled in config/oob.ts). */
+  readonly codes: CodesConfig;
+  readonly email: EmailConfig;
+  readonly sms: SmsConfig;
+  readonly backupContact: { readonly enabled: boolean };
+}
+
+/** A send quota: at most `sends` per window of `perMs`. */
+export interface SendLimit {
+  readonly sends: number;
+  readonly perMs: number;
+}
+
+export interface CodesConfig {
+  readonly ttlMs: number;
+  /** Wrong attempts a sent code survives. */
+  readonly maxAttempts: number;
+  /** The message template: {code}, {issuer}, {minutes}. */
+  readonly message: string;
+  readonly sendLimits: { readonly perUser: SendLimit; readonly perDestination: SendLimit };
+}
+
+export interface SmtpConfig {
+  readonly host: string;
+  readonly port: number;
+  /** starttls: required; tls: implicit TLS; none: plain text (loopback hosts only). */
+  readonly security: 'starttls' | 'tls' | 'none';
+  readonly username?: string;
+  /** From password_env: never logged, never in an error. */
+  readonly password?: string;
+  readonly timeoutMs: number;
+}
+
+export interface EmailConfig {
+  /** E-mail codes as a second factor (off by default: NIST SP 800-63B). */
+  readonly factor: boolean;
+  readonly from?: string;
+  readonly subject: string;
+  /** Absent: no e-mail is sent at all. */
+  readonly smtp?: SmtpConfig;
+}
+
+export type SmsProviderConfig =
+  | {
+      readonly kind: 'http';
+      readonly url: string;
+      readonly authHeader: string;
+      /** From auth_env: never logged, never in an error. */
+      readonly authValue?: string;
+      readonly contentType: 'application/json' | 'application/x-www-form-urlencoded';
+      /** Template: {to} and {message}. */
+      readonly body: string;
+      readonly timeoutMs: number;
+    }
+  | {
+      readonly kind: 'twilio';
+      readonly apiUrl: string;
+      readonly accountSid: string;
+      /** From auth_token_env: never logged, never in an error. */
+      readonly authToken: string;
+      readonly from?: string;
+      readonly messagingServiceSid?: string;
+      readonly timeoutMs: number;
+    };
+
+export interface SmsConfig {
+  /** SMS codes as a second factor, once a provider is set. */
+  readonly factor: boolean;
+  /** Absent: no SMS is sent at all. */
+  readonly provider?: SmsProviderConfig;
 }
 
 /** TLS to a store server; PEM contents were read and checked when the policy was loaded. */

@@ -3,7 +3,7 @@ import type { Route } from '../config/types.js';
 import type { Problem } from '../errors/problems.js';
 import type { RateLimitState } from '../errors/ratelimit.js';
 
-export type MfaMethod = 'totp' | 'hotp' | 'recovery' | 'webauthn' | 'idp' | 'none';
+export type MfaMethod = 'totp' | 'hotp' | 'recovery' | 'webauthn' | 'email' | 'sms' | 'idp' | 'none';
 
 /** What the backend is told about the caller (becomes X-Auth-* headers). */
 export interface Identity {

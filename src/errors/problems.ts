@@ -23,6 +23,7 @@ export type ProblemCode =
   | 'not_found'
   | 'upstream_unavailable'
   | 'upstream_timeout'
+  | 'delivery_failed'
   | 'overloaded'
   | 'store_unavailable'
   | 'internal_error';
@@ -52,6 +53,7 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemKind>> = Object.freez
   not_found: { status: 404, title: 'Not found' },
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
+  delivery_failed: { status: 502, title: 'Code delivery failed' },
   overloaded: { status: 503, title: 'Overloaded' },
   store_unavailable: { status: 503, title: 'Store unavailable' },
   internal_error: { status: 500, title: 'Internal error' },

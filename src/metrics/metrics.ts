@@ -174,6 +174,12 @@ export function createMetrics() {
       help: 'Second-factor codes refused because they were already used.',
       registers: [registry],
     }),
+    mfaCodeDeliveries: new Counter({
+      name: 'mfa_gateway_mfa_code_deliveries_total',
+      help: 'Codes sent to e-mail or SMS contacts, by channel and result (sent|failed): a failure is an SMTP server or SMS provider that did not take the message.',
+      labelNames: ['channel', 'result'] as const,
+      registers: [registry],
+    }),
     mfaSessionsIssued: new Counter({
       name: 'mfa_gateway_mfa_sessions_issued_total',
       help: 'MFA sessions issued.',

@@ -1,16 +1,20 @@
 import type { Principal } from '../auth/principal.js';
 import type { GatewayPolicy } from '../config/types.js';
 import type { Keyring } from '../crypto/keyring.js';
+import type { SecondFactorResult } from '../decision/engine.js';
 import type { IssuedSession, MfaMethod } from '../decision/types.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
-import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { Delivery } from '../delivery/index.js';
+import type { ContactRecord, DurableStore, FactorRecord, TtlStore } from '../store/types.js';
 import type { AddressThrottle } from '../throttle/address-failures.js';
 import type { Announce } from './announce.js';
 import type { AuditContext, AuditLog } from './audit.js';
+import { issueRecoveryCodes } from './enrollment.js';
 import type { FactorCache } from './factor-cache.js';
+import { contactsInUse, usableContacts } from './oob/usable.js';
 import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
 
@@ -37,6 +41,8 @@ export interface MfaDeps {
   /** Why a store backend is down right now, or undefined: checked before any second-factor work. */
   readonly storeDown: () => string | undefined;
   readonly verifier: CodeVerifier;
+  /** SMTP and SMS transports of the pinned policy, for codes sent to contacts. */
+  readonly delivery: Delivery;
 }
 
 /**
@@ -104,6 +110,51 @@ export function countVerification(deps: MfaDeps, method: string, result: 'succes
 
 export function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
   return deps.factorCache.active(subject, now);
+}
+
+/**
+ * The subject's active contacts the policy lets satisfy a second factor (e-mail and SMS factors,
+ * backup contacts). No store call when the policy allows none: deployments without them pay nothing.
+ */
+export async function usableContactsOf(deps: MfaDeps, subject: string, now: number, policy: GatewayPolicy): Promise<ContactRecord[]> {
+  if (!contactsInUse(policy.mfa)) return [];
+  return usableContacts(policy.mfa, await deps.durable.listContacts(subject, now));
+}
+
+/**
+ * Whether the subject has a usable second factor of its own: an active OTP factor, or a usable
+ * e-mail or SMS factor. A backup contact alone is not one (it only stands in for one).
+ */
+export async function isEnrolled(deps: MfaDeps, subject: string, now: number, policy: GatewayPolicy): Promise<boolean> {
+  if ((await activeFactors(deps, subject, now)).length > 0) return true;
+  return (await usableContactsOf(deps, subject, now, policy)).some((c) => c.purpose === 'factor');
+}
+
+/** Step-up for managing factors and recovery codes: a second factor within the last 5 minutes. */
+export const MANAGEMENT_STEP_UP_MS = 5 * 60_000;
+
+/** Step-up only when the subject already has a second factor (the first one needs none). */
+export async function freshIfEnrolled(deps: MfaDeps, secondFactor: { requireFresh(caller: Caller, maxAgeMs: number): Promise<SecondFactorResult> }, caller: Caller): Promise<Refusal | undefined> {
+  if (!(await isEnrolled(deps, caller.principal.subject, caller.now, caller.policy))) return undefined;
+  const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
+  return fresh.ok ? undefined : fresh;
+}
+
+/**
+ * The subject's first second factor was just confirmed (`keepId`): whatever else is pending, OTP
+ * factor or contact, was enrolled without any second factor and is voided; the recovery codes that
+ * come with a first factor are issued and returned for display.
+ */
+export async function firstFactorConfirmed(deps: MfaDeps, ctx: AuditContext, keepId: string, policy: GatewayPolicy, now: number): Promise<string[]> {
+  const [factors, contacts] = await Promise.all([deps.durable.listFactors(ctx.subject, now), deps.durable.listContacts(ctx.subject, now)]);
+  for (const other of [...factors, ...contacts]) {
+    if (other.status !== 'pending' || other.id === keepId) continue;
+    const voided = 'channel' in other ? await deps.durable.deleteContact(other.id, ctx.subject) : await deps.durable.deleteFactor(other.id, ctx.subject);
+    if (voided) deps.audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
+  }
+  const codes = await issueRecoveryCodes(deps.durable, deps.keyring, ctx.subject, policy.mfa.recoveryCodes.count, now);
+  deps.audit.record(ctx, { event: 'recovery_codes_generated', count: codes.length });
+  return codes;
 }
 
 /**

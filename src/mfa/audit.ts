@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { MfaMethod } from '../decision/types.js';
-import type { FactorType } from '../store/types.js';
+import type { ContactChannel, ContactPurpose, FactorType } from '../store/types.js';
 
 /**
  * Audit events of the second factor, on their own logger (`name: audit`). Each says who (subject),
@@ -11,8 +11,8 @@ import type { FactorType } from '../store/types.js';
 export type FailureReason = 'wrong' | 'replay' | 'malformed' | 'drift';
 
 export type AuditEvent =
-  | { readonly event: 'enrolled'; readonly factorId: string; readonly type: FactorType }
-  | { readonly event: 'confirmed'; readonly factorId: string; readonly type: FactorType }
+  | { readonly event: 'enrolled'; readonly factorId: string; readonly type: FactorType | ContactChannel; readonly purpose?: ContactPurpose }
+  | { readonly event: 'confirmed'; readonly factorId: string; readonly type: FactorType | ContactChannel; readonly purpose?: ContactPurpose }
   | { readonly event: 'verified'; readonly method: MfaMethod; readonly factorId?: string | undefined }
   | { readonly event: 'failed'; readonly reason: FailureReason; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined }
   | { readonly event: 'replay'; readonly method: MfaMethod; readonly factorId?: string | undefined }
@@ -29,7 +29,12 @@ export type AuditEvent =
   | { readonly event: 'pending_factor_voided'; readonly factorId: string }
   | { readonly event: 'sessions_revoked'; readonly count: number; readonly reason: 'user' | 'factor_removed' | 'operator' }
   | { readonly event: 'hotp_resynced'; readonly factorId: string }
-  | { readonly event: 'factor_unreadable'; readonly factorId: string };
+  | { readonly event: 'factor_unreadable'; readonly factorId: string }
+  // Codes sent by e-mail or SMS: `destination` is always masked (a***@e***.com, +44*******89).
+  | { readonly event: 'code_sent'; readonly factorId: string; readonly channel: ContactChannel; readonly destination: string }
+  | { readonly event: 'code_send_failed'; readonly factorId: string; readonly channel: ContactChannel; readonly destination: string; readonly reason: string }
+  | { readonly event: 'code_send_limited'; readonly factorId: string; readonly limit: 'user' | 'destination'; readonly retryAfterSeconds: number }
+  | { readonly event: 'backup_contact_used'; readonly factorId: string };
 
 export interface AuditContext {
   readonly subject: string;
@@ -50,6 +55,8 @@ const SNAKE: Readonly<Record<string, string>> = {
   expiresAt: 'expires_at',
 };
 
+const WARNINGS: ReadonlySet<AuditEvent['event']> = new Set(['failed', 'replay', 'locked', 'address_blocked', 'factor_unreadable', 'code_send_failed']);
+
 export function createAuditLog(logger: Logger): AuditLog {
   return {
     record(ctx, event) {
@@ -59,7 +66,7 @@ export function createAuditLog(logger: Logger): AuditLog {
       for (const [key, value] of Object.entries(event)) {
         if (value !== undefined) fields[SNAKE[key] ?? key] = value;
       }
-      const level = event.event === 'failed' || event.event === 'replay' || event.event === 'locked' || event.event === 'address_blocked' || event.event === 'factor_unreadable' ? 'warn' : 'info';
+      const level = WARNINGS.has(event.event) ? 'warn' : 'info';
       logger[level](fields, `mfa ${event.event}`);
     },
   };

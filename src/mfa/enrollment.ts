@@ -16,7 +16,8 @@ import { generateRecoveryCodes, recoveryHash, normalizeRecoveryCode } from './re
 
 /** RFC 4226 / 6238 key length = the hash's output length. */
 const SECRET_BYTES: Readonly<Record<OtpAlgorithm, number>> = { SHA1: 20, SHA256: 32, SHA512: 64 };
-const LABEL = /^[^\p{Cc}\p{Cf}]{1,64}$/u;
+/** A factor's label: 1-64 characters, none a control or format character. */
+export const LABEL = /^[^\p{Cc}\p{Cf}]{1,64}$/u;
 export const MAX_PENDING_FACTORS = 5;
 export const MAX_FACTORS = 10;
 

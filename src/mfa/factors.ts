@@ -5,11 +5,14 @@ import { createLogger, type Logger } from '../log/logger.js';
 import type { DurableStore, FactorRecord, FactorType, InvalidationBus, TtlStore } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import {
-  activeFactors,
   auditContext,
   countVerification,
   failedAttempt,
+  firstFactorConfirmed,
+  freshIfEnrolled,
+  isEnrolled,
   lockRefusal,
+  MANAGEMENT_STEP_UP_MS,
   notEnrolled,
   refuse,
   reportUnreadable,
@@ -18,7 +21,6 @@ import {
   type Caller,
   type MfaDeps,
   type Outcome,
-  type Refusal,
 } from './attempts.js';
 import { createAnnouncer, type Announce } from './announce.js';
 import { createAuditLog, type AuditContext, type AuditLog } from './audit.js';
@@ -60,8 +62,7 @@ export interface FactorService {
   endSessionsOf(subject: string, now: number): Promise<number>;
 }
 
-/** Step-up for managing factors and recovery codes: a second factor within the last 5 minutes. */
-export const MANAGEMENT_STEP_UP_MS = 5 * 60_000;
+export { MANAGEMENT_STEP_UP_MS };
 /** How far past its counter a hardware token is searched for a resync pair. */
 export const HOTP_RESYNC_WINDOW = 200;
 
@@ -82,7 +83,8 @@ async function deleteFactor(
   factorId: string,
   now: number,
 ): Promise<boolean> {
-  if (!(await deps.durable.deleteFactor(factorId, ctx.subject))) return false;
+  // An OTP factor, or an e-mail or SMS contact: removed alike, with everything that follows.
+  if (!(await deps.durable.deleteFactor(factorId, ctx.subject)) && !(await deps.durable.deleteContact(factorId, ctx.subject))) return false;
   deps.announce?.({ kind: 'factors', subject: ctx.subject });
   await deps.ttl?.forgetOtpSteps(factorId);
   deps.audit?.record(ctx, { event: 'factor_removed', factorId });
@@ -90,8 +92,9 @@ async function deleteFactor(
     const count = await deps.sessions.revokeAll(ctx.subject, now);
     deps.audit?.record(ctx, { event: 'sessions_revoked', count, reason: 'factor_removed' });
   }
-  // Recovery codes only stand in for a factor; with none left they go too.
-  if (!(await deps.durable.listFactors(ctx.subject, now)).some((f) => f.status === 'active')) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
+  // Recovery codes only stand in for a factor; with none left (OTP, e-mail or SMS) they go too.
+  const left = [...(await deps.durable.listFactors(ctx.subject, now)), ...(await deps.durable.listContacts(ctx.subject, now)).filter((c) => c.purpose === 'factor')];
+  if (!left.some((f) => f.status === 'active')) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
   return true;
 }
 
@@ -103,19 +106,13 @@ async function newRecoveryCodes(deps: { readonly durable: DurableStore; readonly
 
 export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFactorService, 'requireFresh'>): FactorService {
   const { durable, ttl, keyring, verifier, audit } = deps;
-
-  /** Step-up only when the subject already has an active factor (the first one needs none). */
-  async function freshIfEnrolled(caller: Caller): Promise<Refusal | undefined> {
-    if ((await activeFactors(deps, caller.principal.subject, caller.now)).length === 0) return undefined;
-    const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
-    return fresh.ok ? undefined : fresh;
-  }
+  const stepUp = (caller: Caller) => freshIfEnrolled(deps, secondFactor, caller);
 
   return {
     async enroll(caller, request) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      const stale = await freshIfEnrolled(caller);
+      const stale = await stepUp(caller);
       if (stale !== undefined) return stale;
       const existing = await durable.listFactors(ctx.subject, now);
       if (existing.length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
@@ -155,12 +152,12 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       if (!mine) return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
       // Once a factor is active, activating another is a new enrolment: the same step-up. Else a
       // bearer thief could plant a pending factor, wait for the owner's first one, then confirm his.
-      const stale = await freshIfEnrolled(caller);
+      const stale = await stepUp(caller);
       if (stale !== undefined) return stale;
       // The confirm code is used up like any other: the replay guard sees it.
       const result = await verifier.attempt({ subject: ctx.subject, code, factors: [factor], allowRecovery: false, now, policy });
       if (!result.ok) return failedAttempt(deps, caller, result, sessionTtlMs(policy), factor.type);
-      const hadActive = (await activeFactors(deps, ctx.subject, now)).length > 0;
+      const hadActive = await isEnrolled(deps, ctx.subject, now, policy);
       if (!(await durable.activateFactor(factor.id, ctx.subject, now))) {
         return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
       }
@@ -169,12 +166,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       countVerification(deps, factor.type, 'success');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
       if (hadActive) return { ok: true, factorId: factor.id };
-      // The first active factor: whatever else was pending was enrolled without any second factor.
-      for (const other of await durable.listFactors(ctx.subject, now)) {
-        if (other.status !== 'pending' || other.id === factor.id) continue;
-        if (await durable.deleteFactor(other.id, ctx.subject)) audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
-      }
-      return { ok: true, factorId: factor.id, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
+      return { ok: true, factorId: factor.id, recoveryCodes: await firstFactorConfirmed(deps, ctx, factor.id, policy, now) };
     },
 
     async listFactors(subject, now) {
@@ -183,7 +175,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
     },
 
     async removeFactor(caller, factorId) {
-      const stale = await freshIfEnrolled(caller);
+      const stale = await stepUp(caller);
       if (stale !== undefined) return stale;
       if (!(await deleteFactor(deps, auditContext(caller), factorId, caller.now))) return refuse(problem('not_found', 'no factor with this id'));
       return { ok: true };
@@ -192,7 +184,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
     async regenerateRecoveryCodes(caller) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      if ((await activeFactors(deps, ctx.subject, now)).length === 0) return notEnrolled(policy);
+      if (!(await isEnrolled(deps, ctx.subject, now, policy))) return notEnrolled(policy);
       const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
       if (!fresh.ok) return fresh;
       return { ok: true, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };

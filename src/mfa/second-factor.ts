@@ -8,6 +8,7 @@ import {
   challenge,
   countVerification,
   failedAttempt,
+  isEnrolled,
   issueSession,
   lockRefusal,
   notEnrolled,
@@ -18,6 +19,7 @@ import {
   type Caller,
   type MfaDeps,
   type Outcome,
+  usableContactsOf,
 } from './attempts.js';
 import { isStoreUnavailable } from '../store/health.js';
 import { sessionLogId } from './session.js';
@@ -60,9 +62,10 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
   async function attemptCode(caller: Caller, code: string, maxAgeMs: number, withSession: boolean): Promise<Outcome<{ method: MfaMethod; mfaTime: number; session?: IssuedSession }>> {
     const { policy, now } = caller;
     const ctx = auditContext(caller);
-    const factors = await activeFactors(deps, ctx.subject, now);
-    if (factors.length === 0) return notEnrolled(policy);
-    const result = await verifier.attempt({ subject: ctx.subject, code, factors, allowRecovery: true, now, policy });
+    const [factors, contacts] = await Promise.all([activeFactors(deps, ctx.subject, now), usableContactsOf(deps, ctx.subject, now, policy)]);
+    // A backup contact stands in for a factor: with no factor of the subject's own, nothing is tried.
+    if (factors.length === 0 && !contacts.some((c) => c.purpose === 'factor')) return notEnrolled(policy);
+    const result = await verifier.attempt({ subject: ctx.subject, code, factors, contacts, allowRecovery: true, now, policy });
     if (!result.ok) {
       const replayed = factors.find((f) => f.id === result.factorId);
       return failedAttempt(deps, caller, result, maxAgeMs, replayed?.type);
@@ -70,6 +73,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     countVerification(deps, result.method, 'success');
     audit.record(ctx, { event: 'verified', method: result.method, factorId: result.method === 'recovery' ? undefined : result.factorId });
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
+    else if ('backup' in result && result.backup) audit.record(ctx, { event: 'backup_contact_used', factorId: result.factorId });
     const mfaTime = seconds(now);
     // Independent writes, sent together: one round trip's wait on a network store.
     const [, session] = await Promise.all([ttl.clearLock(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined]);
@@ -102,7 +106,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
 
     if (mfaToken !== undefined) return attemptCode(caller, mfaToken, maxAgeMs, withSession);
 
-    if ((await activeFactors(deps, ctx.subject, now)).length === 0) return notEnrolled(caller.policy);
+    if (!(await isEnrolled(deps, ctx.subject, now, caller.policy))) return notEnrolled(caller.policy);
     return challenge(challengeCode, maxAgeMs);
   }
 
@@ -146,7 +150,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       if (locked !== undefined) return locked;
       const code = caller.view.mfaToken;
       if (code === undefined) {
-        if ((await activeFactors(deps, ctx.subject, now)).length === 0) return notEnrolled(policy);
+        if (!(await isEnrolled(deps, ctx.subject, now, policy))) return notEnrolled(policy);
         return challenge('mfa_required', maxAgeMs);
       }
       const result = await attemptCode(caller, code, maxAgeMs, true);

@@ -1,4 +1,5 @@
 import type { Keyring } from '../crypto/keyring.js';
+import { createDelivery } from '../delivery/index.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DurableStore, Invalidation, InvalidationBus, TtlStore } from '../store/types.js';
@@ -6,6 +7,7 @@ import { createAddressThrottle } from '../throttle/address-failures.js';
 import { reportUnreadable, type MfaDeps } from './attempts.js';
 import { createAnnouncer } from './announce.js';
 import { createAuditLog } from './audit.js';
+import { createContactService, type ContactService } from './contacts.js';
 import { MfaError } from './errors.js';
 import { createFactorCache } from './factor-cache.js';
 import { createFactorService, type FactorService } from './factors.js';
@@ -15,6 +17,7 @@ import { createCodeVerifier } from './verify.js';
 
 export { INVALID_CODE_DETAIL, storeUnavailable, type Caller, type Outcome, type Refusal } from './attempts.js';
 export { HOTP_RESYNC_WINDOW, MANAGEMENT_STEP_UP_MS, type Enrollment } from './factors.js';
+export type { ContactRequest, ContactSummary, SentCode } from './contacts.js';
 export type { SecondFactorResult } from '../decision/engine.js';
 
 /**
@@ -40,7 +43,7 @@ export interface MfaServiceOptions {
   readonly audit?: Logger | undefined;
 }
 
-export interface MfaService extends SecondFactorService, FactorService {
+export interface MfaService extends SecondFactorService, FactorService, ContactService {
   /** The service's logger, for front doors that must report an unexpected error. */
   readonly logger: Logger;
   /** Why a store backend is down right now, or undefined. */
@@ -56,8 +59,40 @@ function requireMethods(value: unknown, name: string, methods: readonly string[]
 
 export function createMfaService(options: MfaServiceOptions): MfaService {
   if (typeof options !== 'object' || options === null) throw new MfaError('ERR_MFA_INVALID_OPTION', 'createMfaService needs an options object');
-  requireMethods(options.durable, 'durable', ['listFactors', 'getFactor', 'createFactor', 'activateFactor', 'deleteFactor', 'advanceHotpCounter', 'replaceRecoveryCodes', 'consumeRecoveryCode', 'countRecoveryCodes']);
-  requireMethods(options.ttl, 'ttl', ['useOtpStep', 'forgetOtpSteps', 'lockRemainingMs', 'recordLockFailure', 'clearLock', 'activeLocks', 'recordFailure', 'blockedUntil', 'swapDriftReading', 'issueSession', 'getSession', 'deleteSession', 'revokeAllSessions']);
+  requireMethods(options.durable, 'durable', [
+    'listFactors',
+    'getFactor',
+    'createFactor',
+    'activateFactor',
+    'deleteFactor',
+    'advanceHotpCounter',
+    'replaceRecoveryCodes',
+    'consumeRecoveryCode',
+    'countRecoveryCodes',
+    'createContact',
+    'getContact',
+    'listContacts',
+    'activateContact',
+    'deleteContact',
+  ]);
+  requireMethods(options.ttl, 'ttl', [
+    'useOtpStep',
+    'forgetOtpSteps',
+    'lockRemainingMs',
+    'recordLockFailure',
+    'clearLock',
+    'activeLocks',
+    'recordFailure',
+    'blockedUntil',
+    'swapDriftReading',
+    'issueSession',
+    'getSession',
+    'deleteSession',
+    'revokeAllSessions',
+    'takeToken',
+    'putSentCode',
+    'useSentCode',
+  ]);
   requireMethods(options.keyring, 'keyring', ['seal', 'open', 'hmac', 'kids']);
 
   const { durable, ttl, keyring, metrics } = options;
@@ -93,7 +128,8 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
       // Moved: every replica re-reads it. Not moved: this replica's copy may be stale; re-read it here.
       onCounterRace: (factor, moved) => (moved ? announce({ kind: 'factors', subject: factor.subject }) : factorCache.forget(factor.subject)),
     }),
+    delivery: createDelivery(),
   };
   const secondFactor = createSecondFactorService(deps);
-  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor) };
+  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor), ...createContactService(deps, secondFactor) };
 }

@@ -155,7 +155,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
   };
 }
 
-const METHODS: ReadonlySet<string> = new Set<MfaMethod>(['totp', 'hotp', 'recovery', 'webauthn', 'idp']);
+const METHODS: ReadonlySet<string> = new Set<MfaMethod>(['totp', 'hotp', 'recovery', 'webauthn', 'email', 'sms', 'idp']);
 
 /** A stored session read back; a method this build does not know fails closed (no session). */
 function asRecord(stored: StoredSession | undefined): SessionRecord | undefined {

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Keyring } from '../crypto/keyring.js';
 import type { GatewayPolicy } from '../config/types.js';
-import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { ContactChannel, ContactRecord, DurableStore, FactorRecord, TtlStore } from '../store/types.js';
 import type { FailureReason } from './audit.js';
 import { isOtpShaped } from './code.js';
 import { verifyHotp } from './hotp.js';
+import { isSentCodeShaped, sentCodeCandidates } from './oob/codes.js';
 import { normalizeRecoveryCode, recoveryHashCandidates } from './recovery.js';
 import { usedStepKeepMs } from './replay.js';
 import { findTotpDrift, verifyTotp } from './totp.js';
@@ -15,12 +16,16 @@ import { findTotpDrift, verifyTotp } from './totp.js';
  * compared in constant time, every TOTP factor gets its one replay-store round trip, every key's
  * recovery hash is computed and offered to the store, and every TOTP factor's wider drift scan is
  * run. Only the outcome differs, and callers answer all of them identically; the reason is for the
- * audit log. A good code skips the drift scan: its answer already says it was good.
+ * audit log. A good code skips the drift scan: its answer already says it was good. Codes sent by
+ * e-mail or SMS are tried after the OTP factors, one store round trip per contact, with the same
+ * filler work for input that cannot be one.
  */
 
 export type AttemptResult =
   | { readonly ok: true; readonly method: 'totp' | 'hotp'; readonly factorId: string }
   | { readonly ok: true; readonly method: 'recovery'; readonly remaining: number }
+  /** A code sent to a contact; `backup`: to a backup contact (a recovery, for the audit log). */
+  | { readonly ok: true; readonly method: ContactChannel; readonly factorId: string; readonly backup: boolean }
   | { readonly ok: false; readonly reason: FailureReason; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined };
 
 export interface AttemptInput {
@@ -28,6 +33,8 @@ export interface AttemptInput {
   readonly code: string;
   /** Factors to try (active ones; or the one pending factor being confirmed). */
   readonly factors: readonly FactorRecord[];
+  /** Contacts whose sent code to try (active usable ones; or the one pending contact being confirmed). */
+  readonly contacts?: readonly ContactRecord[] | undefined;
   readonly allowRecovery: boolean;
   readonly now: number;
   readonly policy: GatewayPolicy;
@@ -39,7 +46,7 @@ export interface CodeVerifier {
 
 export interface CodeVerifierDeps {
   readonly durable: Pick<DurableStore, 'advanceHotpCounter' | 'consumeRecoveryCode'>;
-  readonly ttl: Pick<TtlStore, 'useOtpStep'>;
+  readonly ttl: Pick<TtlStore, 'useOtpStep' | 'useSentCode'>;
   readonly keyring: Keyring;
   /** Called for a factor whose secret cannot be opened (tampered, swapped, unknown key): it fails closed. */
   readonly onUnreadable: (factor: FactorRecord) => void;
@@ -92,7 +99,7 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
     return found;
   }
 
-  async function judge(checks: readonly FactorCheck[], subject: string, code: string, allowRecovery: boolean, now: number, policy: GatewayPolicy): Promise<AttemptResult> {
+  async function judge(checks: readonly FactorCheck[], contacts: readonly ContactRecord[], subject: string, code: string, allowRecovery: boolean, now: number, policy: GatewayPolicy): Promise<AttemptResult> {
     const recoveryCode = normalizeRecoveryCode(code);
     const hashes = allowRecovery ? recoveryHashCandidates(keyring, subject, recoveryCode) : [];
 
@@ -115,6 +122,12 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
     }
     if (success !== undefined) return success;
 
+    for (const contact of contacts) {
+      const used = await ttl.useSentCode(subject, contact.id, sentCodeCandidates(keyring, subject, contact.id, code), now, policy.mfa.codes.maxAttempts);
+      if (used === 'used') success ??= { ok: true, method: contact.channel, factorId: contact.id, backup: contact.purpose === 'backup' };
+    }
+    if (success !== undefined) return success;
+
     for (const hash of hashes) {
       const { consumed, remaining } = await durable.consumeRecoveryCode(subject, hash, now);
       if (consumed && recoveryCode !== undefined) success ??= { ok: true, method: 'recovery', remaining };
@@ -125,15 +138,15 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
     const drifted = driftOf(checks, code, now, policy);
     if (replayed !== undefined) return { ok: false, reason: 'replay', factorId: replayed.id };
     if (drifted !== undefined) return { ok: false, reason: 'drift', factorId: drifted.factor.id, driftSeconds: drifted.steps * drifted.factor.periodSeconds };
-    const shaped = checks.some((c) => c.shaped) || (allowRecovery && recoveryCode !== undefined);
+    const shaped = checks.some((c) => c.shaped) || (contacts.length > 0 && isSentCodeShaped(code)) || (allowRecovery && recoveryCode !== undefined);
     return { ok: false, reason: shaped ? 'wrong' : 'malformed' };
   }
 
   return {
-    async attempt({ subject, code, factors, allowRecovery, now, policy }) {
+    async attempt({ subject, code, factors, contacts = [], allowRecovery, now, policy }) {
       const checks = factors.map((f) => check(f, code, now, policy));
       try {
-        return await judge(checks, subject, code, allowRecovery, now, policy);
+        return await judge(checks, contacts, subject, code, allowRecovery, now, policy);
       } finally {
         for (const c of checks) if (c.secret !== filler) c.secret.fill(0);
       }

@@ -1,5 +1,5 @@
 import { StoreError } from './errors.js';
-import type { DurableRecord, FactorRecord, FailureRule, ImportCounts, LockoutRule, RecoveryCodeRecord, SealedSecret, StoredSession, TokenWindow } from './types.js';
+import type { ContactRecord, DurableRecord, FactorRecord, FailureRule, ImportCounts, LockoutRule, RecoveryCodeRecord, SealedSecret, StoredSession, TokenWindow } from './types.js';
 
 /**
  * The argument checks of every store verb, durable and short-lived, shared by every backend so that
@@ -11,26 +11,49 @@ const ALGORITHMS = new Set(['SHA1', 'SHA256', 'SHA512']);
 
 const invalid = (message: string) => new StoreError('ERR_STORE_INVALID_OPTION', message);
 
-export function checkFactor(f: FactorRecord): void {
-  const bad = (field: string, what: string) => invalid(`factor.${field} ${what}`);
-  if (typeof f !== 'object' || f === null) throw invalid('factor must be an object');
+/** What a factor and a contact share: id and owner, a label, a sealed value, and the pending → active life. */
+interface Enrolled {
+  readonly id: string;
+  readonly subject: string;
+  readonly label: string;
+  readonly status: string;
+  readonly createdAt: number;
+  readonly pendingUntil?: number | undefined;
+  readonly confirmedAt?: number | undefined;
+}
+
+/** Checks those shared fields of `record` (called `what` in messages, its sealed value at `sealedKey`). */
+function checkEnrolled(what: 'factor' | 'contact', record: Enrolled, sealedKey: 'secret' | 'destination', sealed: SealedSecret): (field: string, message: string) => StoreError {
+  const bad = (field: string, message: string) => invalid(`${what}.${field} ${message}`);
+  if (typeof record !== 'object' || record === null) throw invalid(`${what} must be an object`);
   for (const field of ['id', 'subject'] as const) {
-    if (typeof f[field] !== 'string' || f[field] === '') throw bad(field, 'must be a non-empty string');
+    if (typeof record[field] !== 'string' || record[field] === '') throw bad(field, 'must be a non-empty string');
   }
-  if (typeof f.label !== 'string') throw bad('label', 'must be a string');
+  if (typeof record.label !== 'string') throw bad('label', 'must be a string');
+  if (record.status !== 'pending' && record.status !== 'active') throw bad('status', 'must be "pending" or "active"');
+  if (typeof sealed?.kid !== 'string' || typeof sealed?.blob !== 'string' || sealed.kid === '' || sealed.blob === '') {
+    throw bad(sealedKey, 'must be a sealed secret { kid, blob }');
+  }
+  if (!Number.isSafeInteger(record.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
+  if (record.status === 'pending' && !Number.isSafeInteger(record.pendingUntil)) throw bad('pendingUntil', `is required (unix ms) for a pending ${what}`);
+  if (record.status === 'active' && record.pendingUntil !== undefined) throw bad('pendingUntil', `must be undefined for an active ${what}`);
+  if (record.confirmedAt !== undefined && !Number.isSafeInteger(record.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
+  return bad;
+}
+
+export function checkFactor(f: FactorRecord): void {
+  const bad = checkEnrolled('factor', f, 'secret', f?.secret);
   if (f.type !== 'totp' && f.type !== 'hotp') throw bad('type', 'must be "totp" or "hotp"');
-  if (f.status !== 'pending' && f.status !== 'active') throw bad('status', 'must be "pending" or "active"');
-  if (typeof f.secret?.kid !== 'string' || typeof f.secret?.blob !== 'string' || f.secret.kid === '' || f.secret.blob === '') {
-    throw bad('secret', 'must be a sealed secret { kid, blob }');
-  }
   if (!ALGORITHMS.has(f.algorithm)) throw bad('algorithm', 'must be SHA1, SHA256 or SHA512');
   if (!Number.isSafeInteger(f.digits) || f.digits < 6 || f.digits > 10) throw bad('digits', 'must be an integer from 6 to 10');
   if (!Number.isSafeInteger(f.periodSeconds) || f.periodSeconds <= 0) throw bad('periodSeconds', 'must be a positive integer');
   if (!Number.isSafeInteger(f.counter) || f.counter < 0) throw bad('counter', 'must be a non-negative integer');
-  if (!Number.isSafeInteger(f.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
-  if (f.status === 'pending' && !Number.isSafeInteger(f.pendingUntil)) throw bad('pendingUntil', 'is required (unix ms) for a pending factor');
-  if (f.status === 'active' && f.pendingUntil !== undefined) throw bad('pendingUntil', 'must be undefined for an active factor');
-  if (f.confirmedAt !== undefined && !Number.isSafeInteger(f.confirmedAt)) throw bad('confirmedAt', 'must be unix milliseconds');
+}
+
+export function checkContact(c: ContactRecord): void {
+  const bad = checkEnrolled('contact', c, 'destination', c?.destination);
+  if (c.channel !== 'email' && c.channel !== 'sms') throw bad('channel', 'must be "email" or "sms"');
+  if (c.purpose !== 'factor' && c.purpose !== 'backup') throw bad('purpose', 'must be "factor" or "backup"');
 }
 
 export function checkNextCounter(next: number): void {
@@ -62,8 +85,9 @@ export function checkRecoveryCode(code: RecoveryCodeRecord): void {
 }
 
 /** The refusal of an import into a store that already holds factors. */
-export function notEmpty(factors: number): StoreError {
-  return new StoreError('ERR_STORE_NOT_EMPTY', `the store already holds ${factors} factor${factors === 1 ? '' : 's'}; an import would mix two sets`);
+export function notEmpty(factors: number, contacts: number): StoreError {
+  const held = [`${factors} factor${factors === 1 ? '' : 's'}`, ...(contacts > 0 ? [`${contacts} contact${contacts === 1 ? '' : 's'}`] : [])].join(' and ');
+  return new StoreError('ERR_STORE_NOT_EMPTY', `the store already holds ${held}; an import would mix two sets`);
 }
 
 /**
@@ -73,6 +97,7 @@ export function notEmpty(factors: number): StoreError {
 export function importTally(): { add(record: DurableRecord): void; counts(): ImportCounts } {
   const factorIds = new Set<string>();
   const codeKeys = new Set<string>();
+  const contactIds = new Set<string>();
   return {
     add(record) {
       if (record?.kind === 'factor') {
@@ -84,11 +109,15 @@ export function importTally(): { add(record: DurableRecord): void; counts(): Imp
         const key = JSON.stringify([record.code.subject, record.code.hash]);
         if (codeKeys.has(key)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds a recovery code of ${JSON.stringify(record.code.subject)} twice`);
         codeKeys.add(key);
+      } else if (record?.kind === 'contact') {
+        checkContact(record.contact);
+        if (contactIds.has(record.contact.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds contact ${JSON.stringify(record.contact.id)} twice`);
+        contactIds.add(record.contact.id);
       } else {
-        throw invalid('an import record must be a factor or a recovery_code');
+        throw invalid('an import record must be a factor, a recovery_code or a contact');
       }
     },
-    counts: () => ({ factors: factorIds.size, recoveryCodes: codeKeys.size }),
+    counts: () => ({ factors: factorIds.size, recoveryCodes: codeKeys.size, contacts: contactIds.size }),
   };
 }
 
@@ -144,6 +173,13 @@ export function checkSession(session: StoredSession, now: number): void {
 /** A TOTP time step (`useOtpStep` with a matched code). */
 export function checkStep(step: unknown): asserts step is number {
   if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', 'step must be a non-negative integer');
+}
+
+/** The candidate hashes of one attempt at a sent code: at least one, each non-empty. */
+export function checkHashes(hashes: unknown): asserts hashes is readonly string[] {
+  if (!Array.isArray(hashes) || hashes.length === 0 || hashes.some((h) => typeof h !== 'string' || h === '')) {
+    throw new StoreError('ERR_STORE_INVALID_OPTION', 'hashes must be a non-empty list of non-empty strings');
+  }
 }
 
 /** A drift reading in seconds, or null for a code that was simply wrong. */

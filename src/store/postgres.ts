@@ -1,11 +1,11 @@
 import type { PostgresConfig } from '../config/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
-import { checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
+import { checkContact, checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
 import { StoreError } from './errors.js';
 import { migratePostgres, postgresMigrationStatus, schemaBehind, type MigrationResult, type MigrationStatus } from './migrate.js';
 import { createPgPool, type PgPool, type PgQuery } from './pg-pool.js';
-import { factorParams, POSTGRES_ONLY, rebind, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
-import type { DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord } from './types.js';
+import { contactParams, factorParams, POSTGRES_ONLY, rebind, rowToContact, rowToFactor, rowToRecoveryCode, statementsFor, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
+import type { ContactRecord, DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord } from './types.js';
 
 /**
  * The shared backend's durable half: factors and recovery codes in PostgreSQL, for many gateway
@@ -31,7 +31,7 @@ export interface PostgresStore {
   readonly durable: DurableStore;
   /** What opening did: the versions it applied (none in manual mode) and the status after. */
   readonly migrations: MigrationResult;
-  /** Deletes expired pending factors now; resolves to how many. */
+  /** Deletes expired pending factors and contacts now; resolves to how many. */
   cleanup(): Promise<number>;
   close(): Promise<void>;
 }
@@ -61,6 +61,17 @@ const DURABLE_STATEMENTS = [
   'countFactors',
   'deleteAllFactors',
   'deleteAllRecoveryCodes',
+  'insertContact',
+  'getContact',
+  'listContacts',
+  'activateContact',
+  'deleteContact',
+  'replaceContactDestination',
+  'contactsNotSealedWith',
+  'purgePendingContacts',
+  'exportContacts',
+  'countContacts',
+  'deleteAllContacts',
 ] as const satisfies readonly StatementName[];
 
 type DurableStatement = (typeof DURABLE_STATEMENTS)[number];
@@ -145,16 +156,18 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
 
   async function cleanup(): Promise<number> {
     live();
-    return pool.execute(SQL.purgePendingFactors, [clock()]);
+    const now = clock();
+    return (await pool.execute(SQL.purgePendingFactors, [now])) + (await pool.execute(SQL.purgePendingContacts, [now]));
   }
 
-  async function importBatch(query: PgQuery, factors: FactorRecord[], codes: RecoveryCodeRecord[]): Promise<void> {
-    if (factors.length > 0) {
-      // Column-wise arrays: unnest() zips them back into rows, a whole batch per statement.
-      const rows = factors.map(factorParams);
-      const columns = rows[0]!.map((_, i) => rows.map((row) => row[i]));
-      await query(PG.importFactors, columns);
-    }
+  /** Column-wise arrays: unnest() zips them back into rows, a whole batch per statement. */
+  async function importRows(query: PgQuery, statement: string, rows: readonly (string | number | null)[][]): Promise<void> {
+    if (rows.length > 0) await query(statement, rows[0]!.map((_, i) => rows.map((row) => row[i])));
+  }
+
+  async function importBatch(query: PgQuery, factors: FactorRecord[], codes: RecoveryCodeRecord[], contacts: ContactRecord[]): Promise<void> {
+    await importRows(query, PG.importFactors, factors.map(factorParams));
+    await importRows(query, PG.importContacts, contacts.map(contactParams));
     if (codes.length > 0) {
       await query(PG.importRecoveryCodes, [codes.map((c) => c.subject), codes.map((c) => c.hash), codes.map((c) => c.createdAt), codes.map((c) => c.usedAt ?? null)]);
     }
@@ -224,13 +237,53 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
       const [row] = await pool.query<{ n: string }>(SQL.countRecoveryCodes, [subject]);
       return Number(row!.n);
     },
+    async createContact(contact) {
+      live();
+      checkContact(contact);
+      try {
+        await pool.query(SQL.insertContact, contactParams(contact));
+      } catch (error) {
+        if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw new StoreError('ERR_STORE_CONFLICT', 'a contact with this id already exists');
+        throw error;
+      }
+    },
+    async getContact(id, now) {
+      live();
+      const [row] = await pool.query<ContactRow>(SQL.getContact, [id, now]);
+      return row === undefined ? undefined : rowToContact(row);
+    },
+    async listContacts(subject, now) {
+      live();
+      return (await pool.query<ContactRow>(SQL.listContacts, [subject, now])).map(rowToContact);
+    },
+    async activateContact(id, subject, now) {
+      live();
+      return (await pool.execute(SQL.activateContact, [now, id, subject, now])) === 1;
+    },
+    async deleteContact(id, subject) {
+      live();
+      return (await pool.execute(SQL.deleteContact, [id, subject])) === 1;
+    },
+    async replaceContactDestination(id, expected, next) {
+      live();
+      checkNextSecret(next);
+      return (await pool.execute(SQL.replaceContactDestination, [next.kid, next.blob, id, expected.kid, expected.blob])) === 1;
+    },
+    async contactsNotSealedWith(kid, limit) {
+      live();
+      checkLimit(limit);
+      return (await pool.query<ContactRow>(SQL.contactsNotSealedWith, [kid, limit])).map(rowToContact);
+    },
     exportAll() {
       live();
+      const toRecord = [
+        (row: unknown): DurableRecord => ({ kind: 'factor', factor: rowToFactor(row as FactorRow) }),
+        (row: unknown): DurableRecord => ({ kind: 'recovery_code', code: rowToRecoveryCode(row as RecoveryCodeRow) }),
+        (row: unknown): DurableRecord => ({ kind: 'contact', contact: rowToContact(row as ContactRow) }),
+      ];
       return (async function* (): AsyncGenerator<DurableRecord> {
-        for await (const batch of pool.snapshot([SQL.exportFactors, SQL.exportRecoveryCodes], BATCH)) {
-          for (const row of batch.rows) {
-            yield batch.statement === 0 ? { kind: 'factor', factor: rowToFactor(row as FactorRow) } : { kind: 'recovery_code', code: rowToRecoveryCode(row as RecoveryCodeRow) };
-          }
+        for await (const batch of pool.snapshot([SQL.exportFactors, SQL.exportRecoveryCodes, SQL.exportContacts], BATCH)) {
+          for (const row of batch.rows) yield toRecord[batch.statement]!(row);
         }
       })();
     },
@@ -240,25 +293,30 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
       return pool.transaction(async (query) => {
         await query(PG.lockForImport);
         const [{ n }] = (await query<{ n: string }>(SQL.countFactors)) as [{ n: string }];
-        if (Number(n) > 0 && !replace) throw notEmpty(Number(n));
+        const [{ n: c }] = (await query<{ n: string }>(SQL.countContacts)) as [{ n: string }];
+        if (Number(n) + Number(c) > 0 && !replace) throw notEmpty(Number(n), Number(c));
         if (replace) {
           await query(SQL.deleteAllRecoveryCodes);
           await query(SQL.deleteAllFactors);
+          await query(SQL.deleteAllContacts);
         }
         const tally = importTally();
         let factors: FactorRecord[] = [];
         let codes: RecoveryCodeRecord[] = [];
+        let contacts: ContactRecord[] = [];
         for (const record of records) {
           tally.add(record);
           if (record.kind === 'factor') factors.push(record.factor);
+          else if (record.kind === 'contact') contacts.push(record.contact);
           else codes.push(record.code);
-          if (factors.length + codes.length >= BATCH) {
-            await importBatch(query, factors, codes);
+          if (factors.length + codes.length + contacts.length >= BATCH) {
+            await importBatch(query, factors, codes, contacts);
             factors = [];
             codes = [];
+            contacts = [];
           }
         }
-        await importBatch(query, factors, codes);
+        await importBatch(query, factors, codes, contacts);
         return tally.counts();
       });
     },

@@ -257,6 +257,43 @@ redis.call('PEXPIRE', KEYS[1], fmt(tonumber(last[2]) - now))
 return result
 `),
 
+  /**
+   * KEYS: code (HASH h, n, exp). ARGV: hash, now, ttlMs → 0. A new code replaces the old one and
+   * its count of wrong attempts.
+   */
+  putSentCode: script(1, `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'n', '0', 'exp', fmt(tonumber(ARGV[2]) + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 0
+`),
+
+  /**
+   * KEYS: code. ARGV: now, maxAttempts, hashes… → 2 used (deleted), 1 wrong (counted; deleted at
+   * maxAttempts), 0 no live code. Every candidate is compared, byte by byte without stopping at the
+   * first difference (Redis's Lua has the bit library), whatever is kept.
+   */
+  useSentCode: script(1, `
+local function same(a, b)
+  if #a ~= #b then return false end
+  local d = 0
+  for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
+  return d == 0
+end
+local now = tonumber(ARGV[1])
+local s = redis.call('HMGET', KEYS[1], 'h', 'n', 'exp')
+local matched = false
+for i = 3, #ARGV do if same(s[1] or '', ARGV[i]) then matched = true end end
+if not (s[1] and num(s[2]) and num(s[3]) and num(s[3]) > now) then return 0 end
+if matched then
+  redis.call('DEL', KEYS[1])
+  return 2
+end
+local n = tonumber(s[2]) + 1
+if n >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) else redis.call('HSET', KEYS[1], 'n', fmt(n)) end
+return 1
+`),
+
   /** KEYS: the session's HASH. ARGV: subject, now → { method, mfaTime, issuedAt, expiresAt } or nil. */
   getSession: script(1, `
 local s = redis.call('HMGET', KEYS[1], 'subject', 'method', 'mfaTime', 'issuedAt', 'expiresAt')

@@ -4,8 +4,8 @@ import type { HostPort, RedisConfig, StoreTlsConfig } from '../config/types.js';
 import { StoreError } from './errors.js';
 import { createListeners, decodeInvalidation, encodeInvalidation, warnListenerError } from './invalidation.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
-import type { InvalidationBus, TtlStore } from './types.js';
+import { checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
+import type { InvalidationBus, SentCodeUse, TtlStore } from './types.js';
 
 /**
  * The short-lived state on Redis, for many replicas: every verb is one Lua script (redis-scripts.ts)
@@ -78,6 +78,9 @@ interface Connection {
 }
 
 type ScriptCall = (...args: string[]) => Promise<unknown>;
+
+/** useSentCode's reply, 0 1 2, as the verb's outcome. */
+const SENT_CODE_USES: readonly SentCodeUse[] = ['none', 'wrong', 'used'];
 
 const invalid = (message: string) => new StoreError('ERR_STORE_INVALID_OPTION', message);
 
@@ -347,6 +350,8 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     fail: (failureKey: string) => key(failureKey, 'fail'),
     rate: (rateKey: string) => key(rateKey, 'rate'),
     sessions: (subject: string) => key(subject, 'sessions'),
+    /** A code sent to one of the subject's contacts: in the subject's slot, like its lock. */
+    sentCode: (subject: string, contactId: string) => key(subject, `sent-code:${contactId}`),
     /** The base a session's key is built on (in TS and in Lua): the subject's tag, then the hash. */
     sessionBase: (subject: string) => key(subject, 'session:'),
     activeLocks: `${prefix}{locks}:active`,
@@ -462,6 +467,25 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       checkWindow(window);
       const [count, resetAt] = (await run('takeToken', [KEYS.rate(rateKey)], [now, window.windowMs, window.limit])) as number[];
       return { taken: count! <= window.limit, remaining: Math.max(0, window.limit - count!), resetAt: Number(resetAt) };
+    },
+    async putSentCode(subject, contactId, hash, now, ttlMs) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkKey(contactId, 'contactId');
+      checkKey(hash, 'hash');
+      checkTime(now);
+      checkDuration(ttlMs, 'ttlMs');
+      await run('putSentCode', [KEYS.sentCode(subject, contactId)], [hash, now, ttlMs]);
+    },
+    async useSentCode(subject, contactId, hashes, now, maxAttempts) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkKey(contactId, 'contactId');
+      checkHashes(hashes);
+      checkTime(now);
+      checkCount(maxAttempts, 'maxAttempts');
+      const outcome = Number(await run('useSentCode', [KEYS.sentCode(subject, contactId)], [now, maxAttempts, ...hashes]));
+      return SENT_CODE_USES[outcome]!;
     },
     async ping() {
       await send('ttl', () => client.ping());

@@ -1,4 +1,4 @@
-import type { FactorRecord, FactorStatus, FactorType, RecoveryCodeRecord, SealedSecret } from './types.js';
+import type { ContactChannel, ContactPurpose, ContactRecord, FactorRecord, FactorStatus, FactorType, RecoveryCodeRecord, SealedSecret } from './types.js';
 
 /**
  * Every SQL statement of the durable and TTL stores, in one place. Statements use `?` placeholders
@@ -12,6 +12,34 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Migration {
   readonly version: number;
   readonly up: readonly string[];
+}
+
+/**
+ * E-mail addresses and phone numbers codes are sent to, as factors or backup contacts: the life of a
+ * pending factor (pending_until, activation by compare-and-set) and a destination sealed like a
+ * factor secret (kid + blob, bound to subject and id). One table for both dialects: times as
+ * `time` (BIGINT in PostgreSQL), keys with `collate` (byte order in PostgreSQL, as SQLite sorts).
+ */
+function contactsTable(time: string, collate = ''): string[] {
+  return [
+    `CREATE TABLE contacts (
+      id TEXT${collate} PRIMARY KEY,
+      subject TEXT${collate} NOT NULL,
+      channel TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+      purpose TEXT NOT NULL CHECK (purpose IN ('factor', 'backup')),
+      status TEXT NOT NULL CHECK (status IN ('pending', 'active')),
+      label TEXT NOT NULL,
+      destination_kid TEXT${collate} NOT NULL,
+      destination_blob TEXT NOT NULL,
+      created_at ${time} NOT NULL,
+      pending_until ${time},
+      confirmed_at ${time},
+      CHECK (status = 'active' OR pending_until IS NOT NULL)
+    )`,
+    `CREATE INDEX contacts_by_subject ON contacts (subject, created_at)`,
+    `CREATE INDEX contacts_by_kid ON contacts (destination_kid)`,
+    `CREATE INDEX contacts_pending ON contacts (pending_until) WHERE status = 'pending'`,
+  ];
 }
 
 /**
@@ -92,6 +120,9 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
           WHERE key LIKE 'otp-step:%' AND json_valid(value) AND json_type(value, '$.step') = 'integer'`,
       ],
     },
+    // ---- branch oob: e-mail / SMS contacts. MERGE NOTE: renumber to 4 after WebAuthn's 3. ----
+    { version: 3, up: contactsTable('INTEGER') },
+    // ---- end of branch oob ----
   ],
   // The durable tables only (Redis holds the TTL state): SQLite's columns, constraints and indexes,
   // times and the HOTP counter as BIGINT, and COLLATE "C" on the keys so that ORDER BY id (export,
@@ -129,6 +160,9 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
         )`,
       ],
     },
+    // ---- branch oob: e-mail / SMS contacts. MERGE NOTE: renumber to 3 after WebAuthn's 2. ----
+    { version: 2, up: contactsTable('BIGINT', ' COLLATE "C"') },
+    // ---- end of branch oob ----
   ],
 };
 
@@ -165,6 +199,8 @@ const FACTOR_COLUMNS =
 
 /** A factor is usable (visible) when active, or pending and not yet past pending_until. */
 const LIVE_FACTOR = `(status = 'active' OR pending_until > ?)`;
+
+const CONTACT_COLUMNS = 'id, subject, channel, purpose, status, label, destination_kid, destination_blob, created_at, pending_until, confirmed_at';
 
 const COMMON = {
   ping: `SELECT 1 AS ok`,
@@ -205,6 +241,27 @@ const COMMON = {
   deleteAllRecoveryCodes: `DELETE FROM recovery_codes`,
   /** params: subject, hash, createdAt, usedAt */
   importRecoveryCode: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) VALUES (?, ?, ?, ?)`,
+
+  // Contacts: the statements of factors, on their own table.
+  insertContact: `INSERT INTO contacts (${CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  /** params: id, now */
+  getContact: `SELECT ${CONTACT_COLUMNS} FROM contacts WHERE id = ? AND ${LIVE_FACTOR}`,
+  /** params: subject, now */
+  listContacts: `SELECT ${CONTACT_COLUMNS} FROM contacts WHERE subject = ? AND ${LIVE_FACTOR} ORDER BY created_at, id`,
+  /** params: confirmedAt, id, subject, now */
+  activateContact: `UPDATE contacts SET status = 'active', pending_until = NULL, confirmed_at = ?
+    WHERE id = ? AND subject = ? AND status = 'pending' AND pending_until > ?`,
+  /** params: id, subject */
+  deleteContact: `DELETE FROM contacts WHERE id = ? AND subject = ?`,
+  /** params: nextKid, nextBlob, id, expectedKid, expectedBlob */
+  replaceContactDestination: `UPDATE contacts SET destination_kid = ?, destination_blob = ? WHERE id = ? AND destination_kid = ? AND destination_blob = ?`,
+  /** params: kid, limit */
+  contactsNotSealedWith: `SELECT ${CONTACT_COLUMNS} FROM contacts WHERE destination_kid <> ? ORDER BY id LIMIT ?`,
+  /** params: now */
+  purgePendingContacts: `DELETE FROM contacts WHERE status = 'pending' AND pending_until <= ?`,
+  exportContacts: `SELECT ${CONTACT_COLUMNS} FROM contacts ORDER BY id`,
+  countContacts: `SELECT count(*) AS n FROM contacts`,
+  deleteAllContacts: `DELETE FROM contacts`,
 } as const;
 
 export type StatementName = keyof typeof COMMON;
@@ -249,8 +306,11 @@ export const POSTGRES_ONLY = {
     ?::integer[], ?::integer[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
   /** params: subjects, hashes, createdAts, usedAts (arrays) — a batch of an import. */
   importRecoveryCodes: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])`,
-  /** An import holds both tables for its whole transaction: no gateway writes between its check and its rows. */
-  lockForImport: `LOCK TABLE factors, recovery_codes IN EXCLUSIVE MODE`,
+  /** params: one array per column of CONTACT_COLUMNS, in order — a batch of an import. */
+  importContacts: `INSERT INTO contacts (${CONTACT_COLUMNS}) SELECT * FROM unnest(
+    ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[])`,
+  /** An import holds the tables for its whole transaction: no gateway writes between its check and its rows. */
+  lockForImport: `LOCK TABLE factors, recovery_codes, contacts IN EXCLUSIVE MODE`,
 } as const;
 
 /**
@@ -342,6 +402,40 @@ export function rowToFactor(row: FactorRow): FactorRecord {
     digits: Number(row.digits),
     periodSeconds: Number(row.period_seconds),
     counter: Number(row.counter),
+    createdAt: Number(row.created_at),
+    ...(row.pending_until !== null ? { pendingUntil: Number(row.pending_until) } : {}),
+    ...(row.confirmed_at !== null ? { confirmedAt: Number(row.confirmed_at) } : {}),
+  };
+}
+
+/** contacts as CONTACT_COLUMNS reads it. */
+export interface ContactRow {
+  readonly id: string;
+  readonly subject: string;
+  readonly channel: string;
+  readonly purpose: string;
+  readonly status: string;
+  readonly label: string;
+  readonly destination_kid: string;
+  readonly destination_blob: string;
+  readonly created_at: number | bigint | string;
+  readonly pending_until: number | bigint | string | null;
+  readonly confirmed_at: number | bigint | string | null;
+}
+
+export function contactParams(c: ContactRecord): (string | number | null)[] {
+  return [c.id, c.subject, c.channel, c.purpose, c.status, c.label, c.destination.kid, c.destination.blob, c.createdAt, c.pendingUntil ?? null, c.confirmedAt ?? null];
+}
+
+export function rowToContact(row: ContactRow): ContactRecord {
+  return {
+    id: row.id,
+    subject: row.subject,
+    channel: row.channel as ContactChannel,
+    purpose: row.purpose as ContactPurpose,
+    status: row.status as FactorStatus,
+    label: row.label,
+    destination: { kid: row.destination_kid, blob: row.destination_blob },
     createdAt: Number(row.created_at),
     ...(row.pending_until !== null ? { pendingUntil: Number(row.pending_until) } : {}),
     ...(row.confirmed_at !== null ? { confirmedAt: Number(row.confirmed_at) } : {}),

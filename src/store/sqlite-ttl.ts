@@ -1,8 +1,9 @@
+import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
-import type { FailureCount, FailureRule, LockFailure, LockoutRule, StoredSession, TtlStore } from './types.js';
+import { checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
+import type { FailureCount, FailureRule, LockFailure, LockoutRule, SentCodeUse, StoredSession, TtlStore } from './types.js';
 
 /**
  * The short-lived state on SQLite: `ttl_entries` (key, value, expires_at) for counters and marks,
@@ -17,6 +18,7 @@ const KEYS = {
   /** One per lock, living exactly as long as it: what the active-locks gauge counts. */
   locked: (subject: string) => `locked:${subject}`,
   drift: (subject: string) => `drift:${subject}`,
+  sentCode: (contactId: string) => `sent-code:${contactId}`,
 } as const;
 const LOCKED_RANGE = ['locked:', 'locked;'] as const; // ';' follows ':': every "locked:…" key sorts between
 
@@ -86,6 +88,19 @@ interface FailureState {
   readonly blockedUntil?: number;
 }
 
+/** The value `putSentCode` keeps: the code's keyed hash and the wrong attempts so far. */
+interface SentCodeState {
+  readonly hash: string;
+  readonly attempts: number;
+}
+
+/** Equal strings, compared in time that depends only on their lengths (never on where they differ). */
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
 function live(row: Row | undefined, now: number): Row | undefined {
   return row !== undefined && row.expires_at > now ? row : undefined;
 }
@@ -150,6 +165,24 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
     const previous = row === undefined ? undefined : (parseJson(row.value) as { seconds?: unknown } | undefined)?.seconds;
     st.upsert.run(KEYS.drift(subject), JSON.stringify({ seconds }), now + keepMs);
     return typeof previous === 'number' || previous === null ? previous : undefined;
+  });
+
+  const useCode = db.transaction((contactId: string, hashes: readonly string[], now: number, maxAttempts: number): SentCodeUse => {
+    const row = read(KEYS.sentCode(contactId));
+    const parsed = row === undefined ? undefined : (parseJson(row.value) as Partial<SentCodeState> | null | undefined);
+    const kept = typeof parsed?.hash === 'string' && typeof parsed.attempts === 'number' ? (parsed as SentCodeState) : undefined;
+    // Every candidate is compared, live code or not: the work does not depend on what is kept.
+    let matched = false;
+    for (const hash of hashes) if (sameText(kept?.hash ?? '', hash)) matched = true;
+    if (kept === undefined || live(row, now) === undefined) return 'none';
+    if (matched) {
+      st.delete.run(KEYS.sentCode(contactId));
+      return 'used';
+    }
+    const attempts = kept.attempts + 1;
+    if (attempts >= maxAttempts) st.delete.run(KEYS.sentCode(contactId));
+    else st.upsert.run(KEYS.sentCode(contactId), JSON.stringify({ hash: kept.hash, attempts }), row!.expires_at);
+    return 'wrong';
   });
 
   const issue = db.transaction((hash: string, s: StoredSession, maxPerSubject: number, now: number): string[] => {
@@ -265,6 +298,24 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       const row = st.takeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as Row;
       const count = Number(row.value);
       return { taken: count <= window.limit, remaining: Math.max(0, window.limit - count), resetAt: Number(row.expires_at) };
+    },
+    async putSentCode(subject, contactId, hash, now, ttlMs) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkKey(contactId, 'contactId');
+      checkKey(hash, 'hash');
+      checkTime(now);
+      checkDuration(ttlMs, 'ttlMs');
+      st.upsert.run(KEYS.sentCode(contactId), JSON.stringify({ hash, attempts: 0 }), now + ttlMs);
+    },
+    async useSentCode(subject, contactId, hashes, now, maxAttempts) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkKey(contactId, 'contactId');
+      checkHashes(hashes);
+      checkTime(now);
+      checkCount(maxAttempts, 'maxAttempts');
+      return useCode.immediate(contactId, hashes, now, maxAttempts);
     },
   };
 

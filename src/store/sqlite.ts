@@ -2,11 +2,11 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../time/clock.js';
-import { checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
+import { checkContact, checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
 import { StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
-import { factorParams, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
+import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, statementsFor, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
 import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore } from './types.js';
 
 /**
@@ -31,8 +31,8 @@ export interface SqliteStore {
   readonly ttl: TtlStore;
   /** What opening did to the schema: the versions it applied, and the status after. */
   readonly migrations: MigrationResult;
-  /** Deletes expired TTL rows and expired pending factors now; returns how many of each. */
-  cleanup(): { readonly ttl: number; readonly factors: number };
+  /** Deletes expired TTL rows, expired pending factors and contacts now; returns how many of each. */
+  cleanup(): { readonly ttl: number; readonly factors: number; readonly contacts: number };
   close(): Promise<void>;
 }
 
@@ -110,10 +110,10 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
   }
 
-  function cleanup(): { ttl: number; factors: number } {
+  function cleanup(): { ttl: number; factors: number; contacts: number } {
     live();
     const now = clock();
-    return db.transaction(() => ({ ttl: shortLived.purge(now), factors: st.purgePendingFactors.run(now).changes })).immediate();
+    return db.transaction(() => ({ ttl: shortLived.purge(now), factors: st.purgePendingFactors.run(now).changes, contacts: st.purgePendingContacts.run(now).changes })).immediate();
   }
 
   function shutdown(): void {
@@ -128,24 +128,28 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     for (const hash of hashes) st.insertRecoveryCode.run(subject, hash, now);
   });
 
-  /** Every durable row of `source`, factors then recovery codes, in the export order. */
+  /** Every durable row of `source`, factors, recovery codes then contacts, in the export order. */
   function* readAll(source: Database.Database): Generator<DurableRecord> {
     for (const row of source.prepare(sql.exportFactors).iterate() as Iterable<FactorRow>) yield { kind: 'factor', factor: rowToFactor(row) };
     for (const row of source.prepare(sql.exportRecoveryCodes).iterate() as Iterable<RecoveryCodeRow>) yield { kind: 'recovery_code', code: rowToRecoveryCode(row) };
+    for (const row of source.prepare(sql.exportContacts).iterate() as Iterable<ContactRow>) yield { kind: 'contact', contact: rowToContact(row) };
   }
 
   // Validates every record before writing it; a throw anywhere rolls the whole import back.
   const importRecords = db.transaction((records: Iterable<DurableRecord>, replace: boolean): ImportCounts => {
-    const existing = Number((st.countFactors.get() as { n: number }).n);
-    if (existing > 0 && !replace) throw notEmpty(existing);
+    const factors = Number((st.countFactors.get() as { n: number }).n);
+    const contacts = Number((st.countContacts.get() as { n: number }).n);
+    if (factors + contacts > 0 && !replace) throw notEmpty(factors, contacts);
     if (replace) {
       st.deleteAllRecoveryCodes.run();
       st.deleteAllFactors.run();
+      st.deleteAllContacts.run();
     }
     const seen = importTally();
     for (const record of records) {
       seen.add(record);
       if (record.kind === 'factor') st.insertFactor.run(...factorParams(record.factor));
+      else if (record.kind === 'contact') st.insertContact.run(...contactParams(record.contact));
       else st.importRecoveryCode.run(record.code.subject, record.code.hash, record.code.createdAt, record.code.usedAt ?? null);
     }
     return seen.counts();
@@ -214,6 +218,43 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async countRecoveryCodes(subject) {
       live();
       return Number((st.countRecoveryCodes.get(subject) as { n: number }).n);
+    },
+    async createContact(contact) {
+      live();
+      checkContact(contact);
+      try {
+        st.insertContact.run(...contactParams(contact));
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreError('ERR_STORE_CONFLICT', 'a contact with this id already exists');
+        throw err;
+      }
+    },
+    async getContact(id, now) {
+      live();
+      const row = st.getContact.get(id, now) as ContactRow | undefined;
+      return row === undefined ? undefined : rowToContact(row);
+    },
+    async listContacts(subject, now) {
+      live();
+      return (st.listContacts.all(subject, now) as ContactRow[]).map(rowToContact);
+    },
+    async activateContact(id, subject, now) {
+      live();
+      return st.activateContact.run(now, id, subject, now).changes === 1;
+    },
+    async deleteContact(id, subject) {
+      live();
+      return st.deleteContact.run(id, subject).changes === 1;
+    },
+    async replaceContactDestination(id, expected, next) {
+      live();
+      checkNextSecret(next);
+      return st.replaceContactDestination.run(next.kid, next.blob, id, expected.kid, expected.blob).changes === 1;
+    },
+    async contactsNotSealedWith(kid, limit) {
+      live();
+      checkLimit(limit);
+      return (st.contactsNotSealedWith.all(kid, limit) as ContactRow[]).map(rowToContact);
     },
     exportAll() {
       live();

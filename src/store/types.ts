@@ -6,6 +6,13 @@
 
 export type FactorType = 'totp' | 'hotp';
 export type FactorStatus = 'pending' | 'active';
+/**
+ * Factors that are a destination codes are sent to (rows of `contacts`, beside the OTP keys of
+ * `factors`): what /.mfa/factors, audit events and X-Auth-MFA call an e-mail or SMS factor.
+ */
+export type ContactChannel = 'email' | 'sms';
+/** `factor`: a second factor of its own; `backup`: only a way to recover (mfa.backup_contact). */
+export type ContactPurpose = 'factor' | 'backup';
 
 /** A secret sealed with AES-256-GCM; opaque outside src/crypto. */
 export interface SealedSecret {
@@ -45,14 +52,33 @@ export interface RecoveryCodeRecord {
   readonly usedAt?: number;
 }
 
+/** An e-mail address or phone number codes are sent to; sealed like a factor secret (it is personal data). */
+export interface ContactRecord {
+  readonly id: string;
+  readonly subject: string;
+  readonly channel: ContactChannel;
+  readonly purpose: ContactPurpose;
+  readonly status: FactorStatus;
+  readonly label: string;
+  /** The address or E.164 number, sealed to (subject, id): opaque outside src/crypto, never logged. */
+  readonly destination: SealedSecret;
+  /** Unix ms. */
+  readonly createdAt: number;
+  /** Pending contacts are unusable and disappear after this (unix ms); undefined once active. */
+  readonly pendingUntil?: number;
+  readonly confirmedAt?: number;
+}
+
 /** A row of the durable state, as `store export` writes it and `store import` reads it. */
 export type DurableRecord =
   | { readonly kind: 'factor'; readonly factor: FactorRecord }
-  | { readonly kind: 'recovery_code'; readonly code: RecoveryCodeRecord };
+  | { readonly kind: 'recovery_code'; readonly code: RecoveryCodeRecord }
+  | { readonly kind: 'contact'; readonly contact: ContactRecord };
 
 export interface ImportCounts {
   readonly factors: number;
   readonly recoveryCodes: number;
+  readonly contacts: number;
 }
 
 export interface DurableStore {
@@ -76,14 +102,30 @@ export interface DurableStore {
   consumeRecoveryCode(subject: string, hash: string, now: number): Promise<{ consumed: boolean; remaining: number }>;
   countRecoveryCodes(subject: string): Promise<number>;
 
+  // E-mail and SMS contacts: the same life as a factor (pending → active by compare-and-set).
+  createContact(contact: ContactRecord): Promise<void>;
+  /** The contact if it is active, or pending and unexpired at `now`. */
+  getContact(id: string, now: number): Promise<ContactRecord | undefined>;
+  /** Active and unexpired pending contacts of one subject, oldest first. */
+  listContacts(subject: string, now: number): Promise<ContactRecord[]>;
+  /** pending → active only if it is still pending, belongs to `subject` and has not expired. */
+  activateContact(id: string, subject: string, now: number): Promise<boolean>;
+  deleteContact(id: string, subject: string): Promise<boolean>;
+  /** Compare-and-set of a sealed destination (key rotation / rewrap). */
+  replaceContactDestination(id: string, expected: SealedSecret, next: SealedSecret): Promise<boolean>;
+  /** Contacts whose destination is sealed with a key other than `kid` (for rewrap). */
+  contactsNotSealedWith(kid: string, limit: number): Promise<ContactRecord[]>;
+
   /**
-   * Every factor (pending and expired ones too, ordered by id) then every recovery code (ordered by
-   * subject, hash), read from one consistent snapshot, for `store export`. Secrets stay sealed.
+   * Every factor (pending and expired ones too, ordered by id), then every recovery code (ordered by
+   * subject, hash), then every contact (by id), read from one consistent snapshot, for `store export`.
+   * Secrets and destinations stay sealed.
    */
   exportAll(): AsyncIterable<DurableRecord>;
   /**
    * Loads `records` in one transaction: all or nothing. Refuses with ERR_STORE_NOT_EMPTY when the
-   * store holds any factor, unless `replace`, which first deletes every factor and recovery code.
+   * store holds any factor or contact, unless `replace`, which first deletes every factor, recovery
+   * code and contact.
    */
   importAll(records: Iterable<DurableRecord>, options: { readonly replace: boolean }): Promise<ImportCounts>;
 
@@ -141,6 +183,9 @@ export interface LockFailure {
   /** Locks imposed since the last success. */
   readonly level: number;
 }
+
+/** What one attempt at a sent code found: its code (now used up), another code, or no live code. */
+export type SentCodeUse = 'used' | 'wrong' | 'none';
 
 /** An MFA session as the store keeps it, under the SHA-256 of its token (never the token). */
 export interface StoredSession {
@@ -212,6 +257,19 @@ export interface TtlStore {
   revokeAllSessions(subject: string, now: number): Promise<readonly string[]>;
   /** Takes a rate-limit token: N replicas sharing the store share the quota. */
   takeToken(key: string, now: number, window: TokenWindow): Promise<TokenTake>;
+
+  /**
+   * Keeps the keyed hash of a code just sent to contact `contactId` of `subject` for `ttlMs`, in
+   * place of any earlier one: a new send replaces the old code, and its attempts start at 0.
+   */
+  putSentCode(subject: string, contactId: string, hash: string, now: number, ttlMs: number): Promise<void>;
+  /**
+   * One attempt at the live code of `contactId`: `used` when one of `hashes` equals it (compared in
+   * constant time), and it is deleted (single use); else `wrong`, counted, and the code is deleted
+   * at its `maxAttempts`th wrong attempt; `none` when no code is live. The same store work whatever
+   * the outcome.
+   */
+  useSentCode(subject: string, contactId: string, hashes: readonly string[], now: number, maxAttempts: number): Promise<SentCodeUse>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

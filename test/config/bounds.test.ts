@@ -62,6 +62,9 @@ function issuesAt(path: readonly (string | number)[], text: string): string[] {
   // listen.tls needs its two files named; that they cannot be read is reported at their own keys.
   if (path[0] === 'listen') doc.listen = { tls: { cert: 'cert.pem', key: 'key.pem' } };
   if (path[0] === 'store') doc.store = { kind: 'shared', postgres: { url: 'postgres://db/mfa' }, redis: { url: 'redis://cache' } };
+  // The e-mail and SMS transports need their other required keys.
+  if (path[1] === 'email') doc.mfa = { email: { from: 'mfa@example.com', smtp: { host: 'smtp.example.com' } } };
+  if (path[1] === 'sms') doc.mfa = { sms: { provider: { kind: 'http', url: 'https://sms.example.com/send', body: '{"to":"{to}","text":"{message}"}' } } };
   let node = doc as Record<string | number, unknown>;
   path.slice(0, -1).forEach((segment, i) => {
     node = (node[segment] ??= typeof path[i + 1] === 'number' ? [] : {}) as Record<string | number, unknown>;

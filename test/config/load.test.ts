@@ -21,6 +21,19 @@ function plain(policy: GatewayPolicy): unknown {
   );
 }
 
+/** The e-mail/SMS settings of a file that says nothing about them. */
+const OOB_DEFAULTS = {
+  codes: {
+    ttlMs: 600_000,
+    maxAttempts: 5,
+    message: '{code} is your {issuer} verification code. It expires in {minutes} minutes.',
+    sendLimits: { perUser: { sends: 5, perMs: 900_000 }, perDestination: { sends: 3, perMs: 900_000 } },
+  },
+  email: { factor: false, subject: 'Your {issuer} verification code' },
+  sms: { factor: true },
+  backupContact: { enabled: false },
+};
+
 describe('parsePolicy: a valid file', () => {
   test('applies every default and converts to camelCase and milliseconds', () => {
     const policy = parse(HEAD + ROUTE);
@@ -55,6 +68,7 @@ describe('parsePolicy: a valid file', () => {
         recoveryCodes: { count: 10 },
         enrollment: { pendingTtlMs: 600_000 },
         pathPrefix: '/.mfa/',
+        ...OOB_DEFAULTS,
       },
       store: { kind: 'sqlite', path: './data/mfa.db' },
       keys: { file: './data/keys', env: 'MFA_GATEWAY_KEYS', rotationMs: 90 * 86_400_000 },
@@ -175,6 +189,7 @@ authz: { trusted_proxies: [] }
         recoveryCodes: { count: 16 },
         enrollment: { pendingTtlMs: 300_000 },
         pathPrefix: '/_mfa/v1/',
+        ...OOB_DEFAULTS,
       },
       store: {
         kind: 'shared',

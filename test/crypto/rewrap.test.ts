@@ -108,3 +108,21 @@ test('two rewraps at once (compare-and-set): each secret is re-sealed exactly on
     await store.close();
   }
 });
+
+test('contact destinations are re-sealed too, bound to the same subject and id', async () => {
+  const { keyFile, oldRing, store } = await seed('contacts');
+  try {
+    const address = Buffer.from('alice@example.com');
+    const destination = oldRing.seal(address, { subject: 'alice', factorId: 'c-1' });
+    await store.durable.createContact({ id: 'c-1', subject: 'alice', channel: 'email', purpose: 'factor', status: 'active', label: 'mail', destination, createdAt: T0, confirmedAt: T0 });
+    const { kid } = rotateKeyFile(keyFile, () => T0);
+    const newRing = loadKeyring({ file: keyFile, rotationMs: ROTATION });
+    assert.deepEqual(await rewrapFactors(store.durable, newRing, 50), { rewrapped: COUNT + 1, failed: 0 });
+    const contact = (await store.durable.getContact('c-1', T0))!;
+    assert.equal(contact.destination.kid, kid);
+    assert.deepEqual(newRing.open(contact.destination, { subject: 'alice', factorId: 'c-1' }), address);
+    assert.deepEqual(await store.durable.contactsNotSealedWith(kid, 10), []);
+  } finally {
+    await store.close();
+  }
+});

@@ -6,6 +6,7 @@ import { AuthConfigError } from '../../src/auth/errors.js';
 import { ClusterError } from '../../src/cluster/errors.js';
 import { ConfigOptionError, PolicyError } from '../../src/config/errors.js';
 import { KeyringError } from '../../src/crypto/errors.js';
+import { DeliveryError } from '../../src/delivery/errors.js';
 import { ClientAbortedError } from '../../src/forward/errors.js';
 import { GatewayError, GuardOptionError } from '../../src/index.js';
 import { MfaError } from '../../src/mfa/errors.js';
@@ -24,6 +25,7 @@ const SAMPLES: readonly (readonly [{ readonly name: string; readonly codes: read
   [StoreError, new StoreError('ERR_STORE_CLOSED', 'the store is closed')],
   [ClientAbortedError, new ClientAbortedError()],
   [ClusterError, new ClusterError('ERR_CLUSTER_WORKER_FAILED', 'worker 1 could not start: cannot listen')],
+  [DeliveryError, new DeliveryError('ERR_DELIVERY_FAILED', 'the SMS provider answered 500')],
 ];
 
 const BRAND = Symbol.for('mfa-gateway.error');

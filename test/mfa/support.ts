@@ -25,6 +25,10 @@ export function mfaConfig(overrides: Partial<MfaConfig> = {}): MfaConfig {
     recoveryCodes: { count: 10 },
     enrollment: { pendingTtlMs: 10 * 60_000 },
     pathPrefix: '/.mfa/',
+    codes: { ttlMs: 10 * 60_000, maxAttempts: 5, message: '{code} is your {issuer} verification code. It expires in {minutes} minutes.', sendLimits: { perUser: { sends: 5, perMs: 15 * 60_000 }, perDestination: { sends: 3, perMs: 15 * 60_000 } } },
+    email: { factor: false, subject: 'Your {issuer} verification code' },
+    sms: { factor: true },
+    backupContact: { enabled: false },
     ...overrides,
   };
 }

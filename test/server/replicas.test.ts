@@ -252,6 +252,13 @@ describe('two replicas when a store backend goes away', { timeout: 120_000 }, ()
     // A code is not even looked at, and no failure is counted.
     await bothAnswer('/secure', auth(user, { 'x-mfa-token': '000000' }), 503, 'store_unavailable');
     assert.equal((await call(replicas[0]!.port, 'POST', '/.mfa/verify', auth(user, { 'x-mfa-token': user.recoveryCodes[0]! }))).status, 503);
+    // No code is sent (or enrolment started) while a send could not be counted against the quotas.
+    for (const path of ['/.mfa/otp/send', '/.mfa/otp/enroll']) {
+      const body = JSON.stringify(path.endsWith('send') ? { channel: 'sms', factor_id: 'c-1' } : { channel: 'sms', destination: '+14155550123' });
+      const reply = await call(replicas[1]!.port, 'POST', path, auth(user, { 'content-type': 'application/json' }), body);
+      assert.equal(reply.status, 503, path);
+      assert.equal(reply.json<{ code: string }>().code, 'store_unavailable');
+    }
     await bothAnswer('/public', {}, 200);
     await bothAnswer('/limited', auth(user), 200);
     for (const replica of replicas) {

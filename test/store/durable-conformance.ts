@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DurableRecord, DurableStore, FactorRecord } from '../../src/store/types.js';
+import type { ContactRecord, DurableRecord, DurableStore, FactorRecord } from '../../src/store/types.js';
 import { fakeClock, T0, type FakeClock } from '../support/clock.js';
 
 /**
@@ -46,6 +46,26 @@ export function active(over: Partial<FactorRecord> = {}): FactorRecord {
   return rest;
 }
 
+export function contact(over: Partial<ContactRecord> = {}): ContactRecord {
+  return {
+    id: 'c-1',
+    subject: 'alice',
+    channel: 'email',
+    purpose: 'factor',
+    status: 'pending',
+    label: 'work mail',
+    destination: { kid: 'k1', blob: 'c2VhbGVkLWFkZHJlc3M' },
+    createdAt: T0,
+    pendingUntil: T0 + PENDING_MS,
+    ...over,
+  };
+}
+
+export function activeContact(over: Partial<ContactRecord> = {}): ContactRecord {
+  const { pendingUntil: _drop, ...rest } = contact({ status: 'active', confirmedAt: T0, ...over });
+  return rest;
+}
+
 export const hashes = (prefix: string, count = 10): string[] => Array.from({ length: count }, (_, i) => `k1$${prefix}${String(i).padStart(2, '0')}`);
 
 /** A store with every kind of row: pending (live and expired), active TOTP and HOTP, odd labels, used and unused codes. */
@@ -59,6 +79,7 @@ export async function populate(durable: DurableStore): Promise<void> {
   await durable.replaceRecoveryCodes('Ünïcode', hashes('u', 3), T0 + 1);
   await durable.consumeRecoveryCode('alice', 'k1$a07', T0 + 100);
   await durable.consumeRecoveryCode('Ünïcode', 'k1$u00', T0 + 200);
+  await durable.createContact(activeContact({ id: 'c-sms', subject: 'alice', channel: 'sms', purpose: 'backup', label: 'Handy 📞' }));
 }
 
 async function collect(records: AsyncIterable<DurableRecord>): Promise<DurableRecord[]> {
@@ -221,12 +242,87 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
       await assert.rejects(durable.replaceRecoveryCodes('', ['x'], T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'subject must be a non-empty string' });
     });
 
+    test('contacts: create, get and list live ones (oldest first), activate once by the owner, delete by the owner', async () => {
+      await durable.createContact(contact({ id: 'c-p', createdAt: T0 + 2 }));
+      await durable.createContact(activeContact({ id: 'c-a', channel: 'sms', purpose: 'backup', createdAt: T0 + 1, label: 'Handy 📞' }));
+      await durable.createContact(contact({ id: 'c-old', pendingUntil: T0 + 5 }));
+      await durable.createContact(activeContact({ id: 'c-bob', subject: 'bob' }));
+      assert.deepEqual(await durable.getContact('c-a', T0), {
+        id: 'c-a',
+        subject: 'alice',
+        channel: 'sms',
+        purpose: 'backup',
+        status: 'active',
+        label: 'Handy 📞',
+        destination: { kid: 'k1', blob: 'c2VhbGVkLWFkZHJlc3M' },
+        createdAt: T0 + 1,
+        confirmedAt: T0,
+      });
+      assert.deepEqual(await durable.getContact('c-p', T0), contact({ id: 'c-p', createdAt: T0 + 2 }));
+      assert.deepEqual((await durable.listContacts('alice', T0)).map((c) => c.id), ['c-old', 'c-a', 'c-p']);
+      // Pending past pendingUntil: invisible, and it cannot be activated.
+      assert.deepEqual((await durable.listContacts('alice', T0 + 5)).map((c) => c.id), ['c-a', 'c-p']);
+      assert.equal(await durable.getContact('c-old', T0 + 5), undefined);
+      assert.equal(await durable.activateContact('c-old', 'alice', T0 + 5), false);
+
+      assert.equal(await durable.activateContact('c-p', 'mallory', T0 + 9), false);
+      assert.equal(await durable.activateContact('c-p', 'alice', T0 + 9), true);
+      assert.equal(await durable.activateContact('c-p', 'alice', T0 + 9), false);
+      assert.deepEqual(await durable.getContact('c-p', T0 + PENDING_MS * 9), activeContact({ id: 'c-p', createdAt: T0 + 2, confirmedAt: T0 + 9 }));
+
+      assert.equal(await durable.deleteContact('c-a', 'bob'), false);
+      assert.equal(await durable.deleteContact('c-a', 'alice'), true);
+      assert.equal(await durable.deleteContact('c-a', 'alice'), false);
+      assert.equal(await durable.getContact('c-a', T0), undefined);
+      assert.equal(await durable.getContact('nope', T0), undefined);
+      assert.deepEqual((await durable.listContacts('bob', T0)).map((c) => c.id), ['c-bob']);
+    });
+
+    test('contacts: duplicate ids and invalid records are refused with typed errors', async () => {
+      await durable.createContact(contact());
+      await assert.rejects(durable.createContact(contact()), { name: 'StoreError', code: 'ERR_STORE_CONFLICT', message: 'a contact with this id already exists' });
+      const cases: [Partial<ContactRecord>, string][] = [
+        [{ channel: 'fax' as ContactRecord['channel'] }, 'contact.channel must be "email" or "sms"'],
+        [{ purpose: 'spare' as ContactRecord['purpose'] }, 'contact.purpose must be "factor" or "backup"'],
+        [{ pendingUntil: undefined }, 'contact.pendingUntil is required (unix ms) for a pending contact'],
+        [{ destination: { kid: 'k1', blob: '' } }, 'contact.destination must be a sealed secret { kid, blob }'],
+        [{ subject: '' }, 'contact.subject must be a non-empty string'],
+      ];
+      for (const [over, message] of cases) await assert.rejects(durable.createContact(contact({ id: 'x', ...over })), { code: 'ERR_STORE_INVALID_OPTION', message });
+      assert.equal(await durable.getContact('x', T0), undefined);
+    });
+
+    test('contacts: replaceContactDestination is a compare-and-set; contactsNotSealedWith finds the rest by id', async () => {
+      await durable.createContact(activeContact({ id: 'c', destination: { kid: 'k1', blob: 'CCCC' } }));
+      await durable.createContact(activeContact({ id: 'a', destination: { kid: 'k1', blob: 'AAAA' } }));
+      await durable.createContact(activeContact({ id: 'b', destination: { kid: 'k2', blob: 'BBBB' } }));
+      assert.deepEqual((await durable.contactsNotSealedWith('k2', 10)).map((c) => c.id), ['a', 'c']);
+      assert.deepEqual((await durable.contactsNotSealedWith('k2', 1)).map((c) => c.id), ['a']);
+      assert.equal(await durable.replaceContactDestination('a', { kid: 'k1', blob: 'WRONG' }, { kid: 'k2', blob: 'NEW' }), false);
+      assert.equal(await durable.replaceContactDestination('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEW' }), true);
+      assert.equal(await durable.replaceContactDestination('a', { kid: 'k1', blob: 'AAAA' }, { kid: 'k2', blob: 'NEWER' }), false);
+      assert.deepEqual((await durable.getContact('a', T0))?.destination, { kid: 'k2', blob: 'NEW' });
+      assert.deepEqual((await durable.contactsNotSealedWith('k2', 10)).map((c) => c.id), ['c']);
+      await assert.rejects(durable.replaceContactDestination('c', { kid: 'k1', blob: 'CCCC' }, { kid: '', blob: 'x' }), { code: 'ERR_STORE_INVALID_OPTION' });
+      await assert.rejects(durable.contactsNotSealedWith('k2', 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'limit must be a positive integer' });
+    });
+
+    test('3 replicas, 30 parallel activations of one pending contact: exactly one succeeds', async () => {
+      const stores = await replicas();
+      await durable.createContact(contact({ id: 'race' }));
+      const results = await race(stores, 30, (store) => store.activateContact('race', 'alice', T0 + 1));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal((await durable.getContact('race', T0 + 1))?.status, 'active');
+    });
+
     test('exportAll: every factor by id (pending, expired, other subjects), then every code by subject and hash, used ones with usedAt', async () => {
       await durable.createFactor(active({ id: 'f-b', subject: 'bob' }));
       await durable.createFactor(factor({ id: 'f-a', pendingUntil: T0 + 1 }));
       await durable.replaceRecoveryCodes('bob', ['k1$y', 'k1$x'], T0);
       await durable.replaceRecoveryCodes('alice', ['k1$z'], T0);
       await durable.consumeRecoveryCode('bob', 'k1$y', T0 + 9);
+      await durable.createContact(activeContact({ id: 'c-b', subject: 'bob', channel: 'sms' }));
+      await durable.createContact(contact({ id: 'c-a', pendingUntil: T0 + 1 }));
       time.advance(10);
       assert.deepEqual(await collect(durable.exportAll()), [
         { kind: 'factor', factor: factor({ id: 'f-a', pendingUntil: T0 + 1 }) },
@@ -234,6 +330,8 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
         { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$z', createdAt: T0 } },
         { kind: 'recovery_code', code: { subject: 'bob', hash: 'k1$x', createdAt: T0 } },
         { kind: 'recovery_code', code: { subject: 'bob', hash: 'k1$y', createdAt: T0, usedAt: T0 + 9 } },
+        { kind: 'contact', contact: contact({ id: 'c-a', pendingUntil: T0 + 1 }) },
+        { kind: 'contact', contact: activeContact({ id: 'c-b', subject: 'bob', channel: 'sms' }) },
       ]);
     });
 
@@ -243,8 +341,9 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
         { kind: 'factor', factor: factor({ id: 'i-2' }) },
         { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$u', createdAt: T0, usedAt: T0 + 5 } },
         { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$v', createdAt: T0 } },
+        { kind: 'contact', contact: activeContact({ id: 'i-c', purpose: 'backup' }) },
       ];
-      assert.deepEqual(await durable.importAll(records, { replace: false }), { factors: 2, recoveryCodes: 2 });
+      assert.deepEqual(await durable.importAll(records, { replace: false }), { factors: 2, recoveryCodes: 2, contacts: 1 });
       assert.deepEqual(await collect(durable.exportAll()), records);
       assert.equal(await durable.countRecoveryCodes('alice'), 1);
       assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$u', T0 + 6), { consumed: false, remaining: 1 });
@@ -252,12 +351,13 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
       await assert.rejects(durable.importAll(records, { replace: false }), {
         name: 'StoreError',
         code: 'ERR_STORE_NOT_EMPTY',
-        message: 'the store already holds 2 factors; an import would mix two sets',
+        message: 'the store already holds 2 factors and 1 contact; an import would mix two sets',
       });
       // A duplicate half-way through: nothing of the import stays, and the replace is undone with it.
       const broken: DurableRecord[] = [records[0]!, { kind: 'factor', factor: active({ id: 'i-3' }) }, records[0]!];
       await assert.rejects(durable.importAll(broken, { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds factor "i-1" twice' });
       await assert.rejects(durable.importAll([records[2]!, records[2]!], { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds a recovery code of "alice" twice' });
+      await assert.rejects(durable.importAll([records[4]!, records[4]!], { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds contact "i-c" twice' });
       await assert.rejects(durable.importAll([{ kind: 'factor', factor: factor({ id: 'x', digits: 4 }) }], { replace: true }), {
         code: 'ERR_STORE_INVALID_OPTION',
         message: 'factor.digits must be an integer from 6 to 10',
@@ -265,10 +365,13 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
       assert.deepEqual(await collect(durable.exportAll()), records);
 
       const replacement: DurableRecord[] = [{ kind: 'factor', factor: active({ id: 'r-1', subject: 'carol' }) }];
-      assert.deepEqual(await durable.importAll(replacement, { replace: true }), { factors: 1, recoveryCodes: 0 });
+      assert.deepEqual(await durable.importAll(replacement, { replace: true }), { factors: 1, recoveryCodes: 0, contacts: 0 });
       assert.deepEqual(await collect(durable.exportAll()), replacement);
-      assert.deepEqual(await durable.importAll([], { replace: true }), { factors: 0, recoveryCodes: 0 });
+      assert.deepEqual(await durable.importAll([], { replace: true }), { factors: 0, recoveryCodes: 0, contacts: 0 });
       assert.deepEqual(await collect(durable.exportAll()), []);
+      // A store holding only contacts is not empty either.
+      await durable.createContact(contact({ id: 'c-only' }));
+      await assert.rejects(durable.importAll(replacement, { replace: false }), { code: 'ERR_STORE_NOT_EMPTY', message: 'the store already holds 0 factors and 1 contact; an import would mix two sets' });
     });
 
     test('a large import arrives whole (more rows than one batch)', async () => {
@@ -276,7 +379,8 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
         ...Array.from({ length: 1203 }, (_, i): DurableRecord => ({ kind: 'factor', factor: active({ id: `m-${String(i).padStart(5, '0')}`, subject: `s-${i % 7}` }) })),
         ...Array.from({ length: 777 }, (_, i): DurableRecord => ({ kind: 'recovery_code', code: { subject: 's-0', hash: `k1$${String(i).padStart(4, '0')}`, createdAt: T0 } })),
       ];
-      assert.deepEqual(await durable.importAll(many, { replace: false }), { factors: 1203, recoveryCodes: 777 });
+      many.push(...Array.from({ length: 611 }, (_, i): DurableRecord => ({ kind: 'contact', contact: activeContact({ id: `c-${String(i).padStart(5, '0')}`, subject: `s-${i % 5}` }) })));
+      assert.deepEqual(await durable.importAll(many, { replace: false }), { factors: 1203, recoveryCodes: 777, contacts: 611 });
       assert.deepEqual(await collect(durable.exportAll()), many);
     });
 

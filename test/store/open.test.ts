@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/open.js';
+import { MIGRATIONS } from '../../src/store/sql.js';
 import { missingBinary } from '../support/binaries.js';
 import { createTestSchema, postgresConfig } from '../support/postgres.js';
 import { REDIS_SERVER, startPrivateRedis } from '../support/redis-server.js';
@@ -52,7 +53,7 @@ describe('openStore: shared (PostgreSQL + Redis)', () => {
     try {
       assert.equal(store.kind, 'shared');
       assert.equal(store.down(), undefined);
-      assert.deepEqual((await schema.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version), [1]);
+      assert.deepEqual((await schema.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version), MIGRATIONS.postgres.map((m) => m.version));
       assert.equal(await store.ttl.useOtpStep('f', 1, Date.now(), 60_000), true);
       assert.deepEqual(await store.durable.listFactors('nobody', Date.now()), []);
 

@@ -5,7 +5,7 @@ import type { DurableStore } from '../../src/store/types.js';
 import { fakeClock, type FakeClock } from '../support/clock.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
 import { postgresOrSkip } from '../support/services.js';
-import { active, durableConformance, factor } from './durable-conformance.js';
+import { active, contact, durableConformance, factor } from './durable-conformance.js';
 
 const skip = await postgresOrSkip();
 
@@ -58,7 +58,20 @@ describe('postgres store', { skip }, () => {
       [schema.name],
     );
     const describe = (table: string) => columns.filter((c) => c.table_name === table).map((c) => `${c.column_name} ${c.data_type}${c.collation_name ? ` ${c.collation_name}` : ''}`);
-    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['factors', 'recovery_codes', 'schema_migrations']);
+    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['contacts', 'factors', 'recovery_codes', 'schema_migrations']);
+    assert.deepEqual(describe('contacts'), [
+      'id text C',
+      'subject text C',
+      'channel text',
+      'purpose text',
+      'status text',
+      'label text',
+      'destination_kid text C',
+      'destination_blob text',
+      'created_at bigint',
+      'pending_until bigint',
+      'confirmed_at bigint',
+    ]);
     assert.deepEqual(describe('factors'), [
       'id text C',
       'subject text C',
@@ -79,7 +92,7 @@ describe('postgres store', { skip }, () => {
     const indexes = await schema.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, [schema.name]);
     assert.deepEqual(
       indexes.map((i) => i.indexname),
-      ['factors_by_kid', 'factors_by_subject', 'factors_pending', 'factors_pkey', 'recovery_codes_pkey', 'schema_migrations_pkey'],
+      ['contacts_by_kid', 'contacts_by_subject', 'contacts_pending', 'contacts_pkey', 'factors_by_kid', 'factors_by_subject', 'factors_pending', 'factors_pkey', 'recovery_codes_pkey', 'schema_migrations_pkey'],
     );
   });
 
@@ -127,13 +140,14 @@ describe('postgres store', { skip }, () => {
     }
   });
 
-  test('expired pending factors are purged by cleanup()', async () => {
+  test('expired pending factors and contacts are purged by cleanup()', async () => {
     const store = await open();
     await store.durable.createFactor(factor({ id: 'p1', pendingUntil: clock() + 10 }));
     await store.durable.createFactor(factor({ id: 'p2', pendingUntil: clock() + 20 }));
     await store.durable.createFactor(active({ id: 'a1' }));
+    await store.durable.createContact(contact({ id: 'c1', pendingUntil: clock() + 10 }));
     clock.advance(10);
-    assert.equal(await store.cleanup(), 1);
+    assert.equal(await store.cleanup(), 2);
     assert.equal(await store.cleanup(), 0);
     const left = await schema.query<{ id: string }>('SELECT id FROM factors ORDER BY id');
     assert.deepEqual(left.map((r) => r.id), ['a1', 'p2']);

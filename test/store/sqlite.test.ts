@@ -9,7 +9,7 @@ import { StoreError } from '../../src/store/errors.js';
 import { MIGRATIONS } from '../../src/store/sql.js';
 import type { StoredSession } from '../../src/store/types.js';
 import { fakeClock, T0, type FakeClock } from '../support/clock.js';
-import { active, factor, hashes } from './durable-conformance.js';
+import { active, activeContact, contact, factor, hashes } from './durable-conformance.js';
 import { inThreads } from './threads.js';
 
 const PENDING_MS = 10 * 60_000;
@@ -48,8 +48,11 @@ describe('sqlite store: factors', () => {
     assert.equal(await durable.getFactor('p1'), undefined);
     assert.deepEqual((await durable.listFactors('alice', time())).map((f) => f.id), ['a1', 'p2']);
     assert.equal(await durable.activateFactor('p1', 'alice', time()), false);
-    assert.deepEqual(store.cleanup(), { ttl: 0, factors: 1 });
-    assert.deepEqual(store.cleanup(), { ttl: 0, factors: 0 });
+    await durable.createContact(contact({ id: 'c1', pendingUntil: T0 + 1 }));
+    await durable.createContact(activeContact({ id: 'c2' }));
+    assert.deepEqual(store.cleanup(), { ttl: 0, factors: 1, contacts: 1 });
+    assert.deepEqual(store.cleanup(), { ttl: 0, factors: 0, contacts: 0 });
+    assert.deepEqual((await durable.listContacts('alice', time())).map((c) => c.id), ['c2']);
     assert.equal(await durable.activateFactor('p2', 'alice', time()), true);
   });
 
@@ -70,7 +73,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     const raw = new Database(path, { readonly: true });
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: 2 }]);
+      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: MIGRATIONS.sqlite.at(-1)!.version }]);
     } finally {
       raw.close();
     }
@@ -96,7 +99,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     assert.throws(() => openSqliteStore({ path }), {
       name: 'StoreError',
       code: 'ERR_STORE_SCHEMA_TOO_NEW',
-      message: 'the database schema is version 99; this gateway knows up to 2 (downgrade is not supported)',
+      message: `the database schema is version 99; this gateway knows up to ${MIGRATIONS.sqlite.at(-1)!.version} (downgrade is not supported)`,
     });
   });
 

@@ -223,6 +223,59 @@ export function describeTtlConformance(name: string, makeBackend: () => Promise<
     });
   });
 
+  describe(`${name}: codes sent to contacts`, () => {
+    const TEN_MINUTES = 10 * MINUTE;
+    test('a code is used once; a wrong one is counted; expiry is judged by now; other contacts are independent', async (t) => {
+      await one(t, async (ttl) => {
+        assert.equal(await ttl.useSentCode('alice', 'c1', ['k1$aa'], T0, 5), 'none');
+        await ttl.putSentCode('alice', 'c1', 'k1$aa', T0, TEN_MINUTES);
+        assert.equal(await ttl.useSentCode('alice', 'c2', ['k1$aa'], T0, 5), 'none');
+        assert.equal(await ttl.useSentCode('alice', 'c1', ['k1$ab'], T0, 5), 'wrong');
+        // Any candidate may match (a code hashed under an older key).
+        assert.equal(await ttl.useSentCode('alice', 'c1', ['k2$zz', 'k1$aa'], T0 + 1000, 5), 'used');
+        assert.equal(await ttl.useSentCode('alice', 'c1', ['k1$aa'], T0 + 2000, 5), 'none');
+        await ttl.putSentCode('alice', 'c1', 'k1$bb', T0, TEN_MINUTES);
+        assert.equal(await ttl.useSentCode('alice', 'c1', ['k1$bb'], T0 + TEN_MINUTES, 5), 'none');
+        await ttl.putSentCode('alice', 'c1', 'k1$cc', T0, TEN_MINUTES);
+        assert.equal(await ttl.useSentCode('alice', 'c1', ['k1$cc'], T0 + TEN_MINUTES - 1, 5), 'used');
+      });
+    });
+
+    test('a new code replaces the old one and its attempts; maxAttempts wrong attempts end a code', async (t) => {
+      await one(t, async (ttl) => {
+        await ttl.putSentCode('bob', 'c1', 'k1$old', T0, MINUTE);
+        assert.equal(await ttl.useSentCode('bob', 'c1', ['k1$bad'], T0, 3), 'wrong');
+        assert.equal(await ttl.useSentCode('bob', 'c1', ['k1$bad'], T0, 3), 'wrong');
+        await ttl.putSentCode('bob', 'c1', 'k1$new', T0 + 1, MINUTE);
+        assert.equal(await ttl.useSentCode('bob', 'c1', ['k1$old'], T0 + 2, 3), 'wrong');
+        assert.equal(await ttl.useSentCode('bob', 'c1', ['k1$bad'], T0 + 3, 3), 'wrong');
+        // The third wrong attempt on the new code ends it: even the right code finds nothing now.
+        assert.equal(await ttl.useSentCode('bob', 'c1', ['k1$bad'], T0 + 4, 3), 'wrong');
+        assert.equal(await ttl.useSentCode('bob', 'c1', ['k1$new'], T0 + 5, 3), 'none');
+      });
+    });
+
+    test('one code sent 30 times at once over 3 replicas: used exactly once', async (t) => {
+      await three(t, async (stores) => {
+        await stores[0]!.putSentCode('carol', 'race', 'k1$rr', T0, MINUTE);
+        const results = await spread(stores, 30, (ttl) => ttl.useSentCode('carol', 'race', ['k1$rr'], T0, 5));
+        assert.deepEqual(results.filter((r) => r === 'used').length, 1);
+        assert.deepEqual(results.filter((r) => r !== 'used'), Array(29).fill('none'));
+      });
+    });
+
+    test('bad arguments are refused with typed errors', async (t) => {
+      await one(t, async (ttl) => {
+        await assert.rejects(ttl.putSentCode('', 'c', 'h', T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION', message: 'subject must be a non-empty string' });
+        await assert.rejects(ttl.putSentCode('a', '', 'h', T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION', message: 'contactId must be a non-empty string' });
+        await assert.rejects(ttl.putSentCode('a', 'c', '', T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION', message: 'hash must be a non-empty string' });
+        await assert.rejects(ttl.putSentCode('a', 'c', 'h', T0, 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'ttlMs must be a positive integer of milliseconds' });
+        await assert.rejects(ttl.useSentCode('a', 'c', [], T0, 5), { code: 'ERR_STORE_INVALID_OPTION', message: 'hashes must be a non-empty list of non-empty strings' });
+        await assert.rejects(ttl.useSentCode('a', 'c', ['h'], T0, 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'maxAttempts must be a positive integer' });
+      });
+    });
+  });
+
   describe(`${name}: drift readings`, () => {
     test('each failure swaps in its reading and gets the previous one back', async (t) => {
       await one(t, async (ttl) => {

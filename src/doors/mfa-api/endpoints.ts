@@ -9,6 +9,8 @@ import { storeUnavailable, type Caller, type MfaService } from '../../mfa/servic
 import { isStoreUnavailable } from '../../store/health.js';
 import { SETUP_PAGE_HEADERS, SETUP_PAGE_HTML } from './setup-page.js';
 import { hasBody } from '../../request/body.js';
+import { isProblem, onlyFields, stringField, type Json } from './fields.js';
+import { contactJson, handleOtpEndpoint, OTP_ROUTES } from './otp.js';
 
 /**
  * The gateway's own endpoints under the reserved prefix. The gateway has verified the bearer
@@ -31,7 +33,6 @@ export interface MfaEndpointContext {
 export const MAX_BODY_BYTES = 16 * 1024;
 const FACTOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-type Json = Record<string, unknown>;
 type BodyResult = { readonly ok: true; readonly body: Json | undefined } | { readonly ok: false; readonly problem: Problem; readonly close: boolean };
 
 /** Serves the setup page; exported so a gateway can offer it before any bearer check (a browser has none). */
@@ -93,26 +94,6 @@ function readJson(req: IncomingMessage): Promise<BodyResult> {
   });
 }
 
-/** Field checks that name the field, never echo its value (it may be a code or a secret). */
-function onlyFields(body: Json, allowed: readonly string[]): Problem | undefined {
-  for (const key of Object.keys(body)) {
-    if (!allowed.includes(key)) {
-      return problem('invalid_request', /^[A-Za-z0-9_]{1,32}$/.test(key) ? `unknown field "${key}"` : 'unknown field in the body');
-    }
-  }
-  return undefined;
-}
-
-function stringField(body: Json, key: string): string | Problem {
-  const value = body[key];
-  if (typeof value !== 'string' || value === '' || value.length > 256) return problem('invalid_request', `"${key}" must be a non-empty string`);
-  return value;
-}
-
-function isProblem(value: unknown): value is Problem {
-  return typeof value === 'object' && value !== null && 'code' in value && 'detail' in value;
-}
-
 function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
   if (body === undefined) return { type: 'totp' };
   const unknown = onlyFields(body, ['type', 'secret', 'counter', 'label', 'algorithm', 'digits']);
@@ -161,6 +142,7 @@ const ROUTES: Readonly<Record<string, string>> = {
   factors: 'GET',
   'recovery-codes': 'POST',
   setup: 'GET',
+  ...OTP_ROUTES,
 };
 
 export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointContext): Promise<void> {
@@ -205,6 +187,8 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
       else fail(removed.problem);
       return;
     }
+
+    if (subpath in OTP_ROUTES) return await handleOtpEndpoint(service, caller, subpath, body, res, fail);
 
     switch (subpath) {
       case 'totp/enroll': {
@@ -269,8 +253,8 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
         return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt });
       }
       case 'factors': {
-        const listed = await service.listFactors(ctx.principal.subject, ctx.now);
-        return sendJson(res, 200, { factors: listed.factors.map(factorJson), recovery_codes_remaining: listed.recoveryCodesRemaining });
+        const [listed, contacts] = await Promise.all([service.listFactors(ctx.principal.subject, ctx.now), service.listContacts(ctx.principal.subject, ctx.now)]);
+        return sendJson(res, 200, { factors: [...listed.factors.map(factorJson), ...contacts.map(contactJson)], recovery_codes_remaining: listed.recoveryCodesRemaining });
       }
       case 'recovery-codes': {
         const result = await service.regenerateRecoveryCodes(caller);
