@@ -2,6 +2,7 @@ import type { GatewayPolicy } from '../config/types.js';
 import { storeAdmin } from '../store/admin.js';
 import { StoreError } from '../store/errors.js';
 import { readExport, writeExport } from '../store/transfer.js';
+import type { ImportCounts } from '../store/types.js';
 import { systemClock } from '../time/clock.js';
 import type { CliValues } from './options.js';
 
@@ -13,6 +14,8 @@ export const STORE_USAGE = 'usage: store status | migrate | export --out FILE | 
 export const EXIT_PENDING = 3;
 
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+const tally = (counts: ImportCounts): string =>
+  `${plural(counts.factors, 'factor', 'factors')}, ${plural(counts.recoveryCodes, 'recovery code', 'recovery codes')} and ${plural(counts.webauthnCredentials, 'WebAuthn credential', 'WebAuthn credentials')}`;
 const list = (versions: readonly number[]): string => (versions.length === 0 ? 'none' : versions.join(', '));
 
 /**
@@ -40,7 +43,7 @@ export async function runStoreCommand(policy: GatewayPolicy, args: readonly stri
       const path = values.out;
       if (path === undefined || path === '') throw new Error('store export needs --out FILE');
       const counts = await admin.withDurable((durable) => writeExport(path, { source: admin.backend, exportedAt: systemClock() }, durable.exportAll()), { mustExist: true });
-      print(`exported ${plural(counts.factors, 'factor', 'factors')} and ${plural(counts.recoveryCodes, 'recovery code', 'recovery codes')} from ${admin.backend} to ${path}`);
+      print(`exported ${tally(counts)} from ${admin.backend} to ${path}`);
       return 0;
     }
     case 'import': {
@@ -51,7 +54,7 @@ export async function runStoreCommand(policy: GatewayPolicy, args: readonly stri
       const replace = values.replace === true;
       try {
         const counts = await admin.withDurable((durable) => durable.importAll(records, { replace }));
-        print(`imported ${plural(counts.factors, 'factor', 'factors')} and ${plural(counts.recoveryCodes, 'recovery code', 'recovery codes')} into ${admin.backend}${replace ? ' (replacing what it held)' : ''}`);
+        print(`imported ${tally(counts)} into ${admin.backend}${replace ? ' (replacing what it held)' : ''}`);
         return 0;
       } catch (error) {
         if (StoreError.is(error) && error.code === 'ERR_STORE_NOT_EMPTY') throw new Error(`${error.message}; pass --replace to delete them and their recovery codes first`);

@@ -1,11 +1,11 @@
 import type { PostgresConfig } from '../config/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
-import { checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
-import { StoreError } from './errors.js';
+import { checkFactor, checkLabel, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, checkSignCount, checkWebAuthnCredential, importTally, notEmpty } from './checks.js';
+import { credentialConflict, StoreError } from './errors.js';
 import { migratePostgres, postgresMigrationStatus, schemaBehind, type MigrationResult, type MigrationStatus } from './migrate.js';
 import { createPgPool, type PgPool, type PgQuery } from './pg-pool.js';
-import { factorParams, POSTGRES_ONLY, rebind, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
-import type { DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord } from './types.js';
+import { factorParams, POSTGRES_ONLY, rebind, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
+import type { DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The shared backend's durable half: factors and recovery codes in PostgreSQL, for many gateway
@@ -61,6 +61,16 @@ const DURABLE_STATEMENTS = [
   'countFactors',
   'deleteAllFactors',
   'deleteAllRecoveryCodes',
+  'renameFactor',
+  'insertWebAuthn',
+  'listWebAuthn',
+  'advanceWebAuthnCounter',
+  'renameWebAuthn',
+  'deleteWebAuthn',
+  'replaceWebAuthnKey',
+  'webAuthnNotSealedWith',
+  'exportWebAuthn',
+  'deleteAllWebAuthn',
 ] as const satisfies readonly StatementName[];
 
 type DurableStatement = (typeof DURABLE_STATEMENTS)[number];
@@ -71,6 +81,13 @@ const SQL = (() => {
   return Object.fromEntries(DURABLE_STATEMENTS.map((name) => [name, rebind(common[name])])) as Record<DurableStatement, string>;
 })();
 const PG = Object.fromEntries(Object.entries(POSTGRES_ONLY).map(([name, text]) => [name, rebind(text)])) as Record<keyof typeof POSTGRES_ONLY, string>;
+
+/** One round trip's worth of an import, per table. */
+interface Batch {
+  readonly factors: FactorRecord[];
+  readonly codes: RecoveryCodeRecord[];
+  readonly credentials: WebAuthnCredentialRecord[];
+}
 
 /** Rows per round trip when exporting (cursor FETCH) and importing (unnest batch). */
 const BATCH = 500;
@@ -148,15 +165,22 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
     return pool.execute(SQL.purgePendingFactors, [clock()]);
   }
 
-  async function importBatch(query: PgQuery, factors: FactorRecord[], codes: RecoveryCodeRecord[]): Promise<void> {
-    if (factors.length > 0) {
-      // Column-wise arrays: unnest() zips them back into rows, a whole batch per statement.
-      const rows = factors.map(factorParams);
-      const columns = rows[0]!.map((_, i) => rows.map((row) => row[i]));
-      await query(PG.importFactors, columns);
-    }
-    if (codes.length > 0) {
+  /** Column-wise arrays: unnest() zips them back into rows, a whole batch per statement. */
+  const columnsOf = (rows: (string | number | null)[][]): (string | number | null)[][] => rows[0]!.map((_, i) => rows.map((row) => row[i]!));
+
+  async function importBatch(query: PgQuery, batch: Batch): Promise<void> {
+    if (batch.factors.length > 0) await query(PG.importFactors, columnsOf(batch.factors.map(factorParams)));
+    if (batch.codes.length > 0) {
+      const { codes } = batch;
       await query(PG.importRecoveryCodes, [codes.map((c) => c.subject), codes.map((c) => c.hash), codes.map((c) => c.createdAt), codes.map((c) => c.usedAt ?? null)]);
+    }
+    if (batch.credentials.length > 0) {
+      try {
+        await query(PG.importWebAuthn, columnsOf(batch.credentials.map(webAuthnParams)));
+      } catch (error) {
+        if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw credentialConflict();
+        throw error;
+      }
     }
   }
 
@@ -224,12 +248,57 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
       const [row] = await pool.query<{ n: string }>(SQL.countRecoveryCodes, [subject]);
       return Number(row!.n);
     },
+    async renameFactor(id, subject, label) {
+      live();
+      checkLabel(label);
+      return (await pool.execute(SQL.renameFactor, [label, id, subject])) === 1;
+    },
+    async createWebAuthnCredential(credential) {
+      live();
+      checkWebAuthnCredential(credential);
+      try {
+        await pool.query(SQL.insertWebAuthn, webAuthnParams(credential));
+      } catch (error) {
+        if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw credentialConflict();
+        throw error;
+      }
+    },
+    async listWebAuthnCredentials(subject) {
+      live();
+      return (await pool.query<WebAuthnRow>(SQL.listWebAuthn, [subject])).map(rowToWebAuthn);
+    },
+    async advanceWebAuthnCounter(id, next, usedAt) {
+      live();
+      checkSignCount(next);
+      return (await pool.execute(SQL.advanceWebAuthnCounter, [next, usedAt, id, next, next])) === 1;
+    },
+    async renameWebAuthnCredential(id, subject, label) {
+      live();
+      checkLabel(label);
+      return (await pool.execute(SQL.renameWebAuthn, [label, id, subject])) === 1;
+    },
+    async deleteWebAuthnCredential(id, subject) {
+      live();
+      return (await pool.execute(SQL.deleteWebAuthn, [id, subject])) === 1;
+    },
+    async replaceWebAuthnPublicKey(id, expected, next) {
+      live();
+      checkNextSecret(next);
+      return (await pool.execute(SQL.replaceWebAuthnKey, [next.kid, next.blob, id, expected.kid, expected.blob])) === 1;
+    },
+    async webAuthnCredentialsNotSealedWith(kid, limit) {
+      live();
+      checkLimit(limit);
+      return (await pool.query<WebAuthnRow>(SQL.webAuthnNotSealedWith, [kid, limit])).map(rowToWebAuthn);
+    },
     exportAll() {
       live();
       return (async function* (): AsyncGenerator<DurableRecord> {
-        for await (const batch of pool.snapshot([SQL.exportFactors, SQL.exportRecoveryCodes], BATCH)) {
+        for await (const batch of pool.snapshot([SQL.exportFactors, SQL.exportRecoveryCodes, SQL.exportWebAuthn], BATCH)) {
           for (const row of batch.rows) {
-            yield batch.statement === 0 ? { kind: 'factor', factor: rowToFactor(row as FactorRow) } : { kind: 'recovery_code', code: rowToRecoveryCode(row as RecoveryCodeRow) };
+            if (batch.statement === 0) yield { kind: 'factor', factor: rowToFactor(row as FactorRow) };
+            else if (batch.statement === 1) yield { kind: 'recovery_code', code: rowToRecoveryCode(row as RecoveryCodeRow) };
+            else yield { kind: 'webauthn_credential', credential: rowToWebAuthn(row as WebAuthnRow) };
           }
         }
       })();
@@ -244,21 +313,21 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
         if (replace) {
           await query(SQL.deleteAllRecoveryCodes);
           await query(SQL.deleteAllFactors);
+          await query(SQL.deleteAllWebAuthn);
         }
         const tally = importTally();
-        let factors: FactorRecord[] = [];
-        let codes: RecoveryCodeRecord[] = [];
+        let batch: Batch = { factors: [], codes: [], credentials: [] };
         for (const record of records) {
           tally.add(record);
-          if (record.kind === 'factor') factors.push(record.factor);
-          else codes.push(record.code);
-          if (factors.length + codes.length >= BATCH) {
-            await importBatch(query, factors, codes);
-            factors = [];
-            codes = [];
+          if (record.kind === 'factor') batch.factors.push(record.factor);
+          else if (record.kind === 'webauthn_credential') batch.credentials.push(record.credential);
+          else batch.codes.push(record.code);
+          if (batch.factors.length + batch.codes.length + batch.credentials.length >= BATCH) {
+            await importBatch(query, batch);
+            batch = { factors: [], codes: [], credentials: [] };
           }
         }
-        await importBatch(query, factors, codes);
+        await importBatch(query, batch);
         return tally.counts();
       });
     },

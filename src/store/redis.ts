@@ -4,7 +4,7 @@ import type { HostPort, RedisConfig, StoreTlsConfig } from '../config/types.js';
 import { StoreError } from './errors.js';
 import { createListeners, decodeInvalidation, encodeInvalidation, warnListenerError } from './invalidation.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
+import { checkCeremony, checkChallengeValue, checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
 import type { InvalidationBus, TtlStore } from './types.js';
 
 /**
@@ -347,6 +347,7 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     fail: (failureKey: string) => key(failureKey, 'fail'),
     rate: (rateKey: string) => key(rateKey, 'rate'),
     sessions: (subject: string) => key(subject, 'sessions'),
+    challenge: (subject: string, ceremony: string) => key(subject, `challenge:${ceremony}`),
     /** The base a session's key is built on (in TS and in Lua): the subject's tag, then the hash. */
     sessionBase: (subject: string) => key(subject, 'session:'),
     activeLocks: `${prefix}{locks}:active`,
@@ -462,6 +463,23 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       checkWindow(window);
       const [count, resetAt] = (await run('takeToken', [KEYS.rate(rateKey)], [now, window.windowMs, window.limit])) as number[];
       return { taken: count! <= window.limit, remaining: Math.max(0, window.limit - count!), resetAt: Number(resetAt) };
+    },
+    async putChallenge(subject, ceremony, value, now, keepMs) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkChallengeValue(value);
+      checkTime(now);
+      checkDuration(keepMs, 'keepMs');
+      await run('putChallenge', [KEYS.challenge(subject, ceremony)], [value, now, keepMs]);
+    },
+    async takeChallenge(subject, ceremony, now) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkTime(now);
+      const value = (await run('takeChallenge', [KEYS.challenge(subject, ceremony)], [now])) as string | null;
+      return value ?? undefined;
     },
     async ping() {
       await send('ttl', () => client.ping());

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
+import { checkCeremony, checkChallengeValue, checkCount, checkDriftSeconds, checkDuration, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
 import type { FailureCount, FailureRule, LockFailure, LockoutRule, StoredSession, TtlStore } from './types.js';
 
 /**
@@ -17,6 +17,7 @@ const KEYS = {
   /** One per lock, living exactly as long as it: what the active-locks gauge counts. */
   locked: (subject: string) => `locked:${subject}`,
   drift: (subject: string) => `drift:${subject}`,
+  challenge: (subject: string, ceremony: string) => `challenge:${ceremony}:${subject}`,
 } as const;
 const LOCKED_RANGE = ['locked:', 'locked;'] as const; // ';' follows ':': every "locked:…" key sorts between
 
@@ -26,6 +27,8 @@ const STATEMENTS = {
   upsert: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
   delete: `DELETE FROM ttl_entries WHERE key = ?`,
+  /** params: key — read and delete in one statement: of N takers, one gets the row. */
+  take: `DELETE FROM ttl_entries WHERE key = ? RETURNING value, expires_at`,
   /** params: lower, upper, now */
   countRange: `SELECT count(*) AS n FROM ttl_entries WHERE key >= ? AND key < ? AND expires_at > ?`,
   /** params: now */
@@ -263,6 +266,22 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       const row = st.takeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as Row;
       const count = Number(row.value);
       return { taken: count <= window.limit, remaining: Math.max(0, window.limit - count), resetAt: Number(row.expires_at) };
+    },
+    async putChallenge(subject, ceremony, value, now, keepMs) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkChallengeValue(value);
+      checkTime(now);
+      checkDuration(keepMs, 'keepMs');
+      st.upsert.run(KEYS.challenge(subject, ceremony), value, now + keepMs);
+    },
+    async takeChallenge(subject, ceremony, now) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkTime(now);
+      return live(st.take.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
     },
   };
 

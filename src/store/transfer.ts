@@ -1,28 +1,32 @@
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { checkFactor, checkRecoveryCode } from './checks.js';
+import { checkFactor, checkRecoveryCode, checkWebAuthnCredential } from './checks.js';
 import { StoreError } from './errors.js';
-import type { DurableRecord, FactorRecord, ImportCounts, RecoveryCodeRecord } from './types.js';
+import type { DurableRecord, FactorRecord, ImportCounts, RecoveryCodeRecord, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The export file of `store export` / `store import`: JSON Lines, one record a line, in the store's
  * export order (factors by id, then recovery codes by subject and hash), so two exports of the same
  * data are the same bytes whichever backend wrote them.
  *
- *   {"format":"mfa-gateway-store-export","version":1,"source":"sqlite","exported_at":1767225600000}
+ *   {"format":"mfa-gateway-store-export","version":2,"source":"sqlite","exported_at":1767225600000}
  *   {"type":"factor","id":…,"subject":…,"factor_type":"totp",…,"secret":{"kid":…,"blob":…},…}
  *   {"type":"recovery_code","subject":…,"hash":…,"created_at":…,"used_at":null}
- *   {"type":"end","factors":1,"recovery_codes":10}
+ *   {"type":"webauthn_credential","id":…,"subject":…,"credential_id":…,"public_key":{"kid":…,"blob":…},…}
+ *   {"type":"end","factors":1,"recovery_codes":10,"webauthn_credentials":1}
  *
  * Secrets stay sealed (kid + blob): the file needs the key file to be of any use, but it is still
  * written 0600. The closing "end" line makes a truncated file an error rather than a smaller import.
  * The field names are the file's own (snake_case, as in the schema), not the TypeScript ones, so
- * internal renames never change the format; a change of format is a new version.
+ * internal renames never change the format; a change of format is a new version. Version 2 added
+ * WebAuthn credentials (and their count on the "end" line); version 1 files are still read.
  */
 
 export const EXPORT_FORMAT = 'mfa-gateway-store-export';
-export const EXPORT_VERSION = 1;
+export const EXPORT_VERSION = 2;
+/** Versions this gateway reads. */
+const READ_VERSIONS: readonly number[] = [1, 2];
 
 export interface ExportHeader {
   readonly source: 'sqlite' | 'postgres';
@@ -53,9 +57,33 @@ function encodeCode(c: RecoveryCodeRecord): Record<string, unknown> {
   return { type: 'recovery_code', subject: c.subject, hash: c.hash, created_at: c.createdAt, used_at: c.usedAt ?? null };
 }
 
+function encodeCredential(c: WebAuthnCredentialRecord): Record<string, unknown> {
+  return {
+    type: 'webauthn_credential',
+    id: c.id,
+    subject: c.subject,
+    credential_id: c.credentialId,
+    public_key: { kid: c.publicKey.kid, blob: c.publicKey.blob },
+    sign_count: c.signCount,
+    transports: [...c.transports],
+    kind: c.kind,
+    synced: c.synced,
+    label: c.label,
+    created_at: c.createdAt,
+    last_used_at: c.lastUsedAt ?? null,
+  };
+}
+
 /** One record as its line (without the newline). */
 export function encodeRecord(record: DurableRecord): string {
-  return JSON.stringify(record.kind === 'factor' ? encodeFactor(record.factor) : encodeCode(record.code));
+  switch (record.kind) {
+    case 'factor':
+      return JSON.stringify(encodeFactor(record.factor));
+    case 'recovery_code':
+      return JSON.stringify(encodeCode(record.code));
+    case 'webauthn_credential':
+      return JSON.stringify(encodeCredential(record.credential));
+  }
 }
 
 /**
@@ -65,8 +93,7 @@ export function encodeRecord(record: DurableRecord): string {
 export async function writeExport(path: string, header: ExportHeader, records: AsyncIterable<DurableRecord>): Promise<ImportCounts> {
   const out = createWriteStream(path, { flags: 'wx', mode: 0o600, encoding: 'utf8' });
   await once(out, 'open');
-  let factors = 0;
-  let recoveryCodes = 0;
+  const counts = { factors: 0, recoveryCodes: 0, webauthnCredentials: 0 };
   const write = async (line: string): Promise<void> => {
     if (!out.write(`${line}\n`)) await once(out, 'drain');
   };
@@ -74,13 +101,12 @@ export async function writeExport(path: string, header: ExportHeader, records: A
     await write(JSON.stringify({ format: EXPORT_FORMAT, version: EXPORT_VERSION, source: header.source, exported_at: header.exportedAt }));
     for await (const record of records) {
       await write(encodeRecord(record));
-      if (record.kind === 'factor') factors++;
-      else recoveryCodes++;
+      counts[COUNTED[record.kind]]++;
     }
-    await write(JSON.stringify({ type: 'end', factors, recovery_codes: recoveryCodes }));
+    await write(JSON.stringify({ type: 'end', factors: counts.factors, recovery_codes: counts.recoveryCodes, webauthn_credentials: counts.webauthnCredentials }));
     out.end();
     await once(out, 'finish');
-    return { factors, recoveryCodes };
+    return counts;
   } catch (error) {
     out.destroy();
     rmSync(path, { force: true });
@@ -88,9 +114,13 @@ export async function writeExport(path: string, header: ExportHeader, records: A
   }
 }
 
+/** Which count of ImportCounts a record adds to. */
+const COUNTED = { factor: 'factors', recovery_code: 'recoveryCodes', webauthn_credential: 'webauthnCredentials' } as const satisfies Record<DurableRecord['kind'], keyof ImportCounts>;
+
 const FACTOR_KEYS = ['type', 'id', 'subject', 'factor_type', 'status', 'label', 'secret', 'algorithm', 'digits', 'period_seconds', 'counter', 'created_at', 'pending_until', 'confirmed_at'];
 const CODE_KEYS = ['type', 'subject', 'hash', 'created_at', 'used_at'];
-const END_KEYS = ['type', 'factors', 'recovery_codes'];
+const CREDENTIAL_KEYS = ['type', 'id', 'subject', 'credential_id', 'public_key', 'sign_count', 'transports', 'kind', 'synced', 'label', 'created_at', 'last_used_at'];
+const END_KEYS: Readonly<Record<number, readonly string[]>> = { 1: ['type', 'factors', 'recovery_codes'], 2: ['type', 'factors', 'recovery_codes', 'webauthn_credentials'] };
 
 type Json = Record<string, unknown>;
 
@@ -140,14 +170,35 @@ function decodeCode(line: Json): RecoveryCodeRecord {
   return code;
 }
 
-function checkHeader(line: unknown): ExportHeader {
+function decodeCredential(line: Json): WebAuthnCredentialRecord {
+  const key = isObject(line.public_key) && sameKeys(line.public_key, ['kid', 'blob']) ? line.public_key : undefined;
+  if (!sameKeys(line, CREDENTIAL_KEYS) || key === undefined) throw new Error(`a webauthn_credential needs exactly the fields ${CREDENTIAL_KEYS.join(', ')} (public_key: kid, blob)`);
+  const lastUsedAt = optionalTime(line.last_used_at);
+  const credential = {
+    id: line.id,
+    subject: line.subject,
+    credentialId: line.credential_id,
+    publicKey: { kid: key.kid, blob: key.blob },
+    signCount: line.sign_count,
+    transports: line.transports,
+    kind: line.kind,
+    synced: line.synced,
+    label: line.label,
+    createdAt: line.created_at,
+    ...(lastUsedAt !== undefined ? { lastUsedAt } : {}),
+  } as WebAuthnCredentialRecord;
+  checkWebAuthnCredential(credential);
+  return credential;
+}
+
+function checkHeader(line: unknown): ExportHeader & { readonly version: number } {
   if (!isObject(line) || line.format !== EXPORT_FORMAT) throw new Error(`not an mfa-gateway store export (the first line must name the format "${EXPORT_FORMAT}")`);
-  if (line.version !== EXPORT_VERSION) {
-    throw new Error(`export format version ${JSON.stringify(line.version)} is not supported (this gateway reads version ${EXPORT_VERSION})`);
+  if (typeof line.version !== 'number' || !READ_VERSIONS.includes(line.version)) {
+    throw new Error(`export format version ${JSON.stringify(line.version)} is not supported (this gateway reads versions ${READ_VERSIONS.join(' and ')})`);
   }
   if (line.source !== 'sqlite' && line.source !== 'postgres') throw new Error('the header\'s source must be "sqlite" or "postgres"');
   if (typeof line.exported_at !== 'number' || !Number.isSafeInteger(line.exported_at)) throw new Error('the header\'s exported_at must be unix milliseconds');
-  return { source: line.source, exportedAt: line.exported_at };
+  return { source: line.source, exportedAt: line.exported_at, version: line.version };
 }
 
 /**
@@ -157,11 +208,11 @@ function checkHeader(line: unknown): ExportHeader {
 export async function readExport(path: string): Promise<{ readonly header: ExportHeader; readonly records: DurableRecord[] }> {
   const fail = (lineNumber: number, message: string) => new StoreError('ERR_STORE_EXPORT_FORMAT', `${path}:${lineNumber}: ${message}`);
   const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let header: ExportHeader | undefined;
+  let header: (ExportHeader & { readonly version: number }) | undefined;
   let end: Json | undefined;
   const records: DurableRecord[] = [];
   let n = 0;
-  let factors = 0;
+  const counts = { factors: 0, recoveryCodes: 0, webauthnCredentials: 0 };
   for await (const text of lines) {
     n++;
     let line: unknown;
@@ -177,14 +228,22 @@ export async function readExport(path: string): Promise<{ readonly header: Expor
       }
       if (end !== undefined) throw new Error('a line after the "end" line');
       if (!isObject(line)) throw new Error('a record must be a JSON object');
-      if (line.type === 'factor') {
-        records.push({ kind: 'factor', factor: decodeFactor(line) });
-        factors++;
-      } else if (line.type === 'recovery_code') {
-        records.push({ kind: 'recovery_code', code: decodeCode(line) });
+      let record: DurableRecord | undefined;
+      if (line.type === 'factor') record = { kind: 'factor', factor: decodeFactor(line) };
+      else if (line.type === 'recovery_code') record = { kind: 'recovery_code', code: decodeCode(line) };
+      else if (line.type === 'webauthn_credential' && header.version >= 2) record = { kind: 'webauthn_credential', credential: decodeCredential(line) };
+      if (record !== undefined) {
+        records.push(record);
+        counts[COUNTED[record.kind]]++;
       } else if (line.type === 'end') {
-        if (!sameKeys(line, END_KEYS) || line.factors !== factors || line.recovery_codes !== records.length - factors) {
-          throw new Error(`the "end" line does not match the records above it (${factors} factors, ${records.length - factors} recovery codes)`);
+        const matches =
+          sameKeys(line, END_KEYS[header.version]!) &&
+          line.factors === counts.factors &&
+          line.recovery_codes === counts.recoveryCodes &&
+          (header.version < 2 || line.webauthn_credentials === counts.webauthnCredentials);
+        if (!matches) {
+          const credentials = header.version < 2 ? '' : `, ${counts.webauthnCredentials} webauthn credentials`;
+          throw new Error(`the "end" line does not match the records above it (${counts.factors} factors, ${counts.recoveryCodes} recovery codes${credentials})`);
         }
         end = line;
       } else {
@@ -196,5 +255,5 @@ export async function readExport(path: string): Promise<{ readonly header: Expor
   }
   if (header === undefined) throw fail(1, 'the file is empty');
   if (end === undefined) throw fail(n, 'no "end" line: the file is truncated');
-  return { header, records };
+  return { header: { source: header.source, exportedAt: header.exportedAt }, records };
 }

@@ -89,17 +89,17 @@ describe('cli: store (SQLite)', () => {
     await source.close();
     const config = policy(ws, 'sqlite.yaml', `{ kind: sqlite, path: ${path} }`);
     const out = join(ws.dir, 'export.jsonl');
-    assert.deepEqual(store(['export', '--out', out, '--config', config]), { status: 0, stdout: `exported 5 factors and 13 recovery codes from sqlite to ${out}\n`, stderr: '' });
+    assert.deepEqual(store(['export', '--out', out, '--config', config]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 2 WebAuthn credentials from sqlite to ${out}\n`, stderr: '' });
     assert.equal(statSync(out).mode & 0o777, 0o600);
     assert.deepEqual(store(['export', '--out', out, '--config', config]), { status: 1, stdout: '', stderr: `mfa-gateway: EEXIST: file already exists, open '${out}'\n` });
 
     const future = join(ws.dir, 'future.jsonl');
-    writeFileSync(future, readFileSync(out, 'utf8').replace('"version":1', '"version":9'));
+    writeFileSync(future, readFileSync(out, 'utf8').replace('"version":2', '"version":9'));
     const empty = policy(ws, 'empty.yaml', `{ kind: sqlite, path: ${join(ws.dir, 'empty.db')} }`);
     assert.deepEqual(store(['import', '--in', future, '--config', empty]), {
       status: 1,
       stdout: '',
-      stderr: `mfa-gateway: ${future}:1: export format version 9 is not supported (this gateway reads version 1)\n`,
+      stderr: `mfa-gateway: ${future}:1: export format version 9 is not supported (this gateway reads versions 1 and 2)\n`,
     });
     assert.equal(store(['status', '--config', empty]).status, 3, 'the target was not even created');
   });
@@ -121,16 +121,16 @@ describe('cli: store (PostgreSQL)', { skip }, () => {
     const url = secretUrl(schema.url);
     const config = policy(ws, 'pg.yaml', sharedStore(url, 'manual'));
     const status = store(['status', '--config', config]);
-    assert.deepEqual(status, { status: 3, stdout: 'backend: postgres\nschema version: 0 (latest 1)\npending migrations: 1\n', stderr: '' });
+    assert.deepEqual(status, { status: 3, stdout: 'backend: postgres\nschema version: 0 (latest 2)\npending migrations: 1, 2\n', stderr: '' });
     const refused = store(['export', '--out', join(ws.dir, 'x.jsonl'), '--config', config]);
     assert.deepEqual(refused, {
       status: 1,
       stdout: '',
-      stderr: 'mfa-gateway: the postgres schema is version 0 and this gateway needs 1 (pending: 1); store.migrate is manual: run "mfa-gateway store migrate --config F"\n',
+      stderr: 'mfa-gateway: the postgres schema is version 0 and this gateway needs 2 (pending: 1, 2); store.migrate is manual: run "mfa-gateway store migrate --config F"\n',
     });
     const migrated = store(['migrate', '--config', config]);
-    assert.deepEqual(migrated, { status: 0, stdout: 'postgres schema migrated to version 1 (applied 1)\n', stderr: '' });
-    assert.deepEqual(store(['status', '--config', config]), { status: 0, stdout: 'backend: postgres\nschema version: 1 (latest 1)\npending migrations: none\n', stderr: '' });
+    assert.deepEqual(migrated, { status: 0, stdout: 'postgres schema migrated to version 2 (applied 1, 2)\n', stderr: '' });
+    assert.deepEqual(store(['status', '--config', config]), { status: 0, stdout: 'backend: postgres\nschema version: 2 (latest 2)\npending migrations: none\n', stderr: '' });
     for (const result of [status, refused, migrated]) assertNoSecrets(result.stdout + result.stderr, url);
   });
 
@@ -150,25 +150,25 @@ describe('cli: store (PostgreSQL)', { skip }, () => {
     const sqliteB = policy(ws, 'b.yaml', `{ kind: sqlite, path: ${join(ws.dir, 'b.db')} }`);
     const file = (n: number) => join(ws.dir, `${n}.jsonl`);
 
-    assert.deepEqual(store(['export', '--out', file(1), '--config', sqliteA]), { status: 0, stdout: `exported 5 factors and 13 recovery codes from sqlite to ${file(1)}\n`, stderr: '' });
-    assert.deepEqual(store(['import', '--in', file(1), '--config', pgConfig]), { status: 0, stdout: 'imported 5 factors and 13 recovery codes into postgres\n', stderr: '' });
+    assert.deepEqual(store(['export', '--out', file(1), '--config', sqliteA]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 2 WebAuthn credentials from sqlite to ${file(1)}\n`, stderr: '' });
+    assert.deepEqual(store(['import', '--in', file(1), '--config', pgConfig]), { status: 0, stdout: 'imported 5 factors, 13 recovery codes and 2 WebAuthn credentials into postgres\n', stderr: '' });
     assert.deepEqual(store(['import', '--in', file(1), '--config', pgConfig]), {
       status: 1,
       stdout: '',
-      stderr: 'mfa-gateway: the store already holds 5 factors; an import would mix two sets; pass --replace to delete them and their recovery codes first\n',
+      stderr: 'mfa-gateway: the store already holds 7 factors; an import would mix two sets; pass --replace to delete them and their recovery codes first\n',
     });
     assert.deepEqual(store(['import', '--replace', '--in', file(1), '--config', pgConfig]), {
       status: 0,
-      stdout: 'imported 5 factors and 13 recovery codes into postgres (replacing what it held)\n',
+      stdout: 'imported 5 factors, 13 recovery codes and 2 WebAuthn credentials into postgres (replacing what it held)\n',
       stderr: '',
     });
-    assert.deepEqual(store(['export', '--out', file(2), '--config', pgConfig]), { status: 0, stdout: `exported 5 factors and 13 recovery codes from postgres to ${file(2)}\n`, stderr: '' });
-    assert.deepEqual(store(['import', '--in', file(2), '--config', sqliteB]), { status: 0, stdout: 'imported 5 factors and 13 recovery codes into sqlite\n', stderr: '' });
-    assert.deepEqual(store(['export', '--out', file(3), '--config', sqliteB]), { status: 0, stdout: `exported 5 factors and 13 recovery codes from sqlite to ${file(3)}\n`, stderr: '' });
+    assert.deepEqual(store(['export', '--out', file(2), '--config', pgConfig]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 2 WebAuthn credentials from postgres to ${file(2)}\n`, stderr: '' });
+    assert.deepEqual(store(['import', '--in', file(2), '--config', sqliteB]), { status: 0, stdout: 'imported 5 factors, 13 recovery codes and 2 WebAuthn credentials into sqlite\n', stderr: '' });
+    assert.deepEqual(store(['export', '--out', file(3), '--config', sqliteB]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 2 WebAuthn credentials from sqlite to ${file(3)}\n`, stderr: '' });
 
     const lines = (n: number) => readFileSync(file(n), 'utf8').split('\n');
-    assert.match(lines(2)[0]!, /^\{"format":"mfa-gateway-store-export","version":1,"source":"postgres","exported_at":\d+\}$/);
-    assert.equal(lines(1).length, 1 + 5 + 13 + 1 + 1);
+    assert.match(lines(2)[0]!, /^\{"format":"mfa-gateway-store-export","version":2,"source":"postgres","exported_at":\d+\}$/);
+    assert.equal(lines(1).length, 1 + 5 + 13 + 2 + 1 + 1);
     assert.deepEqual(lines(2).slice(1), lines(1).slice(1));
     assert.deepEqual(lines(3).slice(1), lines(1).slice(1));
   });

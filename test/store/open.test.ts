@@ -52,7 +52,7 @@ describe('openStore: shared (PostgreSQL + Redis)', () => {
     try {
       assert.equal(store.kind, 'shared');
       assert.equal(store.down(), undefined);
-      assert.deepEqual((await schema.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version), [1]);
+      assert.deepEqual((await schema.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version), [1, 2]);
       assert.equal(await store.ttl.useOtpStep('f', 1, Date.now(), 60_000), true);
       assert.deepEqual(await store.durable.listFactors('nobody', Date.now()), []);
 

@@ -70,7 +70,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     const raw = new Database(path, { readonly: true });
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: 2 }]);
+      assert.deepEqual(raw.prepare('SELECT version FROM schema_version').all(), [{ version: 3 }]);
     } finally {
       raw.close();
     }
@@ -96,7 +96,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     assert.throws(() => openSqliteStore({ path }), {
       name: 'StoreError',
       code: 'ERR_STORE_SCHEMA_TOO_NEW',
-      message: 'the database schema is version 99; this gateway knows up to 2 (downgrade is not supported)',
+      message: 'the database schema is version 99; this gateway knows up to 3 (downgrade is not supported)',
     });
   });
 

@@ -10,7 +10,7 @@ import { encodeRecord, readExport, writeExport } from '../../src/store/transfer.
 import { fakeClock, T0 } from '../support/clock.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
 import { postgresOrSkip } from '../support/services.js';
-import { active, populate } from './durable-conformance.js';
+import { active, credential, populate } from './durable-conformance.js';
 
 const skip = await postgresOrSkip();
 
@@ -31,15 +31,15 @@ describe('export file', () => {
       await store.durable.replaceRecoveryCodes('alice', ['k1$x', 'k1$w'], T0);
       await store.durable.consumeRecoveryCode('alice', 'k1$x', T0 + 7);
       const path = join(dir, 'out.jsonl');
-      assert.deepEqual(await writeExport(path, { source: 'sqlite', exportedAt: T0 + 9 }, store.durable.exportAll()), { factors: 1, recoveryCodes: 2 });
+      assert.deepEqual(await writeExport(path, { source: 'sqlite', exportedAt: T0 + 9 }, store.durable.exportAll()), { factors: 1, recoveryCodes: 2, webauthnCredentials: 0 });
       assert.equal(statSync(path).mode & 0o777, 0o600);
       assert.equal(
         readFileSync(path, 'utf8'),
-        `{"format":"mfa-gateway-store-export","version":1,"source":"sqlite","exported_at":${T0 + 9}}\n` +
+        `{"format":"mfa-gateway-store-export","version":2,"source":"sqlite","exported_at":${T0 + 9}}\n` +
           `{"type":"factor","id":"f-1","subject":"alice","factor_type":"hotp","status":"active","label":"phone","secret":{"kid":"k1","blob":"bm9uY2UtY2lwaGVydGV4dC10YWc"},"algorithm":"SHA1","digits":6,"period_seconds":30,"counter":3,"created_at":${T0},"pending_until":null,"confirmed_at":${T0}}\n` +
           `{"type":"recovery_code","subject":"alice","hash":"k1$w","created_at":${T0},"used_at":null}\n` +
           `{"type":"recovery_code","subject":"alice","hash":"k1$x","created_at":${T0},"used_at":${T0 + 7}}\n` +
-          `{"type":"end","factors":1,"recovery_codes":2}\n`,
+          `{"type":"end","factors":1,"recovery_codes":2,"webauthn_credentials":0}\n`,
       );
       const read = await readExport(path);
       assert.deepEqual(read.header, { source: 'sqlite', exportedAt: T0 + 9 });
@@ -57,9 +57,11 @@ describe('export file', () => {
   test('a file that is not a whole export of a known version is refused, naming the line', async () => {
     const header = `{"format":"mfa-gateway-store-export","version":1,"source":"postgres","exported_at":${T0}}`;
     const code = `{"type":"recovery_code","subject":"alice","hash":"k1$w","created_at":${T0},"used_at":null}`;
+    const v2 = header.replace('"version":1', '"version":2');
+    const credentialLine = encodeRecord({ kind: 'webauthn_credential', credential: credential() });
     const cases: [string, string][] = [
       ['', 'empty.jsonl:1: the file is empty'],
-      [`{"format":"mfa-gateway-store-export","version":2,"source":"postgres","exported_at":${T0}}\n`, 'v2.jsonl:1: export format version 2 is not supported (this gateway reads version 1)'],
+      [`{"format":"mfa-gateway-store-export","version":3,"source":"postgres","exported_at":${T0}}\n`, 'v2.jsonl:1: export format version 3 is not supported (this gateway reads versions 1 and 2)'],
       ['{"type":"factor"}\n', 'v2.jsonl:1: not an mfa-gateway store export (the first line must name the format "mfa-gateway-store-export")'],
       [`${header}\n${code}\n`, 'v2.jsonl:2: no "end" line: the file is truncated'],
       [`${header}\n${code}\n{"type":"end","factors":0,"recovery_codes":2}\n`, 'v2.jsonl:3: the "end" line does not match the records above it (0 factors, 1 recovery codes)'],
@@ -68,6 +70,11 @@ describe('export file', () => {
       [`${header}\n${code.replace(`${T0}`, '"soon"')}\n`, 'v2.jsonl:2: recoveryCode.createdAt must be unix milliseconds'],
       [`${header}\n{"type":"session"}\n`, 'v2.jsonl:2: unknown record type "session"'],
       [`${header}\n{"type":"end","factors":0,"recovery_codes":0}\n${code}\n`, 'v2.jsonl:3: a line after the "end" line'],
+      // Version 1 knows no credentials; version 2 counts them on its "end" line.
+      [`${header}\n${credentialLine}\n`, 'v2.jsonl:2: unknown record type "webauthn_credential"'],
+      [`${v2}\n${credentialLine}\n{"type":"end","factors":0,"recovery_codes":0}\n`, 'v2.jsonl:3: the "end" line does not match the records above it (0 factors, 0 recovery codes, 1 webauthn credentials)'],
+      [`${v2}\n${credentialLine.replace('"synced":true', '"synced":1')}\n`, 'v2.jsonl:2: credential.synced must be true or false'],
+      [`${v2}\n${credentialLine.replace('"label"', '"name"')}\n`, `v2.jsonl:2: a webauthn_credential needs exactly the fields type, id, subject, credential_id, public_key, sign_count, transports, kind, synced, label, created_at, last_used_at (public_key: kid, blob)`],
     ];
     for (const [text, message] of cases) {
       const name = text === '' ? 'empty.jsonl' : 'v2.jsonl';
@@ -103,13 +110,13 @@ describe('export/import round trip SQLite → PostgreSQL → SQLite', { skip }, 
     try {
       await populate(a.durable);
       await writeExport(join(dir, '1.jsonl'), { source: 'sqlite', exportedAt: T0 }, a.durable.exportAll());
-      assert.deepEqual(await pg.durable.importAll((await readExport(join(dir, '1.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13 });
+      assert.deepEqual(await pg.durable.importAll((await readExport(join(dir, '1.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13, webauthnCredentials: 2 });
       await writeExport(join(dir, '2.jsonl'), { source: 'postgres', exportedAt: T0 }, pg.durable.exportAll());
-      assert.deepEqual(await b.durable.importAll((await readExport(join(dir, '2.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13 });
+      assert.deepEqual(await b.durable.importAll((await readExport(join(dir, '2.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13, webauthnCredentials: 2 });
       await writeExport(join(dir, '3.jsonl'), { source: 'sqlite', exportedAt: T0 }, b.durable.exportAll());
 
       const first = records(join(dir, '1.jsonl'));
-      assert.equal(first.length, 1 + 5 + 13 + 1);
+      assert.equal(first.length, 1 + 5 + 13 + 2 + 1);
       assert.deepEqual(records(join(dir, '2.jsonl')), first);
       assert.deepEqual(records(join(dir, '3.jsonl')), first);
       assert.deepEqual(first.slice(0, 5).map((line) => (JSON.parse(line) as { id: string }).id), ['F-upper', 'f-expired', 'f-hotp', 'f-pending', 'f-totp']);
@@ -118,7 +125,7 @@ describe('export/import round trip SQLite → PostgreSQL → SQLite', { skip }, 
       const rows = (path: string) => {
         const db = new Database(path, { readonly: true });
         try {
-          return [db.prepare('SELECT * FROM factors ORDER BY id').all(), db.prepare('SELECT * FROM recovery_codes ORDER BY subject, hash').all()];
+          return ['factors ORDER BY id', 'recovery_codes ORDER BY subject, hash', 'webauthn_credentials ORDER BY id'].map((table) => db.prepare(`SELECT * FROM ${table}`).all());
         } finally {
           db.close();
         }
