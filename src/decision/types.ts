@@ -21,6 +21,8 @@ export interface IssuedSession {
   readonly token: string;
   /** Unix seconds. */
   readonly expiresAt: number;
+  /** Set when a recovery code opened it: how many the user has left. */
+  readonly recoveryCodesRemaining?: number;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { MfaMethod } from '../decision/types.js';
-import type { FactorType } from '../store/types.js';
+import type { FactorType, WebAuthnKind } from '../store/types.js';
 
 /**
  * Audit events of the second factor, on their own logger (`name: audit`). Each says who (subject),
@@ -9,12 +9,14 @@ import type { FactorType } from '../store/types.js';
  */
 
 export type FailureReason = 'wrong' | 'replay' | 'malformed' | 'drift';
+/** Why an assertion was refused (the audit log tells them apart; the client gets one answer). */
+export type WebAuthnFailure = 'webauthn_unknown_credential' | 'webauthn_challenge' | 'webauthn_unverified' | 'webauthn_counter';
 
 export type AuditEvent =
   | { readonly event: 'enrolled'; readonly factorId: string; readonly type: FactorType }
   | { readonly event: 'confirmed'; readonly factorId: string; readonly type: FactorType }
   | { readonly event: 'verified'; readonly method: MfaMethod; readonly factorId?: string | undefined }
-  | { readonly event: 'failed'; readonly reason: FailureReason; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined }
+  | { readonly event: 'failed'; readonly reason: FailureReason | WebAuthnFailure; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined }
   | { readonly event: 'replay'; readonly method: MfaMethod; readonly factorId?: string | undefined }
   | { readonly event: 'locked'; readonly retryAfterSeconds: number; readonly level: number }
   | { readonly event: 'lock_refused'; readonly retryAfterSeconds: number }
@@ -29,7 +31,11 @@ export type AuditEvent =
   | { readonly event: 'pending_factor_voided'; readonly factorId: string }
   | { readonly event: 'sessions_revoked'; readonly count: number; readonly reason: 'user' | 'factor_removed' | 'operator' }
   | { readonly event: 'hotp_resynced'; readonly factorId: string }
-  | { readonly event: 'factor_unreadable'; readonly factorId: string };
+  | { readonly event: 'factor_unreadable'; readonly factorId: string }
+  | { readonly event: 'webauthn_registered'; readonly factorId: string; readonly kind: WebAuthnKind; readonly synced: boolean }
+  | { readonly event: 'factor_renamed'; readonly factorId: string }
+  | { readonly event: 'factor_expired'; readonly factorId?: string | undefined }
+  | { readonly event: 'method_not_accepted'; readonly offered: string };
 
 export interface AuditContext {
   readonly subject: string;

@@ -5,8 +5,8 @@ import { createLogger, type Logger } from '../log/logger.js';
 import type { DurableStore, FactorRecord, FactorType, InvalidationBus, TtlStore } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import {
-  activeFactors,
   auditContext,
+  isEnrolled,
   countVerification,
   failedAttempt,
   lockRefusal,
@@ -22,7 +22,8 @@ import {
 } from './attempts.js';
 import { createAnnouncer, type Announce } from './announce.js';
 import { createAuditLog, type AuditContext, type AuditLog } from './audit.js';
-import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, summarizeFactor, type FactorRequest, type FactorSummary } from './enrollment.js';
+import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, validLabel, type FactorRequest } from './enrollment.js';
+import { listing, type FactorListing } from './listing.js';
 import { MfaError } from './errors.js';
 import { resyncHotp } from './hotp.js';
 import { renderQr, renderTerminalQr, type QrImages } from './qr.js';
@@ -50,7 +51,10 @@ export interface Enrollment {
 export interface FactorService {
   enroll(caller: Caller, request: FactorRequest): Promise<Outcome<{ enrollment: Enrollment }>>;
   confirm(caller: Caller, factorId: string, code: string): Promise<Outcome<{ factorId: string; recoveryCodes?: string[] }>>;
-  listFactors(subject: string, now: number): Promise<{ factors: FactorSummary[]; recoveryCodesRemaining: number }>;
+  /** Factors then WebAuthn credentials, with their lifetimes under `policy`. */
+  listFactors(subject: string, now: number, policy: GatewayPolicy): Promise<FactorListing>;
+  /** A new label for a factor or credential (step-up, like every change to factors). */
+  renameFactor(caller: Caller, factorId: string, label: string): Promise<Outcome<object>>;
   removeFactor(caller: Caller, factorId: string): Promise<Outcome<object>>;
   regenerateRecoveryCodes(caller: Caller): Promise<Outcome<{ recoveryCodes: string[] }>>;
   resyncHotp(caller: Caller, factorId: string, code1: string, code2: string): Promise<Outcome<{ factorId: string }>>;
@@ -82,7 +86,8 @@ async function deleteFactor(
   factorId: string,
   now: number,
 ): Promise<boolean> {
-  if (!(await deps.durable.deleteFactor(factorId, ctx.subject))) return false;
+  // One id space: a factor or a WebAuthn credential.
+  if (!(await deps.durable.deleteFactor(factorId, ctx.subject)) && !(await deps.durable.deleteWebAuthnCredential(factorId, ctx.subject))) return false;
   deps.announce?.({ kind: 'factors', subject: ctx.subject });
   await deps.ttl?.forgetOtpSteps(factorId);
   deps.audit?.record(ctx, { event: 'factor_removed', factorId });
@@ -91,7 +96,8 @@ async function deleteFactor(
     deps.audit?.record(ctx, { event: 'sessions_revoked', count, reason: 'factor_removed' });
   }
   // Recovery codes only stand in for a factor; with none left they go too.
-  if (!(await deps.durable.listFactors(ctx.subject, now)).some((f) => f.status === 'active')) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
+  const [factors, credentials] = await Promise.all([deps.durable.listFactors(ctx.subject, now), deps.durable.listWebAuthnCredentials(ctx.subject)]);
+  if (!factors.some((f) => f.status === 'active') && credentials.length === 0) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
   return true;
 }
 
@@ -101,12 +107,24 @@ async function newRecoveryCodes(deps: { readonly durable: DurableStore; readonly
   return codes;
 }
 
+/**
+ * The subject's first factor (`keepId`) just became active: whatever else was pending was enrolled
+ * without any second factor and is voided; the recovery codes that stand in for it are issued.
+ */
+export async function firstFactorActive(deps: Pick<MfaDeps, 'durable' | 'keyring' | 'audit'>, ctx: AuditContext, policy: GatewayPolicy, now: number, keepId: string): Promise<string[]> {
+  for (const other of await deps.durable.listFactors(ctx.subject, now)) {
+    if (other.status !== 'pending' || other.id === keepId) continue;
+    if (await deps.durable.deleteFactor(other.id, ctx.subject)) deps.audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
+  }
+  return newRecoveryCodes(deps, ctx, policy, now);
+}
+
 export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFactorService, 'requireFresh'>): FactorService {
   const { durable, ttl, keyring, verifier, audit } = deps;
 
   /** Step-up only when the subject already has an active factor (the first one needs none). */
   async function freshIfEnrolled(caller: Caller): Promise<Refusal | undefined> {
-    if ((await activeFactors(deps, caller.principal.subject, caller.now)).length === 0) return undefined;
+    if (!(await isEnrolled(deps, caller.principal.subject, caller.now))) return undefined;
     const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
     return fresh.ok ? undefined : fresh;
   }
@@ -118,7 +136,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       const stale = await freshIfEnrolled(caller);
       if (stale !== undefined) return stale;
       const existing = await durable.listFactors(ctx.subject, now);
-      if (existing.length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
+      if (existing.length + (await durable.listWebAuthnCredentials(ctx.subject)).length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
       if (existing.filter((f) => f.status === 'pending').length >= MAX_PENDING_FACTORS) {
         return refuse(problem('invalid_request', 'too many pending enrollments; confirm one or wait for it to expire'));
       }
@@ -160,7 +178,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       // The confirm code is used up like any other: the replay guard sees it.
       const result = await verifier.attempt({ subject: ctx.subject, code, factors: [factor], allowRecovery: false, now, policy });
       if (!result.ok) return failedAttempt(deps, caller, result, sessionTtlMs(policy), factor.type);
-      const hadActive = (await activeFactors(deps, ctx.subject, now)).length > 0;
+      const hadActive = await isEnrolled(deps, ctx.subject, now);
       if (!(await durable.activateFactor(factor.id, ctx.subject, now))) {
         return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
       }
@@ -169,17 +187,24 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       countVerification(deps, factor.type, 'success');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
       if (hadActive) return { ok: true, factorId: factor.id };
-      // The first active factor: whatever else was pending was enrolled without any second factor.
-      for (const other of await durable.listFactors(ctx.subject, now)) {
-        if (other.status !== 'pending' || other.id === factor.id) continue;
-        if (await durable.deleteFactor(other.id, ctx.subject)) audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
-      }
-      return { ok: true, factorId: factor.id, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
+      return { ok: true, factorId: factor.id, recoveryCodes: await firstFactorActive(deps, ctx, policy, now, factor.id) };
     },
 
-    async listFactors(subject, now) {
-      const [factors, recoveryCodesRemaining] = await Promise.all([durable.listFactors(subject, now), durable.countRecoveryCodes(subject)]);
-      return { factors: factors.map(summarizeFactor), recoveryCodesRemaining };
+    async listFactors(subject, now, policy) {
+      const [factors, credentials, recoveryCodesRemaining] = await Promise.all([durable.listFactors(subject, now), durable.listWebAuthnCredentials(subject), durable.countRecoveryCodes(subject)]);
+      return listing(factors, credentials, recoveryCodesRemaining, now, policy);
+    },
+
+    async renameFactor(caller, factorId, label) {
+      if (!validLabel(label)) return refuse(problem('invalid_request', '"label" must be 1-64 printable characters'));
+      const stale = await freshIfEnrolled(caller);
+      if (stale !== undefined) return stale;
+      const ctx = auditContext(caller);
+      const renamed = (await durable.renameFactor(factorId, ctx.subject, label)) || (await durable.renameWebAuthnCredential(factorId, ctx.subject, label));
+      if (!renamed) return refuse(problem('not_found', 'no factor with this id'));
+      deps.announce({ kind: 'factors', subject: ctx.subject });
+      audit.record(ctx, { event: 'factor_renamed', factorId });
+      return { ok: true };
     },
 
     async removeFactor(caller, factorId) {
@@ -192,7 +217,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
     async regenerateRecoveryCodes(caller) {
       const { policy, now } = caller;
       const ctx = auditContext(caller);
-      if ((await activeFactors(deps, ctx.subject, now)).length === 0) return notEnrolled(policy);
+      if (!(await isEnrolled(deps, ctx.subject, now))) return notEnrolled(policy);
       const fresh = await secondFactor.requireFresh(caller, MANAGEMENT_STEP_UP_MS);
       if (!fresh.ok) return fresh;
       return { ok: true, recoveryCodes: await newRecoveryCodes(deps, ctx, policy, now) };
@@ -326,8 +351,10 @@ export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrol
   };
 }
 
-export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'clock'>, subject: string): Promise<FactorSummary[]> {
-  return (await deps.durable.listFactors(subject, (deps.clock ?? systemClock)())).map(summarizeFactor);
+export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'clock' | 'policy'>, subject: string): Promise<FactorListing> {
+  const now = (deps.clock ?? systemClock)();
+  const [factors, credentials, remaining] = await Promise.all([deps.durable.listFactors(subject, now), deps.durable.listWebAuthnCredentials(subject), deps.durable.countRecoveryCodes(subject)]);
+  return listing(factors, credentials, remaining, now, deps.policy);
 }
 
 /** False when the subject has no such factor. */

@@ -12,6 +12,7 @@ import { createFactorService, type FactorService } from './factors.js';
 import { createSecondFactorService, type SecondFactorService } from './second-factor.js';
 import { createSessionStore } from './session.js';
 import { createCodeVerifier } from './verify.js';
+import { createWebAuthnService, type WebAuthnService } from './webauthn.js';
 
 export { INVALID_CODE_DETAIL, storeUnavailable, type Caller, type Outcome, type Refusal } from './attempts.js';
 export { HOTP_RESYNC_WINDOW, MANAGEMENT_STEP_UP_MS, type Enrollment } from './factors.js';
@@ -40,7 +41,7 @@ export interface MfaServiceOptions {
   readonly audit?: Logger | undefined;
 }
 
-export interface MfaService extends SecondFactorService, FactorService {
+export interface MfaService extends SecondFactorService, FactorService, WebAuthnService {
   /** The service's logger, for front doors that must report an unexpected error. */
   readonly logger: Logger;
   /** Why a store backend is down right now, or undefined. */
@@ -56,8 +57,8 @@ function requireMethods(value: unknown, name: string, methods: readonly string[]
 
 export function createMfaService(options: MfaServiceOptions): MfaService {
   if (typeof options !== 'object' || options === null) throw new MfaError('ERR_MFA_INVALID_OPTION', 'createMfaService needs an options object');
-  requireMethods(options.durable, 'durable', ['listFactors', 'getFactor', 'createFactor', 'activateFactor', 'deleteFactor', 'advanceHotpCounter', 'replaceRecoveryCodes', 'consumeRecoveryCode', 'countRecoveryCodes']);
-  requireMethods(options.ttl, 'ttl', ['useOtpStep', 'forgetOtpSteps', 'lockRemainingMs', 'recordLockFailure', 'clearLock', 'activeLocks', 'recordFailure', 'blockedUntil', 'swapDriftReading', 'issueSession', 'getSession', 'deleteSession', 'revokeAllSessions']);
+  requireMethods(options.durable, 'durable', ['listFactors', 'getFactor', 'createFactor', 'activateFactor', 'deleteFactor', 'advanceHotpCounter', 'replaceRecoveryCodes', 'consumeRecoveryCode', 'countRecoveryCodes', 'renameFactor', 'createWebAuthnCredential', 'listWebAuthnCredentials', 'advanceWebAuthnCounter', 'renameWebAuthnCredential', 'deleteWebAuthnCredential']);
+  requireMethods(options.ttl, 'ttl', ['useOtpStep', 'forgetOtpSteps', 'lockRemainingMs', 'recordLockFailure', 'clearLock', 'activeLocks', 'recordFailure', 'blockedUntil', 'swapDriftReading', 'issueSession', 'getSession', 'deleteSession', 'revokeAllSessions', 'putChallenge', 'takeChallenge']);
   requireMethods(options.keyring, 'keyring', ['seal', 'open', 'hmac', 'kids']);
 
   const { durable, ttl, keyring, metrics } = options;
@@ -95,5 +96,5 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     }),
   };
   const secondFactor = createSecondFactorService(deps);
-  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor) };
+  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor), ...createWebAuthnService(deps, secondFactor) };
 }

@@ -28,7 +28,7 @@ describe('offline factor administration (CLI)', () => {
     const h = await rig.check('ops-user', { mfaToken: oathHotp('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 10) }, route('mfa'));
     assert.ok(h.ok && h.method === 'hotp');
 
-    const listed = await listFactors(deps(), 'ops-user');
+    const { factors: listed } = await listFactors(deps(), 'ops-user');
     assert.deepEqual(listed.map((f) => [f.type, f.status, f.label]), [['totp', 'active', 'Phone'], ['hotp', 'active', 'Hardware token']]);
     assert.ok(!JSON.stringify(listed).includes(e.secretBase32));
 
