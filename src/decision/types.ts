@@ -23,6 +23,8 @@ export interface IssuedSession {
   readonly expiresAt: number;
   /** Set when a recovery code opened it: how many the user has left. */
   readonly recoveryCodesRemaining?: number;
+  /** With two or fewer left: the suggestion to generate a new set. */
+  readonly recoveryCodesHint?: string;
 }
 
 /**

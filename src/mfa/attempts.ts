@@ -15,6 +15,7 @@ import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
 import type { FactorMethod } from '../routes/factor-methods.js';
 import type { WebAuthnFailure } from './audit.js';
+import { recoveryCodesHint } from './listing.js';
 
 /**
  * What request-time checking (second-factor.ts) and factor management (factors.ts) share: the
@@ -204,7 +205,10 @@ export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMet
   deps.metrics?.mfaSessionsIssued.inc();
   const expiresAt = seconds(issued.record.expiresAt);
   deps.audit.record(ctx, { event: 'session_issued', sessionId: issued.logId, method, expiresAt });
-  return { token: issued.token, expiresAt, ...(extras.recoveryCodesRemaining !== undefined ? { recoveryCodesRemaining: extras.recoveryCodesRemaining } : {}) };
+  const remaining = extras.recoveryCodesRemaining;
+  if (remaining === undefined) return { token: issued.token, expiresAt };
+  const hint = recoveryCodesHint(caller.policy, remaining);
+  return { token: issued.token, expiresAt, recoveryCodesRemaining: remaining, ...(hint !== undefined ? { recoveryCodesHint: hint } : {}) };
 }
 
 /** Logs and audits a factor whose secret cannot be opened (tampering or a lost key); it fails closed. */

@@ -5,11 +5,12 @@ import { problem, type Problem } from '../../errors/problems.js';
 import { sendEmpty, sendJson, sendProblem } from '../../http/respond.js';
 import type { RequestView } from '../../request/view.js';
 import type { FactorRequest } from '../../mfa/enrollment.js';
-import { recoveryCodesHint, type ListedFactor } from '../../mfa/listing.js';
+import type { ListedFactor } from '../../mfa/listing.js';
+import type { IssuedSession } from '../../decision/types.js';
 import { handleWebAuthnEndpoint, webAuthnFactorJson, WEBAUTHN_ROUTES } from './webauthn.js';
 import { storeUnavailable, type Caller, type MfaService } from '../../mfa/service.js';
 import { isStoreUnavailable } from '../../store/health.js';
-import { SETUP_PAGE_HEADERS, SETUP_PAGE_HTML } from './setup-page.js';
+import { serveSetupPage } from './setup-page.js';
 import { isProblem, onlyFields, readJson, stringField, type Json } from './body.js';
 
 /**
@@ -33,11 +34,6 @@ export interface MfaEndpointContext {
 export { MAX_BODY_BYTES } from './body.js';
 const FACTOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Serves the setup page; exported so a gateway can offer it before any bearer check (a browser has none). */
-export function serveSetupPage(res: ServerResponse): void {
-  res.writeHead(200, { ...SETUP_PAGE_HEADERS, 'content-length': Buffer.byteLength(SETUP_PAGE_HTML) });
-  res.end(SETUP_PAGE_HTML);
-}
 
 function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
   if (body === undefined) return { type: 'totp' };
@@ -80,10 +76,9 @@ function factorJson(f: ListedFactor): Json {
 }
 
 /** What a session answer adds after a recovery code: how many are left, and the suggestion once few are. */
-function recoveryJson(policy: GatewayPolicy, remaining: number | undefined): Json {
-  if (remaining === undefined) return {};
-  const hint = recoveryCodesHint(policy, remaining);
-  return { recovery_codes_remaining: remaining, ...(hint !== undefined ? { recovery_codes_hint: hint } : {}) };
+function recoveryJson(session: IssuedSession): Json {
+  if (session.recoveryCodesRemaining === undefined) return {};
+  return { recovery_codes_remaining: session.recoveryCodesRemaining, ...(session.recoveryCodesHint !== undefined ? { recovery_codes_hint: session.recoveryCodesHint } : {}) };
 }
 
 const ROUTES: Readonly<Record<string, string>> = {
@@ -196,7 +191,7 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
       case 'verify': {
         const result = await service.verify(caller);
         if (!result.ok) return fail(result.problem);
-        return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt, ...recoveryJson(ctx.policy, result.session.recoveryCodesRemaining) });
+        return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt, ...recoveryJson(result.session) });
       }
       case 'session/revoke': {
         const result = await service.revokeSession(caller);

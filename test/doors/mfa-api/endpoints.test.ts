@@ -88,16 +88,29 @@ describe('MFA endpoints over HTTP', () => {
     assert.equal(reply.headers['x-frame-options'], 'DENY');
     assert.equal(reply.headers['cache-control'], 'no-store');
     const csp = reply.headers['content-security-policy']!;
-    const script = /<script>([\s\S]*)<\/script>/.exec(reply.text)![1]!;
     const style = /<style>([\s\S]*)<\/style>/.exec(reply.text)![1]!;
     const hash = (text: string) => createHash('sha256').update(text).digest('base64');
+    // No inline script at all: two same-origin scripts, each carrying this response's nonce, and nothing else runs.
+    const scripts = [...reply.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
+    assert.deepEqual(scripts.map((m) => m[2]), ['', '']);
+    const nonce = /nonce="([A-Za-z0-9+/=]{24})"/.exec(scripts[0]![1]!)![1]!;
+    assert.deepEqual(
+      scripts.map((m) => m[1]),
+      [` nonce="${nonce}" src="webauthn-browser.js" defer`, ` nonce="${nonce}" src="setup.js" defer`],
+    );
     assert.equal(
       csp,
-      `default-src 'none'; script-src 'sha256-${hash(script)}'; style-src 'sha256-${hash(style)}'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'sha256-${hash(style)}'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
     );
+    const again = await call(port, 'GET', `${PREFIX}setup`, auth('alice'));
+    assert.ok(!again.text.includes(nonce), 'a fresh nonce per response');
     assert.ok(!/\b(src|href)=["']?(https?:)?\/\//i.test(reply.text), 'no external resources');
-    assert.ok(!reply.text.includes('innerHTML'), 'server data never goes through innerHTML');
-    for (const path of ['totp/enroll', 'totp/confirm']) assert.ok(reply.text.includes(`'${path}'`));
+    assert.ok(reply.text.includes('Add a security key or passkey'));
+    const { SETUP_SCRIPT } = await import('../../../src/doors/mfa-api/setup-page.js');
+    assert.ok(!SETUP_SCRIPT.includes('innerHTML'), 'server data never goes through innerHTML');
+    for (const path of ['totp/enroll', 'totp/confirm', 'webauthn/register/options', 'webauthn/register/verify', 'webauthn/authenticate/options', 'webauthn/authenticate/verify']) {
+      assert.ok(SETUP_SCRIPT.includes(`'${path}'`), path);
+    }
   }
 
   async function enroll(): Promise<{ secret: string; factorId: string }> {
@@ -320,7 +333,7 @@ describe('MFA endpoints over HTTP', () => {
     await notEnrolled();
   }
 
-  test('GET setup: self-contained HTML with a strict CSP whose hashes match the inline script and style', setupPage);
+  test('GET setup: no inline script, its two same-origin scripts allowed by a fresh nonce, the style by its hash', setupPage);
 
   test('POST totp/enroll → 201 with the secret, otpauth URI, 300×300 QR (SVG and PNG) and manual key', async () => {
     await enroll();
