@@ -1,45 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { renderProblem } from '../../../src/errors/problems.js';
-import { handleMfaEndpoint } from '../../../src/doors/mfa-api/endpoints.js';
 import { INVALID_CODE_DETAIL } from '../../../src/mfa/service.js';
-import { canonicalizeRequest } from '../../../src/request/canonical.js';
-import { createTrustList } from '../../../src/request/trust.js';
-import { createRig, principal, type Rig } from '../../mfa/support.js';
+import { createRig, type Rig } from '../../mfa/support.js';
+import { startServer } from './server.js';
 import { call, closeServer, rawExchange, type Reply } from '../../support/http.js';
 import { oathHotp, oathTotp, wrongTotp } from '../../support/otp.js';
 
-/**
- * The endpoints behind a real node:http server on loopback. The server does what the gateway does
- * before calling handleMfaEndpoint: canonicalise the request and turn the bearer into a principal
- * (here the bearer token is simply the subject: JWT verification is not what is under test).
- */
+/** The endpoints behind a real node:http server on loopback (server.ts). */
 
 const PREFIX = '/.mfa/';
 const JSON_TYPE = 'application/json; charset=utf-8';
-
-function startServer(rig: Rig): Promise<{ server: Server; port: number }> {
-  const trusted = createTrustList([]);
-  const server = createServer((req, res) => {
-    const canonical = canonicalizeRequest(req, { trustedProxies: trusted, maxTokenBytes: 8192 });
-    if (!canonical.ok) {
-      const r = renderProblem(canonical.problem);
-      res.writeHead(r.status, r.headers).end(r.body);
-      return;
-    }
-    const view = canonical.view;
-    const subject = /^(?:Bearer )?([A-Za-z0-9_-]+)$/.exec(view.authorization ?? '')?.[1];
-    if (subject === undefined || !view.path.startsWith(PREFIX)) {
-      res.writeHead(401).end();
-      return;
-    }
-    void handleMfaEndpoint(rig.service, { req, res, view, subpath: view.path.slice(PREFIX.length), principal: principal(subject), policy: rig.policy, now: rig.clock() });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port })));
-}
 
 function auth(subject: string, extra: Record<string, string> = {}): Record<string, string> {
   return { authorization: `Bearer ${subject}`, ...extra };
