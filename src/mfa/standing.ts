@@ -20,7 +20,7 @@ import { normalizeRecoveryCode } from './recovery.js';
 export interface Standing {
   /** Active OTP factors the route accepts, within their lifetime. */
   readonly codeFactors: readonly FactorRecord[];
-  /** Credentials the route accepts, within their lifetime (none while mfa.webauthn is off). */
+  /** Credentials the route accepts, within their lifetime (none while mfa.webauthn is off; read only when `codeFactors` is empty). */
   readonly credentials: readonly WebAuthnCredentialRecord[];
   /** The route accepts a recovery code. */
   readonly recovery: boolean;
@@ -58,14 +58,21 @@ export function credentialExpiresAt(c: WebAuthnCredentialRecord, policy: Gateway
 
 const live = (expiresAt: number | undefined, now: number): boolean => expiresAt === undefined || now < expiresAt;
 
+/**
+ * `credentials` (and the credentials among `expired`) are read only when no code factor is usable:
+ * that is the only time they change an answer, so the hot path — a TOTP user sending a code — costs
+ * no extra store read.
+ */
 export async function standingOf(cache: FactorCache, subject: string, now: number, policy: GatewayPolicy, accepted?: readonly FactorMethod[]): Promise<Standing> {
-  const [factors, credentials] = await Promise.all([cache.active(subject, now), cache.credentials(subject)]);
+  const factors = await cache.active(subject, now);
   const kinds = factors.filter((f) => accepts(accepted, f.type));
-  const webauthn = policy.mfa.webauthn !== undefined && accepts(accepted, 'webauthn') ? credentials : [];
+  const codeFactors = kinds.filter((f) => live(factorExpiresAt(f, policy), now));
   const expiredCodeFactors = kinds.filter((f) => !live(factorExpiresAt(f, policy), now));
+  const credentials = codeFactors.length === 0 ? await cache.credentials(subject) : [];
+  const webauthn = policy.mfa.webauthn !== undefined && accepts(accepted, 'webauthn') ? credentials : [];
   const expiredCredentials = webauthn.filter((c) => !live(credentialExpiresAt(c, policy), now));
   return {
-    codeFactors: kinds.filter((f) => live(factorExpiresAt(f, policy), now)),
+    codeFactors,
     credentials: webauthn.filter((c) => live(credentialExpiresAt(c, policy), now)),
     recovery: accepts(accepted, 'recovery'),
     expiredCodeFactors,
