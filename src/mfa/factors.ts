@@ -324,7 +324,9 @@ export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrol
   const now = (deps.clock ?? systemClock)();
   const type = input.type ?? 'totp';
   const activate = input.activate ?? true;
-  const hadActive = (await deps.durable.listFactors(input.subject, now)).some((f) => f.status === 'active');
+  // A security key or passkey is a factor too: with one, this is not the first (no new recovery codes).
+  const [factors, credentials] = await Promise.all([deps.durable.listFactors(input.subject, now), deps.durable.listWebAuthnCredentials(input.subject)]);
+  const hadActive = factors.some((f) => f.status === 'active') || credentials.length > 0;
   const built = buildFactor({
     subject: input.subject,
     request: { type, secret: input.secret, counter: input.counter, label: input.label, algorithm: input.algorithm, digits: input.digits },
