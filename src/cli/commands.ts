@@ -51,10 +51,15 @@ export function describeRequirement(policy: GatewayPolicy, routeIndex: number): 
     case 'bearer':
       return 'valid bearer JWT' + (route.scopes.length ? ` with scopes [${route.scopes.join(' ')}]` : '') + (route.roles.length ? ` and a role of [${route.roles.join(' ')}]` : '');
     case 'mfa':
-      return `valid bearer JWT + second factor within the session (max_age=${challengeMaxAge(policy, route)}s)`;
+      return `valid bearer JWT + second factor${accepted(route)} within the session (max_age=${challengeMaxAge(policy, route)}s)`;
     case 'step_up':
-      return `valid bearer JWT + second factor not older than ${formatDuration(route.maxAgeMs ?? 0)} (max_age=${challengeMaxAge(policy, route)}s)`;
+      return `valid bearer JWT + second factor${accepted(route)} not older than ${formatDuration(route.maxAgeMs ?? 0)} (max_age=${challengeMaxAge(policy, route)}s)`;
   }
+}
+
+/** The route's second-factor methods, when it restricts them. */
+function accepted(route: GatewayPolicy['routes'][number]): string {
+  return route.mfaMethods === undefined ? '' : ` by ${route.mfaMethods.join(' or ')}`;
 }
 
 /** `explain` runs the very canonicalisation and matching the server runs, on a synthetic request. */

@@ -83,9 +83,10 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
       return 0;
     }
     case 'list': {
-      const factors = await withStores(policy, ({ durable }) => listFactorsOffline({ durable }, subject));
+      const { factors, recoveryCodesHint } = await withStores(policy, ({ durable }) => listFactorsOffline({ durable, policy }, subject));
       if (factors.length === 0) print(`${subject} has no factors`);
       for (const factor of factors) print(JSON.stringify(factor));
+      if (recoveryCodesHint !== undefined) print(recoveryCodesHint);
       return 0;
     }
     case 'remove': {

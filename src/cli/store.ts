@@ -15,7 +15,7 @@ export const EXIT_PENDING = 3;
 
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 const tally = (counts: ImportCounts): string =>
-  `${plural(counts.factors, 'factor', 'factors')}, ${plural(counts.recoveryCodes, 'recovery code', 'recovery codes')} and ${plural(counts.contacts, 'contact', 'contacts')}`;
+  `${plural(counts.factors, 'factor', 'factors')}, ${plural(counts.recoveryCodes, 'recovery code', 'recovery codes')}, ${plural(counts.contacts, 'contact', 'contacts')} and ${plural(counts.webauthnCredentials, 'WebAuthn credential', 'WebAuthn credentials')}`;
 const list = (versions: readonly number[]): string => (versions.length === 0 ? 'none' : versions.join(', '));
 
 /**

@@ -40,6 +40,13 @@ export const DURATION_BOUNDS = {
   'mfa.codes.send_limits.per_destination.per': { min: SECOND, max: DAY },
   'mfa.email.smtp.timeout': { min: SECOND, max: MINUTE },
   'mfa.sms.provider.timeout': { min: SECOND, max: MINUTE },
+  // Factor lifetimes: the source document renews security keys every 2 years, biometrics every year.
+  'mfa.totp.max_age': { min: DAY, max: 3650 * DAY },
+  'mfa.hotp.max_age': { min: DAY, max: 3650 * DAY },
+  'mfa.webauthn.max_age.security_key': { min: DAY, max: 3650 * DAY },
+  'mfa.webauthn.max_age.platform': { min: DAY, max: 3650 * DAY },
+  // A WebAuthn ceremony: the browser's own timeout hints run from 30 s to 10 min.
+  'mfa.webauthn.timeout': { min: 30 * SECOND, max: 10 * MINUTE },
   'keys.rotation': { min: DAY, max: 3650 * DAY },
   'store.postgres.pool.idle_timeout': { min: SECOND, max: HOUR },
   'store.postgres.connect_timeout': { min: 100, max: MINUTE },

@@ -12,7 +12,7 @@ import { formatDuration, parseDuration } from '../time/duration.js';
 import { compileRoutes, type RawRoute } from '../routes/compile.js';
 import type { Route } from '../routes/types.js';
 import { checkTlsCredentials, TlsCredentials, type TlsMinVersion } from '../tls/credentials.js';
-import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, TlsConfig, UpstreamConfig } from './types.js';
+import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, TlsConfig, UpstreamConfig, UserVerification, WebAuthnConfig } from './types.js';
 import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
@@ -86,14 +86,24 @@ interface RawJwt {
 
 interface RawMfa extends RawOob {
   readonly issuer: string;
-  readonly totp: { readonly algorithm: OtpAlgorithm; readonly digits: 6 | 8; readonly period: number; readonly window: number };
-  readonly hotp: { readonly look_ahead: number };
+  readonly totp: { readonly algorithm: OtpAlgorithm; readonly digits: 6 | 8; readonly period: number; readonly window: number; readonly max_age?: string };
+  readonly hotp: { readonly look_ahead: number; readonly max_age?: string };
+  readonly webauthn?: RawWebAuthn;
   readonly session: { readonly ttl: string; readonly max_per_subject: number };
   readonly lockout: { readonly max_failures: number; readonly find_time: string; readonly backoff: readonly string[] };
   readonly ip_throttle: { readonly enabled: boolean; readonly max_failures: number; readonly find_time: string; readonly block: string };
   readonly recovery_codes: { readonly count: number };
   readonly enrollment: { readonly pending_ttl: string };
   readonly path_prefix: string;
+}
+
+interface RawWebAuthn {
+  readonly rp_id: string;
+  readonly rp_name?: string;
+  readonly origins: readonly string[];
+  readonly user_verification: UserVerification;
+  readonly timeout: string;
+  readonly max_age: { readonly security_key: string; readonly platform: string };
 }
 
 interface RawUpstream {
@@ -183,10 +193,20 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   backoffMs.forEach((ms, i) => {
     if (i > 0 && ms < backoffMs[i - 1]!) add(['mfa', 'lockout', 'backoff', i], 'the backoff ladder must not get shorter');
   });
+  const optionalDuration = (path: readonly Segment[], text: string | undefined, bounds: DurationBounds): { maxAgeMs?: number } =>
+    text === undefined ? {} : { maxAgeMs: duration(path, text, bounds) };
+  const webauthn = mfaRaw.webauthn === undefined ? undefined : compileWebAuthn(mfaRaw.webauthn, mfaRaw.issuer, add, duration);
   const mfa = {
     issuer: mfaRaw.issuer,
-    totp: { algorithm: mfaRaw.totp.algorithm, digits: mfaRaw.totp.digits, periodSeconds: mfaRaw.totp.period, window: mfaRaw.totp.window },
-    hotp: { lookAhead: mfaRaw.hotp.look_ahead },
+    totp: {
+      algorithm: mfaRaw.totp.algorithm,
+      digits: mfaRaw.totp.digits,
+      periodSeconds: mfaRaw.totp.period,
+      window: mfaRaw.totp.window,
+      ...optionalDuration(['mfa', 'totp', 'max_age'], mfaRaw.totp.max_age, DURATION_BOUNDS['mfa.totp.max_age']),
+    },
+    hotp: { lookAhead: mfaRaw.hotp.look_ahead, ...optionalDuration(['mfa', 'hotp', 'max_age'], mfaRaw.hotp.max_age, DURATION_BOUNDS['mfa.hotp.max_age']) },
+    ...(webauthn !== undefined ? { webauthn } : {}),
     session: { ttlMs: duration(['mfa', 'session', 'ttl'], mfaRaw.session.ttl, DURATION_BOUNDS['mfa.session.ttl']), maxPerSubject: mfaRaw.session.max_per_subject },
     lockout: {
       maxFailures: mfaRaw.lockout.max_failures,
@@ -259,6 +279,14 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     report: add,
     lineOf: (path) => locator.line(path),
     duration,
+  });
+
+  // A route may only ask for a factor the policy can offer.
+  routes.forEach((route, i) => {
+    route.mfaMethods?.forEach((method, j) => {
+      if (method === 'webauthn' && mfaRaw.webauthn === undefined) add(['routes', i, 'methods', j], 'webauthn needs mfa.webauthn (rp_id and origins) in the policy');
+      if (method === 'idp' && !jwt.acceptIdpMfa) add(['routes', i, 'methods', j], 'idp needs auth.jwt.accept_idp_mfa: true');
+    });
   });
 
   if (issues.length > 0 || store === undefined) return { issues };
@@ -393,6 +421,49 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
     scopeClaim: raw.scope_claim,
     rolesClaim: raw.roles_claim,
     acceptIdpMfa: raw.accept_idp_mfa,
+  };
+}
+
+/**
+ * `mfa.webauthn`. The browser enforces that an RP id is the origin's host or a parent domain of it,
+ * and that WebAuthn runs in a secure context: a policy that breaks either could never register a
+ * credential, so it is refused here, naming the origin.
+ */
+function compileWebAuthn(raw: RawWebAuthn, issuer: string, add: Add, duration: Duration): WebAuthnConfig {
+  const base: Segment[] = ['mfa', 'webauthn'];
+  const rpId = raw.rp_id;
+  const validRpId = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(rpId);
+  if (!validRpId) {
+    add([...base, 'rp_id'], 'must be a lower-case domain name without scheme, port or path, e.g. example.com');
+  }
+  const origins = raw.origins.map((text, i) => {
+    const path = [...base, 'origins', i];
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      add(path, 'not a valid URL');
+      return text;
+    }
+    if (url.origin !== text.replace(/\/$/, '')) {
+      add(path, `must be an origin only (scheme://host[:port]), without path, query, user info or upper case: ${url.origin}`);
+    } else if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
+      add(path, 'must use https (browsers allow WebAuthn over http only on localhost)');
+    } else if (validRpId && url.hostname !== rpId && !url.hostname.endsWith(`.${rpId}`)) {
+      add(path, `host ${url.hostname} is neither rp_id (${rpId}) nor under it, so browsers would refuse every ceremony from it`);
+    }
+    return url.origin;
+  });
+  return {
+    rpId,
+    rpName: raw.rp_name ?? issuer,
+    origins,
+    userVerification: raw.user_verification,
+    timeoutMs: duration([...base, 'timeout'], raw.timeout, DURATION_BOUNDS['mfa.webauthn.timeout']),
+    maxAgeMs: {
+      securityKey: duration([...base, 'max_age', 'security_key'], raw.max_age.security_key, DURATION_BOUNDS['mfa.webauthn.max_age.security_key']),
+      platform: duration([...base, 'max_age', 'platform'], raw.max_age.platform, DURATION_BOUNDS['mfa.webauthn.max_age.platform']),
+    },
   };
 }
 

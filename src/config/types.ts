@@ -70,12 +70,33 @@ export interface TotpConfig {
   readonly digits: 6 | 8;
   readonly periodSeconds: number;
   readonly window: number;
+  /** How long a TOTP factor satisfies routes after it was confirmed; undefined: for ever. */
+  readonly maxAgeMs?: number;
+}
+
+export type UserVerification = 'required' | 'preferred' | 'discouraged';
+
+/** `mfa.webauthn`: security keys and passkeys. Absent from the policy: WebAuthn is off. */
+export interface WebAuthnConfig {
+  /** The relying party id credentials are scoped to: a domain every origin is, or is under. */
+  readonly rpId: string;
+  /** Shown by the browser and the authenticator. */
+  readonly rpName: string;
+  /** Exact origins (scheme://host[:port]) a ceremony may come from. */
+  readonly origins: readonly string[];
+  /** Asked for in the options and required at verification alike when `required`. */
+  readonly userVerification: UserVerification;
+  /** How long a ceremony's challenge lives (and the browser's timeout). */
+  readonly timeoutMs: number;
+  /** How long a credential satisfies routes after it was registered, by kind. */
+  readonly maxAgeMs: { readonly securityKey: number; readonly platform: number };
 }
 
 export interface MfaConfig {
   readonly issuer: string;
   readonly totp: TotpConfig;
-  readonly hotp: { readonly lookAhead: number };
+  readonly hotp: { readonly lookAhead: number; readonly maxAgeMs?: number };
+  readonly webauthn?: WebAuthnConfig;
   /** `maxPerSubject`: live sessions one subject may hold; issuing one more evicts the oldest. */
   readonly session: { readonly ttlMs: number; readonly maxPerSubject: number };
   readonly lockout: { readonly maxFailures: number; readonly findTimeMs: number; readonly backoffMs: readonly number[] };

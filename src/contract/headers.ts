@@ -207,7 +207,11 @@ export function identityHeaders(identity: Identity | undefined, requestId: strin
  */
 export function clientSessionHeaders(session: IssuedSession | undefined): Readonly<Record<string, string>> | undefined {
   if (session === undefined) return undefined;
-  return { 'x-session-token': session.token, 'x-session-expires': String(session.expiresAt) };
+  const headers: Record<string, string> = { 'x-session-token': session.token, 'x-session-expires': String(session.expiresAt) };
+  // Opened by a recovery code: how many are left, and once few are, where to get a new set.
+  if (session.recoveryCodesRemaining !== undefined) headers['x-recovery-codes-remaining'] = String(session.recoveryCodesRemaining);
+  if (session.recoveryCodesHint !== undefined) headers['x-recovery-codes-hint'] = session.recoveryCodesHint;
+  return headers;
 }
 
 /**

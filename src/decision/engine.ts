@@ -128,14 +128,16 @@ export const RESERVED_ROUTES = Object.freeze({
   mfaApi: builtInRoute('(mfa-api)', 'bearer'),
 });
 
+const SETUP_FILES: ReadonlySet<string> = new Set(['setup', 'setup.js', 'webauthn-browser.js']);
+
 /** Which reserved endpoint a path under the prefix names, and the built-in route that decides it. */
 export function reservedEndpoint(policy: GatewayPolicy, view: Pick<RequestView, 'method' | 'path'>): { endpoint: ReservedEndpoint; route: Route } | undefined {
   const prefix = policy.mfa.pathPrefix;
   if (!view.path.startsWith(prefix)) return undefined;
   const subpath = view.path.slice(prefix.length);
   if (subpath.startsWith('authz/')) return { endpoint: { kind: 'forward-auth', subpath: subpath.slice('authz/'.length) }, route: RESERVED_ROUTES.forwardAuth };
-  // The setup page is static; a browser opening it has no bearer yet (the page asks for one).
-  if (subpath === 'setup' && view.method === 'GET') return { endpoint: { kind: 'setup', subpath }, route: RESERVED_ROUTES.setup };
+  // The setup page and its two scripts are static; a browser loading them has no bearer yet (the page asks for one).
+  if (SETUP_FILES.has(subpath) && view.method === 'GET') return { endpoint: { kind: 'setup', subpath }, route: RESERVED_ROUTES.setup };
   return { endpoint: { kind: 'mfa-api', subpath }, route: RESERVED_ROUTES.mfaApi };
 }
 

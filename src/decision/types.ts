@@ -2,8 +2,10 @@ import type { Principal } from '../auth/principal.js';
 import type { Route } from '../config/types.js';
 import type { Problem } from '../errors/problems.js';
 import type { RateLimitState } from '../errors/ratelimit.js';
+import type { FactorMethod } from '../routes/factor-methods.js';
 
-export type MfaMethod = 'totp' | 'hotp' | 'recovery' | 'webauthn' | 'email' | 'sms' | 'idp' | 'none';
+/** The second factor that satisfied a request (routes/factor-methods.ts lists them), or none. */
+export type MfaMethod = FactorMethod | 'none';
 
 /** What the backend is told about the caller (becomes X-Auth-* headers). */
 export interface Identity {
@@ -19,6 +21,10 @@ export interface IssuedSession {
   readonly token: string;
   /** Unix seconds. */
   readonly expiresAt: number;
+  /** Set when a recovery code opened it: how many the user has left. */
+  readonly recoveryCodesRemaining?: number;
+  /** With two or fewer left: the suggestion to generate a new set. */
+  readonly recoveryCodesHint?: string;
 }
 
 /**

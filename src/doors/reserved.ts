@@ -6,7 +6,8 @@ import { problem } from '../errors/problems.js';
 import { sendProblem } from '../http/respond.js';
 import type { RequestView } from '../request/view.js';
 import { serveForwardAuth } from './forward-auth/door.js';
-import { handleMfaEndpoint, serveSetupPage } from './mfa-api/endpoints.js';
+import { handleMfaEndpoint } from './mfa-api/endpoints.js';
+import { serveSetupAsset, serveSetupPage, type SetupAsset } from './mfa-api/setup-page.js';
 
 /**
  * Serves a request the admission path decided is for the gateway itself (under the reserved
@@ -26,7 +27,8 @@ export async function serveReserved(
     case 'forward-auth':
       return serveForwardAuth(core, pass, req, res, view, endpoint.subpath);
     case 'setup':
-      return serveSetupPage(res);
+      // The page, or one of its own scripts (decide() names only those).
+      return endpoint.subpath === 'setup' ? serveSetupPage(res) : serveSetupAsset(res, endpoint.subpath as SetupAsset);
     case 'mfa-api': {
       // The built-in route is `bearer`, so an allow carries its principal; without one, fail closed.
       const principal = decision.principal;

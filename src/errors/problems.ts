@@ -15,6 +15,8 @@ export type ProblemCode =
   | 'mfa_locked'
   | 'rate_limited'
   | 'mfa_not_enrolled'
+  | 'mfa_method_not_accepted'
+  | 'factor_expired'
   | 'session_invalid'
   | 'forbidden'
   | 'route_not_found'
@@ -45,6 +47,8 @@ export const PROBLEMS: Readonly<Record<ProblemCode, ProblemKind>> = Object.freez
   mfa_locked: { status: 429, title: 'Second factor locked' },
   rate_limited: { status: 429, title: 'Too many requests' },
   mfa_not_enrolled: { status: 403, title: 'No second factor enrolled' },
+  mfa_method_not_accepted: { status: 401, title: 'Second factor method not accepted here', bearerError: 'insufficient_user_authentication' },
+  factor_expired: { status: 403, title: 'Second factor past its lifetime' },
   session_invalid: { status: 401, title: 'MFA session invalid', bearerError: 'insufficient_user_authentication' },
   forbidden: { status: 403, title: 'Forbidden' },
   route_not_found: { status: 404, title: 'No route' },
@@ -71,6 +75,11 @@ export interface Problem {
   readonly scope?: string;
   /** RFC 9470 max_age in seconds for second-factor challenges. */
   readonly maxAge?: number;
+  /**
+   * The second-factor methods the route accepts, when it restricts them (a route's `methods:`):
+   * `methods` in the body and `mfa_methods="…"` in the RFC 9470 challenge.
+   */
+  readonly methods?: readonly string[];
   /** mfa_locked / rate_limited / overloaded / store_unavailable: seconds until a retry may succeed. */
   readonly retryAfter?: number;
   /**
@@ -91,6 +100,7 @@ export interface ProblemBody {
   detail: string;
   code: ProblemCode;
   hint?: string;
+  methods?: string[];
   request_id?: string;
 }
 
@@ -111,6 +121,8 @@ export function wwwAuthenticate(p: Problem): string | undefined {
   if (bearerError === 'insufficient_scope' && p.scope !== undefined) parts.push(`scope=${quote(p.scope)}`);
   parts.push(`error_description=${quote(p.detail)}`);
   if (bearerError === 'insufficient_user_authentication' && p.maxAge !== undefined) parts.push(`max_age=${p.maxAge}`);
+  // An auth-param of our own (RFC 9110 §11.2 allows them): which second factors would do.
+  if (bearerError === 'insufficient_user_authentication' && p.methods !== undefined) parts.push(`mfa_methods=${quote(p.methods.join(' '))}`);
   return `Bearer ${parts.join(', ')}`;
 }
 
@@ -125,6 +137,7 @@ export function renderProblem(p: Problem, requestId?: string): RenderedProblem {
     code: p.code,
   };
   if (p.hint !== undefined) body.hint = p.hint;
+  if (p.methods !== undefined) body.methods = [...p.methods];
   if (requestId !== undefined) body.request_id = requestId;
   const headers: Record<string, string> = {
     'content-type': 'application/problem+json',

@@ -17,6 +17,10 @@ import type { FactorCache } from './factor-cache.js';
 import { contactsInUse, usableContacts } from './oob/usable.js';
 import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
+import type { FactorMethod } from '../routes/factor-methods.js';
+import type { WebAuthnFailure } from './audit.js';
+import { recoveryCodesHint } from './listing.js';
+import { standingOf, type Standing } from './standing.js';
 
 /**
  * What request-time checking (second-factor.ts) and factor management (factors.ts) share: the
@@ -88,28 +92,27 @@ export function storeUnavailable(): Refusal {
 }
 
 export function notEnrolled(policy: GatewayPolicy): Refusal {
+  const prefix = policy.mfa.pathPrefix;
+  const passkey = policy.mfa.webauthn === undefined ? '' : `, or register a security key or passkey with POST ${prefix}webauthn/register/options`;
   return refuse(
     problem('mfa_not_enrolled', 'no active second factor is enrolled for this user', {
-      hint: `enroll one with POST ${policy.mfa.pathPrefix}totp/enroll, then activate it with POST ${policy.mfa.pathPrefix}totp/confirm`,
+      hint: `enroll one with POST ${prefix}totp/enroll, then activate it with POST ${prefix}totp/confirm${passkey}`,
     }),
   );
 }
 
-export function challenge(code: 'mfa_required' | 'step_up_required', maxAgeMs: number): Refusal {
+/** `methods`: what the route accepts, when its `methods:` restricts it (said in the challenge and the body). */
+export function challenge(code: 'mfa_required' | 'step_up_required', maxAgeMs: number, methods?: readonly FactorMethod[]): Refusal {
   const detail = code === 'mfa_required' ? 'a second factor is required for this route' : 'a fresh second factor is required for this operation';
-  return refuse(problem(code, detail, { maxAge: seconds(maxAgeMs) }));
+  return refuse(problem(code, detail, { maxAge: seconds(maxAgeMs), ...(methods !== undefined ? { methods } : {}) }));
 }
 
-export function sessionInvalid(maxAgeMs: number): Refusal {
-  return refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs) }));
+export function sessionInvalid(maxAgeMs: number, methods?: readonly FactorMethod[]): Refusal {
+  return refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs), ...(methods !== undefined ? { methods } : {}) }));
 }
 
 export function countVerification(deps: MfaDeps, method: string, result: 'success' | 'failure' | 'locked'): void {
   deps.metrics?.mfaVerifications.cell(`${method}\0${result}`, { method, result }).inc();
-}
-
-export function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
-  return deps.factorCache.active(subject, now);
 }
 
 /**
@@ -121,13 +124,19 @@ export async function usableContactsOf(deps: MfaDeps, subject: string, now: numb
   return usableContacts(policy.mfa, await deps.durable.listContacts(subject, now));
 }
 
+/** standingOf with the subject's usable contacts: what a route can take from this subject now. */
+export async function standingWithContacts(deps: MfaDeps, subject: string, now: number, policy: GatewayPolicy, accepted?: readonly FactorMethod[]): Promise<Standing> {
+  const contacts = await usableContactsOf(deps, subject, now, policy);
+  return standingOf(deps.factorCache, subject, now, policy, accepted, contacts);
+}
+
 /**
- * Whether the subject has a usable second factor of its own: an active OTP factor, or a usable
- * e-mail or SMS factor. A backup contact alone is not one (it only stands in for one).
+ * Whether the subject has a second factor of its own, whatever its kind or age: an active OTP
+ * factor, a WebAuthn credential, or a usable e-mail or SMS factor. A backup contact alone is not
+ * one (it only stands in for one).
  */
 export async function isEnrolled(deps: MfaDeps, subject: string, now: number, policy: GatewayPolicy): Promise<boolean> {
-  if ((await activeFactors(deps, subject, now)).length > 0) return true;
-  return (await usableContactsOf(deps, subject, now, policy)).some((c) => c.purpose === 'factor');
+  return (await standingWithContacts(deps, subject, now, policy)).enrolled;
 }
 
 /** Step-up for managing factors and recovery codes: a second factor within the last 5 minutes. */
@@ -184,18 +193,20 @@ export async function lockRefusal(deps: MfaDeps, ctx: AuditContext, now: number,
 export async function failedAttempt(
   deps: MfaDeps,
   caller: Pick<Caller, 'principal' | 'view' | 'policy' | 'now'>,
-  result: Extract<AttemptResult, { ok: false }>,
+  result: Extract<AttemptResult, { ok: false }> | { readonly ok: false; readonly reason: WebAuthnFailure; readonly factorId?: string | undefined },
   maxAgeMs: number,
   replayMethod?: MfaMethod,
+  methods?: readonly FactorMethod[],
 ): Promise<Refusal> {
   const ctx = auditContext(caller);
   const { metrics, audit } = deps;
-  countVerification(deps, 'code', 'failure');
+  const webauthn = result.reason.startsWith('webauthn_');
+  countVerification(deps, webauthn ? 'webauthn' : 'code', 'failure');
   if (result.reason === 'replay') {
     metrics?.mfaReplays.inc();
     audit.record(ctx, { event: 'replay', method: replayMethod ?? 'totp', factorId: result.factorId });
   }
-  audit.record(ctx, { event: 'failed', reason: result.reason, factorId: result.factorId, driftSeconds: result.driftSeconds });
+  audit.record(ctx, { event: 'failed', reason: result.reason, factorId: result.factorId, driftSeconds: 'driftSeconds' in result ? result.driftSeconds : undefined });
   const outcome = await deps.ttl.recordLockFailure(ctx.subject, caller.now, caller.policy.mfa.lockout);
   if (outcome.lockedNow) {
     metrics?.mfaLockouts.inc();
@@ -211,9 +222,11 @@ export async function failedAttempt(
       audit.record(ctx, { event: 'address_blocked', retryAfterSeconds: Math.ceil(throttle.blockMs / 1000), failures: counted.failures });
     }
   }
-  const drift = await confirmedDrift(deps, ctx.subject, result, caller.now, caller.policy.mfa.lockout.findTimeMs);
+  // An assertion has no clock to drift: read as a wrong code, for the same store work.
+  const codeFailure: Extract<AttemptResult, { ok: false }> = webauthn ? { ok: false, reason: 'wrong' } : (result as Extract<AttemptResult, { ok: false }>);
+  const drift = await confirmedDrift(deps, ctx.subject, codeFailure, caller.now, caller.policy.mfa.lockout.findTimeMs);
   const hint = drift === undefined ? undefined : `device clock looks off by about ${Math.abs(drift)} seconds; sync it with NTP`;
-  return refuse(problem('mfa_invalid', INVALID_CODE_DETAIL, { maxAge: seconds(maxAgeMs), ...(hint !== undefined ? { hint } : {}) }));
+  return refuse(problem('mfa_invalid', INVALID_CODE_DETAIL, { maxAge: seconds(maxAgeMs), ...(hint !== undefined ? { hint } : {}), ...(methods !== undefined ? { methods } : {}) }));
 }
 
 /**
@@ -230,17 +243,28 @@ async function confirmedDrift(deps: MfaDeps, subject: string, result: Extract<At
   return seen !== null && previous === seen ? seen : undefined;
 }
 
-export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMethod, mfaTime: number): Promise<IssuedSession> {
+export interface SessionExtras {
+  /** Unix ms when the factor that opened it reaches the end of its lifetime: the session ends by then too. */
+  readonly notAfter?: number | undefined;
+  /** Opened by a recovery code: how many are left (told to the client, never to the backend). */
+  readonly recoveryCodesRemaining?: number | undefined;
+}
+
+export async function issueSession(deps: MfaDeps, caller: Caller, method: MfaMethod, mfaTime: number, extras: SessionExtras = {}): Promise<IssuedSession> {
   const ctx = auditContext(caller);
-  const issued = await deps.sessions.issue({ subject: ctx.subject, method, mfaTime, now: caller.now, ttlMs: sessionTtlMs(caller.policy), maxPerSubject: caller.policy.mfa.session.maxPerSubject });
+  const ttlMs = Math.min(sessionTtlMs(caller.policy), (extras.notAfter ?? Infinity) - caller.now);
+  const issued = await deps.sessions.issue({ subject: ctx.subject, method, mfaTime, now: caller.now, ttlMs, maxPerSubject: caller.policy.mfa.session.maxPerSubject });
   deps.metrics?.mfaSessionsIssued.inc();
   const expiresAt = seconds(issued.record.expiresAt);
   deps.audit.record(ctx, { event: 'session_issued', sessionId: issued.logId, method, expiresAt });
-  return { token: issued.token, expiresAt };
+  const remaining = extras.recoveryCodesRemaining;
+  if (remaining === undefined) return { token: issued.token, expiresAt };
+  const hint = recoveryCodesHint(caller.policy, remaining);
+  return { token: issued.token, expiresAt, recoveryCodesRemaining: remaining, ...(hint !== undefined ? { recoveryCodesHint: hint } : {}) };
 }
 
 /** Logs and audits a factor whose secret cannot be opened (tampering or a lost key); it fails closed. */
-export function reportUnreadable(deps: Pick<MfaDeps, 'logger' | 'audit'>, factor: FactorRecord, ctx: AuditContext = { subject: factor.subject }): void {
+export function reportUnreadable(deps: Pick<MfaDeps, 'logger' | 'audit'>, factor: Pick<FactorRecord, 'id' | 'subject' | 'secret'>, ctx: AuditContext = { subject: factor.subject }): void {
   deps.logger.error({ event: 'factor_unreadable', factor_id: factor.id, subject: factor.subject, kid: factor.secret.kid }, 'a factor secret cannot be decrypted; the factor is refused');
   deps.audit.record(ctx, { event: 'factor_unreadable', factorId: factor.id });
 }

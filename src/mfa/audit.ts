@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { MfaMethod } from '../decision/types.js';
-import type { ContactChannel, ContactPurpose, FactorType } from '../store/types.js';
+import type { ContactChannel, ContactPurpose, FactorType, WebAuthnKind } from '../store/types.js';
 
 /**
  * Audit events of the second factor, on their own logger (`name: audit`). Each says who (subject),
@@ -9,12 +9,14 @@ import type { ContactChannel, ContactPurpose, FactorType } from '../store/types.
  */
 
 export type FailureReason = 'wrong' | 'replay' | 'malformed' | 'drift';
+/** Why an assertion was refused (the audit log tells them apart; the client gets one answer). */
+export type WebAuthnFailure = 'webauthn_unknown_credential' | 'webauthn_challenge' | 'webauthn_unverified' | 'webauthn_counter';
 
 export type AuditEvent =
   | { readonly event: 'enrolled'; readonly factorId: string; readonly type: FactorType | ContactChannel; readonly purpose?: ContactPurpose }
   | { readonly event: 'confirmed'; readonly factorId: string; readonly type: FactorType | ContactChannel; readonly purpose?: ContactPurpose }
   | { readonly event: 'verified'; readonly method: MfaMethod; readonly factorId?: string | undefined }
-  | { readonly event: 'failed'; readonly reason: FailureReason; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined }
+  | { readonly event: 'failed'; readonly reason: FailureReason | WebAuthnFailure; readonly factorId?: string | undefined; readonly driftSeconds?: number | undefined }
   | { readonly event: 'replay'; readonly method: MfaMethod; readonly factorId?: string | undefined }
   | { readonly event: 'locked'; readonly retryAfterSeconds: number; readonly level: number }
   | { readonly event: 'lock_refused'; readonly retryAfterSeconds: number }
@@ -34,7 +36,11 @@ export type AuditEvent =
   | { readonly event: 'code_sent'; readonly factorId: string; readonly channel: ContactChannel; readonly destination: string }
   | { readonly event: 'code_send_failed'; readonly factorId: string; readonly channel: ContactChannel; readonly destination: string; readonly reason: string }
   | { readonly event: 'code_send_limited'; readonly factorId: string; readonly limit: 'user' | 'destination'; readonly retryAfterSeconds: number }
-  | { readonly event: 'backup_contact_used'; readonly factorId: string };
+  | { readonly event: 'backup_contact_used'; readonly factorId: string }
+  | { readonly event: 'webauthn_registered'; readonly factorId: string; readonly kind: WebAuthnKind; readonly synced: boolean }
+  | { readonly event: 'factor_renamed'; readonly factorId: string }
+  | { readonly event: 'factor_expired'; readonly factorId?: string | undefined }
+  | { readonly event: 'method_not_accepted'; readonly offered: string };
 
 export interface AuditContext {
   readonly subject: string;

@@ -41,10 +41,15 @@ export interface NewFactor {
   readonly manualKey: string;
 }
 
+/** A label a user may give a factor: 1-64 printable characters. */
+export function validLabel(label: unknown): label is string {
+  return typeof label === 'string' && LABEL.test(label);
+}
+
 /** Checks a factor request; throws MfaError `ERR_MFA_INVALID_INPUT` naming the field (never echoing a secret). */
 export function checkFactorRequest(request: FactorRequest): void {
   if (request.type !== 'totp' && request.type !== 'hotp') throw new MfaError('ERR_MFA_INVALID_INPUT', 'type must be "totp" or "hotp"');
-  if (request.label !== undefined && (typeof request.label !== 'string' || !LABEL.test(request.label))) {
+  if (request.label !== undefined && !validLabel(request.label)) {
     throw new MfaError('ERR_MFA_INVALID_INPUT', 'label must be 1-64 printable characters');
   }
   if (request.type === 'totp') {

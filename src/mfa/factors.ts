@@ -24,7 +24,8 @@ import {
 } from './attempts.js';
 import { createAnnouncer, type Announce } from './announce.js';
 import { createAuditLog, type AuditContext, type AuditLog } from './audit.js';
-import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, summarizeFactor, type FactorRequest, type FactorSummary } from './enrollment.js';
+import { buildFactor, issueRecoveryCodes, MAX_FACTORS, MAX_PENDING_FACTORS, validLabel, type FactorRequest } from './enrollment.js';
+import { listing, type FactorListing } from './listing.js';
 import { MfaError } from './errors.js';
 import { resyncHotp } from './hotp.js';
 import { renderQr, renderTerminalQr, type QrImages } from './qr.js';
@@ -52,7 +53,10 @@ export interface Enrollment {
 export interface FactorService {
   enroll(caller: Caller, request: FactorRequest): Promise<Outcome<{ enrollment: Enrollment }>>;
   confirm(caller: Caller, factorId: string, code: string): Promise<Outcome<{ factorId: string; recoveryCodes?: string[] }>>;
-  listFactors(subject: string, now: number): Promise<{ factors: FactorSummary[]; recoveryCodesRemaining: number }>;
+  /** Factors then WebAuthn credentials, with their lifetimes under `policy`. */
+  listFactors(subject: string, now: number, policy: GatewayPolicy): Promise<FactorListing>;
+  /** A new label for a factor or credential (step-up, like every change to factors). */
+  renameFactor(caller: Caller, factorId: string, label: string): Promise<Outcome<object>>;
   removeFactor(caller: Caller, factorId: string): Promise<Outcome<object>>;
   regenerateRecoveryCodes(caller: Caller): Promise<Outcome<{ recoveryCodes: string[] }>>;
   resyncHotp(caller: Caller, factorId: string, code1: string, code2: string): Promise<Outcome<{ factorId: string }>>;
@@ -83,8 +87,8 @@ async function deleteFactor(
   factorId: string,
   now: number,
 ): Promise<boolean> {
-  // An OTP factor, or an e-mail or SMS contact: removed alike, with everything that follows.
-  if (!(await deps.durable.deleteFactor(factorId, ctx.subject)) && !(await deps.durable.deleteContact(factorId, ctx.subject))) return false;
+  // One id space: an OTP factor, an e-mail or SMS contact, or a WebAuthn credential, removed alike.
+  if (!(await deps.durable.deleteFactor(factorId, ctx.subject)) && !(await deps.durable.deleteContact(factorId, ctx.subject)) && !(await deps.durable.deleteWebAuthnCredential(factorId, ctx.subject))) return false;
   deps.announce?.({ kind: 'factors', subject: ctx.subject });
   await deps.ttl?.forgetOtpSteps(factorId);
   deps.audit?.record(ctx, { event: 'factor_removed', factorId });
@@ -92,9 +96,10 @@ async function deleteFactor(
     const count = await deps.sessions.revokeAll(ctx.subject, now);
     deps.audit?.record(ctx, { event: 'sessions_revoked', count, reason: 'factor_removed' });
   }
-  // Recovery codes only stand in for a factor; with none left (OTP, e-mail or SMS) they go too.
-  const left = [...(await deps.durable.listFactors(ctx.subject, now)), ...(await deps.durable.listContacts(ctx.subject, now)).filter((c) => c.purpose === 'factor')];
-  if (!left.some((f) => f.status === 'active')) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
+  // Recovery codes only stand in for a factor; with none left (OTP, passkey, e-mail or SMS) they go too.
+  const [factors, credentials, contacts] = await Promise.all([deps.durable.listFactors(ctx.subject, now), deps.durable.listWebAuthnCredentials(ctx.subject), deps.durable.listContacts(ctx.subject, now)]);
+  const left = factors.some((f) => f.status === 'active') || credentials.length > 0 || contacts.some((c) => c.purpose === 'factor' && c.status === 'active');
+  if (!left) await deps.durable.replaceRecoveryCodes(ctx.subject, [], now);
   return true;
 }
 
@@ -115,7 +120,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       const stale = await stepUp(caller);
       if (stale !== undefined) return stale;
       const existing = await durable.listFactors(ctx.subject, now);
-      if (existing.length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
+      if (existing.length + (await durable.listWebAuthnCredentials(ctx.subject)).length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
       if (existing.filter((f) => f.status === 'pending').length >= MAX_PENDING_FACTORS) {
         return refuse(problem('invalid_request', 'too many pending enrollments; confirm one or wait for it to expire'));
       }
@@ -169,9 +174,21 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       return { ok: true, factorId: factor.id, recoveryCodes: await firstFactorConfirmed(deps, ctx, factor.id, policy, now) };
     },
 
-    async listFactors(subject, now) {
-      const [factors, recoveryCodesRemaining] = await Promise.all([durable.listFactors(subject, now), durable.countRecoveryCodes(subject)]);
-      return { factors: factors.map(summarizeFactor), recoveryCodesRemaining };
+    async listFactors(subject, now, policy) {
+      const [factors, credentials, recoveryCodesRemaining] = await Promise.all([durable.listFactors(subject, now), durable.listWebAuthnCredentials(subject), durable.countRecoveryCodes(subject)]);
+      return listing(factors, credentials, recoveryCodesRemaining, now, policy);
+    },
+
+    async renameFactor(caller, factorId, label) {
+      if (!validLabel(label)) return refuse(problem('invalid_request', '"label" must be 1-64 printable characters'));
+      const stale = await stepUp(caller);
+      if (stale !== undefined) return stale;
+      const ctx = auditContext(caller);
+      const renamed = (await durable.renameFactor(factorId, ctx.subject, label)) || (await durable.renameWebAuthnCredential(factorId, ctx.subject, label));
+      if (!renamed) return refuse(problem('not_found', 'no factor with this id'));
+      deps.announce({ kind: 'factors', subject: ctx.subject });
+      audit.record(ctx, { event: 'factor_renamed', factorId });
+      return { ok: true };
     },
 
     async removeFactor(caller, factorId) {
@@ -291,7 +308,9 @@ export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrol
   const now = (deps.clock ?? systemClock)();
   const type = input.type ?? 'totp';
   const activate = input.activate ?? true;
-  const hadActive = (await deps.durable.listFactors(input.subject, now)).some((f) => f.status === 'active');
+  // A security key or passkey is a factor too: with one, this is not the first (no new recovery codes).
+  const [factors, credentials] = await Promise.all([deps.durable.listFactors(input.subject, now), deps.durable.listWebAuthnCredentials(input.subject)]);
+  const hadActive = factors.some((f) => f.status === 'active') || credentials.length > 0;
   const built = buildFactor({
     subject: input.subject,
     request: { type, secret: input.secret, counter: input.counter, label: input.label, algorithm: input.algorithm, digits: input.digits },
@@ -318,8 +337,10 @@ export async function enrollFactorOffline(deps: OfflineDeps, input: OfflineEnrol
   };
 }
 
-export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'clock'>, subject: string): Promise<FactorSummary[]> {
-  return (await deps.durable.listFactors(subject, (deps.clock ?? systemClock)())).map(summarizeFactor);
+export async function listFactorsOffline(deps: Pick<OfflineDeps, 'durable' | 'clock' | 'policy'>, subject: string): Promise<FactorListing> {
+  const now = (deps.clock ?? systemClock)();
+  const [factors, credentials, remaining] = await Promise.all([deps.durable.listFactors(subject, now), deps.durable.listWebAuthnCredentials(subject), deps.durable.countRecoveryCodes(subject)]);
+  return listing(factors, credentials, remaining, now, deps.policy);
 }
 
 /** False when the subject has no such factor. */

@@ -3,7 +3,6 @@ import type { GatewayPolicy } from '../config/types.js';
 import type { SecondFactorInput, SecondFactorResult } from '../decision/engine.js';
 import type { IssuedSession, MfaMethod } from '../decision/types.js';
 import {
-  activeFactors,
   auditContext,
   challenge,
   countVerification,
@@ -12,6 +11,7 @@ import {
   issueSession,
   lockRefusal,
   notEnrolled,
+  refuse,
   seconds,
   sessionInvalid,
   storeUnavailable,
@@ -19,8 +19,11 @@ import {
   type Caller,
   type MfaDeps,
   type Outcome,
-  usableContactsOf,
+  type Refusal,
+  standingWithContacts,
 } from './attempts.js';
+import type { FactorMethod } from '../routes/factor-methods.js';
+import { accepts, codeNotAccepted, factorExpired, factorExpiresAt, methodNotAccepted, notEnrolledFor, nothingUsable } from './standing.js';
 import { isStoreUnavailable } from '../store/health.js';
 import { sessionLogId } from './session.js';
 
@@ -58,56 +61,101 @@ function idpMfaTime(principal: Principal, policy: GatewayPolicy, now: number, ma
 export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
   const { verifier, ttl, sessions, audit } = deps;
 
-  /** A code from X-MFA-Token against the subject's active factors, then recovery codes. */
-  async function attemptCode(caller: Caller, code: string, maxAgeMs: number, withSession: boolean): Promise<Outcome<{ method: MfaMethod; mfaTime: number; session?: IssuedSession }>> {
+  /**
+   * A code from X-MFA-Token against the subject's usable factors of the kinds the route accepts
+   * (`accepted`, undefined: any), then recovery codes. A code whose kind the route does not take is
+   * refused unverified; a code of a factor past its lifetime is refused naming it; neither counts as
+   * a failed guess. Every other refusal counts, as before.
+   */
+  async function attemptCode(
+    caller: Caller,
+    code: string,
+    maxAgeMs: number,
+    withSession: boolean,
+    accepted?: readonly FactorMethod[],
+  ): Promise<Outcome<{ method: MfaMethod; mfaTime: number; session?: IssuedSession }>> {
     const { policy, now } = caller;
     const ctx = auditContext(caller);
-    const [factors, contacts] = await Promise.all([activeFactors(deps, ctx.subject, now), usableContactsOf(deps, ctx.subject, now, policy)]);
-    // A backup contact stands in for a factor: with no factor of the subject's own, nothing is tried.
-    if (factors.length === 0 && !contacts.some((c) => c.purpose === 'factor')) return notEnrolled(policy);
-    const result = await verifier.attempt({ subject: ctx.subject, code, factors, contacts, allowRecovery: true, now, policy });
+    const standing = await standingWithContacts(deps, ctx.subject, now, policy, accepted);
+    if (!standing.enrolled) return notEnrolled(policy);
+    if (codeNotAccepted(code, accepted)) {
+      audit.record(ctx, { event: 'method_not_accepted', offered: 'code' });
+      return refuse(methodNotAccepted(accepted!, 'a code in X-MFA-Token', maxAgeMs));
+    }
+    const expiredOne = (): Refusal | undefined => {
+      const which = verifier.recognise(code, standing.expiredCodeFactors, now, policy);
+      if (which === undefined) return undefined;
+      audit.record(ctx, { event: 'factor_expired', factorId: which.id });
+      return refuse(factorExpired(policy, accepted, standing.expired.find((f) => f.id === which.id)));
+    };
+    if (standing.codeFactors.length === 0 && standing.contacts.length === 0 && !standing.recovery) {
+      // Nothing a code could be checked against (accepted is set: without it recovery is accepted).
+      if (!nothingUsable(standing)) return refuse(methodNotAccepted(accepted!, 'a code in X-MFA-Token', maxAgeMs));
+      return expiredOne() ?? refuse(standing.expired.length > 0 ? factorExpired(policy, accepted, undefined) : notEnrolledFor(policy, accepted!));
+    }
+    const result = await verifier.attempt({ subject: ctx.subject, code, factors: standing.codeFactors, contacts: standing.contacts, allowRecovery: standing.recovery, now, policy });
     if (!result.ok) {
-      const replayed = factors.find((f) => f.id === result.factorId);
-      return failedAttempt(deps, caller, result, maxAgeMs, replayed?.type);
+      const expired = expiredOne();
+      if (expired !== undefined) return expired;
+      const replayed = standing.codeFactors.find((f) => f.id === result.factorId);
+      const refusal = await failedAttempt(deps, caller, result, maxAgeMs, replayed?.type, accepted);
+      // Counted all the same; but with nothing usable left, the answer says why.
+      return refusal.problem.code === 'mfa_invalid' && nothingUsable(standing) && standing.expired.length > 0 ? refuse(factorExpired(policy, accepted, undefined)) : refusal;
     }
     countVerification(deps, result.method, 'success');
     audit.record(ctx, { event: 'verified', method: result.method, factorId: result.method === 'recovery' ? undefined : result.factorId });
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
     else if ('backup' in result && result.backup) audit.record(ctx, { event: 'backup_contact_used', factorId: result.factorId });
     const mfaTime = seconds(now);
+    const used = result.method === 'recovery' ? undefined : standing.codeFactors.find((f) => f.id === result.factorId);
+    const extras = { notAfter: used === undefined ? undefined : factorExpiresAt(used, policy), recoveryCodesRemaining: result.method === 'recovery' ? result.remaining : undefined };
     // Independent writes, sent together: one round trip's wait on a network store.
-    const [, session] = await Promise.all([ttl.clearLock(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined]);
+    const [, session] = await Promise.all([ttl.clearLock(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime, extras) : undefined]);
     return session === undefined ? { ok: true, method: result.method, mfaTime } : { ok: true, method: result.method, mfaTime, session };
   }
 
   /**
    * Lock, then X-Session-Token, then X-MFA-Token, then the challenge. A session that is valid but
-   * too old, or invalid, still lets a code in the same request decide.
+   * too old, opened by a method the route does not accept, or invalid, still lets a code in the
+   * same request decide.
    */
-  async function secondFactor(caller: Caller, maxAgeMs: number, challengeCode: 'mfa_required' | 'step_up_required', withSession: boolean): Promise<SecondFactorResult> {
+  async function secondFactor(
+    caller: Caller,
+    maxAgeMs: number,
+    challengeCode: 'mfa_required' | 'step_up_required',
+    withSession: boolean,
+    accepted?: readonly FactorMethod[],
+  ): Promise<SecondFactorResult> {
     const { sessionToken, mfaToken } = caller.view;
-    const { now } = caller;
+    const { now, policy } = caller;
     // A valid session is checked before the lock: the lock stops code guessing, and refusing an
     // established session would let anyone holding the bearer token lock its owner out by failing.
     const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now);
-    if (found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs) {
+    const fresh = found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs;
+    if (fresh && accepts(accepted, found.record.method as FactorMethod)) {
       countVerification(deps, 'session', 'success');
       return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
     }
 
     const ctx = auditContext(caller);
-    const locked = await lockRefusal(deps, ctx, now, caller.policy);
+    const locked = await lockRefusal(deps, ctx, now, policy);
     if (locked !== undefined) return locked;
 
     if (found !== undefined && mfaToken === undefined) {
       countVerification(deps, 'session', 'failure');
-      return found.ok ? challenge('step_up_required', maxAgeMs) : sessionInvalid(maxAgeMs);
+      if (fresh) return refuse(methodNotAccepted(accepted!, `a session opened by ${found.record.method}`, maxAgeMs));
+      return found.ok ? challenge('step_up_required', maxAgeMs, accepted) : sessionInvalid(maxAgeMs, accepted);
     }
 
-    if (mfaToken !== undefined) return attemptCode(caller, mfaToken, maxAgeMs, withSession);
+    if (mfaToken !== undefined) return attemptCode(caller, mfaToken, maxAgeMs, withSession, accepted);
 
-    if (!(await isEnrolled(deps, ctx.subject, now, caller.policy))) return notEnrolled(caller.policy);
-    return challenge(challengeCode, maxAgeMs);
+    const standing = await standingWithContacts(deps, ctx.subject, now, policy, accepted);
+    if (!standing.enrolled) return notEnrolled(policy);
+    if (nothingUsable(standing)) {
+      if (standing.expired.length > 0) return refuse(factorExpired(policy, accepted, undefined));
+      return accepted !== undefined ? refuse(notEnrolledFor(policy, accepted)) : notEnrolled(policy);
+    }
+    return challenge(challengeCode, maxAgeMs, accepted);
   }
 
   async function requireFresh(caller: Caller, maxAgeMs: number): Promise<SecondFactorResult> {
@@ -121,8 +169,9 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const { principal, route, policy, now } = input;
       const stepUp = route.policy === 'step_up';
       const maxAgeMs = stepUp && route.maxAgeMs !== undefined ? route.maxAgeMs : sessionTtlMs(policy);
+      const accepted = route.mfaMethods;
       // IdP-asserted MFA needs nothing from the store, so it holds even while the store is down.
-      const idp = idpMfaTime(principal, policy, now, maxAgeMs);
+      const idp = accepts(accepted, 'idp') ? idpMfaTime(principal, policy, now, maxAgeMs) : undefined;
       if (idp !== undefined) {
         countVerification(deps, 'idp', 'success');
         return { ok: true, method: 'idp', mfaTime: idp };
@@ -132,14 +181,14 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       if (deps.storeDown() !== undefined) return storeUnavailable();
       let result: SecondFactorResult;
       try {
-        result = await secondFactor(input, maxAgeMs, stepUp ? 'step_up_required' : 'mfa_required', true);
+        result = await secondFactor(input, maxAgeMs, stepUp ? 'step_up_required' : 'mfa_required', true, accepted);
       } catch (error) {
         if (isStoreUnavailable(error)) return storeUnavailable();
         throw error;
       }
       if (result.ok || result.problem.code !== 'step_up_required' || stepUp) return result;
       // An `mfa` route whose session outlived its TTL: that is a plain "second factor required".
-      return challenge('mfa_required', maxAgeMs);
+      return challenge('mfa_required', maxAgeMs, accepted);
     },
 
     async verify(caller) {

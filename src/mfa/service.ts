@@ -14,6 +14,7 @@ import { createFactorService, type FactorService } from './factors.js';
 import { createSecondFactorService, type SecondFactorService } from './second-factor.js';
 import { createSessionStore } from './session.js';
 import { createCodeVerifier } from './verify.js';
+import { createWebAuthnService, type WebAuthnService } from './webauthn.js';
 
 export { INVALID_CODE_DETAIL, storeUnavailable, type Caller, type Outcome, type Refusal } from './attempts.js';
 export { HOTP_RESYNC_WINDOW, MANAGEMENT_STEP_UP_MS, type Enrollment } from './factors.js';
@@ -43,7 +44,7 @@ export interface MfaServiceOptions {
   readonly audit?: Logger | undefined;
 }
 
-export interface MfaService extends SecondFactorService, FactorService, ContactService {
+export interface MfaService extends SecondFactorService, FactorService, ContactService, WebAuthnService {
   /** The service's logger, for front doors that must report an unexpected error. */
   readonly logger: Logger;
   /** Why a store backend is down right now, or undefined. */
@@ -69,6 +70,12 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     'replaceRecoveryCodes',
     'consumeRecoveryCode',
     'countRecoveryCodes',
+    'renameFactor',
+    'createWebAuthnCredential',
+    'listWebAuthnCredentials',
+    'advanceWebAuthnCounter',
+    'renameWebAuthnCredential',
+    'deleteWebAuthnCredential',
     'createContact',
     'getContact',
     'listContacts',
@@ -92,6 +99,8 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     'takeToken',
     'putSentCode',
     'useSentCode',
+    'putChallenge',
+    'takeChallenge',
   ]);
   requireMethods(options.keyring, 'keyring', ['seal', 'open', 'hmac', 'kids']);
 
@@ -131,5 +140,5 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     delivery: createDelivery(),
   };
   const secondFactor = createSecondFactorService(deps);
-  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor), ...createContactService(deps, secondFactor) };
+  return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor), ...createContactService(deps, secondFactor), ...createWebAuthnService(deps, secondFactor) };
 }

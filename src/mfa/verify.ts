@@ -42,6 +42,12 @@ export interface AttemptInput {
 
 export interface CodeVerifier {
   attempt(input: AttemptInput): Promise<AttemptResult>;
+  /**
+   * The first of `factors` whose current code (within the window) `code` is, read-only: no replay
+   * step is used and no counter moves. For factors that may no longer be used (past their lifetime),
+   * so a refusal can say which one to register again.
+   */
+  recognise(code: string, factors: readonly FactorRecord[], now: number, policy: GatewayPolicy): FactorRecord | undefined;
 }
 
 export interface CodeVerifierDeps {
@@ -143,6 +149,11 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
   }
 
   return {
+    recognise(code, factors, now, policy) {
+      const checks = factors.map((f) => check(f, code, now, policy));
+      for (const c of checks) if (c.secret !== filler) c.secret.fill(0);
+      return checks.find((c) => c.matched !== undefined)?.factor;
+    },
     async attempt({ subject, code, factors, contacts = [], allowRecovery, now, policy }) {
       const checks = factors.map((f) => check(f, code, now, policy));
       try {

@@ -7,6 +7,7 @@
  */
 import { normalizeHost } from '../request/host.js';
 import { normalizePath } from '../request/target.js';
+import { FACTOR_METHODS, isFactorMethod, type FactorMethod } from './factor-methods.js';
 import { compilePathRegex, type PathRegex } from './path-regex.js';
 import type { PolicyName, Route, RouteMatch, RouteRateLimit } from './types.js';
 
@@ -29,6 +30,8 @@ export interface RawRoute {
   readonly forward_authorization: boolean;
   readonly websocket: boolean;
   readonly rate_limit?: { readonly requests: number; readonly per: string; readonly key: 'ip' | 'subject' };
+  /** Second-factor methods (not HTTP methods: those are `match.methods`). */
+  readonly methods?: readonly string[];
 }
 
 /** Where a value sits in the policy file, in YAML keys: `['routes', 2, 'match', 'path']`. */
@@ -98,6 +101,7 @@ export function compileRoutes(rawRoutes: readonly RawRoute[], ctx: RouteCompileC
     }
 
     const rateLimit = raw.rate_limit === undefined ? undefined : compileRateLimit(raw.rate_limit, raw.policy, [...base, 'rate_limit'], ctx);
+    const mfaMethods = raw.methods === undefined ? undefined : compileFactorMethods(raw.methods, raw.policy, [...base, 'methods'], ctx);
 
     return {
       index,
@@ -112,8 +116,28 @@ export function compileRoutes(rawRoutes: readonly RawRoute[], ctx: RouteCompileC
       forwardAuthorization: raw.forward_authorization,
       websocket: raw.websocket,
       ...(rateLimit !== undefined ? { rateLimit } : {}),
+      ...(mfaMethods !== undefined ? { mfaMethods } : {}),
     };
   });
+}
+
+const KNOWN_FACTOR_METHODS = FACTOR_METHODS.join(', ');
+
+/**
+ * A route's own `methods:`. Two levels use the word: `match.methods` picks requests by HTTP method,
+ * this one says which second factors satisfy the route, so every message names its level.
+ */
+function compileFactorMethods(raw: readonly string[], policy: PolicyName, base: KeyPath, ctx: RouteCompileContext): FactorMethod[] | undefined {
+  if (policy !== 'mfa' && policy !== 'step_up') {
+    ctx.report(base, `second-factor methods apply to mfa and step_up routes only, not to ${policy}; to match HTTP methods use match.methods`);
+    return undefined;
+  }
+  const methods: FactorMethod[] = [];
+  raw.forEach((name, i) => {
+    if (isFactorMethod(name)) methods.push(name);
+    else ctx.report([...base, i], `${JSON.stringify(name)} is not a second-factor method (known: ${KNOWN_FACTOR_METHODS}); to match HTTP methods use match.methods`);
+  });
+  return methods.length === raw.length ? methods : undefined;
 }
 
 function compileRateLimit(raw: NonNullable<RawRoute['rate_limit']>, policy: PolicyName, base: KeyPath, ctx: RouteCompileContext): RouteRateLimit | undefined {
@@ -182,6 +206,11 @@ function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileCo
     }
   }
 
+  raw.methods?.forEach((method, i) => {
+    if (isFactorMethod(method.toLowerCase())) {
+      report([...base, 'methods', i], `${JSON.stringify(method)} is a second-factor method, not an HTTP method: list it in the route's own methods (${formatRoutePath(base)}.methods)`);
+    }
+  });
   const methods = raw.methods === undefined ? undefined : new Set(raw.methods.map((method) => method.toUpperCase()));
   return {
     ...(host !== undefined ? { host } : {}),
@@ -191,4 +220,9 @@ function compileMatch(raw: RawRoute['match'], base: KeyPath, ctx: RouteCompileCo
     ...(methods !== undefined ? { methods } : {}),
     ...(caseInsensitive ? { caseInsensitive: true as const } : {}),
   };
+}
+
+/** `routes[2]` from the key path of something in route 2. */
+function formatRoutePath(path: KeyPath): string {
+  return `routes[${String(path[1])}]`;
 }

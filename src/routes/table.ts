@@ -125,7 +125,9 @@ function describeMatchPath(match: RouteMatch): string {
 }
 
 function describePolicy(route: Route): string {
-  const policy = route.maxAgeMs === undefined ? route.policy : `${route.policy} max_age=${formatDuration(route.maxAgeMs)}`;
+  const aged = route.maxAgeMs === undefined ? route.policy : `${route.policy} max_age=${formatDuration(route.maxAgeMs)}`;
+  // "accepts": the route's second-factor methods, kept apart from the HTTP methods column.
+  const policy = route.mfaMethods === undefined ? aged : `${aged} accepts=${route.mfaMethods.join(',')}`;
   const limit = route.rateLimit;
   return limit === undefined ? policy : `${policy} rate_limit=${limit.requests}/${formatDuration(limit.perMs)}:${limit.key}`;
 }

@@ -2,6 +2,7 @@
  * A route as the gateway uses it: compiled from the policy file's `routes:` (routes/compile.ts),
  * matched on every request (routes/match.ts), printed by `check` (routes/table.ts).
  */
+import type { FactorMethod } from './factor-methods.js';
 import type { PathRegex } from './path-regex.js';
 
 export type PolicyName = 'public' | 'bearer' | 'mfa' | 'step_up' | 'deny';
@@ -55,6 +56,11 @@ export interface Route {
   /** Allow WebSocket upgrades on this route (decided first, then tunnelled). */
   readonly websocket: boolean;
   readonly rateLimit?: RouteRateLimit;
+  /**
+   * mfa / step_up only, from the route's own `methods:` (not `match.methods`, which are HTTP
+   * methods): the second-factor methods that satisfy it. Undefined: any.
+   */
+  readonly mfaMethods?: readonly FactorMethod[];
 }
 
 /** The rules in match order and what happens when none matches (a GatewayPolicy is one). */

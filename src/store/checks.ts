@@ -1,5 +1,5 @@
 import { StoreError } from './errors.js';
-import type { ContactRecord, DurableRecord, FactorRecord, FailureRule, ImportCounts, LockoutRule, RecoveryCodeRecord, SealedSecret, StoredSession, TokenWindow } from './types.js';
+import type { ContactRecord, DurableRecord, FactorRecord, FailureRule, ImportCounts, LockoutRule, RecoveryCodeRecord, SealedSecret, StoredSession, TokenWindow, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The argument checks of every store verb, durable and short-lived, shared by every backend so that
@@ -56,6 +56,39 @@ export function checkContact(c: ContactRecord): void {
   if (c.purpose !== 'factor' && c.purpose !== 'backup') throw bad('purpose', 'must be "factor" or "backup"');
 }
 
+/** Transports as browsers name them (`usb`, `hybrid`, `smart-card`, …): comma-free tokens, stored comma-joined. */
+const TRANSPORT = /^[a-z][a-z-]{0,31}$/;
+
+export function checkWebAuthnCredential(c: WebAuthnCredentialRecord): void {
+  const bad = (field: string, what: string) => invalid(`credential.${field} ${what}`);
+  if (typeof c !== 'object' || c === null) throw invalid('credential must be an object');
+  for (const field of ['id', 'subject', 'credentialId'] as const) {
+    if (typeof c[field] !== 'string' || c[field] === '') throw bad(field, 'must be a non-empty string');
+  }
+  if (!/^[A-Za-z0-9_-]{1,1366}$/.test(c.credentialId)) throw bad('credentialId', 'must be base64url (at most 1023 bytes)');
+  if (typeof c.publicKey?.kid !== 'string' || typeof c.publicKey?.blob !== 'string' || c.publicKey.kid === '' || c.publicKey.blob === '') {
+    throw bad('publicKey', 'must be a sealed secret { kid, blob }');
+  }
+  if (!Number.isSafeInteger(c.signCount) || c.signCount < 0 || c.signCount > 0xffff_ffff) throw bad('signCount', 'must be an integer from 0 to 2^32 - 1');
+  if (!Array.isArray(c.transports) || c.transports.length > 8 || c.transports.some((t) => typeof t !== 'string' || !TRANSPORT.test(t))) {
+    throw bad('transports', 'must be at most 8 transport names');
+  }
+  if (c.kind !== 'security_key' && c.kind !== 'platform') throw bad('kind', 'must be "security_key" or "platform"');
+  if (typeof c.synced !== 'boolean') throw bad('synced', 'must be true or false');
+  if (typeof c.label !== 'string') throw bad('label', 'must be a string');
+  if (!Number.isSafeInteger(c.createdAt)) throw bad('createdAt', 'must be unix milliseconds');
+  if (c.lastUsedAt !== undefined && !Number.isSafeInteger(c.lastUsedAt)) throw bad('lastUsedAt', 'must be unix milliseconds');
+}
+
+/** A signature counter as authenticators send it: 32 bits. */
+export function checkSignCount(next: number): void {
+  if (!Number.isSafeInteger(next) || next < 0 || next > 0xffff_ffff) throw invalid('the signature counter must be an integer from 0 to 2^32 - 1');
+}
+
+export function checkLabel(label: unknown): asserts label is string {
+  if (typeof label !== 'string') throw invalid('label must be a string');
+}
+
 export function checkNextCounter(next: number): void {
   if (!Number.isSafeInteger(next) || next < 0) throw invalid('the next HOTP counter must be a non-negative integer');
 }
@@ -98,11 +131,21 @@ export function importTally(): { add(record: DurableRecord): void; counts(): Imp
   const factorIds = new Set<string>();
   const codeKeys = new Set<string>();
   const contactIds = new Set<string>();
+  const credentialIds = new Set<string>();
+  const authenticatorIds = new Set<string>();
   return {
     add(record) {
-      if (record?.kind === 'factor') {
+      if (record?.kind === 'webauthn_credential') {
+        const c = record.credential;
+        checkWebAuthnCredential(c);
+        // One id space with the factors: /.mfa/factors/{id} names either.
+        if (credentialIds.has(c.id) || factorIds.has(c.id) || contactIds.has(c.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds factor ${JSON.stringify(c.id)} twice`);
+        if (authenticatorIds.has(c.credentialId)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds the WebAuthn credential of factor ${JSON.stringify(c.id)} twice`);
+        credentialIds.add(c.id);
+        authenticatorIds.add(c.credentialId);
+      } else if (record?.kind === 'factor') {
         checkFactor(record.factor);
-        if (factorIds.has(record.factor.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds factor ${JSON.stringify(record.factor.id)} twice`);
+        if (factorIds.has(record.factor.id) || credentialIds.has(record.factor.id) || contactIds.has(record.factor.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds factor ${JSON.stringify(record.factor.id)} twice`);
         factorIds.add(record.factor.id);
       } else if (record?.kind === 'recovery_code') {
         checkRecoveryCode(record.code);
@@ -111,13 +154,14 @@ export function importTally(): { add(record: DurableRecord): void; counts(): Imp
         codeKeys.add(key);
       } else if (record?.kind === 'contact') {
         checkContact(record.contact);
-        if (contactIds.has(record.contact.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds contact ${JSON.stringify(record.contact.id)} twice`);
+        // One id space with factors and credentials: /.mfa/factors/{id} names any of them.
+        if (contactIds.has(record.contact.id) || factorIds.has(record.contact.id) || credentialIds.has(record.contact.id)) throw new StoreError('ERR_STORE_CONFLICT', `the import holds contact ${JSON.stringify(record.contact.id)} twice`);
         contactIds.add(record.contact.id);
       } else {
-        throw invalid('an import record must be a factor, a recovery_code or a contact');
+        throw invalid('an import record must be a factor, a recovery_code, a contact or a webauthn_credential');
       }
     },
-    counts: () => ({ factors: factorIds.size, recoveryCodes: codeKeys.size, contacts: contactIds.size }),
+    counts: () => ({ factors: factorIds.size, recoveryCodes: codeKeys.size, contacts: contactIds.size, webauthnCredentials: credentialIds.size }),
   };
 }
 
@@ -168,6 +212,16 @@ export function checkSession(session: StoredSession, now: number): void {
     if (!Number.isSafeInteger(session[field]) || session[field] < 0) throw new StoreError('ERR_STORE_INVALID_OPTION', `session.${field} must be a non-negative integer`);
   }
   if (!(session.expiresAt > now)) throw new StoreError('ERR_STORE_INVALID_OPTION', 'session.expiresAt must be later than now');
+}
+
+/** A challenge's ceremony name: a short lower-case token, part of the key. */
+export function checkCeremony(ceremony: unknown): asserts ceremony is string {
+  if (typeof ceremony !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(ceremony)) throw new StoreError('ERR_STORE_INVALID_OPTION', 'ceremony must be a short lower-case name');
+}
+
+/** What a challenge record may hold: a non-empty string of at most 4 KiB. */
+export function checkChallengeValue(value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value === '' || value.length > 4096) throw new StoreError('ERR_STORE_INVALID_OPTION', 'value must be a non-empty string of at most 4096 characters');
 }
 
 /** A TOTP time step (`useOtpStep` with a matched code). */

@@ -27,3 +27,8 @@ export type StoreErrorCode = (typeof CODES)[number];
 export class StoreError extends GatewayError<StoreErrorCode> {
   static override readonly codes = CODES;
 }
+
+/** Every backend's refusal of a credential whose id or authenticator credential id is taken. */
+export function credentialConflict(): StoreError {
+  return new StoreError('ERR_STORE_CONFLICT', 'a WebAuthn credential with this id or credential id is already registered');
+}

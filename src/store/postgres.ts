@@ -1,11 +1,11 @@
 import type { PostgresConfig } from '../config/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
-import { checkContact, checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
-import { StoreError } from './errors.js';
+import { checkContact, checkFactor, checkLabel, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, checkSignCount, checkWebAuthnCredential, importTally, notEmpty } from './checks.js';
+import { credentialConflict, StoreError } from './errors.js';
 import { migratePostgres, postgresMigrationStatus, schemaBehind, type MigrationResult, type MigrationStatus } from './migrate.js';
 import { createPgPool, type PgPool, type PgQuery } from './pg-pool.js';
-import { contactParams, factorParams, POSTGRES_ONLY, rebind, rowToContact, rowToFactor, rowToRecoveryCode, statementsFor, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
-import type { ContactRecord, DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord } from './types.js';
+import { contactParams, factorParams, POSTGRES_ONLY, rebind, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
+import type { ContactRecord, DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The shared backend's durable half: factors and recovery codes in PostgreSQL, for many gateway
@@ -72,6 +72,16 @@ const DURABLE_STATEMENTS = [
   'exportContacts',
   'countContacts',
   'deleteAllContacts',
+  'renameFactor',
+  'insertWebAuthn',
+  'listWebAuthn',
+  'advanceWebAuthnCounter',
+  'renameWebAuthn',
+  'deleteWebAuthn',
+  'replaceWebAuthnKey',
+  'webAuthnNotSealedWith',
+  'exportWebAuthn',
+  'deleteAllWebAuthn',
 ] as const satisfies readonly StatementName[];
 
 type DurableStatement = (typeof DURABLE_STATEMENTS)[number];
@@ -82,6 +92,14 @@ const SQL = (() => {
   return Object.fromEntries(DURABLE_STATEMENTS.map((name) => [name, rebind(common[name])])) as Record<DurableStatement, string>;
 })();
 const PG = Object.fromEntries(Object.entries(POSTGRES_ONLY).map(([name, text]) => [name, rebind(text)])) as Record<keyof typeof POSTGRES_ONLY, string>;
+
+/** One round trip's worth of an import, per table. */
+interface Batch {
+  readonly factors: FactorRecord[];
+  readonly codes: RecoveryCodeRecord[];
+  readonly contacts: ContactRecord[];
+  readonly credentials: WebAuthnCredentialRecord[];
+}
 
 /** Rows per round trip when exporting (cursor FETCH) and importing (unnest batch). */
 const BATCH = 500;
@@ -161,15 +179,22 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
   }
 
   /** Column-wise arrays: unnest() zips them back into rows, a whole batch per statement. */
-  async function importRows(query: PgQuery, statement: string, rows: readonly (string | number | null)[][]): Promise<void> {
-    if (rows.length > 0) await query(statement, rows[0]!.map((_, i) => rows.map((row) => row[i])));
-  }
+  const columnsOf = (rows: (string | number | null)[][]): (string | number | null)[][] => rows[0]!.map((_, i) => rows.map((row) => row[i]!));
 
-  async function importBatch(query: PgQuery, factors: FactorRecord[], codes: RecoveryCodeRecord[], contacts: ContactRecord[]): Promise<void> {
-    await importRows(query, PG.importFactors, factors.map(factorParams));
-    await importRows(query, PG.importContacts, contacts.map(contactParams));
-    if (codes.length > 0) {
+  async function importBatch(query: PgQuery, batch: Batch): Promise<void> {
+    if (batch.factors.length > 0) await query(PG.importFactors, columnsOf(batch.factors.map(factorParams)));
+    if (batch.codes.length > 0) {
+      const { codes } = batch;
       await query(PG.importRecoveryCodes, [codes.map((c) => c.subject), codes.map((c) => c.hash), codes.map((c) => c.createdAt), codes.map((c) => c.usedAt ?? null)]);
+    }
+    if (batch.contacts.length > 0) await query(PG.importContacts, columnsOf(batch.contacts.map(contactParams)));
+    if (batch.credentials.length > 0) {
+      try {
+        await query(PG.importWebAuthn, columnsOf(batch.credentials.map(webAuthnParams)));
+      } catch (error) {
+        if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw credentialConflict();
+        throw error;
+      }
     }
   }
 
@@ -274,15 +299,59 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
       checkLimit(limit);
       return (await pool.query<ContactRow>(SQL.contactsNotSealedWith, [kid, limit])).map(rowToContact);
     },
+    async renameFactor(id, subject, label) {
+      live();
+      checkLabel(label);
+      return (await pool.execute(SQL.renameFactor, [label, id, subject])) === 1;
+    },
+    async createWebAuthnCredential(credential) {
+      live();
+      checkWebAuthnCredential(credential);
+      try {
+        await pool.query(SQL.insertWebAuthn, webAuthnParams(credential));
+      } catch (error) {
+        if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) throw credentialConflict();
+        throw error;
+      }
+    },
+    async listWebAuthnCredentials(subject) {
+      live();
+      return (await pool.query<WebAuthnRow>(SQL.listWebAuthn, [subject])).map(rowToWebAuthn);
+    },
+    async advanceWebAuthnCounter(id, next, usedAt) {
+      live();
+      checkSignCount(next);
+      return (await pool.execute(SQL.advanceWebAuthnCounter, [next, usedAt, id, next, next])) === 1;
+    },
+    async renameWebAuthnCredential(id, subject, label) {
+      live();
+      checkLabel(label);
+      return (await pool.execute(SQL.renameWebAuthn, [label, id, subject])) === 1;
+    },
+    async deleteWebAuthnCredential(id, subject) {
+      live();
+      return (await pool.execute(SQL.deleteWebAuthn, [id, subject])) === 1;
+    },
+    async replaceWebAuthnPublicKey(id, expected, next) {
+      live();
+      checkNextSecret(next);
+      return (await pool.execute(SQL.replaceWebAuthnKey, [next.kid, next.blob, id, expected.kid, expected.blob])) === 1;
+    },
+    async webAuthnCredentialsNotSealedWith(kid, limit) {
+      live();
+      checkLimit(limit);
+      return (await pool.query<WebAuthnRow>(SQL.webAuthnNotSealedWith, [kid, limit])).map(rowToWebAuthn);
+    },
     exportAll() {
       live();
       const toRecord = [
         (row: unknown): DurableRecord => ({ kind: 'factor', factor: rowToFactor(row as FactorRow) }),
         (row: unknown): DurableRecord => ({ kind: 'recovery_code', code: rowToRecoveryCode(row as RecoveryCodeRow) }),
         (row: unknown): DurableRecord => ({ kind: 'contact', contact: rowToContact(row as ContactRow) }),
+        (row: unknown): DurableRecord => ({ kind: 'webauthn_credential', credential: rowToWebAuthn(row as WebAuthnRow) }),
       ];
       return (async function* (): AsyncGenerator<DurableRecord> {
-        for await (const batch of pool.snapshot([SQL.exportFactors, SQL.exportRecoveryCodes, SQL.exportContacts], BATCH)) {
+        for await (const batch of pool.snapshot([SQL.exportFactors, SQL.exportRecoveryCodes, SQL.exportContacts, SQL.exportWebAuthn], BATCH)) {
           for (const row of batch.rows) yield toRecord[batch.statement]!(row);
         }
       })();
@@ -299,24 +368,25 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
           await query(SQL.deleteAllRecoveryCodes);
           await query(SQL.deleteAllFactors);
           await query(SQL.deleteAllContacts);
+          await query(SQL.deleteAllWebAuthn);
         }
         const tally = importTally();
-        let factors: FactorRecord[] = [];
-        let codes: RecoveryCodeRecord[] = [];
-        let contacts: ContactRecord[] = [];
+        const empty = (): Batch => ({ factors: [], codes: [], contacts: [], credentials: [] });
+        let batch = empty();
+        let rows = 0;
         for (const record of records) {
           tally.add(record);
-          if (record.kind === 'factor') factors.push(record.factor);
-          else if (record.kind === 'contact') contacts.push(record.contact);
-          else codes.push(record.code);
-          if (factors.length + codes.length + contacts.length >= BATCH) {
-            await importBatch(query, factors, codes, contacts);
-            factors = [];
-            codes = [];
-            contacts = [];
+          if (record.kind === 'factor') batch.factors.push(record.factor);
+          else if (record.kind === 'contact') batch.contacts.push(record.contact);
+          else if (record.kind === 'webauthn_credential') batch.credentials.push(record.credential);
+          else batch.codes.push(record.code);
+          if (++rows >= BATCH) {
+            await importBatch(query, batch);
+            batch = empty();
+            rows = 0;
           }
         }
-        await importBatch(query, factors, codes, contacts);
+        await importBatch(query, batch);
         return tally.counts();
       });
     },

@@ -40,6 +40,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `),
 
+  /** KEYS: challenge (HASH v, exp). ARGV: value, now, keepMs → 0. Replaces whatever was kept. */
+  putChallenge: script(1, `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'exp', fmt(tonumber(ARGV[2]) + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 0
+`),
+
+  /**
+   * KEYS: challenge. ARGV: now → the value, or false when none is live. Read and deleted in one
+   * script, so of N takers one gets it; an expired one is deleted all the same.
+   */
+  takeChallenge: script(1, `
+local s = redis.call('HMGET', KEYS[1], 'v', 'exp')
+redis.call('DEL', KEYS[1])
+if s[1] and num(s[2]) and num(s[2]) > tonumber(ARGV[1]) then return s[1] end
+return false
+`),
+
   /** KEYS: one key (a factor's used steps, a subject's ladder) → forgotten. */
   forget: script(1, `
 redis.call('DEL', KEYS[1])

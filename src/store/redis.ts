@@ -4,7 +4,7 @@ import type { HostPort, RedisConfig, StoreTlsConfig } from '../config/types.js';
 import { StoreError } from './errors.js';
 import { createListeners, decodeInvalidation, encodeInvalidation, warnListenerError } from './invalidation.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
+import { checkCeremony, checkChallengeValue, checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
 import type { InvalidationBus, SentCodeUse, TtlStore } from './types.js';
 
 /**
@@ -352,6 +352,7 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     sessions: (subject: string) => key(subject, 'sessions'),
     /** A code sent to one of the subject's contacts: in the subject's slot, like its lock. */
     sentCode: (subject: string, contactId: string) => key(subject, `sent-code:${contactId}`),
+    challenge: (subject: string, ceremony: string) => key(subject, `challenge:${ceremony}`),
     /** The base a session's key is built on (in TS and in Lua): the subject's tag, then the hash. */
     sessionBase: (subject: string) => key(subject, 'session:'),
     activeLocks: `${prefix}{locks}:active`,
@@ -486,6 +487,23 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       checkCount(maxAttempts, 'maxAttempts');
       const outcome = Number(await run('useSentCode', [KEYS.sentCode(subject, contactId)], [now, maxAttempts, ...hashes]));
       return SENT_CODE_USES[outcome]!;
+    },
+    async putChallenge(subject, ceremony, value, now, keepMs) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkChallengeValue(value);
+      checkTime(now);
+      checkDuration(keepMs, 'keepMs');
+      await run('putChallenge', [KEYS.challenge(subject, ceremony)], [value, now, keepMs]);
+    },
+    async takeChallenge(subject, ceremony, now) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkTime(now);
+      const value = (await run('takeChallenge', [KEYS.challenge(subject, ceremony)], [now])) as string | null;
+      return value ?? undefined;
     },
     async ping() {
       await send('ttl', () => client.ping());

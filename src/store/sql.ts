@@ -1,4 +1,4 @@
-import type { ContactChannel, ContactPurpose, ContactRecord, FactorRecord, FactorStatus, FactorType, RecoveryCodeRecord, SealedSecret } from './types.js';
+import type { ContactChannel, ContactPurpose, ContactRecord, FactorRecord, FactorStatus, FactorType, RecoveryCodeRecord, SealedSecret, WebAuthnCredentialRecord, WebAuthnKind } from './types.js';
 
 /**
  * Every SQL statement of the durable and TTL stores, in one place. Statements use `?` placeholders
@@ -41,6 +41,31 @@ function contactsTable(time: string, collate = ''): string[] {
     `CREATE INDEX contacts_pending ON contacts (pending_until) WHERE status = 'pending'`,
   ];
 }
+
+/**
+ * `webauthn_credentials` in either dialect: `collate` on the keys (PostgreSQL sorts them byte-wise
+ * like SQLite then), `time` for unix-ms columns. `synced` is 0/1 in both, so one statement binds it.
+ */
+function webauthnTable(collate: string, time = 'INTEGER'): string {
+  return `CREATE TABLE webauthn_credentials (
+          id TEXT${collate} PRIMARY KEY,
+          subject TEXT${collate} NOT NULL,
+          credential_id TEXT${collate} NOT NULL UNIQUE,
+          public_key_kid TEXT${collate} NOT NULL,
+          public_key_blob TEXT NOT NULL,
+          sign_count ${time} NOT NULL CHECK (sign_count >= 0),
+          transports TEXT NOT NULL,
+          kind TEXT NOT NULL CHECK (kind IN ('security_key', 'platform')),
+          synced INTEGER NOT NULL CHECK (synced IN (0, 1)),
+          label TEXT NOT NULL,
+          created_at ${time} NOT NULL,
+          last_used_at ${time}
+        )`;
+}
+const WEBAUTHN_INDEXES = [
+  `CREATE INDEX webauthn_by_subject ON webauthn_credentials (subject, created_at)`,
+  `CREATE INDEX webauthn_by_kid ON webauthn_credentials (public_key_kid)`,
+];
 
 /**
  * Forward-only, applied in order inside one write transaction by src/store/migrate.ts, which records
@@ -120,9 +145,14 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
           WHERE key LIKE 'otp-step:%' AND json_valid(value) AND json_type(value, '$.step') = 'integer'`,
       ],
     },
-    // ---- branch oob: e-mail / SMS contacts. MERGE NOTE: renumber to 4 after WebAuthn's 3. ----
+    // E-mail / SMS contacts.
     { version: 3, up: contactsTable('INTEGER') },
-    // ---- end of branch oob ----
+    {
+      // WebAuthn credentials get a table of their own rather than a factor type: their columns share
+      // nothing with an OTP secret's, and no existing table is rebuilt (other factor kinds add theirs).
+      version: 4,
+      up: [webauthnTable(''), ...WEBAUTHN_INDEXES],
+    },
   ],
   // The durable tables only (Redis holds the TTL state): SQLite's columns, constraints and indexes,
   // times and the HOTP counter as BIGINT, and COLLATE "C" on the keys so that ORDER BY id (export,
@@ -160,9 +190,12 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
         )`,
       ],
     },
-    // ---- branch oob: e-mail / SMS contacts. MERGE NOTE: renumber to 3 after WebAuthn's 2. ----
+    // E-mail / SMS contacts.
     { version: 2, up: contactsTable('BIGINT', ' COLLATE "C"') },
-    // ---- end of branch oob ----
+    {
+      version: 3,
+      up: [webauthnTable(' COLLATE "C"', 'BIGINT'), ...WEBAUTHN_INDEXES],
+    },
   ],
 };
 
@@ -196,6 +229,8 @@ export const POSTGRES_LEDGER = {
 
 const FACTOR_COLUMNS =
   'id, subject, type, status, label, secret_kid, secret_blob, algorithm, digits, period_seconds, counter, created_at, pending_until, confirmed_at';
+
+const WEBAUTHN_COLUMNS = 'id, subject, credential_id, public_key_kid, public_key_blob, sign_count, transports, kind, synced, label, created_at, last_used_at';
 
 /** A factor is usable (visible) when active, or pending and not yet past pending_until. */
 const LIVE_FACTOR = `(status = 'active' OR pending_until > ?)`;
@@ -232,12 +267,36 @@ const COMMON = {
   consumeRecoveryCode: `UPDATE recovery_codes SET used_at = ? WHERE subject = ? AND hash = ? AND used_at IS NULL`,
   /** params: subject */
   countRecoveryCodes: `SELECT count(*) AS n FROM recovery_codes WHERE subject = ? AND used_at IS NULL`,
+  /** params: label, id, subject */
+  renameFactor: `UPDATE factors SET label = ? WHERE id = ? AND subject = ?`,
+
+  insertWebAuthn: `INSERT INTO webauthn_credentials (${WEBAUTHN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  /** params: subject */
+  listWebAuthn: `SELECT ${WEBAUTHN_COLUMNS} FROM webauthn_credentials WHERE subject = ? ORDER BY created_at, id`,
+  /**
+   * params: next, usedAt, id, next, next — forward-only in one statement: the WHERE clause is the
+   * check (a higher count, or 0 → 0 for authenticators without a counter), so of two requests racing
+   * with counters 5 and 6 the later count wins and the earlier one is refused, in any order.
+   */
+  advanceWebAuthnCounter: `UPDATE webauthn_credentials SET sign_count = ?, last_used_at = ?
+    WHERE id = ? AND (sign_count < ? OR (sign_count = 0 AND CAST(? AS BIGINT) = 0))`,
+  /** params: label, id, subject */
+  renameWebAuthn: `UPDATE webauthn_credentials SET label = ? WHERE id = ? AND subject = ?`,
+  /** params: id, subject */
+  deleteWebAuthn: `DELETE FROM webauthn_credentials WHERE id = ? AND subject = ?`,
+  /** params: nextKid, nextBlob, id, expectedKid, expectedBlob */
+  replaceWebAuthnKey: `UPDATE webauthn_credentials SET public_key_kid = ?, public_key_blob = ? WHERE id = ? AND public_key_kid = ? AND public_key_blob = ?`,
+  /** params: kid, limit */
+  webAuthnNotSealedWith: `SELECT ${WEBAUTHN_COLUMNS} FROM webauthn_credentials WHERE public_key_kid <> ? ORDER BY id LIMIT ?`,
 
   // Export and import (store export / import): every row, in an order both dialects agree on.
   exportFactors: `SELECT ${FACTOR_COLUMNS} FROM factors ORDER BY id`,
   exportRecoveryCodes: `SELECT subject, hash, created_at, used_at FROM recovery_codes ORDER BY subject, hash`,
-  countFactors: `SELECT count(*) AS n FROM factors`,
+  exportWebAuthn: `SELECT ${WEBAUTHN_COLUMNS} FROM webauthn_credentials ORDER BY id`,
+  /** Credentials are factors too: an import refuses to mix sets whichever table holds rows. */
+  countFactors: `SELECT (SELECT count(*) FROM factors) + (SELECT count(*) FROM webauthn_credentials) AS n`,
   deleteAllFactors: `DELETE FROM factors`,
+  deleteAllWebAuthn: `DELETE FROM webauthn_credentials`,
   deleteAllRecoveryCodes: `DELETE FROM recovery_codes`,
   /** params: subject, hash, createdAt, usedAt */
   importRecoveryCode: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) VALUES (?, ?, ?, ?)`,
@@ -304,13 +363,16 @@ export const POSTGRES_ONLY = {
   importFactors: `INSERT INTO factors (${FACTOR_COLUMNS}) SELECT * FROM unnest(
     ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
     ?::integer[], ?::integer[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
+  /** params: one array per column of WEBAUTHN_COLUMNS, in order — a batch of an import. */
+  importWebAuthn: `INSERT INTO webauthn_credentials (${WEBAUTHN_COLUMNS}) SELECT * FROM unnest(
+    ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::integer[], ?::text[], ?::bigint[], ?::bigint[])`,
   /** params: subjects, hashes, createdAts, usedAts (arrays) — a batch of an import. */
   importRecoveryCodes: `INSERT INTO recovery_codes (subject, hash, created_at, used_at) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])`,
   /** params: one array per column of CONTACT_COLUMNS, in order — a batch of an import. */
   importContacts: `INSERT INTO contacts (${CONTACT_COLUMNS}) SELECT * FROM unnest(
     ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[])`,
   /** An import holds the tables for its whole transaction: no gateway writes between its check and its rows. */
-  lockForImport: `LOCK TABLE factors, recovery_codes, contacts IN EXCLUSIVE MODE`,
+  lockForImport: `LOCK TABLE factors, recovery_codes, contacts, webauthn_credentials IN EXCLUSIVE MODE`,
 } as const;
 
 /**
@@ -439,5 +501,54 @@ export function rowToContact(row: ContactRow): ContactRecord {
     createdAt: Number(row.created_at),
     ...(row.pending_until !== null ? { pendingUntil: Number(row.pending_until) } : {}),
     ...(row.confirmed_at !== null ? { confirmedAt: Number(row.confirmed_at) } : {}),
+  };
+}
+
+/** The row shape of WEBAUTHN_COLUMNS (numbers may arrive as bigint/string in PG). */
+export interface WebAuthnRow {
+  readonly id: string;
+  readonly subject: string;
+  readonly credential_id: string;
+  readonly public_key_kid: string;
+  readonly public_key_blob: string;
+  readonly sign_count: number | bigint | string;
+  readonly transports: string;
+  readonly kind: string;
+  readonly synced: number | bigint | string;
+  readonly label: string;
+  readonly created_at: number | bigint | string;
+  readonly last_used_at: number | bigint | string | null;
+}
+
+export function webAuthnParams(c: WebAuthnCredentialRecord): (string | number | null)[] {
+  return [
+    c.id,
+    c.subject,
+    c.credentialId,
+    c.publicKey.kid,
+    c.publicKey.blob,
+    c.signCount,
+    c.transports.join(','),
+    c.kind,
+    c.synced ? 1 : 0,
+    c.label,
+    c.createdAt,
+    c.lastUsedAt ?? null,
+  ];
+}
+
+export function rowToWebAuthn(row: WebAuthnRow): WebAuthnCredentialRecord {
+  return {
+    id: row.id,
+    subject: row.subject,
+    credentialId: row.credential_id,
+    publicKey: { kid: row.public_key_kid, blob: row.public_key_blob },
+    signCount: Number(row.sign_count),
+    transports: row.transports === '' ? [] : row.transports.split(','),
+    kind: row.kind as WebAuthnKind,
+    synced: Number(row.synced) === 1,
+    label: row.label,
+    createdAt: Number(row.created_at),
+    ...(row.last_used_at !== null ? { lastUsedAt: Number(row.last_used_at) } : {}),
   };
 }

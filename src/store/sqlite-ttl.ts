@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
-import { checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
+import { checkCeremony, checkChallengeValue, checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
 import type { FailureCount, FailureRule, LockFailure, LockoutRule, SentCodeUse, StoredSession, TtlStore } from './types.js';
 
 /**
@@ -19,6 +19,7 @@ const KEYS = {
   locked: (subject: string) => `locked:${subject}`,
   drift: (subject: string) => `drift:${subject}`,
   sentCode: (contactId: string) => `sent-code:${contactId}`,
+  challenge: (subject: string, ceremony: string) => `challenge:${ceremony}:${subject}`,
 } as const;
 const LOCKED_RANGE = ['locked:', 'locked;'] as const; // ';' follows ':': every "locked:…" key sorts between
 
@@ -28,6 +29,8 @@ const STATEMENTS = {
   upsert: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
   delete: `DELETE FROM ttl_entries WHERE key = ?`,
+  /** params: key — read and delete in one statement: of N takers, one gets the row. */
+  take: `DELETE FROM ttl_entries WHERE key = ? RETURNING value, expires_at`,
   /** params: lower, upper, now */
   countRange: `SELECT count(*) AS n FROM ttl_entries WHERE key >= ? AND key < ? AND expires_at > ?`,
   /** params: now */
@@ -316,6 +319,22 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkTime(now);
       checkCount(maxAttempts, 'maxAttempts');
       return useCode.immediate(contactId, hashes, now, maxAttempts);
+    },
+    async putChallenge(subject, ceremony, value, now, keepMs) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkChallengeValue(value);
+      checkTime(now);
+      checkDuration(keepMs, 'keepMs');
+      st.upsert.run(KEYS.challenge(subject, ceremony), value, now + keepMs);
+    },
+    async takeChallenge(subject, ceremony, now) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkTime(now);
+      return live(st.take.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
     },
   };
 

@@ -2,12 +2,12 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../time/clock.js';
-import { checkContact, checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
-import { StoreError } from './errors.js';
+import { checkContact, checkFactor, checkLabel, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, checkSignCount, checkWebAuthnCredential, importTally, notEmpty } from './checks.js';
+import { credentialConflict, StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
-import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, statementsFor, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
-import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore } from './types.js';
+import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
+import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The embedded store: one SQLite file (WAL) holding both the durable and the TTL state. Several
@@ -133,6 +133,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     for (const row of source.prepare(sql.exportFactors).iterate() as Iterable<FactorRow>) yield { kind: 'factor', factor: rowToFactor(row) };
     for (const row of source.prepare(sql.exportRecoveryCodes).iterate() as Iterable<RecoveryCodeRow>) yield { kind: 'recovery_code', code: rowToRecoveryCode(row) };
     for (const row of source.prepare(sql.exportContacts).iterate() as Iterable<ContactRow>) yield { kind: 'contact', contact: rowToContact(row) };
+    for (const row of source.prepare(sql.exportWebAuthn).iterate() as Iterable<WebAuthnRow>) yield { kind: 'webauthn_credential', credential: rowToWebAuthn(row) };
   }
 
   // Validates every record before writing it; a throw anywhere rolls the whole import back.
@@ -144,16 +145,28 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
       st.deleteAllRecoveryCodes.run();
       st.deleteAllFactors.run();
       st.deleteAllContacts.run();
+      st.deleteAllWebAuthn.run();
     }
     const seen = importTally();
     for (const record of records) {
       seen.add(record);
       if (record.kind === 'factor') st.insertFactor.run(...factorParams(record.factor));
       else if (record.kind === 'contact') st.insertContact.run(...contactParams(record.contact));
+      else if (record.kind === 'webauthn_credential') insertCredential(record.credential);
       else st.importRecoveryCode.run(record.code.subject, record.code.hash, record.code.createdAt, record.code.usedAt ?? null);
     }
     return seen.counts();
   });
+
+  function insertCredential(credential: WebAuthnCredentialRecord): void {
+    try {
+      st.insertWebAuthn.run(...webAuthnParams(credential));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') throw credentialConflict();
+      throw err;
+    }
+  }
 
   const consumeCode = db.transaction((subject: string, hash: string, now: number) => {
     const consumed = st.consumeRecoveryCode.run(now, subject, hash).changes === 1;
@@ -255,6 +268,44 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
       live();
       checkLimit(limit);
       return (st.contactsNotSealedWith.all(kid, limit) as ContactRow[]).map(rowToContact);
+    },
+    async renameFactor(id, subject, label) {
+      live();
+      checkLabel(label);
+      return st.renameFactor.run(label, id, subject).changes === 1;
+    },
+    async createWebAuthnCredential(credential) {
+      live();
+      checkWebAuthnCredential(credential);
+      insertCredential(credential);
+    },
+    async listWebAuthnCredentials(subject) {
+      live();
+      return (st.listWebAuthn.all(subject) as WebAuthnRow[]).map(rowToWebAuthn);
+    },
+    async advanceWebAuthnCounter(id, next, usedAt) {
+      live();
+      checkSignCount(next);
+      return st.advanceWebAuthnCounter.run(next, usedAt, id, next, next).changes === 1;
+    },
+    async renameWebAuthnCredential(id, subject, label) {
+      live();
+      checkLabel(label);
+      return st.renameWebAuthn.run(label, id, subject).changes === 1;
+    },
+    async deleteWebAuthnCredential(id, subject) {
+      live();
+      return st.deleteWebAuthn.run(id, subject).changes === 1;
+    },
+    async replaceWebAuthnPublicKey(id, expected, next) {
+      live();
+      checkNextSecret(next);
+      return st.replaceWebAuthnKey.run(next.kid, next.blob, id, expected.kid, expected.blob).changes === 1;
+    },
+    async webAuthnCredentialsNotSealedWith(kid, limit) {
+      live();
+      checkLimit(limit);
+      return (st.webAuthnNotSealedWith.all(kid, limit) as WebAuthnRow[]).map(rowToWebAuthn);
     },
     exportAll() {
       live();

@@ -1,32 +1,33 @@
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { checkContact, checkFactor, checkRecoveryCode } from './checks.js';
+import { checkContact, checkFactor, checkRecoveryCode, checkWebAuthnCredential } from './checks.js';
 import { StoreError } from './errors.js';
-import type { ContactRecord, DurableRecord, FactorRecord, ImportCounts, RecoveryCodeRecord, SealedSecret } from './types.js';
+import type { ContactRecord, DurableRecord, FactorRecord, ImportCounts, RecoveryCodeRecord, SealedSecret, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The export file of `store export` / `store import`: JSON Lines, one record a line, in the store's
- * export order (factors by id, then recovery codes by subject and hash), so two exports of the same
- * data are the same bytes whichever backend wrote them.
+ * export order (factors by id, recovery codes by subject and hash, contacts by id, then WebAuthn
+ * credentials by id), so two exports of the same data are the same bytes whichever backend wrote them.
  *
  *   {"format":"mfa-gateway-store-export","version":2,"source":"sqlite","exported_at":1767225600000}
  *   {"type":"factor","id":…,"subject":…,"factor_type":"totp",…,"secret":{"kid":…,"blob":…},…}
  *   {"type":"recovery_code","subject":…,"hash":…,"created_at":…,"used_at":null}
  *   {"type":"contact","id":…,"subject":…,"channel":"email","purpose":"factor",…,"destination":{"kid":…,"blob":…},…}
- *   {"type":"end","factors":1,"recovery_codes":10,"contacts":1}
+ *   {"type":"webauthn_credential","id":…,"subject":…,"credential_id":…,"public_key":{"kid":…,"blob":…},…}
+ *   {"type":"end","factors":1,"recovery_codes":10,"contacts":1,"webauthn_credentials":1}
  *
- * Version 2 added contacts (e-mail and SMS); version 1 files (without them) are still read.
- * Secrets and destinations stay sealed (kid + blob): the file needs the key file to be of any use, but it is still
+ * Secrets, destinations and public keys stay sealed (kid + blob): the file needs the key file to be of any use, but it is still
  * written 0600. The closing "end" line makes a truncated file an error rather than a smaller import.
  * The field names are the file's own (snake_case, as in the schema), not the TypeScript ones, so
- * internal renames never change the format; a change of format is a new version.
+ * internal renames never change the format; a change of format is a new version. Version 2 added
+ * contacts and WebAuthn credentials (and their counts on the "end" line); version 1 files are still read.
  */
 
 export const EXPORT_FORMAT = 'mfa-gateway-store-export';
 export const EXPORT_VERSION = 2;
-/** Versions `readExport` reads: 1 is 2 without contacts. */
-const READABLE_VERSIONS: readonly unknown[] = [1, 2];
+/** Versions `readExport` reads: 1 is 2 without contacts and WebAuthn credentials. */
+const READ_VERSIONS: readonly number[] = [1, 2];
 
 export interface ExportHeader {
   readonly source: 'sqlite' | 'postgres';
@@ -73,9 +74,35 @@ function encodeContact(c: ContactRecord): Record<string, unknown> {
   };
 }
 
+function encodeCredential(c: WebAuthnCredentialRecord): Record<string, unknown> {
+  return {
+    type: 'webauthn_credential',
+    id: c.id,
+    subject: c.subject,
+    credential_id: c.credentialId,
+    public_key: { kid: c.publicKey.kid, blob: c.publicKey.blob },
+    sign_count: c.signCount,
+    transports: [...c.transports],
+    kind: c.kind,
+    synced: c.synced,
+    label: c.label,
+    created_at: c.createdAt,
+    last_used_at: c.lastUsedAt ?? null,
+  };
+}
+
 /** One record as its line (without the newline). */
 export function encodeRecord(record: DurableRecord): string {
-  return JSON.stringify(record.kind === 'factor' ? encodeFactor(record.factor) : record.kind === 'contact' ? encodeContact(record.contact) : encodeCode(record.code));
+  switch (record.kind) {
+    case 'factor':
+      return JSON.stringify(encodeFactor(record.factor));
+    case 'recovery_code':
+      return JSON.stringify(encodeCode(record.code));
+    case 'contact':
+      return JSON.stringify(encodeContact(record.contact));
+    case 'webauthn_credential':
+      return JSON.stringify(encodeCredential(record.credential));
+  }
 }
 
 /**
@@ -85,7 +112,7 @@ export function encodeRecord(record: DurableRecord): string {
 export async function writeExport(path: string, header: ExportHeader, records: AsyncIterable<DurableRecord>): Promise<ImportCounts> {
   const out = createWriteStream(path, { flags: 'wx', mode: 0o600, encoding: 'utf8' });
   await once(out, 'open');
-  const counts = { factors: 0, recoveryCodes: 0, contacts: 0 };
+  const counts = { factors: 0, recoveryCodes: 0, contacts: 0, webauthnCredentials: 0 };
   const write = async (line: string): Promise<void> => {
     if (!out.write(`${line}\n`)) await once(out, 'drain');
   };
@@ -93,9 +120,9 @@ export async function writeExport(path: string, header: ExportHeader, records: A
     await write(JSON.stringify({ format: EXPORT_FORMAT, version: EXPORT_VERSION, source: header.source, exported_at: header.exportedAt }));
     for await (const record of records) {
       await write(encodeRecord(record));
-      counts[record.kind === 'factor' ? 'factors' : record.kind === 'contact' ? 'contacts' : 'recoveryCodes']++;
+      counts[COUNTED[record.kind]]++;
     }
-    await write(JSON.stringify({ type: 'end', factors: counts.factors, recovery_codes: counts.recoveryCodes, contacts: counts.contacts }));
+    await write(JSON.stringify({ type: 'end', factors: counts.factors, recovery_codes: counts.recoveryCodes, contacts: counts.contacts, webauthn_credentials: counts.webauthnCredentials }));
     out.end();
     await once(out, 'finish');
     return counts;
@@ -106,10 +133,14 @@ export async function writeExport(path: string, header: ExportHeader, records: A
   }
 }
 
+/** Which count of ImportCounts a record adds to. */
+const COUNTED = { factor: 'factors', recovery_code: 'recoveryCodes', contact: 'contacts', webauthn_credential: 'webauthnCredentials' } as const satisfies Record<DurableRecord['kind'], keyof ImportCounts>;
+
 const FACTOR_KEYS = ['type', 'id', 'subject', 'factor_type', 'status', 'label', 'secret', 'algorithm', 'digits', 'period_seconds', 'counter', 'created_at', 'pending_until', 'confirmed_at'];
 const CODE_KEYS = ['type', 'subject', 'hash', 'created_at', 'used_at'];
 const CONTACT_KEYS = ['type', 'id', 'subject', 'channel', 'purpose', 'status', 'label', 'destination', 'created_at', 'pending_until', 'confirmed_at'];
-const END_KEYS: Readonly<Record<number, readonly string[]>> = { 1: ['type', 'factors', 'recovery_codes'], 2: ['type', 'factors', 'recovery_codes', 'contacts'] };
+const CREDENTIAL_KEYS = ['type', 'id', 'subject', 'credential_id', 'public_key', 'sign_count', 'transports', 'kind', 'synced', 'label', 'created_at', 'last_used_at'];
+const END_KEYS: Readonly<Record<number, readonly string[]>> = { 1: ['type', 'factors', 'recovery_codes'], 2: ['type', 'factors', 'recovery_codes', 'contacts', 'webauthn_credentials'] };
 
 type Json = Record<string, unknown>;
 
@@ -187,14 +218,35 @@ function decodeContact(line: Json): ContactRecord {
   return contact;
 }
 
+function decodeCredential(line: Json): WebAuthnCredentialRecord {
+  const key = isObject(line.public_key) && sameKeys(line.public_key, ['kid', 'blob']) ? line.public_key : undefined;
+  if (!sameKeys(line, CREDENTIAL_KEYS) || key === undefined) throw new Error(`a webauthn_credential needs exactly the fields ${CREDENTIAL_KEYS.join(', ')} (public_key: kid, blob)`);
+  const lastUsedAt = optionalTime(line.last_used_at);
+  const credential = {
+    id: line.id,
+    subject: line.subject,
+    credentialId: line.credential_id,
+    publicKey: { kid: key.kid, blob: key.blob },
+    signCount: line.sign_count,
+    transports: line.transports,
+    kind: line.kind,
+    synced: line.synced,
+    label: line.label,
+    createdAt: line.created_at,
+    ...(lastUsedAt !== undefined ? { lastUsedAt } : {}),
+  } as WebAuthnCredentialRecord;
+  checkWebAuthnCredential(credential);
+  return credential;
+}
+
 function checkHeader(line: unknown): ExportHeader & { readonly version: number } {
   if (!isObject(line) || line.format !== EXPORT_FORMAT) throw new Error(`not an mfa-gateway store export (the first line must name the format "${EXPORT_FORMAT}")`);
-  if (!READABLE_VERSIONS.includes(line.version)) {
-    throw new Error(`export format version ${JSON.stringify(line.version)} is not supported (this gateway reads versions ${READABLE_VERSIONS.join(' and ')})`);
+  if (typeof line.version !== 'number' || !READ_VERSIONS.includes(line.version)) {
+    throw new Error(`export format version ${JSON.stringify(line.version)} is not supported (this gateway reads versions ${READ_VERSIONS.join(' and ')})`);
   }
   if (line.source !== 'sqlite' && line.source !== 'postgres') throw new Error('the header\'s source must be "sqlite" or "postgres"');
   if (typeof line.exported_at !== 'number' || !Number.isSafeInteger(line.exported_at)) throw new Error('the header\'s exported_at must be unix milliseconds');
-  return { source: line.source, exportedAt: line.exported_at, version: line.version as number };
+  return { source: line.source, exportedAt: line.exported_at, version: line.version };
 }
 
 /**
@@ -208,7 +260,7 @@ export async function readExport(path: string): Promise<{ readonly header: Expor
   let end: Json | undefined;
   const records: DurableRecord[] = [];
   let n = 0;
-  const counts = { factors: 0, recovery_codes: 0, contacts: 0 };
+  const counts = { factors: 0, recoveryCodes: 0, contacts: 0, webauthnCredentials: 0 };
   for await (const text of lines) {
     n++;
     let line: unknown;
@@ -224,20 +276,23 @@ export async function readExport(path: string): Promise<{ readonly header: Expor
       }
       if (end !== undefined) throw new Error('a line after the "end" line');
       if (!isObject(line)) throw new Error('a record must be a JSON object');
-      if (line.type === 'factor') {
-        records.push({ kind: 'factor', factor: decodeFactor(line) });
-        counts.factors++;
-      } else if (line.type === 'recovery_code') {
-        records.push({ kind: 'recovery_code', code: decodeCode(line) });
-        counts.recovery_codes++;
-      } else if (line.type === 'contact' && header.version >= 2) {
-        records.push({ kind: 'contact', contact: decodeContact(line) });
-        counts.contacts++;
+      let record: DurableRecord | undefined;
+      if (line.type === 'factor') record = { kind: 'factor', factor: decodeFactor(line) };
+      else if (line.type === 'recovery_code') record = { kind: 'recovery_code', code: decodeCode(line) };
+      else if (line.type === 'contact' && header.version >= 2) record = { kind: 'contact', contact: decodeContact(line) };
+      else if (line.type === 'webauthn_credential' && header.version >= 2) record = { kind: 'webauthn_credential', credential: decodeCredential(line) };
+      if (record !== undefined) {
+        records.push(record);
+        counts[COUNTED[record.kind]]++;
       } else if (line.type === 'end') {
-        const keys = END_KEYS[header.version]!;
-        if (!sameKeys(line, keys) || keys.some((key) => key !== 'type' && line[key] !== counts[key as keyof typeof counts])) {
-          const contacts = header.version >= 2 ? `, ${counts.contacts} contacts` : '';
-          throw new Error(`the "end" line does not match the records above it (${counts.factors} factors, ${counts.recovery_codes} recovery codes${contacts})`);
+        const matches =
+          sameKeys(line, END_KEYS[header.version]!) &&
+          line.factors === counts.factors &&
+          line.recovery_codes === counts.recoveryCodes &&
+          (header.version < 2 || (line.contacts === counts.contacts && line.webauthn_credentials === counts.webauthnCredentials));
+        if (!matches) {
+          const credentials = header.version < 2 ? '' : `, ${counts.contacts} contacts, ${counts.webauthnCredentials} webauthn credentials`;
+          throw new Error(`the "end" line does not match the records above it (${counts.factors} factors, ${counts.recoveryCodes} recovery codes${credentials})`);
         }
         end = line;
       } else {

@@ -69,16 +69,51 @@ export interface ContactRecord {
   readonly confirmedAt?: number;
 }
 
+/**
+ * How a WebAuthn authenticator is attached, as far as registration told: a roaming security key
+ * (USB, NFC, BLE), or one built into a device (Touch ID, Windows Hello, a phone's passkey, synced or
+ * not). The policy gives each its own lifetime (`mfa.webauthn.max_age`).
+ */
+export type WebAuthnKind = 'security_key' | 'platform';
+
+/** One registered WebAuthn credential (a security key or passkey): a factor of its own table. */
+export interface WebAuthnCredentialRecord {
+  /** The gateway's id, the one `/.mfa/factors` shows (a UUID, like a factor's). */
+  readonly id: string;
+  readonly subject: string;
+  /** The credential id the authenticator chose (base64url); unique across all subjects. */
+  readonly credentialId: string;
+  /**
+   * The COSE public key, sealed like a factor secret and bound to (subject, id): not secret, but a
+   * row someone wrote into the database without the key file cannot be opened, so it never verifies.
+   */
+  readonly publicKey: SealedSecret;
+  /** The authenticator's signature counter as last seen (0 for authenticators that keep none). */
+  readonly signCount: number;
+  /** What the browser reported (`usb`, `nfc`, `ble`, `internal`, `hybrid`, …), for allowCredentials hints. */
+  readonly transports: readonly string[];
+  readonly kind: WebAuthnKind;
+  /** A multi-device (synced) passkey. */
+  readonly synced: boolean;
+  readonly label: string;
+  /** Unix ms. */
+  readonly createdAt: number;
+  /** Unix ms of the last good assertion; undefined until one. */
+  readonly lastUsedAt?: number;
+}
+
 /** A row of the durable state, as `store export` writes it and `store import` reads it. */
 export type DurableRecord =
   | { readonly kind: 'factor'; readonly factor: FactorRecord }
   | { readonly kind: 'recovery_code'; readonly code: RecoveryCodeRecord }
-  | { readonly kind: 'contact'; readonly contact: ContactRecord };
+  | { readonly kind: 'contact'; readonly contact: ContactRecord }
+  | { readonly kind: 'webauthn_credential'; readonly credential: WebAuthnCredentialRecord };
 
 export interface ImportCounts {
   readonly factors: number;
   readonly recoveryCodes: number;
   readonly contacts: number;
+  readonly webauthnCredentials: number;
 }
 
 export interface DurableStore {
@@ -101,6 +136,25 @@ export interface DurableStore {
   /** Marks one unused code used; exactly one of N concurrent calls with the same hash gets consumed=true. */
   consumeRecoveryCode(subject: string, hash: string, now: number): Promise<{ consumed: boolean; remaining: number }>;
   countRecoveryCodes(subject: string): Promise<number>;
+  /** A factor's new label; false when the subject has no such factor. */
+  renameFactor(id: string, subject: string, label: string): Promise<boolean>;
+
+  /** A new credential; ERR_STORE_CONFLICT when its id or its credential id is taken (by anyone). */
+  createWebAuthnCredential(credential: WebAuthnCredentialRecord): Promise<void>;
+  /** The subject's credentials, oldest first. */
+  listWebAuthnCredentials(subject: string): Promise<WebAuthnCredentialRecord[]>;
+  /**
+   * Forward-only signature counter: stores `next` (and `usedAt`) only when it is above the stored
+   * count, or both are 0 (authenticators that keep no counter, e.g. synced passkeys). False for a
+   * counter that did not move forward: a cloned authenticator, or another request that got there first.
+   */
+  advanceWebAuthnCounter(id: string, next: number, usedAt: number): Promise<boolean>;
+  renameWebAuthnCredential(id: string, subject: string, label: string): Promise<boolean>;
+  deleteWebAuthnCredential(id: string, subject: string): Promise<boolean>;
+  /** Compare-and-set of a sealed public key (key rotation / rewrap). */
+  replaceWebAuthnPublicKey(id: string, expected: SealedSecret, next: SealedSecret): Promise<boolean>;
+  /** Credentials whose public key is sealed with a key other than `kid` (for rewrap), by id. */
+  webAuthnCredentialsNotSealedWith(kid: string, limit: number): Promise<WebAuthnCredentialRecord[]>;
 
   // E-mail and SMS contacts: the same life as a factor (pending → active by compare-and-set).
   createContact(contact: ContactRecord): Promise<void>;
@@ -118,14 +172,14 @@ export interface DurableStore {
 
   /**
    * Every factor (pending and expired ones too, ordered by id), then every recovery code (ordered by
-   * subject, hash), then every contact (by id), read from one consistent snapshot, for `store export`.
-   * Secrets and destinations stay sealed.
+   * subject, hash), every contact (by id), then every WebAuthn credential (by id), read from one
+   * consistent snapshot, for `store export`. Secrets, destinations and public keys stay sealed.
    */
   exportAll(): AsyncIterable<DurableRecord>;
   /**
    * Loads `records` in one transaction: all or nothing. Refuses with ERR_STORE_NOT_EMPTY when the
-   * store holds any factor or contact, unless `replace`, which first deletes every factor, recovery
-   * code and contact.
+   * store holds any factor, contact or credential, unless `replace`, which first deletes every
+   * factor, recovery code, contact and credential.
    */
   importAll(records: Iterable<DurableRecord>, options: { readonly replace: boolean }): Promise<ImportCounts>;
 
@@ -270,6 +324,17 @@ export interface TtlStore {
    * the outcome.
    */
   useSentCode(subject: string, contactId: string, hashes: readonly string[], now: number, maxAttempts: number): Promise<SentCodeUse>;
+
+  /**
+   * Keeps `value` (a ceremony's challenge record, ≤ 4 KiB) for `subject` and `ceremony` for
+   * `keepMs`, replacing any earlier one of the same pair: one outstanding ceremony of a kind per subject.
+   */
+  putChallenge(subject: string, ceremony: string, value: string, now: number, keepMs: number): Promise<void>;
+  /**
+   * Takes the value put for (subject, ceremony) and deletes it in the same step, so of N concurrent
+   * calls at most one gets it; undefined when none is kept or it expired at `now`.
+   */
+  takeChallenge(subject: string, ceremony: string, now: number): Promise<string | undefined>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -83,6 +83,8 @@ default: deny
     assert.match(ok.stdout, /policy: {2}step_up max_age=5m/);
     const ambiguous = run(['explain', '--config', 'config/gateway.yaml', 'GET', 'http://localhost:8080/public/../admin/x']);
     assert.match(ambiguous.stdout, /rejected before routing: 400 invalid_request/);
+    const vault = run(['explain', '--config', 'config/gateway.yaml', 'GET', 'http://localhost:8080/vault/1']);
+    assert.match(vault.stdout, /^needs: {3}valid bearer JWT \+ second factor by webauthn not older than 5m \(max_age=300s\)$/m);
     const none = run(['explain', '--config', 'config/gateway.yaml', 'GET', 'http://localhost:8080/unknown']);
     assert.match(none.stdout, /default deny \(404 route_not_found\)/);
   });

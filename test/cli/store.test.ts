@@ -89,7 +89,7 @@ describe('cli: store (SQLite)', () => {
     await source.close();
     const config = policy(ws, 'sqlite.yaml', `{ kind: sqlite, path: ${path} }`);
     const out = join(ws.dir, 'export.jsonl');
-    assert.deepEqual(store(['export', '--out', out, '--config', config]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 1 contact from sqlite to ${out}\n`, stderr: '' });
+    assert.deepEqual(store(['export', '--out', out, '--config', config]), { status: 0, stdout: `exported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials from sqlite to ${out}\n`, stderr: '' });
     assert.equal(statSync(out).mode & 0o777, 0o600);
     assert.deepEqual(store(['export', '--out', out, '--config', config]), { status: 1, stdout: '', stderr: `mfa-gateway: EEXIST: file already exists, open '${out}'\n` });
 
@@ -152,25 +152,25 @@ describe('cli: store (PostgreSQL)', { skip }, () => {
     const sqliteB = policy(ws, 'b.yaml', `{ kind: sqlite, path: ${join(ws.dir, 'b.db')} }`);
     const file = (n: number) => join(ws.dir, `${n}.jsonl`);
 
-    assert.deepEqual(store(['export', '--out', file(1), '--config', sqliteA]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 1 contact from sqlite to ${file(1)}\n`, stderr: '' });
-    assert.deepEqual(store(['import', '--in', file(1), '--config', pgConfig]), { status: 0, stdout: 'imported 5 factors, 13 recovery codes and 1 contact into postgres\n', stderr: '' });
+    assert.deepEqual(store(['export', '--out', file(1), '--config', sqliteA]), { status: 0, stdout: `exported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials from sqlite to ${file(1)}\n`, stderr: '' });
+    assert.deepEqual(store(['import', '--in', file(1), '--config', pgConfig]), { status: 0, stdout: 'imported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials into postgres\n', stderr: '' });
     assert.deepEqual(store(['import', '--in', file(1), '--config', pgConfig]), {
       status: 1,
       stdout: '',
-      stderr: 'mfa-gateway: the store already holds 5 factors and 1 contact; an import would mix two sets; pass --replace to delete them (and the recovery codes) first\n',
+      stderr: 'mfa-gateway: the store already holds 7 factors and 1 contact; an import would mix two sets; pass --replace to delete them (and the recovery codes) first\n',
     });
     assert.deepEqual(store(['import', '--replace', '--in', file(1), '--config', pgConfig]), {
       status: 0,
-      stdout: 'imported 5 factors, 13 recovery codes and 1 contact into postgres (replacing what it held)\n',
+      stdout: 'imported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials into postgres (replacing what it held)\n',
       stderr: '',
     });
-    assert.deepEqual(store(['export', '--out', file(2), '--config', pgConfig]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 1 contact from postgres to ${file(2)}\n`, stderr: '' });
-    assert.deepEqual(store(['import', '--in', file(2), '--config', sqliteB]), { status: 0, stdout: 'imported 5 factors, 13 recovery codes and 1 contact into sqlite\n', stderr: '' });
-    assert.deepEqual(store(['export', '--out', file(3), '--config', sqliteB]), { status: 0, stdout: `exported 5 factors, 13 recovery codes and 1 contact from sqlite to ${file(3)}\n`, stderr: '' });
+    assert.deepEqual(store(['export', '--out', file(2), '--config', pgConfig]), { status: 0, stdout: `exported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials from postgres to ${file(2)}\n`, stderr: '' });
+    assert.deepEqual(store(['import', '--in', file(2), '--config', sqliteB]), { status: 0, stdout: 'imported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials into sqlite\n', stderr: '' });
+    assert.deepEqual(store(['export', '--out', file(3), '--config', sqliteB]), { status: 0, stdout: `exported 5 factors, 13 recovery codes, 1 contact and 2 WebAuthn credentials from sqlite to ${file(3)}\n`, stderr: '' });
 
     const lines = (n: number) => readFileSync(file(n), 'utf8').split('\n');
     assert.match(lines(2)[0]!, /^\{"format":"mfa-gateway-store-export","version":2,"source":"postgres","exported_at":\d+\}$/);
-    assert.equal(lines(1).length, 1 + 5 + 13 + 1 + 1 + 1);
+    assert.equal(lines(1).length, 1 + 5 + 13 + 1 + 2 + 1 + 1);
     assert.deepEqual(lines(2).slice(1), lines(1).slice(1));
     assert.deepEqual(lines(3).slice(1), lines(1).slice(1));
   });

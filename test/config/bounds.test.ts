@@ -61,6 +61,8 @@ function issuesAt(path: readonly (string | number)[], text: string): string[] {
   const doc = structuredClone(BASE);
   // listen.tls needs its two files named; that they cannot be read is reported at their own keys.
   if (path[0] === 'listen') doc.listen = { tls: { cert: 'cert.pem', key: 'key.pem' } };
+  // mfa.webauthn needs its two required keys before its durations are read at all.
+  if (path[1] === 'webauthn') doc.mfa = { ...(doc.mfa as object), webauthn: { rp_id: 'localhost', origins: ['http://localhost:8080'] } };
   if (path[0] === 'store') doc.store = { kind: 'shared', postgres: { url: 'postgres://db/mfa' }, redis: { url: 'redis://cache' } };
   // The e-mail and SMS transports need their other required keys.
   if (path[1] === 'email') doc.mfa = { email: { from: 'mfa@example.com', smtp: { host: 'smtp.example.com' } } };

@@ -322,9 +322,12 @@ describe('parsePolicy: the shipped files', () => {
         ['/orders/', ['GET'], 'bearer', '', ['orders:read']],
         ['/orders/', '*', 'mfa', '', []],
         ['/payments/', ['POST'], 'step_up', 300_000, []],
+        ['/vault/', '*', 'step_up', 300_000, []],
         ['/admin/', '*', 'deny', '', []],
       ],
     );
+    assert.deepEqual(policy.routes[5]!.mfaMethods, ['webauthn']);
+    assert.deepEqual(policy.mfa.webauthn?.origins, ['http://localhost:8080']);
     assert.equal(policy.default, 'deny');
   });
 

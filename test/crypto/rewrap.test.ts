@@ -63,7 +63,25 @@ async function assertAllOpen(store: SqliteStore, keyring: Keyring, secrets: Map<
 
 test('rotate then rewrap: every old secret is re-sealed with the new primary and still opens', async () => {
   const { keyFile, oldRing, store, secrets } = await seed('basic');
+  const credentialKeys = new Map([
+    ['w-1', randomBytes(77)],
+    ['w-2', randomBytes(91)],
+  ]);
   try {
+    for (const [id, key] of credentialKeys) {
+      await store.durable.createWebAuthnCredential({
+        id,
+        subject: 'user-w',
+        credentialId: Buffer.from(id).toString('base64url'),
+        publicKey: oldRing.seal(key, { subject: 'user-w', factorId: id }),
+        signCount: 0,
+        transports: [],
+        kind: 'platform',
+        synced: true,
+        label: 'passkey',
+        createdAt: T0,
+      });
+    }
     // A row whose ciphertext was swapped in from another row: cannot be opened, stays as it is.
     const victim = (await store.durable.getFactor('f-0001'))!;
     const donor = (await store.durable.getFactor('f-0002'))!;
@@ -77,7 +95,13 @@ test('rotate then rewrap: every old secret is re-sealed with the new primary and
     secrets.set('f-new', fresh);
     await store.durable.createFactor(record(newRing, 'f-new', 'user-x', fresh));
 
-    assert.deepEqual(await rewrapFactors(store.durable, newRing, 100), { rewrapped: COUNT - 1, failed: 1 });
+    assert.deepEqual(await rewrapFactors(store.durable, newRing, 100), { rewrapped: COUNT - 1 + 2, failed: 1 });
+    // WebAuthn public keys are sealed the same way and re-sealed with the factors.
+    for (const [id, key] of credentialKeys) {
+      const [sealed] = (await store.durable.listWebAuthnCredentials('user-w')).filter((c) => c.id === id);
+      assert.equal(sealed!.publicKey.kid, kid);
+      assert.deepEqual(newRing.open(sealed!.publicKey, { subject: 'user-w', factorId: id }), key);
+    }
     const broken = new Set(['f-0001']);
     await assertAllOpen(store, newRing, secrets, kid, broken);
     assert.equal((await store.durable.getFactor('f-0001'))!.secret.kid, 'k1');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { enrollFactorOffline, listFactorsOffline as listFactors, removeFactorOffline as removeFactor } from '../../src/mfa/factors.js';
 import { oathHotp, oathTotp } from '../support/otp.js';
+import { credential } from '../store/durable-conformance.js';
 import { createRig, route, type Rig } from './support.js';
 
 describe('offline factor administration (CLI)', () => {
@@ -28,7 +29,7 @@ describe('offline factor administration (CLI)', () => {
     const h = await rig.check('ops-user', { mfaToken: oathHotp('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 10) }, route('mfa'));
     assert.ok(h.ok && h.method === 'hotp');
 
-    const listed = await listFactors(deps(), 'ops-user');
+    const { factors: listed } = await listFactors(deps(), 'ops-user');
     assert.deepEqual(listed.map((f) => [f.type, f.status, f.label]), [['totp', 'active', 'Phone'], ['hotp', 'active', 'Hardware token']]);
     assert.ok(!JSON.stringify(listed).includes(e.secretBase32));
 
@@ -42,6 +43,19 @@ describe('offline factor administration (CLI)', () => {
     for (const s of [e.secretBase32, ...e.recoveryCodes!]) assert.ok(!text.includes(s));
     const events = rig.auditLog.events().filter((ev) => ev.request_id === 'cli').map((ev) => ev.event);
     assert.deepEqual(events, ['enrolled', 'recovery_codes_generated', 'enrolled', 'factor_removed', 'sessions_revoked', 'factor_removed', 'sessions_revoked']);
+  });
+
+  test('a user with only a passkey keeps their recovery codes when an operator enrolls a TOTP factor; list and remove show and take credentials', async () => {
+    await rig.store.durable.createWebAuthnCredential(credential({ id: 'w-ops', subject: 'pk-user' }));
+    await rig.store.durable.replaceRecoveryCodes('pk-user', ['k1$a', 'k1$b'], rig.clock());
+    const e = await enrollFactorOffline(deps(), { subject: 'pk-user' });
+    assert.equal(e.recoveryCodes, undefined, 'not the first factor');
+    assert.equal(await rig.store.durable.countRecoveryCodes('pk-user'), 2);
+    const listed = await listFactors(deps(), 'pk-user');
+    assert.deepEqual(listed.factors.map((f) => [f.type, f.id]), [['totp', e.factorId], ['webauthn', 'w-ops']]);
+    assert.equal(listed.recoveryCodesHint, 'only 2 recovery codes are left; generate a new set with POST /.mfa/recovery-codes');
+    assert.equal(await removeFactor(deps(), 'pk-user', 'w-ops'), true);
+    assert.deepEqual((await listFactors(deps(), 'pk-user')).factors.map((f) => f.type), ['totp']);
   });
 
   test('pending enrollment, and bad input throws a typed error without the secret', async () => {

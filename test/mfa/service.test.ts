@@ -95,7 +95,7 @@ describe('enrollment, codes and replay', () => {
   }
 
   async function freshCodeThenReplays(aliceSecret: string): Promise<void> {
-    const [factor] = (await rig.service.listFactors('alice', rig.clock())).factors;
+    const [factor] = (await rig.service.listFactors('alice', rig.clock(), rig.policy)).factors;
     const secretBase32 = aliceSecret;
     rig.clock.advance(30_000);
     const now = rig.clock();
@@ -145,7 +145,7 @@ describe('enrollment, codes and replay', () => {
     assert.equal(wins.length, 1);
     assert.equal(wins[0]!.ok && wins[0]!.method, 'recovery');
     secrets.push(wins[0]!.ok ? wins[0]!.session!.token : '');
-    assert.equal((await rig.service.listFactors('alice', rig.clock())).recoveryCodesRemaining, 9);
+    assert.equal((await rig.service.listFactors('alice', rig.clock(), rig.policy)).recoveryCodesRemaining, 9);
     const used = rig.auditLog.events().filter((ev) => ev.event === 'recovery_code_used');
     assert.deepEqual(used.map((ev) => ev.remaining), [9]);
   }
@@ -633,7 +633,7 @@ describe('factor management needs a fresh second factor', () => {
     // Removing a factor ended every session of the user, this one included.
     assert.equal((await rig.service.removeFactor(rig.caller('mia', { sessionToken: session.session.token }), factorId)).ok, false);
     assert.equal(problemOf(await check(rig, 'mia', { sessionToken: session.session.token })).code, 'session_invalid');
-    const listed = await rig.service.listFactors('mia', rig.clock());
+    const listed = await rig.service.listFactors('mia', rig.clock(), rig.policy);
     assert.deepEqual(listed.factors.map((f) => f.id), [second.enrollment.factorId]);
     assert.equal(listed.recoveryCodesRemaining, 10);
     assert.ok(!JSON.stringify(listed).includes(second.enrollment.secretBase32));
@@ -643,7 +643,7 @@ describe('factor management needs a fresh second factor', () => {
     rig.clock.advance(30_000);
     const last = await rig.service.removeFactor(rig.caller('mia', { mfaToken: oathTotp(second.enrollment.secretBase32, rig.clock()) }), second.enrollment.factorId);
     assert.deepEqual(last, { ok: true });
-    assert.deepEqual(await rig.service.listFactors('mia', rig.clock()), { factors: [], recoveryCodesRemaining: 0 });
+    assert.deepEqual(await rig.service.listFactors('mia', rig.clock(), rig.policy), { factors: [], recoveryCodesRemaining: 0 });
   });
 
   test('another user\'s pending factor cannot be confirmed; an expired one neither', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ContactRecord, DurableRecord, DurableStore, FactorRecord } from '../../src/store/types.js';
+import type { ContactRecord, DurableRecord, DurableStore, FactorRecord, WebAuthnCredentialRecord } from '../../src/store/types.js';
 import { fakeClock, T0, type FakeClock } from '../support/clock.js';
 
 /**
@@ -61,6 +61,22 @@ export function contact(over: Partial<ContactRecord> = {}): ContactRecord {
   };
 }
 
+export function credential(over: Partial<WebAuthnCredentialRecord> = {}): WebAuthnCredentialRecord {
+  return {
+    id: 'w-1',
+    subject: 'alice',
+    credentialId: 'Y3JlZC0x',
+    publicKey: { kid: 'k1', blob: 'c2VhbGVkLWNvc2Uta2V5' },
+    signCount: 0,
+    transports: ['internal', 'hybrid'],
+    kind: 'platform',
+    synced: true,
+    label: 'Laptop passkey',
+    createdAt: T0,
+    ...over,
+  };
+}
+
 export function activeContact(over: Partial<ContactRecord> = {}): ContactRecord {
   const { pendingUntil: _drop, ...rest } = contact({ status: 'active', confirmedAt: T0, ...over });
   return rest;
@@ -80,6 +96,8 @@ export async function populate(durable: DurableStore): Promise<void> {
   await durable.consumeRecoveryCode('alice', 'k1$a07', T0 + 100);
   await durable.consumeRecoveryCode('Ünïcode', 'k1$u00', T0 + 200);
   await durable.createContact(activeContact({ id: 'c-sms', subject: 'alice', channel: 'sms', purpose: 'backup', label: 'Handy 📞' }));
+  await durable.createWebAuthnCredential(credential({ id: 'w-key', credentialId: 'a2V5LTE', kind: 'security_key', synced: false, transports: ['usb', 'nfc'], label: 'YubiKey 5 "blue" 🔑', signCount: 2 ** 32 - 1 }));
+  await durable.createWebAuthnCredential(credential({ id: 'w-pass', subject: 'bob', credentialId: 'cGFzcy0x', transports: [], lastUsedAt: T0 + 300 }));
 }
 
 async function collect(records: AsyncIterable<DurableRecord>): Promise<DurableRecord[]> {
@@ -315,6 +333,78 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
       assert.equal((await durable.getContact('race', T0 + 1))?.status, 'active');
     });
 
+    test('WebAuthn credentials: create, list (oldest first), rename and delete by owner only; ids unique across subjects', async () => {
+      await durable.createWebAuthnCredential(credential({ id: 'w-b', createdAt: T0 + 2, credentialId: 'Yg' }));
+      await durable.createWebAuthnCredential(credential({ id: 'w-a', createdAt: T0 + 1, credentialId: 'YQ', kind: 'security_key', synced: false, transports: ['usb'] }));
+      await durable.createWebAuthnCredential(credential({ id: 'w-bob', subject: 'bob', credentialId: 'Ym9i' }));
+      assert.deepEqual(await durable.listWebAuthnCredentials('alice'), [
+        credential({ id: 'w-a', createdAt: T0 + 1, credentialId: 'YQ', kind: 'security_key', synced: false, transports: ['usb'] }),
+        credential({ id: 'w-b', createdAt: T0 + 2, credentialId: 'Yg' }),
+      ]);
+      assert.deepEqual(await durable.listWebAuthnCredentials('nobody'), []);
+      // The authenticator's credential id is unique across every subject, and so is ours.
+      await assert.rejects(durable.createWebAuthnCredential(credential({ id: 'w-x', subject: 'mallory', credentialId: 'YQ' })), {
+        name: 'StoreError',
+        code: 'ERR_STORE_CONFLICT',
+        message: 'a WebAuthn credential with this id or credential id is already registered',
+      });
+      await assert.rejects(durable.createWebAuthnCredential(credential({ id: 'w-a', credentialId: 'bmV3' })), { code: 'ERR_STORE_CONFLICT' });
+      await assert.rejects(durable.createWebAuthnCredential(credential({ id: 'w-y', credentialId: 'not base64url!' })), {
+        code: 'ERR_STORE_INVALID_OPTION',
+        message: 'credential.credentialId must be base64url (at most 1023 bytes)',
+      });
+      await assert.rejects(durable.createWebAuthnCredential(credential({ id: 'w-y', kind: 'phone' as 'platform' })), { code: 'ERR_STORE_INVALID_OPTION', message: 'credential.kind must be "security_key" or "platform"' });
+      assert.equal((await durable.listWebAuthnCredentials('mallory')).length, 0);
+
+      assert.equal(await durable.renameWebAuthnCredential('w-a', 'bob', 'stolen'), false);
+      assert.equal(await durable.renameWebAuthnCredential('w-a', 'alice', 'Blue key'), true);
+      assert.equal((await durable.listWebAuthnCredentials('alice'))[0]!.label, 'Blue key');
+      assert.equal(await durable.deleteWebAuthnCredential('w-a', 'bob'), false);
+      assert.equal(await durable.deleteWebAuthnCredential('w-a', 'alice'), true);
+      assert.equal(await durable.deleteWebAuthnCredential('w-a', 'alice'), false);
+      assert.deepEqual((await durable.listWebAuthnCredentials('alice')).map((c) => c.id), ['w-b']);
+    });
+
+    test('the signature counter only moves forward (0 → 0 allowed for counterless authenticators); last use is kept', async () => {
+      await durable.createWebAuthnCredential(credential({ id: 'w-0' }));
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 0, T0 + 1), true);
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 0, T0 + 2), true);
+      assert.equal((await durable.listWebAuthnCredentials('alice'))[0]!.lastUsedAt, T0 + 2);
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 5, T0 + 3), true);
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 5, T0 + 4), false);
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 4, T0 + 4), false);
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 0, T0 + 4), false);
+      assert.equal(await durable.advanceWebAuthnCounter('w-0', 2 ** 32 - 1, T0 + 5), true);
+      const [kept] = await durable.listWebAuthnCredentials('alice');
+      assert.equal(kept!.signCount, 2 ** 32 - 1);
+      assert.equal(kept!.lastUsedAt, T0 + 5);
+      assert.equal(await durable.advanceWebAuthnCounter('absent', 9, T0), false);
+      await assert.rejects(durable.advanceWebAuthnCounter('w-0', 2 ** 32, T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'the signature counter must be an integer from 0 to 2^32 - 1' });
+    });
+
+    test('3 replicas, 30 parallel assertions with one counter value: exactly one moves it', async () => {
+      const stores = await replicas();
+      await durable.createWebAuthnCredential(credential({ id: 'w-race', signCount: 10 }));
+      const results = await race(stores, 30, (store) => store.advanceWebAuthnCounter('w-race', 11, T0));
+      assert.equal(results.filter(Boolean).length, 1);
+    });
+
+    test('renameFactor: only the owner; public keys rewrap by compare-and-set like secrets', async () => {
+      await durable.createFactor(active({ id: 'f-r' }));
+      assert.equal(await durable.renameFactor('f-r', 'bob', 'x'), false);
+      assert.equal(await durable.renameFactor('f-r', 'alice', 'Work phone'), true);
+      assert.equal((await durable.getFactor('f-r'))?.label, 'Work phone');
+      await assert.rejects(durable.renameFactor('f-r', 'alice', 7 as unknown as string), { code: 'ERR_STORE_INVALID_OPTION', message: 'label must be a string' });
+
+      await durable.createWebAuthnCredential(credential({ id: 'w-c', credentialId: 'Yw', publicKey: { kid: 'k1', blob: 'CCCC' } }));
+      await durable.createWebAuthnCredential(credential({ id: 'w-d', credentialId: 'ZA', publicKey: { kid: 'k2', blob: 'DDDD' } }));
+      assert.deepEqual((await durable.webAuthnCredentialsNotSealedWith('k2', 10)).map((c) => c.id), ['w-c']);
+      assert.equal(await durable.replaceWebAuthnPublicKey('w-c', { kid: 'k1', blob: 'WRONG' }, { kid: 'k2', blob: 'NEW' }), false);
+      assert.equal(await durable.replaceWebAuthnPublicKey('w-c', { kid: 'k1', blob: 'CCCC' }, { kid: 'k2', blob: 'NEW' }), true);
+      assert.deepEqual((await durable.webAuthnCredentialsNotSealedWith('k2', 10)).map((c) => c.id), []);
+      assert.deepEqual((await durable.listWebAuthnCredentials('alice')).find((c) => c.id === 'w-c')?.publicKey, { kid: 'k2', blob: 'NEW' });
+    });
+
     test('exportAll: every factor by id (pending, expired, other subjects), then every code by subject and hash, used ones with usedAt', async () => {
       await durable.createFactor(active({ id: 'f-b', subject: 'bob' }));
       await durable.createFactor(factor({ id: 'f-a', pendingUntil: T0 + 1 }));
@@ -333,6 +423,12 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
         { kind: 'contact', contact: contact({ id: 'c-a', pendingUntil: T0 + 1 }) },
         { kind: 'contact', contact: activeContact({ id: 'c-b', subject: 'bob', channel: 'sms' }) },
       ]);
+      await durable.createWebAuthnCredential(credential({ id: 'w-z', credentialId: 'eg' }));
+      await durable.createWebAuthnCredential(credential({ id: 'w-b', credentialId: 'Yg', subject: 'bob', lastUsedAt: T0 + 4 }));
+      assert.deepEqual((await collect(durable.exportAll())).slice(7), [
+        { kind: 'webauthn_credential', credential: credential({ id: 'w-b', credentialId: 'Yg', subject: 'bob', lastUsedAt: T0 + 4 }) },
+        { kind: 'webauthn_credential', credential: credential({ id: 'w-z', credentialId: 'eg' }) },
+      ]);
     });
 
     test('importAll: into an empty store; refused over factors unless replace; all or nothing', async () => {
@@ -342,8 +438,9 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
         { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$u', createdAt: T0, usedAt: T0 + 5 } },
         { kind: 'recovery_code', code: { subject: 'alice', hash: 'k1$v', createdAt: T0 } },
         { kind: 'contact', contact: activeContact({ id: 'i-c', purpose: 'backup' }) },
+        { kind: 'webauthn_credential', credential: credential({ id: 'w-i', lastUsedAt: T0 + 3 }) },
       ];
-      assert.deepEqual(await durable.importAll(records, { replace: false }), { factors: 2, recoveryCodes: 2, contacts: 1 });
+      assert.deepEqual(await durable.importAll(records, { replace: false }), { factors: 2, recoveryCodes: 2, contacts: 1, webauthnCredentials: 1 });
       assert.deepEqual(await collect(durable.exportAll()), records);
       assert.equal(await durable.countRecoveryCodes('alice'), 1);
       assert.deepEqual(await durable.consumeRecoveryCode('alice', 'k1$u', T0 + 6), { consumed: false, remaining: 1 });
@@ -351,13 +448,22 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
       await assert.rejects(durable.importAll(records, { replace: false }), {
         name: 'StoreError',
         code: 'ERR_STORE_NOT_EMPTY',
-        message: 'the store already holds 2 factors and 1 contact; an import would mix two sets',
+        // Credentials count as factors here: they share the factors' id space.
+        message: 'the store already holds 3 factors and 1 contact; an import would mix two sets',
       });
       // A duplicate half-way through: nothing of the import stays, and the replace is undone with it.
       const broken: DurableRecord[] = [records[0]!, { kind: 'factor', factor: active({ id: 'i-3' }) }, records[0]!];
       await assert.rejects(durable.importAll(broken, { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds factor "i-1" twice' });
       await assert.rejects(durable.importAll([records[2]!, records[2]!], { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds a recovery code of "alice" twice' });
       await assert.rejects(durable.importAll([records[4]!, records[4]!], { replace: true }), { code: 'ERR_STORE_CONFLICT', message: 'the import holds contact "i-c" twice' });
+      await assert.rejects(durable.importAll([records[5]!, { kind: 'webauthn_credential', credential: credential({ id: 'w-j' }) }], { replace: true }), {
+        code: 'ERR_STORE_CONFLICT',
+        message: 'the import holds the WebAuthn credential of factor "w-j" twice',
+      });
+      await assert.rejects(durable.importAll([records[0]!, { kind: 'webauthn_credential', credential: credential({ id: 'i-1' }) }], { replace: true }), {
+        code: 'ERR_STORE_CONFLICT',
+        message: 'the import holds factor "i-1" twice',
+      });
       await assert.rejects(durable.importAll([{ kind: 'factor', factor: factor({ id: 'x', digits: 4 }) }], { replace: true }), {
         code: 'ERR_STORE_INVALID_OPTION',
         message: 'factor.digits must be an integer from 6 to 10',
@@ -365,9 +471,13 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
       assert.deepEqual(await collect(durable.exportAll()), records);
 
       const replacement: DurableRecord[] = [{ kind: 'factor', factor: active({ id: 'r-1', subject: 'carol' }) }];
-      assert.deepEqual(await durable.importAll(replacement, { replace: true }), { factors: 1, recoveryCodes: 0, contacts: 0 });
+      assert.deepEqual(await durable.importAll(replacement, { replace: true }), { factors: 1, recoveryCodes: 0, contacts: 0, webauthnCredentials: 0 });
       assert.deepEqual(await collect(durable.exportAll()), replacement);
-      assert.deepEqual(await durable.importAll([], { replace: true }), { factors: 0, recoveryCodes: 0, contacts: 0 });
+      // A store holding only a credential is not empty either.
+      const onlyCredential: DurableRecord[] = [{ kind: 'webauthn_credential', credential: credential() }];
+      assert.deepEqual(await durable.importAll(onlyCredential, { replace: true }), { factors: 0, recoveryCodes: 0, contacts: 0, webauthnCredentials: 1 });
+      await assert.rejects(durable.importAll(replacement, { replace: false }), { code: 'ERR_STORE_NOT_EMPTY', message: 'the store already holds 1 factor; an import would mix two sets' });
+      assert.deepEqual(await durable.importAll([], { replace: true }), { factors: 0, recoveryCodes: 0, contacts: 0, webauthnCredentials: 0 });
       assert.deepEqual(await collect(durable.exportAll()), []);
       // A store holding only contacts is not empty either.
       await durable.createContact(contact({ id: 'c-only' }));
@@ -380,7 +490,8 @@ export function durableConformance(name: string, open: OpenDurable, options: { r
         ...Array.from({ length: 777 }, (_, i): DurableRecord => ({ kind: 'recovery_code', code: { subject: 's-0', hash: `k1$${String(i).padStart(4, '0')}`, createdAt: T0 } })),
       ];
       many.push(...Array.from({ length: 611 }, (_, i): DurableRecord => ({ kind: 'contact', contact: activeContact({ id: `c-${String(i).padStart(5, '0')}`, subject: `s-${i % 5}` }) })));
-      assert.deepEqual(await durable.importAll(many, { replace: false }), { factors: 1203, recoveryCodes: 777, contacts: 611 });
+      many.push(...Array.from({ length: 611 }, (_, i): DurableRecord => ({ kind: 'webauthn_credential', credential: credential({ id: `w-${String(i).padStart(5, '0')}`, credentialId: `c${i}` }) })));
+      assert.deepEqual(await durable.importAll(many, { replace: false }), { factors: 1203, recoveryCodes: 777, contacts: 611, webauthnCredentials: 611 });
       assert.deepEqual(await collect(durable.exportAll()), many);
     });
 

@@ -58,7 +58,7 @@ describe('postgres store', { skip }, () => {
       [schema.name],
     );
     const describe = (table: string) => columns.filter((c) => c.table_name === table).map((c) => `${c.column_name} ${c.data_type}${c.collation_name ? ` ${c.collation_name}` : ''}`);
-    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['contacts', 'factors', 'recovery_codes', 'schema_migrations']);
+    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['contacts', 'factors', 'recovery_codes', 'schema_migrations', 'webauthn_credentials']);
     assert.deepEqual(describe('contacts'), [
       'id text C',
       'subject text C',
@@ -89,10 +89,39 @@ describe('postgres store', { skip }, () => {
       'confirmed_at bigint',
     ]);
     assert.deepEqual(describe('recovery_codes'), ['subject text C', 'hash text C', 'created_at bigint', 'used_at bigint']);
+    assert.deepEqual(describe('webauthn_credentials'), [
+      'id text C',
+      'subject text C',
+      'credential_id text C',
+      'public_key_kid text C',
+      'public_key_blob text',
+      'sign_count bigint',
+      'transports text',
+      'kind text',
+      'synced integer',
+      'label text',
+      'created_at bigint',
+      'last_used_at bigint',
+    ]);
     const indexes = await schema.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, [schema.name]);
     assert.deepEqual(
       indexes.map((i) => i.indexname),
-      ['contacts_by_kid', 'contacts_by_subject', 'contacts_pending', 'contacts_pkey', 'factors_by_kid', 'factors_by_subject', 'factors_pending', 'factors_pkey', 'recovery_codes_pkey', 'schema_migrations_pkey'],
+      [
+        'contacts_by_kid',
+        'contacts_by_subject',
+        'contacts_pending',
+        'contacts_pkey',
+        'factors_by_kid',
+        'factors_by_subject',
+        'factors_pending',
+        'factors_pkey',
+        'recovery_codes_pkey',
+        'schema_migrations_pkey',
+        'webauthn_by_kid',
+        'webauthn_by_subject',
+        'webauthn_credentials_credential_id_key',
+        'webauthn_credentials_pkey',
+      ],
     );
   });
 

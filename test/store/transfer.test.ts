@@ -10,7 +10,7 @@ import { encodeRecord, readExport, writeExport } from '../../src/store/transfer.
 import { fakeClock, T0 } from '../support/clock.js';
 import { createTestSchema, type TestSchema } from '../support/postgres.js';
 import { postgresOrSkip } from '../support/services.js';
-import { active, activeContact, populate } from './durable-conformance.js';
+import { active, activeContact, credential, populate } from './durable-conformance.js';
 
 const skip = await postgresOrSkip();
 
@@ -32,7 +32,7 @@ describe('export file', () => {
       await store.durable.consumeRecoveryCode('alice', 'k1$x', T0 + 7);
       const path = join(dir, 'out.jsonl');
       await store.durable.createContact(activeContact({ id: 'c-1', channel: 'sms', purpose: 'backup' }));
-      assert.deepEqual(await writeExport(path, { source: 'sqlite', exportedAt: T0 + 9 }, store.durable.exportAll()), { factors: 1, recoveryCodes: 2, contacts: 1 });
+      assert.deepEqual(await writeExport(path, { source: 'sqlite', exportedAt: T0 + 9 }, store.durable.exportAll()), { factors: 1, recoveryCodes: 2, contacts: 1, webauthnCredentials: 0 });
       assert.equal(statSync(path).mode & 0o777, 0o600);
       assert.equal(
         readFileSync(path, 'utf8'),
@@ -41,7 +41,7 @@ describe('export file', () => {
           `{"type":"recovery_code","subject":"alice","hash":"k1$w","created_at":${T0},"used_at":null}\n` +
           `{"type":"recovery_code","subject":"alice","hash":"k1$x","created_at":${T0},"used_at":${T0 + 7}}\n` +
           `{"type":"contact","id":"c-1","subject":"alice","channel":"sms","purpose":"backup","status":"active","label":"work mail","destination":{"kid":"k1","blob":"c2VhbGVkLWFkZHJlc3M"},"created_at":${T0},"pending_until":null,"confirmed_at":${T0}}\n` +
-          `{"type":"end","factors":1,"recovery_codes":2,"contacts":1}\n`,
+          `{"type":"end","factors":1,"recovery_codes":2,"contacts":1,"webauthn_credentials":0}\n`,
       );
       const read = await readExport(path);
       assert.deepEqual(read.header, { source: 'sqlite', exportedAt: T0 + 9 });
@@ -61,6 +61,7 @@ describe('export file', () => {
     const code = `{"type":"recovery_code","subject":"alice","hash":"k1$w","created_at":${T0},"used_at":null}`;
     const header2 = header.replace('"version":1', '"version":2');
     const contactLine = encodeRecord({ kind: 'contact', contact: activeContact({ channel: 'sms' }) });
+    const credentialLine = encodeRecord({ kind: 'webauthn_credential', credential: credential() });
     const cases: [string, string][] = [
       ['', 'empty.jsonl:1: the file is empty'],
       [`{"format":"mfa-gateway-store-export","version":3,"source":"postgres","exported_at":${T0}}\n`, 'v2.jsonl:1: export format version 3 is not supported (this gateway reads versions 1 and 2)'],
@@ -74,9 +75,13 @@ describe('export file', () => {
       [`${header}\n{"type":"end","factors":0,"recovery_codes":0}\n${code}\n`, 'v2.jsonl:3: a line after the "end" line'],
       // Version 1 knew no contacts; version 2 counts them at the end.
       [`${header}\n${contactLine}\n`, 'v2.jsonl:2: unknown record type "contact"'],
-      [`${header2}\n${contactLine}\n{"type":"end","factors":0,"recovery_codes":0}\n`, 'v2.jsonl:3: the "end" line does not match the records above it (0 factors, 0 recovery codes, 1 contacts)'],
+      [`${header2}\n${contactLine}\n{"type":"end","factors":0,"recovery_codes":0}\n`, 'v2.jsonl:3: the "end" line does not match the records above it (0 factors, 0 recovery codes, 1 contacts, 0 webauthn credentials)'],
       [`${header2}\n${contactLine.replace('"sms"', '"fax"')}\n`, 'v2.jsonl:2: contact.channel must be "email" or "sms"'],
       [`${header2}\n${contactLine.replace('"label"', '"name"')}\n`, 'v2.jsonl:2: a contact needs exactly the fields type, id, subject, channel, purpose, status, label, destination, created_at, pending_until, confirmed_at (destination: kid, blob)'],
+      [`${header}\n${credentialLine}\n`, 'v2.jsonl:2: unknown record type "webauthn_credential"'],
+      [`${header2}\n${credentialLine}\n{"type":"end","factors":0,"recovery_codes":0}\n`, 'v2.jsonl:3: the "end" line does not match the records above it (0 factors, 0 recovery codes, 0 contacts, 1 webauthn credentials)'],
+      [`${header2}\n${credentialLine.replace('"synced":true', '"synced":1')}\n`, 'v2.jsonl:2: credential.synced must be true or false'],
+      [`${header2}\n${credentialLine.replace('"label"', '"name"')}\n`, `v2.jsonl:2: a webauthn_credential needs exactly the fields type, id, subject, credential_id, public_key, sign_count, transports, kind, synced, label, created_at, last_used_at (public_key: kid, blob)`],
     ];
     for (const [text, message] of cases) {
       const name = text === '' ? 'empty.jsonl' : 'v2.jsonl';
@@ -118,13 +123,13 @@ describe('export/import round trip SQLite → PostgreSQL → SQLite', { skip }, 
     try {
       await populate(a.durable);
       await writeExport(join(dir, '1.jsonl'), { source: 'sqlite', exportedAt: T0 }, a.durable.exportAll());
-      assert.deepEqual(await pg.durable.importAll((await readExport(join(dir, '1.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13, contacts: 1 });
+      assert.deepEqual(await pg.durable.importAll((await readExport(join(dir, '1.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13, contacts: 1, webauthnCredentials: 2 });
       await writeExport(join(dir, '2.jsonl'), { source: 'postgres', exportedAt: T0 }, pg.durable.exportAll());
-      assert.deepEqual(await b.durable.importAll((await readExport(join(dir, '2.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13, contacts: 1 });
+      assert.deepEqual(await b.durable.importAll((await readExport(join(dir, '2.jsonl'))).records, { replace: false }), { factors: 5, recoveryCodes: 13, contacts: 1, webauthnCredentials: 2 });
       await writeExport(join(dir, '3.jsonl'), { source: 'sqlite', exportedAt: T0 }, b.durable.exportAll());
 
       const first = records(join(dir, '1.jsonl'));
-      assert.equal(first.length, 5 + 13 + 1 + 1 + 1);
+      assert.equal(first.length, 1 + 5 + 13 + 1 + 2 + 1);
       assert.deepEqual(records(join(dir, '2.jsonl')), first);
       assert.deepEqual(records(join(dir, '3.jsonl')), first);
       assert.deepEqual(first.slice(0, 5).map((line) => (JSON.parse(line) as { id: string }).id), ['F-upper', 'f-expired', 'f-hotp', 'f-pending', 'f-totp']);
@@ -133,7 +138,7 @@ describe('export/import round trip SQLite → PostgreSQL → SQLite', { skip }, 
       const rows = (path: string) => {
         const db = new Database(path, { readonly: true });
         try {
-          return ['factors ORDER BY id', 'recovery_codes ORDER BY subject, hash', 'contacts ORDER BY id'].map((table) => db.prepare(`SELECT * FROM ${table}`).all());
+          return ['factors ORDER BY id', 'recovery_codes ORDER BY subject, hash', 'contacts ORDER BY id', 'webauthn_credentials ORDER BY id'].map((table) => db.prepare(`SELECT * FROM ${table}`).all());
         } finally {
           db.close();
         }

@@ -276,6 +276,48 @@ export function describeTtlConformance(name: string, makeBackend: () => Promise<
     });
   });
 
+  describe(`${name}: ceremony challenges (single use, expiring)`, () => {
+    test('taken once; a new put replaces the old; expired is gone; ceremonies and subjects are apart', async (t) => {
+      await one(t, async (ttl) => {
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-register', T0), undefined);
+        await ttl.putChallenge('alice', 'webauthn-register', '{"c":"one"}', T0, MINUTE);
+        await ttl.putChallenge('alice', 'webauthn-register', '{"c":"two"}', T0 + 1, MINUTE);
+        await ttl.putChallenge('alice', 'webauthn-authenticate', 'auth', T0, MINUTE);
+        await ttl.putChallenge('bob', 'webauthn-register', 'bob', T0, MINUTE);
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-register', T0 + 2), '{"c":"two"}');
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-register', T0 + 3), undefined);
+        assert.equal(await ttl.takeChallenge('bob', 'webauthn-register', T0 + 3), 'bob');
+        // The caller's clock judges expiry: one ms before the end it is there, at the end it is not (and is gone).
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-authenticate', T0 + MINUTE), undefined);
+        await ttl.putChallenge('alice', 'webauthn-authenticate', 'again', T0, MINUTE);
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-authenticate', T0 + MINUTE - 1), 'again');
+        await ttl.putChallenge('alice', 'webauthn-authenticate', 'late', T0, MINUTE);
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-authenticate', T0 + MINUTE), undefined);
+        assert.equal(await ttl.takeChallenge('alice', 'webauthn-authenticate', T0), undefined, 'an expired take deletes it too');
+      });
+    });
+
+    test('one challenge taken by 30 requests at once over 3 replicas: exactly one gets it', async (t) => {
+      await three(t, async (stores) => {
+        await stores[0]!.putChallenge('carol', 'webauthn-authenticate', 'once', T0, MINUTE);
+        const results = await spread(stores, 30, (ttl) => ttl.takeChallenge('carol', 'webauthn-authenticate', T0));
+        assert.deepEqual(results.filter((r) => r !== undefined), ['once']);
+      });
+    });
+
+    test('bad arguments are refused with typed errors', async (t) => {
+      await one(t, async (ttl) => {
+        await assert.rejects(ttl.putChallenge('', 'webauthn-register', 'v', T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION', message: 'subject must be a non-empty string' });
+        await assert.rejects(ttl.putChallenge('a', 'Register!', 'v', T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION', message: 'ceremony must be a short lower-case name' });
+        await assert.rejects(ttl.putChallenge('a', 'webauthn-register', '', T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION', message: 'value must be a non-empty string of at most 4096 characters' });
+        await assert.rejects(ttl.putChallenge('a', 'webauthn-register', 'x'.repeat(4097), T0, MINUTE), { code: 'ERR_STORE_INVALID_OPTION' });
+        await assert.rejects(ttl.putChallenge('a', 'webauthn-register', 'v', T0, 0), { code: 'ERR_STORE_INVALID_OPTION', message: 'keepMs must be a positive integer of milliseconds' });
+        await assert.rejects(ttl.takeChallenge('a', 'webauthn-register', -1), { code: 'ERR_STORE_INVALID_OPTION', message: 'now must be unix milliseconds' });
+        await assert.rejects(ttl.takeChallenge('a', '', T0), { code: 'ERR_STORE_INVALID_OPTION' });
+      });
+    });
+  });
+
   describe(`${name}: drift readings`, () => {
     test('each failure swaps in its reading and gets the previous one back', async (t) => {
       await one(t, async (ttl) => {

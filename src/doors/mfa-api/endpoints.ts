@@ -4,12 +4,14 @@ import type { GatewayPolicy, OtpAlgorithm } from '../../config/types.js';
 import { problem, type Problem } from '../../errors/problems.js';
 import { sendEmpty, sendJson, sendProblem } from '../../http/respond.js';
 import type { RequestView } from '../../request/view.js';
-import type { FactorRequest, FactorSummary } from '../../mfa/enrollment.js';
+import type { FactorRequest } from '../../mfa/enrollment.js';
+import type { ListedFactor } from '../../mfa/listing.js';
+import type { IssuedSession } from '../../decision/types.js';
+import { handleWebAuthnEndpoint, webAuthnFactorJson, WEBAUTHN_ROUTES } from './webauthn.js';
 import { storeUnavailable, type Caller, type MfaService } from '../../mfa/service.js';
 import { isStoreUnavailable } from '../../store/health.js';
-import { SETUP_PAGE_HEADERS, SETUP_PAGE_HTML } from './setup-page.js';
-import { hasBody } from '../../request/body.js';
-import { isProblem, onlyFields, stringField, type Json } from './fields.js';
+import { serveSetupPage } from './setup-page.js';
+import { isProblem, onlyFields, readJson, stringField, type Json } from './body.js';
 import { contactJson, handleOtpEndpoint, OTP_ROUTES } from './otp.js';
 
 /**
@@ -30,69 +32,9 @@ export interface MfaEndpointContext {
   readonly now: number;
 }
 
-export const MAX_BODY_BYTES = 16 * 1024;
+export { MAX_BODY_BYTES } from './body.js';
 const FACTOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-type BodyResult = { readonly ok: true; readonly body: Json | undefined } | { readonly ok: false; readonly problem: Problem; readonly close: boolean };
-
-/** Serves the setup page; exported so a gateway can offer it before any bearer check (a browser has none). */
-export function serveSetupPage(res: ServerResponse): void {
-  res.writeHead(200, { ...SETUP_PAGE_HEADERS, 'content-length': Buffer.byteLength(SETUP_PAGE_HTML) });
-  res.end(SETUP_PAGE_HTML);
-}
-
-/** Reads a JSON object body; an absent body is `undefined`. Stops reading past the limit. */
-function readJson(req: IncomingMessage): Promise<BodyResult> {
-  if (!hasBody(req)) return Promise.resolve({ ok: true, body: undefined });
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
-    return Promise.resolve({ ok: false, problem: problem('invalid_request', 'the body must be application/json'), close: true });
-  }
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-    return Promise.resolve({ ok: false, problem: problem('invalid_request', `the body must be at most ${MAX_BODY_BYTES} bytes`), close: true });
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (result: BodyResult) => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        finish({ ok: false, problem: problem('invalid_request', `the body must be at most ${MAX_BODY_BYTES} bytes`), close: true });
-        req.pause();
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        finish({ ok: false, problem: problem('invalid_request', 'the body is not valid JSON'), close: false });
-        return;
-      }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        finish({ ok: false, problem: problem('invalid_request', 'the body must be a JSON object'), close: false });
-        return;
-      }
-      finish({ ok: true, body: parsed as Json });
-    };
-    const onError = () => finish({ ok: false, problem: problem('invalid_request', 'the body could not be read'), close: true });
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
-}
 
 function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
   if (body === undefined) return { type: 'totp' };
@@ -116,7 +58,9 @@ function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
   };
 }
 
-function factorJson(f: FactorSummary): Json {
+function factorJson(f: ListedFactor): Json {
+  const lifetime = { ...(f.expiresAt !== undefined ? { expires_at: f.expiresAt, expired: f.expired === true } : {}) };
+  if (f.type === 'webauthn') return webAuthnFactorJson(f, lifetime);
   return {
     id: f.id,
     type: f.type,
@@ -128,7 +72,14 @@ function factorJson(f: FactorSummary): Json {
     created_at: f.createdAt,
     ...(f.confirmedAt !== undefined ? { confirmed_at: f.confirmedAt } : {}),
     ...(f.pendingUntil !== undefined ? { pending_until: f.pendingUntil } : {}),
+    ...lifetime,
   };
+}
+
+/** What a session answer adds after a recovery code: how many are left, and the suggestion once few are. */
+function recoveryJson(session: IssuedSession): Json {
+  if (session.recoveryCodesRemaining === undefined) return {};
+  return { recovery_codes_remaining: session.recoveryCodesRemaining, ...(session.recoveryCodesHint !== undefined ? { recovery_codes_hint: session.recoveryCodesHint } : {}) };
 }
 
 const ROUTES: Readonly<Record<string, string>> = {
@@ -143,6 +94,7 @@ const ROUTES: Readonly<Record<string, string>> = {
   'recovery-codes': 'POST',
   setup: 'GET',
   ...OTP_ROUTES,
+  ...WEBAUTHN_ROUTES,
 };
 
 export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointContext): Promise<void> {
@@ -152,12 +104,13 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
   const fail = (p: Problem, extra?: Record<string, string>, close = false) => sendProblem(res, p, requestId, extra, close);
 
   const factorPath = /^factors\/([^/]+)$/.exec(subpath);
-  const allowed = factorPath !== null ? 'DELETE' : ROUTES[subpath];
+  // A factor is removed (DELETE) or renamed (PATCH {label}).
+  const allowed = factorPath !== null ? 'DELETE, PATCH' : ROUTES[subpath];
   if (allowed === undefined) {
     fail(problem('not_found', 'no such gateway endpoint'));
     return;
   }
-  if (view.method !== allowed) {
+  if (!allowed.split(', ').includes(view.method)) {
     fail(problem('method_not_allowed', `use ${allowed} for this endpoint`), { allow: allowed });
     return;
   }
@@ -182,11 +135,18 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
         fail(problem('not_found', 'no factor with this id'));
         return;
       }
+      if (view.method === 'PATCH') {
+        const unknown = body === undefined ? problem('invalid_request', 'a JSON body {label} is required') : onlyFields(body, ['label']);
+        if (unknown !== undefined) return fail(unknown);
+        const renamed = await service.renameFactor(caller, id, body!.label as string);
+        return renamed.ok ? sendEmpty(res, 204) : fail(renamed.problem);
+      }
       const removed = await service.removeFactor(caller, id);
       if (removed.ok) sendEmpty(res, 204);
       else fail(removed.problem);
       return;
     }
+    if (subpath.startsWith('webauthn/')) return await handleWebAuthnEndpoint(service, caller, subpath, body, res, fail);
 
     if (subpath in OTP_ROUTES) return await handleOtpEndpoint(service, caller, subpath, body, res, fail);
 
@@ -235,7 +195,7 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
       case 'verify': {
         const result = await service.verify(caller);
         if (!result.ok) return fail(result.problem);
-        return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt });
+        return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt, ...recoveryJson(result.session) });
       }
       case 'session/revoke': {
         const result = await service.revokeSession(caller);
@@ -253,8 +213,12 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
         return sendJson(res, 200, { session_token: result.session.token, expires_at: result.session.expiresAt });
       }
       case 'factors': {
-        const [listed, contacts] = await Promise.all([service.listFactors(ctx.principal.subject, ctx.now), service.listContacts(ctx.principal.subject, ctx.now)]);
-        return sendJson(res, 200, { factors: [...listed.factors.map(factorJson), ...contacts.map(contactJson)], recovery_codes_remaining: listed.recoveryCodesRemaining });
+        const [listed, contacts] = await Promise.all([service.listFactors(ctx.principal.subject, ctx.now, ctx.policy), service.listContacts(ctx.principal.subject, ctx.now)]);
+        return sendJson(res, 200, {
+          factors: [...listed.factors.map(factorJson), ...contacts.map(contactJson)],
+          recovery_codes_remaining: listed.recoveryCodesRemaining,
+          ...(listed.recoveryCodesHint !== undefined ? { recovery_codes_hint: listed.recoveryCodesHint } : {}),
+        });
       }
       case 'recovery-codes': {
         const result = await service.regenerateRecoveryCodes(caller);

@@ -3,7 +3,7 @@ import { problem, type Problem } from '../../errors/problems.js';
 import { sendJson } from '../../http/respond.js';
 import type { Caller, ContactSummary, MfaService, SentCode } from '../../mfa/service.js';
 import type { ContactChannel, ContactPurpose } from '../../store/types.js';
-import { isProblem, onlyFields, stringField, type Json } from './fields.js';
+import { isProblem, onlyFields, stringField, type Json } from './body.js';
 
 /**
  * The e-mail and SMS endpoints under the reserved prefix, after endpoints.ts has checked the

@@ -1,10 +1,21 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
 
 /**
- * `GET <prefix>setup`: one self-contained page (no external resource of any kind) that walks a user
- * through enroll → scan → confirm → save recovery codes by calling the JSON endpoints with a
- * bearer token the user pastes. The inline script and style are allowed by hash in a strict CSP;
- * server data only ever reaches the page through textContent and an <img> data: URL.
+ * `GET <prefix>setup`: one page that walks a user through adding a second factor by calling the
+ * JSON endpoints with a bearer token the user pastes: an authenticator app (enroll → scan → confirm
+ * → save recovery codes) or a security key / passkey (WebAuthn register, and "confirm with a
+ * passkey" as the step-up for changes once one exists).
+ *
+ * No inline script and nothing from another origin. The page loads two same-origin scripts under
+ * the prefix, `setup.js` (below) and `webauthn-browser.js` (the @simplewebauthn/browser bundle,
+ * served as the package ships it), each tagged with a nonce drawn for this response: the CSP allows
+ * exactly those two elements, so an injected <script> — inline or pointing at a path a backend
+ * serves on the same origin — does not run. The one inline style is allowed by its hash. Server
+ * data only ever reaches the page through textContent and an <img> data: URL.
  */
 
 const STYLE = `
@@ -23,8 +34,16 @@ const SCRIPT = `
 (() => {
   const base = location.pathname.replace(/setup$/, '');
   const $ = (id) => document.getElementById(id);
+  const webauthn = window.SimpleWebAuthnBrowser;
   let factorId = '';
+  // A session from "confirm with a passkey": the step-up for the calls after it. Kept in memory only.
+  let session = '';
   function say(text, ok) { $('status').textContent = text; $('status').className = ok ? 'ok' : ''; }
+  function stepUp() {
+    const current = $('current').value.trim();
+    if (current) return { 'x-mfa-token': current };
+    return session ? { 'x-session-token': session } : undefined;
+  }
   async function call(method, path, body, extra) {
     const headers = Object.assign({ authorization: 'Bearer ' + $('bearer').value.trim() }, extra || {});
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -35,11 +54,19 @@ const SCRIPT = `
     if (!res.ok) throw new Error((data.detail || res.statusText) + (data.hint ? ' — ' + data.hint : ''));
     return data;
   }
+  function showCodes(codes, done) {
+    if (Array.isArray(codes)) {
+      $('codes').textContent = codes.join('\\n');
+      $('step-codes').hidden = false;
+      say(done + ' Save your recovery codes now: they are shown only once.', true);
+    } else {
+      say(done, true);
+    }
+  }
   $('enroll').addEventListener('click', async () => {
     say('');
-    const current = $('current').value.trim();
     try {
-      const data = await call('POST', 'totp/enroll', undefined, current ? { 'x-mfa-token': current } : undefined);
+      const data = await call('POST', 'totp/enroll', undefined, stepUp());
       factorId = data.factor_id;
       $('qr').src = data.qr_png;
       $('manual').textContent = data.manual_key;
@@ -50,17 +77,33 @@ const SCRIPT = `
   $('confirm').addEventListener('click', async () => {
     say('');
     try {
-      const data = await call('POST', 'totp/confirm', { factor_id: factorId, code: $('code').value.trim() });
+      const data = await call('POST', 'totp/confirm', { factor_id: factorId, code: $('code').value.trim() }, stepUp());
       $('step-scan').hidden = true;
       $('qr').removeAttribute('src');
       $('manual').textContent = '';
-      if (Array.isArray(data.recovery_codes)) {
-        $('codes').textContent = data.recovery_codes.join('\\n');
-        $('step-codes').hidden = false;
-        say('Factor active. Save your recovery codes now: they are shown only once.', true);
-      } else {
-        say('Factor active.', true);
-      }
+      showCodes(data.recovery_codes, 'Factor active.');
+    } catch (e) { say(e.message); }
+  });
+  $('webauthn-add').addEventListener('click', async () => {
+    say('');
+    try {
+      if (!webauthn || !webauthn.browserSupportsWebAuthn()) throw new Error('this browser does not support security keys or passkeys');
+      const options = await call('POST', 'webauthn/register/options', undefined, stepUp());
+      const response = await webauthn.startRegistration({ optionsJSON: options });
+      const label = $('webauthn-label').value.trim();
+      const data = await call('POST', 'webauthn/register/verify', label ? { response, label } : { response }, stepUp());
+      showCodes(data.recovery_codes, 'Security key or passkey added (' + data.label + ').');
+    } catch (e) { say(e.message); }
+  });
+  $('webauthn-confirm').addEventListener('click', async () => {
+    say('');
+    try {
+      if (!webauthn || !webauthn.browserSupportsWebAuthn()) throw new Error('this browser does not support security keys or passkeys');
+      const options = await call('POST', 'webauthn/authenticate/options');
+      const response = await webauthn.startAuthentication({ optionsJSON: options });
+      const data = await call('POST', 'webauthn/authenticate/verify', { response });
+      session = data.session_token;
+      say('Confirmed with your security key or passkey: you can add or change factors for the next few minutes.', true);
     } catch (e) { say(e.message); }
   });
   $('saved').addEventListener('click', () => {
@@ -75,7 +118,8 @@ function cspHash(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }
 
-const PAGE = `<!doctype html>
+function page(nonce: string): string {
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -83,6 +127,8 @@ const PAGE = `<!doctype html>
 <meta name="referrer" content="no-referrer">
 <title>Set up a second factor</title>
 <style>${STYLE}</style>
+<script nonce="${nonce}" src="webauthn-browser.js" defer></script>
+<script nonce="${nonce}" src="setup.js" defer></script>
 </head>
 <body>
 <h1>Set up a second factor</h1>
@@ -93,47 +139,88 @@ const PAGE = `<!doctype html>
   <textarea id="bearer" rows="3" autocomplete="off" spellcheck="false"></textarea>
   <label for="current">If you already have an active factor, a current code from it (step-up):</label>
   <input id="current" inputmode="numeric" autocomplete="one-time-code">
+  <button id="webauthn-confirm" type="button">Or confirm with a security key or passkey</button>
+</section>
+<section id="step-webauthn">
+  <h2>2a. Add a security key or passkey</h2>
+  <label for="webauthn-label">A name for it (optional):</label>
+  <input id="webauthn-label" maxlength="64" autocomplete="off">
+  <button id="webauthn-add" type="button">Add a security key or passkey</button>
+</section>
+<section id="step-app">
+  <h2>2b. Or add an authenticator app</h2>
   <button id="enroll" type="button">Start enrollment</button>
 </section>
 <section id="step-scan" hidden>
-  <h2>2. Scan with your authenticator app</h2>
+  <h2>Scan with your authenticator app</h2>
   <img id="qr" alt="QR code for your authenticator app" width="300" height="300">
   <p>Cannot scan? Enter this key by hand (time-based):</p>
   <div id="manual"></div>
-  <h2>3. Confirm</h2>
+  <h2>Confirm</h2>
   <label for="code">The code your app shows now:</label>
   <input id="code" inputmode="numeric" autocomplete="one-time-code">
   <button id="confirm" type="button">Confirm</button>
 </section>
 <section id="step-codes" hidden>
-  <h2>4. Save your recovery codes</h2>
+  <h2>Save your recovery codes</h2>
   <p>Each works once, in place of a code, if you lose your device. Store them somewhere safe.</p>
   <div id="codes"></div>
   <button id="saved" type="button">I have saved them</button>
 </section>
 <p id="status" role="status"></p>
-<script>${SCRIPT}</script>
 </body>
 </html>
 `;
+}
 
-export const SETUP_PAGE_HTML = PAGE;
+/** The setup page's own files under the prefix, served without a bearer like the page itself. */
+export const SETUP_ASSETS = ['setup.js', 'webauthn-browser.js'] as const;
+export type SetupAsset = (typeof SETUP_ASSETS)[number];
 
-/** Response headers of the setup page: the CSP allows exactly the inline script and style above. */
-export const SETUP_PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': [
-    "default-src 'none'",
-    `script-src ${cspHash(SCRIPT)}`,
-    `style-src ${cspHash(STYLE)}`,
-    'img-src data:',
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join('; '),
+/** The browser bundle as the package ships it, read once on first use. */
+let bundle: Buffer | undefined;
+function webauthnBundle(): Buffer {
+  // The package exports only its entry points: find the bundle beside the CommonJS one.
+  const entry = createRequire(import.meta.url).resolve('@simplewebauthn/browser');
+  bundle ??= readFileSync(join(dirname(entry), '..', 'dist', 'bundle', 'index.umd.min.js'));
+  return bundle;
+}
+
+const COMMON_HEADERS = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-});
+  'cross-origin-resource-policy': 'same-origin',
+} as const;
+
+/** Sends the page with a fresh nonce, and a CSP that runs exactly its two script elements. */
+export function serveSetupPage(res: ServerResponse): void {
+  const nonce = randomBytes(16).toString('base64');
+  const body = page(nonce);
+  res.writeHead(200, {
+    ...COMMON_HEADERS,
+    'content-type': 'text/html; charset=utf-8',
+    'content-security-policy': [
+      "default-src 'none'",
+      `script-src 'nonce-${nonce}'`,
+      `style-src ${cspHash(STYLE)}`,
+      'img-src data:',
+      "connect-src 'self'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join('; '),
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+/** The page's own script, for tests that read it. */
+export const SETUP_SCRIPT = SCRIPT;
+
+export function serveSetupAsset(res: ServerResponse, asset: SetupAsset): void {
+  const body = asset === 'setup.js' ? Buffer.from(SCRIPT, 'utf8') : webauthnBundle();
+  res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'text/javascript; charset=utf-8', 'content-length': body.length });
+  res.end(body);
+}

@@ -1,45 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { renderProblem } from '../../../src/errors/problems.js';
-import { handleMfaEndpoint } from '../../../src/doors/mfa-api/endpoints.js';
 import { INVALID_CODE_DETAIL } from '../../../src/mfa/service.js';
-import { canonicalizeRequest } from '../../../src/request/canonical.js';
-import { createTrustList } from '../../../src/request/trust.js';
-import { createRig, principal, type Rig } from '../../mfa/support.js';
+import { createRig, type Rig } from '../../mfa/support.js';
+import { startServer } from './server.js';
 import { call, closeServer, rawExchange, type Reply } from '../../support/http.js';
 import { oathHotp, oathTotp, wrongTotp } from '../../support/otp.js';
 
-/**
- * The endpoints behind a real node:http server on loopback. The server does what the gateway does
- * before calling handleMfaEndpoint: canonicalise the request and turn the bearer into a principal
- * (here the bearer token is simply the subject: JWT verification is not what is under test).
- */
+/** The endpoints behind a real node:http server on loopback (server.ts). */
 
 const PREFIX = '/.mfa/';
 const JSON_TYPE = 'application/json; charset=utf-8';
-
-function startServer(rig: Rig): Promise<{ server: Server; port: number }> {
-  const trusted = createTrustList([]);
-  const server = createServer((req, res) => {
-    const canonical = canonicalizeRequest(req, { trustedProxies: trusted, maxTokenBytes: 8192 });
-    if (!canonical.ok) {
-      const r = renderProblem(canonical.problem);
-      res.writeHead(r.status, r.headers).end(r.body);
-      return;
-    }
-    const view = canonical.view;
-    const subject = /^(?:Bearer )?([A-Za-z0-9_-]+)$/.exec(view.authorization ?? '')?.[1];
-    if (subject === undefined || !view.path.startsWith(PREFIX)) {
-      res.writeHead(401).end();
-      return;
-    }
-    void handleMfaEndpoint(rig.service, { req, res, view, subpath: view.path.slice(PREFIX.length), principal: principal(subject), policy: rig.policy, now: rig.clock() });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port })));
-}
 
 function auth(subject: string, extra: Record<string, string> = {}): Record<string, string> {
   return { authorization: `Bearer ${subject}`, ...extra };
@@ -88,16 +60,29 @@ describe('MFA endpoints over HTTP', () => {
     assert.equal(reply.headers['x-frame-options'], 'DENY');
     assert.equal(reply.headers['cache-control'], 'no-store');
     const csp = reply.headers['content-security-policy']!;
-    const script = /<script>([\s\S]*)<\/script>/.exec(reply.text)![1]!;
     const style = /<style>([\s\S]*)<\/style>/.exec(reply.text)![1]!;
     const hash = (text: string) => createHash('sha256').update(text).digest('base64');
+    // No inline script at all: two same-origin scripts, each carrying this response's nonce, and nothing else runs.
+    const scripts = [...reply.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
+    assert.deepEqual(scripts.map((m) => m[2]), ['', '']);
+    const nonce = /nonce="([A-Za-z0-9+/=]{24})"/.exec(scripts[0]![1]!)![1]!;
+    assert.deepEqual(
+      scripts.map((m) => m[1]),
+      [` nonce="${nonce}" src="webauthn-browser.js" defer`, ` nonce="${nonce}" src="setup.js" defer`],
+    );
     assert.equal(
       csp,
-      `default-src 'none'; script-src 'sha256-${hash(script)}'; style-src 'sha256-${hash(style)}'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'sha256-${hash(style)}'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
     );
+    const again = await call(port, 'GET', `${PREFIX}setup`, auth('alice'));
+    assert.ok(!again.text.includes(nonce), 'a fresh nonce per response');
     assert.ok(!/\b(src|href)=["']?(https?:)?\/\//i.test(reply.text), 'no external resources');
-    assert.ok(!reply.text.includes('innerHTML'), 'server data never goes through innerHTML');
-    for (const path of ['totp/enroll', 'totp/confirm']) assert.ok(reply.text.includes(`'${path}'`));
+    assert.ok(reply.text.includes('Add a security key or passkey'));
+    const { SETUP_SCRIPT } = await import('../../../src/doors/mfa-api/setup-page.js');
+    assert.ok(!SETUP_SCRIPT.includes('innerHTML'), 'server data never goes through innerHTML');
+    for (const path of ['totp/enroll', 'totp/confirm', 'webauthn/register/options', 'webauthn/register/verify', 'webauthn/authenticate/options', 'webauthn/authenticate/verify']) {
+      assert.ok(SETUP_SCRIPT.includes(`'${path}'`), path);
+    }
   }
 
   async function enroll(): Promise<{ secret: string; factorId: string }> {
@@ -284,7 +269,7 @@ describe('MFA endpoints over HTTP', () => {
     assert.equal(wrongMethod.json().code, 'method_not_allowed');
     const deleteOther = await call(port, 'POST', `${PREFIX}factors/abc`, auth('alice'));
     assert.equal(deleteOther.status, 405);
-    assert.equal(deleteOther.headers.allow, 'DELETE');
+    assert.equal(deleteOther.headers.allow, 'DELETE, PATCH');
   }
 
   async function notEnrolled(): Promise<void> {
@@ -320,7 +305,7 @@ describe('MFA endpoints over HTTP', () => {
     await notEnrolled();
   }
 
-  test('GET setup: self-contained HTML with a strict CSP whose hashes match the inline script and style', setupPage);
+  test('GET setup: no inline script, its two same-origin scripts allowed by a fresh nonce, the style by its hash', setupPage);
 
   test('POST totp/enroll → 201 with the secret, otpauth URI, 300×300 QR (SVG and PNG) and manual key', async () => {
     await enroll();
