@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../time/clock.js';
 import { checkContact, checkFactor, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, importTally, notEmpty } from './checks.js';
 import { StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
+import { createSqliteEventStore, type EventStore } from './events.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
 import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, statementsFor, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
 import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore } from './types.js';
@@ -29,6 +30,8 @@ export interface SqliteStoreOptions {
 export interface SqliteStore {
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
+  /** The audit trail, the outbox and first-seen signals (branch events). */
+  readonly events: EventStore;
   /** What opening did to the schema: the versions it applied, and the status after. */
   readonly migrations: MigrationResult;
   /** Deletes expired TTL rows, expired pending factors and contacts now; returns how many of each. */
@@ -309,6 +312,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return {
     durable,
     ttl,
+    events: createSqliteEventStore(db, live),
     migrations,
     cleanup,
     async close() {
