@@ -1,4 +1,6 @@
+import type { GatewayPolicy } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
+import type { RequestView } from '../request/view.js';
 import type { MfaMethod } from '../decision/types.js';
 import type { ContactChannel, ContactPurpose, FactorType } from '../store/types.js';
 
@@ -34,13 +36,21 @@ export type AuditEvent =
   | { readonly event: 'code_sent'; readonly factorId: string; readonly channel: ContactChannel; readonly destination: string }
   | { readonly event: 'code_send_failed'; readonly factorId: string; readonly channel: ContactChannel; readonly destination: string; readonly reason: string }
   | { readonly event: 'code_send_limited'; readonly factorId: string; readonly limit: 'user' | 'destination'; readonly retryAfterSeconds: number }
-  | { readonly event: 'backup_contact_used'; readonly factorId: string };
+  | { readonly event: 'backup_contact_used'; readonly factorId: string }
+  // Adaptive step-up: a valid session was not enough for this request (events.rules).
+  | { readonly event: 'risk_step_up'; readonly reason: 'country_change' };
 
 export interface AuditContext {
   readonly subject: string;
   readonly requestId?: string | undefined;
   readonly clientIp?: string | undefined;
+  /** The request and the policy it pinned, for the audit trail's signals and rules (never logged as such). */
+  readonly view?: RequestView | undefined;
+  readonly policy?: GatewayPolicy | undefined;
 }
+
+/** Where each audit event goes besides the log line: the durable trail and the rules (src/events). */
+export type AuditSink = (ctx: AuditContext, event: AuditEvent) => void;
 
 export interface AuditLog {
   record(ctx: AuditContext, event: AuditEvent): void;
@@ -55,9 +65,9 @@ const SNAKE: Readonly<Record<string, string>> = {
   expiresAt: 'expires_at',
 };
 
-const WARNINGS: ReadonlySet<AuditEvent['event']> = new Set(['failed', 'replay', 'locked', 'address_blocked', 'factor_unreadable', 'code_send_failed']);
+const WARNINGS: ReadonlySet<AuditEvent['event']> = new Set(['failed', 'replay', 'locked', 'address_blocked', 'factor_unreadable', 'code_send_failed', 'risk_step_up']);
 
-export function createAuditLog(logger: Logger): AuditLog {
+export function createAuditLog(logger: Logger, sink?: AuditSink): AuditLog {
   return {
     record(ctx, event) {
       const fields: Record<string, unknown> = { subject: ctx.subject };
@@ -68,6 +78,7 @@ export function createAuditLog(logger: Logger): AuditLog {
       }
       const level = WARNINGS.has(event.event) ? 'warn' : 'info';
       logger[level](fields, `mfa ${event.event}`);
+      sink?.(ctx, event);
     },
   };
 }

@@ -76,7 +76,11 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     else if ('backup' in result && result.backup) audit.record(ctx, { event: 'backup_contact_used', factorId: result.factorId });
     const mfaTime = seconds(now);
     // Independent writes, sent together: one round trip's wait on a network store.
-    const [, session] = await Promise.all([ttl.clearLock(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined]);
+    const [, session] = await Promise.all([
+      ttl.clearLock(ctx.subject),
+      withSession ? issueSession(deps, caller, result.method, mfaTime) : undefined,
+      deps.risk?.passed({ subject: ctx.subject, view: caller.view, policy, now }),
+    ]);
     return session === undefined ? { ok: true, method: result.method, mfaTime } : { ok: true, method: result.method, mfaTime, session };
   }
 
@@ -90,9 +94,16 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     // A valid session is checked before the lock: the lock stops code guessing, and refusing an
     // established session would let anyone holding the bearer token lock its owner out by failing.
     const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now);
+    let risky = false;
     if (found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs) {
-      countVerification(deps, 'session', 'success');
-      return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
+      // Adaptive step-up (events.rules): a valid session from a new country still needs a fresh factor.
+      const risk = deps.risk === undefined ? undefined : await deps.risk.riskCheck({ subject: caller.principal.subject, view: caller.view, policy: caller.policy, now });
+      if (risk === undefined) {
+        countVerification(deps, 'session', 'success');
+        return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
+      }
+      risky = true;
+      audit.record(auditContext(caller), { event: 'risk_step_up', reason: risk });
     }
 
     const ctx = auditContext(caller);
@@ -101,7 +112,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
 
     if (found !== undefined && mfaToken === undefined) {
       countVerification(deps, 'session', 'failure');
-      return found.ok ? challenge('step_up_required', maxAgeMs) : sessionInvalid(maxAgeMs);
+      return found.ok || risky ? challenge('step_up_required', maxAgeMs) : sessionInvalid(maxAgeMs);
     }
 
     if (mfaToken !== undefined) return attemptCode(caller, mfaToken, maxAgeMs, withSession);

@@ -312,6 +312,8 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
     forwardedHost,
     requestId: randomUUID(),
     peerTrusted,
+    // A reference, not a copy: risk signals read it only on MFA routes.
+    rawHeaders: raw,
   };
   // Logs and the audit trail are keyed on the request id: only a trusted proxy may choose it.
   if (requestIdCount === 1 && clientRequestId !== undefined && isRequestId(clientRequestId)) {
