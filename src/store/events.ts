@@ -187,8 +187,8 @@ function auditParams(r: AuditRecord): Param[] {
   return [r.at, r.subject, r.event, r.result, r.requestId ?? null, r.clientIp ?? null, r.country ?? null, r.device ?? null, r.route ?? null, r.factorId ?? null, r.method ?? null, r.reason ?? null, JSON.stringify(r.detail)];
 }
 
-/** Upper bound of one page and of one claim: a caller cannot ask the store for everything at once. */
-export const MAX_PAGE = 1000;
+/** Upper bound of one page and of one claim (the admin API's 1000, plus one to see whether more follow). */
+export const MAX_PAGE = 1001;
 
 function checkLimit(limit: number): void {
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new StoreError('ERR_STORE_INVALID_OPTION', `limit must be an integer from 1 to ${MAX_PAGE}`);

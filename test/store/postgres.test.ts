@@ -58,7 +58,7 @@ describe('postgres store', { skip }, () => {
       [schema.name],
     );
     const describe = (table: string) => columns.filter((c) => c.table_name === table).map((c) => `${c.column_name} ${c.data_type}${c.collation_name ? ` ${c.collation_name}` : ''}`);
-    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['contacts', 'factors', 'recovery_codes', 'schema_migrations']);
+    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['audit_events', 'contacts', 'factors', 'outbox', 'recovery_codes', 'risk_seen', 'schema_migrations']);
     assert.deepEqual(describe('contacts'), [
       'id text C',
       'subject text C',
