@@ -275,6 +275,26 @@ export function createEventHub(options: EventHubOptions): EventHub {
     return first;
   }
 
+  /** A second factor passed here: the country and device become known; a new device is told to its user. */
+  async function learn(caller: RiskCaller): Promise<void> {
+    const { country, device } = signalReader.of(caller.view, caller.policy.events.signals);
+    const known = await seenOf(caller.subject, caller.now);
+    const hadDevice = [...known.keys()].some((k) => k.startsWith('device:'));
+    if (country !== undefined) await see(caller.subject, 'country', country, caller.now);
+    if (device === undefined) return;
+    const first = await see(caller.subject, 'device', device, caller.now);
+    // The very first device is the one the user enrolled on: nothing new to tell.
+    if (!first || !hadDevice || !caller.policy.events.rules.newDevice) return;
+    const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
+    alert('new_device', ctx, { ...(country !== undefined ? { country } : {}), device }, {}, caller.policy, caller.now);
+    if (caller.policy.mfa.email.smtp !== undefined) {
+      const policy = caller.policy;
+      const when = new Date(caller.now).toISOString();
+      const text = `A new device passed the second factor for your account at ${policy.mfa.issuer}.\n\ntime: ${when}\naddress: ${caller.view.clientIp}\n${country !== undefined ? `country: ${country}\n` : ''}\nIf this was not you, revoke your sessions and contact your administrator.`;
+      outbox.push({ id: `${randomUUID()}.user`, kind: 'email', target: 'user', event: 'new_device', payload: JSON.stringify({ subject: `[${policy.mfa.issuer}] new device signed in`, text, to_subject: caller.subject }), createdAt: caller.now });
+    }
+  }
+
   return {
     record(ctx, event) {
       const policy = ctx.policy ?? options.policy();
@@ -315,8 +335,9 @@ export function createEventHub(options: EventHubOptions): EventHub {
 
     async riskCheck(caller) {
       const rules = caller.policy.events.rules;
-      if (!rules.countryChange && !rules.twoCountries.enabled) return undefined;
-      const { country } = signalReader.of(caller.view, caller.policy.events.signals);
+      const sources = caller.policy.events.signals;
+      if ((!rules.countryChange && !rules.twoCountries.enabled) || (sources.countryHeader === undefined && sources.geoipDatabase === undefined)) return undefined;
+      const { country } = signalReader.of(caller.view, sources);
       if (country === undefined) return undefined;
       const seen = await seenOf(caller.subject, caller.now);
       const countries = [...seen].filter(([k]) => k.startsWith('country:'));
@@ -337,7 +358,11 @@ export function createEventHub(options: EventHubOptions): EventHub {
         }
       }
       if (!seen.has(`country:${country}`)) {
-        if (!rules.countryChange) return undefined;
+        if (!rules.countryChange) {
+          // No step-up wanted: the country is simply learnt, so two_countries can see it.
+          await see(caller.subject, 'country', country, caller.now);
+          return undefined;
+        }
         alert('country_change', ctx, signals, { known_countries: countries.map(([k]) => k.slice('country:'.length)).join(',') }, caller.policy, caller.now);
         return 'country_change';
       }
@@ -347,21 +372,11 @@ export function createEventHub(options: EventHubOptions): EventHub {
     },
 
     async passed(caller) {
-      const { country, device } = signalReader.of(caller.view, caller.policy.events.signals);
-      const known = await seenOf(caller.subject, caller.now);
-      const hadDevice = [...known.keys()].some((k) => k.startsWith('device:'));
-      if (country !== undefined) await see(caller.subject, 'country', country, caller.now);
-      if (device === undefined) return;
-      const first = await see(caller.subject, 'device', device, caller.now);
-      // The very first device is the one the user enrolled on: nothing new to tell.
-      if (!first || !hadDevice || !caller.policy.events.rules.newDevice) return;
-      const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
-      alert('new_device', ctx, { ...(country !== undefined ? { country } : {}), device }, {}, caller.policy, caller.now);
-      if (caller.policy.mfa.email.smtp !== undefined) {
-        const policy = caller.policy;
-        const when = new Date(caller.now).toISOString();
-        const text = `A new device passed the second factor for your account at ${policy.mfa.issuer}.\n\ntime: ${when}\naddress: ${caller.view.clientIp}\n${country !== undefined ? `country: ${country}\n` : ''}\nIf this was not you, revoke your sessions and contact your administrator.`;
-        outbox.push({ id: `${randomUUID()}.user`, kind: 'email', target: 'user', event: 'new_device', payload: JSON.stringify({ subject: `[${policy.mfa.issuer}] new device signed in`, text, to_subject: caller.subject }), createdAt: caller.now });
+      try {
+        await learn(caller);
+      } catch (error) {
+        // The factor did pass: not learning only means the next request from here is asked again (fail closed).
+        logger.warn({ event: 'risk_signals_failed', error: error instanceof Error ? error.message : String(error) }, 'country / device not recorded');
       }
     },
 

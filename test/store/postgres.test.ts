@@ -50,7 +50,7 @@ describe('postgres store', { skip }, () => {
     await schema.drop();
   });
 
-  test('the tables are the durable ones only, keyed COLLATE "C", times BIGINT', async () => {
+  test('the tables are the durable ones (events included), keyed COLLATE "C", times BIGINT', async () => {
     await open();
     const columns = await schema.query<{ table_name: string; column_name: string; data_type: string; collation_name: string | null }>(
       `SELECT table_name, column_name, data_type, collation_name FROM information_schema.columns
@@ -89,10 +89,30 @@ describe('postgres store', { skip }, () => {
       'confirmed_at bigint',
     ]);
     assert.deepEqual(describe('recovery_codes'), ['subject text C', 'hash text C', 'created_at bigint', 'used_at bigint']);
+    assert.deepEqual(describe('risk_seen'), ['subject text C', 'kind text', 'value text C', 'first_seen bigint', 'last_seen bigint']);
+    assert.deepEqual(describe('outbox').slice(0, 7), ['id text C', 'kind text', 'target text', 'event text', 'payload text', 'created_at bigint', 'next_at bigint']);
+    assert.deepEqual(describe('audit_events').slice(0, 5), ['id bigint', 'at bigint', 'subject text C', 'event text C', 'result text']);
     const indexes = await schema.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, [schema.name]);
     assert.deepEqual(
       indexes.map((i) => i.indexname),
-      ['contacts_by_kid', 'contacts_by_subject', 'contacts_pending', 'contacts_pkey', 'factors_by_kid', 'factors_by_subject', 'factors_pending', 'factors_pkey', 'recovery_codes_pkey', 'schema_migrations_pkey'],
+      [
+        'audit_events_at',
+        'audit_events_pkey',
+        'audit_events_subject',
+        'contacts_by_kid',
+        'contacts_by_subject',
+        'contacts_pending',
+        'contacts_pkey',
+        'factors_by_kid',
+        'factors_by_subject',
+        'factors_pending',
+        'factors_pkey',
+        'outbox_due',
+        'outbox_pkey',
+        'recovery_codes_pkey',
+        'risk_seen_pkey',
+        'schema_migrations_pkey',
+      ],
     );
   });
 
