@@ -47,6 +47,15 @@ export const DURATION_BOUNDS = {
   'mfa.webauthn.max_age.platform': { min: DAY, max: 3650 * DAY },
   // A WebAuthn ceremony: the browser's own timeout hints run from 30 s to 10 min.
   'mfa.webauthn.timeout': { min: 30 * SECOND, max: 10 * MINUTE },
+  // Branch events: the source document's webhooks time out after 5 s and retry for 72 h.
+  'events.audit.retention': { min: DAY, max: 3650 * DAY },
+  'events.audit.flush_interval': { min: 10, max: 5 * SECOND },
+  'events.rules.two_countries.window': { min: MINUTE, max: DAY },
+  'events.rules.ip_failures.window': { min: SECOND, max: DAY },
+  'events.rules.backup_switching.window': { min: MINUTE, max: 7 * DAY },
+  'events.delivery.timeout': { min: 100, max: 30 * SECOND },
+  'events.delivery.retry_window': { min: MINUTE, max: 7 * DAY },
+  'events.delivery.poll_interval': { min: 10, max: MINUTE },
   'keys.rotation': { min: DAY, max: 3650 * DAY },
   'store.postgres.pool.idle_timeout': { min: SECOND, max: HOUR },
   'store.postgres.connect_timeout': { min: 100, max: MINUTE },

@@ -17,6 +17,7 @@ import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
 import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
+import { compileEvents, type RawEvents } from './events.js';
 import { compileOob, type RawOob } from './oob.js';
 import { compileStore, type RawStore } from './store.js';
 import { formatPath, type Locator, type Segment } from './locate.js';
@@ -47,6 +48,7 @@ export interface RawPolicy {
   readonly case_insensitive: boolean;
   readonly auth: { readonly jwt: RawJwt };
   readonly mfa: RawMfa;
+  readonly events: RawEvents;
   readonly store: RawStore;
   readonly keys: { readonly file?: string; readonly env?: string; readonly rotation: string };
   readonly upstreams: Readonly<Record<string, RawUpstream>>;
@@ -225,6 +227,11 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     ...compileOob(mfaRaw, ctx, add, duration),
   };
 
+  const events = compileEvents(raw.events, ctx, add, duration);
+  if (events.notify.adminEmail !== undefined && mfa.email.smtp === undefined) {
+    add(['events', 'notify', 'admin_email'], 'needs mfa.email.smtp to send the e-mails');
+  }
+
   const store = compileStore(raw.store, ctx, add, duration);
 
   const keys = {
@@ -298,6 +305,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     untrustedPeerHeaders,
     auth: { jwt },
     mfa,
+    events,
     store,
     keys,
     upstreams: new FrozenMap([...upstreams].map(([name, up]) => [name, { ...up, url: readonlyUrl(up.url) }] as const)),

@@ -249,6 +249,32 @@ export interface UpstreamConfig {
   readonly retries: RetryConfig;
 }
 
+/** `events:` (issue 13): the audit trail, risk signals and rules, alerts by webhook and e-mail. */
+export interface EventsConfig {
+  readonly audit: { readonly enabled: boolean; readonly retentionMs: number; readonly flushIntervalMs: number };
+  readonly signals: {
+    /** Lower-case; believed only from trusted_proxies. */
+    readonly countryHeader?: string;
+    /** Absolute path of a MaxMind-format database. */
+    readonly geoipDatabase?: string;
+    /** Lower-case. */
+    readonly deviceHeader: string;
+  };
+  readonly rules: {
+    readonly countryChange: boolean;
+    readonly newDevice: boolean;
+    readonly recoveryCodeUsed: boolean;
+    readonly lockout: boolean;
+    readonly twoCountries: { readonly enabled: boolean; readonly windowMs: number };
+    readonly ipFailures: { readonly enabled: boolean; readonly users: number; readonly windowMs: number };
+    readonly backupSwitching: { readonly enabled: boolean; readonly switches: number; readonly windowMs: number };
+  };
+  readonly notify: { readonly adminEmail?: string };
+  readonly delivery: { readonly timeoutMs: number; readonly retryWindowMs: number; readonly pollIntervalMs: number };
+  /** `secret` from secret_env: never logged, never in an error, never in a payload. */
+  readonly webhooks: readonly { readonly name: string; readonly url: string; readonly secret: string; readonly events?: readonly string[] }[];
+}
+
 export interface GatewayPolicy {
   readonly source: string;
   readonly listen: PublicListenConfig;
@@ -259,6 +285,7 @@ export interface GatewayPolicy {
   readonly untrustedPeerHeaders: ReadonlySet<string>;
   readonly auth: { readonly jwt: JwtConfig };
   readonly mfa: MfaConfig;
+  readonly events: EventsConfig;
   readonly store: StoreConfig;
   readonly keys: KeysConfig;
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;

@@ -7,6 +7,8 @@ import type { BearerVerifier, RateLimiter } from '../decision/engine.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { CounterCell } from '../metrics/cells.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { createDelivery } from '../delivery/index.js';
+import { createEventHub, type EventHub } from '../events/hub.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
 import { createForwarder, type Forwarder } from '../forward/forwarder.js';
 import { createTrustList, type TrustList } from '../request/trust.js';
@@ -51,6 +53,8 @@ export interface GatewayCore {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly mfa: MfaService;
+  /** The audit trail, risk rules and alert delivery (issue 13). */
+  readonly events: EventHub;
   /** Routes' `rate_limit:`, on the same store as the MFA state. */
   readonly limiter: RateLimiter;
   /** Pins the current runtime for one request; pair with `release`. */
@@ -126,7 +130,22 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const ttlBackend = store.kind === 'sqlite' ? 'sqlite' : 'redis';
   const durable = countCalls(store.durable, (operation) => metrics.storeCalls.cell(`${durableBackend}\0${operation}`, { backend: durableBackend, operation }));
   const ttl = countCalls(store.ttl, (operation) => metrics.storeCalls.cell(`${ttlBackend}\0${operation}`, { backend: ttlBackend, operation }));
-  const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
+  const delivery = createDelivery();
+  // Late-bound: the hub ends sessions through the MFA service, which records into the hub.
+  let mfaRef: MfaService | undefined;
+  const events = createEventHub({
+    store: store.events,
+    durable: store.durable,
+    keyring,
+    delivery,
+    clock,
+    policy: () => runtime.policy,
+    logger,
+    registry: metrics.registry,
+    endSessions: (subject, now) => (mfaRef === undefined ? Promise.resolve(0) : mfaRef.endSessionsOf(subject, now)),
+  });
+  const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit, auditSink: events.record, risk: events, delivery });
+  mfaRef = mfa;
   const limiter = createRouteLimiter({ ttl, logger, metrics });
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
@@ -202,6 +221,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     logger,
     clock,
     mfa,
+    events,
     limiter,
     acquire() {
       const pinned = runtime;
@@ -255,6 +275,8 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
       watcher?.close();
       await runtime.forwarder.close();
       await runtime.bearer.close();
+      // After the requests drained: what they recorded is written before the store closes.
+      await events.close();
       await store.close();
     },
   };

@@ -47,6 +47,13 @@ export interface MfaDeps {
   readonly verifier: CodeVerifier;
   /** SMTP and SMS transports of the pinned policy, for codes sent to contacts. */
   readonly delivery: Delivery;
+  /** Risk rules (src/events/hub.ts): a valid session may still need a fresh factor; a passed one is learnt from. */
+  readonly risk?: RiskHooks | undefined;
+}
+
+export interface RiskHooks {
+  riskCheck(caller: { subject: string; view: RequestView; policy: GatewayPolicy; now: number }): Promise<'country_change' | undefined>;
+  passed(caller: { subject: string; view: RequestView; policy: GatewayPolicy; now: number }): Promise<void>;
 }
 
 /**
@@ -79,8 +86,8 @@ export function sessionTtlMs(policy: GatewayPolicy): number {
   return policy.mfa.session.ttlMs;
 }
 
-export function auditContext(caller: Pick<Caller, 'principal' | 'view'>): AuditContext {
-  return { subject: caller.principal.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
+export function auditContext(caller: Pick<Caller, 'principal' | 'view'> & { readonly policy?: GatewayPolicy }): AuditContext {
+  return { subject: caller.principal.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp, view: caller.view, policy: caller.policy };
 }
 
 /** Seconds a client is told to wait when the store does not answer (it is probed every second). */

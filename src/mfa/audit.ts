@@ -1,4 +1,6 @@
+import type { GatewayPolicy } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
+import type { RequestView } from '../request/view.js';
 import type { MfaMethod } from '../decision/types.js';
 import type { ContactChannel, ContactPurpose, FactorType, WebAuthnKind } from '../store/types.js';
 
@@ -40,13 +42,21 @@ export type AuditEvent =
   | { readonly event: 'webauthn_registered'; readonly factorId: string; readonly kind: WebAuthnKind; readonly synced: boolean }
   | { readonly event: 'factor_renamed'; readonly factorId: string }
   | { readonly event: 'factor_expired'; readonly factorId?: string | undefined }
-  | { readonly event: 'method_not_accepted'; readonly offered: string };
+  | { readonly event: 'method_not_accepted'; readonly offered: string }
+  // Adaptive step-up: a valid session was not enough for this request (events.rules).
+  | { readonly event: 'risk_step_up'; readonly reason: 'country_change' };
 
 export interface AuditContext {
   readonly subject: string;
   readonly requestId?: string | undefined;
   readonly clientIp?: string | undefined;
+  /** The request and the policy it pinned, for the audit trail's signals and rules (never logged as such). */
+  readonly view?: RequestView | undefined;
+  readonly policy?: GatewayPolicy | undefined;
 }
+
+/** Where each audit event goes besides the log line: the durable trail and the rules (src/events). */
+export type AuditSink = (ctx: AuditContext, event: AuditEvent) => void;
 
 export interface AuditLog {
   record(ctx: AuditContext, event: AuditEvent): void;
@@ -61,9 +71,9 @@ const SNAKE: Readonly<Record<string, string>> = {
   expiresAt: 'expires_at',
 };
 
-const WARNINGS: ReadonlySet<AuditEvent['event']> = new Set(['failed', 'replay', 'locked', 'address_blocked', 'factor_unreadable', 'code_send_failed']);
+const WARNINGS: ReadonlySet<AuditEvent['event']> = new Set(['failed', 'replay', 'locked', 'address_blocked', 'factor_unreadable', 'code_send_failed', 'risk_step_up']);
 
-export function createAuditLog(logger: Logger): AuditLog {
+export function createAuditLog(logger: Logger, sink?: AuditSink): AuditLog {
   return {
     record(ctx, event) {
       const fields: Record<string, unknown> = { subject: ctx.subject };
@@ -74,6 +84,7 @@ export function createAuditLog(logger: Logger): AuditLog {
       }
       const level = WARNINGS.has(event.event) ? 'warn' : 'info';
       logger[level](fields, `mfa ${event.event}`);
+      sink?.(ctx, event);
     },
   };
 }

@@ -110,7 +110,11 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     const used = result.method === 'recovery' ? undefined : standing.codeFactors.find((f) => f.id === result.factorId);
     const extras = { notAfter: used === undefined ? undefined : factorExpiresAt(used, policy), recoveryCodesRemaining: result.method === 'recovery' ? result.remaining : undefined };
     // Independent writes, sent together: one round trip's wait on a network store.
-    const [, session] = await Promise.all([ttl.clearLock(ctx.subject), withSession ? issueSession(deps, caller, result.method, mfaTime, extras) : undefined]);
+    const [, session] = await Promise.all([
+      ttl.clearLock(ctx.subject),
+      withSession ? issueSession(deps, caller, result.method, mfaTime, extras) : undefined,
+      deps.risk?.passed({ subject: ctx.subject, view: caller.view, policy, now }),
+    ]);
     return session === undefined ? { ok: true, method: result.method, mfaTime } : { ok: true, method: result.method, mfaTime, session };
   }
 
@@ -132,9 +136,16 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     // established session would let anyone holding the bearer token lock its owner out by failing.
     const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now);
     const fresh = found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs;
+    let risky = false;
     if (fresh && accepts(accepted, found.record.method as FactorMethod)) {
-      countVerification(deps, 'session', 'success');
-      return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
+      // Adaptive step-up (events.rules): a valid session from a new country still needs a fresh factor.
+      const risk = deps.risk === undefined ? undefined : await deps.risk.riskCheck({ subject: caller.principal.subject, view: caller.view, policy, now });
+      if (risk === undefined) {
+        countVerification(deps, 'session', 'success');
+        return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
+      }
+      risky = true;
+      audit.record(auditContext(caller), { event: 'risk_step_up', reason: risk });
     }
 
     const ctx = auditContext(caller);
@@ -143,7 +154,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
 
     if (found !== undefined && mfaToken === undefined) {
       countVerification(deps, 'session', 'failure');
-      if (fresh) return refuse(methodNotAccepted(accepted!, `a session opened by ${found.record.method}`, maxAgeMs));
+      if (fresh && !risky) return refuse(methodNotAccepted(accepted!, `a session opened by ${found.record.method}`, maxAgeMs));
       return found.ok ? challenge('step_up_required', maxAgeMs, accepted) : sessionInvalid(maxAgeMs, accepted);
     }
 

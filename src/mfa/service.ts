@@ -1,12 +1,12 @@
 import type { Keyring } from '../crypto/keyring.js';
-import { createDelivery } from '../delivery/index.js';
+import { createDelivery, type Delivery } from '../delivery/index.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DurableStore, Invalidation, InvalidationBus, TtlStore } from '../store/types.js';
 import { createAddressThrottle } from '../throttle/address-failures.js';
 import { reportUnreadable, type MfaDeps } from './attempts.js';
 import { createAnnouncer } from './announce.js';
-import { createAuditLog } from './audit.js';
+import { createAuditLog, type AuditSink } from './audit.js';
 import { createContactService, type ContactService } from './contacts.js';
 import { MfaError } from './errors.js';
 import { createFactorCache } from './factor-cache.js';
@@ -42,6 +42,12 @@ export interface MfaServiceOptions {
   readonly logger?: Logger | undefined;
   /** Audit events; default: a child of `logger` named `audit`. */
   readonly audit?: Logger | undefined;
+  /** Where audit events go besides the log line (the durable trail and alert rules). */
+  readonly auditSink?: AuditSink | undefined;
+  /** Risk rules on the request path (src/events); default: none. */
+  readonly risk?: MfaDeps['risk'];
+  /** The SMTP / SMS transports (shared with e-mail alerts); default: built here. */
+  readonly delivery?: Delivery | undefined;
 }
 
 export interface MfaService extends SecondFactorService, FactorService, ContactService, WebAuthnService {
@@ -106,7 +112,7 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
 
   const { durable, ttl, keyring, metrics } = options;
   const logger = options.logger ?? createLogger({ level: 'silent' });
-  const audit = createAuditLog(options.audit ?? logger.child({ name: 'audit' }));
+  const audit = createAuditLog(options.audit ?? logger.child({ name: 'audit' }), options.auditSink);
   // Without a bus, a factor added or removed by another process would go unseen until expiry.
   const factorCache = createFactorCache(durable, { ttlMs: options.bus === undefined ? 0 : options.cacheMs });
   const forget = (change: Invalidation): void => {
@@ -137,7 +143,8 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
       // Moved: every replica re-reads it. Not moved: this replica's copy may be stale; re-read it here.
       onCounterRace: (factor, moved) => (moved ? announce({ kind: 'factors', subject: factor.subject }) : factorCache.forget(factor.subject)),
     }),
-    delivery: createDelivery(),
+    delivery: options.delivery ?? createDelivery(),
+    risk: options.risk,
   };
   const secondFactor = createSecondFactorService(deps);
   return { logger, storeDown: deps.storeDown, ...secondFactor, ...createFactorService(deps, secondFactor), ...createContactService(deps, secondFactor), ...createWebAuthnService(deps, secondFactor) };

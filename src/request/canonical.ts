@@ -313,6 +313,9 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
     requestId: randomUUID(),
     peerTrusted,
   };
+  // A reference, not a copy, read by risk signals on MFA routes only. Not enumerable: it holds the
+  // credentials, and a view that is logged or serialised must never carry them.
+  Object.defineProperty(view, 'rawHeaders', { value: raw, enumerable: false });
   // Logs and the audit trail are keyed on the request id: only a trusted proxy may choose it.
   if (requestIdCount === 1 && clientRequestId !== undefined && isRequestId(clientRequestId)) {
     if (peerTrusted) view.requestId = clientRequestId;

@@ -28,4 +28,6 @@ export interface RequestView {
   readonly clientRequestId?: string;
   /** The socket peer is in the trust list the request was read with (its forwarding headers were believed). */
   readonly peerTrusted: boolean;
+  /** The request's raw header list (Node's rawHeaders), for risk signals read only on MFA routes. */
+  readonly rawHeaders?: readonly string[];
 }

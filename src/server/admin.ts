@@ -4,6 +4,7 @@ import { problem } from '../errors/problems.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { sendJson, sendProblem } from '../http/respond.js';
 import type { ReloadResult } from '../core/gateway-core.js';
+import { parseAuditQuery, type EventsAdmin } from '../events/admin.js';
 
 /**
  * What the admin listener answers from. One gateway process fills it from its own core
@@ -22,6 +23,8 @@ export interface AdminDeps {
   /** Ends every MFA session of a subject (the operator's "log this user out everywhere"). */
   readonly revokeSessions: (subject: string) => Promise<number>;
   readonly adminToken?: string | undefined;
+  /** The audit trail and the outbox (GET /admin/audit, POST /admin/audit/purge, GET /admin/outbox). */
+  readonly events?: EventsAdmin | undefined;
 }
 
 /** `scrape` for one process: refresh the gauges read on scrape (a failure leaves them as they were), then expose. */
@@ -95,6 +98,29 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
         }
         sendJson(res, 200, { subject, revoked: await deps.revokeSessions(subject) });
         return;
+      }
+      if (path.startsWith('/admin/audit') || path === '/admin/outbox') {
+        if (deps.events === undefined) {
+          sendProblem(res, problem('not_found', 'the audit API is served by each gateway process, not by the --workers primary'));
+          return;
+        }
+        const params = new URLSearchParams(query ?? '');
+        if (path === '/admin/audit' && method === 'GET') {
+          const parsed = parseAuditQuery(params);
+          if (typeof parsed === 'string') sendProblem(res, problem('invalid_request', parsed));
+          else sendJson(res, 200, await deps.events.audit(parsed));
+          return;
+        }
+        if (path === '/admin/audit/purge' && method === 'POST') {
+          sendJson(res, 200, await deps.events.purge());
+          return;
+        }
+        if (path === '/admin/outbox' && method === 'GET') {
+          const state = params.get('state') ?? 'dead';
+          if (state !== 'pending' && state !== 'delivered' && state !== 'dead') sendProblem(res, problem('invalid_request', 'state must be pending, delivered or dead'));
+          else sendJson(res, 200, await deps.events.outbox(state));
+          return;
+        }
       }
       if (path === '/admin/pools' && method === 'GET') {
         sendJson(res, 200, await deps.poolStats());

@@ -13,6 +13,7 @@ import { publicServerOptions } from '../request/server-options.js';
 import type { InvalidationBus } from '../store/types.js';
 import type { Clock } from '../time/clock.js';
 import { formatRouteTable } from '../routes/table.js';
+import { eventsAdmin } from '../events/admin.js';
 import { createAdminHandler, scrapeRegistry } from './admin.js';
 import { manageListenerTls, tlsServerOptions, type ListenerTls } from './tls.js';
 
@@ -149,6 +150,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           reload: core.reload,
           adminToken: initial.admin.token,
           revokeSessions: (subject) => core.mfa.endSessionsOf(subject, core.clock()),
+          events: eventsAdmin(core.events, core.clock),
         }),
       );
       adminAddress = await listenOn(adminServer, adminListen.port, adminListen.host ?? initial.admin.host);

@@ -3,6 +3,7 @@ import type { Clock } from '../time/clock.js';
 import { StoreError } from './errors.js';
 import { watchBackend, type BackendState } from './health.js';
 import { openSqliteStore } from './sqlite.js';
+import type { EventStore } from './events.js';
 import type { DurableStore, InvalidationBus, TtlStore } from './types.js';
 
 export { StoreError, type StoreErrorCode } from './errors.js';
@@ -11,6 +12,8 @@ export interface OpenedStore {
   readonly kind: StoreConfig['kind'];
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
+  /** The audit trail, the outbox and first-seen signals. */
+  readonly events: EventStore;
   /** How replicas sharing this store tell each other what to forget; none for the embedded store. */
   readonly bus?: InvalidationBus | undefined;
   /** Why a backend does not answer right now ("redis: connection refused"), or undefined. */
@@ -45,6 +48,7 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
         kind: 'sqlite',
         durable: store.durable,
         ttl: store.ttl,
+        events: store.events,
         down: () => undefined,
         backends: () => [{ backend: 'sqlite', up: true }],
         close: () => store.close(),
@@ -77,6 +81,7 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
         kind: 'shared',
         durable: pgWatch.guard(postgres.durable),
         ttl: opened.ttl,
+        events: postgres.events,
         bus: opened.bus,
         // Asked on every mfa request: nothing is built while both answer.
         down: () => (pgWatch.state().up && opened.state() === 'ready' ? undefined : describeDown(backends())),

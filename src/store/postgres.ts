@@ -2,6 +2,7 @@ import type { PostgresConfig } from '../config/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { checkContact, checkFactor, checkLabel, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, checkSignCount, checkWebAuthnCredential, importTally, notEmpty } from './checks.js';
 import { credentialConflict, StoreError } from './errors.js';
+import { createPostgresEventStore, type EventStore } from './events.js';
 import { migratePostgres, postgresMigrationStatus, schemaBehind, type MigrationResult, type MigrationStatus } from './migrate.js';
 import { createPgPool, type PgPool, type PgQuery } from './pg-pool.js';
 import { contactParams, factorParams, POSTGRES_ONLY, rebind, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
@@ -29,6 +30,8 @@ export interface PostgresStoreOptions {
 
 export interface PostgresStore {
   readonly durable: DurableStore;
+  /** The audit trail, the outbox and first-seen signals (branch events). */
+  readonly events: EventStore;
   /** What opening did: the versions it applied (none in manual mode) and the status after. */
   readonly migrations: MigrationResult;
   /** Deletes expired pending factors and contacts now; resolves to how many. */
@@ -407,5 +410,5 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
     return ended;
   }
 
-  return { durable, migrations, cleanup, close };
+  return { durable, events: createPostgresEventStore(pool), migrations, cleanup, close };
 }

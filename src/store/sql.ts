@@ -68,6 +68,59 @@ const WEBAUTHN_INDEXES = [
 ];
 
 /**
+ * Branch events (issue 13): the audit trail, the webhook / e-mail outbox, and what each subject was
+ * first and last seen from (country, hashed device). One definition for both dialects: `time` is
+ * BIGINT in PostgreSQL, `collate` keeps keys in byte order there, as SQLite sorts them.
+ * Audit rows hold no code, token or secret: the event's fields are a typed, secret-free JSON object.
+ */
+function eventsTables(time: string, collate = '', serial = 'INTEGER PRIMARY KEY AUTOINCREMENT'): string[] {
+  return [
+    `CREATE TABLE audit_events (
+      id ${serial},
+      at ${time} NOT NULL,
+      subject TEXT${collate} NOT NULL,
+      event TEXT${collate} NOT NULL,
+      result TEXT NOT NULL CHECK (result IN ('success', 'failure', 'info')),
+      request_id TEXT,
+      client_ip TEXT,
+      country TEXT,
+      device TEXT,
+      route TEXT,
+      factor_id TEXT,
+      method TEXT,
+      reason TEXT,
+      detail TEXT NOT NULL
+    )`,
+    `CREATE INDEX audit_events_at ON audit_events (at, id)`,
+    `CREATE INDEX audit_events_subject ON audit_events (subject, at, id)`,
+    `CREATE TABLE outbox (
+      id TEXT${collate} PRIMARY KEY,
+      kind TEXT NOT NULL CHECK (kind IN ('webhook', 'email')),
+      target TEXT NOT NULL,
+      event TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      created_at ${time} NOT NULL,
+      next_at ${time} NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+      lease_owner TEXT,
+      lease_until ${time},
+      last_error TEXT,
+      done_at ${time}
+    )`,
+    `CREATE INDEX outbox_due ON outbox (next_at) WHERE state = 'pending'`,
+    `CREATE TABLE risk_seen (
+      subject TEXT${collate} NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('country', 'device')),
+      value TEXT${collate} NOT NULL,
+      first_seen ${time} NOT NULL,
+      last_seen ${time} NOT NULL,
+      PRIMARY KEY (subject, kind, value)
+    )`,
+  ];
+}
+
+/**
  * Forward-only, applied in order inside one write transaction by src/store/migrate.ts, which records
  * the version reached (SQLite: the one schema_version row; PostgreSQL: a schema_migrations row per
  * migration). A released migration is never edited: a change is a new version.
@@ -153,6 +206,8 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
       version: 4,
       up: [webauthnTable(''), ...WEBAUTHN_INDEXES],
     },
+    // Audit trail, outbox, risk_seen (issue 13).
+    { version: 5, up: eventsTables('INTEGER') },
   ],
   // The durable tables only (Redis holds the TTL state): SQLite's columns, constraints and indexes,
   // times and the HOTP counter as BIGINT, and COLLATE "C" on the keys so that ORDER BY id (export,
@@ -196,6 +251,8 @@ export const MIGRATIONS: Readonly<Record<Dialect, readonly Migration[]>> = {
       version: 3,
       up: [webauthnTable(' COLLATE "C"', 'BIGINT'), ...WEBAUTHN_INDEXES],
     },
+    // Audit trail, outbox, risk_seen (issue 13).
+    { version: 4, up: eventsTables('BIGINT', ' COLLATE "C"', 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY') },
   ],
 };
 
@@ -552,3 +609,48 @@ export function rowToWebAuthn(row: WebAuthnRow): WebAuthnCredentialRecord {
     ...(row.last_used_at !== null ? { lastUsedAt: Number(row.last_used_at) } : {}),
   };
 }
+
+// ---- branch events: statements of the audit trail, the outbox and risk_seen (store/events.ts). ----
+
+const AUDIT_COLUMNS = 'at, subject, event, result, request_id, client_ip, country, device, route, factor_id, method, reason, detail';
+const OUTBOX_COLUMNS = 'id, kind, target, event, payload, created_at, next_at, attempts, state, lease_owner, lease_until, last_error, done_at';
+
+export const EVENT_STATEMENTS = {
+  insertAudit: `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  /** Prefix of the audit query; store/events.ts appends the filters present, then ORDER BY / LIMIT. */
+  selectAudit: `SELECT id, ${AUDIT_COLUMNS} FROM audit_events`,
+  /** params: before (unix ms) */
+  purgeAudit: `DELETE FROM audit_events WHERE at < ?`,
+  insertOutbox: `INSERT INTO outbox (id, kind, target, event, payload, created_at, next_at, attempts, state) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 'pending') ON CONFLICT (id) DO NOTHING`,
+  /**
+   * params: owner, leaseUntil, now, now, limit — takes a lease on due rows nobody holds (or whose
+   * holder's lease ran out) in one statement: two replicas never hold one row at once.
+   */
+  claimOutbox: `UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+    WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_at <= ? AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_at, id LIMIT ?)
+    RETURNING ${OUTBOX_COLUMNS}`,
+  /** params: doneAt, id, owner */
+  deliveredOutbox: `UPDATE outbox SET state = 'delivered', done_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'`,
+  /** params: nextAt, lastError, id, owner */
+  retryOutbox: `UPDATE outbox SET next_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'`,
+  /** params: doneAt, lastError, id, owner */
+  deadOutbox: `UPDATE outbox SET state = 'dead', done_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'`,
+  /** params: state, limit */
+  listOutbox: `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY created_at, id LIMIT ?`,
+  /** params: before — delivered and dead rows older than the retention. */
+  purgeOutbox: `DELETE FROM outbox WHERE state <> 'pending' AND done_at < ?`,
+  /** params: subject, kind, value, firstSeen, lastSeen */
+  insertSeen: `INSERT INTO risk_seen (subject, kind, value, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject, kind, value) DO NOTHING`,
+  /** params: lastSeen, subject, kind, value, lastSeen — only moves forward. */
+  touchSeen: `UPDATE risk_seen SET last_seen = ? WHERE subject = ? AND kind = ? AND value = ? AND last_seen < ?`,
+  /** params: subject */
+  listSeen: `SELECT kind, value, first_seen, last_seen FROM risk_seen WHERE subject = ? ORDER BY kind, first_seen, value`,
+} as const;
+
+export type EventStatementName = keyof typeof EVENT_STATEMENTS;
+
+/** PostgreSQL: replicas claiming at once skip each other's locked rows instead of queueing on them. */
+export const POSTGRES_EVENT_OVERRIDES: Partial<Record<EventStatementName, string>> = {
+  claimOutbox: EVENT_STATEMENTS.claimOutbox.replace('LIMIT ?)', 'LIMIT ? FOR UPDATE SKIP LOCKED)'),
+};
+// ---- end of branch events ----

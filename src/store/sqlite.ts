@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../time/clock.js';
 import { checkContact, checkFactor, checkLabel, checkLimit, checkNextCounter, checkNextSecret, checkRecoveryHashes, checkSignCount, checkWebAuthnCredential, importTally, notEmpty } from './checks.js';
 import { credentialConflict, StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
+import { createSqliteEventStore, type EventStore } from './events.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
 import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
 import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore, WebAuthnCredentialRecord } from './types.js';
@@ -29,6 +30,8 @@ export interface SqliteStoreOptions {
 export interface SqliteStore {
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
+  /** The audit trail, the outbox and first-seen signals (branch events). */
+  readonly events: EventStore;
   /** What opening did to the schema: the versions it applied, and the status after. */
   readonly migrations: MigrationResult;
   /** Deletes expired TTL rows, expired pending factors and contacts now; returns how many of each. */
@@ -360,6 +363,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return {
     durable,
     ttl,
+    events: createSqliteEventStore(db, live),
     migrations,
     cleanup,
     async close() {

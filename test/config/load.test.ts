@@ -7,6 +7,24 @@ import { loadPolicyFile, parsePolicy, PolicyError } from '../../src/config/load.
 import type { GatewayPolicy, Route } from '../../src/config/types.js';
 import { HEAD, ROUTE, SECRET, issuesOf, parse, tempDir } from './support.js';
 
+/** The compiled `events:` block when the file has none: the source document's rules, all on. */
+const EVENTS_DEFAULTS = {
+  audit: { enabled: true, retentionMs: 90 * 86_400_000, flushIntervalMs: 200 },
+  signals: { deviceHeader: 'x-device-id' },
+  rules: {
+    countryChange: true,
+    newDevice: true,
+    recoveryCodeUsed: true,
+    lockout: true,
+    twoCountries: { enabled: true, windowMs: 3_600_000 },
+    ipFailures: { enabled: true, users: 5, windowMs: 300_000 },
+    backupSwitching: { enabled: true, switches: 3, windowMs: 86_400_000 },
+  },
+  notify: {},
+  delivery: { timeoutMs: 5000, retryWindowMs: 72 * 3_600_000, pollIntervalMs: 1000 },
+  webhooks: [],
+};
+
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** The policy as plain JSON: Maps, Sets, URLs and RegExps spelled out, for exact comparisons. */
@@ -70,6 +88,7 @@ describe('parsePolicy: a valid file', () => {
         pathPrefix: '/.mfa/',
         ...OOB_DEFAULTS,
       },
+      events: EVENTS_DEFAULTS,
       store: { kind: 'sqlite', path: './data/mfa.db' },
       keys: { file: './data/keys', env: 'MFA_GATEWAY_KEYS', rotationMs: 90 * 86_400_000 },
       upstreams: {
@@ -191,6 +210,7 @@ authz: { trusted_proxies: [] }
         pathPrefix: '/_mfa/v1/',
         ...OOB_DEFAULTS,
       },
+      events: EVENTS_DEFAULTS,
       store: {
         kind: 'shared',
         migrate: 'manual',

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Principal } from '../../src/auth/principal.js';
-import type { GatewayPolicy, MfaConfig, Route } from '../../src/config/types.js';
+import type { EventsConfig, GatewayPolicy, MfaConfig, Route } from '../../src/config/types.js';
 import { loadKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import type { SecondFactorInput } from '../../src/decision/engine.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
@@ -49,6 +49,28 @@ export function route(policy: Route['policy'], maxAgeMs?: number): Route {
   };
 }
 
+/** The schema's `events:` defaults, as compiled, with every rule off unless a test turns it on. */
+export function eventsConfig(overrides: Partial<EventsConfig> = {}): EventsConfig {
+  const off = { enabled: false };
+  return {
+    audit: { enabled: true, retentionMs: 90 * 86_400_000, flushIntervalMs: 200 },
+    signals: { deviceHeader: 'x-device-id' },
+    rules: {
+      countryChange: false,
+      newDevice: false,
+      recoveryCodeUsed: false,
+      lockout: false,
+      twoCountries: { ...off, windowMs: 3_600_000 },
+      ipFailures: { ...off, users: 5, windowMs: 300_000 },
+      backupSwitching: { ...off, switches: 3, windowMs: 86_400_000 },
+    },
+    notify: {},
+    delivery: { timeoutMs: 5000, retryWindowMs: 72 * 3_600_000, pollIntervalMs: 1000 },
+    webhooks: [],
+    ...overrides,
+  };
+}
+
 export function makePolicy(options: { mfa?: Partial<MfaConfig>; acceptIdpMfa?: boolean; dbPath?: string } = {}): GatewayPolicy {
   return {
     source: 'test',
@@ -72,6 +94,7 @@ export function makePolicy(options: { mfa?: Partial<MfaConfig>; acceptIdpMfa?: b
       },
     },
     mfa: mfaConfig(options.mfa),
+    events: eventsConfig(),
     store: { kind: 'sqlite', path: options.dbPath ?? ':memory:' },
     keys: { rotationMs: 90 * 86_400_000 },
     upstreams: new Map(),

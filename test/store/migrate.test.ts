@@ -164,7 +164,7 @@ describe('postgres migrations', { skip }, () => {
       assert.deepEqual(await tables(), [], 'status writes nothing');
       assert.deepEqual(await migrator.migrate(), { applied: versions(MIGRATIONS.postgres), status: { dialect: 'postgres', current: POSTGRES_LATEST, latest: POSTGRES_LATEST, pending: [] } });
       assert.deepEqual(await ledger(), versions(MIGRATIONS.postgres).map((version) => ({ version, applied_at: String(T0) })));
-      assert.deepEqual(await tables(), ['contacts', 'factors', 'recovery_codes', 'schema_migrations', 'webauthn_credentials']);
+      assert.deepEqual(await tables(), ['audit_events', 'contacts', 'factors', 'outbox', 'recovery_codes', 'risk_seen', 'schema_migrations', 'webauthn_credentials']);
       assert.deepEqual((await migrator.migrate()).applied, []);
     } finally {
       await migrator.close();
@@ -179,7 +179,7 @@ describe('postgres migrations', { skip }, () => {
       const broken = withNext(MIGRATIONS.postgres, ['CREATE TABLE half_done (id TEXT)', 'INSERT INTO no_such_table VALUES (1)']);
       await assert.rejects(migratePostgres(session, T0 + 1, broken), /relation "no_such_table" does not exist/);
       assert.deepEqual(await postgresMigrationStatus(session, broken), { dialect: 'postgres', current: POSTGRES_LATEST, latest: POSTGRES_LATEST + 1, pending: [POSTGRES_LATEST + 1] });
-      assert.deepEqual(await tables(), ['contacts', 'factors', 'recovery_codes', 'schema_migrations', 'webauthn_credentials']);
+      assert.deepEqual(await tables(), ['audit_events', 'contacts', 'factors', 'outbox', 'recovery_codes', 'risk_seen', 'schema_migrations', 'webauthn_credentials']);
 
       const next = withNext(MIGRATIONS.postgres, ['CREATE TABLE subjects (subject TEXT PRIMARY KEY)', 'INSERT INTO subjects SELECT DISTINCT subject FROM recovery_codes']);
       assert.deepEqual(await migratePostgres(session, T0 + 2, next), {

@@ -50,7 +50,7 @@ describe('postgres store', { skip }, () => {
     await schema.drop();
   });
 
-  test('the tables are the durable ones only, keyed COLLATE "C", times BIGINT', async () => {
+  test('the tables are the durable ones (events included), keyed COLLATE "C", times BIGINT', async () => {
     await open();
     const columns = await schema.query<{ table_name: string; column_name: string; data_type: string; collation_name: string | null }>(
       `SELECT table_name, column_name, data_type, collation_name FROM information_schema.columns
@@ -58,7 +58,7 @@ describe('postgres store', { skip }, () => {
       [schema.name],
     );
     const describe = (table: string) => columns.filter((c) => c.table_name === table).map((c) => `${c.column_name} ${c.data_type}${c.collation_name ? ` ${c.collation_name}` : ''}`);
-    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['contacts', 'factors', 'recovery_codes', 'schema_migrations', 'webauthn_credentials']);
+    assert.deepEqual([...new Set(columns.map((c) => c.table_name))], ['audit_events', 'contacts', 'factors', 'outbox', 'recovery_codes', 'risk_seen', 'schema_migrations', 'webauthn_credentials']);
     assert.deepEqual(describe('contacts'), [
       'id text C',
       'subject text C',
@@ -103,10 +103,16 @@ describe('postgres store', { skip }, () => {
       'created_at bigint',
       'last_used_at bigint',
     ]);
+    assert.deepEqual(describe('risk_seen'), ['subject text C', 'kind text', 'value text C', 'first_seen bigint', 'last_seen bigint']);
+    assert.deepEqual(describe('outbox').slice(0, 7), ['id text C', 'kind text', 'target text', 'event text', 'payload text', 'created_at bigint', 'next_at bigint']);
+    assert.deepEqual(describe('audit_events').slice(0, 5), ['id bigint', 'at bigint', 'subject text C', 'event text C', 'result text']);
     const indexes = await schema.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, [schema.name]);
     assert.deepEqual(
       indexes.map((i) => i.indexname),
       [
+        'audit_events_at',
+        'audit_events_pkey',
+        'audit_events_subject',
         'contacts_by_kid',
         'contacts_by_subject',
         'contacts_pending',
@@ -115,7 +121,10 @@ describe('postgres store', { skip }, () => {
         'factors_by_subject',
         'factors_pending',
         'factors_pkey',
+        'outbox_due',
+        'outbox_pkey',
         'recovery_codes_pkey',
+        'risk_seen_pkey',
         'schema_migrations_pkey',
         'webauthn_by_kid',
         'webauthn_by_subject',
