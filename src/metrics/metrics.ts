@@ -22,6 +22,18 @@ export const PER_WORKER_GAUGES: ReadonlySet<string> = new Set([
   'mfa_gateway_store_up',
 ]);
 
+/**
+ * The `route` label of answers that no user route decided. Route names otherwise come from the
+ * policy (or the reserved prefix's built-in routes), so the label's values stay bounded.
+ * - `(none)`: no route matched (404 route_not_found), or the request ended before one was chosen;
+ * - `(rejected)`: the request was refused as ambiguous or malformed before matching (400), whether
+ *   the gateway read it itself or rebuilt it from a proxy's forward-auth headers.
+ */
+export const UNMATCHED_ROUTE = '(none)';
+export const REJECTED_ROUTE = '(rejected)';
+/** The `policy` label when no route decided. */
+export const NO_POLICY = '(none)';
+
 /** Shared with the cluster primary, which counts the reloads it refuses before any worker sees them. */
 export const CONFIG_RELOADS_METRIC = {
   name: 'mfa_gateway_config_reloads_total',
@@ -71,8 +83,8 @@ export function createMetrics() {
     }),
     denials: new Counter({
       name: 'mfa_gateway_denials_total',
-      help: 'Requests refused by the gateway, by problem code.',
-      labelNames: ['code'] as const,
+      help: 'Requests refused by the gateway, by problem code and the route that refused them.',
+      labelNames: ['code', 'route'] as const,
       registers: [registry],
     }),
     rejectedRequests: new Counter({

@@ -12,3 +12,11 @@ export function sampleValue(exposition: string, series: string): number | undefi
   const line = exposition.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
+
+/** Every sample line of `name` (with or without labels) in a text exposition, sorted: for exact comparisons. */
+export function seriesOf(exposition: string, name: string): string[] {
+  return exposition
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .sort();
+}
