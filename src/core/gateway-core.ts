@@ -6,6 +6,7 @@ import { loadKeyring } from '../crypto/keyring.js';
 import type { BearerVerifier, RateLimiter } from '../decision/engine.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { FACTOR_TYPES } from '../mfa/enrollment.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
 import { createForwarder, type Forwarder } from '../forward/forwarder.js';
 import { createTrustList, type TrustList } from '../request/trust.js';
@@ -38,6 +39,8 @@ export interface CoreOptions {
   readonly watch?: boolean;
   /** Other processes' cache changes, when the store has no bus of its own (workers on SQLite). */
   readonly bus?: InvalidationBus;
+  /** How often the store deletes expired rows and pending factors (default 60 s). */
+  readonly cleanupIntervalMs?: number;
 }
 
 /**
@@ -101,11 +104,18 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const initialPolicy = loadPolicyFile(options.configPath);
   metrics.configReloads.inc({ result: 'success' }, 0);
   metrics.configReloads.inc({ result: 'failure' }, 0);
+  // Present from the start, so rate() and increase() see the first enrolment of each kind.
+  for (const type of FACTOR_TYPES) for (const event of ['started', 'confirmed', 'expired'] as const) metrics.mfaEnrollments.inc({ type, event }, 0);
   metrics.configInfo.set(Math.floor(clock() / 1000));
 
   // No key, no start: secrets are never stored in plaintext.
   const keyring = loadKeyring({ ...initialPolicy.keys, clock, metrics, logger });
   const store = await openStore(initialPolicy.store, clock, {
+    cleanupIntervalMs: options.cleanupIntervalMs,
+    // Enrolments left unconfirmed until they expired (the other ends of an enrolment are counted in src/mfa).
+    onPendingPurged: (types) => {
+      for (const type of types) metrics.mfaEnrollments.inc({ type, event: 'expired' });
+    },
     onHealthChange(state) {
       metrics.storeUp.set({ backend: state.backend }, state.up ? 1 : 0);
       if (state.up) logger.info({ event: 'store_recovered', backend: state.backend }, 'store backend answers again');

@@ -185,6 +185,12 @@ export function createMetrics() {
       help: 'Second-factor codes refused because they were already used.',
       registers: [registry],
     }),
+    mfaEnrollments: new Counter({
+      name: 'mfa_gateway_mfa_enrollments_total',
+      help: 'Factor enrolments by factor type and event: started (a pending factor was created), confirmed (it was activated with a code), expired (voided or purged before it was confirmed). confirmed/started is the registration rate.',
+      labelNames: ['type', 'event'] as const,
+      registers: [registry],
+    }),
     mfaSessionsIssued: new Counter({
       name: 'mfa_gateway_mfa_sessions_issued_total',
       help: 'MFA sessions issued.',
@@ -201,3 +207,6 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The `event` label of mfa_gateway_mfa_enrollments_total. */
+export type EnrollmentEvent = 'started' | 'confirmed' | 'expired';

@@ -4,13 +4,14 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { IssuedSession, MfaMethod } from '../decision/types.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { EnrollmentEvent, Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
-import type { DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { DurableStore, FactorRecord, FactorType, TtlStore } from '../store/types.js';
 import type { AddressThrottle } from '../throttle/address-failures.js';
 import type { Announce } from './announce.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import type { FactorCache } from './factor-cache.js';
+import { normalizeRecoveryCode } from './recovery.js';
 import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
 
@@ -98,8 +99,34 @@ export function sessionInvalid(maxAgeMs: number): Refusal {
   return refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs) }));
 }
 
-export function countVerification(deps: MfaDeps, method: string, result: 'success' | 'failure' | 'locked'): void {
+/**
+ * The `method` label of mfa_gateway_mfa_verifications_total: how the second factor was offered.
+ * A code is labelled by codeMethod() before it is checked (`otp` when it was tried against factors
+ * of several kinds), a session as `session`, IdP-asserted MFA as `idp`, and a refusal by the lock
+ * before anything was tried as `none`.
+ */
+export type VerificationMethod = MfaMethod | 'session' | 'otp';
+
+export function countVerification(deps: MfaDeps, method: VerificationMethod, result: 'success' | 'failure' | 'locked'): void {
   deps.metrics?.mfaVerifications.inc({ method, result });
+}
+
+/** One step of an enrolment, for the registration rate (confirmed / started). */
+export function countEnrollment(deps: Pick<MfaDeps, 'metrics'>, type: FactorType, event: EnrollmentEvent): void {
+  deps.metrics?.mfaEnrollments.inc({ type, event });
+}
+
+/**
+ * The method label of one code attempt, decided before the code is checked from what the client
+ * sent (a recovery code's shape) and the kinds of factor it is tried against, never from the
+ * outcome: the success and the failure of an attempt carry the same label, and a wrong code's label
+ * cannot tell which factor it came closest to (a neighbouring TOTP step, a used HOTP counter). A
+ * subject with factors of two kinds gets `otp` either way; which one matched is in the audit log.
+ */
+export function codeMethod(code: string, factors: readonly Pick<FactorRecord, 'type'>[], allowRecovery: boolean): VerificationMethod {
+  if (allowRecovery && normalizeRecoveryCode(code) !== undefined) return 'recovery';
+  const kind = factors[0]?.type;
+  return kind !== undefined && factors.every((f) => f.type === kind) ? kind : 'otp';
 }
 
 export function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
@@ -135,11 +162,12 @@ export async function failedAttempt(
   caller: Pick<Caller, 'principal' | 'view' | 'policy' | 'now'>,
   result: Extract<AttemptResult, { ok: false }>,
   maxAgeMs: number,
+  method: VerificationMethod,
   replayMethod?: MfaMethod,
 ): Promise<Refusal> {
   const ctx = auditContext(caller);
   const { metrics, audit } = deps;
-  countVerification(deps, 'code', 'failure');
+  countVerification(deps, method, 'failure');
   if (result.reason === 'replay') {
     metrics?.mfaReplays.inc();
     audit.record(ctx, { event: 'replay', method: replayMethod ?? 'totp', factorId: result.factorId });

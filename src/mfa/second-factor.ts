@@ -6,6 +6,7 @@ import {
   activeFactors,
   auditContext,
   challenge,
+  codeMethod,
   countVerification,
   failedAttempt,
   issueSession,
@@ -62,12 +63,13 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     const ctx = auditContext(caller);
     const factors = await activeFactors(deps, ctx.subject, now);
     if (factors.length === 0) return notEnrolled(policy);
+    const method = codeMethod(code, factors, true);
     const result = await verifier.attempt({ subject: ctx.subject, code, factors, allowRecovery: true, now, policy });
     if (!result.ok) {
       const replayed = factors.find((f) => f.id === result.factorId);
-      return failedAttempt(deps, caller, result, maxAgeMs, replayed?.type);
+      return failedAttempt(deps, caller, result, maxAgeMs, method, replayed?.type);
     }
-    countVerification(deps, result.method, 'success');
+    countVerification(deps, method, 'success');
     audit.record(ctx, { event: 'verified', method: result.method, factorId: result.method === 'recovery' ? undefined : result.factorId });
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
     const mfaTime = seconds(now);

@@ -5,7 +5,7 @@ import { StoreError } from './errors.js';
 import { migratePostgres, postgresMigrationStatus, schemaBehind, type MigrationResult, type MigrationStatus } from './migrate.js';
 import { createPgPool, type PgPool, type PgQuery } from './pg-pool.js';
 import { factorParams, POSTGRES_ONLY, rebind, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
-import type { DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord } from './types.js';
+import type { DurableRecord, DurableStore, FactorRecord, FactorType, PendingPurged, RecoveryCodeRecord } from './types.js';
 
 /**
  * The shared backend's durable half: factors and recovery codes in PostgreSQL, for many gateway
@@ -25,6 +25,7 @@ export interface PostgresStoreOptions {
   readonly cleanupIntervalMs?: number | undefined;
   /** Told of a failure on an idle connection (already dropped; the next call reconnects). */
   readonly onIdleError?: ((error: StoreError) => void) | undefined;
+  readonly onPendingPurged?: PendingPurged | undefined;
 }
 
 export interface PostgresStore {
@@ -128,10 +129,10 @@ export async function openPostgresStore(config: PostgresConfig, options: Postgre
     await pool.end();
     throw error;
   }
-  return createStore(pool, clock, cleanupIntervalMs, migrations);
+  return createStore(pool, clock, cleanupIntervalMs, migrations, options.onPendingPurged);
 }
 
-function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migrations: MigrationResult): PostgresStore {
+function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migrations: MigrationResult, onPendingPurged: PendingPurged | undefined): PostgresStore {
   let ended: Promise<void> | undefined;
   const timer = setInterval(() => {
     // Unavailable now: the next round tries again, and reads ignore expired pending factors anyway.
@@ -145,7 +146,9 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
 
   async function cleanup(): Promise<number> {
     live();
-    return pool.execute(SQL.purgePendingFactors, [clock()]);
+    const purged = await pool.query<{ type: FactorType }>(SQL.purgePendingFactors, [clock()]);
+    if (purged.length > 0) onPendingPurged?.(purged.map((row) => row.type));
+    return purged.length;
   }
 
   async function importBatch(query: PgQuery, factors: FactorRecord[], codes: RecoveryCodeRecord[]): Promise<void> {

@@ -7,7 +7,7 @@ import { StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
 import { factorParams, rowToFactor, rowToRecoveryCode, statementsFor, type FactorRow, type RecoveryCodeRow, type StatementName } from './sql.js';
-import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore } from './types.js';
+import type { DurableRecord, DurableStore, FactorType, ImportCounts, PendingPurged, SealedSecret, TtlStore } from './types.js';
 
 /**
  * The embedded store: one SQLite file (WAL) holding both the durable and the TTL state. Several
@@ -24,6 +24,7 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number | undefined;
   /** How often expired TTL rows and expired pending factors are deleted (default 60 s). */
   readonly cleanupIntervalMs?: number | undefined;
+  readonly onPendingPurged?: PendingPurged | undefined;
 }
 
 export interface SqliteStore {
@@ -113,7 +114,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   function cleanup(): { ttl: number; factors: number } {
     live();
     const now = clock();
-    return db.transaction(() => ({ ttl: shortLived.purge(now), factors: st.purgePendingFactors.run(now).changes })).immediate();
+    const { ttl, purged } = db.transaction(() => ({ ttl: shortLived.purge(now), purged: st.purgePendingFactors.all(now) as { type: FactorType }[] })).immediate();
+    if (purged.length > 0) options.onPendingPurged?.(purged.map((row) => row.type));
+    return { ttl, factors: purged.length };
   }
 
   function shutdown(): void {
