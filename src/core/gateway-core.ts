@@ -5,6 +5,7 @@ import { createJwtVerifier } from '../auth/jwt.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { BearerVerifier, RateLimiter } from '../decision/engine.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { readBuildInfo } from '../metrics/build-info.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { FACTOR_TYPES } from '../mfa/enrollment.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
@@ -107,6 +108,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   // Present from the start, so rate() and increase() see the first enrolment of each kind.
   for (const type of FACTOR_TYPES) for (const event of ['started', 'confirmed', 'expired'] as const) metrics.mfaEnrollments.inc({ type, event }, 0);
   metrics.configInfo.set(Math.floor(clock() / 1000));
+  metrics.buildInfo.set(readBuildInfo(), 1);
 
   // No key, no start: secrets are never stored in plaintext.
   const keyring = loadKeyring({ ...initialPolicy.keys, clock, metrics, logger });

@@ -196,6 +196,14 @@ export function createMetrics() {
       help: 'MFA sessions issued.',
       registers: [registry],
     }),
+    buildInfo: new Gauge({
+      name: 'mfa_gateway_build_info',
+      help: 'Always 1; its labels name the running build: version (package.json), node (the Node.js version), commit (MFA_GATEWAY_COMMIT, set by the image build; else unknown).',
+      labelNames: ['version', 'node', 'commit'] as const,
+      // Every worker runs the same build: one series of 1, not N.
+      aggregator: 'max',
+      registers: [registry],
+    }),
     keyAge: new Gauge({
       name: 'mfa_gateway_encryption_key_age_seconds',
       help: 'Age of each secret-encryption key, by key id.',
