@@ -6,6 +6,7 @@ import { loadKeyring } from '../crypto/keyring.js';
 import type { BearerVerifier, RateLimiter } from '../decision/engine.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { readBuildInfo } from '../metrics/build-info.js';
+import { createClockWatch } from '../metrics/clock-offset.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { FACTOR_TYPES } from '../mfa/enrollment.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
@@ -42,6 +43,8 @@ export interface CoreOptions {
   readonly bus?: InvalidationBus;
   /** How often the store deletes expired rows and pending factors (default 60 s). */
   readonly cleanupIntervalMs?: number;
+  /** Poll the policy's NTP server (`clock:`; default true). Workers leave it to the primary: one clock, one poller. */
+  readonly pollClock?: boolean;
 }
 
 /**
@@ -137,6 +140,8 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const ttl = countCalls(store.ttl, (operation) => metrics.storeCalls.inc({ backend: ttlBackend, operation }));
   const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit });
   const limiter = createRouteLimiter({ ttl, logger, metrics });
+  const clockWatch = options.pollClock === false ? undefined : createClockWatch({ registry: metrics.registry, logger, clock });
+  clockWatch?.apply(initialPolicy.clock);
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
     // Keep caches and warm connections when their part of the policy did not change.
@@ -184,6 +189,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     }
     const previous = runtime;
     runtime = buildRuntime(policy, previous);
+    clockWatch?.apply(policy.clock);
     if (!inFlightByRuntime.has(previous)) void closeRetired(previous);
     metrics.configReloads.inc({ result: 'success' });
     metrics.configInfo.set(Math.floor(clock() / 1000));
@@ -262,6 +268,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     },
     async close() {
       watcher?.close();
+      clockWatch?.close();
       await runtime.forwarder.close();
       await runtime.bearer.close();
       await store.close();

@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly bus?: InvalidationBus;
   /** How often the store deletes expired rows and pending factors (default 60 s). */
   readonly cleanupIntervalMs?: number;
+  /** Poll the policy's NTP server (default true); a worker of `serve --workers N` leaves it to the primary. */
+  readonly pollClock?: boolean;
 }
 
 export interface Gateway {

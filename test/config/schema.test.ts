@@ -106,7 +106,7 @@ describe('config/gateway.schema.json', () => {
   test('a key the schema does not define is refused by both, at every level', () => {
     const full = fillDefaults(schema, structuredClone(BASE));
     const paths = objectPaths(full);
-    assert.equal(paths.length, 26); // root, 16 sections and subsections, upstreams.app with pool and retries, 2 routes with match, limits, authz
+    assert.equal(paths.length, 27); // root, 16 sections and subsections, upstreams.app with pool and retries, 2 routes with match, limits, authz, clock
     for (const path of paths) {
       const variant = structuredClone(full);
       at(variant, path).zz_unknown = 1;
