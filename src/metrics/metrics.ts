@@ -154,7 +154,7 @@ export function createMetrics() {
     }),
     mfaVerifications: new Counter({
       name: 'mfa_gateway_mfa_verifications_total',
-      help: 'Second-factor verifications, by method and result.',
+      help: 'Second-factor verifications, by method (totp|hotp|recovery, otp for a code tried against factors of several kinds, session, idp, none when the lock refused it) and result (success|failure|locked); a code is labelled before it is checked, so success and failure of one method add up.',
       labelNames: ['method', 'result'] as const,
       registers: [registry],
     }),
