@@ -2,14 +2,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { createClockWatch } from '../../src/metrics/clock-offset.js';
-import { startGateway, type Gateway } from '../../src/server/gateway.js';
+import type { Gateway } from '../../src/server/gateway.js';
 import { systemClock } from '../../src/time/clock.js';
 import { fakeClock, intoCurrentStep, type FakeClock } from '../support/clock.js';
-import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
+import { createWorkspace, policyHead } from '../support/fixture.js';
+import { startGatewayRig, type GatewayRig } from '../support/gateway.js';
 import { call } from '../support/http.js';
 import { captureLog, type LogCapture } from '../support/log.js';
 import { sampleValue, seriesOf } from '../support/metrics.js';
-import { startServe } from '../support/serve.js';
+import { startServe, type ServeProcess } from '../support/serve.js';
+import { failOnUnhandledRejections } from '../support/unhandled.js';
 import { startSntpResponder, type SntpResponder } from '../support/sntp.js';
 import { eventually } from '../support/wait.js';
 
@@ -19,13 +21,7 @@ import { eventually } from '../support/wait.js';
  * exactly. A server that never answers must cost nothing but a 0 and a log line.
  */
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
-after(() => {
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no promise was left to reject unhandled');
-});
+failOnUnhandledRejections();
 
 const ROUTES = 'routes:\n  - { name: p, match: { path: /p }, upstream: app, policy: public }\ndefault: deny\n';
 const CLOCK_SERIES = ['mfa_gateway_clock_offset_seconds', 'mfa_gateway_clock_last_sync_timestamp_seconds', 'mfa_gateway_clock_sync_success'];
@@ -39,15 +35,14 @@ function clockEvents(log: LogCapture): Record<string, unknown>[] {
 }
 
 describe('the clock offset of a gateway', () => {
-  let ws: Workspace;
   let clock: FakeClock;
   let log: LogCapture;
+  let rig: GatewayRig;
   let gateway: Gateway;
   let behind: SntpResponder;
   let near: SntpResponder;
   let mute: SntpResponder;
-  const writePolicy = (clockSection: string): void => ws.writePolicy(policyHead(ws, 'http://127.0.0.1:1') + clockSection + ROUTES);
-  const scrape = async (): Promise<string> => (await call(gateway.adminAddress!.port, 'GET', '/metrics')).text;
+  const asking = (server: SntpResponder): string => `clock: { ntp_server: "${server.address}", timeout: 200ms }\n${ROUTES}`;
 
   before(async () => {
     clock = fakeClock(intoCurrentStep());
@@ -56,20 +51,18 @@ describe('the clock offset of a gateway', () => {
       startSntpResponder({ clock, offsetSeconds: -3 }),
       startSntpResponder({ clock, mode: 'silent' }),
     ]);
-    ws = createWorkspace();
     log = captureLog();
-    writePolicy(`clock: { ntp_server: "${behind.address}", timeout: 200ms }\n`);
-    gateway = await startGateway({ configPath: ws.configPath, logger: log.logger, audit: log.logger, watch: false, clock });
+    rig = await startGatewayRig(asking(behind), { logger: log.logger, audit: log.logger, clock });
+    gateway = rig.gateway;
   });
   after(async () => {
-    await gateway.stop();
+    await rig.close();
     await Promise.all([behind.close(), near.close(), mute.close()]);
-    ws.remove();
   });
 
   test('45 s behind the server: the offset exactly, the time of the reading, and a warning (TOTP fails past 30 s)', async () => {
-    await eventually(async () => sampleValue(await scrape(), 'mfa_gateway_clock_sync_success') === 1);
-    assert.deepEqual(clockLines(await scrape()), [
+    await eventually(async () => sampleValue(await rig.scrape(), 'mfa_gateway_clock_sync_success') === 1);
+    assert.deepEqual(clockLines(await rig.scrape()), [
       'mfa_gateway_clock_offset_seconds 45',
       `mfa_gateway_clock_last_sync_timestamp_seconds ${clock() / 1000}`,
       'mfa_gateway_clock_sync_success 1',
@@ -85,10 +78,10 @@ describe('the clock offset of a gateway', () => {
   });
 
   test('a reload names a server within 30 s: asked at once, the new offset, and word that the clock is fine again', async () => {
-    writePolicy(`clock: { ntp_server: "${near.address}", timeout: 200ms }\n`);
+    rig.rewrite(asking(near));
     assert.deepEqual(gateway.reload(), { ok: true });
-    await eventually(async () => sampleValue(await scrape(), 'mfa_gateway_clock_offset_seconds') === -3);
-    assert.deepEqual(clockLines(await scrape()), [
+    await eventually(async () => sampleValue(await rig.scrape(), 'mfa_gateway_clock_offset_seconds') === -3);
+    assert.deepEqual(clockLines(await rig.scrape()), [
       'mfa_gateway_clock_offset_seconds -3',
       `mfa_gateway_clock_last_sync_timestamp_seconds ${clock() / 1000}`,
       'mfa_gateway_clock_sync_success 1',
@@ -102,10 +95,10 @@ describe('the clock offset of a gateway', () => {
   });
 
   test('a server that never answers: sync_success 0, no offset claimed, a warning; the gateway serves on', async () => {
-    writePolicy(`clock: { ntp_server: "${mute.address}", timeout: 200ms }\n`);
+    rig.rewrite(asking(mute));
     assert.deepEqual(gateway.reload(), { ok: true });
-    await eventually(async () => sampleValue(await scrape(), 'mfa_gateway_clock_sync_success') === 0);
-    assert.deepEqual(clockLines(await scrape()), ['mfa_gateway_clock_sync_success 0']);
+    await eventually(async () => sampleValue(await rig.scrape(), 'mfa_gateway_clock_sync_success') === 0);
+    assert.deepEqual(clockLines(await rig.scrape()), ['mfa_gateway_clock_sync_success 0']);
     const failed = clockEvents(log).at(-1);
     assert.equal(failed?.level, 40);
     assert.equal(failed?.event, 'clock_sync_failed');
@@ -116,9 +109,9 @@ describe('the clock offset of a gateway', () => {
   });
 
   test('clock: removed on reload: polling stops and the series go', async () => {
-    writePolicy('');
+    rig.rewrite(ROUTES);
     assert.deepEqual(gateway.reload(), { ok: true });
-    assert.deepEqual(clockLines(await scrape()), []);
+    assert.deepEqual(clockLines(await rig.scrape()), []);
   });
 });
 
@@ -153,11 +146,13 @@ describe('serve --workers 2', () => {
     // A real process on the real clock: the offset is 45 s give or take the loopback round trip.
     const responder = await startSntpResponder({ clock: systemClock, offsetSeconds: 45 });
     const ws = createWorkspace();
-    ws.writePolicy(policyHead(ws, 'http://127.0.0.1:1') + `clock: { ntp_server: "${responder.address}" }\n` + ROUTES);
-    const served = await startServe(['--config', ws.configPath, '--workers', '2']);
+    let served: ServeProcess | undefined;
     try {
+      ws.writePolicy(policyHead(ws, 'http://127.0.0.1:1') + `clock: { ntp_server: "${responder.address}" }\n` + ROUTES);
+      served = await startServe(['--config', ws.configPath, '--workers', '2']);
+      const admin = served.adminPort;
       let text = '';
-      await eventually(async () => sampleValue((text = (await call(served.adminPort, 'GET', '/metrics')).text), 'mfa_gateway_clock_sync_success') === 1, 5_000);
+      await eventually(async () => sampleValue((text = (await call(admin, 'GET', '/metrics')).text), 'mfa_gateway_clock_sync_success') === 1, 5_000);
       const offset = sampleValue(text, 'mfa_gateway_clock_offset_seconds')!;
       assert.ok(Math.abs(offset - 45) < 0.5, `offset ${offset}`);
       assert.equal(seriesOf(text, 'mfa_gateway_clock_offset_seconds').length, 1);
@@ -166,8 +161,8 @@ describe('serve --workers 2', () => {
       assert.equal(responder.requests.length, 1);
       assert.ok(served.events().some((event) => event.event === 'clock_offset' && event.role === 'primary'));
     } finally {
-      served.child.kill('SIGTERM');
-      await served.exited;
+      served?.child.kill('SIGTERM');
+      await served?.exited;
       await responder.close();
       ws.remove();
     }

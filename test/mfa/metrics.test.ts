@@ -1,16 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger } from '../../src/log/logger.js';
-import { startGateway, type Gateway } from '../../src/server/gateway.js';
 import { missingBinary, OATHTOOL } from '../support/binaries.js';
 import { fakeClock, intoCurrentStep, STEP_MS, type FakeClock } from '../support/clock.js';
 import { enrollTotpOverHttp } from '../support/enroll.js';
-import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
+import { startGatewayRig, type GatewayRig } from '../support/gateway.js';
 import { call, type Reply } from '../support/http.js';
-import { seriesOf } from '../support/metrics.js';
+import { seriesValues } from '../support/metrics.js';
 import { oathHotp, oathTotp, wrongTotp } from '../support/otp.js';
 import { token } from '../support/tokens.js';
-import { startUpstream, type Upstream } from '../support/upstream.js';
 import { eventually } from '../support/wait.js';
 
 /**
@@ -19,7 +16,6 @@ import { eventually } from '../support/wait.js';
  */
 
 const skip = missingBinary(OATHTOOL, 'oathtool');
-const silent = createLogger({ level: 'silent' });
 /** RFC 4226's test secret, as a hardware token would come with. */
 const HOTP_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
 const ROUTES = `routes:
@@ -27,56 +23,25 @@ const ROUTES = `routes:
 default: deny
 `;
 
-interface Rig {
-  readonly upstream: Upstream;
-  readonly ws: Workspace;
-  readonly gateway: Gateway;
+interface Rig extends GatewayRig {
   readonly clock: FakeClock;
-  readonly port: number;
-  scrape(): Promise<string>;
   bearer(subject: string): Promise<string>;
-  close(): Promise<void>;
 }
 
 /** A gateway whose store purges expired enrolments every 50 ms, and whose lockout stays out of the way. */
 async function startRig(): Promise<Rig> {
-  const upstream = await startUpstream();
-  const ws = createWorkspace();
-  const head = policyHead(ws, upstream.url).replace('mfa:\n', 'mfa:\n  lockout: { max_failures: 100 }\n  enrollment: { pending_ttl: 1m }\n');
-  ws.writePolicy(head + ROUTES);
   const clock = fakeClock(intoCurrentStep());
-  const gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false, clock, cleanupIntervalMs: 50 });
-  return {
-    upstream,
-    ws,
-    gateway,
-    clock,
-    port: gateway.address.port,
-    scrape: async () => (await call(gateway.adminAddress!.port, 'GET', '/metrics')).text,
-    bearer: (subject) => token(subject, { now: clock() }),
-    async close() {
-      await gateway.stop();
-      await upstream.close();
-      ws.remove();
-    },
-  };
+  const rig = await startGatewayRig(ROUTES, { clock, cleanupIntervalMs: 50, mfa: '  lockout: { max_failures: 100 }\n  enrollment: { pending_ttl: 1m }\n' });
+  return { ...rig, clock, bearer: (subject) => token(subject, { now: clock() }) };
 }
 
 /** `method/result` → count, from every series of the verifications counter. */
-function verifications(text: string): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const line of seriesOf(text, 'mfa_gateway_mfa_verifications_total')) {
-    const m = /^mfa_gateway_mfa_verifications_total\{method="([^"]+)",result="([^"]+)"\} (\d+)$/.exec(line);
-    assert.ok(m !== null, line);
-    counts.set(`${m[1]}/${m[2]}`, Number(m[3]));
-  }
-  return counts;
-}
+const verifications = (text: string): Record<string, number> => seriesValues(text, 'mfa_gateway_mfa_verifications_total', ['method', 'result']);
 
 /** What changed between two readings, zeros left out. */
-function delta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+function delta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
   const changed: Record<string, number> = {};
-  for (const [key, value] of after) if (value !== (before.get(key) ?? 0)) changed[key] = value - (before.get(key) ?? 0);
+  for (const [key, value] of Object.entries(after)) if (value !== (before[key] ?? 0)) changed[key] = value - (before[key] ?? 0);
   return changed;
 }
 
@@ -160,15 +125,7 @@ describe('mfa_gateway_mfa_verifications_total: one method label for an attempt, 
 });
 
 /** `type/event` → count, from every series of the enrolments counter. */
-function enrollments(text: string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const line of seriesOf(text, 'mfa_gateway_mfa_enrollments_total')) {
-    const m = /^mfa_gateway_mfa_enrollments_total\{type="([^"]+)",event="([^"]+)"\} (\d+)$/.exec(line);
-    assert.ok(m !== null, line);
-    counts[`${m[1]}/${m[2]}`] = Number(m[3]);
-  }
-  return counts;
-}
+const enrollments = (text: string): Record<string, number> => seriesValues(text, 'mfa_gateway_mfa_enrollments_total', ['type', 'event']);
 
 describe('mfa_gateway_mfa_enrollments_total: started, confirmed, expired', { skip }, () => {
   let rig: Rig;

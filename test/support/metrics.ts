@@ -20,3 +20,18 @@ export function seriesOf(exposition: string, name: string): string[] {
     .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
     .sort();
 }
+
+/**
+ * `value1/value2…` of the labels named → sample value, for every series of `name` (labels in the
+ * order the exposition prints them, which is the metric's declaration order).
+ */
+export function seriesValues(exposition: string, name: string, labels: readonly string[]): Record<string, number> {
+  const pattern = new RegExp(`^${name}\\{${labels.map((label) => `${label}="([^"]*)"`).join(',')}\\} (\\S+)$`);
+  const values: Record<string, number> = {};
+  for (const line of seriesOf(exposition, name)) {
+    const m = pattern.exec(line);
+    if (m === null) throw new Error(`not a ${name}{${labels.join(',')}} sample: ${line}`);
+    values[m.slice(1, -1).join('/')] = Number(m.at(-1));
+  }
+  return values;
+}

@@ -1,20 +1,15 @@
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { querySntp } from '../../src/time/sntp.js';
 import { systemClock } from '../../src/time/clock.js';
 import { fakeClock, T0 } from '../support/clock.js';
+import { failOnUnhandledRejections } from '../support/unhandled.js';
 import { startSntpResponder } from '../support/sntp.js';
 
 /** One SNTP exchange against a loopback responder that shares the client's (frozen) clock. */
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
-after(() => {
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no promise was left to reject unhandled');
-});
+failOnUnhandledRejections();
 
 const loopback = (port: number) => ({ host: '127.0.0.1', port });
 

@@ -1,12 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type Gateway } from '../../../src/server/gateway.js';
-import { createLogger } from '../../../src/log/logger.js';
-import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
+import { startGatewayRig, type GatewayRig } from '../../support/gateway.js';
 import { call } from '../../support/http.js';
 import { seriesOf } from '../../support/metrics.js';
 import { token } from '../../support/tokens.js';
-import { startUpstream, type Upstream } from '../../support/upstream.js';
 
 /**
  * A forward-auth answer is counted under the user route that decided it, exactly as the same
@@ -22,26 +19,15 @@ default: deny
 authz: { trusted_proxies: [127.0.0.1/32] }
 `;
 
-const silent = createLogger({ level: 'silent' });
-
 describe('forward-auth answers are labelled by the route they decided', () => {
-  let upstream: Upstream;
-  let ws: Workspace;
-  let gateway: Gateway;
+  let rig: GatewayRig;
   let port: number;
 
   before(async () => {
-    upstream = await startUpstream();
-    ws = createWorkspace();
-    ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
-    gateway = await startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false });
-    port = gateway.address.port;
+    rig = await startGatewayRig(ROUTES);
+    port = rig.port;
   });
-  after(async () => {
-    await gateway.stop();
-    await upstream.close();
-    ws.remove();
-  });
+  after(() => rig.close());
 
   /** nginx's question about `url`. */
   const nginx = (url: string, headers: Record<string, string> = {}) => call(port, 'GET', '/.mfa/authz/auth-request', { 'x-original-method': 'GET', 'x-original-url': url, ...headers });
@@ -77,7 +63,7 @@ describe('forward-auth answers are labelled by the route they decided', () => {
     ];
     for (const [reply, status] of expected) assert.equal((await reply).status, status);
 
-    const text = (await call(gateway.adminAddress!.port, 'GET', '/metrics')).text;
+    const text = await rig.scrape();
     assert.deepEqual(seriesOf(text, 'mfa_gateway_requests_total'), [
       'mfa_gateway_requests_total{route="(forward-auth)",policy="public",status="403"} 1',
       'mfa_gateway_requests_total{route="(forward-auth)",policy="public",status="404"} 1',
