@@ -1,7 +1,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import type { Clock } from '../time/clock.js';
-import { querySntp, type SntpServer } from '../time/sntp.js';
+import { querySntp, serverName, type SntpServer } from '../time/sntp.js';
 
 /**
  * Polls the policy's NTP server (`clock:`) and exports how far this host's clock is off. TOTP
@@ -65,7 +65,7 @@ export function createClockWatch(deps: { readonly registry: Registry; readonly l
   let offLimits = false;
 
   async function poll(settings: ClockWatchSettings, run: number): Promise<void> {
-    const server = `${settings.server.host}:${settings.server.port}`;
+    const server = serverName(settings.server);
     try {
       const reading = await querySntp(settings.server, { timeoutMs: settings.timeoutMs, clock });
       if (run !== generation) return;

@@ -23,6 +23,11 @@ export interface SntpReading {
   readonly stratum: number;
 }
 
+/** `host:port`, an IPv6 address in brackets: for logs and messages. */
+export function serverName(server: SntpServer): string {
+  return `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
+}
+
 /** Seconds from 1900 (the NTP era) to 1970. */
 const UNIX_EPOCH_NTP_SECONDS = 2_208_988_800n;
 const PACKET_BYTES = 48;
