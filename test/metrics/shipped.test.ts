@@ -1,9 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { createMetrics, PER_WORKER_GAUGES } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startGateway } from '../../src/server/gateway.js';
@@ -93,6 +93,35 @@ function metricOf(name: string, exported: ReadonlyMap<string, Exported>): string
   return exported.get(base)?.type === 'histogram' ? base : name;
 }
 
+/** Every PromQL expression of the dashboard: its panels' targets, and the queries of its variables. */
+function dashboardExprs(): string[] {
+  const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { uid: string; panels: Record<string, unknown>[]; templating: { list: { query: unknown; type: string }[] } };
+  assert.equal(dashboard.uid, 'mfa-gateway');
+  const exprs: string[] = [];
+  for (const panel of dashboard.panels) {
+    if (panel.type === 'row') continue;
+    assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, String(panel.title));
+    const targets = panel.targets as { expr: string }[];
+    assert.ok(targets.length > 0, String(panel.title));
+    exprs.push(...targets.map((target) => target.expr));
+  }
+  for (const variable of dashboard.templating.list) {
+    if (variable.type !== 'query') continue;
+    exprs.push((variable.query as { query: string }).query.replace(/^label_values\((.*),\s*\w+\)$/, '$1'));
+  }
+  return exprs;
+}
+
+const promtoolMissing = missingBinary(PROMTOOL, 'prometheus');
+
+/** Runs promtool; its output, or a failure that shows it. */
+function promtool(...args: string[]): string {
+  const run = spawnSync(PROMTOOL, args, { encoding: 'utf8' });
+  const output = `${run.stdout}${run.stderr}`;
+  assert.equal(run.status, 0, `promtool ${args.join(' ')} failed:\n${output}`);
+  return output;
+}
+
 describe('what ships for operators, against a real scrape', () => {
   let upstream: Upstream;
   let ntp: SntpResponder;
@@ -145,19 +174,11 @@ default: deny
   });
 
   describe('config/prometheus', () => {
-    const skip = missingBinary(PROMTOOL, 'prometheus');
-    const promtool = (...args: string[]): string => {
-      const run = spawnSync(PROMTOOL, args, { encoding: 'utf8' });
-      const output = `${run.stdout}${run.stderr}`;
-      assert.equal(run.status, 0, `promtool ${args.join(' ')} failed:\n${output}`);
-      return output;
-    };
-
-    test('promtool check rules accepts the rules', { skip }, () => {
+    test('promtool check rules accepts the rules', { skip: promtoolMissing }, () => {
       assert.match(promtool('check', 'rules', RULES), /SUCCESS: \d+ rules found/);
     });
 
-    test('promtool test rules: every unit test passes', { skip }, () => {
+    test('promtool test rules: every unit test passes', { skip: promtoolMissing }, () => {
       assert.match(promtool('test', 'rules', RULE_TESTS), /SUCCESS/);
     });
 
@@ -179,27 +200,21 @@ default: deny
   });
 
   test('config/grafana/mfa-gateway.json: every expression reads only exported metrics, straight (no recording rules)', () => {
-    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { uid: string; panels: Record<string, unknown>[]; templating: { list: { query: unknown; type: string }[] } };
-    assert.equal(dashboard.uid, 'mfa-gateway');
-    const exprs: string[] = [];
-    for (const panel of dashboard.panels) {
-      if (panel.type === 'row') continue;
-      assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, String(panel.title));
-      const targets = panel.targets as { expr: string }[];
-      assert.ok(targets.length > 0, String(panel.title));
-      exprs.push(...targets.map((target) => target.expr));
-    }
-    for (const variable of dashboard.templating.list) {
-      if (variable.type !== 'query') continue;
-      const query = (variable.query as { query: string }).query;
-      exprs.push(query.replace(/^label_values\((.*),\s*\w+\)$/, '$1'));
-    }
+    const exprs = dashboardExprs();
     assert.ok(exprs.length >= 40, `${exprs.length} expressions`);
     const read = new Set(exprs.flatMap(promqlNames));
     for (const name of read) assert.ok(exported.has(metricOf(name, exported)), `the dashboard reads ${name}, which is not exported`);
     // The dashboard charts every metric family of the gateway itself.
     const unused = [...exported.keys()].filter((name) => name.startsWith('mfa_gateway_') && ![...read].some((r) => metricOf(r, exported) === name));
     assert.deepEqual(unused, []);
+  });
+
+  test('config/grafana/mfa-gateway.json: every expression is PromQL that promtool parses', { skip: promtoolMissing }, () => {
+    // Grafana's variables as a query would have them: a range for $__rate_interval, "any" for the selectors.
+    const rules = dashboardExprs().map((expr, i) => ({ record: `dashboard:expr_${i}`, expr: expr.replace(/\$__\w+/g, '5m').replace(/\$\{?\w+\}?/g, '.*') }));
+    const file = join(ws.dir, 'dashboard.rules.yml');
+    writeFileSync(file, stringifyYaml({ groups: [{ name: 'dashboard', rules }] }));
+    assert.match(promtool('check', 'rules', file), new RegExp(`SUCCESS: ${rules.length} rules found`));
   });
 
   test('docs/metrics.md: every metric exported is listed with the labels it carries, and every metric listed is exported', () => {
