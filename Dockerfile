@@ -14,7 +14,10 @@ COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production
+# The commit this image is built from, for mfa_gateway_build_info{commit}:
+#   docker build --build-arg MFA_GATEWAY_COMMIT=$(git rev-parse HEAD) -t mfa-gateway .
+ARG MFA_GATEWAY_COMMIT=unknown
+ENV NODE_ENV=production MFA_GATEWAY_COMMIT=$MFA_GATEWAY_COMMIT
 WORKDIR /app
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist/src ./dist/src

@@ -3,6 +3,7 @@ import type { GatewayCore, PolicyRuntime } from '../core/gateway-core.js';
 import { decide } from '../decision/engine.js';
 import type { Allow } from '../decision/types.js';
 import type { Problem } from '../errors/problems.js';
+import { NO_POLICY, REJECTED_ROUTE, UNMATCHED_ROUTE } from '../metrics/metrics.js';
 import { canonicalizeRequest, type RequestSource } from '../request/canonical.js';
 import type { TrustList } from '../request/trust.js';
 import type { RequestView } from '../request/view.js';
@@ -39,8 +40,8 @@ export class Pass {
   readonly runtime: PolicyRuntime;
   readonly now: number;
   private readonly started = performance.now();
-  private routeLabel = '(none)';
-  private policyLabel = '(none)';
+  private routeLabel = UNMATCHED_ROUTE;
+  private policyLabel = NO_POLICY;
   private settled = false;
 
   constructor(private readonly core: GatewayCore) {
@@ -51,6 +52,14 @@ export class Pass {
   label(route: string, policy: string): void {
     this.routeLabel = route;
     this.policyLabel = policy;
+  }
+
+  /**
+   * Counts a refusal under the route the request is labelled with now, so that denials and
+   * requests_total name the same route for the same answer.
+   */
+  denied(code: string): void {
+    this.core.metrics.denials.inc({ code, route: this.routeLabel });
   }
 
   settle(status: number): void {
@@ -83,9 +92,9 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
     maxTokenBytes: runtime.policy.auth.jwt.maxTokenBytes,
   });
   if (!canonical.ok) {
-    pass.label('(rejected)', '(none)');
+    pass.label(REJECTED_ROUTE, NO_POLICY);
     metrics.rejectedRequests.inc({ reason: canonical.reason });
-    metrics.denials.inc({ code: canonical.problem.code });
+    pass.denied(canonical.problem.code);
     return { kind: 'refused', problem: canonical.problem, requestId: undefined, ambiguous: true };
   }
   const view = canonical.view;
@@ -98,9 +107,13 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
     now: pass.now,
     reserved: options.reserved ?? true,
   });
-  if (decision.route !== undefined) pass.label(decision.route.name, decision.route.policy);
+  // Always relabelled: a forward-auth question arrives labelled with the reserved route that
+  // received it, and must be counted under the user route that decided it, or none, as when proxied.
+  const route = decision.route;
+  if (route !== undefined) pass.label(route.name, route.policy);
+  else pass.label(UNMATCHED_ROUTE, NO_POLICY);
   if (decision.kind === 'deny') {
-    metrics.denials.inc({ code: decision.problem.code });
+    pass.denied(decision.problem.code);
     logger.info(
       { event: 'denied', door: options.door, request_id: view.requestId, client_request_id: view.clientRequestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
       'request denied',

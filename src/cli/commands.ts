@@ -13,6 +13,7 @@ import { serveCluster } from '../cluster/primary.js';
 import { parseWorkersOption } from '../cluster/workers-option.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
+import { serverName } from '../time/sntp.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
 import type { CliValues } from './options.js';
 
@@ -180,6 +181,9 @@ export async function runCommand(positionals: readonly string[], values: CliValu
         const c = tls.credentials;
         out(`tls: ${tls.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2 and TLSv1.3'}, certificate ${c.subject}, sha256 ${c.fingerprint256}, valid until ${new Date(c.validToMs).toISOString()}`);
       }
+      const clock = policy.clock;
+      // Which NTP server the clock is checked against, so a typo is seen before the first warning.
+      if (clock !== undefined) out(`clock: NTP server ${serverName(clock.server)}, asked every ${formatDuration(clock.intervalMs)}, ${formatDuration(clock.timeoutMs)} to answer`);
       out(formatRouteTable(policy));
       const weaker = findWeakerRules(policy.routes);
       if (values.strict === true && weaker.length > 0) {

@@ -34,8 +34,10 @@ import type { GatewayPolicy } from '../config/types.js';
 import { createFileSetWatcher, createPolicyWatcher } from '../config/watch.js';
 import type { ReloadResult } from '../core/gateway-core.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { createClockWatch } from '../metrics/clock-offset.js';
 import { CONFIG_RELOADS_METRIC } from '../metrics/metrics.js';
 import { formatRouteTable } from '../routes/table.js';
+import { systemClock } from '../time/clock.js';
 import { createAdminHandler } from '../server/admin.js';
 import { listenOn } from '../server/gateway.js';
 import { createMetricsAggregator } from './aggregate.js';
@@ -149,6 +151,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   let policy: GatewayPolicy = loadPolicyFile(configPath);
   const metrics = createClusterMetrics(options.workers);
   const aggregator = createMetricsAggregator();
+  // The workers share this host's clock: the primary alone asks the NTP server, into its own registry.
+  const clockWatch = createClockWatch({ registry: metrics.registry, logger, clock: systemClock });
+  clockWatch.apply(policy.clock);
   const slots: Slot[] = Array.from({ length: options.workers }, (_, i) => ({
     index: i + 1,
     worker: undefined,
@@ -338,6 +343,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     if (stopDeadline !== undefined) clearTimeout(stopDeadline);
     for (const watcher of watchers) watcher.close();
     tlsWatcher?.close();
+    clockWatch.close();
     adminServer?.close();
     adminServer?.closeAllConnections();
     if (failure === undefined) logger.info({ event: 'stopped', exit_code: exitCode }, 'mfa-gateway stopped');
@@ -408,6 +414,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     }
     policy = next;
     watchTlsFiles(next);
+    clockWatch.apply(next.clock);
     logger.info({ event: 'config_reloaded', workers: asked.length, routes: next.routes.length }, 'policy reloaded in every worker');
     return { ok: true };
   }

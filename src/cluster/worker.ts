@@ -139,7 +139,7 @@ export function runWorker(options: WorkerOptions): Promise<number> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop());
   process.on('SIGHUP', () => logger.info({ event: 'sighup_ignored', primary_pid: process.ppid }, 'a worker does not reload on SIGHUP: the primary reloads every worker'));
 
-  startGateway({ configPath: options.configPath, logger, audit, admin: false, watch: false, bus }).then(
+  startGateway({ configPath: options.configPath, logger, audit, admin: false, watch: false, pollClock: false, bus }).then(
     (started) => {
       gateway = started;
       void send({ channel: CHANNEL, type: 'ready', address: `${started.address.address}:${started.address.port}` });

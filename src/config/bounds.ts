@@ -63,6 +63,9 @@ export const DURATION_BOUNDS = {
   'store.redis.connect_timeout': { min: 100, max: MINUTE },
   'store.redis.command_timeout': { min: 10, max: MINUTE },
   'limits.drain_timeout': { min: 0, max: 10 * MINUTE },
+  // RFC 4330 §10: an SNTP client must not poll more often than every 15 s.
+  'clock.interval': { min: 15 * SECOND, max: DAY },
+  'clock.timeout': { min: 100, max: 10 * SECOND },
   // Upstream keep-alive 60 s by default, 300 s at most; request timeout 10 s, 30 s at most.
   'upstreams.*.pool.keep_alive': { min: SECOND, max: 300 * SECOND },
   'upstreams.*.pool.keep_alive_max': { min: SECOND, max: 300 * SECOND },

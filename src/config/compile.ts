@@ -12,7 +12,7 @@ import { formatDuration, parseDuration } from '../time/duration.js';
 import { compileRoutes, type RawRoute } from '../routes/compile.js';
 import type { Route } from '../routes/types.js';
 import { checkTlsCredentials, TlsCredentials, type TlsMinVersion } from '../tls/credentials.js';
-import type { GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, TlsConfig, UpstreamConfig, UserVerification, WebAuthnConfig } from './types.js';
+import type { ClockConfig, GatewayPolicy, JwtAlgorithm, JwtConfig, OtpAlgorithm, TlsConfig, UpstreamConfig, UserVerification, WebAuthnConfig } from './types.js';
 import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
 import type { PolicyIssue } from './errors.js';
 import { deepFreeze, FrozenMap, FrozenSet, readonlyUrl } from './freeze.js';
@@ -61,6 +61,7 @@ export interface RawPolicy {
     readonly max_upstream_connections: number;
   };
   readonly authz: { readonly trusted_proxies: readonly string[] };
+  readonly clock: { readonly ntp_server?: string; readonly interval: string; readonly timeout: string };
 }
 
 interface RawTls {
@@ -279,6 +280,8 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     add(['upstreams'], `the pools hold ${totalConnections} connections in total, more than limits.max_upstream_connections (${limits.maxUpstreamConnections})`);
   }
 
+  const clock = compileClock(raw.clock, add, duration);
+
   const routes = compileRoutes(raw.routes, {
     upstreams: [...upstreams.keys()],
     mfaPathPrefix: mfa.pathPrefix,
@@ -313,6 +316,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     default: raw.default,
     limits,
     authz: { trustedProxies: authzTrustedProxies },
+    ...(clock !== undefined ? { clock } : {}),
   };
   return { policy: deepFreeze(policy), issues };
 }
@@ -473,6 +477,20 @@ function compileWebAuthn(raw: RawWebAuthn, issuer: string, add: Add, duration: D
       platform: duration([...base, 'max_age', 'platform'], raw.max_age.platform, DURATION_BOUNDS['mfa.webauthn.max_age.platform']),
     },
   };
+}
+
+/** `clock:` — undefined (off) without ntp_server. The schema checked the shape of host[:port]. */
+function compileClock(raw: RawPolicy['clock'], add: Add, duration: Duration): ClockConfig | undefined {
+  const intervalMs = duration(['clock', 'interval'], raw.interval, DURATION_BOUNDS['clock.interval']);
+  const timeoutMs = duration(['clock', 'timeout'], raw.timeout, DURATION_BOUNDS['clock.timeout']);
+  if (raw.ntp_server === undefined) return undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(raw.ntp_server);
+  const port = m?.[3] === undefined ? 123 : Number(m[3]);
+  if (m === null || port < 1 || port > 65535) {
+    add(['clock', 'ntp_server'], 'the port must be from 1 to 65535');
+    return undefined;
+  }
+  return { server: { host: m[1] ?? m[2]!, port }, intervalMs, timeoutMs };
 }
 
 function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | undefined {

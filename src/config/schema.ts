@@ -56,6 +56,7 @@ const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   '^MG[0-9a-fA-F]{32}$': 'must be a Twilio messaging service SID (MG and 32 hex digits)',
   '^[A-Za-z0-9-]{1,64}$': 'must be an HTTP header name',
   '\\{code\\}': 'must contain {code}',
+  '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$': 'must be host or host:port, e.g. pool.ntp.org, 10.0.0.1:123 or [2001:db8::1]:123',
 };
 const DURATION_PATTERN = '^\\d+(ms|s|m|h|d)$';
 export const DURATION_HINT = 'a whole number and a unit (ms, s, m, h or d), e.g. 30s';

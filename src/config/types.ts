@@ -301,4 +301,13 @@ export interface GatewayPolicy {
   };
   /** Forward-auth endpoints read X-Original-* / X-Forwarded-* only from these peers. */
   readonly authz: { readonly trustedProxies: readonly string[] };
+  /** The NTP server this host's clock is checked against; undefined: not checked. */
+  readonly clock?: ClockConfig;
+}
+
+export interface ClockConfig {
+  /** Host name or IP address (IPv6 without brackets). */
+  readonly server: { readonly host: string; readonly port: number };
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
 }

@@ -9,6 +9,9 @@ import type { CounterCell } from '../metrics/cells.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { createDelivery } from '../delivery/index.js';
 import { createEventHub, type EventHub } from '../events/hub.js';
+import { readBuildInfo } from '../metrics/build-info.js';
+import { createClockWatch } from '../metrics/clock-offset.js';
+import { FACTOR_TYPES } from '../mfa/enrollment.js';
 import { createMfaService, type MfaService } from '../mfa/service.js';
 import { createForwarder, type Forwarder } from '../forward/forwarder.js';
 import { createTrustList, type TrustList } from '../request/trust.js';
@@ -41,6 +44,10 @@ export interface CoreOptions {
   readonly watch?: boolean;
   /** Other processes' cache changes, when the store has no bus of its own (workers on SQLite). */
   readonly bus?: InvalidationBus;
+  /** How often the store deletes expired rows and pending factors (default 60 s). */
+  readonly cleanupIntervalMs?: number;
+  /** Poll the policy's NTP server (`clock:`; default true). Workers leave it to the primary: one clock, one poller. */
+  readonly pollClock?: boolean;
 }
 
 /**
@@ -108,11 +115,19 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const initialPolicy = loadPolicyFile(options.configPath);
   metrics.configReloads.inc({ result: 'success' }, 0);
   metrics.configReloads.inc({ result: 'failure' }, 0);
+  // Present from the start, so rate() and increase() see the first enrolment of each kind.
+  for (const type of FACTOR_TYPES) for (const event of ['started', 'confirmed', 'expired'] as const) metrics.mfaEnrollments.inc({ type, event }, 0);
   metrics.configInfo.set(Math.floor(clock() / 1000));
+  metrics.buildInfo.set(readBuildInfo(), 1);
 
   // No key, no start: secrets are never stored in plaintext.
   const keyring = loadKeyring({ ...initialPolicy.keys, clock, metrics, logger });
   const store = await openStore(initialPolicy.store, clock, {
+    cleanupIntervalMs: options.cleanupIntervalMs,
+    // Enrolments left unconfirmed until they expired (the other ends of an enrolment are counted in src/mfa).
+    onPendingPurged: (types) => {
+      for (const type of types) metrics.mfaEnrollments.inc({ type, event: 'expired' });
+    },
     onHealthChange(state) {
       metrics.storeUp.set({ backend: state.backend }, state.up ? 1 : 0);
       if (state.up) logger.info({ event: 'store_recovered', backend: state.backend }, 'store backend answers again');
@@ -147,6 +162,8 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit, auditSink: events.record, risk: events, delivery });
   mfaRef = mfa;
   const limiter = createRouteLimiter({ ttl, logger, metrics });
+  const clockWatch = options.pollClock === false ? undefined : createClockWatch({ registry: metrics.registry, logger, clock });
+  clockWatch?.apply(initialPolicy.clock);
 
   function buildRuntime(policy: GatewayPolicy, previous?: PolicyRuntime): PolicyRuntime {
     // Keep caches and warm connections when their part of the policy did not change.
@@ -194,6 +211,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     }
     const previous = runtime;
     runtime = buildRuntime(policy, previous);
+    clockWatch?.apply(policy.clock);
     if (!inFlightByRuntime.has(previous)) void closeRetired(previous);
     metrics.configReloads.inc({ result: 'success' });
     metrics.configInfo.set(Math.floor(clock() / 1000));
@@ -273,6 +291,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     },
     async close() {
       watcher?.close();
+      clockWatch?.close();
       await runtime.forwarder.close();
       await runtime.bearer.close();
       // After the requests drained: what they recorded is written before the store closes.

@@ -23,6 +23,18 @@ export const PER_WORKER_GAUGES: ReadonlySet<string> = new Set([
   'mfa_gateway_store_up',
 ]);
 
+/**
+ * The `route` label of answers that no user route decided. Route names otherwise come from the
+ * policy (or the reserved prefix's built-in routes), so the label's values stay bounded.
+ * - `(none)`: no route matched (404 route_not_found), or the request ended before one was chosen;
+ * - `(rejected)`: the request was refused as ambiguous or malformed before matching (400), whether
+ *   the gateway read it itself or rebuilt it from a proxy's forward-auth headers.
+ */
+export const UNMATCHED_ROUTE = '(none)';
+export const REJECTED_ROUTE = '(rejected)';
+/** The `policy` label when no route decided. */
+export const NO_POLICY = '(none)';
+
 /** Shared with the cluster primary, which counts the reloads it refuses before any worker sees them. */
 export const CONFIG_RELOADS_METRIC = {
   name: 'mfa_gateway_config_reloads_total',
@@ -72,8 +84,8 @@ export function createMetrics() {
     }),
     denials: new Counter({
       name: 'mfa_gateway_denials_total',
-      help: 'Requests refused by the gateway, by problem code.',
-      labelNames: ['code'] as const,
+      help: 'Requests refused by the gateway, by problem code and the route that refused them.',
+      labelNames: ['code', 'route'] as const,
       registers: [registry],
     }),
     rejectedRequests: new Counter({
@@ -143,7 +155,7 @@ export function createMetrics() {
     }),
     mfaVerifications: cellCounter({
       name: 'mfa_gateway_mfa_verifications_total',
-      help: 'Second-factor verifications, by method and result.',
+      help: 'Second-factor verifications, by method (totp|hotp|recovery, otp for a code tried against factors of several kinds, session, idp, none when the lock refused it) and result (success|failure|locked); a code is labelled before it is checked, so success and failure of one method add up.',
       labelNames: ['method', 'result'] as const,
       registers: [registry],
     }),
@@ -180,9 +192,23 @@ export function createMetrics() {
       labelNames: ['channel', 'result'] as const,
       registers: [registry],
     }),
+    mfaEnrollments: new Counter({
+      name: 'mfa_gateway_mfa_enrollments_total',
+      help: 'Factor enrolments by factor type and event: started (a pending factor was created), confirmed (it was activated with a code), expired (voided or purged before it was confirmed). confirmed/started is the registration rate.',
+      labelNames: ['type', 'event'] as const,
+      registers: [registry],
+    }),
     mfaSessionsIssued: new Counter({
       name: 'mfa_gateway_mfa_sessions_issued_total',
       help: 'MFA sessions issued.',
+      registers: [registry],
+    }),
+    buildInfo: new Gauge({
+      name: 'mfa_gateway_build_info',
+      help: 'Always 1; its labels name the running build: version (package.json), node (the Node.js version), commit (MFA_GATEWAY_COMMIT, set by the image build; else unknown).',
+      labelNames: ['version', 'node', 'commit'] as const,
+      // Every worker runs the same build: one series of 1, not N.
+      aggregator: 'max',
       registers: [registry],
     }),
     keyAge: new Gauge({
@@ -196,3 +222,6 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The `event` label of mfa_gateway_mfa_enrollments_total. */
+export type EnrollmentEvent = 'started' | 'confirmed' | 'expired';

@@ -5,16 +5,17 @@ import type { SecondFactorResult } from '../decision/engine.js';
 import type { IssuedSession, MfaMethod } from '../decision/types.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { EnrollmentEvent, Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
 import type { Delivery } from '../delivery/index.js';
-import type { ContactRecord, DurableStore, FactorRecord, TtlStore } from '../store/types.js';
+import type { ContactChannel, ContactRecord, DurableStore, FactorRecord, FactorType, TtlStore } from '../store/types.js';
 import type { AddressThrottle } from '../throttle/address-failures.js';
 import type { Announce } from './announce.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import { issueRecoveryCodes } from './enrollment.js';
 import type { FactorCache } from './factor-cache.js';
 import { contactsInUse, usableContacts } from './oob/usable.js';
+import { normalizeRecoveryCode } from './recovery.js';
 import type { SessionStore } from './session.js';
 import type { AttemptResult, CodeVerifier } from './verify.js';
 import type { FactorMethod } from '../routes/factor-methods.js';
@@ -118,8 +119,38 @@ export function sessionInvalid(maxAgeMs: number, methods?: readonly FactorMethod
   return refuse(problem('session_invalid', 'the MFA session is invalid, expired or revoked', { maxAge: seconds(maxAgeMs), ...(methods !== undefined ? { methods } : {}) }));
 }
 
-export function countVerification(deps: MfaDeps, method: string, result: 'success' | 'failure' | 'locked'): void {
+/**
+ * The `method` label of mfa_gateway_mfa_verifications_total: how the second factor was offered.
+ * A code is labelled by codeMethod() before it is checked (`otp` when it was tried against factors
+ * of several kinds), a session as `session`, IdP-asserted MFA as `idp`, and a refusal by the lock
+ * before anything was tried as `none`.
+ */
+export type VerificationMethod = MfaMethod | 'session' | 'otp';
+
+export function countVerification(deps: MfaDeps, method: VerificationMethod, result: 'success' | 'failure' | 'locked'): void {
   deps.metrics?.mfaVerifications.cell(`${method}\0${result}`, { method, result }).inc();
+}
+
+/** One step of an enrolment, for the registration rate (confirmed / started). */
+export function countEnrollment(deps: Pick<MfaDeps, 'metrics'>, type: FactorType, event: EnrollmentEvent): void {
+  deps.metrics?.mfaEnrollments.inc({ type, event });
+}
+
+/**
+ * The method label of one code attempt, decided before the code is checked from what the client
+ * sent (a recovery code's shape) and the kinds of factor it is tried against, never from the
+ * outcome: the success and the failure of an attempt carry the same label, and a wrong code's label
+ * cannot tell which factor it came closest to (a neighbouring TOTP step, a used HOTP counter). A
+ * subject with factors of two kinds gets `otp` either way; which one matched is in the audit log.
+ */
+export function codeMethod(code: string, factors: readonly { readonly type: FactorType | ContactChannel }[], allowRecovery: boolean): VerificationMethod {
+  if (allowRecovery && normalizeRecoveryCode(code) !== undefined) return 'recovery';
+  const kind = factors[0]?.type;
+  return kind !== undefined && factors.every((f) => f.type === kind) ? kind : 'otp';
+}
+
+export function activeFactors(deps: MfaDeps, subject: string, now: number): Promise<FactorRecord[]> {
+  return deps.factorCache.active(subject, now);
 }
 
 /**
@@ -166,7 +197,9 @@ export async function firstFactorConfirmed(deps: MfaDeps, ctx: AuditContext, kee
   for (const other of [...factors, ...contacts]) {
     if (other.status !== 'pending' || other.id === keepId) continue;
     const voided = 'channel' in other ? await deps.durable.deleteContact(other.id, ctx.subject) : await deps.durable.deleteFactor(other.id, ctx.subject);
-    if (voided) deps.audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
+    if (!voided) continue;
+    if (!('channel' in other)) countEnrollment(deps, other.type, 'expired');
+    deps.audit.record(ctx, { event: 'pending_factor_voided', factorId: other.id });
   }
   const codes = await issueRecoveryCodes(deps.durable, deps.keyring, ctx.subject, policy.mfa.recoveryCodes.count, now);
   deps.audit.record(ctx, { event: 'recovery_codes_generated', count: codes.length });
@@ -202,13 +235,13 @@ export async function failedAttempt(
   caller: Pick<Caller, 'principal' | 'view' | 'policy' | 'now'>,
   result: Extract<AttemptResult, { ok: false }> | { readonly ok: false; readonly reason: WebAuthnFailure; readonly factorId?: string | undefined },
   maxAgeMs: number,
+  method: VerificationMethod,
   replayMethod?: MfaMethod,
   methods?: readonly FactorMethod[],
 ): Promise<Refusal> {
   const ctx = auditContext(caller);
   const { metrics, audit } = deps;
-  const webauthn = result.reason.startsWith('webauthn_');
-  countVerification(deps, webauthn ? 'webauthn' : 'code', 'failure');
+  countVerification(deps, method, 'failure');
   if (result.reason === 'replay') {
     metrics?.mfaReplays.inc();
     audit.record(ctx, { event: 'replay', method: replayMethod ?? 'totp', factorId: result.factorId });
@@ -230,7 +263,7 @@ export async function failedAttempt(
     }
   }
   // An assertion has no clock to drift: read as a wrong code, for the same store work.
-  const codeFailure: Extract<AttemptResult, { ok: false }> = webauthn ? { ok: false, reason: 'wrong' } : (result as Extract<AttemptResult, { ok: false }>);
+  const codeFailure: Extract<AttemptResult, { ok: false }> = result.reason.startsWith('webauthn_') ? { ok: false, reason: 'wrong' } : (result as Extract<AttemptResult, { ok: false }>);
   const drift = await confirmedDrift(deps, ctx.subject, codeFailure, caller.now, caller.policy.mfa.lockout.findTimeMs);
   const hint = drift === undefined ? undefined : `device clock looks off by about ${Math.abs(drift)} seconds; sync it with NTP`;
   return refuse(problem('mfa_invalid', INVALID_CODE_DETAIL, { maxAge: seconds(maxAgeMs), ...(hint !== undefined ? { hint } : {}), ...(methods !== undefined ? { methods } : {}) }));

@@ -18,6 +18,9 @@ import { generateRecoveryCodes, recoveryHash, normalizeRecoveryCode } from './re
 const SECRET_BYTES: Readonly<Record<OtpAlgorithm, number>> = { SHA1: 20, SHA256: 32, SHA512: 64 };
 /** A factor's label: 1-64 characters, none a control or format character. */
 export const LABEL = /^[^\p{Cc}\p{Cf}]{1,64}$/u;
+/** Every factor type, once (a new FactorType that is missing here fails to compile). */
+const TYPES: Readonly<Record<FactorType, true>> = { totp: true, hotp: true };
+export const FACTOR_TYPES = Object.keys(TYPES) as readonly FactorType[];
 export const MAX_PENDING_FACTORS = 5;
 export const MAX_FACTORS = 10;
 

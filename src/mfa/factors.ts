@@ -6,6 +6,7 @@ import type { DurableStore, FactorRecord, FactorType, InvalidationBus, TtlStore 
 import { systemClock, type Clock } from '../time/clock.js';
 import {
   auditContext,
+  countEnrollment,
   countVerification,
   failedAttempt,
   firstFactorConfirmed,
@@ -132,6 +133,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
         throw error;
       }
       await durable.createFactor(built.record);
+      countEnrollment(deps, built.record.type, 'started');
       audit.record(ctx, { event: 'enrolled', factorId: built.record.id, type: built.record.type });
       return {
         ok: true,
@@ -161,7 +163,8 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       if (stale !== undefined) return stale;
       // The confirm code is used up like any other: the replay guard sees it.
       const result = await verifier.attempt({ subject: ctx.subject, code, factors: [factor], allowRecovery: false, now, policy });
-      if (!result.ok) return failedAttempt(deps, caller, result, sessionTtlMs(policy), factor.type);
+      // Tried as this one factor only: its kind is the method label, success or failure (codeMethod).
+      if (!result.ok) return failedAttempt(deps, caller, result, sessionTtlMs(policy), factor.type, factor.type);
       const hadActive = await isEnrolled(deps, ctx.subject, now, policy);
       if (!(await durable.activateFactor(factor.id, ctx.subject, now))) {
         return refuse(problem('not_found', 'no pending factor with this id (it may have expired; enroll again)'));
@@ -169,6 +172,7 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
       deps.announce({ kind: 'factors', subject: ctx.subject });
       await ttl.clearLock(ctx.subject);
       countVerification(deps, factor.type, 'success');
+      countEnrollment(deps, factor.type, 'confirmed');
       audit.record(ctx, { event: 'confirmed', factorId: factor.id, type: factor.type });
       if (hadActive) return { ok: true, factorId: factor.id };
       return { ok: true, factorId: factor.id, recoveryCodes: await firstFactorConfirmed(deps, ctx, factor.id, policy, now) };
@@ -243,10 +247,12 @@ export function createFactorService(deps: MfaDeps, secondFactor: Pick<SecondFact
           : resyncHotp({ secret, counter: factor.counter, code1, code2, searchWindow: HOTP_RESYNC_WINDOW, algorithm: factor.algorithm, digits: factor.digits });
       secret?.fill(0);
       if (next === undefined || !(await durable.advanceHotpCounter(factor.id, factor.counter, next))) {
-        return failedAttempt(deps, caller, { ok: false, reason: 'wrong', factorId: factor.id }, sessionTtlMs(policy));
+        return failedAttempt(deps, caller, { ok: false, reason: 'wrong', factorId: factor.id }, sessionTtlMs(policy), 'hotp');
       }
       deps.announce({ kind: 'factors', subject: ctx.subject });
       await ttl.clearLock(ctx.subject);
+      // Counted like its failure is, so hotp's success rate includes resyncs.
+      countVerification(deps, 'hotp', 'success');
       audit.record(ctx, { event: 'hotp_resynced', factorId: factor.id });
       return { ok: true, factorId: factor.id };
     },

@@ -5,6 +5,7 @@ import type { IssuedSession, MfaMethod } from '../decision/types.js';
 import {
   auditContext,
   challenge,
+  codeMethod,
   countVerification,
   failedAttempt,
   isEnrolled,
@@ -93,16 +94,17 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       if (!nothingUsable(standing)) return refuse(methodNotAccepted(accepted!, 'a code in X-MFA-Token', maxAgeMs));
       return expiredOne() ?? refuse(standing.expired.length > 0 ? factorExpired(policy, accepted, undefined) : notEnrolledFor(policy, accepted!));
     }
+    const method = codeMethod(code, [...standing.codeFactors, ...standing.contacts.map((c) => ({ type: c.channel }))], standing.recovery);
     const result = await verifier.attempt({ subject: ctx.subject, code, factors: standing.codeFactors, contacts: standing.contacts, allowRecovery: standing.recovery, now, policy });
     if (!result.ok) {
       const expired = expiredOne();
       if (expired !== undefined) return expired;
       const replayed = standing.codeFactors.find((f) => f.id === result.factorId);
-      const refusal = await failedAttempt(deps, caller, result, maxAgeMs, replayed?.type, accepted);
+      const refusal = await failedAttempt(deps, caller, result, maxAgeMs, method, replayed?.type, accepted);
       // Counted all the same; but with nothing usable left, the answer says why.
       return refusal.problem.code === 'mfa_invalid' && nothingUsable(standing) && standing.expired.length > 0 ? refuse(factorExpired(policy, accepted, undefined)) : refusal;
     }
-    countVerification(deps, result.method, 'success');
+    countVerification(deps, method, 'success');
     audit.record(ctx, { event: 'verified', method: result.method, factorId: result.method === 'recovery' ? undefined : result.factorId });
     if (result.method === 'recovery') audit.record(ctx, { event: 'recovery_code_used', remaining: result.remaining });
     else if ('backup' in result && result.backup) audit.record(ctx, { event: 'backup_contact_used', factorId: result.factorId });

@@ -304,7 +304,7 @@ export function createWebAuthnService(deps: MfaDeps, secondFactor: Pick<SecondFa
       const locked = await lockRefusal(deps, ctx, now, policy);
       if (locked !== undefined) return locked;
       const maxAgeMs = sessionTtlMs(policy);
-      const fail = (reason: WebAuthnFailure, factorId?: string) => failedAttempt(deps, caller, { ok: false, reason, factorId }, maxAgeMs);
+      const fail = (reason: WebAuthnFailure, factorId?: string) => failedAttempt(deps, caller, { ok: false, reason, factorId }, maxAgeMs, 'webauthn');
 
       const record = parseRecord(await ttl.takeChallenge(ctx.subject, AUTHENTICATE, now));
       if (record === undefined) return fail('webauthn_challenge');

@@ -29,6 +29,10 @@ export interface GatewayOptions {
   readonly watch?: boolean;
   /** How this process hears of other processes' cache changes when the store has no bus of its own (workers on SQLite). */
   readonly bus?: InvalidationBus;
+  /** How often the store deletes expired rows and pending factors (default 60 s). */
+  readonly cleanupIntervalMs?: number;
+  /** Poll the policy's NTP server (default true); a worker of `serve --workers N` leaves it to the primary. */
+  readonly pollClock?: boolean;
 }
 
 export interface Gateway {

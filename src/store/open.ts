@@ -4,7 +4,7 @@ import { StoreError } from './errors.js';
 import { watchBackend, type BackendState } from './health.js';
 import { openSqliteStore } from './sqlite.js';
 import type { EventStore } from './events.js';
-import type { DurableStore, InvalidationBus, TtlStore } from './types.js';
+import type { DurableStore, InvalidationBus, PendingPurged, TtlStore } from './types.js';
 
 export { StoreError, type StoreErrorCode } from './errors.js';
 
@@ -27,6 +27,10 @@ export interface OpenStoreOptions {
   readonly onHealthChange?: ((state: BackendState) => void) | undefined;
   /** PostgreSQL: the first schema of the search_path (tests use one each). */
   readonly schema?: string | undefined;
+  /** Told of pending factors deleted unconfirmed by the periodic cleanup. */
+  readonly onPendingPurged?: PendingPurged | undefined;
+  /** How often expired rows and pending factors are deleted (default 60 s). */
+  readonly cleanupIntervalMs?: number | undefined;
 }
 
 function describeDown(states: readonly BackendState[]): string | undefined {
@@ -43,7 +47,7 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
   switch (config.kind) {
     case 'sqlite': {
       // One file on this host: a failure is an error of the call, not an outage to wait out.
-      const store = openSqliteStore({ path: config.path, clock });
+      const store = openSqliteStore({ path: config.path, clock, onPendingPurged: options.onPendingPurged, cleanupIntervalMs: options.cleanupIntervalMs });
       return {
         kind: 'sqlite',
         durable: store.durable,
@@ -57,7 +61,7 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
     case 'shared': {
       // Loaded only here: an embedded deployment never pays the clients' memory (~8 MB RSS).
       const [{ openPostgresStore }, { openRedisTtlStore }] = await Promise.all([import('./postgres.js'), import('./redis.js')]);
-      const postgres = await openPostgresStore(config.postgres, { clock, migrate: config.migrate, schema: options.schema });
+      const postgres = await openPostgresStore(config.postgres, { clock, migrate: config.migrate, schema: options.schema, onPendingPurged: options.onPendingPurged, cleanupIntervalMs: options.cleanupIntervalMs });
       let redisReason: string | undefined;
       let redis;
       try {

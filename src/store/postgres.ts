@@ -6,7 +6,7 @@ import { createPostgresEventStore, type EventStore } from './events.js';
 import { migratePostgres, postgresMigrationStatus, schemaBehind, type MigrationResult, type MigrationStatus } from './migrate.js';
 import { createPgPool, type PgPool, type PgQuery } from './pg-pool.js';
 import { contactParams, factorParams, POSTGRES_ONLY, rebind, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
-import type { ContactRecord, DurableRecord, DurableStore, FactorRecord, RecoveryCodeRecord, WebAuthnCredentialRecord } from './types.js';
+import type { ContactRecord, DurableRecord, DurableStore, FactorRecord, FactorType, PendingPurged, RecoveryCodeRecord, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The shared backend's durable half: factors and recovery codes in PostgreSQL, for many gateway
@@ -26,6 +26,7 @@ export interface PostgresStoreOptions {
   readonly cleanupIntervalMs?: number | undefined;
   /** Told of a failure on an idle connection (already dropped; the next call reconnects). */
   readonly onIdleError?: ((error: StoreError) => void) | undefined;
+  readonly onPendingPurged?: PendingPurged | undefined;
 }
 
 export interface PostgresStore {
@@ -160,10 +161,10 @@ export async function openPostgresStore(config: PostgresConfig, options: Postgre
     await pool.end();
     throw error;
   }
-  return createStore(pool, clock, cleanupIntervalMs, migrations);
+  return createStore(pool, clock, cleanupIntervalMs, migrations, options.onPendingPurged);
 }
 
-function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migrations: MigrationResult): PostgresStore {
+function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migrations: MigrationResult, onPendingPurged: PendingPurged | undefined): PostgresStore {
   let ended: Promise<void> | undefined;
   const timer = setInterval(() => {
     // Unavailable now: the next round tries again, and reads ignore expired pending factors anyway.
@@ -178,7 +179,9 @@ function createStore(pool: PgPool, clock: Clock, cleanupIntervalMs: number, migr
   async function cleanup(): Promise<number> {
     live();
     const now = clock();
-    return (await pool.execute(SQL.purgePendingFactors, [now])) + (await pool.execute(SQL.purgePendingContacts, [now]));
+    const purged = await pool.query<{ type: FactorType }>(SQL.purgePendingFactors, [now]);
+    if (purged.length > 0) onPendingPurged?.(purged.map((row) => row.type));
+    return purged.length + (await pool.execute(SQL.purgePendingContacts, [now]));
   }
 
   /** Column-wise arrays: unnest() zips them back into rows, a whole batch per statement. */

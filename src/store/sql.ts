@@ -313,8 +313,8 @@ const COMMON = {
   replaceSecret: `UPDATE factors SET secret_kid = ?, secret_blob = ? WHERE id = ? AND secret_kid = ? AND secret_blob = ?`,
   /** params: kid, limit */
   factorsNotSealedWith: `SELECT ${FACTOR_COLUMNS} FROM factors WHERE secret_kid <> ? ORDER BY id LIMIT ?`,
-  /** params: now */
-  purgePendingFactors: `DELETE FROM factors WHERE status = 'pending' AND pending_until <= ?`,
+  /** params: now — returns each purged factor's type: enrolments that expired unconfirmed, for the metrics. */
+  purgePendingFactors: `DELETE FROM factors WHERE status = 'pending' AND pending_until <= ? RETURNING type`,
 
   /** params: subject */
   deleteRecoveryCodes: `DELETE FROM recovery_codes WHERE subject = ?`,

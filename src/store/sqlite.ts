@@ -8,7 +8,7 @@ import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteEventStore, type EventStore } from './events.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
 import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
-import type { DurableRecord, DurableStore, ImportCounts, SealedSecret, TtlStore, WebAuthnCredentialRecord } from './types.js';
+import type { DurableRecord, DurableStore, FactorType, ImportCounts, PendingPurged, SealedSecret, TtlStore, WebAuthnCredentialRecord } from './types.js';
 
 /**
  * The embedded store: one SQLite file (WAL) holding both the durable and the TTL state. Several
@@ -25,6 +25,7 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number | undefined;
   /** How often expired TTL rows and expired pending factors are deleted (default 60 s). */
   readonly cleanupIntervalMs?: number | undefined;
+  readonly onPendingPurged?: PendingPurged | undefined;
 }
 
 export interface SqliteStore {
@@ -116,7 +117,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   function cleanup(): { ttl: number; factors: number; contacts: number } {
     live();
     const now = clock();
-    return db.transaction(() => ({ ttl: shortLived.purge(now), factors: st.purgePendingFactors.run(now).changes, contacts: st.purgePendingContacts.run(now).changes })).immediate();
+    const { ttl, purged, contacts } = db
+      .transaction(() => ({ ttl: shortLived.purge(now), purged: st.purgePendingFactors.all(now) as { type: FactorType }[], contacts: st.purgePendingContacts.run(now).changes }))
+      .immediate();
+    if (purged.length > 0) options.onPendingPurged?.(purged.map((row) => row.type));
+    return { ttl, factors: purged.length, contacts };
   }
 
   function shutdown(): void {

@@ -116,6 +116,12 @@ export interface ImportCounts {
   readonly webauthnCredentials: number;
 }
 
+/**
+ * Told of the pending factors a cleanup round deleted unconfirmed, by type (the enrolment metrics).
+ * Each row is deleted by one statement, so replicas and workers purging one database count it once.
+ */
+export type PendingPurged = (types: readonly FactorType[]) => void;
+
 export interface DurableStore {
   createFactor(factor: FactorRecord): Promise<void>;
   getFactor(id: string): Promise<FactorRecord | undefined>;

@@ -62,6 +62,18 @@ default: deny
     }
   });
 
+  test('check names the NTP server the clock is checked against', () => {
+    const ws = createWorkspace();
+    try {
+      ws.writePolicy(policyHead(ws, 'http://127.0.0.1:1') + 'clock: { ntp_server: "[2001:db8::1]", interval: 1h }\nroutes:\n  - { name: p, match: { path: /p }, upstream: app, policy: public }\ndefault: deny\n');
+      const result = run(['check', '--config', ws.configPath]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(result.stdout.split('\n')[1], 'clock: NTP server [2001:db8::1]:123, asked every 1h, 2s to answer');
+    } finally {
+      ws.remove();
+    }
+  });
+
   test('check on a broken file exits non-zero naming the line', () => {
     const ws = createWorkspace();
     try {

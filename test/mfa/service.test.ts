@@ -191,7 +191,9 @@ describe('enrollment, codes and replay', () => {
     const text = await rig.metrics.registry.metrics();
     assert.match(text, /mfa_gateway_mfa_verifications_total\{method="totp",result="success"\} [1-9]/);
     assert.match(text, /mfa_gateway_mfa_verifications_total\{method="recovery",result="success"\} 1\n/);
-    assert.match(text, /mfa_gateway_mfa_verifications_total\{method="code",result="failure"\} [1-9]/);
+    // Failures carry the label their success would: replayed TOTP codes, and the 49 losers of the recovery race.
+    assert.match(text, /mfa_gateway_mfa_verifications_total\{method="totp",result="failure"\} [1-9]/);
+    assert.match(text, /mfa_gateway_mfa_verifications_total\{method="recovery",result="failure"\} 49\n/);
     assert.match(text, /mfa_gateway_mfa_replays_rejected_total [1-9]/);
     assert.match(text, /mfa_gateway_mfa_sessions_issued_total [1-9]/);
   });

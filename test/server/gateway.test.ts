@@ -205,7 +205,7 @@ describe('gateway: policies end to end against a recording upstream', () => {
     const reply = await call(gateway.adminAddress!.port, 'GET', '/metrics');
     assert.equal(reply.status, 200);
     assert.match(reply.text, /mfa_gateway_requests_total\{route="public",policy="public",status="200"\} \d+/);
-    assert.match(reply.text, /mfa_gateway_denials_total\{code="invalid_token"\} \d+/);
+    assert.match(reply.text, /mfa_gateway_denials_total\{code="invalid_token",route="orders-read"\} \d+/);
     const ready = await call(gateway.adminAddress!.port, 'GET', '/readyz');
     assert.equal(ready.status, 200);
   });

@@ -289,7 +289,7 @@ describe('two replicas when a store backend goes away', { timeout: 120_000 }, ()
     for (const replica of replicas) assert.match((await ready(replica)).json<{ reason: string }>().reason, /^store unavailable: postgres: /);
     const metrics = await call(replicas[0]!.adminPort, 'GET', '/metrics');
     assert.match(metrics.text, /^mfa_gateway_store_up\{backend="postgres"\} 0$/m);
-    assert.match(metrics.text, /^mfa_gateway_denials_total\{code="store_unavailable"\} [1-9]\d*$/m);
+    assert.match(metrics.text, /^mfa_gateway_denials_total\{code="store_unavailable",route="secure"\} [1-9]\d*$/m);
 
     await relay.start();
     await bothAnswer('/secure', auth(user, session), 200, undefined, 10_000);

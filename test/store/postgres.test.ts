@@ -190,4 +190,17 @@ describe('postgres store', { skip }, () => {
     const left = await schema.query<{ id: string }>('SELECT id FROM factors ORDER BY id');
     assert.deepEqual(left.map((r) => r.id), ['a1', 'p2']);
   });
+
+  test('cleanup() tells which pending factors it purged, by type (the expired enrolments)', async () => {
+    const purged: string[][] = [];
+    const store = await openPostgresStore(schema.config, { clock, migrate: 'on_start', schema: schema.name, onPendingPurged: (types) => purged.push([...types].sort()) });
+    stores.push(store);
+    await store.durable.createFactor(factor({ id: 'p1', pendingUntil: clock() + 10 }));
+    await store.durable.createFactor(factor({ id: 'p2', type: 'hotp', pendingUntil: clock() + 10 }));
+    await store.durable.createFactor(active({ id: 'a1' }));
+    clock.advance(10);
+    assert.equal(await store.cleanup(), 2);
+    assert.equal(await store.cleanup(), 0);
+    assert.deepEqual(purged, [['hotp', 'totp']]);
+  });
 });

@@ -56,6 +56,22 @@ describe('sqlite store: factors', () => {
     assert.equal(await durable.activateFactor('p2', 'alice', time()), true);
   });
 
+  test('cleanup tells which pending factors it purged, by type (the expired enrolments); active ones are not', async () => {
+    const purged: string[][] = [];
+    const told = openSqliteStore({ path: dbPath(), clock: time, onPendingPurged: (types) => purged.push([...types].sort()) });
+    try {
+      await told.durable.createFactor(factor({ id: 'p1' }));
+      await told.durable.createFactor(factor({ id: 'p2', type: 'hotp' }));
+      await told.durable.createFactor(factor({ id: 'p3', pendingUntil: T0 + 2 * PENDING_MS }));
+      await told.durable.createFactor(active({ id: 'a1', type: 'hotp' }));
+      time.set(T0 + PENDING_MS);
+      assert.deepEqual(told.cleanup(), { ttl: 0, factors: 2, contacts: 0 });
+      assert.deepEqual(told.cleanup(), { ttl: 0, factors: 0, contacts: 0 });
+      assert.deepEqual(purged, [['hotp', 'totp']], 'told once, and not when nothing was purged');
+    } finally {
+      await told.close();
+    }
+  });
 });
 
 describe('sqlite store: file, schema, lifecycle', () => {

@@ -7,6 +7,7 @@ export const OATHTOOL = '/usr/bin/oathtool';
 export const NGINX = '/usr/sbin/nginx';
 export const CADDY = '/usr/bin/caddy';
 export const CHROMIUM = '/usr/bin/chromium';
+export const PROMTOOL = '/usr/bin/promtool';
 
 /**
  * Why a test that needs an external binary cannot run, or undefined when it can: pass it as the

@@ -12,3 +12,26 @@ export function sampleValue(exposition: string, series: string): number | undefi
   const line = exposition.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
+
+/** Every sample line of `name` (with or without labels) in a text exposition, sorted: for exact comparisons. */
+export function seriesOf(exposition: string, name: string): string[] {
+  return exposition
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .sort();
+}
+
+/**
+ * `value1/value2…` of the labels named → sample value, for every series of `name` (labels in the
+ * order the exposition prints them, which is the metric's declaration order).
+ */
+export function seriesValues(exposition: string, name: string, labels: readonly string[]): Record<string, number> {
+  const pattern = new RegExp(`^${name}\\{${labels.map((label) => `${label}="([^"]*)"`).join(',')}\\} (\\S+)$`);
+  const values: Record<string, number> = {};
+  for (const line of seriesOf(exposition, name)) {
+    const m = pattern.exec(line);
+    if (m === null) throw new Error(`not a ${name}{${labels.join(',')}} sample: ${line}`);
+    values[m.slice(1, -1).join('/')] = Number(m.at(-1));
+  }
+  return values;
+}

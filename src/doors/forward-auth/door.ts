@@ -4,6 +4,7 @@ import { clientAnswerHeaders, identityHeaders } from '../../contract/headers.js'
 import type { GatewayCore } from '../../core/gateway-core.js';
 import { problem, renderProblem, type Problem } from '../../errors/problems.js';
 import { sendProblem } from '../../http/respond.js';
+import { NO_POLICY, REJECTED_ROUTE } from '../../metrics/metrics.js';
 import { hasBody } from '../../request/body.js';
 import type { RequestView } from '../../request/view.js';
 import { rebuildOriginal, syntheticRequest, type AuthzKind } from './rebuild.js';
@@ -49,21 +50,24 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   const peer = req.socket.remoteAddress;
   if (peer === undefined || !runtime.authzTrusted.has(peer)) {
     logger.warn({ event: 'authz_untrusted_peer', request_id: requestId, client: peer }, 'forward-auth call from a peer outside authz.trusted_proxies');
-    metrics.denials.inc({ code: 'forbidden' });
+    pass.denied('forbidden');
     refuse(problem('forbidden', 'this endpoint answers trusted proxies only'), undefined);
     return;
   }
 
   const found = rebuildOriginal(req, kind, view.search);
   if (found === undefined) {
-    metrics.denials.inc({ code: 'not_found' });
+    pass.denied('not_found');
     refuse(problem('not_found', 'no such forward-auth endpoint'), undefined);
     return;
   }
   const family = found.kind;
   if (!found.rebuilt.ok) {
+    // The proxy's original request cannot be read one way: counted like an ambiguous request the
+    // gateway received itself. The refusals above stay under the reserved route: no request was judged.
+    pass.label(REJECTED_ROUTE, NO_POLICY);
     metrics.rejectedRequests.inc({ reason: 'authz_original' });
-    metrics.denials.inc({ code: found.rebuilt.problem.code });
+    pass.denied(found.rebuilt.problem.code);
     refuse(found.rebuilt.problem, family);
     return;
   }
