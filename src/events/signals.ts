@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Reader, type CountryResponse } from 'maxmind';
 import type { EventsConfig } from '../config/types.js';
-import type { RequestView } from '../request/view.js';
+import { RAW_HEADERS, type RequestView } from '../request/view.js';
 
 /**
  * Risk signals of one request: the client's country and a device hash. The country comes from a
@@ -50,16 +50,16 @@ export function createSignalReader(readFile: (path: string) => Buffer = readFile
       if (cached !== undefined) return cached;
       let country: string | undefined;
       if (config.countryHeader !== undefined && view.peerTrusted) {
-        const value = header(view.rawHeaders, config.countryHeader)?.trim();
+        const value = header(view[RAW_HEADERS], config.countryHeader)?.trim();
         if (value !== undefined && COUNTRY.test(value)) country = value.toUpperCase();
       }
       if (country === undefined && config.geoipDatabase !== undefined) {
         const found = geo(config.geoipDatabase).get(view.clientIp)?.country?.iso_code;
         if (found !== undefined && COUNTRY.test(found)) country = found.toUpperCase();
       }
-      const id = header(view.rawHeaders, config.deviceHeader)?.trim();
-      const ua = header(view.rawHeaders, 'user-agent');
-      const device = id !== undefined && id !== '' ? hashDevice('id', id) : ua !== undefined ? hashDevice('ua', `${ua}\0${header(view.rawHeaders, 'accept-language') ?? ''}`) : undefined;
+      const id = header(view[RAW_HEADERS], config.deviceHeader)?.trim();
+      const ua = header(view[RAW_HEADERS], 'user-agent');
+      const device = id !== undefined && id !== '' ? hashDevice('id', id) : ua !== undefined ? hashDevice('ua', `${ua}\0${header(view[RAW_HEADERS], 'accept-language') ?? ''}`) : undefined;
       const signals: Signals = { ...(country !== undefined ? { country } : {}), ...(device !== undefined ? { device } : {}) };
       seen.set(view, signals);
       return signals;

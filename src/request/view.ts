@@ -2,6 +2,9 @@
  * The one canonical view of a request. The path here is matched AND forwarded byte for byte;
  * nothing downstream re-parses the raw target.
  */
+/** The key of a view's raw headers (see RequestView). */
+export const RAW_HEADERS: unique symbol = Symbol('mfa-gateway.rawHeaders');
+
 export interface RequestView {
   readonly method: string;
   /** Percent-encoded path exactly as received (already checked to be unambiguous), e.g. `/orders/a%20b`. */
@@ -28,6 +31,9 @@ export interface RequestView {
   readonly clientRequestId?: string;
   /** The socket peer is in the trust list the request was read with (its forwarding headers were believed). */
   readonly peerTrusted: boolean;
-  /** The request's raw header list (Node's rawHeaders), for risk signals read only on MFA routes. */
-  readonly rawHeaders?: readonly string[];
+  /**
+   * The request's raw header list (Node's rawHeaders), for risk signals read only on MFA routes.
+   * Under a symbol: it holds the credentials, and JSON or a logger serialising a view skips symbols.
+   */
+  readonly [RAW_HEADERS]?: readonly string[];
 }

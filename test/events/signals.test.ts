@@ -3,13 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createSignalReader } from '../../src/events/signals.js';
-import type { RequestView } from '../../src/request/view.js';
+import { RAW_HEADERS, type RequestView } from '../../src/request/view.js';
 import { createWorkspace } from '../support/fixture.js';
 import { buildCountryMmdb } from '../support/mmdb.js';
 
 function view(clientIp: string, peerTrusted: boolean, headers: string[]): RequestView {
   const v = { method: 'GET', path: '/orders/1', search: '', host: 'api', proto: 'http', clientIp, forwardedFor: clientIp, forwardedHost: 'api', requestId: 'r', peerTrusted } as const;
-  return Object.defineProperty({ ...v }, 'rawHeaders', { value: headers, enumerable: false }) as RequestView;
+  return { ...v, [RAW_HEADERS]: headers } as RequestView;
 }
 
 test('country: the trusted header first, else the MaxMind database (read by the real maxmind reader), never an untrusted peer\'s header', () => {
