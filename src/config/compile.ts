@@ -20,7 +20,7 @@ import { parseJwtPublicKeyFile } from './jwt-public-keys.js';
 import { compileEvents, type RawEvents } from './events.js';
 import { compileOob, type RawOob } from './oob.js';
 import { compileStore, type RawStore } from './store.js';
-import { formatPath, type Locator, type Segment } from './locate.js';
+import { formatPath, parsedUrl, type Add, type Locator, type Segment } from './locate.js';
 import { DURATION_HINT } from './schema.js';
 
 /** Headers whose treatment is part of the gateway's contract (DESIGN §3), never configurable. */
@@ -321,7 +321,6 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   return { policy: deepFreeze(policy), issues };
 }
 
-type Add = (path: readonly Segment[], message: string) => void;
 type Duration = (path: readonly Segment[], text: string, bounds: DurationBounds) => number;
 
 const SECOND = 1000;
@@ -382,12 +381,7 @@ function compileJwt(raw: RawJwt, ctx: CompileContext, add: Add, duration: Durati
 
   let jwksUri: string | undefined;
   if (raw.jwks_uri !== undefined) {
-    let uri: URL | undefined;
-    try {
-      uri = new URL(raw.jwks_uri);
-    } catch {
-      add([...base, 'jwks_uri'], 'not a valid URL');
-    }
+    const uri = parsedUrl(raw.jwks_uri, [...base, 'jwks_uri'], add);
     if (uri !== undefined) {
       // Keys fetched in clear text could be swapped in transit; plain http only to this machine.
       if (uri.protocol === 'http:' && !LOOPBACK.has(uri.hostname)) add([...base, 'jwks_uri'], 'must use https (http only for localhost)');
@@ -450,13 +444,8 @@ function compileWebAuthn(raw: RawWebAuthn, issuer: string, add: Add, duration: D
   }
   const origins = raw.origins.map((text, i) => {
     const path = [...base, 'origins', i];
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      add(path, 'not a valid URL');
-      return text;
-    }
+    const url = parsedUrl(text, path, add);
+    if (url === undefined) return text;
     if (url.origin !== text.replace(/\/$/, '')) {
       add(path, `must be an origin only (scheme://host[:port]), without path, query, user info or upper case: ${url.origin}`);
     } else if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
@@ -494,13 +483,8 @@ function compileClock(raw: RawPolicy['clock'], add: Add, duration: Duration): Cl
 }
 
 function upstreamUrl(text: string, path: readonly Segment[], add: Add): URL | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    add(path, 'not a valid URL');
-    return undefined;
-  }
+  const url = parsedUrl(text, path, add);
+  if (url === undefined) return undefined;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') add(path, 'must be an http:// or https:// URL');
   else if (url.username !== '' || url.password !== '') add(path, 'must not carry user info');
   else if (text.includes('?') || text.includes('#')) add(path, 'must not carry a query or fragment');

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { DURATION_BOUNDS, type DurationKey } from './bounds.js';
-import type { Segment } from './locate.js';
+import { parsedUrl, type Add, type Segment } from './locate.js';
 import type { EventsConfig } from './types.js';
 
 /**
@@ -29,7 +29,6 @@ export interface RawEvents {
   readonly webhooks: readonly { readonly name: string; readonly url: string; readonly secret_env: string; readonly events?: readonly string[] }[];
 }
 
-type Add = (path: readonly Segment[], message: string) => void;
 type Duration = (path: readonly Segment[], text: string, bounds: { min: number; max: number }) => number;
 
 /** A shorter HMAC key is guessable offline from one signed payload. */
@@ -42,12 +41,7 @@ export function compileEvents(raw: RawEvents, ctx: { readonly baseDir: string; r
     const path: Segment[] = ['events', 'webhooks', i];
     if (names.has(hook.name)) add([...path, 'name'], `webhook "${hook.name}" is named twice`);
     names.add(hook.name);
-    let url: URL | undefined;
-    try {
-      url = new URL(hook.url);
-    } catch {
-      add([...path, 'url'], 'not a valid URL');
-    }
+    const url = parsedUrl(hook.url, [...path, 'url'], add);
     if (url !== undefined && (url.username !== '' || url.password !== '')) add([...path, 'url'], 'must not carry user info');
     const secret = ctx.env[hook.secret_env] ?? '';
     if (secret.length < MIN_WEBHOOK_SECRET_LENGTH) add([...path, 'secret_env'], `environment variable ${hook.secret_env} must hold a secret of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);

@@ -6,6 +6,19 @@ import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter } from
 
 export type Segment = string | number;
 
+/** How a compile step reports a problem at a path of the policy file. */
+export type Add = (path: readonly Segment[], message: string) => void;
+
+/** `text` as a URL, or undefined after reporting "not a valid URL" at `path`. */
+export function parsedUrl(text: string, path: readonly Segment[], add: Add): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    add(path, 'not a valid URL');
+    return undefined;
+  }
+}
+
 export interface Locator {
   /** 1-based line of the value at `path`, or of its nearest ancestor present in the file. */
   line(path: readonly Segment[]): number;

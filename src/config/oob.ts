@@ -1,5 +1,5 @@
 import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
-import type { Segment } from './locate.js';
+import { parsedUrl, type Add, type Segment } from './locate.js';
 import type { CodesConfig, EmailConfig, SmsConfig, SmsProviderConfig, SmtpConfig } from './types.js';
 
 /**
@@ -62,7 +62,6 @@ export interface OobContext {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-type Add = (path: readonly Segment[], message: string) => void;
 type Duration = (path: readonly Segment[], text: string, bounds: DurationBounds) => number;
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
@@ -89,13 +88,8 @@ function secretFrom(ctx: OobContext, name: string, path: readonly Segment[], add
 
 /** An http(s) URL of a provider: https, or http to this machine only; no user info. */
 function providerUrl(text: string, path: readonly Segment[], add: Add): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    add(path, 'not a valid URL');
-    return text;
-  }
+  const url = parsedUrl(text, path, add);
+  if (url === undefined) return text;
   if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) add(path, 'must use https (http only to a loopback host)');
   return url.href.replace(/\/$/, '');
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { DURATION_BOUNDS, type DurationBounds } from './bounds.js';
-import type { Segment } from './locate.js';
+import type { Add, Segment } from './locate.js';
 import type { HostPort, PostgresConfig, RedisConfig, RedisTopology, StoreConfig, StoreTlsConfig } from './types.js';
 
 /** The `store:` block as the schema describes it, defaults filled in. */
@@ -42,7 +42,6 @@ export interface StoreCompileContext {
   readonly readFile: (path: string) => string;
 }
 
-type Add = (path: readonly Segment[], message: string) => void;
 type Duration = (path: readonly Segment[], text: string, bounds: DurationBounds) => number;
 
 const URL_SCHEMES = { postgres: /^postgres(ql)?:\/\//, redis: /^rediss?:\/\// } as const;
