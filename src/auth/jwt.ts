@@ -262,18 +262,18 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       if (closed) return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.format) };
       const now = clock();
       // Cache first: a cached token is the very string that passed every syntax check when it was
-      // verified, so a hit needs no parsing. Anything else (another scheme spelling, extra spaces,
-      // a changed byte) hashes differently and takes the full path below.
+      // verified, so a hit needs no parsing (the scheme's case aside, RFC 6750 ignores it). Anything
+      // else (another scheme, extra spaces, a changed byte) misses and takes the full path below.
       const candidate = cache !== undefined && authorizationHeader.length <= maxTokenBytes + SCHEME_LENGTH ? bearerPart(authorizationHeader) : undefined;
       let tokenHash = candidate === undefined ? undefined : tokenHashOf(candidate);
       const entry = tokenHash === undefined ? undefined : cache?.get(tokenHash);
-      if (entry !== undefined) {
+      if (entry !== undefined && tokenHash !== undefined) {
         if (now < entry.validUntilMs) {
           cacheHits?.inc();
           return { ok: true, principal: entry.principal };
         }
         // Past exp (or maxTtl) by our clock: verify afresh, which applies the clock tolerance.
-        cache?.delete(tokenHash!);
+        cache?.delete(tokenHash);
       }
       const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
       if (!parsed.ok) return parsed;
