@@ -337,7 +337,8 @@ export function createEventHub(options: EventHubOptions): EventHub {
       const rules = caller.policy.events.rules;
       const sources = caller.policy.events.signals;
       if ((!rules.countryChange && !rules.twoCountries.enabled) || (sources.countryHeader === undefined && sources.geoipDatabase === undefined)) return undefined;
-      const { country } = signalReader.of(caller.view, sources);
+      const signals = signalReader.of(caller.view, sources);
+      const { country } = signals;
       if (country === undefined) return undefined;
       const seen = await seenOf(caller.subject, caller.now);
       const countries = [...seen].filter(([k]) => k.startsWith('country:'));
@@ -347,7 +348,6 @@ export function createEventHub(options: EventHubOptions): EventHub {
         return undefined;
       }
       const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
-      const signals = signalReader.of(caller.view, caller.policy.events.signals);
       if (rules.twoCountries.enabled) {
         const other = countries.find(([k, last]) => k !== `country:${country}` && caller.now - last <= rules.twoCountries.windowMs);
         if (other !== undefined) {
