@@ -4,13 +4,13 @@
  * public, a bearer (validated-token cache warm) and an mfa + X-Session-Token request (session cache
  * warm), in-process, with no socket and no upstream. Not a test and not part of `npm run bench`.
  *
- *   npm run build && node dist/bench/admit-micro.js [iterations]
+ *   npm run build && node dist/bench/admit-micro.js [iterations] [fresh-code users]
  *
  * The gateway core is the real one (policy file, SQLite store, JWT verifier, MFA service) built
  * from the benchmark's own workspace; the requests are plain objects with the fields the
  * canonical view reads, so this measures admission alone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admit, Pass } from '../src/admission/admit.js';
@@ -21,11 +21,24 @@ import { createWorkspace, nextCode, PATHS, provisionUsers } from './lib/gateway-
 
 const iterations = Number(process.argv[2] ?? 300_000);
 if (!Number.isSafeInteger(iterations) || iterations < 1) throw new Error('iterations must be a positive integer');
+// Fresh codes: one (user, TOTP step) per request, so this many users each spend one code.
+const freshUsers = Number(process.argv[3] ?? 5_000);
+if (!Number.isSafeInteger(freshUsers) || freshUsers < 0) throw new Error('fresh users must be a non-negative integer');
+
+/** This process's write-type system calls so far (Linux `syscw`): the store's page writes, counted exactly on a noisy machine. */
+function writeCalls(): number | undefined {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'admit-micro-'));
 try {
-  const workspace = await createWorkspace(dir, 'http://127.0.0.1:9', { listen: 0, admin: 0 }, { maxQueued: 1000, tokenCacheEntries: 1000 });
+  const workspace = await createWorkspace(dir, 'http://127.0.0.1:9', { listen: 0, admin: 0 }, { maxQueued: 1000, tokenCacheEntries: Math.max(1000, freshUsers + 1000) });
   const [user] = await provisionUsers(workspace, 'micro-', 1);
+  const fresh = await provisionUsers(workspace, 'fresh-', freshUsers);
   // Warnings only: the one verification would otherwise print its audit lines between the results.
   const core = await createGatewayCore({ configPath: workspace.configPath, watch: false, logger: createLogger({ level: 'warn' }), audit: createLogger({ name: 'audit', level: 'warn' }) });
   const request = (path: string, headers: readonly string[]): RequestSource => ({
@@ -60,6 +73,19 @@ try {
     const wallUs = Number(process.hrtime.bigint() - started) / iterations / 1000;
     const used = process.cpuUsage(cpu);
     process.stdout.write(`${name.padEnd(36)} ${wallUs.toFixed(2).padStart(6)} µs/request (CPU ${((used.user + used.system) / iterations).toFixed(2)} µs)\n`);
+  }
+  if (fresh.length > 0) {
+    // Each token validated once first, as the bench's fresh-code row does: this measures the second factor.
+    for (const u of fresh) if ((await admitOnce(request(PATHS.bearer, ['Authorization', u.authorization]))).kind !== 'allowed') throw new Error('fresh: token refused');
+    const sources = fresh.map((u) => request(PATHS.mfa, ['Authorization', u.authorization, 'X-MFA-Token', nextCode(u, Date.now())!.code]));
+    const io = writeCalls();
+    const cpu = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    for (const source of sources) if ((await admitOnce(source)).kind !== 'allowed') throw new Error('fresh: code refused');
+    const wallUs = Number(process.hrtime.bigint() - started) / sources.length / 1000;
+    const used = process.cpuUsage(cpu);
+    const writes = io === undefined ? '' : `, ${((writeCalls()! - io) / sources.length).toFixed(1)} write syscalls`;
+    process.stdout.write(`${'mfa + fresh X-MFA-Token'.padEnd(36)} ${wallUs.toFixed(2).padStart(6)} µs/request (CPU ${((used.user + used.system) / sources.length).toFixed(2)} µs${writes}, ${sources.length} users)\n`);
   }
   await core.close();
 } finally {
