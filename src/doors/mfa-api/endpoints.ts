@@ -34,6 +34,8 @@ export interface MfaEndpointContext {
 
 export { MAX_BODY_BYTES } from './body.js';
 const FACTOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** `factors/{id}`: a factor is removed (DELETE) or renamed (PATCH {label}). */
+export const FACTOR_ROUTE_METHODS = 'DELETE, PATCH';
 
 
 function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
@@ -82,7 +84,11 @@ function recoveryJson(session: IssuedSession): Json {
   return { recovery_codes_remaining: session.recoveryCodesRemaining, ...(session.recoveryCodesHint !== undefined ? { recovery_codes_hint: session.recoveryCodesHint } : {}) };
 }
 
-const ROUTES: Readonly<Record<string, string>> = {
+/**
+ * Every sub-path the MFA API answers, with its methods (`factors/{id}` has FACTOR_ROUTE_METHODS). Exported for
+ * test/docs/openapi.test.ts: an endpoint added here without an entry in docs/openapi.yaml fails it.
+ */
+export const ROUTES: Readonly<Record<string, string>> = {
   'totp/enroll': 'POST',
   'totp/confirm': 'POST',
   'hotp/resync': 'POST',
@@ -104,8 +110,7 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
   const fail = (p: Problem, extra?: Record<string, string>, close = false) => sendProblem(res, p, requestId, extra, close);
 
   const factorPath = /^factors\/([^/]+)$/.exec(subpath);
-  // A factor is removed (DELETE) or renamed (PATCH {label}).
-  const allowed = factorPath !== null ? 'DELETE, PATCH' : ROUTES[subpath];
+  const allowed = factorPath !== null ? FACTOR_ROUTE_METHODS : ROUTES[subpath];
   if (allowed === undefined) {
     fail(problem('not_found', 'no such gateway endpoint'));
     return;
