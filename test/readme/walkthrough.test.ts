@@ -88,10 +88,11 @@ function buildScript(commands: readonly string[]): string {
 }
 
 function runBash(script: string, cwd: string): Promise<{ readonly output: string; readonly code: number | null; readonly signal: NodeJS.Signals | null }> {
-  // Nothing from this environment but PATH: the README must set every variable it uses.
+  // Nothing from this environment but PATH: the README must set every variable it uses. Its
+  // mktemp files land in the run's dir, removed with it even when a step fails.
   const child = spawn(BASH, ['--noprofile', '--norc', '-c', script], {
     cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, LANG: 'C.UTF-8' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, TMPDIR: cwd, LANG: 'C.UTF-8' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
