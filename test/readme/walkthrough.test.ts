@@ -172,6 +172,8 @@ describe('README walk-through, run as a script against the demo', { skip }, () =
     assert.ok(run !== undefined);
     const stopped = results.findIndex((result) => !result.ran);
     assert.equal(run.code, 0, `bash exited with ${run.code ?? run.signal}${stopped === -1 ? '' : `; the last step that ran is at README.md:${steps[stopped - 1]?.line}`}:\n${run.output.slice(-2000)}`);
+    // Inside $(…) an unset variable ends only the substitution, not the script: look for it too.
+    assert.doesNotMatch(run.output, /: unbound variable$/m, 'a command uses a variable the README never sets');
   });
 
   steps.forEach((step: Step, i) => {
