@@ -84,6 +84,10 @@ const ROWS: Readonly<Record<TargetName, { label: string; description: string }>>
     label: 'plugin mode: nginx auth_request + gateway',
     description: `config/examples/nginx.conf as shipped (addresses substituted) in front of the gateway and the upstream: GET ${PATHS.mfa} with bearer + session, judged by the gateway's auth-request endpoint, forwarded by nginx; nginx and the gateway both on CPU 0, their CPU measured together`,
   },
+  'plugin-floor': {
+    label: 'plugin floor: nginx auth_request + constant 200 (Node)',
+    description: `the plugin-nginx row with bench/servers/allow.ts in the gateway's place: node:http answering every auth subrequest 200 with identity headers and no work, on CPU 0 with nginx, CPU measured together — what plugin mode costs in nginx's two hops and Node's HTTP before any decision`,
+  },
 };
 
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
@@ -112,7 +116,7 @@ async function check(target: Target, subject: string, fresh: readonly User[]): P
   await reply.body.text();
   if (user !== undefined && code !== undefined) user.lastStep = code.step;
   // The upstream echoes the X-Auth-Subject it received ('-' for none); forward-auth answers it itself.
-  const expected = user?.subject ?? (target.group === 'baseline' || target.name === 'public' ? '-' : subject);
+  const expected = user?.subject ?? ((target.group === 'baseline' && target.name !== 'plugin-floor') || target.name === 'public' ? '-' : subject);
   const header = target.name === 'forward-auth' ? 'x-auth-subject' : 'x-bench-subject';
   if (reply.statusCode !== 200 || reply.headers[header] !== expected) {
     throw new BenchError(`${target.name}: the check request answered ${reply.statusCode} with ${header} ${JSON.stringify(reply.headers[header])}, expected 200 with ${JSON.stringify(expected)}`);
@@ -174,12 +178,19 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     add('mfa-session', gateway, PATHS.mfa);
     add('mfa-fresh-code', gateway, PATHS.mfa, {});
     add('forward-auth', gateway, PATHS.authRequest, { ...headers, 'x-original-method': 'GET', 'x-original-url': `http://127.0.0.1${PATHS.mfa}` });
-    if (selected.has('plugin-nginx') && !hasCommand(NGINX)) {
-      notes.push(`plugin-nginx row skipped: ${NGINX} not found (apt-get install -y nginx-light)`);
+    if ((selected.has('plugin-nginx') || selected.has('plugin-floor')) && !hasCommand(NGINX)) {
+      notes.push(`plugin-nginx and plugin-floor rows skipped: ${NGINX} not found (apt-get install -y nginx-light)`);
       log(notes[notes.length - 1]!);
-    } else if (selected.has('plugin-nginx')) {
-      const nginx = ctx.track(await startPluginNginx(ctx.work, ctx.serverCpus, gateway.port, upstream.port));
-      targets.push({ name: 'plugin-nginx', ...ROWS['plugin-nginx'], group: 'gateway', url: url(nginx.port, PATHS.mfa), headers, proxy: nginx, companion: gateway });
+    } else {
+      if (selected.has('plugin-nginx')) {
+        const nginx = ctx.track(await startPluginNginx(ctx.work, ctx.serverCpus, gateway.port, upstream.port));
+        targets.push({ name: 'plugin-nginx', ...ROWS['plugin-nginx'], group: 'gateway', url: url(nginx.port, PATHS.mfa), headers, proxy: nginx, companion: gateway });
+      }
+      if (selected.has('plugin-floor')) {
+        const allow = ctx.track(await startNodeServer(ctx.work, ctx.serverCpus, 'allow', undefined, subject));
+        const nginx = ctx.track(await startPluginNginx(ctx.work, ctx.serverCpus, allow.port, upstream.port, 'nginx-plugin-floor'));
+        targets.push({ name: 'plugin-floor', ...ROWS['plugin-floor'], group: 'baseline', url: url(nginx.port, PATHS.mfa), headers, proxy: nginx, companion: allow });
+      }
     }
   }
 
@@ -260,7 +271,8 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
 
   // ---- memory at many connections
   const rss: RssRow[] = [];
-  for (const target of targets.filter((t) => t.proxy !== undefined && (t.group === 'baseline' || t.name === 'mfa-session'))) {
+  // The proxies alone: a row with a companion process (plugin mode) would show half its memory.
+  for (const target of targets.filter((t) => t.proxy !== undefined && t.companion === undefined && (t.group === 'baseline' || t.name === 'mfa-session'))) {
     const pid = target.proxy!.pid;
     const idleRssBytes = rssBytes(pid);
     const sampler = sampleRss(pid, 100);

@@ -14,10 +14,10 @@ const GATEWAY_CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 export const NGINX = '/usr/sbin/nginx';
 const TEMP_DIRS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
 
-/** upstream.ts, undici-proxy.ts or http-proxy.ts from bench/servers/, with the upstream URL as argument. */
-export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'http-proxy', upstreamPort?: number): Promise<ManagedProcess> {
+/** A script from bench/servers/: upstream, undici-proxy and http-proxy take the upstream URL as argument, allow the subject it answers. */
+export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'http-proxy' | 'allow', upstreamPort?: number, subject?: string): Promise<ManagedProcess> {
   const port = await freePort();
-  const args = [join(SERVERS, `${script}.js`), String(port), ...(upstreamPort === undefined ? [] : [`http://127.0.0.1:${upstreamPort}`])];
+  const args = [join(SERVERS, `${script}.js`), String(port), ...(upstreamPort === undefined ? [] : [`http://127.0.0.1:${upstreamPort}`]), ...(subject === undefined ? [] : [subject])];
   return startProcess(script, process.execPath, args, port, { cpus, logFile: join(work, `${script}.log`) });
 }
 
@@ -83,7 +83,7 @@ export async function startNginx(work: string, cpus: string | undefined, upstrea
  * then proxy_pass to the backend), its listen and upstream addresses pointed at this run's servers;
  * one worker, no access log. Everything else is the example as shipped.
  */
-export async function startPluginNginx(work: string, cpus: string | undefined, gatewayPort: number, upstreamPort: number): Promise<ManagedProcess> {
+export async function startPluginNginx(work: string, cpus: string | undefined, gatewayPort: number, upstreamPort: number, name = 'nginx-plugin'): Promise<ManagedProcess> {
   const port = await freePort();
   let example = readFileSync(join(REPO_ROOT, 'config', 'examples', 'nginx.conf'), 'utf8');
   for (const [from, to] of [
@@ -94,7 +94,7 @@ export async function startPluginNginx(work: string, cpus: string | undefined, g
     if (example.split(from).length !== 2) throw new BenchError(`config/examples/nginx.conf must contain "${from}" exactly once`);
     example = example.replace(from, to);
   }
-  return runNginx(work, 'nginx-plugin', cpus, port, (dir) => {
+  return runNginx(work, name, cpus, port, (dir) => {
     writeFileSync(join(dir, 'mfa-gateway.conf'), example);
     return `  include ${join(dir, 'mfa-gateway.conf')};\n`;
   });
