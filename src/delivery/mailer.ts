@@ -1,4 +1,4 @@
-import { createTransport } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { SmtpConfig } from '../config/types.js';
 import { deliveryFailure } from './errors.js';
 import type { Sender } from './types.js';
@@ -10,7 +10,9 @@ import type { Sender } from './types.js';
  * nodemailer's own file and URL access is off: a message is only ever our text.
  */
 export function createMailer(config: SmtpConfig, from: string): Sender {
-  const transport = createTransport({
+  // nodemailer is loaded with the first message: a gateway that sends none does not carry it.
+  let transport: Promise<Transporter> | undefined;
+  const open = async (): Promise<Transporter> => (await import('nodemailer')).createTransport({
     host: config.host,
     port: config.port,
     secure: config.security === 'tls',
@@ -27,7 +29,7 @@ export function createMailer(config: SmtpConfig, from: string): Sender {
   return {
     async send(message) {
       try {
-        await transport.sendMail({ from, to: message.to, subject: message.subject, text: message.text });
+        await (await (transport ??= open())).sendMail({ from, to: message.to, subject: message.subject, text: message.text });
       } catch (error) {
         // nodemailer's messages quote the recipient and the server's reply: only its code is kept.
         throw deliveryFailure('sending the e-mail', error);

@@ -1,14 +1,10 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransportFuture,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { UserVerification, WebAuthnConfig } from '../config/types.js';
 import type { IssuedSession } from '../decision/types.js';
@@ -37,6 +33,12 @@ import { MAX_FACTORS, validLabel } from './enrollment.js';
 import { MANAGEMENT_STEP_UP_MS } from './factors.js';
 import type { SecondFactorService } from './second-factor.js';
 import { credentialExpiresAt, factorExpired, notEnrolledFor, standingOf } from './standing.js';
+
+
+// Loaded on the first ceremony: the library and its CBOR/COSE dependencies are about 17 MB of RSS a
+// gateway without security keys would carry for nothing.
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const simpleWebAuthn = (): Promise<typeof import('@simplewebauthn/server')> => (library ??= import('@simplewebauthn/server'));
 
 /**
  * WebAuthn (security keys and passkeys): the two ceremonies, each an options call and a verify call
@@ -188,7 +190,7 @@ export function createWebAuthnService(deps: MfaDeps, secondFactor: Pick<SecondFa
       }
       const [factors, credentials] = await Promise.all([durable.listFactors(ctx.subject, now), durable.listWebAuthnCredentials(ctx.subject)]);
       if (factors.length + credentials.length >= MAX_FACTORS) return refuse(problem('invalid_request', `a user may have at most ${MAX_FACTORS} factors; remove one first`));
-      const options = await generateRegistrationOptions({
+      const options = await (await simpleWebAuthn()).generateRegistrationOptions({
         rpName: config.rpName,
         rpID: config.rpId,
         userName: ctx.subject,
@@ -224,8 +226,9 @@ export function createWebAuthnService(deps: MfaDeps, secondFactor: Pick<SecondFa
         if (stale !== undefined) return stale;
       }
       let info;
+      const library = await simpleWebAuthn();
       try {
-        const verified = await verifyRegistrationResponse({
+        const verified = await library.verifyRegistrationResponse({
           response: response as RegistrationResponseJSON,
           expectedChallenge: sameChallenge(record.c),
           expectedOrigin: [...config.origins],
@@ -284,7 +287,7 @@ export function createWebAuthnService(deps: MfaDeps, secondFactor: Pick<SecondFa
         if (standing.expired.length > 0) return refuse(factorExpired(policy, ['webauthn'], undefined));
         return refuse(notEnrolledFor(policy, ['webauthn']));
       }
-      const options = await generateAuthenticationOptions({
+      const options = await (await simpleWebAuthn()).generateAuthenticationOptions({
         rpID: config.rpId,
         allowCredentials: standing.credentials.map((c) => ({ id: c.credentialId, transports: c.transports.filter((t) => TRANSPORTS.has(t)) as AuthenticatorTransportFuture[] })),
         userVerification: config.userVerification,
@@ -325,8 +328,9 @@ export function createWebAuthnService(deps: MfaDeps, secondFactor: Pick<SecondFa
         return fail('webauthn_unverified', credential.id);
       }
       let next: number | undefined;
+      const library = await simpleWebAuthn();
       try {
-        const verified = await verifyAuthenticationResponse({
+        const verified = await library.verifyAuthenticationResponse({
           response: assertion,
           expectedChallenge: sameChallenge(record.c),
           expectedOrigin: [...config.origins],
