@@ -214,6 +214,11 @@ export function createMfaClient(options: MfaClientOptions): MfaFetch {
   // Shared by every request of this client.
   let refreshing: Promise<MfaSession | undefined> | undefined;
   let refreshPausedUntil = 0;
+  /**
+   * The gateway never stretches a session past its second factor's time + TTL: a refresh then only
+   * rotates the token. Once one came back no later, this expiry is final; asking again would only churn tokens.
+   */
+  let finalExpiry: number | undefined;
   /** Settles when the request now asking for a code has its answer: others wait for its session instead of asking too. */
   let codeRound: Promise<void> | undefined;
 
@@ -265,6 +270,7 @@ export function createMfaClient(options: MfaClientOptions): MfaFetch {
         const body = (await response.json()) as Record<string, unknown>;
         const next = sessionFrom(body.session_token, body.expires_at);
         if (next !== undefined) {
+          if (next.expiresAt <= current.expiresAt) finalExpiry = next.expiresAt;
           if (session?.token === current.token) setSession(next);
           return next;
         }
@@ -291,7 +297,7 @@ export function createMfaClient(options: MfaClientOptions): MfaFetch {
 
   async function refreshIfDue(): Promise<void> {
     const current = liveSession();
-    if (current === undefined || now() < refreshPausedUntil) return;
+    if (current === undefined || now() < refreshPausedUntil || current.expiresAt === finalExpiry) return;
     if (now() >= current.expiresAt * 1000 - refreshBeforeMs) await refresh();
   }
 
