@@ -322,7 +322,7 @@ const SCRIPT = `
     const code = $('confirm-code').value.trim();
     if (!code) { alertPerson('Enter the 6-digit code from your authenticator app, or a recovery code.'); $('confirm-code').focus(); return; }
     try { await confirmed(await call('POST', 'api/verify', undefined, { 'x-mfa-token': code })); }
-    catch (e) { failed(e); $('confirm-code').select(); }
+    catch (e) { failed(e); }
   });
   $('confirm-passkey').addEventListener('click', async () => {
     clearAlert();
@@ -334,6 +334,8 @@ const SCRIPT = `
   });
   $('confirm-cancel').addEventListener('click', () => { pending = null; hide('step-confirm'); show('step-factors'); });
 
+  // An invite link opened in a tab already on this page changes only the fragment: no reload.
+  window.addEventListener('hashchange', () => { if (location.hash.startsWith('#invite=')) start(); });
   start();
 })();
 `;
