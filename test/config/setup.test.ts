@@ -31,7 +31,7 @@ describe('setup: in the policy', () => {
       ['setup:\n  public_url: https://gw.example.com\n  oidc:\n    client_id: c\n    scopes: [profile]\n', {}, ['t.yaml:14: setup.oidc.scopes: must include openid']],
       ['setup:\n  public_url: https://gw.example.com\n  oidc:\n    client_id: c\n    client_secret_env: NOPE\n', {}, ['t.yaml:14: setup.oidc.client_secret_env: $NOPE is not set']],
       ['setup:\n  public_url: https://gw.example.com\n  oidc:\n    client_secret_env: X\n', { X: 'y' }, ['t.yaml:12: setup.oidc.client_id: required key is missing']],
-      ['setup:\n  public_url: https://gw.example.com\n  redirect_uri: https://evil.example/\n', {}, ['t.yaml:12: setup.redirect_uri: unknown key (known: public_url, oidc)']],
+      ['setup:\n  public_url: https://gw.example.com\n  redirect_uri: https://evil.example/\n', {}, ['t.yaml:12: setup.redirect_uri: unknown key (known keys: public_url, oidc)']],
     ];
     for (const [tail, env, issues] of cases) assert.deepEqual(issuesOf(TEXT + tail, { env }), issues, tail);
   });
