@@ -15,6 +15,7 @@ import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { serverName } from '../time/sntp.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
+import { runInviteCommand } from '../setup/invite-cli.js';
 import type { CliValues } from './options.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
@@ -32,6 +33,7 @@ const USAGE = `usage: mfa-gateway <command> [options]
   factors list   --user SUB
   factors remove --user SUB --id FACTOR_ID       (also ends the user's sessions)
   factors revoke-sessions --user SUB             end every MFA session of the user
+  factors invite --user SUB                      print a single-use link to the setup page (10 minutes)
   keys status | rotate | rewrap      inspect the secret-encryption keys, add a new primary, re-encrypt secrets
   store status | migrate             the durable store's schema version (status exits 3 while migrations are pending)
   store export --out F | import --in F [--replace]
@@ -202,6 +204,7 @@ export async function runCommand(positionals: readonly string[], values: CliValu
       out(await devToken(loadPolicyFile(configPath), values));
       return 0;
     case 'factors':
+      if (rest[0] === 'invite') return runInviteCommand(loadPolicyFile(configPath), values.user, out);
       return runFactorsCommand(loadPolicyFile(configPath), rest, values, out);
     case 'keys':
       return runKeysCommand(loadPolicyFile(configPath), rest, out);

@@ -5,6 +5,7 @@
  * (routes/compile.ts) and the files of `auth.jwt.public_keys` (jwt-public-keys.ts); this module
  * gives them the issue reporting, then freezes the whole policy.
  */
+import { compileSetup, type RawSetup } from './setup.js';
 import { resolve } from 'node:path';
 import { RequestConfigError } from '../request/errors.js';
 import { createTrustList } from '../request/trust.js';
@@ -61,6 +62,7 @@ export interface RawPolicy {
     readonly max_upstream_connections: number;
   };
   readonly authz: { readonly trusted_proxies: readonly string[] };
+  readonly setup: RawSetup;
   readonly clock: { readonly ntp_server?: string; readonly interval: string; readonly timeout: string };
 }
 
@@ -281,6 +283,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
   }
 
   const clock = compileClock(raw.clock, add, duration);
+  const setup = compileSetup(raw.setup, raw.auth.jwt.issuer, ctx.env, add);
 
   const routes = compileRoutes(raw.routes, {
     upstreams: [...upstreams.keys()],
@@ -316,6 +319,7 @@ export function compilePolicy(raw: RawPolicy, ctx: CompileContext, locator: Loca
     default: raw.default,
     limits,
     authz: { trustedProxies: authzTrustedProxies },
+    setup,
     ...(clock !== undefined ? { clock } : {}),
   };
   return { policy: deepFreeze(policy), issues };

@@ -275,6 +275,24 @@ export interface EventsConfig {
   readonly webhooks: readonly { readonly name: string; readonly url: string; readonly secret: string; readonly events?: readonly string[] }[];
 }
 
+/** `setup.oidc`: the setup page's sign-in client at the auth.jwt issuer. */
+export interface SetupOidcConfig {
+  readonly clientId: string;
+  /** From client_secret_env; undefined: a public client (PKCE only). Never logged. */
+  readonly clientSecret?: string;
+  readonly scopes: readonly string[];
+  /** RFC 8707 resource indicator for the access token. */
+  readonly resource?: string;
+}
+
+/** `setup:` — how people reach the setup page without handling a token (docs/setup-page.md). */
+export interface SetupConfig {
+  /** scheme://host[:port] browsers use; invite links and the redirect URI are built on it. */
+  readonly publicOrigin?: string;
+  /** Absent: no sign-in, invite links only. */
+  readonly oidc?: SetupOidcConfig;
+}
+
 export interface GatewayPolicy {
   readonly source: string;
   readonly listen: PublicListenConfig;
@@ -301,6 +319,7 @@ export interface GatewayPolicy {
   };
   /** Forward-auth endpoints read X-Original-* / X-Forwarded-* only from these peers. */
   readonly authz: { readonly trustedProxies: readonly string[] };
+  readonly setup: SetupConfig;
   /** The NTP server this host's clock is checked against; undefined: not checked. */
   readonly clock?: ClockConfig;
 }

@@ -1,6 +1,7 @@
 import type { Allow, Identity, IssuedSession } from '../decision/types.js';
 import { RATELIMIT_FIELD, RATELIMIT_POLICY_FIELD, rateLimitFields } from '../errors/ratelimit.js';
 import type { RequestView } from '../request/view.js';
+import { withoutSetupCookies } from '../setup/cookies.js';
 
 /**
  * The header contract (DESIGN §3), both directions, for every front door: what is stripped from
@@ -34,6 +35,7 @@ const KEEP = 0;
 const DROP = 1;
 const CONNECTION = 2;
 const AUTHORIZATION = 3;
+const COOKIE = 4;
 
 /** Hop-by-hop (RFC 9110 §7.6.1) plus legacy ones; never forwarded in either direction. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -51,6 +53,8 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 const REQUEST_ACTION: ReadonlyMap<string, number> = new Map([
   ['connection', CONNECTION],
   ['authorization', AUTHORIZATION],
+  // The setup page's cookies are the gateway's own credentials: removed, the rest forwarded.
+  ['cookie', COOKIE],
   ['keep-alive', DROP],
   ['proxy-connection', DROP],
   ['te', DROP],
@@ -153,6 +157,9 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], ctx: Upstrea
       // Duplicates were refused by the canonical view; keeping only the first is a second line.
       if (ctx.forwardAuthorization && !authorizationSeen) out.push(name, value);
       authorizationSeen = true;
+    } else if (action === COOKIE) {
+      const kept = withoutSetupCookies(value);
+      if (kept !== undefined) out.push(name, kept);
     }
   }
   if (named !== undefined) removeNamed(out, named);

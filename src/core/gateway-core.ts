@@ -18,6 +18,8 @@ import { createTrustList, type TrustList } from '../request/trust.js';
 import { openStore } from '../store/open.js';
 import type { InvalidationBus } from '../store/types.js';
 import { createRouteLimiter } from '../throttle/route-limiter.js';
+import type { SetupDeps } from '../setup/door.js';
+import { createSetupDeps } from '../setup/deps.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
 export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
@@ -64,6 +66,8 @@ export interface GatewayCore {
   readonly events: EventHub;
   /** Routes' `rate_limit:`, on the same store as the MFA state. */
   readonly limiter: RateLimiter;
+  /** The setup page's sign-in: invites, OIDC sign-ins and setup sessions on the TTL store. */
+  readonly setup: SetupDeps;
   /** Pins the current runtime for one request; pair with `release`. */
   acquire(): PolicyRuntime;
   release(runtime: PolicyRuntime): void;
@@ -162,6 +166,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
   const mfa = createMfaService({ durable, ttl, bus: store.bus ?? options.bus, storeDown: () => store.down(), keyring, metrics, logger, audit, auditSink: events.record, risk: events, delivery });
   mfaRef = mfa;
   const limiter = createRouteLimiter({ ttl, logger, metrics });
+  const setup = createSetupDeps(ttl);
   const clockWatch = options.pollClock === false ? undefined : createClockWatch({ registry: metrics.registry, logger, clock });
   clockWatch?.apply(initialPolicy.clock);
 
@@ -241,6 +246,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     mfa,
     events,
     limiter,
+    setup,
     acquire() {
       const pinned = runtime;
       inFlightByRuntime.set(pinned, (inFlightByRuntime.get(pinned) ?? 0) + 1);

@@ -136,8 +136,11 @@ export function reservedEndpoint(policy: GatewayPolicy, view: Pick<RequestView, 
   if (!view.path.startsWith(prefix)) return undefined;
   const subpath = view.path.slice(prefix.length);
   if (subpath.startsWith('authz/')) return { endpoint: { kind: 'forward-auth', subpath: subpath.slice('authz/'.length) }, route: RESERVED_ROUTES.forwardAuth };
-  // The setup page and its two scripts are static; a browser loading them has no bearer yet (the page asks for one).
+  // The setup page and its two scripts are static; a browser loading them has no bearer (it never
+  // needs one). `setup/…` are the page's sign-in and session endpoints: they check their own
+  // credential (the setup session cookie, an invite, the issuer's callback), any method.
   if (SETUP_FILES.has(subpath) && view.method === 'GET') return { endpoint: { kind: 'setup', subpath }, route: RESERVED_ROUTES.setup };
+  if (subpath.startsWith('setup/')) return { endpoint: { kind: 'setup', subpath }, route: RESERVED_ROUTES.setup };
   return { endpoint: { kind: 'mfa-api', subpath }, route: RESERVED_ROUTES.mfaApi };
 }
 

@@ -8,6 +8,7 @@ import type { RequestView } from '../request/view.js';
 import { serveForwardAuth } from './forward-auth/door.js';
 import { handleMfaEndpoint } from './mfa-api/endpoints.js';
 import { serveSetupAsset, serveSetupPage, type SetupAsset } from './mfa-api/setup-page.js';
+import { serveSetupEndpoint } from '../setup/door.js';
 
 /**
  * Serves a request the admission path decided is for the gateway itself (under the reserved
@@ -27,7 +28,11 @@ export async function serveReserved(
     case 'forward-auth':
       return serveForwardAuth(core, pass, req, res, view, endpoint.subpath);
     case 'setup':
-      // The page, or one of its own scripts (decide() names only those).
+      // The page, one of its own scripts, or its sign-in and session endpoints (decide() names only those).
+      if (endpoint.subpath.startsWith('setup/')) {
+        const { policy, bearer } = pass.runtime;
+        return serveSetupEndpoint(core.setup, { req, res, view, subpath: endpoint.subpath.slice('setup/'.length), policy, bearer, mfa: core.mfa, logger: core.logger, now: pass.now });
+      }
       return endpoint.subpath === 'setup' ? serveSetupPage(res) : serveSetupAsset(res, endpoint.subpath as SetupAsset);
     case 'mfa-api': {
       // The built-in route is `bearer`, so an allow carries its principal; without one, fail closed.

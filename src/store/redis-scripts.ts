@@ -59,6 +59,16 @@ if s[1] and num(s[2]) and num(s[2]) > tonumber(ARGV[1]) then return s[1] end
 return false
 `),
 
+  /**
+   * KEYS: challenge. ARGV: now → the value, or false when none is live. Reads only: the key's own
+   * PEXPIRE removes it, and the exp field judges it by the caller's clock like takeChallenge.
+   */
+  peekChallenge: script(1, `
+local s = redis.call('HMGET', KEYS[1], 'v', 'exp')
+if s[1] and num(s[2]) and num(s[2]) > tonumber(ARGV[1]) then return s[1] end
+return false
+`),
+
   /** KEYS: one key (a factor's used steps, a subject's ladder) → forgotten. */
   forget: script(1, `
 redis.call('DEL', KEYS[1])

@@ -505,6 +505,14 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       const value = (await run('takeChallenge', [KEYS.challenge(subject, ceremony)], [now])) as string | null;
       return value ?? undefined;
     },
+    async peekChallenge(subject, ceremony, now) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkTime(now);
+      const value = (await run('peekChallenge', [KEYS.challenge(subject, ceremony)], [now])) as string | null;
+      return value ?? undefined;
+    },
     async ping() {
       await send('ttl', () => client.ping());
     },

@@ -336,6 +336,13 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkTime(now);
       return live(st.take.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
     },
+    async peekChallenge(subject, ceremony, now) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      checkCeremony(ceremony);
+      checkTime(now);
+      return live(st.read.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
+    },
   };
 
   return {

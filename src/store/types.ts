@@ -341,6 +341,12 @@ export interface TtlStore {
    * calls at most one gets it; undefined when none is kept or it expired at `now`.
    */
   takeChallenge(subject: string, ceremony: string, now: number): Promise<string | undefined>;
+  /**
+   * Reads the value put for (subject, ceremony) without taking it: what a record that lives for its
+   * whole lifetime needs (the setup page's sign-in session); undefined when none is kept or it
+   * expired at `now`. Ending it early is `takeChallenge`.
+   */
+  peekChallenge(subject: string, ceremony: string, now: number): Promise<string | undefined>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

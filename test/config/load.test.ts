@@ -120,6 +120,7 @@ describe('parsePolicy: a valid file', () => {
       default: 'deny',
       limits: { maxHeaderBytes: 16384, maxQueued: 1000, drainTimeoutMs: 30_000, maxUpstreamConnections: 1000 },
       authz: { trustedProxies: ['127.0.0.1/32', '::1/128'] },
+      setup: {},
     });
   });
 
@@ -260,6 +261,7 @@ authz: { trusted_proxies: [] }
       default: 'deny',
       limits: { maxHeaderBytes: 8192, maxQueued: 0, drainTimeoutMs: 0, maxUpstreamConnections: 10 },
       authz: { trustedProxies: [] },
+      setup: {},
     });
   });
 

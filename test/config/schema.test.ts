@@ -106,7 +106,7 @@ describe('config/gateway.schema.json', () => {
   test('a key the schema does not define is refused by both, at every level', () => {
     const full = fillDefaults(schema, structuredClone(BASE));
     const paths = objectPaths(full);
-    assert.equal(paths.length, 47); // root, 36 sections and subsections (mfa.codes with its send limits, email, sms, backup_contact among them; events with audit, signals, 7 rules, notify, delivery), upstreams.app with pool and retries, 2 routes with match, limits, authz, clock
+    assert.equal(paths.length, 48); // root, 36 sections and subsections (mfa.codes with its send limits, email, sms, backup_contact among them; events with audit, signals, 7 rules, notify, delivery), upstreams.app with pool and retries, 2 routes with match, limits, authz, setup, clock
     for (const path of paths) {
       const variant = structuredClone(full);
       at(variant, path).zz_unknown = 1;

@@ -114,7 +114,9 @@ describe('reservedEndpoint', () => {
     ['GET', '/.mfa/authz', { endpoint: { kind: 'mfa-api', subpath: 'authz' }, route: RESERVED_ROUTES.mfaApi }],
     ['GET', '/.mfa/setup', { endpoint: { kind: 'setup', subpath: 'setup' }, route: RESERVED_ROUTES.setup }],
     ['POST', '/.mfa/setup', { endpoint: { kind: 'mfa-api', subpath: 'setup' }, route: RESERVED_ROUTES.mfaApi }],
-    ['GET', '/.mfa/setup/', { endpoint: { kind: 'mfa-api', subpath: 'setup/' }, route: RESERVED_ROUTES.mfaApi }],
+    // The page's sign-in and session endpoints check their own credential (docs/setup-page.md), any method.
+    ['GET', '/.mfa/setup/', { endpoint: { kind: 'setup', subpath: 'setup/' }, route: RESERVED_ROUTES.setup }],
+    ['POST', '/.mfa/setup/api/totp/enroll', { endpoint: { kind: 'setup', subpath: 'setup/api/totp/enroll' }, route: RESERVED_ROUTES.setup }],
     ['POST', '/.mfa/verify', { endpoint: { kind: 'mfa-api', subpath: 'verify' }, route: RESERVED_ROUTES.mfaApi }],
     ['DELETE', '/.mfa/factors/f1', { endpoint: { kind: 'mfa-api', subpath: 'factors/f1' }, route: RESERVED_ROUTES.mfaApi }],
     ['GET', '/.mfa', undefined],

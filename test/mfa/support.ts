@@ -102,6 +102,7 @@ export function makePolicy(options: { mfa?: Partial<MfaConfig>; acceptIdpMfa?: b
     default: 'deny',
     limits: { maxHeaderBytes: 16384, maxQueued: 100, drainTimeoutMs: 1000, maxUpstreamConnections: 100 },
     authz: { trustedProxies: [] },
+    setup: {},
   };
 }
 

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadPolicyFile } from '../../src/config/load.js';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
+import { runInviteCommand } from '../../src/setup/invite-cli.js';
 import { CHROMIUM, missingBinary } from '../support/binaries.js';
 import { evaluate, launchBrowser, type Browser } from '../support/browser.js';
 import { fakeClock, intoCurrentStep, type FakeClock } from '../support/clock.js';
@@ -147,7 +149,15 @@ default: deny
   let registeredAt = 0;
   test('register through the setup page: "Add a security key or passkey" → credential listed, 10 recovery codes shown', async () => {
     const page = browser.page;
-    await page.fill('#bearer', await bearer('alice'));
+    // Signed in to the page with an invite link (the page never takes a bearer token).
+    const printed: string[] = [];
+    await runInviteCommand(loadPolicyFile(ws.configPath), 'alice', (line) => printed.push(line));
+    const inviteToken = printed[0]!.split('#invite=')[1]!;
+    secrets.push(inviteToken);
+    await page.goto(`${origin}/.mfa/setup#invite=${inviteToken}`);
+    await page.locator('#step-invite').waitFor();
+    await page.click('#invite-form button');
+    await page.locator('#step-factors').waitFor();
     await page.fill('#webauthn-label', 'Laptop');
     registeredAt = clock();
     await page.click('#webauthn-add');

@@ -297,6 +297,24 @@ export function describeTtlConformance(name: string, makeBackend: () => Promise<
       });
     });
 
+    test('peek reads without taking, until the caller\'s clock reaches the end; a take ends it for every reader', async (t) => {
+      await three(t, async (stores) => {
+        const [a, b] = [stores[0]!, stores[1]!];
+        assert.equal(await a.peekChallenge('setup-session:h1', 'setup-session', T0), undefined);
+        await a.putChallenge('setup-session:h1', 'setup-session', '{"sub":"alice"}', T0, MINUTE);
+        assert.equal(await a.peekChallenge('setup-session:h1', 'setup-session', T0 + 1), '{"sub":"alice"}');
+        assert.equal(await b.peekChallenge('setup-session:h1', 'setup-session', T0 + MINUTE - 1), '{"sub":"alice"}', 'another replica reads it too, and reading left it');
+        assert.equal(await b.peekChallenge('setup-session:h1', 'setup-session', T0 + MINUTE), undefined, 'expired at the end');
+        assert.equal(await a.peekChallenge('setup-session:h1', 'other-ceremony', T0 + 1), undefined);
+        await a.putChallenge('setup-session:h2', 'setup-session', 'two', T0, MINUTE);
+        assert.equal(await b.takeChallenge('setup-session:h2', 'setup-session', T0 + 1), 'two');
+        assert.equal(await a.peekChallenge('setup-session:h2', 'setup-session', T0 + 2), undefined, 'taken (signed out) on one replica: gone on all');
+        await assert.rejects(a.peekChallenge('', 'setup-session', T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'subject must be a non-empty string' });
+        await assert.rejects(a.peekChallenge('s', 'Bad!', T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'ceremony must be a short lower-case name' });
+        await assert.rejects(a.peekChallenge('s', 'setup-session', -1), { code: 'ERR_STORE_INVALID_OPTION', message: 'now must be unix milliseconds' });
+      });
+    });
+
     test('one challenge taken by 30 requests at once over 3 replicas: exactly one gets it', async (t) => {
       await three(t, async (stores) => {
         await stores[0]!.putChallenge('carol', 'webauthn-authenticate', 'once', T0, MINUTE);

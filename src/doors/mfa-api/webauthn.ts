@@ -42,7 +42,7 @@ function noFields(body: Json | undefined): Problem | undefined {
 }
 
 /** `{ response }` (and for registration an optional `label`); the response is checked by the service. */
-function verifyBody(body: Json | undefined, fields: readonly string[]): { response: unknown; label?: unknown } | Problem {
+export function verifyBody(body: Json | undefined, fields: readonly string[]): { response: unknown; label?: unknown } | Problem {
   if (body === undefined) return problem('invalid_request', `a JSON body {${fields.join(', ')}} is required`);
   const unknown = onlyFields(body, fields);
   if (unknown !== undefined) return unknown;

@@ -80,9 +80,12 @@ describe('MFA endpoints over HTTP', () => {
     assert.ok(reply.text.includes('Add a security key or passkey'));
     const { SETUP_SCRIPT } = await import('../../../src/doors/mfa-api/setup-page.js');
     assert.ok(!SETUP_SCRIPT.includes('innerHTML'), 'server data never goes through innerHTML');
-    for (const path of ['totp/enroll', 'totp/confirm', 'webauthn/register/options', 'webauthn/register/verify', 'webauthn/authenticate/options', 'webauthn/authenticate/verify']) {
-      assert.ok(SETUP_SCRIPT.includes(`'${path}'`), path);
+    // The page calls the API through its setup session (setup/api/…), never with a bearer it holds.
+    for (const path of ['totp/enroll', 'totp/confirm', 'verify', 'factors', 'webauthn/register/options', 'webauthn/register/verify', 'webauthn/authenticate/options', 'webauthn/authenticate/verify']) {
+      assert.ok(SETUP_SCRIPT.includes(`'api/${path}'`), path);
     }
+    assert.ok(!/authorization|bearer|localStorage|sessionStorage|document\.cookie/i.test(SETUP_SCRIPT), 'the page holds no token');
+    assert.ok(!reply.text.includes('id="bearer"'), 'nobody is asked to paste a token');
   }
 
   async function enroll(): Promise<{ secret: string; factorId: string }> {
