@@ -59,8 +59,22 @@ export interface SetupContext {
   readonly now: number;
 }
 
-/** The MFA API endpoints a setup session may call: what the page does, nothing more. */
-const PAGE_ENDPOINTS: Readonly<Record<string, string>> = {
+/**
+ * The setup door's own endpoints under `<prefix>setup/` and the one method each answers. Exported
+ * for the API reference's test: an endpoint added here needs a handler (SETUP_HANDLERS) and an
+ * entry in docs/openapi.yaml.
+ */
+export const SETUP_ENDPOINTS = {
+  login: 'GET',
+  callback: 'GET',
+  invite: 'POST',
+  session: 'GET',
+  logout: 'POST',
+} as const;
+export type SetupEndpoint = keyof typeof SETUP_ENDPOINTS;
+
+/** The MFA API endpoints a setup session may call under `setup/api/`: what the page does, nothing more. */
+export const PAGE_ENDPOINTS: Readonly<Record<string, string>> = {
   verify: 'POST',
   'totp/enroll': 'POST',
   'totp/confirm': 'POST',
@@ -72,6 +86,8 @@ const PAGE_ENDPOINTS: Readonly<Record<string, string>> = {
   'webauthn/authenticate/verify': 'POST',
 };
 const FACTOR_PATH = /^factors\/[A-Za-z0-9_-]{1,64}$/;
+/** The method of `setup/api/factors/<id>`: the page removes factors, nothing else. */
+export const PAGE_FACTOR_METHOD = 'DELETE';
 
 const SETUP_HEADER = 'x-mfa-setup';
 
@@ -148,6 +164,14 @@ export async function serveSetupEndpoint(deps: SetupDeps, ctx: SetupContext): Pr
 
 type FullContext = SetupContext & { readonly deps: SetupDeps };
 
+const SETUP_HANDLERS: Readonly<Record<SetupEndpoint, (ctx: FullContext, fail: (p: Problem) => void) => Promise<void>>> = {
+  login: (ctx) => startSignin(ctx),
+  callback: (ctx) => finishSignin(ctx),
+  invite: redeemInvite,
+  session: describeSession,
+  logout: signOut,
+};
+
 async function route(ctx: FullContext, fail: (p: Problem) => void): Promise<void> {
   const { subpath, view } = ctx;
   const method = (allowed: string): boolean => {
@@ -155,17 +179,10 @@ async function route(ctx: FullContext, fail: (p: Problem) => void): Promise<void
     sendProblem(ctx.res, problem('method_not_allowed', `use ${allowed} for this endpoint`), view.requestId, { allow: allowed });
     return false;
   };
-  switch (subpath) {
-    case 'login':
-      return method('GET') ? startSignin(ctx) : undefined;
-    case 'callback':
-      return method('GET') ? finishSignin(ctx) : undefined;
-    case 'invite':
-      return method('POST') ? redeemInvite(ctx, fail) : undefined;
-    case 'session':
-      return method('GET') ? describeSession(ctx, fail) : undefined;
-    case 'logout':
-      return method('POST') ? signOut(ctx, fail) : undefined;
+  // Own keys only: `constructor` or `__proto__` must not name an endpoint.
+  if (Object.hasOwn(SETUP_ENDPOINTS, subpath)) {
+    const endpoint = subpath as SetupEndpoint;
+    return method(SETUP_ENDPOINTS[endpoint]) ? SETUP_HANDLERS[endpoint](ctx, fail) : undefined;
   }
   if (subpath.startsWith('api/')) return callApi(ctx, subpath.slice('api/'.length), fail);
   fail(problem('not_found', 'no such gateway endpoint'));
@@ -287,7 +304,7 @@ async function signOut(ctx: FullContext, fail: (p: Problem) => void): Promise<vo
 }
 
 async function callApi(ctx: FullContext, endpoint: string, fail: (p: Problem) => void): Promise<void> {
-  const allowed = FACTOR_PATH.test(endpoint) ? 'DELETE' : PAGE_ENDPOINTS[endpoint];
+  const allowed = FACTOR_PATH.test(endpoint) ? PAGE_FACTOR_METHOD : Object.hasOwn(PAGE_ENDPOINTS, endpoint) ? PAGE_ENDPOINTS[endpoint] : undefined;
   if (allowed === undefined) return fail(problem('not_found', 'no such setup endpoint'));
   const refused = fromThePage(ctx);
   if (refused !== undefined) return fail(refused);
