@@ -110,7 +110,8 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
   const fail = (p: Problem, extra?: Record<string, string>, close = false) => sendProblem(res, p, requestId, extra, close);
 
   const factorPath = /^factors\/([^/]+)$/.exec(subpath);
-  const allowed = factorPath !== null ? FACTOR_ROUTE_METHODS : ROUTES[subpath];
+  // Own keys only: `constructor` or `__proto__` must be a 404, not Object.prototype's members.
+  const allowed = factorPath !== null ? FACTOR_ROUTE_METHODS : Object.hasOwn(ROUTES, subpath) ? ROUTES[subpath] : undefined;
   if (allowed === undefined) {
     fail(problem('not_found', 'no such gateway endpoint'));
     return;
@@ -153,7 +154,7 @@ export async function handleMfaEndpoint(service: MfaService, ctx: MfaEndpointCon
     }
     if (subpath.startsWith('webauthn/')) return await handleWebAuthnEndpoint(service, caller, subpath, body, res, fail);
 
-    if (subpath in OTP_ROUTES) return await handleOtpEndpoint(service, caller, subpath, body, res, fail);
+    if (Object.hasOwn(OTP_ROUTES, subpath)) return await handleOtpEndpoint(service, caller, subpath, body, res, fail);
 
     switch (subpath) {
       case 'totp/enroll': {

@@ -266,6 +266,15 @@ describe('MFA endpoints over HTTP', () => {
     const unknown = await call(port, 'GET', `${PREFIX}nope`, auth('alice'));
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json().code, 'not_found');
+    // Names every object inherits are not endpoints either (they answered 500 once).
+    for (const inherited of ['constructor', '__proto__', 'hasOwnProperty', 'toString']) {
+      for (const method of ['GET', 'POST']) {
+        const answer = await call(port, method, `${PREFIX}${inherited}`, auth('alice'));
+        assert.equal(answer.status, 404, `${method} ${inherited}`);
+        assert.equal(answer.json().code, 'not_found');
+        assert.equal(answer.json().detail, 'no such gateway endpoint');
+      }
+    }
     const wrongMethod = await call(port, 'GET', `${PREFIX}totp/enroll`, auth('alice'));
     assert.equal(wrongMethod.status, 405);
     assert.equal(wrongMethod.headers.allow, 'POST');
