@@ -21,6 +21,7 @@ import { adminExposureWarning } from '../server/admin.js';
 import { createKeyFile } from '../crypto/keyring.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
+  (--config F defaults to $MFA_GATEWAY_CONFIG, else config/gateway.yaml)
 
   serve   --config F [--demo] [--workers N|auto]
                                      run the gateway (--demo also starts the demo backend and a demo key file;
@@ -187,7 +188,8 @@ function keysInit(values: CliValues, configPath: string, extra: readonly string[
 
 export async function runCommand(positionals: readonly string[], values: CliValues): Promise<number | undefined> {
   const [command, ...rest] = positionals;
-  const configPath = values.config ?? 'config/gateway.yaml';
+  // The container sets MFA_GATEWAY_CONFIG once, so `serve` and its HEALTHCHECK read the same file.
+  const configPath = values.config ?? (process.env.MFA_GATEWAY_CONFIG || 'config/gateway.yaml');
   if (values.help === true || command === 'help') {
     out(USAGE);
     return 0;

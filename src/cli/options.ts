@@ -5,7 +5,8 @@
 import type { ParseArgsConfig } from 'node:util';
 
 export const CLI_OPTIONS = {
-  config: { type: 'string', short: 'c', default: 'config/gateway.yaml' },
+  // No default here: commands.ts falls back to $MFA_GATEWAY_CONFIG, then config/gateway.yaml.
+  config: { type: 'string', short: 'c' },
   demo: { type: 'boolean', default: false },
   workers: { type: 'string' },
   sub: { type: 'string' },

@@ -1,14 +1,15 @@
 /**
  * `${NAME}` in a string value of the policy file is replaced by the environment variable NAME, so
- * one file serves every deployment (the container's issuer and JWKS URL). Only whole string values
- * are looked at, never keys; `$${` writes a literal `${`. A variable that is unset or empty is an
- * error naming it and the key: a policy never runs with a hole where a URL should be. Messages name
+ * one file serves every deployment (the container's issuer and JWKS URL). Only string values are
+ * looked at, never keys; `${NAME:-default}` falls back to `default` when NAME is unset or empty, and
+ * `$${` writes a literal `${`. Without a default, a variable that is unset or empty is an error naming it and the key: a policy never runs with a hole where a URL should be. Messages name
  * the variable, never its value.
  */
 import type { Segment } from './locate.js';
 
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}/g;
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** NAME, or NAME:-fallback (the fallback may be empty, as in a shell). */
+const NAME = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 
 export interface EnvIssue {
   readonly path: readonly Segment[];
@@ -19,16 +20,18 @@ function substituteString(text: string, env: Readonly<Record<string, string | un
   if (!text.includes('${')) return text;
   return text.replace(REFERENCE, (whole, name: string | undefined) => {
     if (whole === '$${') return '${';
-    if (name === undefined || !NAME.test(name)) {
-      problems.push(`"${whole}" is not a variable reference: write \${NAME} with NAME of A-Z a-z 0-9 _ (or $\${ for a literal \${)`);
+    const parts = name === undefined ? null : NAME.exec(name);
+    if (parts === null) {
+      problems.push(`"${whole}" is not a variable reference: write \${NAME} or \${NAME:-default} with NAME of A-Z a-z 0-9 _ (or $\${ for a literal \${)`);
       return whole;
     }
-    const value = env[name];
-    if (value === undefined || value === '') {
-      problems.push(`environment variable ${name} is ${value === undefined ? 'not set' : 'empty'} (referenced as \${${name}})`);
-      return whole;
-    }
-    return value;
+    const variable = parts[1]!;
+    const fallback = parts[2];
+    const value = env[variable];
+    if (value !== undefined && value !== '') return value;
+    if (fallback !== undefined) return fallback;
+    problems.push(`environment variable ${variable} is ${value === undefined ? 'not set' : 'empty'} (referenced as \${${variable}}; give it a value or write \${${variable}:-default})`);
+    return whole;
   });
 }
 

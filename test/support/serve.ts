@@ -31,8 +31,8 @@ export interface ServeProcess {
  * admin address (with --workers N: the primary's line, once every worker is up). Rejects with its
  * stderr if it exits first.
  */
-export function startServe(args: readonly string[], options: { readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: REPO, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startServe(args: readonly string[], options: { readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number; readonly cwd?: string } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: options.cwd ?? REPO, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: LogEvent[] = [];
   let partial = '';
   let errors = '';
