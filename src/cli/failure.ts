@@ -2,7 +2,7 @@
  * How the command line reports what went wrong: one line on stderr (never a stack trace) and an exit
  * code. Usage mistakes exit 2, failed operations 1.
  */
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { EXIT_FAILED, EXIT_USAGE, UsageError } from './options.js';
 
 export interface Failure {
@@ -56,8 +56,9 @@ function describePermission(problem: ErrnoLike, message: string): string {
   const gid = process.getgid?.() ?? 'unknown';
   if (problem.path === undefined) return `${message} (permission denied for uid ${uid})`;
   // Creating or opening a file needs the directory that holds it; listing a directory needs itself.
-  const directory = problem.syscall === 'scandir' || problem.syscall === 'opendir' ? problem.path : dirname(problem.path);
-  return `${message}: uid ${uid} may not write ${directory}; give it to that user (chown -R ${uid}:${gid} ${directory} on the host) or run the container with --user set to the owner of the volume`;
+  // Absolute, so the chown can be pasted whatever the working directory (the policy's paths may be relative).
+  const directory = resolve(problem.syscall === 'scandir' || problem.syscall === 'opendir' ? problem.path : dirname(problem.path));
+  return `${message}: uid ${uid} may not write ${directory}; make it theirs (chown -R ${uid}:${gid} ${directory}, as root or on the volume's directory on the host) or run the container with --user set to the volume's owner`;
 }
 
 export function describeFailure(error: unknown): Failure {

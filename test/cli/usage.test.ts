@@ -218,7 +218,7 @@ describe('cli: a data directory the running user may not write', () => {
     ws.writePolicy(policyHead(ws, 'http://127.0.0.1:9').replace(`path: ${join(ws.dir, 'mfa.db')}`, `path: ${join(volume, 'mfa.db')}`).replace(`keys: { file: ${ws.keyFile} }`, `keys: { file: ${join(volume, 'keys')} }`) + ROUTE);
     chmodSync(ws.configPath, 0o644);
     const as = asRoot ? { uid, gid } : {};
-    const fix = `uid ${uid} may not write ${volume}; give it to that user (chown -R ${uid}:${gid} ${volume} on the host) or run the container with --user set to the owner of the volume`;
+    const fix = `uid ${uid} may not write ${volume}; make it theirs (chown -R ${uid}:${gid} ${volume}, as root or on the volume's directory on the host) or run the container with --user set to the volume's owner`;
     assert.deepEqual(run(['keys', 'init', '--config', ws.configPath], as), { status: 1, stdout: '', stderr: `mfa-gateway: cannot create key file ${join(volume, 'keys')} (EACCES): ${fix}\n` });
     assert.deepEqual(run(['factors', 'list', '--user', 'u', '--config', ws.configPath], as), { status: 1, stdout: '', stderr: `mfa-gateway: EACCES: permission denied, open '${join(volume, 'mfa.db')}': ${fix}\n` });
     rmSync(join(volume, 'keys'), { force: true });
