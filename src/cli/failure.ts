@@ -26,7 +26,10 @@ export function describeParseError(error: unknown): string {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option ?? message}; mfa-gateway --help lists the options`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /does not take an argument/.test(message) ? `option ${option ?? message} takes no value` : `option ${option ?? message} needs a value`;
+      if (/does not take an argument/.test(message)) return `option ${option ?? message} takes no value`;
+      // `--workers -1`: parseArgs will not take a value that looks like an option.
+      if (/ambiguous/.test(message)) return `option ${option ?? message} needs a value; write one that starts with "-" as ${option ?? '--option'}=VALUE`;
+      return `option ${option ?? message} needs a value`;
     default:
       return message.split('\n')[0]!;
   }
