@@ -381,11 +381,16 @@ describe('the default topology as local processes: gateway, demo backend, Promet
       await waitForListen(prometheus, 'prometheus', promPort, () => output, 20_000);
       let health = '';
       await eventually(async () => {
+        // Until it is ready, Prometheus answers 503 with a text body: keep asking.
         const targets = await call(promPort, 'GET', '/api/v1/targets');
+        if (targets.status !== 200) {
+          health = `HTTP ${targets.status}`;
+          return false;
+        }
         const active = targets.json<{ data: { activeTargets: { health: string; labels: { job: string } }[] } }>().data.activeTargets;
         health = active.map((target) => `${target.labels.job}=${target.health}`).join(',');
         return health === 'mfa-gateway=up';
-      }, 20_000).catch(() => assert.fail(`Prometheus did not scrape the gateway: ${health}`));
+      }, 30_000).catch((error: unknown) => assert.fail(`Prometheus did not scrape the gateway: ${health} (${String(error)}; ${output.slice(-500)})`));
       const rules = await call(promPort, 'GET', '/api/v1/rules');
       assert.ok(rules.json<{ data: { groups: unknown[] } }>().data.groups.length > 0, 'the shipped rules are loaded');
     } else {
