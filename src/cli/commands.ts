@@ -15,10 +15,13 @@ import { ensureDemoKeyFile } from '../crypto/keyring.js';
 import { formatDuration, parseDuration } from '../time/duration.js';
 import { serverName } from '../time/sntp.js';
 import { runFactorsCommand, runKeysCommand } from './offline.js';
-import { runInviteCommand } from '../setup/invite-cli.js';
-import type { CliValues } from './options.js';
+import { checkHealth } from './healthcheck.js';
+import { EXIT_FAILED, UsageError, type CliValues } from './options.js';
+import { adminExposureWarning } from '../server/admin.js';
+import { createKeyFile } from '../crypto/keyring.js';
 
 const USAGE = `usage: mfa-gateway <command> [options]
+  (--config F defaults to $MFA_GATEWAY_CONFIG, else config/gateway.yaml)
 
   serve   --config F [--demo] [--workers N|auto]
                                      run the gateway (--demo also starts the demo backend and a demo key file;
@@ -34,10 +37,16 @@ const USAGE = `usage: mfa-gateway <command> [options]
   factors remove --user SUB --id FACTOR_ID       (also ends the user's sessions)
   factors revoke-sessions --user SUB             end every MFA session of the user
   factors invite --user SUB                      print a single-use link to the setup page (10 minutes)
+  keys init [--file PATH]            write a new key file (one primary key, mode 0600; default: keys.file
+                                     of the policy); never overwrites an existing file (docs/keys.md)
   keys status | rotate | rewrap      inspect the secret-encryption keys, add a new primary, re-encrypt secrets
+  healthcheck --config F             GET /healthz on the policy's admin listener: exit 0 healthy, 1 not
+                                     (the container's HEALTHCHECK)
   store status | migrate             the durable store's schema version (status exits 3 while migrations are pending)
   store export --out F | import --in F [--replace]
                                      copy factors and recovery codes between stores (e.g. SQLite → PostgreSQL)
+
+exit codes: 0 done, 1 the operation failed, 2 the command line was wrong (store status: 3 = migrations pending)
 `;
 
 function out(text: string): void {
@@ -141,9 +150,9 @@ async function serve(configPath: string, demo: boolean, workers: number): Promis
 async function devToken(policy: GatewayPolicy, values: CliValues): Promise<string> {
   const jwt = policy.auth.jwt;
   if (jwt.hmacSecret === undefined) throw new Error('dev-token works only with the demo issuer (auth.jwt.hmac_secret)');
-  if (values.sub === undefined) throw new Error('dev-token needs --sub SUBJECT');
+  if (values.sub === undefined) throw new UsageError('dev-token needs --sub SUBJECT');
   const ttlMs = parseDuration(values.ttl ?? '1h');
-  if (ttlMs === undefined) throw new Error(`--ttl: not a duration: ${values.ttl}`);
+  if (ttlMs === undefined) throw new UsageError(`--ttl: not a duration: ${values.ttl}`);
   const split = (text: string | undefined): string[] => (text ?? '').split(/[\s,]+/).filter(Boolean);
   const amr = split(values.amr);
   return issueDevToken({
@@ -158,23 +167,45 @@ async function devToken(policy: GatewayPolicy, values: CliValues): Promise<strin
   });
 }
 
+/** A command that takes no positional arguments refuses extra ones rather than ignore them. */
+function noArguments(command: string, rest: readonly string[]): void {
+  if (rest.length > 0) throw new UsageError(`${command} takes no argument "${rest[0]}"; mfa-gateway --help lists the commands`);
+}
+
+/** `keys init`: the first key file, outside demo mode. --file wins; else the policy's keys.file. */
+function keysInit(values: CliValues, configPath: string, extra: readonly string[]): number {
+  noArguments('keys init', extra);
+  let path = values.file;
+  if (path === undefined) {
+    const file = loadPolicyFile(configPath).keys.file;
+    if (file === undefined) throw new UsageError(`keys init needs --file PATH (${configPath} sets no keys.file)`);
+    path = file;
+  }
+  if (path === '') throw new UsageError('keys init needs --file PATH');
+  const { kid } = createKeyFile(path);
+  out(`created key file ${path} (mode 0600) with primary key ${kid}; keep it secret and back it up: without it the stored secrets cannot be opened`);
+  return 0;
+}
+
 export async function runCommand(positionals: readonly string[], values: CliValues): Promise<number | undefined> {
   const [command, ...rest] = positionals;
-  const configPath = values.config ?? 'config/gateway.yaml';
-  if (values.help === true || command === undefined || command === 'help') {
+  // The container sets MFA_GATEWAY_CONFIG once, so `serve` and its HEALTHCHECK read the same file.
+  const configPath = values.config ?? (process.env.MFA_GATEWAY_CONFIG || 'config/gateway.yaml');
+  if (values.help === true || command === 'help') {
     out(USAGE);
-    return command === undefined && values.help !== true ? 2 : 0;
+    return 0;
   }
   switch (command) {
+    case undefined:
+      throw new UsageError('no command given; mfa-gateway --help lists the commands');
     case 'serve': {
+      noArguments('serve', rest);
       const workers = parseWorkersOption(values.workers);
-      if (!workers.ok) {
-        process.stderr.write(`mfa-gateway: ${workers.error}\n`);
-        return 2;
-      }
+      if (!workers.ok) throw new UsageError(workers.error);
       return serve(configPath, values.demo === true, workers.workers);
     }
     case 'check': {
+      noArguments('check', rest);
       const policy = loadPolicyFile(configPath);
       out(`${configPath}: ok, ${policy.routes.length} routes, ${policy.upstreams.size} upstreams`);
       const tls = policy.listen.tls;
@@ -186,27 +217,38 @@ export async function runCommand(positionals: readonly string[], values: CliValu
       const clock = policy.clock;
       // Which NTP server the clock is checked against, so a typo is seen before the first warning.
       if (clock !== undefined) out(`clock: NTP server ${serverName(clock.server)}, asked every ${formatDuration(clock.intervalMs)}, ${formatDuration(clock.timeoutMs)} to answer`);
+      const exposure = adminExposureWarning(policy.admin.host);
+      if (exposure !== undefined) out(`warning: ${exposure}`);
       out(formatRouteTable(policy));
       const weaker = findWeakerRules(policy.routes);
       if (values.strict === true && weaker.length > 0) {
         process.stderr.write(`mfa-gateway: check --strict: ${weaker.length} stricter rule${weaker.length === 1 ? '' : 's'} below a weaker one (see the warnings above)\n`);
-        return 1;
+        return EXIT_FAILED;
       }
       return 0;
     }
     case 'explain': {
-      const [method, url] = rest;
-      if (method === undefined || url === undefined) throw new Error('explain needs METHOD URL, e.g. explain GET http://localhost/orders/1');
+      const [method, url, ...extra] = rest;
+      if (method === undefined || url === undefined || extra.length > 0) throw new UsageError('explain needs METHOD URL, e.g. explain GET http://localhost/orders/1');
       out(explain(loadPolicyFile(configPath), method, url));
       return 0;
     }
     case 'dev-token':
+      noArguments('dev-token', rest);
       out(await devToken(loadPolicyFile(configPath), values));
       return 0;
+    case 'healthcheck': {
+      noArguments('healthcheck', rest);
+      const result = await checkHealth(loadPolicyFile(configPath));
+      if (!result.healthy) throw new Error(`healthcheck: ${result.line}`);
+      out(result.line);
+      return 0;
+    }
     case 'factors':
-      if (rest[0] === 'invite') return runInviteCommand(loadPolicyFile(configPath), values.user, out);
       return runFactorsCommand(loadPolicyFile(configPath), rest, values, out);
     case 'keys':
+      // keys init --file works without a loadable policy: it makes what the policy needs to load.
+      if (rest[0] === 'init') return keysInit(values, configPath, rest.slice(1));
       return runKeysCommand(loadPolicyFile(configPath), rest, out);
     case 'store': {
       // The store admin loads the PostgreSQL client: only this command needs it, not `serve`.
@@ -214,7 +256,6 @@ export async function runCommand(positionals: readonly string[], values: CliValu
       return runStoreCommand(loadPolicyFile(configPath), rest, values, out);
     }
     default:
-      process.stderr.write(USAGE);
-      return 2;
+      throw new UsageError(`unknown command "${command}"; mfa-gateway --help lists the commands`);
   }
 }

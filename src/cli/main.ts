@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { runCommand } from './commands.js';
-import { CLI_OPTIONS } from './options.js';
+import { describeFailure, describeParseError } from './failure.js';
+import { CLI_OPTIONS, EXIT_USAGE } from './options.js';
 
 function parseCommandLine() {
   try {
     return parseArgs({ allowPositionals: true, strict: true, options: CLI_OPTIONS });
   } catch (error) {
-    // A usage mistake (an unknown option, a missing value): say so and exit 2, without a stack trace.
-    process.stderr.write(`mfa-gateway: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(2);
+    // A usage mistake (an unknown option, a missing value): one line and exit 2, no stack trace, no usage dump.
+    process.stderr.write(`mfa-gateway: ${describeParseError(error)}\n`);
+    process.exit(EXIT_USAGE);
   }
 }
 
@@ -20,7 +21,8 @@ runCommand(positionals, values).then(
     if (code !== undefined) process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`mfa-gateway: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    const failure = describeFailure(error);
+    process.stderr.write(`mfa-gateway: ${failure.line}\n`);
+    process.exitCode = failure.exitCode;
   },
 );

@@ -6,13 +6,16 @@ import { enrollFactorOffline, listFactorsOffline, removeFactorOffline, revokeSes
 import { openStore } from '../store/open.js';
 import { systemClock } from '../time/clock.js';
 import { formatDuration } from '../time/duration.js';
-import type { CliValues } from './options.js';
+import { factorJson } from '../doors/mfa-api/endpoints.js';
+import { runInviteCommand } from './invite.js';
+import { UsageError, type CliValues } from './options.js';
 
 type Print = (text: string) => void;
 
 /** `keys status|rotate|rewrap`: key management without a running gateway (rewrap is online-safe). */
 export async function runKeysCommand(policy: GatewayPolicy, args: readonly string[], print: Print): Promise<number> {
-  const [action] = args;
+  const [action, ...extra] = args;
+  if (extra.length > 0) throw new UsageError('usage: keys init [--file PATH] | status | rotate | rewrap');
   const now = systemClock();
   switch (action) {
     case 'status': {
@@ -41,7 +44,7 @@ export async function runKeysCommand(policy: GatewayPolicy, args: readonly strin
       }
     }
     default:
-      throw new Error('usage: keys status | rotate | rewrap');
+      throw new UsageError('usage: keys init [--file PATH] | status | rotate | rewrap');
   }
 }
 
@@ -54,19 +57,24 @@ async function withStores<T>(policy: GatewayPolicy, work: (stores: Awaited<Retur
   }
 }
 
-/** `factors enroll|list|remove|revoke-sessions --user SUB`: the operator's offline counterpart of the enrollment API. */
+const FACTORS_USAGE = 'usage: factors enroll|list|remove|revoke-sessions|invite --user SUBJECT';
+const FACTOR_ACTIONS: ReadonlySet<string> = new Set(['enroll', 'list', 'remove', 'revoke-sessions', 'invite']);
+
+/** `factors enroll|list|remove|revoke-sessions|invite --user SUB`: the operator's offline counterpart of the enrollment API. */
 export async function runFactorsCommand(policy: GatewayPolicy, args: readonly string[], values: CliValues, print: Print): Promise<number> {
-  const [action] = args;
+  const [action, ...extra] = args;
+  if (extra.length > 0 || !FACTOR_ACTIONS.has(action ?? '')) throw new UsageError(FACTORS_USAGE);
   const subject = values.user;
-  if (subject === undefined || subject === '') throw new Error('factors needs --user SUBJECT');
+  if (subject === undefined || subject === '') throw new UsageError('factors needs --user SUBJECT');
+  if (action === 'invite') return runInviteCommand(policy, subject, print);
   const audit = createLogger({ name: 'audit' });
   switch (action) {
     case 'enroll': {
       const keyring = loadKeyring({ ...policy.keys });
       const type = values.type === 'hotp' ? 'hotp' : values.type === 'totp' || values.type === undefined ? 'totp' : undefined;
-      if (type === undefined) throw new Error('--type must be totp or hotp');
+      if (type === undefined) throw new UsageError('--type must be totp or hotp');
       const counter = values.counter === undefined ? undefined : Number(values.counter);
-      if (counter !== undefined && !(Number.isSafeInteger(counter) && counter >= 0)) throw new Error('--counter must be a whole number ≥ 0');
+      if (counter !== undefined && !(Number.isSafeInteger(counter) && counter >= 0)) throw new UsageError('--counter must be a whole number ≥ 0');
       const enrolled = await withStores(policy, ({ durable, bus }) =>
         enrollFactorOffline({ policy, durable, bus, keyring, audit }, { subject, type, secret: values.secret, counter, label: values.label }),
       );
@@ -85,16 +93,19 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
     case 'list': {
       const { factors, recoveryCodesHint } = await withStores(policy, ({ durable }) => listFactorsOffline({ durable, policy }, subject));
       if (factors.length === 0) print(`${subject} has no factors`);
-      for (const factor of factors) print(JSON.stringify(factor));
+      // The very fields GET /.mfa/factors answers (snake_case), one JSON object a line.
+      for (const factor of factors) print(JSON.stringify(factorJson(factor)));
       if (recoveryCodesHint !== undefined) print(recoveryCodesHint);
       return 0;
     }
     case 'remove': {
-      if (values.id === undefined) throw new Error('factors remove needs --id FACTOR_ID');
+      if (values.id === undefined || values.id === '') throw new UsageError('factors remove needs --id FACTOR_ID');
       const factorId = values.id;
       const removed = await withStores(policy, ({ durable, ttl, bus }) => removeFactorOffline({ durable, ttl, bus, audit }, subject, factorId));
-      print(removed ? `removed factor ${factorId} of ${subject}` : `${subject} has no factor ${factorId}`);
-      return removed ? 0 : 1;
+      // Nothing removed is a failed operation: stderr and exit 1, never a quiet success.
+      if (!removed) throw new Error(`${subject} has no factor ${factorId}; nothing was removed`);
+      print(`removed factor ${factorId} of ${subject}`);
+      return 0;
     }
     case 'revoke-sessions': {
       const count = await withStores(policy, ({ ttl, bus }) => revokeSessionsOffline({ ttl, bus, audit }, subject));
@@ -102,6 +113,6 @@ export async function runFactorsCommand(policy: GatewayPolicy, args: readonly st
       return 0;
     }
     default:
-      throw new Error('usage: factors enroll|list|remove|revoke-sessions --user SUBJECT');
+      throw new UsageError(FACTORS_USAGE);
   }
 }

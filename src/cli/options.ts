@@ -5,7 +5,8 @@
 import type { ParseArgsConfig } from 'node:util';
 
 export const CLI_OPTIONS = {
-  config: { type: 'string', short: 'c', default: 'config/gateway.yaml' },
+  // No default here: commands.ts falls back to $MFA_GATEWAY_CONFIG, then config/gateway.yaml.
+  config: { type: 'string', short: 'c' },
   demo: { type: 'boolean', default: false },
   workers: { type: 'string' },
   sub: { type: 'string' },
@@ -23,6 +24,7 @@ export const CLI_OPTIONS = {
   out: { type: 'string' },
   in: { type: 'string' },
   replace: { type: 'boolean', default: false },
+  file: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -46,5 +48,19 @@ export interface CliValues {
   readonly out?: string | undefined;
   readonly in?: string | undefined;
   readonly replace?: boolean | undefined;
+  readonly file?: string | undefined;
   readonly help?: boolean | undefined;
 }
+
+/**
+ * A mistake in how the command was typed (unknown command, missing option or argument): main.ts
+ * prints its one line and exits 2, as for an unknown flag. A plain Error, not a GatewayError: it
+ * never leaves the command line, and a failed operation (exit 1) is told apart by its class.
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong (`store status` adds 3). */
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;

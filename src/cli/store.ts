@@ -4,7 +4,7 @@ import { StoreError } from '../store/errors.js';
 import { readExport, writeExport } from '../store/transfer.js';
 import type { ImportCounts } from '../store/types.js';
 import { systemClock } from '../time/clock.js';
-import type { CliValues } from './options.js';
+import { UsageError, type CliValues } from './options.js';
 
 type Print = (text: string) => void;
 
@@ -24,7 +24,7 @@ const list = (versions: readonly number[]): string => (versions.length === 0 ? '
  */
 export async function runStoreCommand(policy: GatewayPolicy, args: readonly string[], values: CliValues, print: Print): Promise<number> {
   const [action, ...extra] = args;
-  if (extra.length > 0) throw new Error(STORE_USAGE);
+  if (extra.length > 0) throw new UsageError(STORE_USAGE);
   const admin = storeAdmin(policy.store, systemClock);
   switch (action) {
     case 'status': {
@@ -41,14 +41,14 @@ export async function runStoreCommand(policy: GatewayPolicy, args: readonly stri
     }
     case 'export': {
       const path = values.out;
-      if (path === undefined || path === '') throw new Error('store export needs --out FILE');
+      if (path === undefined || path === '') throw new UsageError('store export needs --out FILE');
       const counts = await admin.withDurable((durable) => writeExport(path, { source: admin.backend, exportedAt: systemClock() }, durable.exportAll()), { mustExist: true });
       print(`exported ${tally(counts)} from ${admin.backend} to ${path}`);
       return 0;
     }
     case 'import': {
       const path = values.in;
-      if (path === undefined || path === '') throw new Error('store import needs --in FILE');
+      if (path === undefined || path === '') throw new UsageError('store import needs --in FILE');
       // The whole file is read and checked before the store is opened: a bad file changes nothing.
       const { records } = await readExport(path);
       const replace = values.replace === true;
@@ -62,6 +62,6 @@ export async function runStoreCommand(policy: GatewayPolicy, args: readonly stri
       }
     }
     default:
-      throw new Error(STORE_USAGE);
+      throw new UsageError(STORE_USAGE);
   }
 }

@@ -38,7 +38,7 @@ import { createClockWatch } from '../metrics/clock-offset.js';
 import { CONFIG_RELOADS_METRIC } from '../metrics/metrics.js';
 import { formatRouteTable } from '../routes/table.js';
 import { systemClock } from '../time/clock.js';
-import { createAdminHandler } from '../server/admin.js';
+import { adminExposureWarning, createAdminHandler } from '../server/admin.js';
 import { listenOn } from '../server/gateway.js';
 import { createMetricsAggregator } from './aggregate.js';
 import { ClusterError } from './errors.js';
@@ -541,6 +541,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     { event: 'listening', address, protocol: policy.listen.tls !== undefined ? 'https' : 'http', admin: `${adminAddress.address}:${adminAddress.port}`, workers: options.workers },
     'mfa-gateway ready',
   );
+  const exposure = adminExposureWarning(adminAddress.address);
+  if (exposure !== undefined) logger.warn({ event: 'admin_exposed', admin: `${adminAddress.address}:${adminAddress.port}` }, exposure);
 
   return {
     address,

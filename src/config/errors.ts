@@ -12,10 +12,18 @@ export interface PolicyIssue {
   readonly message: string;
 }
 
+/**
+ * `routes[1].match` → `route 2 (routes[1]).match`: people count routes from 1, as `check`, `explain`
+ * and the default route names (`route_2`) do; the YAML path stays for the editor.
+ */
+export function numberRoute(path: string): string {
+  return path.replace(/^routes\[(\d+)\]/, (whole, index: string) => `route ${Number(index) + 1} (${whole})`);
+}
+
 /** Renders one issue as `file:line: path: message`, the shape editors and CI logs link to. */
 export function formatIssue(source: string, issue: PolicyIssue): string {
   const where = issue.line === undefined ? source : `${source}:${issue.line}`;
-  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`;
+  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${numberRoute(issue.path)}: ${issue.message}`;
 }
 
 /** A policy file that cannot be used. The message lists every issue, one per line; none carries a secret. */

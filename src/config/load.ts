@@ -8,7 +8,8 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, type YAMLError } from 'yaml';
 import { compilePolicy, type RawPolicy } from './compile.js';
 import { PolicyError, type PolicyIssue } from './errors.js';
-import { createLocator } from './locate.js';
+import { substituteEnv } from './env.js';
+import { createLocator, formatPath } from './locate.js';
 import { loadPolicySchema, type PolicySchema } from './schema.js';
 import type { GatewayPolicy } from './types.js';
 
@@ -22,7 +23,7 @@ const MAX_ALIASES = 50;
 const SCHEMA: PolicySchema = loadPolicySchema();
 
 export interface ParseOptions {
-  /** Where admin.token_env is looked up; process.env by default. */
+  /** Where admin.token_env and `${NAME}` references are looked up; process.env by default. */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -43,7 +44,7 @@ function yamlIssue(error: YAMLError, text: string, lineCounter: LineCounter): Po
 
 /**
  * Parses and validates a policy. Pure except that it reads the `public_keys` files (relative to
- * `baseDir`) and the admin token's environment variable. Throws PolicyError listing every issue.
+ * `baseDir`), the admin token's environment variable and the variables `${NAME}` references (env.ts). Throws PolicyError listing every issue.
  */
 export function parsePolicy(text: string, sourceName: string, baseDir: string, options: ParseOptions = {}): GatewayPolicy {
   const fail = (issues: readonly PolicyIssue[]): never => {
@@ -66,10 +67,14 @@ export function parsePolicy(text: string, sourceName: string, baseDir: string, o
   }
 
   const locator = createLocator(doc, lineCounter);
+  const env = options.env ?? process.env;
+  const substituted = substituteEnv(data, env);
+  if (substituted.issues.length > 0) fail(sortByLine(substituted.issues.map((issue) => ({ line: locator.line(issue.path), path: formatPath(issue.path), message: issue.message }))));
+  data = substituted.data;
   const schemaIssues = SCHEMA.validate(data, locator);
   if (schemaIssues.length > 0) fail(sortByLine(schemaIssues));
 
-  const compiled = compilePolicy(data as RawPolicy, { source: sourceName, baseDir, env: options.env ?? process.env, readFile: (path) => readFileSync(path, 'utf8') }, locator);
+  const compiled = compilePolicy(data as RawPolicy, { source: sourceName, baseDir, env, readFile: (path) => readFileSync(path, 'utf8') }, locator);
   if (compiled.policy === undefined) return fail(sortByLine(compiled.issues));
   return compiled.policy;
 }

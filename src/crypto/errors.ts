@@ -9,6 +9,8 @@ const CODES = [
   'ERR_KEYRING_MISSING',
   // A key line or the key set as a whole is invalid (bad syntax, duplicate kid, not exactly one primary).
   'ERR_KEYRING_MALFORMED',
+  // `keys init` was asked to create a key file that already exists (it is never overwritten).
+  'ERR_KEYRING_EXISTS',
   // The key file exists but cannot be read or written.
   'ERR_KEYRING_UNREADABLE',
   // Unknown kid, wrong key, tampered blob or associated data: deliberately no detail.

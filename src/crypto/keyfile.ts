@@ -33,7 +33,7 @@ function writeAtomic(path: string, text: string): void {
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot write key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot write key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
 }
 
@@ -55,8 +55,8 @@ export function rotateKeyFile(path: string, clock: Clock = systemClock): { reado
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist`);
-    throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`);
+    if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist; ${keyInitHint(path)}`);
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`, { cause: err });
   }
   const parsed = parseEncryptionKeyLines(text, source, false);
   // Only kids, lines and the primary flag are needed here: drop the key bytes at once.
@@ -64,7 +64,7 @@ export function rotateKeyFile(path: string, clock: Clock = systemClock): { reado
   // The same split as the parser's, so parsed line numbers index into `lines` for the edit below.
   const lines = splitKeyText(text, false);
   if (lines.at(-1) === '') lines.pop();
-  if (parsed.length === 0) throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} holds no key to rotate from`);
+  if (parsed.length === 0) throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} holds no key to rotate from: delete it and ${keyInitHint(path)}`);
   const previous = checkKeySet(parsed);
 
   const kid = newKid(clock(), new Set(parsed.map((k) => k.kid)));
@@ -75,15 +75,25 @@ export function rotateKeyFile(path: string, clock: Clock = systemClock): { reado
   return { kid, previousKid: previous.kid };
 }
 
+/** What every "no key" error adds: the command that makes one, and where the format is described. */
+export function keyInitHint(path: string | undefined): string {
+  return `create one with \`mfa-gateway keys init --file ${path ?? 'PATH'}\` (see docs/keys.md)`;
+}
+
 /**
- * Demo mode only: creates a key file with one primary key when none exists (mode 0600, parent
- * directory created). Returns true when it created the file. Never overwrites an existing file.
+ * Creates a key file holding one new primary key (mode 0600, parent directory created 0700) and
+ * returns its kid; undefined, changing nothing, when the file already exists: it is never overwritten.
  */
-export function ensureDemoKeyFile(path: string, clock: Clock = systemClock): boolean {
-  if (typeof path !== 'string' || path === '') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'ensureDemoKeyFile needs a key file path');
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+function createKeyFileIfAbsent(path: string, clock: Clock): string | undefined {
+  if (typeof path !== 'string' || path === '') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'a key file path is needed');
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot create the directory of key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
   const now = clock();
-  const body = `${FILE_HEADER}${generateKeyLine(newKid(now, new Set()), now, true)}\n`;
+  const kid = newKid(now, new Set());
+  const body = `${FILE_HEADER}${generateKeyLine(kid, now, true)}\n`;
   // Write a temp file, then hard-link it into place: link fails if the file exists, so a
   // concurrent start or an existing file is never overwritten and nobody sees a half-written file.
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -97,10 +107,30 @@ export function ensureDemoKeyFile(path: string, clock: Clock = systemClock): boo
     }
     linkSync(tmp, path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot create key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw new KeyringError('ERR_KEYRING_UNREADABLE', `cannot create key file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   } finally {
     rmSync(tmp, { force: true });
   }
-  return true;
+  return kid;
+}
+
+/**
+ * `keys init`: a new key file with one primary key, mode 0600. Refuses (ERR_KEYRING_EXISTS) when the
+ * file exists, whatever it holds: replacing a key file would make every sealed secret unreadable.
+ */
+export function createKeyFile(path: string, clock: Clock = systemClock): { readonly kid: string } {
+  const kid = createKeyFileIfAbsent(path, clock);
+  if (kid === undefined) {
+    throw new KeyringError('ERR_KEYRING_EXISTS', `key file ${path} already exists; it is never overwritten (its keys open the stored secrets): use \`mfa-gateway keys rotate\` to add a key`);
+  }
+  return { kid };
+}
+
+/**
+ * Demo mode only: creates a key file with one primary key when none exists (mode 0600, parent
+ * directory created). Returns true when it created the file. Never overwrites an existing file.
+ */
+export function ensureDemoKeyFile(path: string, clock: Clock = systemClock): boolean {
+  return createKeyFileIfAbsent(path, clock) !== undefined;
 }

@@ -5,11 +5,12 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { SealedSecret } from '../store/types.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { KeyringError } from './errors.js';
+import { keyInitHint } from './keyfile.js';
 import { checkKeySet, parseEncryptionKeyLines, type KeySource, type ParsedKey, type SourcedKey } from './keyformat.js';
 
 export { KeyringError, type KeyringErrorCode } from './errors.js';
 export { KID_PATTERN } from './keyformat.js';
-export { ensureDemoKeyFile, generateKeyLine, rotateKeyFile } from './keyfile.js';
+export { createKeyFile, ensureDemoKeyFile, generateKeyLine, keyInitHint, rotateKeyFile } from './keyfile.js';
 // rewrapFactors is not re-exported: it uses a Keyring, so importing it here would make rewrap.ts and
 // this file import each other. Callers take it from rewrap.ts.
 
@@ -100,8 +101,8 @@ function readKeySource(options: LoadKeyringOptions): SourcedKey[] {
       text = readFileSync(options.file, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist; the gateway does not start without an encryption key`);
-      throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`);
+      if (code === 'ENOENT') throw new KeyringError('ERR_KEYRING_MISSING', `${source.name} does not exist; the gateway does not start without an encryption key: ${keyInitHint(options.file)}`);
+      throw new KeyringError('ERR_KEYRING_UNREADABLE', `${source.name} cannot be read (${code ?? 'error'})`, { cause: err });
     }
     keys.push(...parseEncryptionKeyLines(text, source, false));
   }
@@ -131,13 +132,13 @@ export function loadKeyring(options: LoadKeyringOptions): Keyring {
   const clock = options.clock ?? systemClock;
   if (typeof clock !== 'function') throw new KeyringError('ERR_KEYRING_INVALID_OPTION', 'option "clock" must be a function');
   if (file === undefined && env === undefined) {
-    throw new KeyringError('ERR_KEYRING_MISSING', 'no key source configured (keys.file or keys.env); the gateway does not start without an encryption key');
+    throw new KeyringError('ERR_KEYRING_MISSING', `no key source configured (keys.file or keys.env); the gateway does not start without an encryption key: set keys.file and ${keyInitHint(undefined)}`);
   }
 
   const parsed = readKeySource(options);
   if (parsed.length === 0) {
     const where = [file !== undefined ? `key file ${file}` : undefined, env !== undefined ? `key variable ${env}` : undefined].filter(Boolean).join(' and ');
-    throw new KeyringError('ERR_KEYRING_MISSING', `no encryption key found in ${where}; the gateway does not start without one`);
+    throw new KeyringError('ERR_KEYRING_MISSING', `no encryption key found in ${where}; the gateway does not start without one: ${file !== undefined ? `delete the empty key file and ${keyInitHint(file)}` : `set ${env} to key lines (see docs/keys.md)`}`);
   }
   let primaryParsed: ParsedKey;
   try {

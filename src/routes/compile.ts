@@ -71,10 +71,11 @@ export function compileRoutes(rawRoutes: readonly RawRoute[], ctx: RouteCompileC
   const known = new Set(ctx.upstreams);
   return rawRoutes.map((raw, index): Route => {
     const base: KeyPath = ['routes', index];
-    const name = raw.name ?? `route_${index}`;
+    // Numbered from 1, as check, explain and the loader's errors number routes.
+    const name = raw.name ?? `route_${index + 1}`;
     const previous = names.get(name);
     if (previous !== undefined) {
-      report(raw.name !== undefined ? [...base, 'name'] : base, `duplicate route name "${name}" (routes[${previous}] at line ${ctx.lineOf(['routes', previous])} has it)`);
+      report(raw.name !== undefined ? [...base, 'name'] : base, `duplicate route name "${name}" (route ${previous + 1} at line ${ctx.lineOf(['routes', previous])} has it)`);
     } else {
       names.set(name, index);
     }

@@ -35,6 +35,22 @@ export function scrapeRegistry(metrics: Metrics, refreshGauges: () => Promise<vo
   };
 }
 
+/** 127.0.0.0/8, ::1 and their IPv4-mapped form: the addresses only this host reaches. */
+export function isLoopbackAddress(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
+/**
+ * Binding the admin listener beyond loopback (for a Prometheus in a sibling container) is the
+ * operator's explicit `admin.host`; it is said at every start, with what it opens. The admin API
+ * itself keeps needing the admin token whatever the address.
+ */
+export function adminExposureWarning(host: string): string | undefined {
+  if (isLoopbackAddress(host)) return undefined;
+  return `the admin listener is bound to ${host}, beyond loopback: /metrics, /healthz and /readyz answer anyone who reaches it (the admin API still needs the admin token); firewall it to the scraper`;
+}
+
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }

@@ -14,7 +14,7 @@ import type { InvalidationBus } from '../store/types.js';
 import type { Clock } from '../time/clock.js';
 import { formatRouteTable } from '../routes/table.js';
 import { eventsAdmin } from '../events/admin.js';
-import { createAdminHandler, scrapeRegistry } from './admin.js';
+import { adminExposureWarning, createAdminHandler, scrapeRegistry } from './admin.js';
 import { manageListenerTls, tlsServerOptions, type ListenerTls } from './tls.js';
 
 export interface GatewayOptions {
@@ -173,6 +173,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     { event: 'listening', address: `${address.address}:${address.port}`, protocol: tls !== undefined ? 'https' : 'http', admin: adminAddress && `${adminAddress.address}:${adminAddress.port}` },
     'mfa-gateway ready',
   );
+  if (adminAddress !== undefined) {
+    const exposure = adminExposureWarning(adminAddress.address);
+    if (exposure !== undefined) logger.warn({ event: 'admin_exposed', admin: `${adminAddress.address}:${adminAddress.port}` }, exposure);
+  }
 
   async function stop(): Promise<void> {
     draining = true;

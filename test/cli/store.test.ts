@@ -72,13 +72,13 @@ describe('cli: store (SQLite)', () => {
     assert.deepEqual(store(['migrate', '--config', config]), { status: 0, stdout: `sqlite schema is at version ${SQLITE_LATEST}: nothing to apply\n`, stderr: '' });
   });
 
-  test('usage mistakes exit 1 with one line saying what is missing', () => {
+  test('usage mistakes exit 2 with one line saying what is missing', () => {
     const config = policy(ws, 'sqlite.yaml', `{ kind: sqlite, path: ${join(ws.dir, 'mfa.db')} }`);
     const usage = 'mfa-gateway: usage: store status | migrate | export --out FILE | import --in FILE [--replace]\n';
-    assert.deepEqual(store(['--config', config]), { status: 1, stdout: '', stderr: usage });
-    assert.deepEqual(store(['vacuum', '--config', config]), { status: 1, stdout: '', stderr: usage });
-    assert.deepEqual(store(['export', '--config', config]), { status: 1, stdout: '', stderr: 'mfa-gateway: store export needs --out FILE\n' });
-    assert.deepEqual(store(['import', '--config', config]), { status: 1, stdout: '', stderr: 'mfa-gateway: store import needs --in FILE\n' });
+    assert.deepEqual(store(['--config', config]), { status: 2, stdout: '', stderr: usage });
+    assert.deepEqual(store(['vacuum', '--config', config]), { status: 2, stdout: '', stderr: usage });
+    assert.deepEqual(store(['export', '--config', config]), { status: 2, stdout: '', stderr: 'mfa-gateway: store export needs --out FILE\n' });
+    assert.deepEqual(store(['import', '--config', config]), { status: 2, stdout: '', stderr: 'mfa-gateway: store import needs --in FILE\n' });
     assert.deepEqual(store(['export', '--out', join(ws.dir, 'x.jsonl'), '--config', config]), { status: 1, stdout: '', stderr: `mfa-gateway: no SQLite database at ${join(ws.dir, 'mfa.db')}\n` });
   });
 

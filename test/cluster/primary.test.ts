@@ -103,7 +103,7 @@ describe('serve --workers: the command line', () => {
       [['--workers', 'abc'], /^mfa-gateway: --workers: expected a whole number from 1 to 64, or "auto"; got "abc"\n$/],
       [['--workers', '65'], /^mfa-gateway: --workers: expected a whole number from 1 to 64, or "auto"; got "65"\n$/],
       // parseArgs refuses a value that looks like an option: still exit 2, a message, no stack.
-      [['--workers', '-1'], /^mfa-gateway: Option '--workers' argument is ambiguous\./],
+      [['--workers', '-1'], /^mfa-gateway: option --workers needs a value; write one that starts with "-" as --workers=VALUE\n$/],
     ];
     for (const [args, message] of cases) {
       const result = spawnSync(process.execPath, [CLI, 'serve', '--config', ws.configPath, ...args], { cwd: REPO, encoding: 'utf8', timeout: 20_000 });
@@ -397,7 +397,7 @@ describe('reloading every worker', { skip }, () => {
     assert.equal(refused.status, 422);
     const body = refused.json<{ status: string; error: string }>();
     assert.equal(body.status, 'refused');
-    assert.match(body.error, /gateway\.yaml:\d+: routes\[1\]\.policy/);
+    assert.match(body.error, /gateway\.yaml:\d+: route 2 \(routes\[1\]\)\.policy/);
     const refusal = await served!.waitFor((e) => e.event === 'config_reload_failed');
     assert.equal(refusal.role, 'primary');
     assert.deepEqual(await statusesOf('/v', 6), Array<number>(6).fill(200));
@@ -553,7 +553,7 @@ describe('a worker that dies', { skip }, () => {
     process.kill(Number(first.pid), 'SIGKILL');
     const exit = await served!.exited;
     assert.deepEqual(exit, { code: 1, signal: null });
-    assert.match(served!.stderr(), /^mfa-gateway: worker 1 could not start \(5 tries in a row\): .*gateway\.yaml:\d+: routes\[0\]\.policy/);
+    assert.match(served!.stderr(), /^mfa-gateway: worker 1 could not start \(5 tries in a row\): .*gateway\.yaml:\d+: route 1 \(routes\[0\]\)\.policy/);
     assert.equal(served!.events().filter((e) => e.event === 'worker_forked' && e.slot === 1).length, 1 + 5, 'forked once, then 5 replacements, then no more');
     assert.deepEqual(served!.events().filter((e) => e.event === 'worker_stopped').map((e) => [e.slot, e.code]), [[2, 0]], 'the healthy worker drained');
   });
@@ -585,7 +585,7 @@ describe('a cluster that cannot start', () => {
       ws.writePolicy(clusterPolicy(ws, 'http://127.0.0.1:9').replace('policy: public', 'policy: nonsense'));
       const result = spawnSync(process.execPath, [CLI, 'serve', '--config', ws.configPath, '--workers', '2'], { cwd: REPO, encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...ENV } });
       assert.equal(result.status, 1);
-      assert.match(result.stderr, /^mfa-gateway: .*gateway\.yaml:\d+: routes\[0\]\.policy/);
+      assert.match(result.stderr, /^mfa-gateway: .*gateway\.yaml:\d+: route 1 \(routes\[0\]\)\.policy/);
       assert.equal(result.stdout, '');
     } finally {
       ws.remove();

@@ -248,7 +248,7 @@ authz: { trusted_proxies: [] }
         },
         {
           index: 1,
-          name: 'route_1',
+          name: 'route_2',
           line: 48,
           match: { pathPrefix: '/x' },
           policy: 'deny',
@@ -395,7 +395,7 @@ describe('parsePolicy: every error names the file and line', () => {
       text: HEAD.replace('    audience: api\n', '    audience: api\n    audiences: [x]\n') + '  - { name: r0, match: { path: /x, methods: [GET], hots: a }, upstream: app, policy: public }\nlimit: {}\n',
       issues: [
         't.yaml:5: auth.jwt.audiences: unknown key (did you mean "audience"?)',
-        't.yaml:10: routes[0].match.hots: unknown key (did you mean "host"?)',
+        't.yaml:10: route 1 (routes[0]).match.hots: unknown key (did you mean "host"?)',
         't.yaml:11: limit: unknown key (did you mean "limits"?)',
       ],
     },
@@ -449,7 +449,7 @@ describe('parsePolicy: every error names the file and line', () => {
     {
       name: "paths that do not start with '/'",
       text: HEAD + '  - { match: { path: x }, upstream: app, policy: public }\n  - { match: { path_prefix: "orders/" }, upstream: app, policy: public }\n',
-      issues: ["t.yaml:9: routes[0].match.path: must start with '/'", "t.yaml:10: routes[1].match.path_prefix: must start with '/'"],
+      issues: ["t.yaml:9: route 1 (routes[0]).match.path: must start with '/'", "t.yaml:10: route 2 (routes[1]).match.path_prefix: must start with '/'"],
     },
     {
       name: 'pool connections beyond limits.max_upstream_connections',
@@ -459,7 +459,7 @@ describe('parsePolicy: every error names the file and line', () => {
     {
       name: 'route names must be usable as metric labels',
       text: HEAD + ROUTE + '  - { name: "bad name", match: { path: /z }, upstream: app, policy: public }\n',
-      issues: ['t.yaml:10: routes[1].name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -'],
+      issues: ['t.yaml:10: route 2 (routes[1]).name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -'],
     },
     {
       name: 'key sources: none, or more than one',
@@ -579,11 +579,11 @@ describe('parsePolicy: every error names the file and line', () => {
   test('all issues are collected, in line order, not only the first', () => {
     const text = HEAD + '  - { match: { path_regex: "(" }, upstream: a1, policy: step_up }\n  - { match: { path: /b }, upstream: a2, policy: public, max_age: 1m }\n';
     assert.deepEqual(issuesOf(text), [
-      't.yaml:9: routes[0].match.path_regex: invalid regular expression: Unterminated group',
-      't.yaml:9: routes[0].policy: step_up needs max_age: how old the last second factor may be, e.g. 5m',
-      't.yaml:9: routes[0].upstream: unknown upstream "a1" (defined: app)',
-      't.yaml:10: routes[1].max_age: applies to step_up only, not to public',
-      't.yaml:10: routes[1].upstream: unknown upstream "a2" (defined: app)',
+      't.yaml:9: route 1 (routes[0]).match.path_regex: invalid regular expression: Unterminated group',
+      't.yaml:9: route 1 (routes[0]).policy: step_up needs max_age: how old the last second factor may be, e.g. 5m',
+      't.yaml:9: route 1 (routes[0]).upstream: unknown upstream "a1" (defined: app)',
+      't.yaml:10: route 2 (routes[1]).max_age: applies to step_up only, not to public',
+      't.yaml:10: route 2 (routes[1]).upstream: unknown upstream "a2" (defined: app)',
     ]);
   });
 
@@ -594,7 +594,7 @@ describe('parsePolicy: every error names the file and line', () => {
     } catch (error) {
       assert.ok(PolicyError.is(error));
       assert.deepEqual(error.issues, [{ line: 9, path: 'routes[0].upstream', message: 'unknown upstream "nowhere" (defined: app)' }]);
-      assert.equal(error.message, 'config/gateway.yaml:9: routes[0].upstream: unknown upstream "nowhere" (defined: app)');
+      assert.equal(error.message, 'config/gateway.yaml:9: route 1 (routes[0]).upstream: unknown upstream "nowhere" (defined: app)');
       assert.ok(Object.isFrozen(error.issues));
     }
   });

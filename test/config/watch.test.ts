@@ -136,7 +136,7 @@ describe('createPolicyWatcher', () => {
     using ws = workspace();
     using h = watchFile(ws.file);
     writeFileSync(ws.file, policyText('v2').replace('upstream: app', 'upstream: gone'));
-    assert.equal(errorMessage(await h.next()), `${ws.file}:9: routes[0].upstream: unknown upstream "gone" (defined: app)`);
+    assert.equal(errorMessage(await h.next()), `${ws.file}:9: route 1 (routes[0]).upstream: unknown upstream "gone" (defined: app)`);
     await h.quiet();
   });
 

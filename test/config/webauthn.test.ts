@@ -89,29 +89,29 @@ describe("a route's own methods: (second factors) and match.methods (HTTP)", () 
 
   test('names outside the one list are refused, pointing HTTP methods to match.methods', () => {
     assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: mfa, methods: [GET, webauthn, fax] }'), [
-      `t.yaml:13: routes[0].methods[0]: "GET" is not a second-factor method (known: ${FACTOR_METHODS.join(', ')}); to match HTTP methods use match.methods`,
-      `t.yaml:13: routes[0].methods[2]: "fax" is not a second-factor method (known: ${FACTOR_METHODS.join(', ')}); to match HTTP methods use match.methods`,
+      `t.yaml:13: route 1 (routes[0]).methods[0]: "GET" is not a second-factor method (known: ${FACTOR_METHODS.join(', ')}); to match HTTP methods use match.methods`,
+      `t.yaml:13: route 1 (routes[0]).methods[2]: "fax" is not a second-factor method (known: ${FACTOR_METHODS.join(', ')}); to match HTTP methods use match.methods`,
     ]);
   });
 
   test('a second-factor method under match.methods is refused, pointing to the route key', () => {
     assert.deepEqual(route('{ match: { path: /x, methods: [POST, WebAuthn] }, upstream: app, policy: mfa }'), [
-      't.yaml:13: routes[0].match.methods[1]: "WebAuthn" is a second-factor method, not an HTTP method: list it in the route\'s own methods (routes[0].methods)',
+      't.yaml:13: route 1 (routes[0]).match.methods[1]: "WebAuthn" is a second-factor method, not an HTTP method: list it in the route\'s own methods (routes[0].methods)',
     ]);
   });
 
   test('only mfa and step_up routes take them; an empty or repeated list is refused', () => {
     assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: bearer, methods: [totp] }'), [
-      't.yaml:13: routes[0].methods: second-factor methods apply to mfa and step_up routes only, not to bearer; to match HTTP methods use match.methods',
+      't.yaml:13: route 1 (routes[0]).methods: second-factor methods apply to mfa and step_up routes only, not to bearer; to match HTTP methods use match.methods',
     ]);
-    assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: mfa, methods: [] }'), ['t.yaml:13: routes[0].methods: must not be empty']);
-    assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: mfa, methods: [totp, totp] }'), ['t.yaml:13: routes[0].methods: must not repeat an item']);
+    assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: mfa, methods: [] }'), ['t.yaml:13: route 1 (routes[0]).methods: must not be empty']);
+    assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: mfa, methods: [totp, totp] }'), ['t.yaml:13: route 1 (routes[0]).methods: must not repeat an item']);
   });
 
   test('a method the policy cannot offer is refused: webauthn without mfa.webauthn, idp without accept_idp_mfa', () => {
     assert.deepEqual(route('{ match: { path: /x }, upstream: app, policy: step_up, max_age: 1m, methods: [totp, webauthn, idp] }', ''), [
-      't.yaml:9: routes[0].methods[1]: webauthn needs mfa.webauthn (rp_id and origins) in the policy',
-      't.yaml:9: routes[0].methods[2]: idp needs auth.jwt.accept_idp_mfa: true',
+      't.yaml:9: route 1 (routes[0]).methods[1]: webauthn needs mfa.webauthn (rp_id and origins) in the policy',
+      't.yaml:9: route 1 (routes[0]).methods[2]: idp needs auth.jwt.accept_idp_mfa: true',
     ]);
     const withIdp = HEAD.replace(`hmac_secret: ${SECRET}`, `hmac_secret: ${SECRET}\n    accept_idp_mfa: true`);
     assert.deepEqual(parse(`${withIdp}  - { match: { path: /x }, upstream: app, policy: mfa, methods: [idp] }\n`).routes[0]!.mfaMethods, ['idp']);

@@ -162,16 +162,16 @@ describe('keyring: refusing to start', () => {
 
   test('no key at all → keys_missing', () => {
     const absent = join(dir, 'does-not-exist');
-    assert.throws(() => loadKeyring({ file: absent, rotationMs: ROTATION }), missing(`key file ${absent} does not exist; the gateway does not start without an encryption key`));
+    assert.throws(() => loadKeyring({ file: absent, rotationMs: ROTATION }), missing(`key file ${absent} does not exist; the gateway does not start without an encryption key: create one with \`mfa-gateway keys init --file ${absent}\` (see docs/keys.md)`));
     const empty = keyFile('# only a comment\n\n   \n');
-    assert.throws(() => loadKeyring({ file: empty, rotationMs: ROTATION }), missing(`no encryption key found in key file ${empty}; the gateway does not start without one`));
+    assert.throws(() => loadKeyring({ file: empty, rotationMs: ROTATION }), missing(`no encryption key found in key file ${empty}; the gateway does not start without one: delete the empty key file and create one with \`mfa-gateway keys init --file ${empty}\` (see docs/keys.md)`));
     delete process.env.MFA_TEST_KEYS_UNSET;
-    assert.throws(() => loadKeyring({ env: 'MFA_TEST_KEYS_UNSET', rotationMs: ROTATION }), missing('no encryption key found in key variable MFA_TEST_KEYS_UNSET; the gateway does not start without one'));
+    assert.throws(() => loadKeyring({ env: 'MFA_TEST_KEYS_UNSET', rotationMs: ROTATION }), missing('no encryption key found in key variable MFA_TEST_KEYS_UNSET; the gateway does not start without one: set MFA_TEST_KEYS_UNSET to key lines (see docs/keys.md)'));
     assert.throws(
       () => loadKeyring({ file: empty, env: 'MFA_TEST_KEYS_UNSET', rotationMs: ROTATION }),
-      missing(`no encryption key found in key file ${empty} and key variable MFA_TEST_KEYS_UNSET; the gateway does not start without one`),
+      missing(`no encryption key found in key file ${empty} and key variable MFA_TEST_KEYS_UNSET; the gateway does not start without one: delete the empty key file and create one with \`mfa-gateway keys init --file ${empty}\` (see docs/keys.md)`),
     );
-    assert.throws(() => loadKeyring({ rotationMs: ROTATION }), missing('no key source configured (keys.file or keys.env); the gateway does not start without an encryption key'));
+    assert.throws(() => loadKeyring({ rotationMs: ROTATION }), missing('no key source configured (keys.file or keys.env); the gateway does not start without an encryption key: set keys.file and create one with `mfa-gateway keys init --file PATH` (see docs/keys.md)'));
   });
 
   test('malformed lines name the line number and never the key material', () => {

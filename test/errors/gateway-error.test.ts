@@ -127,7 +127,7 @@ test('messages and extra fields are unchanged', () => {
   assert.equal(request.message, 'limits.maxHeaderBytes: must be an integer');
   assert.equal(request.option, 'limits.maxHeaderBytes');
   const policy = new PolicyError('p.yaml', [{ line: 3, path: 'routes[0]', message: 'bad' }, { path: '', message: 'unreadable' }]);
-  assert.equal(policy.message, 'p.yaml:3: routes[0]: bad\np.yaml: unreadable');
+  assert.equal(policy.message, 'p.yaml:3: route 1 (routes[0]): bad\np.yaml: unreadable');
   assert.deepEqual(policy.issues, [{ line: 3, path: 'routes[0]', message: 'bad' }, { path: '', message: 'unreadable' }]);
   const cause = new Error('disk');
   assert.equal(new StoreError('ERR_STORE_UNSUPPORTED', 'no', { cause }).cause, cause);

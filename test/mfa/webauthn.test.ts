@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadPolicyFile } from '../../src/config/load.js';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
-import { runInviteCommand } from '../../src/setup/invite-cli.js';
+import { runInviteCommand } from '../../src/cli/invite.js';
 import { CHROMIUM, missingBinary } from '../support/binaries.js';
 import { evaluate, launchBrowser, type Browser } from '../support/browser.js';
 import { fakeClock, intoCurrentStep, type FakeClock } from '../support/clock.js';

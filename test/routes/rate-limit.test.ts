@@ -23,34 +23,34 @@ describe('route rate_limit', () => {
     {
       name: 'a deny route: nothing to count',
       line: '  - { match: { path: /a }, policy: deny, rate_limit: { requests: 1, per: 1m } }\n',
-      issues: ['t.yaml:9: routes[0].rate_limit: a deny route refuses every request already; a rate limit would never count'],
+      issues: ['t.yaml:9: route 1 (routes[0]).rate_limit: a deny route refuses every request already; a rate limit would never count'],
     },
     {
       name: 'key: subject on a public route: no token, no subject',
       line: '  - { match: { path: /a }, upstream: app, policy: public, rate_limit: { requests: 1, per: 1m, key: subject } }\n',
-      issues: ['t.yaml:9: routes[0].rate_limit.key: a public route checks no token, so there is no subject to count: use key: ip'],
+      issues: ['t.yaml:9: route 1 (routes[0]).rate_limit.key: a public route checks no token, so there is no subject to count: use key: ip'],
     },
     {
       name: 'a window that is not whole seconds (RateLimit-Policy w is in seconds)',
       line: '  - { match: { path: /a }, upstream: app, policy: public, rate_limit: { requests: 1, per: 1500ms } }\n',
-      issues: ['t.yaml:9: routes[0].rate_limit.per: must be whole seconds (RateLimit-Policy counts its window in seconds)'],
+      issues: ['t.yaml:9: route 1 (routes[0]).rate_limit.per: must be whole seconds (RateLimit-Policy counts its window in seconds)'],
     },
     {
       name: 'a window under a second or over a day',
       line: '  - { match: { path: /a }, upstream: app, policy: public, rate_limit: { requests: 1, per: 500ms } }\n  - { match: { path: /b }, upstream: app, policy: public, rate_limit: { requests: 1, per: 2d } }\n',
       issues: [
-        't.yaml:9: routes[0].rate_limit.per: must be at least 1s',
-        't.yaml:9: routes[0].rate_limit.per: must be whole seconds (RateLimit-Policy counts its window in seconds)',
-        't.yaml:10: routes[1].rate_limit.per: must be at most 1d',
+        't.yaml:9: route 1 (routes[0]).rate_limit.per: must be at least 1s',
+        't.yaml:9: route 1 (routes[0]).rate_limit.per: must be whole seconds (RateLimit-Policy counts its window in seconds)',
+        't.yaml:10: route 2 (routes[1]).rate_limit.per: must be at most 1d',
       ],
     },
     {
       name: 'schema: requests and per are required, requests is at least 1, key is ip or subject',
       line: '  - { match: { path: /a }, upstream: app, policy: public, rate_limit: { requests: 0, per: 1m, key: user } }\n  - { match: { path: /b }, upstream: app, policy: public, rate_limit: { per: 1m } }\n',
       issues: [
-        't.yaml:9: routes[0].rate_limit.requests: must be at least 1',
-        't.yaml:9: routes[0].rate_limit.key: must be one of: ip, subject',
-        't.yaml:10: routes[1].rate_limit.requests: required key is missing',
+        't.yaml:9: route 1 (routes[0]).rate_limit.requests: must be at least 1',
+        't.yaml:9: route 1 (routes[0]).rate_limit.key: must be one of: ip, subject',
+        't.yaml:10: route 2 (routes[1]).rate_limit.requests: required key is missing',
       ],
     },
   ];

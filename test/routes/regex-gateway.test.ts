@@ -43,7 +43,7 @@ describe('a refused path_regex stops check and startup, naming file and line', (
   });
   after(() => ws.remove());
 
-  const why = "routes[1].match.path_regex: lookahead '(?=' at offset 3 is not supported: path_regex is matched in linear time";
+  const why = "route 2 (routes[1]).match.path_regex: lookahead '(?=' at offset 3 is not supported: path_regex is matched in linear time";
 
   test('startGateway rejects with the policy error', async () => {
     await assert.rejects(startGateway({ configPath: ws.configPath, logger: silent, audit: silent, watch: false }), (error: unknown) => {

@@ -54,7 +54,7 @@ describe('formatRouteTable', () => {
         '2  orders-all   *         *         /orders/*  mfa                  app       -',
         '3  orders-read  *         GET,HEAD  /orders/*  bearer               app       scopes=orders:read,x',
         '4  pay          pay.test  POST      ~/pay/\\d+  step_up max_age=90s  app       roles=payer',
-        '5  route_4      *         *         /v1[/*]    deny                 -         -',
+        '5  route_5      *         *         /v1[/*]    deny                 -         -',
         'warning: route 3 (orders-read) is shadowed by route 2 (orders-all)',
         'default: deny',
       ].join('\n'),

@@ -60,7 +60,8 @@ function factorRequestFrom(body: Json | undefined): FactorRequest | Problem {
   };
 }
 
-function factorJson(f: ListedFactor): Json {
+/** A factor as GET /.mfa/factors shows it; `factors list` prints the same fields. */
+export function factorJson(f: ListedFactor): Json {
   const lifetime = { ...(f.expiresAt !== undefined ? { expires_at: f.expiresAt, expired: f.expired === true } : {}) };
   if (f.type === 'webauthn') return webAuthnFactorJson(f, lifetime);
   return {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../../src/config/load.js';
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
-import { runInviteCommand } from '../../../src/setup/invite-cli.js';
+import { runInviteCommand } from '../../../src/cli/invite.js';
 import { fakeClock, intoCurrentStep, type FakeClock } from '../../support/clock.js';
 import { createWorkspace, type Workspace } from '../../support/fixture.js';
 import { freePort } from '../../support/http.js';

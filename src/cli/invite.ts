@@ -1,7 +1,8 @@
 import type { GatewayPolicy } from '../config/types.js';
+import { createSetupStore, INVITE_TTL_MS } from '../setup/store.js';
 import { openStore } from '../store/open.js';
 import { systemClock } from '../time/clock.js';
-import { createSetupStore, INVITE_TTL_MS } from './store.js';
+import { UsageError } from './options.js';
 
 /**
  * `factors invite --user SUB`: a single-use link to the setup page, valid 10 minutes, for someone
@@ -11,7 +12,7 @@ import { createSetupStore, INVITE_TTL_MS } from './store.js';
  * The store keeps only the token's hash.
  */
 export async function runInviteCommand(policy: GatewayPolicy, subject: string | undefined, print: (text: string) => void): Promise<number> {
-  if (subject === undefined || subject === '') throw new Error('factors invite needs --user SUBJECT');
+  if (subject === undefined || subject === '') throw new UsageError('factors invite needs --user SUBJECT');
   const origin = policy.setup.publicOrigin ?? defaultOrigin(policy);
   const store = await openStore(policy.store, systemClock);
   try {
