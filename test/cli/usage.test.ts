@@ -29,7 +29,7 @@ describe('cli: usage mistakes are one line on stderr and exit 2', () => {
     assert.deepEqual(run(['chek']), usageError('unknown command "chek"; mfa-gateway --help lists the commands'));
     assert.deepEqual(run(['check', 'config/gateway.yaml']), usageError('check takes no argument "config/gateway.yaml"; mfa-gateway --help lists the commands'));
     assert.deepEqual(run(['keys', 'list']), usageError('usage: keys init [--file PATH] | status | rotate | rewrap'));
-    assert.deepEqual(run(['factors', 'delete', '--user', 'u']), usageError('usage: factors enroll|list|remove|revoke-sessions --user SUBJECT'));
+    assert.deepEqual(run(['factors', 'delete', '--user', 'u']), usageError('usage: factors enroll|list|remove|revoke-sessions|invite --user SUBJECT'));
     assert.deepEqual(run(['factors', 'list']), usageError('factors needs --user SUBJECT'));
     assert.deepEqual(run(['factors', 'remove', '--user', 'u']), usageError('factors remove needs --id FACTOR_ID'));
     assert.deepEqual(run(['explain', 'GET']), usageError('explain needs METHOD URL, e.g. explain GET http://localhost/orders/1'));
