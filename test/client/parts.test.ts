@@ -4,6 +4,8 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { backoffDelay, parseBearerChallenge, retryAfterMs } from '../../src/client/index.js';
 import { MFA_CHALLENGE } from '../doors/support.js';
+import type { ProblemCode as ClientProblemCode } from '../../src/client/index.js';
+import type { ProblemCode as GatewayProblemCode } from '../../src/errors/problems.js';
 
 /** The client's pure parts, and the rule that keeps it usable in a browser. */
 
@@ -58,7 +60,19 @@ describe('backoffDelay and retryAfterMs', () => {
   });
 });
 
+// src/client keeps its own copy of the gateway's problem codes (it imports nothing outside itself);
+// these two lines stop compiling when the copies drift: every gateway code is one the client names,
+// and every name the client knows besides any string is the gateway's.
+type Named<C> = C extends unknown ? (string extends C ? never : C) : never;
+type KnownClientCode = Named<ClientProblemCode>;
+const gatewayCodesAreKnown: GatewayProblemCode extends KnownClientCode ? true : false = true;
+const clientCodesAreTheGateways: KnownClientCode extends GatewayProblemCode ? true : false = true;
+
 describe('mfa-gateway/client stays a browser library', () => {
+  test('the problem codes the client names are the gateway\'s (checked by the compiler)', () => {
+    assert.equal(gatewayCodesAreKnown && clientCodesAreTheGateways, true);
+  });
+
   test('src/client imports only its own files: nothing Node-only, no server code, no package', () => {
     const dir = fileURLToPath(new URL('../../../src/client/', import.meta.url));
     const files = readdirSync(dir).filter((name) => name.endsWith('.ts'));
