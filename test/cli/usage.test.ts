@@ -1,15 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWorkspace, policyHead, type Workspace } from '../support/fixture.js';
 import { call, freePort } from '../support/http.js';
 import { CLI, REPO, startServe } from '../support/serve.js';
 
 /** The real CLI: exit code, stdout and stderr exactly. */
-function run(args: readonly string[], options: { readonly uid?: number; readonly gid?: number; readonly env?: NodeJS.ProcessEnv } = {}): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO, encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...options.env }, ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}) });
+/** The CLI as a process; `withoutDacOverride`: as root, but bound by file permissions like any user. */
+function run(args: readonly string[], options: { readonly withoutDacOverride?: boolean; readonly env?: NodeJS.ProcessEnv } = {}): { status: number | null; stdout: string; stderr: string } {
+  const command = options.withoutDacOverride === true ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--', process.execPath] : [process.execPath];
+  const result = spawnSync(command[0]!, [...command.slice(1), CLI, ...args], { cwd: REPO, encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...options.env } });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -206,18 +208,20 @@ describe('cli: a data directory the running user may not write', () => {
   });
 
   test('names the path, the uid and the fix, exit 1, no stack trace', () => {
-    // As root (a container's build step, this test machine) permissions do not bind: run as uid 1000,
-    // the image's user. Otherwise the directory is made read-only for ourselves.
+    // As root (a container's build step, this test machine) permissions do not bind: the CLI runs
+    // without CAP_DAC_OVERRIDE (setpriv), on a volume owned by uid 1000, the image's user. Running it
+    // as uid 1000 instead would need the checkout readable by that user, which a fresh clone in a
+    // 0700 temporary directory is not. Not root: the directory is made read-only for ourselves.
     const asRoot = process.getuid?.() === 0;
-    const uid = asRoot ? 1000 : process.getuid!();
-    const gid = asRoot ? 1000 : process.getgid!();
+    const uid = process.getuid!();
+    const gid = process.getgid!();
     const volume = join(ws.dir, 'volume');
     mkdirSync(volume, { mode: 0o755 });
-    chmodSync(ws.dir, 0o755);
-    if (!asRoot) chmodSync(volume, 0o555);
+    if (asRoot) chownSync(volume, 1000, 1000);
+    else chmodSync(volume, 0o555);
     ws.writePolicy(policyHead(ws, 'http://127.0.0.1:9').replace(`path: ${join(ws.dir, 'mfa.db')}`, `path: ${join(volume, 'mfa.db')}`).replace(`keys: { file: ${ws.keyFile} }`, `keys: { file: ${join(volume, 'keys')} }`) + ROUTE);
     chmodSync(ws.configPath, 0o644);
-    const as = asRoot ? { uid, gid } : {};
+    const as = { withoutDacOverride: asRoot };
     const fix = `uid ${uid} may not write ${volume}; make it theirs (chown -R ${uid}:${gid} ${volume}, as root or on the volume's directory on the host) or run the container with --user set to the volume's owner`;
     assert.deepEqual(run(['keys', 'init', '--config', ws.configPath], as), { status: 1, stdout: '', stderr: `mfa-gateway: cannot create key file ${join(volume, 'keys')} (EACCES): ${fix}\n` });
     assert.deepEqual(run(['factors', 'list', '--user', 'u', '--config', ws.configPath], as), { status: 1, stdout: '', stderr: `mfa-gateway: EACCES: permission denied, open '${join(volume, 'mfa.db')}': ${fix}\n` });
