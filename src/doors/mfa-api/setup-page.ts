@@ -159,7 +159,8 @@ const SCRIPT = `
     for (const f of factors) {
       const li = document.createElement('li');
       const kind = f.type === 'webauthn' ? 'Security key or passkey' : f.type === 'totp' ? 'Authenticator app' : f.type === 'hotp' ? 'Hardware token (counter)' : f.type === 'email' ? 'E-mail' : f.type === 'sms' ? 'Text message' : f.type;
-      li.textContent = kind + ': ' + (f.label || 'unnamed') + ' ';
+      // A default label repeats the kind ("Authenticator app: Authenticator app"): show it once.
+      li.textContent = (!f.label || f.label === kind ? kind : kind + ': ' + f.label) + ' ';
       const remove = document.createElement('button');
       remove.type = 'button';
       remove.textContent = 'Remove';

@@ -118,7 +118,7 @@ describe('the setup page in a real browser, signed in through a real OIDC provid
     await page.locator('#step-codes').waitFor({ state: 'hidden' });
     assert.equal(await text('#codes'), '');
     assert.equal(await page.locator('#factors-list li').count(), 1);
-    assert.match(await text('#factors-list li'), /^Authenticator app: /);
+    assert.match(await text('#factors-list li'), /^Authenticator app\s*Remove$/);
     assert.equal(await text('#recovery-left'), 'Unused recovery codes: 10.');
   });
 
