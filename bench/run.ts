@@ -18,7 +18,7 @@ import { measureVerificationFloor } from './lib/floor.js';
 import { bearer, enrolUser, inParallel, markUsed, nextCode, openSession, PATHS, planCodes, stepOf, TOTP_PERIOD_SECONDS, type User, type Workspace } from './lib/gateway-setup.js';
 import { BenchOptionError, parseOptions, usage, type Options, type TargetName } from './lib/options.js';
 import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
-import { aggregate, fmt, renderRun, soakSummary, verdicts, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
+import { aggregate, fmt, renderRun, soakSummary, verdicts, type GcTally, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
 import { prepareSharedStore, type SharedStore } from './lib/shared-store.js';
 import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, startPluginNginx, upstreamServed } from './lib/stack.js';
 import { assertClean, runWrk, writeScript, type ScriptRequest, type WrkResult } from './lib/wrk.js';
@@ -124,6 +124,26 @@ async function check(target: Target, subject: string, fresh: readonly User[]): P
   if (user !== undefined && typeof reply.headers['x-session-token'] !== 'string') throw new BenchError(`${target.name}: a verified code returned no X-Session-Token`);
 }
 
+/** The gateway's collection counters so far; undefined when its admin listener does not answer. */
+async function gcTally(adminPort: number): Promise<GcTally | undefined> {
+  try {
+    const reply = await request(`http://127.0.0.1:${adminPort}/metrics`);
+    const text = await reply.body.text();
+    if (reply.statusCode !== 200) return undefined;
+    const read = (field: 'count' | 'sum', kind: string): number => {
+      const line = new RegExp(`^nodejs_gc_duration_seconds_${field}\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(text);
+      return line === null ? 0 : Number(line[1]);
+    };
+    return { major: read('count', 'major'), majorMs: read('sum', 'major') * 1000, minor: read('count', 'minor'), minorMs: read('sum', 'minor') * 1000 };
+  } catch {
+    return undefined;
+  }
+}
+
+function gcDelta(before: GcTally, after: GcTally): GcTally {
+  return { major: after.major - before.major, majorMs: after.majorMs - before.majorMs, minor: after.minor - before.minor, minorMs: after.minorMs - before.minorMs };
+}
+
 async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
   const { options, notes, upstream } = ctx;
   const selected = options.targets;
@@ -134,11 +154,13 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
   let headers: Record<string, string> = { authorization: 'Bearer not-a-token', 'x-session-token': 'none' };
   let rsAuthorization = headers.authorization!;
   let gateway: ManagedProcess | undefined;
+  let gatewayAdminPort: number | undefined;
   let fresh: User[] = [];
   if ([...selected].some((name) => !BASELINES.has(name))) {
     const limits = { maxQueued: Math.max(1000, 2 * options.rssConnections), tokenCacheEntries: Math.max(10_000, options.freshFactors + 1000) };
     const started = await startGateway(ctx, limits, selected.has('mfa-fresh-code') ? options.freshFactors : 0);
     gateway = started.process;
+    gatewayAdminPort = started.workspace.adminPort;
     fresh = started.provisioned;
     const pool = new Pool(url(gateway.port, ''), { connections: 32 });
     try {
@@ -235,11 +257,16 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       const servedBefore = await upstreamServed(upstream.port);
       const cpuOf = (proc: ManagedProcess | undefined): number => (proc === undefined ? 0 : cpuMicros(proc.pid));
       const proxyCpu = (): number => cpuOf(target.proxy) + cpuOf(target.companion);
+      // A row the gateway serves: its collections during the run, from its admin /metrics.
+      const gcPort = gateway !== undefined && (target.proxy === gateway || target.companion === gateway) ? gatewayAdminPort : undefined;
+      const gcBefore = gcPort === undefined ? undefined : await gcTally(gcPort);
       const [proxyBefore, upstreamBefore, busyBefore, started] = [proxyCpu(), cpuOf(upstream), cpuBusyMicros(0), Date.now()];
       const result = await runOnce(target, connections, duration);
       const wallUs = (Date.now() - started) * 1000;
       const busy = cpuBusyMicros(0) - busyBefore;
       const [proxyCpuUs, upstreamCpuUs] = [proxyCpu() - proxyBefore, cpuOf(upstream) - upstreamBefore];
+      const gcAfter = gcPort === undefined ? undefined : await gcTally(gcPort);
+      const gatewayGc = gcBefore === undefined || gcAfter === undefined ? undefined : gcDelta(gcBefore, gcAfter);
       const served = (await upstreamServed(upstream.port)) - servedBefore;
       assertClean(label, result);
       // wrk counts completed responses; up to one request per connection was still in flight when it stopped.
@@ -255,8 +282,9 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       }
       if (foreignShare > FOREIGN_LIMIT) notes.push(`${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
       const { raw: _raw, script: _script, ...numbers } = result;
-      log(`  ${label}: ${fmt(result.rps)} rps, p50 ${fmt(result.latencyMs.p50, 3)} ms, p99 ${fmt(result.latencyMs.p99, 2)} ms, server CPU ${fmt((ours / wallUs) * 100)} %`);
-      return { ...numbers, target: target.name, mode, round, proxyCpuUs, upstreamCpuUs, foreignShare, serverCpuShare: ours / wallUs, upstreamServed: served, retries };
+      const gcText = gatewayGc === undefined ? '' : `, gateway GC: ${gatewayGc.major} major (${fmt(gatewayGc.majorMs, 1)} ms), ${gatewayGc.minor} minor (${fmt(gatewayGc.minorMs, 1)} ms)`;
+      log(`  ${label}: ${fmt(result.rps)} rps, p50 ${fmt(result.latencyMs.p50, 3)} ms, p99 ${fmt(result.latencyMs.p99, 2)} ms, server CPU ${fmt((ours / wallUs) * 100)} %${gcText}`);
+      return { ...numbers, target: target.name, mode, round, proxyCpuUs, upstreamCpuUs, foreignShare, serverCpuShare: ours / wallUs, upstreamServed: served, retries, ...(gatewayGc !== undefined ? { gatewayGc } : {}) };
     }
   };
 

@@ -20,6 +20,16 @@ export interface Sample extends Omit<WrkResult, 'raw' | 'script'> {
   readonly upstreamServed: number;
   /** Measured runs thrown away because something else used the server CPU. */
   readonly retries: number;
+  /** The gateway's garbage collections during the run (its admin /metrics), on rows the gateway serves. */
+  readonly gatewayGc?: GcTally;
+}
+
+/** Collections by kind (prom-client's nodejs_gc_duration_seconds): how many, and ms spent. */
+export interface GcTally {
+  readonly major: number;
+  readonly majorMs: number;
+  readonly minor: number;
+  readonly minorMs: number;
 }
 
 export interface TargetInfo {
