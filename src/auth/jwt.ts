@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { sha256Hex } from '../crypto/digest.js';
 import { jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type LocalJWKSet } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { JwtAlgorithm, JwtConfig } from '../config/types.js';
@@ -85,10 +85,6 @@ function checkAlgorithms(config: JwtConfig, hmac: boolean): ReadonlySet<JwtAlgor
   return new Set(list as JwtAlgorithm[]);
 }
 
-export function tokenHashOf(token: string): string {
-  // One-shot crypto.hash: no Hash object per request.
-  return hash('sha256', token, 'hex');
-}
 
 function classify(error: unknown): { detail: string; reason: string } {
   if (error instanceof Refusal) return { detail: TOKEN_DETAIL.format, reason: error.reason };
@@ -265,7 +261,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       // verified, so a hit needs no parsing (the scheme's case aside, RFC 6750 ignores it). Anything
       // else (another scheme, extra spaces, a changed byte) misses and takes the full path below.
       const candidate = cache !== undefined && authorizationHeader.length <= maxTokenBytes + SCHEME_LENGTH ? bearerPart(authorizationHeader) : undefined;
-      let tokenHash = candidate === undefined ? undefined : tokenHashOf(candidate);
+      let tokenHash = candidate === undefined ? undefined : sha256Hex(candidate);
       const entry = tokenHash === undefined ? undefined : cache?.get(tokenHash);
       if (entry !== undefined && tokenHash !== undefined) {
         if (now < entry.validUntilMs) {
@@ -278,7 +274,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
       if (!parsed.ok) return parsed;
       const { token } = parsed;
-      tokenHash ??= tokenHashOf(token);
+      tokenHash ??= sha256Hex(token);
       cacheMisses?.inc();
 
       let result: VerifyResult;

@@ -1,4 +1,5 @@
-import { hash as digest, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../crypto/digest.js';
 import { LRUCache } from 'lru-cache';
 import type { MfaMethod } from '../decision/types.js';
 import type { Invalidation, StoredSession, TtlStore } from '../store/types.js';
@@ -37,12 +38,8 @@ export type SessionLookup =
   | { readonly ok: true; readonly record: SessionRecord; readonly logId: string }
   | { readonly ok: false; readonly logId?: string };
 
-function tokenHash(token: string): string {
-  return digest('sha256', token, 'hex');
-}
-
 export function sessionLogId(token: string): string {
-  return tokenHash(token).slice(0, 8);
+  return sha256Hex(token).slice(0, 8);
 }
 
 export interface SessionStore {
@@ -90,7 +87,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
 
   async function lookup(token: string, subject: string, now: number): Promise<SessionLookup> {
     if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };
-    const hash = tokenHash(token);
+    const hash = sha256Hex(token);
     const logId = hash.slice(0, 8);
     let record = cache?.get(hash);
     if (record === undefined) {
@@ -114,7 +111,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
 
   async function store(record: SessionRecord, now: number, maxPerSubject: number): Promise<IssuedSessionToken> {
     const token = randomBytes(32).toString('base64url');
-    const hash = tokenHash(token);
+    const hash = sha256Hex(token);
     const evicted = await ttl.issueSession(hash, record, maxPerSubject, now);
     for (const old of evicted) announce({ kind: 'session', hash: old });
     return { token, record, logId: hash.slice(0, 8) };
@@ -128,7 +125,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
     lookup,
     async revoke(token, subject, now) {
       if (typeof token !== 'string' || !TOKEN.test(token)) return false;
-      const hash = tokenHash(token);
+      const hash = sha256Hex(token);
       const deleted = await ttl.deleteSession(hash, subject, now);
       announce({ kind: 'session', hash });
       return deleted;
@@ -138,7 +135,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
       if (!found.ok) return undefined;
       const expiresAt = Math.min(now + ttlMs, found.record.mfaTime * 1000 + ttlMs);
       if (!(expiresAt > now)) return undefined;
-      const hash = tokenHash(token);
+      const hash = sha256Hex(token);
       // Delete first: if two refreshes race, only the one that deleted the old token gets a new one.
       const deleted = await ttl.deleteSession(hash, subject, now);
       announce({ kind: 'session', hash });

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 import type { GatewayPolicy } from '../config/types.js';
 import type { BearerVerifier } from '../decision/engine.js';
@@ -17,7 +16,8 @@ import { MANAGEMENT_STEP_UP_MS } from '../mfa/service.js';
 import { serveSetupNotice } from '../doors/mfa-api/setup-page.js';
 import { LOGIN_COOKIE, readTokenCookie, SESSION_COOKIE, setCookie, STEP_UP_COOKIE } from './cookies.js';
 import { randomPKCECodeVerifier, type OidcClient } from './oidc.js';
-import { newToken, sha256Hex, SETUP_SESSION_TTL_MS, SIGNIN_TTL_MS, type SetupSession, type SetupStore } from './store.js';
+import { sameText, sha256Hex } from '../crypto/digest.js';
+import { newToken, SETUP_SESSION_TTL_MS, SIGNIN_TTL_MS, type SetupSession, type SetupStore } from './store.js';
 
 /**
  * The setup page's own endpoints under `<prefix>setup/`, reached without a bearer (the page's
@@ -90,12 +90,6 @@ const FACTOR_PATH = /^factors\/[A-Za-z0-9_-]{1,64}$/;
 export const PAGE_FACTOR_METHOD = 'DELETE';
 
 const SETUP_HEADER = 'x-mfa-setup';
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 /** The origin browsers use for this gateway: `setup.public_url`, else what this request was addressed to. */
 function ownOrigin(policy: GatewayPolicy, view: RequestView): string {

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../crypto/digest.js';
 import type { TtlStore } from '../store/types.js';
 import { TOKEN_SHAPE } from './cookies.js';
 
@@ -55,10 +56,6 @@ export interface SetupStore {
 
 export function newToken(): string {
   return randomBytes(32).toString('base64url');
-}
-
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function parse(text: string | undefined): Record<string, unknown> | undefined {

@@ -358,6 +358,16 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
     activeLocks: `${prefix}{locks}:active`,
   };
 
+  /** A ceremony's live value: `takeChallenge` deletes it in the same script, `peekChallenge` leaves it. */
+  async function challenge(script: 'takeChallenge' | 'peekChallenge', subject: string, ceremony: string, now: number): Promise<string | undefined> {
+    ensureOpen('ttl');
+    checkKey(subject, 'subject');
+    checkCeremony(ceremony);
+    checkTime(now);
+    const value = (await run(script, [KEYS.challenge(subject, ceremony)], [now])) as string | null;
+    return value ?? undefined;
+  }
+
   const ttl: TtlStore = {
     async useOtpStep(factorId, step, now, keepMs) {
       ensureOpen('ttl');
@@ -497,22 +507,8 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       checkDuration(keepMs, 'keepMs');
       await run('putChallenge', [KEYS.challenge(subject, ceremony)], [value, now, keepMs]);
     },
-    async takeChallenge(subject, ceremony, now) {
-      ensureOpen('ttl');
-      checkKey(subject, 'subject');
-      checkCeremony(ceremony);
-      checkTime(now);
-      const value = (await run('takeChallenge', [KEYS.challenge(subject, ceremony)], [now])) as string | null;
-      return value ?? undefined;
-    },
-    async peekChallenge(subject, ceremony, now) {
-      ensureOpen('ttl');
-      checkKey(subject, 'subject');
-      checkCeremony(ceremony);
-      checkTime(now);
-      const value = (await run('peekChallenge', [KEYS.challenge(subject, ceremony)], [now])) as string | null;
-      return value ?? undefined;
-    },
+    takeChallenge: (subject, ceremony, now) => challenge('takeChallenge', subject, ceremony, now),
+    peekChallenge: (subject, ceremony, now) => challenge('peekChallenge', subject, ceremony, now),
     async ping() {
       await send('ttl', () => client.ping());
     },

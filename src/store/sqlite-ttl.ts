@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameText } from '../crypto/digest.js';
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
@@ -97,13 +97,6 @@ interface SentCodeState {
   readonly attempts: number;
 }
 
-/** Equal strings, compared in time that depends only on their lengths (never on where they differ). */
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 function live(row: Row | undefined, now: number): Row | undefined {
   return row !== undefined && row.expires_at > now ? row : undefined;
 }
@@ -193,6 +186,15 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
     st.sessionInsert.run(hash, s.subject, s.method, s.mfaTime, s.issuedAt, s.expiresAt);
     return (st.sessionsEvict.all(s.subject, hash, maxPerSubject - 1) as { hash: string }[]).map((r) => r.hash);
   });
+
+  /** A ceremony's live value, read by `statement`: `take` deletes it as it reads, `read` leaves it. */
+  async function challenge(statement: Database.Statement, subject: string, ceremony: string, now: number): Promise<string | undefined> {
+    ensureOpen();
+    checkKey(subject, 'subject');
+    checkCeremony(ceremony);
+    checkTime(now);
+    return live(statement.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
+  }
 
   const ttl: SqliteTtl['ttl'] = {
     async useOtpStep(factorId, step, now, keepMs) {
@@ -329,20 +331,8 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkDuration(keepMs, 'keepMs');
       st.upsert.run(KEYS.challenge(subject, ceremony), value, now + keepMs);
     },
-    async takeChallenge(subject, ceremony, now) {
-      ensureOpen();
-      checkKey(subject, 'subject');
-      checkCeremony(ceremony);
-      checkTime(now);
-      return live(st.take.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
-    },
-    async peekChallenge(subject, ceremony, now) {
-      ensureOpen();
-      checkKey(subject, 'subject');
-      checkCeremony(ceremony);
-      checkTime(now);
-      return live(st.read.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
-    },
+    takeChallenge: (subject, ceremony, now) => challenge(st.take, subject, ceremony, now),
+    peekChallenge: (subject, ceremony, now) => challenge(st.read, subject, ceremony, now),
   };
 
   return {
