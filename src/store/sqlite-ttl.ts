@@ -1,4 +1,4 @@
-import { sameText } from '../crypto/digest.js';
+import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
@@ -95,6 +95,16 @@ interface FailureState {
 interface SentCodeState {
   readonly hash: string;
   readonly attempts: number;
+}
+
+/**
+ * Equal strings, compared in time that depends only on their lengths. The twin of crypto/digest.ts's
+ * sameText: src/crypto imports the store's types (keyring, rewrap), so the store does not import it back.
+ */
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function live(row: Row | undefined, now: number): Row | undefined {
