@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import type { PgPool } from './pg-pool.js';
+import type { WriteBatcher } from './sqlite-batch.js';
 import { EVENT_STATEMENTS, POSTGRES_EVENT_OVERRIDES, rebind, type Dialect, type EventStatementName } from './sql.js';
 
 /**
@@ -256,8 +257,8 @@ function statementText(dialect: Dialect, name: string): string {
   return dialect === 'postgres' ? (POSTGRES_EVENT_OVERRIDES[key] ?? EVENT_STATEMENTS[key]) : EVENT_STATEMENTS[key];
 }
 
-/** On the embedded store's connection: one statement or one IMMEDIATE transaction, like its other verbs. */
-export function createSqliteEventStore(db: Database.Database, live: () => void): EventStore {
+/** On the embedded store's connection: writes go through its group commit, like the short-lived verbs. */
+export function createSqliteEventStore(db: Database.Database, live: () => void, batcher: WriteBatcher): EventStore {
   const prepared = new Map<string, Database.Statement>();
   const prepare = (name: string): Database.Statement => {
     let st = prepared.get(name);
@@ -272,14 +273,8 @@ export function createSqliteEventStore(db: Database.Database, live: () => void):
       live();
       return prepare(name).all(...params) as R[];
     },
-    async run(name, params) {
-      live();
-      return prepare(name).run(...params).changes;
-    },
-    async batch(statements) {
-      live();
-      batch.immediate(statements);
-    },
+    run: (name, params) => batcher.run(() => prepare(name).run(...params).changes),
+    batch: (statements) => batcher.run(() => batch(statements)),
   });
 }
 

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import type { WriteBatcher } from './sqlite-batch.js';
 import { StoreError } from './errors.js';
 import { lockRemainingMs, lockStateTtlMs, nextLockState, parseLockState } from './lock-ladder.js';
 import { checkCeremony, checkChallengeValue, checkCount, checkDriftSeconds, checkDuration, checkHashes, checkKey, checkLockoutRule, checkRule, checkSession, checkStep, checkTime, checkWindow } from './checks.js';
@@ -7,8 +8,9 @@ import type { FailureCount, FailureRule, LockFailure, LockoutRule, SentCodeUse, 
 
 /**
  * The short-lived state on SQLite: `ttl_entries` (key, value, expires_at) for counters and marks,
- * `sessions` for MFA sessions. Every verb is one statement or one `BEGIN IMMEDIATE` transaction
- * (the write lock taken before the read), so processes sharing the file never lose an update.
+ * `sessions` for MFA sessions. Every writing verb is one statement or one transaction function,
+ * run in the store's group commit (sqlite-batch.ts) inside its `BEGIN IMMEDIATE`: the write lock is
+ * taken before the read, so processes sharing the file never lose an update. Reads run at once.
  * SQLite has no clock of its own: expiry is the request's `now` plus the duration asked for.
  */
 
@@ -135,7 +137,7 @@ export interface SqliteTtl {
 }
 
 /** `ensureOpen` throws once the owning store is closed. */
-export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): SqliteTtl {
+export function createSqliteTtl(db: Database.Database, ensureOpen: () => void, batcher: WriteBatcher): SqliteTtl {
   const st = Object.fromEntries(Object.entries(STATEMENTS).map(([name, text]) => [name, db.prepare(text)])) as Record<keyof typeof STATEMENTS, Database.Statement>;
   const read = (key: string) => st.read.get(key) as Row | undefined;
 
@@ -197,13 +199,15 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
     return (st.sessionsEvict.all(s.subject, hash, maxPerSubject - 1) as { hash: string }[]).map((r) => r.hash);
   });
 
-  /** A ceremony's live value, read by `statement`: `take` deletes it as it reads, `read` leaves it. */
-  async function challenge(statement: Database.Statement, subject: string, ceremony: string, now: number): Promise<string | undefined> {
+  /** A ceremony's live value: `take` deletes it as it reads (a write, in the batch), else it stays. */
+  async function challenge(take: boolean, subject: string, ceremony: string, now: number): Promise<string | undefined> {
     ensureOpen();
     checkKey(subject, 'subject');
     checkCeremony(ceremony);
     checkTime(now);
-    return live(statement.get(KEYS.challenge(subject, ceremony)) as Row | undefined, now)?.value;
+    const key = KEYS.challenge(subject, ceremony);
+    const row = take ? await batcher.run(() => st.take.get(key) as Row | undefined) : read(key);
+    return live(row, now)?.value;
   }
 
   const ttl: SqliteTtl['ttl'] = {
@@ -212,18 +216,14 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkKey(factorId, 'factorId');
       checkTime(now);
       checkDuration(keepMs, 'keepMs');
-      // No code matched: one statement all the same, so a wrong code costs what a replay does.
-      if (step === undefined) {
-        read(KEYS.otpStep(factorId));
-        return false;
-      }
-      checkStep(step);
-      return st.useStep.get(KEYS.otpStep(factorId), String(step), now + keepMs, now) !== undefined;
+      if (step !== undefined) checkStep(step);
+      // No code matched: one statement in a batch all the same, so a wrong code costs what a replay does.
+      return batcher.run(() => (step === undefined ? (read(KEYS.otpStep(factorId)), false) : st.useStep.get(KEYS.otpStep(factorId), String(step), now + keepMs, now) !== undefined));
     },
     async forgetOtpSteps(factorId) {
       ensureOpen();
       checkKey(factorId, 'factorId');
-      st.delete.run(KEYS.otpStep(factorId));
+      await batcher.run(() => st.delete.run(KEYS.otpStep(factorId)));
     },
     async lockRemainingMs(subject, now) {
       ensureOpen();
@@ -237,7 +237,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkKey(subject, 'subject');
       checkTime(now);
       checkLockoutRule(rule);
-      return lockFailure.immediate(subject, now, rule);
+      return batcher.run(() => lockFailure(subject, now, rule));
     },
     async clearLock(subject) {
       ensureOpen();
@@ -245,7 +245,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       // The marker stays: the lock it counts (if any) is over or ends with it. Nearly every success
       // has no ladder to clear, and a read costs a third of a write transaction. A failure another
       // process records between the two is simply later than this success, so it stands.
-      if (read(KEYS.lock(subject)) !== undefined) st.delete.run(KEYS.lock(subject));
+      await batcher.run(() => read(KEYS.lock(subject)) !== undefined && st.delete.run(KEYS.lock(subject)));
     },
     async activeLocks(now) {
       ensureOpen();
@@ -257,7 +257,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkKey(key);
       checkTime(now);
       checkRule(rule);
-      return failure.immediate(key, now, rule);
+      return batcher.run(() => failure(key, now, rule));
     },
     async blockedUntil(key, now) {
       ensureOpen();
@@ -272,7 +272,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkTime(now);
       checkDuration(keepMs, 'keepMs');
       checkDriftSeconds(seconds);
-      return swapDrift.immediate(subject, seconds, now, keepMs);
+      return batcher.run(() => swapDrift(subject, seconds, now, keepMs));
     },
     async issueSession(hash, session, maxPerSubject, now) {
       ensureOpen();
@@ -281,7 +281,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkSession(session, now);
       checkCount(maxPerSubject, 'maxPerSubject');
       try {
-        return issue.immediate(hash, session, maxPerSubject, now);
+        return await batcher.run(() => issue(hash, session, maxPerSubject, now));
       } catch (err) {
         if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreError('ERR_STORE_CONFLICT', 'a session with this hash already exists');
         throw err;
@@ -297,20 +297,21 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
     async deleteSession(hash, subject, now) {
       ensureOpen();
       checkTime(now);
-      return st.sessionDelete.get(hash, subject, now) !== undefined;
+      return batcher.run(() => st.sessionDelete.get(hash, subject, now) !== undefined);
     },
     async revokeAllSessions(subject, now) {
       ensureOpen();
       checkKey(subject, 'subject');
       checkTime(now);
-      return (st.sessionsRevokeAll.all(subject) as { hash: string; expires_at: number }[]).filter((r) => r.expires_at > now).map((r) => r.hash);
+      const revoked = await batcher.run(() => st.sessionsRevokeAll.all(subject) as { hash: string; expires_at: number }[]);
+      return revoked.filter((r) => r.expires_at > now).map((r) => r.hash);
     },
     async takeToken(key, now, window) {
       ensureOpen();
       checkKey(key);
       checkTime(now);
       checkWindow(window);
-      const row = st.takeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as Row;
+      const row = await batcher.run(() => st.takeToken.get(key, now + window.windowMs, now, window.limit + 1, now) as Row);
       const count = Number(row.value);
       return { taken: count <= window.limit, remaining: Math.max(0, window.limit - count), resetAt: Number(row.expires_at) };
     },
@@ -321,7 +322,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkKey(hash, 'hash');
       checkTime(now);
       checkDuration(ttlMs, 'ttlMs');
-      st.upsert.run(KEYS.sentCode(contactId), JSON.stringify({ hash, attempts: 0 }), now + ttlMs);
+      await batcher.run(() => st.upsert.run(KEYS.sentCode(contactId), JSON.stringify({ hash, attempts: 0 }), now + ttlMs));
     },
     async useSentCode(subject, contactId, hashes, now, maxAttempts) {
       ensureOpen();
@@ -330,7 +331,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkHashes(hashes);
       checkTime(now);
       checkCount(maxAttempts, 'maxAttempts');
-      return useCode.immediate(contactId, hashes, now, maxAttempts);
+      return batcher.run(() => useCode(contactId, hashes, now, maxAttempts));
     },
     async putChallenge(subject, ceremony, value, now, keepMs) {
       ensureOpen();
@@ -339,10 +340,10 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void): 
       checkChallengeValue(value);
       checkTime(now);
       checkDuration(keepMs, 'keepMs');
-      st.upsert.run(KEYS.challenge(subject, ceremony), value, now + keepMs);
+      await batcher.run(() => st.upsert.run(KEYS.challenge(subject, ceremony), value, now + keepMs));
     },
-    takeChallenge: (subject, ceremony, now) => challenge(st.take, subject, ceremony, now),
-    peekChallenge: (subject, ceremony, now) => challenge(st.read, subject, ceremony, now),
+    takeChallenge: (subject, ceremony, now) => challenge(true, subject, ceremony, now),
+    peekChallenge: (subject, ceremony, now) => challenge(false, subject, ceremony, now),
   };
 
   return {

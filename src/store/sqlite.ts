@@ -6,6 +6,7 @@ import { checkContact, checkFactor, checkLabel, checkLimit, checkNextCounter, ch
 import { credentialConflict, StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteEventStore, type EventStore } from './events.js';
+import { createWriteBatcher } from './sqlite-batch.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
 import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
 import type { DurableRecord, DurableStore, FactorType, ImportCounts, PendingPurged, SealedSecret, TtlStore, WebAuthnCredentialRecord } from './types.js';
@@ -99,7 +100,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const st = Object.fromEntries((Object.keys(sql) as StatementName[]).map((name) => [name, db.prepare(sql[name])])) as Record<StatementName, Database.Statement>;
 
   let closed = false;
-  const shortLived = createSqliteTtl(db, live);
+  const batcher = createWriteBatcher(db, live);
+  const shortLived = createSqliteTtl(db, live, batcher);
   const open = new Set<'durable' | 'ttl'>(['durable', 'ttl']);
   const timer = setInterval(() => {
     try {
@@ -126,6 +128,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   function shutdown(): void {
     if (closed) return;
+    // Writes already queued are committed: their callers were told nothing yet.
+    batcher.flush();
     closed = true;
     clearInterval(timer);
     db.close();
@@ -368,7 +372,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return {
     durable,
     ttl,
-    events: createSqliteEventStore(db, live),
+    events: createSqliteEventStore(db, live, batcher),
     migrations,
     cleanup,
     async close() {
