@@ -197,7 +197,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         const candidates = source.keys
           .filter((key) => key.byAlgorithm.has(alg) && (kid === undefined || key.kid === undefined || key.kid === kid))
           .sort((a, b) => Number(b.kid !== undefined) - Number(a.kid !== undefined));
-        let last: unknown = new Refusal('no_matching_static_key');
+        let last: unknown;
         for (const candidate of candidates) {
           const key = await candidate.byAlgorithm.get(alg);
           if (key === undefined) continue;
@@ -208,7 +208,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
             last = error;
           }
         }
-        throw last;
+        // Built only here: an Error's stack trace is not free, and the good path never needs one.
+        throw last ?? new Refusal('no_matching_static_key');
       }
       case 'jwks': {
         const set = await source.jwks.current();

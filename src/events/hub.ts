@@ -278,6 +278,8 @@ export function createEventHub(options: EventHubOptions): EventHub {
   /** A second factor passed here: the country and device become known; a new device is told to its user. */
   async function learn(caller: RiskCaller): Promise<void> {
     const { country, device } = signalReader.of(caller.view, caller.policy.events.signals);
+    // No signal to learn (none configured, or none in this request): nothing to read or write.
+    if (country === undefined && device === undefined) return;
     const known = await seenOf(caller.subject, caller.now);
     const hadDevice = [...known.keys()].some((k) => k.startsWith('device:'));
     if (country !== undefined) await see(caller.subject, 'country', country, caller.now);

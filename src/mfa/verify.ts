@@ -106,9 +106,6 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
   }
 
   async function judge(checks: readonly FactorCheck[], contacts: readonly ContactRecord[], subject: string, code: string, allowRecovery: boolean, now: number, policy: GatewayPolicy): Promise<AttemptResult> {
-    const recoveryCode = normalizeRecoveryCode(code);
-    const hashes = allowRecovery ? recoveryHashCandidates(keyring, subject, recoveryCode) : [];
-
     let success: AttemptResult | undefined;
     let replayed: FactorRecord | undefined;
     for (const c of checks) {
@@ -134,6 +131,9 @@ export function createCodeVerifier(deps: CodeVerifierDeps): CodeVerifier {
     }
     if (success !== undefined) return success;
 
+    // Hashed only once no factor took the code: every failure still does it, and a good OTP code is not slowed by it.
+    const recoveryCode = normalizeRecoveryCode(code);
+    const hashes = allowRecovery ? recoveryHashCandidates(keyring, subject, recoveryCode) : [];
     for (const hash of hashes) {
       const { consumed, remaining } = await durable.consumeRecoveryCode(subject, hash, now);
       if (consumed && recoveryCode !== undefined) success ??= { ok: true, method: 'recovery', remaining };
