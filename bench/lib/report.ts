@@ -178,7 +178,9 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
       if (measured === undefined) return undefined;
       // The same nginx asking a Node server that decides nothing: no gateway can be cheaper than that.
       const floor = pluginFloor?.cpuVsUndici;
-      return floor === undefined ? measured : [`${measured[0]} (floor, nginx + a constant Node answer: ${fmt(floor, 2)}×)`, measured[1]];
+      if (floor === undefined) return measured;
+      const unreachable = floor > 1.0 ? '; the floor itself is above 1.0× here, so no Node decision service behind this nginx reaches the target on this machine' : '';
+      return [`${measured[0]} (floor, nginx + a constant Node answer: ${fmt(floor, 2)}×${unreachable})`, measured[1]];
     }),
   ];
 }

@@ -9,6 +9,7 @@ import { createTrustList } from '../request/trust.js';
 import { findWeakerRules, formatRouteTable } from '../routes/table.js';
 import { PROBLEMS } from '../errors/problems.js';
 import { startGateway } from '../server/gateway.js';
+import { boundHeapGrowth } from '../server/heap.js';
 import { serveCluster } from '../cluster/primary.js';
 import { parseWorkersOption } from '../cluster/workers-option.js';
 import { ensureDemoKeyFile } from '../crypto/keyring.js';
@@ -128,6 +129,7 @@ async function serve(configPath: string, demo: boolean, workers: number): Promis
       demoBackend?.server.close();
     }
   }
+  boundHeapGrowth();
   const gateway = await startGateway({ configPath });
   process.on('SIGHUP', () => gateway.reload());
   let stopping = false;

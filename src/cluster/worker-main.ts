@@ -3,6 +3,7 @@
  * the policy file, SLOT_ENV the worker's slot. Not a command of its own: outside a cluster it refuses.
  */
 import cluster from 'node:cluster';
+import { boundHeapGrowth } from '../server/heap.js';
 import { runWorker, SLOT_ENV } from './worker.js';
 
 const configPath = process.argv[2];
@@ -12,6 +13,7 @@ if (!cluster.isWorker || configPath === undefined || !Number.isSafeInteger(slot)
   process.exit(2);
 }
 
+boundHeapGrowth();
 runWorker({ configPath, slot }).then(
   (code) => process.exit(code),
   (error: unknown) => {
