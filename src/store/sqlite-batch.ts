@@ -45,14 +45,16 @@ export function createWriteBatcher(db: Database.Database, ensureOpen: () => void
       ensureOpen();
       db.exec('BEGIN IMMEDIATE');
       for (const job of jobs) {
+        let outcome: (typeof outcomes)[number];
         try {
-          outcomes.push({ ok: true, value: job.work() });
+          outcome = { ok: true, value: job.work() };
         } catch (error) {
-          outcomes.push({ ok: false, error });
+          outcome = { ok: false, error };
         }
         // SQLite rolls the whole transaction back itself on some faults (SQLITE_FULL, IOERR):
         // what ran before is gone too, so the batch as a whole has failed.
-        if (!db.inTransaction) throw outcomes.at(-1)?.ok === false ? (outcomes.at(-1) as { error: unknown }).error : new StoreError('ERR_STORE_UNAVAILABLE', 'the write batch was rolled back');
+        if (!db.inTransaction) throw outcome.ok ? new StoreError('ERR_STORE_UNAVAILABLE', 'the write batch was rolled back') : outcome.error;
+        outcomes.push(outcome);
       }
       db.exec('COMMIT');
     } catch (error) {

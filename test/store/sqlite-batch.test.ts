@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { createWriteBatcher } from '../../src/store/sqlite-batch.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 
 // The embedded store's group commit (src/store/sqlite-batch.ts), seen from outside: a second
@@ -130,4 +131,26 @@ test('closing the store commits the writes already asked for', async (t) => {
   t.after(() => reopened.close());
   assert.equal(await reopened.ttl.peekChallenge('user-y', 'webauthn', NOW), 'challenge-value');
   await assert.rejects(store.ttl.putChallenge('user-y', 'webauthn', 'other', NOW, HOUR), { code: 'ERR_STORE_CLOSED' });
+});
+
+test('when SQLite ends the transaction itself mid-batch, the writes before it are refused too, not reported as kept', async (t) => {
+  const db = new Database(scratch(t));
+  t.after(() => db.close());
+  db.exec('CREATE TABLE marks (key TEXT PRIMARY KEY)');
+  const batcher = createWriteBatcher(db, () => undefined);
+  const insert = db.prepare('INSERT INTO marks (key) VALUES (?)');
+  const results = await Promise.allSettled([
+    batcher.run(() => insert.run('before').changes),
+    // Stands in for SQLITE_FULL or an I/O error, after which SQLite has rolled the transaction back.
+    batcher.run(() => db.exec('ROLLBACK')),
+    batcher.run(() => insert.run('after').changes),
+  ]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'rejected', 'rejected'],
+  );
+  assert.equal(((results[0] as PromiseRejectedResult).reason as { code: string }).code, 'ERR_STORE_UNAVAILABLE');
+  assert.deepEqual(db.prepare('SELECT key FROM marks').all(), []);
+  // The next batch starts afresh.
+  assert.equal(await batcher.run(() => insert.run('next').changes), 1);
 });
