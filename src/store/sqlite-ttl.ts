@@ -217,8 +217,15 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void, b
       checkTime(now);
       checkDuration(keepMs, 'keepMs');
       if (step !== undefined) checkStep(step);
-      // No code matched: one statement in a batch all the same, so a wrong code costs what a replay does.
-      return batcher.run(() => (step === undefined ? (read(KEYS.otpStep(factorId)), false) : st.useStep.get(KEYS.otpStep(factorId), String(step), now + keepMs, now) !== undefined));
+      return batcher.run(() => {
+        const key = KEYS.otpStep(factorId);
+        // No code matched: one statement in a batch all the same, so a wrong code costs what a replay does.
+        if (step === undefined) {
+          read(key);
+          return false;
+        }
+        return st.useStep.get(key, String(step), now + keepMs, now) !== undefined;
+      });
     },
     async forgetOtpSteps(factorId) {
       ensureOpen();
@@ -245,7 +252,9 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void, b
       // The marker stays: the lock it counts (if any) is over or ends with it. Nearly every success
       // has no ladder to clear, and a read costs a third of a write transaction. A failure another
       // process records between the two is simply later than this success, so it stands.
-      await batcher.run(() => read(KEYS.lock(subject)) !== undefined && st.delete.run(KEYS.lock(subject)));
+      await batcher.run(() => {
+        if (read(KEYS.lock(subject)) !== undefined) st.delete.run(KEYS.lock(subject));
+      });
     },
     async activeLocks(now) {
       ensureOpen();
