@@ -77,8 +77,9 @@ export function createWriteBatcher(db: Database.Database, ensureOpen: () => void
 
   return {
     run<T>(work: () => T): Promise<T> {
-      ensureOpen();
+      // Thrown inside the executor: a closed store is a rejection, never a synchronous throw.
       return new Promise<T>((resolve, reject) => {
+        ensureOpen();
         queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
         if (queue.length >= MAX_BATCH) flush();
         else scheduled ??= setImmediate(flush);

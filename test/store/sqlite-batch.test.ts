@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { StoreError } from '../../src/store/errors.js';
 import { createWriteBatcher } from '../../src/store/sqlite-batch.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 
@@ -153,4 +154,17 @@ test('when SQLite ends the transaction itself mid-batch, the writes before it ar
   assert.deepEqual(db.prepare('SELECT key FROM marks').all(), []);
   // The next batch starts afresh.
   assert.equal(await batcher.run(() => insert.run('next').changes), 1);
+});
+
+test('a closed store refuses a write with a rejected promise, never a synchronous throw', async (t) => {
+  const db = new Database(scratch(t));
+  t.after(() => db.close());
+  const batcher = createWriteBatcher(db, () => {
+    throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
+  });
+  let call: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => {
+    call = batcher.run(() => 1);
+  });
+  await assert.rejects(call!, { code: 'ERR_STORE_CLOSED' });
 });
