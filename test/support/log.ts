@@ -20,3 +20,12 @@ export function captureLog(name = 'mfa-gateway'): LogCapture {
     events: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
   };
 }
+
+/**
+ * The secrets of `secrets` that occur in `text`. A code made only of digits counts only where it
+ * stands alone: inside a longer run of digits (a log line's millisecond timestamp, an expiry) a
+ * 6-digit code turns up by chance about once in a hundred test runs, and that is not a leak.
+ */
+export function secretsIn(text: string, secrets: readonly string[]): string[] {
+  return secrets.filter((secret) => (/^\d+$/.test(secret) ? new RegExp(`(?<!\\d)${secret}(?!\\d)`).test(text) : text.includes(secret)));
+}
