@@ -125,4 +125,33 @@ describe('validated-token cache', () => {
       await jwks.close();
     }
   });
+
+  test('cached principals share their scope, role and amr lists, and each still sees exactly its own', async () => {
+    const key = await signingKey('ES256', 'k1');
+    const jwks = await startJwksServer([key.publicJwk]);
+    const verifier = createJwtVerifier({ config: baseConfig({ jwksUri: jwks.url }), clock: fakeClock(T0) });
+    const principalOf = async (overrides: Record<string, unknown>) => {
+      const result = await verifier.verify(`Bearer ${tokenFor(key, claims(overrides))}`);
+      assert.ok(result.ok);
+      return result.principal;
+    };
+    try {
+      const alice = await principalOf({ sub: 'alice', scope: 'orders:read', roles: ['admin'], amr: ['pwd', 'otp'] });
+      const bob = await principalOf({ sub: 'bob', scope: 'orders:read', roles: ['admin'], amr: ['pwd', 'otp'] });
+      const carol = await principalOf({ sub: 'carol', scope: 'orders:read orders:write', roles: 'admin ops', amr: ['pwd'] });
+      assert.notEqual(alice, bob);
+      assert.equal(bob.scopes, alice.scopes, 'one Set for one scope list');
+      assert.equal(bob.roles, alice.roles);
+      assert.equal(bob.amr, alice.amr);
+      assert.ok(Object.isFrozen(alice.amr));
+      // Sharing never widens a principal: each holds what its own token said, nothing more.
+      assert.deepEqual([[...alice.scopes], [...alice.roles], alice.amr], [['orders:read'], ['admin'], ['pwd', 'otp']]);
+      assert.deepEqual([[...carol.scopes], [...carol.roles], carol.amr], [['orders:read', 'orders:write'], ['admin ops'], ['pwd']]);
+      assert.equal(alice.scopes.has('orders:write'), false);
+      assert.equal(carol.roles.has('admin'), false);
+    } finally {
+      await verifier.close();
+      await jwks.close();
+    }
+  });
 });
