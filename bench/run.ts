@@ -421,7 +421,7 @@ async function main(): Promise<number> {
     log(`warning: load average ${fmt(loadavg()[0], 2)} before the run; other work on this machine makes the numbers noisy`);
     notes.push(`load average ${fmt(loadavg()[0], 2)} at start: the machine was not idle`);
   }
-  if (options.soak === undefined && options.repeats < 3) notes.push(`only ${options.repeats} run(s) per row: fewer than the 3 a published run needs`);
+  if (options.soak === undefined && options.repeats < 5) notes.push(`only ${options.repeats} run(s) per row: fewer than the 5 a published run uses`);
   if (profileDir !== undefined) notes.push('--cpu-prof: the gateway ran under the V8 profiler for the whole run; its rows carry the profiler\'s overhead');
 
   const work = mkdtempSync(join(tmpdir(), 'mfa-bench-'));

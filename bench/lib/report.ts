@@ -67,18 +67,41 @@ export function fmt(value: number | undefined, digits = 0): string {
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
 const MB = 2 ** 20;
 
+/**
+ * What a row costs against the minimal undici proxy, round by round: each round runs every row once
+ * (bench/run.ts alternates their order), so a row, direct and undici measured minutes apart on a
+ * VM whose speed drifts are compared within their own round. `cost` is what a sample adds to
+ * direct's sample of the same round; rounds missing either baseline are left out.
+ */
+function perRound(list: readonly Sample[], direct: readonly Sample[], undici: readonly Sample[], cost: (own: Sample, base: Sample) => number): number[] {
+  const ratios: number[] = [];
+  for (const own of list) {
+    const base = direct.find((s) => s.round === own.round);
+    const reference = undici.find((s) => s.round === own.round);
+    if (base === undefined || reference === undefined) continue;
+    const ratio = cost(own, base) / cost(reference, base);
+    if (Number.isFinite(ratio)) ratios.push(ratio);
+  }
+  return ratios;
+}
+
+/** CPU µs a loaded request adds to direct: the server CPU is saturated, so 1/rps is its cost. */
+const addedCpu = (own: Sample, base: Sample): number => (1 / own.rps - 1 / base.rps) * 1e6;
+/** µs of p50 latency a one-connection request adds to direct. */
+const addedLatency = (own: Sample, base: Sample): number => (own.latencyMs.p50 - base.latencyMs.p50) * 1000;
+
 export function aggregate(samples: readonly Sample[], targets: readonly TargetInfo[], mode: Mode) {
   const pick = (name: string): Sample[] => samples.filter((s) => s.target === name && s.mode === mode);
-  const direct = pick('direct');
+  const [direct, undiciSamples] = [pick('direct'), pick('undici')];
   const [directRps, directP50] = [median(direct.map((s) => s.rps)), median(direct.map((s) => s.latencyMs.p50))];
-  // What a row adds to direct: CPU µs per request, 1/rps − 1/rps(direct) (the server CPU is
-  // saturated in the loaded rows), and µs of p50 latency (reported for the one-connection rows).
+  // What a row adds to direct from the medians: CPU µs per request, 1/rps − 1/rps(direct) (the server
+  // CPU is saturated in the loaded rows), and µs of p50 latency (reported for the one-connection rows).
   const vsDirect = (name: string): { cpu?: number; added?: number } => {
     const list = pick(name);
     if (list.length === 0 || direct.length === 0 || name === 'direct') return {};
     return { cpu: (1 / median(list.map((s) => s.rps)) - 1 / directRps) * 1e6, added: (median(list.map((s) => s.latencyMs.p50)) - directP50) * 1000 };
   };
-  const undici = { rps: median(pick('undici').map((s) => s.rps)), ...vsDirect('undici') };
+  const undici = { rps: median(undiciSamples.map((s) => s.rps)), ...vsDirect('undici') };
   const ratio = (value: number | undefined, base: number | undefined): number | undefined => (value === undefined || base === undefined || !(base > 0) ? undefined : value / base);
   return targets
     .filter((target) => pick(target.name).length > 0)
@@ -87,6 +110,9 @@ export function aggregate(samples: readonly Sample[], targets: readonly TargetIn
       const rps = list.map((s) => s.rps);
       const own = vsDirect(target.name);
       const requests = sum(list.map((s) => s.requests));
+      const baseline = target.name === 'direct';
+      const cpuRounds = baseline ? [] : perRound(list, direct, undiciSamples, addedCpu);
+      const addedRounds = baseline || mode !== 'c1' ? [] : perRound(list, direct, undiciSamples, addedLatency);
       return {
         target: target.name,
         label: target.label,
@@ -95,12 +121,15 @@ export function aggregate(samples: readonly Sample[], targets: readonly TargetIn
         p99Ms: median(list.map((s) => s.latencyMs.p99)),
         p99MaxMs: Math.max(...list.map((s) => s.latencyMs.p99)),
         cpuUsPerRequest: own.cpu,
-        cpuVsUndici: ratio(own.cpu, undici.cpu),
+        /** Per-round CPU ratios against undici, in round order; their median is `cpuVsUndici`. */
+        cpuVsUndiciRounds: cpuRounds,
+        cpuVsUndici: cpuRounds.length > 0 ? median(cpuRounds) : ratio(own.cpu, undici.cpu),
         rpsVsUndici: ratio(median(rps), undici.rps),
         // The proxy process tree's own CPU per request, from /proc.
-        measuredProxyCpuUs: target.name === 'direct' || requests === 0 ? undefined : sum(list.map((s) => s.proxyCpuUs)) / requests,
+        measuredProxyCpuUs: baseline || requests === 0 ? undefined : sum(list.map((s) => s.proxyCpuUs)) / requests,
         addedP50Us: mode === 'c1' ? own.added : undefined,
-        addedVsUndici: mode === 'c1' ? ratio(own.added, undici.added) : undefined,
+        addedVsUndiciRounds: addedRounds,
+        addedVsUndici: mode !== 'c1' ? undefined : addedRounds.length > 0 ? median(addedRounds) : ratio(own.added, undici.added),
         serverCpuShare: median(list.map((s) => s.serverCpuShare)),
         foreignShareMax: Math.max(...list.map((s) => s.foreignShare)),
         retries: sum(list.map((s) => s.retries)),
@@ -117,6 +146,11 @@ function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { baseMic
   const baseMicros = 1e6 / undici.rps.median;
   const workMicros = sum(floor.map((step) => step.micros));
   return { baseMicros, workMicros, rps: 1e6 / (baseMicros + workMicros) };
+}
+
+/** "per round a / b / c×, median m×", or just "m×" when the rounds could not be paired. */
+function rounds(ratios: readonly number[], value: number): string {
+  return ratios.length > 0 ? `per round ${ratios.map((r) => fmt(r, 2)).join(' / ')}×, median ${fmt(value, 2)}×` : `${fmt(value, 2)}×`;
 }
 
 interface Verdict {
@@ -136,18 +170,22 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     const [measured, met] = measure() ?? [missing, undefined];
     return { target, measured, status: met === undefined ? 'not measured' : met ? 'met' : 'missed' };
   };
-  /** CPU per request of `row` against the minimal undici proxy's, within `limit`. */
+  /** CPU per request of `row` against the minimal undici proxy's, within `limit`: the median of the per-round ratios. */
   const cpuRatio = (row: Row | undefined, limit: number): [string, boolean] | undefined =>
     row?.cpuVsUndici === undefined || row.cpuUsPerRequest === undefined || undici?.cpuUsPerRequest === undefined
       ? undefined
-      : [`${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs = ${fmt(row.cpuVsUndici, 2)}×`, row.cpuVsUndici <= limit];
+      : [`${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs (medians); ${rounds(row.cpuVsUndiciRounds, row.cpuVsUndici)}`, row.cpuVsUndici <= limit];
   return [
     check('public route: CPU/request ≤ 1.08 × minimal undici proxy', 'public or undici row missing', () => cpuRatio(pub, 1.08)),
     check('mfa + session route: CPU/request ≤ 1.15 × minimal undici proxy', 'mfa-session or undici row missing', () => cpuRatio(session, 1.15)),
     check('bearer ES256 (cache warm): CPU/request within 5 % of the mfa + session route', 'bearer-es256 or mfa-session row missing', () => {
       if (es?.cpuUsPerRequest === undefined || session?.cpuUsPerRequest === undefined) return undefined;
-      const diff = (es.cpuUsPerRequest - session.cpuUsPerRequest) / session.cpuUsPerRequest;
-      return [`${fmt(es.cpuUsPerRequest, 1)} µs vs ${fmt(session.cpuUsPerRequest, 1)} µs = ${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} %`, Math.abs(diff) <= 0.05];
+      const percent = (diff: number): string => `${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} %`;
+      // Both against undici in the same round, so their quotient is the two rows compared within it.
+      const paired = es.cpuVsUndiciRounds.length === session.cpuVsUndiciRounds.length ? es.cpuVsUndiciRounds.map((r, i) => r / session.cpuVsUndiciRounds[i]! - 1) : [];
+      const diff = paired.length > 0 ? median(paired) : (es.cpuUsPerRequest - session.cpuUsPerRequest) / session.cpuUsPerRequest;
+      const spread = paired.length > 0 ? `; per round ${paired.map(percent).join(' / ')}, median ${percent(diff)}` : ` = ${percent(diff)}`;
+      return [`${fmt(es.cpuUsPerRequest, 1)} µs vs ${fmt(session.cpuUsPerRequest, 1)} µs (medians)${spread}`, Math.abs(diff) <= 0.05];
     }),
     check('fresh X-MFA-Token: requests/s ≥ 25 % of the minimal undici proxy, p99 < 50 ms at 50 connections', 'mfa-fresh-code or undici row missing', () => {
       if (fresh === undefined || undici === undefined) return undefined;
@@ -169,9 +207,8 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     }),
     { target: 'RSS flat (< 5 % growth after warm-up) over the soak', measured: 'measured by npm run bench:soak, see soak.md', status: 'not measured' },
     check('unloaded added latency (p50, one connection) of the mfa + session route ≤ 1.2 × minimal undici proxy', 'c1 rows for mfa-session, undici or direct missing', () => {
-      if (sessionC1?.addedP50Us === undefined || undiciC1?.addedP50Us === undefined) return undefined;
-      const ratio = sessionC1.addedP50Us / undiciC1.addedP50Us;
-      return [`+${fmt(sessionC1.addedP50Us)} µs vs +${fmt(undiciC1.addedP50Us)} µs = ${fmt(ratio, 2)}×`, ratio <= 1.2];
+      if (sessionC1?.addedP50Us === undefined || undiciC1?.addedP50Us === undefined || sessionC1.addedVsUndici === undefined) return undefined;
+      return [`+${fmt(sessionC1.addedP50Us)} µs vs +${fmt(undiciC1.addedP50Us)} µs (medians); ${rounds(sessionC1.addedVsUndiciRounds, sessionC1.addedVsUndici)}`, sessionC1.addedVsUndici <= 1.2];
     }),
     check('plugin mode (nginx auth_request + gateway on one core): CPU/request ≤ 1.0 × minimal undici proxy', 'plugin-nginx or undici row missing', () => {
       const measured = cpuRatio(plugin, 1.0);
@@ -207,6 +244,9 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 }
 
 const times = (value: number | undefined): string => (value === undefined ? '–' : `${fmt(value, 2)}×`);
+/** The median of the per-round ratios with their range: how much the rounds agreed. */
+const withSpread = (value: number | undefined, rounds: readonly number[]): string =>
+  rounds.length < 2 ? times(value) : `${times(value)} (${fmt(Math.min(...rounds), 2)}–${fmt(Math.max(...rounds), 2)})`;
 
 function machineLines(m: MachineFacts): string[] {
   return [
@@ -248,14 +288,14 @@ export function renderRun(report: RunReport): string {
     `## Throughput at ${s.connections} connections`,
     '',
     ...table(
-      ['target', 'rps median', 'rps min', 'rps max', 'p50 ms', 'p99 ms', 'CPU µs/req vs direct', 'CPU ×undici', 'rps ×undici', 'proxy CPU µs/req (measured)', 'server CPU busy'],
-      report.c50.map((r) => [r.label, fmt(r.rps.median), fmt(r.rps.min), fmt(r.rps.max), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.cpuUsPerRequest, 1), times(r.cpuVsUndici), times(r.rpsVsUndici), fmt(r.measuredProxyCpuUs, 1), `${fmt(r.serverCpuShare * 100)} %`]),
+      ['target', 'rps median', 'rps min', 'rps max', 'p50 ms', 'p99 ms', 'CPU µs/req vs direct', 'CPU ×undici (rounds min–max)', 'rps ×undici', 'proxy CPU µs/req (measured)', 'server CPU busy'],
+      report.c50.map((r) => [r.label, fmt(r.rps.median), fmt(r.rps.min), fmt(r.rps.max), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.cpuUsPerRequest, 1), withSpread(r.cpuVsUndici, r.cpuVsUndiciRounds), times(r.rpsVsUndici), fmt(r.measuredProxyCpuUs, 1), `${fmt(r.serverCpuShare * 100)} %`]),
     ),
     '## Unloaded latency (one connection)',
     '',
     ...table(
-      ['target', 'rps median', 'p50 ms', 'p99 ms', 'added p50 µs vs direct', 'added ×undici', 'proxy CPU µs/req (measured)'],
-      report.c1.map((r) => [r.label, fmt(r.rps.median), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), fmt(r.addedP50Us), times(r.addedVsUndici), fmt(r.measuredProxyCpuUs, 1)]),
+      ['target', 'rps median', 'p50 ms', 'p99 ms', 'added p50 µs vs direct', 'added ×undici (rounds min–max)', 'proxy CPU µs/req (measured)'],
+      report.c1.map((r) => [r.label, fmt(r.rps.median), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), fmt(r.addedP50Us), withSpread(r.addedVsUndici, r.addedVsUndiciRounds), fmt(r.measuredProxyCpuUs, 1)]),
     ),
     '## Memory at many keep-alive connections',
     '',
