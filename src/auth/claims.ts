@@ -62,10 +62,31 @@ const INTERNED_LISTS = 1024;
 const internedSets = new LRUCache<string, ReadonlySet<string>>({ max: INTERNED_LISTS });
 const internedArrays = new LRUCache<string, readonly string[]>({ max: INTERNED_LISTS });
 
+/**
+ * A Set that cannot change once built: one shared by many principals must not let a stray cast
+ * widen every other caller's scopes. Reading is the native Set's.
+ */
+class SealedSet extends Set<string> {
+  constructor(values: readonly string[]) {
+    super();
+    for (const value of values) Set.prototype.add.call(this, value);
+    Object.freeze(this);
+  }
+  override add(): this {
+    throw new TypeError('a principal\'s scopes and roles are read-only');
+  }
+  override delete(): boolean {
+    throw new TypeError('a principal\'s scopes and roles are read-only');
+  }
+  override clear(): void {
+    throw new TypeError('a principal\'s scopes and roles are read-only');
+  }
+}
+
 function sharedSet(values: readonly string[]): ReadonlySet<string> {
   const key = JSON.stringify(values);
   let set = internedSets.get(key);
-  if (set === undefined) internedSets.set(key, (set = new Set(values)));
+  if (set === undefined) internedSets.set(key, (set = new SealedSet(values)));
   return set;
 }
 

@@ -149,6 +149,11 @@ describe('validated-token cache', () => {
       assert.deepEqual([[...carol.scopes], [...carol.roles], carol.amr], [['orders:read', 'orders:write'], ['admin ops'], ['pwd']]);
       assert.equal(alice.scopes.has('orders:write'), false);
       assert.equal(carol.roles.has('admin'), false);
+      // Shared, so sealed: a cast that tries to widen one principal changes nobody.
+      assert.throws(() => (alice.scopes as Set<string>).add('orders:write'), TypeError);
+      assert.throws(() => (alice.roles as Set<string>).delete('admin'), TypeError);
+      assert.throws(() => (alice.roles as Set<string>).clear(), TypeError);
+      assert.deepEqual([[...bob.scopes], [...bob.roles]], [['orders:read'], ['admin']]);
     } finally {
       await verifier.close();
       await jwks.close();
