@@ -11,13 +11,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Pool, request } from 'undici';
 import { measureVerificationFloor } from './lib/floor.js';
 import { bearer, enrolUser, inParallel, markUsed, nextCode, openSession, PATHS, planCodes, stepOf, TOTP_PERIOD_SECONDS, type User, type Workspace } from './lib/gateway-setup.js';
 import { BenchOptionError, parseOptions, usage, type Options, type TargetName } from './lib/options.js';
-import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type ManagedProcess } from './lib/proc.js';
+import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type MachineFacts, type ManagedProcess } from './lib/proc.js';
 import { aggregate, fmt, renderRun, soakSummary, verdicts, type GcTally, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
 import { prepareSharedStore, type SharedStore } from './lib/shared-store.js';
 import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, startPluginNginx, upstreamServed } from './lib/stack.js';
@@ -47,6 +47,8 @@ interface Context {
   readonly startRss: Map<string, number>;
   /** `--shared`: the store the gateway runs on instead of SQLite. */
   readonly shared?: SharedStore;
+  /** Read before anything starts: the load average and the commit are those of the run's start. */
+  readonly machine: MachineFacts;
 }
 
 interface Outcome {
@@ -322,7 +324,7 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
   if (selected.has('forward-auth')) notes.push('forward-auth answers without an upstream hop: its "CPU vs direct" column is its own cost minus the upstream\'s, so it can be negative');
   const { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, cpuProf } = options;
   const settings = { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, freshWarmupSec: FRESH_WARMUP_SEC, freshDurationSec: Math.min(FRESH_DURATION_SEC, duration), pinning: pinning(ctx), cpuProf };
-  const report = { startedAt: startedAt.toISOString(), settings, machine: machineFacts(REPO_ROOT), targets: infos, notes, c50, c1, rss, floor, verdicts: verdicts(c50, c1, rss, floor) };
+  const report = { startedAt: startedAt.toISOString(), settings, machine: ctx.machine, targets: infos, notes, c50, c1, rss, floor, verdicts: verdicts(c50, c1, rss, floor) };
   return { name: 'run', markdown: renderRun(report), json: { ...report, finishedAt: new Date().toISOString(), samples }, exitCode: 0 };
 }
 
@@ -381,7 +383,7 @@ async function runSoak(ctx: Context, startedAt: Date): Promise<Outcome> {
   const points = sampler.stop();
   assertClean('soak', result);
 
-  const machine = machineFacts(REPO_ROOT);
+  const { machine } = ctx;
   const mix = `wrk -t1 -c${options.connections} for ${fmt(durationSec / 60, 1)} min over ${rotation.length} requests (${options.soakUsers} users × public, bearer RS256, bearer ES256, mfa + session, forward-auth), one in 10 a fresh X-MFA-Token while the user has an unused TOTP step; pinning: ${pinning(ctx)}`;
   const { markdown, rss } = soakSummary(startedAt.toISOString(), machine, mix, result, points, warmupSec);
   const settings = { durationSec, warmupSec, windowSec: warmupSec, connections: options.connections, users: options.soakUsers, sampleMs: options.soakSampleMs, pinning: pinning(ctx) };
@@ -401,6 +403,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*$/, 'Z');
   const notes: string[] = [];
+  const machine = machineFacts(REPO_ROOT);
   const outDir = resolve(options.out ?? join(REPO_ROOT, 'bench', 'results'));
   // Raw JSON and profiles: bench/results/tmp/ is git-ignored; only the Markdown summary is committed.
   const tmpOut = join(outDir, 'tmp');
@@ -417,9 +420,10 @@ async function main(): Promise<number> {
     spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   }
   if (cpus().length > 2) notes.push(`${cpus().length} CPUs: only CPU 0 (servers) and CPU 1 (wrk) are used`);
-  if (loadavg()[0]! > 0.5) {
-    log(`warning: load average ${fmt(loadavg()[0], 2)} before the run; other work on this machine makes the numbers noisy`);
-    notes.push(`load average ${fmt(loadavg()[0], 2)} at start: the machine was not idle`);
+  const [loadAtStart] = machine.loadAverageAtStart;
+  if (loadAtStart! > 0.5) {
+    log(`warning: load average ${fmt(loadAtStart, 2)} before the run; other work on this machine makes the numbers noisy`);
+    notes.push(`load average ${fmt(loadAtStart, 2)} at start: the machine was not idle`);
   }
   if (options.soak === undefined && options.repeats < 5) notes.push(`only ${options.repeats} run(s) per row: fewer than the 5 a published run uses`);
   if (profileDir !== undefined) notes.push('--cpu-prof: the gateway ran under the V8 profiler for the whole run; its rows carry the profiler\'s overhead');
@@ -442,7 +446,7 @@ async function main(): Promise<number> {
     }
     const upstream = track(await startNodeServer(work, pin.serverCpus, 'upstream'));
     log(`upstream on :${upstream.port}`);
-    const ctx: Context = { options, work, ...pin, upstream, notes, profileDir, track, startRss, ...(shared !== undefined ? { shared } : {}) };
+    const ctx: Context = { options, work, ...pin, upstream, notes, profileDir, track, startRss, machine, ...(shared !== undefined ? { shared } : {}) };
     const outcome = options.soak === undefined ? await runRows(ctx, startedAt) : await runSoak(ctx, startedAt);
     const markdownFile = join(outDir, `${outcome.name}.md`);
     const jsonFile = join(tmpOut, `${outcome.name}-${stamp}.json`);
