@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { FrozenSet } from '../config/freeze.js';
 import type { Principal } from './principal.js';
 import { TOKEN_DETAIL } from './errors.js';
 
@@ -55,38 +56,18 @@ function readRoles(value: unknown): string[] | undefined {
 /**
  * The scope, role and amr lists of one deployment's tokens are few: every validated token in the
  * cache shares one frozen copy of each instead of holding two Sets and an array of its own (at
- * 40,000 cached tokens those were 14 MB of a 49 MB heap). Bounded, so tokens carrying ever-new
- * lists cannot grow it; a list that is not kept just gets a copy of its own, as before.
+ * 40,000 cached tokens those were 14 MB of a 49 MB heap). Bounded, least recently used first, so
+ * tokens carrying ever-new lists cannot grow it.
  */
 const INTERNED_LISTS = 1024;
 const internedSets = new LRUCache<string, ReadonlySet<string>>({ max: INTERNED_LISTS });
 const internedArrays = new LRUCache<string, readonly string[]>({ max: INTERNED_LISTS });
 
-/**
- * A Set that cannot change once built: one shared by many principals must not let a stray cast
- * widen every other caller's scopes. Reading is the native Set's.
- */
-class SealedSet extends Set<string> {
-  constructor(values: readonly string[]) {
-    super();
-    for (const value of values) Set.prototype.add.call(this, value);
-    Object.freeze(this);
-  }
-  override add(): this {
-    throw new TypeError('a principal\'s scopes and roles are read-only');
-  }
-  override delete(): boolean {
-    throw new TypeError('a principal\'s scopes and roles are read-only');
-  }
-  override clear(): void {
-    throw new TypeError('a principal\'s scopes and roles are read-only');
-  }
-}
-
 function sharedSet(values: readonly string[]): ReadonlySet<string> {
   const key = JSON.stringify(values);
   let set = internedSets.get(key);
-  if (set === undefined) internedSets.set(key, (set = new SealedSet(values)));
+  // Sealed: one shared by many principals must not let a stray cast widen every other caller's scopes.
+  if (set === undefined) internedSets.set(key, (set = new FrozenSet(values)));
   return set;
 }
 
