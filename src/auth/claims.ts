@@ -63,20 +63,17 @@ const INTERNED_LISTS = 1024;
 const internedSets = new LRUCache<string, ReadonlySet<string>>({ max: INTERNED_LISTS });
 const internedArrays = new LRUCache<string, readonly string[]>({ max: INTERNED_LISTS });
 
-function sharedSet(values: readonly string[]): ReadonlySet<string> {
+/** The one kept copy of `values` in `cache`, made by `make` the first time. */
+function interned<T extends object>(cache: LRUCache<string, T>, values: readonly string[], make: () => T): T {
   const key = JSON.stringify(values);
-  let set = internedSets.get(key);
-  // Sealed: one shared by many principals must not let a stray cast widen every other caller's scopes.
-  if (set === undefined) internedSets.set(key, (set = new FrozenSet(values)));
-  return set;
+  let copy = cache.get(key);
+  if (copy === undefined) cache.set(key, (copy = make()));
+  return copy;
 }
 
-function sharedArray(values: readonly string[]): readonly string[] {
-  const key = JSON.stringify(values);
-  let array = internedArrays.get(key);
-  if (array === undefined) internedArrays.set(key, (array = Object.freeze([...values])));
-  return array;
-}
+// Sealed: a Set shared by many principals must not let a stray cast widen every other caller's scopes.
+const sharedSet = (values: readonly string[]): ReadonlySet<string> => interned(internedSets, values, () => new FrozenSet(values));
+const sharedArray = (values: readonly string[]): readonly string[] => interned(internedArrays, values, () => Object.freeze([...values]));
 
 /**
  * The checks jose does not make, and the Principal. Runs after the signature, `iss`, `aud`, `exp`
