@@ -25,10 +25,14 @@ if (!Number.isSafeInteger(iterations) || iterations < 1) throw new Error('iterat
 const freshUsers = Number(process.argv[3] ?? 5_000);
 if (!Number.isSafeInteger(freshUsers) || freshUsers < 0) throw new Error('fresh users must be a non-negative integer');
 
-/** This process's write-type system calls so far (Linux `syscw`): the store's page writes, counted exactly on a noisy machine. */
-function writeCalls(): number | undefined {
+/**
+ * This process's read- and write-type system calls so far (Linux `syscr`, `syscw`): the store's page
+ * reads (misses of SQLite's page cache) and writes, counted exactly on a noisy machine.
+ */
+function ioCalls(): { reads: number; writes: number } | undefined {
   try {
-    return Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+    const io = readFileSync('/proc/self/io', 'utf8');
+    return { reads: Number(/^syscr: (\d+)$/m.exec(io)?.[1]), writes: Number(/^syscw: (\d+)$/m.exec(io)?.[1]) };
   } catch {
     return undefined;
   }
@@ -80,7 +84,7 @@ try {
     // Each token validated once first, as the bench's fresh-code row does: this measures the second factor.
     for (const u of fresh) if ((await admitOnce(request(PATHS.bearer, ['Authorization', u.authorization]))).kind !== 'allowed') throw new Error('fresh: token refused');
     const sources = fresh.map((u) => request(PATHS.mfa, ['Authorization', u.authorization, 'X-MFA-Token', nextCode(u, Date.now())!.code]));
-    const io = writeCalls();
+    const io = ioCalls();
     const cpu = process.cpuUsage();
     const started = process.hrtime.bigint();
     // 50 in flight, as the bench's wrk -c50 keeps them: writes of concurrent admissions may share a commit.
@@ -91,7 +95,8 @@ try {
     await Promise.all(Array.from({ length: FRESH_IN_FLIGHT }, lane));
     const wallUs = Number(process.hrtime.bigint() - started) / sources.length / 1000;
     const used = process.cpuUsage(cpu);
-    const writes = io === undefined ? '' : `, ${((writeCalls()! - io) / sources.length).toFixed(1)} write syscalls`;
+    const after = ioCalls();
+    const writes = io === undefined || after === undefined ? '' : `, ${((after.reads - io.reads) / sources.length).toFixed(1)} read and ${((after.writes - io.writes) / sources.length).toFixed(1)} write syscalls`;
     process.stdout.write(`${'mfa + fresh X-MFA-Token'.padEnd(36)} ${wallUs.toFixed(2).padStart(6)} µs/request (CPU ${((used.user + used.system) / sources.length).toFixed(2)} µs${writes}, ${sources.length} users, ${FRESH_IN_FLIGHT} in flight)\n`);
   }
   await core.close();
