@@ -65,12 +65,16 @@ const FRESH_DURATION_SEC = 5;
 const FOREIGN_LIMIT = 0.1;
 const MAX_RETRIES = 2;
 const FRESH: TargetName = 'mfa-fresh-code';
-const BASELINES: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'http-proxy', 'nginx']);
+const BASELINES: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx']);
 /** Rows also measured with one connection (unloaded latency). */
-const C1_ROWS: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'http-proxy', 'nginx', 'public', 'bearer-es256', 'mfa-session']);
+const C1_ROWS: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx', 'public', 'bearer-es256', 'mfa-session']);
 const ROWS: Readonly<Record<TargetName, { label: string; description: string }>> = {
   direct: { label: 'direct', description: 'wrk straight to the node:http upstream (no proxy)' },
   undici: { label: 'undici Pool+stream (minimal)', description: 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else' },
+  'contract-floor': {
+    label: 'contract floor: undici + mfa header contract (Node)',
+    description: `bench/servers/contract-floor.ts: the undici row plus the least any Node proxy must do per request for the mfa + session row's header contract with every answer in memory (bearer and session token each SHA-256-hashed and looked up, session bound to the subject, request id, credentials and spoofable X-Auth-*/X-Forwarded-* dropped, identity and forwarding headers added, request id on the response, a count and a duration histogram), and none of the gateway's other checks — no implementation of the contract is cheaper`,
+  },
   'http-proxy': { label: 'http-proxy-3 (keep-alive agent)', description: 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)' },
   nginx: { label: 'nginx (1 worker, keepalive 100)', description: 'nginx, one worker, proxy_http_version 1.1, upstream keepalive 100, access log off (CPU and RSS: master + worker)' },
   public: { label: 'gateway: public route', description: `policy public on ${PATHS.public} (canonical view, route match, header hygiene, forward)` },
@@ -118,7 +122,8 @@ async function check(target: Target, subject: string, fresh: readonly User[]): P
   await reply.body.text();
   if (user !== undefined && code !== undefined) user.lastStep = code.step;
   // The upstream echoes the X-Auth-Subject it received ('-' for none); forward-auth answers it itself.
-  const expected = user?.subject ?? ((target.group === 'baseline' && target.name !== 'plugin-floor') || target.name === 'public' ? '-' : subject);
+  const identified = target.group === 'gateway' || target.name === 'plugin-floor' || target.name === 'contract-floor';
+  const expected = user?.subject ?? (identified && target.name !== 'public' ? subject : '-');
   const header = target.name === 'forward-auth' ? 'x-auth-subject' : 'x-bench-subject';
   if (reply.statusCode !== 200 || reply.headers[header] !== expected) {
     throw new BenchError(`${target.name}: the check request answered ${reply.statusCode} with ${header} ${JSON.stringify(reply.headers[header])}, expected 200 with ${JSON.stringify(expected)}`);
@@ -158,7 +163,8 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
   let gateway: ManagedProcess | undefined;
   let gatewayAdminPort: number | undefined;
   let fresh: User[] = [];
-  if ([...selected].some((name) => !BASELINES.has(name))) {
+  // The contract floor needs the gateway's real bearer token and session to send what the gateway rows send.
+  if ([...selected].some((name) => !BASELINES.has(name) || name === 'contract-floor')) {
     const limits = { maxQueued: Math.max(1000, 2 * options.rssConnections), tokenCacheEntries: Math.max(10_000, options.freshFactors + 1000) };
     const started = await startGateway(ctx, limits, selected.has('mfa-fresh-code') ? options.freshFactors : 0);
     gateway = started.process;
@@ -188,8 +194,8 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     if (selected.has(name)) targets.push({ name, ...ROWS[name], group, url: url(server.port, path), headers: rowHeaders, proxy: name === 'direct' ? undefined : server });
   };
   add('direct', upstream, PATHS.public);
-  for (const [name, script] of [['undici', 'undici-proxy'], ['http-proxy', 'http-proxy']] as const) {
-    if (selected.has(name)) add(name, ctx.track(await startNodeServer(ctx.work, ctx.serverCpus, script, upstream.port)), PATHS.public);
+  for (const [name, script] of [['undici', 'undici-proxy'], ['contract-floor', 'contract-floor'], ['http-proxy', 'http-proxy']] as const) {
+    if (selected.has(name)) add(name, ctx.track(await startNodeServer(ctx.work, ctx.serverCpus, script, upstream.port)), name === 'contract-floor' ? PATHS.mfa : PATHS.public);
   }
   if (selected.has('nginx') && !hasCommand(NGINX)) {
     notes.push(`nginx row skipped: ${NGINX} not found (apt-get install -y nginx-light)`);

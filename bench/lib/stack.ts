@@ -15,7 +15,7 @@ export const NGINX = '/usr/sbin/nginx';
 const TEMP_DIRS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
 
 /** A script from bench/servers/: upstream, undici-proxy and http-proxy take the upstream URL as argument, allow the subject it answers. */
-export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'http-proxy' | 'allow', upstreamPort?: number, subject?: string): Promise<ManagedProcess> {
+export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'contract-floor' | 'http-proxy' | 'allow', upstreamPort?: number, subject?: string): Promise<ManagedProcess> {
   const port = await freePort();
   const args = [join(SERVERS, `${script}.js`), String(port), ...(upstreamPort === undefined ? [] : [`http://127.0.0.1:${upstreamPort}`]), ...(subject === undefined ? [] : [subject])];
   return startProcess(script, process.execPath, args, port, { cpus, logFile: join(work, `${script}.log`) });

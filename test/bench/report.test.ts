@@ -7,7 +7,8 @@ import { aggregate, verdicts, type Mode, type Sample, type TargetInfo } from '..
  * that runs one round slower than the next does not move a verdict.
  */
 
-const TARGETS: TargetInfo[] = ['direct', 'undici', 'public', 'bearer-es256', 'mfa-session'].map((name) => ({ name, label: name, description: name, group: name === 'direct' || name === 'undici' ? 'baseline' : 'gateway' }));
+const BASELINES = new Set(['direct', 'undici', 'contract-floor']);
+const TARGETS: TargetInfo[] = ['direct', 'undici', 'contract-floor', 'public', 'bearer-es256', 'mfa-session'].map((name) => ({ name, label: name, description: name, group: BASELINES.has(name) ? 'baseline' : 'gateway' }));
 
 /** A sample whose request costs `micros` µs on the saturated core, and whose p50 is `p50Micros`. */
 function sample(target: string, round: number, micros: number, mode: Mode = 'c50', p50Micros = micros): Sample {
@@ -65,5 +66,18 @@ describe('bench report', () => {
     // Round 1's direct run is missing: only round 0 pairs.
     const partial = aggregate(c1.filter((s) => !(s.target === 'direct' && s.round === 1)), TARGETS, 'c1').find((r) => r.target === 'mfa-session')!;
     assert.deepEqual(partial.addedVsUndiciRounds.map((r) => Number(r.toFixed(6))), [1.2]);
+  });
+
+  test('the mfa + session verdict names its contract floor, and says when the floor alone is past the target', () => {
+    const [, above] = verdicts(aggregate(drifting({ 'contract-floor': 1.25, 'mfa-session': 1.4 }), TARGETS, 'c50'), [], [], undefined);
+    assert.equal(above!.status, 'missed');
+    assert.match(above!.measured, /median 1\.40× \(floor, undici \+ the header contract: 1\.25×; the floor itself is above 1\.15× here, so no Node proxy keeping the header contract reaches the target on this machine\)$/);
+    const [, below] = verdicts(aggregate(drifting({ 'contract-floor': 1.05, 'mfa-session': 1.2 }), TARGETS, 'c50'), [], [], undefined);
+    assert.equal(below!.status, 'missed');
+    assert.match(below!.measured, /median 1\.20× \(floor, undici \+ the header contract: 1\.05×\)$/);
+    // Without the floor row the verdict is the measurement alone.
+    const [, alone] = verdicts(aggregate(drifting({ 'mfa-session': 1.1 }), TARGETS, 'c50'), [], [], undefined);
+    assert.equal(alone!.status, 'met');
+    assert.match(alone!.measured, /median 1\.10×$/);
   });
 });
