@@ -1,7 +1,7 @@
 import { hash, randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { endToEnd, isHopByHop, relayFailure, serve, upstreamPool } from './minimal-proxy.js';
 
 /**
  * Floor of the mfa + session row: the minimal undici proxy (undici-proxy.ts) plus the least any
@@ -19,7 +19,6 @@ import { Pool } from 'undici';
  * rows measure the cache-warm path.
  */
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 const CREDENTIALS = new Set(['authorization', 'x-mfa-token', 'x-session-token', 'x-request-id']);
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -55,19 +54,7 @@ function sessionOf(token: string, subject: string): { readonly subject: string; 
   return found.subject === subject ? found : undefined;
 }
 
-function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name)) continue;
-    const value = headers[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-const [port, target] = process.argv.slice(2);
-if (target === undefined) throw new Error('usage: contract-floor.js PORT UPSTREAM_URL');
-const pool = new Pool(target, { connections: 100, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 300_000 });
+const { port, pool } = upstreamPool('contract-floor.js');
 
 const server = createServer((req, res) => {
   const started = performance.now();
@@ -84,7 +71,7 @@ const server = createServer((req, res) => {
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || CREDENTIALS.has(lower) || lower.startsWith('x-auth-') || lower.startsWith('x-forwarded-')) continue;
+    if (isHopByHop(lower) || CREDENTIALS.has(lower) || lower.startsWith('x-auth-') || lower.startsWith('x-forwarded-')) continue;
     upstream.push(raw[i]!, raw[i + 1]!);
   }
   upstream.push('x-auth-subject', principal.subject, 'x-auth-scopes', principal.scopes, 'x-auth-mfa', 'totp', 'x-auth-mfa-time', session.mfaTime);
@@ -105,19 +92,9 @@ const server = createServer((req, res) => {
       histogram.counts[bucket]!++;
       histogram.sum += seconds;
       histogram.requests++;
-      if (error === null) return;
-      if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'text/plain', 'content-length': '12' });
-        res.end('bad gateway\n');
-      } else {
-        res.destroy();
-      }
+      relayFailure(res, error);
     },
   );
 });
 
-server.listen(Number(port), '127.0.0.1');
-process.on('SIGTERM', () => {
-  server.closeAllConnections();
-  server.close(() => void pool.close().then(() => process.exit(0)));
-});
+serve(server, port, pool);
