@@ -11,8 +11,8 @@ import { endToEnd, isHopByHop, relayFailure, serve, upstreamPool } from './minim
  * id; the credentials and every spoofable X-Auth-* / X-Forwarded-* header dropped, the identity,
  * request-id and forwarding headers added for the backend; the request id on the response; a
  * request count and a duration histogram. Nothing the gateway also does for safety is here (the
- * canonical view's smuggling checks, route matching, scopes, lockout, rate limits), so no
- * implementation of the contract can be cheaper than this on the same machine.
+ * canonical view's smuggling checks, route matching, scopes, lockout, rate limits), so a proxy that
+ * keeps the contract on this stack (node:http and undici) does at least this much on the same machine.
  *
  * A credential seen for the first time is taken as validated (its subject and scopes read from the
  * JWT payload, the session bound to that subject): the gateway validates each once too, and the

@@ -71,7 +71,7 @@ describe('bench report', () => {
   test('the mfa + session verdict names its contract floor, and says when the floor alone is past the target', () => {
     const [, above] = verdicts(aggregate(drifting({ 'contract-floor': 1.25, 'mfa-session': 1.4 }), TARGETS, 'c50'), [], [], undefined);
     assert.equal(above!.status, 'missed');
-    assert.match(above!.measured, /median 1\.40× \(floor, undici \+ the header contract: 1\.25×; the floor itself is above 1\.15× here, so no Node proxy keeping the header contract reaches the target on this machine\)$/);
+    assert.match(above!.measured, /median 1\.40× \(floor, undici \+ the header contract: 1\.25×; the floor itself is above 1\.15× here, so no node:http \+ undici proxy keeping the header contract reaches the target on this machine\)$/);
     const [, below] = verdicts(aggregate(drifting({ 'contract-floor': 1.05, 'mfa-session': 1.2 }), TARGETS, 'c50'), [], [], undefined);
     assert.equal(below!.status, 'missed');
     assert.match(below!.measured, /median 1\.20× \(floor, undici \+ the header contract: 1\.05×\)$/);
