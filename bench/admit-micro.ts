@@ -96,8 +96,8 @@ try {
     const wallUs = Number(process.hrtime.bigint() - started) / sources.length / 1000;
     const used = process.cpuUsage(cpu);
     const after = ioCalls();
-    const writes = io === undefined || after === undefined ? '' : `, ${((after.reads - io.reads) / sources.length).toFixed(1)} read and ${((after.writes - io.writes) / sources.length).toFixed(1)} write syscalls`;
-    process.stdout.write(`${'mfa + fresh X-MFA-Token'.padEnd(36)} ${wallUs.toFixed(2).padStart(6)} µs/request (CPU ${((used.user + used.system) / sources.length).toFixed(2)} µs${writes}, ${sources.length} users, ${FRESH_IN_FLIGHT} in flight)\n`);
+    const syscalls = io === undefined || after === undefined ? '' : `, ${((after.reads - io.reads) / sources.length).toFixed(1)} read and ${((after.writes - io.writes) / sources.length).toFixed(1)} write syscalls`;
+    process.stdout.write(`${'mfa + fresh X-MFA-Token'.padEnd(36)} ${wallUs.toFixed(2).padStart(6)} µs/request (CPU ${((used.user + used.system) / sources.length).toFixed(2)} µs${syscalls}, ${sources.length} users, ${FRESH_IN_FLIGHT} in flight)\n`);
   }
   await core.close();
 } finally {

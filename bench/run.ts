@@ -73,7 +73,7 @@ const ROWS: Readonly<Record<TargetName, { label: string; description: string }>>
   undici: { label: 'undici Pool+stream (minimal)', description: 'bench/servers/undici-proxy.ts: undici Pool (100 connections) + stream(), hop-by-hop headers stripped, nothing else' },
   'contract-floor': {
     label: 'contract floor: undici + mfa header contract (Node)',
-    description: `bench/servers/contract-floor.ts: the undici row plus the least any Node proxy must do per request for the mfa + session row's header contract with every answer in memory (bearer and session token each SHA-256-hashed and looked up, session bound to the subject, request id, credentials and spoofable X-Auth-*/X-Forwarded-* dropped, identity and forwarding headers added, request id on the response, a count and a duration histogram), and none of the gateway's other checks — the least a proxy keeping the contract on node:http and undici does`,
+    description: `bench/servers/contract-floor.ts: the undici row plus the least a node:http + undici proxy must do per request for the mfa + session row's header contract with every answer in memory (bearer and session token each SHA-256-hashed and looked up, session bound to the subject, request id, credentials and spoofable X-Auth-*/X-Forwarded-* dropped, identity and forwarding headers added, request id on the response, a count and a duration histogram), and none of the gateway's other checks`,
   },
   'http-proxy': { label: 'http-proxy-3 (keep-alive agent)', description: 'bench/servers/http-proxy.ts: http-proxy-3 web() with a keep-alive http.Agent (100 sockets)' },
   nginx: { label: 'nginx (1 worker, keepalive 100)', description: 'nginx, one worker, proxy_http_version 1.1, upstream keepalive 100, access log off (CPU and RSS: master + worker)' },
@@ -100,9 +100,7 @@ const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(do
 const pinning = (ctx: Context): string => (ctx.serverCpus === undefined ? 'none' : `servers on CPU ${ctx.serverCpus}, wrk on CPU ${ctx.loadCpus}`);
 
 async function startGateway(ctx: Context, limits: { maxQueued: number; tokenCacheEntries: number }, provision: number): ReturnType<typeof launchGateway> {
-  // Node options for the gateway alone: a V8 setting compared against unchanged baselines.
-  const extra = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const nodeFlags = ctx.profileDir === undefined ? extra : [...extra, '--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`];
+  const nodeFlags = ctx.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`];
   const started = await launchGateway(ctx.work, ctx.serverCpus, ctx.upstream.port, limits, provision, nodeFlags, ctx.shared?.yaml);
   ctx.track(started.process);
   log(`mfa-gateway on :${started.process.port} (policy ${started.workspace.configPath})`);

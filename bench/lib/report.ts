@@ -176,8 +176,8 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
       ? undefined
       : [`${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs (medians); ${rounds(row.cpuVsUndiciRounds, row.cpuVsUndici)}`, row.cpuVsUndici <= limit];
   /**
-   * A measured target beside its floor row (`what` it is), the least any implementation can reach
-   * on this machine: a floor already past `limit` shows the target cannot be met here.
+   * A measured target beside its floor row (`what` it is): the least the floor's stack can do on this
+   * machine, so a floor already past `limit` shows the target cannot be met on that stack here.
    */
   const beside = (measured: [string, boolean] | undefined, floor: number | undefined, limit: number, what: string, unreachable: string): [string, boolean] | undefined => {
     if (measured === undefined || floor === undefined) return measured;

@@ -102,7 +102,8 @@ export async function startPluginNginx(work: string, cpus: string | undefined, g
 
 /**
  * The gateway as users run it: `node dist/src/cli/main.js serve --config F`, logs (info) to a file;
- * BENCH_GATEWAY_ENTRY=module starts it through startGateway() (bench/servers/gateway.ts) instead.
+ * BENCH_GATEWAY_ENTRY=module starts it through startGateway() (bench/servers/gateway.ts) instead;
+ * BENCH_GATEWAY_NODE_FLAGS (space-separated) go to node for the gateway alone, before `nodeFlags`.
  * Policy, signing keys and key file are written first, then `provision` users are enrolled offline
  * (bench/lib/gateway-setup.ts) before it starts. `nodeFlags` go to node itself (--cpu-prof …).
  */
@@ -128,6 +129,7 @@ export async function startGateway(
   // The admin API is not used here: an admin token from the caller's environment stays out of the child.
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'info' };
   delete env.MFA_GATEWAY_ADMIN_TOKEN;
-  const gateway = await startProcess('mfa-gateway', process.execPath, [...nodeFlags, ...entry], port, { cpus, cwd: dir, env, logFile: join(work, 'gateway.log') });
+  const benchFlags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const gateway = await startProcess('mfa-gateway', process.execPath, [...benchFlags, ...nodeFlags, ...entry], port, { cpus, cwd: dir, env, logFile: join(work, 'gateway.log') });
   return { process: gateway, workspace, provisioned };
 }

@@ -4,9 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { endToEnd, isHopByHop, relayFailure, serve, upstreamPool } from './minimal-proxy.js';
 
 /**
- * Floor of the mfa + session row: the minimal undici proxy (undici-proxy.ts) plus the least any
- * Node proxy must do per request to keep DESIGN.md's header contract on an mfa route whose answers
- * are all in memory. Per request: the bearer token and the session token each hashed (SHA-256, as
+ * Floor of the mfa + session row: the minimal undici proxy (undici-proxy.ts) plus the least a
+ * node:http + undici proxy must do per request to keep DESIGN.md's header contract on an mfa route
+ * whose answers are all in memory. Per request: the bearer token and the session token each hashed (SHA-256, as
  * no cache may hold a credential) and looked up, the session bound to the token's subject; a request
  * id; the credentials and every spoofable X-Auth-* / X-Forwarded-* header dropped, the identity,
  * request-id and forwarding headers added for the backend; the request id on the response; a
@@ -19,7 +19,8 @@ import { endToEnd, isHopByHop, relayFailure, serve, upstreamPool } from './minim
  * rows measure the cache-warm path.
  */
 
-const CREDENTIALS = new Set(['authorization', 'x-mfa-token', 'x-session-token', 'x-request-id']);
+/** Never forwarded as the client sent them: its credentials, and the request id the proxy sets itself. */
+const NOT_FORWARDED = new Set(['authorization', 'x-mfa-token', 'x-session-token', 'x-request-id']);
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30];
 
 interface Principal {
@@ -28,7 +29,12 @@ interface Principal {
 }
 
 const principals = new Map<string, Principal>();
-const sessions = new Map<string, { readonly subject: string; readonly mfaTime: string }>();
+interface Session {
+  readonly subject: string;
+  readonly mfaTime: string;
+}
+
+const sessions = new Map<string, Session>();
 const histogram = { counts: new Array<number>(BUCKETS.length + 1).fill(0), sum: 0, requests: 0 };
 
 function principalOf(authorization: string): Principal | undefined {
@@ -47,7 +53,7 @@ function principalOf(authorization: string): Principal | undefined {
   return found;
 }
 
-function sessionOf(token: string, subject: string): { readonly subject: string; readonly mfaTime: string } | undefined {
+function sessionOf(token: string, subject: string): Session | undefined {
   const key = hash('sha256', token, 'hex');
   let found = sessions.get(key);
   if (found === undefined) sessions.set(key, (found = { subject, mfaTime: String(Math.floor(Date.now() / 1000)) }));
@@ -71,7 +77,7 @@ const server = createServer((req, res) => {
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (isHopByHop(lower) || CREDENTIALS.has(lower) || lower.startsWith('x-auth-') || lower.startsWith('x-forwarded-')) continue;
+    if (isHopByHop(lower) || NOT_FORWARDED.has(lower) || lower.startsWith('x-auth-') || lower.startsWith('x-forwarded-')) continue;
     upstream.push(raw[i]!, raw[i + 1]!);
   }
   upstream.push('x-auth-subject', principal.subject, 'x-auth-scopes', principal.scopes, 'x-auth-mfa', 'totp', 'x-auth-mfa-time', session.mfaTime);
