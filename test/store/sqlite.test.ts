@@ -106,6 +106,22 @@ describe('sqlite store: file, schema, lifecycle', () => {
     }
   });
 
+  test("the page cache is SQLite's own 2 MiB, not the 16 MiB better-sqlite3 builds in", async () => {
+    // Why the store sets it: a connection left at the build's default keeps up to 16 MiB of pages.
+    const plain = new Database(':memory:');
+    try {
+      assert.equal(plain.pragma('cache_size', { simple: true }), -16000);
+    } finally {
+      plain.close();
+    }
+    const store = openSqliteStore({ path: dbPath(), clock: fakeClock(T0) });
+    try {
+      assert.equal(store.pageCacheKiB, 2048);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a database from a newer schema is refused', async () => {
     const path = dbPath();
     await openSqliteStore({ path }).close();
