@@ -1,7 +1,7 @@
 import { hash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { endToEnd, isHopByHop, relayFailure, serve, upstreamPool } from './minimal-proxy.js';
+import { endToEnd, isHopByHop, relayFailure, requestBody, serve, upstreamPool } from './minimal-proxy.js';
 
 /**
  * Floor of the mfa + session row: the minimal undici proxy (undici-proxy.ts) plus the least a
@@ -82,9 +82,8 @@ const server = createServer((req, res) => {
   }
   upstream.push('x-auth-subject', principal.subject, 'x-auth-scopes', principal.scopes, 'x-auth-mfa', 'totp', 'x-auth-mfa-time', session.mfaTime);
   upstream.push('x-request-id', requestId, 'x-forwarded-for', req.socket.remoteAddress ?? '', 'x-forwarded-proto', 'http', 'x-forwarded-host', req.headers.host ?? '');
-  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   pool.stream(
-    { path: req.url ?? '/', method: req.method as 'GET', headers: upstream, body: hasBody ? req : null },
+    { path: req.url ?? '/', method: req.method as 'GET', headers: upstream, body: requestBody(req) },
     ({ statusCode, headers }) => {
       const out = endToEnd(headers);
       out['x-request-id'] = requestId;

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
 
 /**
@@ -23,6 +23,11 @@ export function endToEnd(headers: IncomingHttpHeaders | Record<string, string | 
     if (value !== undefined) out[name] = value;
   }
   return out;
+}
+
+/** The client's request as the pool's body: the request stream when it announces one, else none. */
+export function requestBody(req: IncomingMessage): IncomingMessage | null {
+  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined ? req : null;
 }
 
 /** `PORT UPSTREAM_URL` from the command line, and the pool both proxies forward through. */

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { endToEnd, relayFailure, serve, upstreamPool } from './minimal-proxy.js';
+import { endToEnd, relayFailure, requestBody, serve, upstreamPool } from './minimal-proxy.js';
 
 /**
  * Baseline: the least a Node reverse proxy can do with undici. One `Pool` to the upstream and
@@ -10,13 +10,12 @@ import { endToEnd, relayFailure, serve, upstreamPool } from './minimal-proxy.js'
 const { port, pool } = upstreamPool('undici-proxy.js');
 
 const server = createServer((req, res) => {
-  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   pool.stream(
     {
       path: req.url ?? '/',
       method: req.method as 'GET',
       headers: endToEnd(req.headers) as Record<string, string>,
-      body: hasBody ? req : null,
+      body: requestBody(req),
     },
     ({ statusCode, headers }) => {
       res.writeHead(statusCode, endToEnd(headers));
