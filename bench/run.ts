@@ -409,7 +409,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*$/, 'Z');
   const notes: string[] = [];
-  const machine = machineFacts(REPO_ROOT);
+  const machine = await machineFacts(REPO_ROOT);
   const outDir = resolve(options.out ?? join(REPO_ROOT, 'bench', 'results'));
   // Raw JSON and profiles: bench/results/tmp/ is git-ignored; only the Markdown summary is committed.
   const tmpOut = join(outDir, 'tmp');

@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { Agent, request as httpRequest, createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -165,8 +166,54 @@ function output(command: string, args: readonly string[], cwd?: string): string 
   return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim();
 }
 
+/**
+ * What the kernel costs on this machine, measured in this process before anything else runs: one
+ * system call (`fstat`, median of 5 batches of 20,000), and one HTTP request and response over
+ * loopback with node:http at both ends on one keep-alive connection (mean of 2,000 after 200). A
+ * minimal proxy's cost per request is mostly the kernel's, so the targets' ratios move with these:
+ * compare runs by them before comparing their ratios.
+ */
+export async function kernelCost(repoRoot: string): Promise<{ readonly syscallNs: number; readonly loopbackRoundTripUs: number }> {
+  const fd = openSync(join(repoRoot, 'package.json'), 'r');
+  const batches: number[] = [];
+  try {
+    for (let batch = 0; batch < 6; batch++) {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < 20_000; i++) fstatSync(fd);
+      // The first batch warms up and is not counted.
+      if (batch > 0) batches.push(Number(process.hrtime.bigint() - started) / 20_000);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  batches.sort((a, b) => a - b);
+  const server = createHttpServer((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const once = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port, agent }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      })
+        .on('error', reject)
+        .end();
+    });
+  try {
+    for (let i = 0; i < 200; i++) await once();
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < 2_000; i++) await once();
+    const loopbackRoundTripUs = Number(process.hrtime.bigint() - started) / 2_000 / 1000;
+    return { syscallNs: Math.round(batches[2]!), loopbackRoundTripUs: Math.round(loopbackRoundTripUs * 10) / 10 };
+  } finally {
+    agent.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
 /** Facts about the machine and the software under test, stored with every result. */
-export function machineFacts(repoRoot: string) {
+export async function machineFacts(repoRoot: string) {
   const version = (name: string): string => {
     try {
       return (JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
@@ -189,7 +236,8 @@ export function machineFacts(repoRoot: string) {
     gitCommit: output('git', ['rev-parse', '--short', 'HEAD'], repoRoot) || 'unknown',
     gitDirty: output('git', ['status', '--porcelain', '--', 'src'], repoRoot) !== '',
     loadAverageAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+    kernelCost: await kernelCost(repoRoot),
   };
 }
 
-export type MachineFacts = ReturnType<typeof machineFacts>;
+export type MachineFacts = Awaited<ReturnType<typeof machineFacts>>;

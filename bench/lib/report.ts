@@ -262,6 +262,7 @@ function machineLines(m: MachineFacts): string[] {
     `- CPU: ${m.cpuModel}, ${m.cores} cores (${m.virtualization}), ${m.memoryGiB} GiB; ${m.os}, Linux ${m.kernel}`,
     `- Node ${m.node}, wrk ${m.wrk}, nginx ${m.nginx}; ${m.packages}`,
     `- mfa-gateway commit ${m.gitCommit}${m.gitDirty ? ' (src/ had uncommitted changes)' : ''}; load average at start ${m.loadAverageAtStart.join(' / ')}`,
+    `- kernel cost here: one system call ${fmt(m.kernelCost.syscallNs)} ns (fstat), one loopback HTTP round trip ${fmt(m.kernelCost.loopbackRoundTripUs, 1)} µs (node:http both ends, keep-alive): the ratios below move with these`,
   ];
 }
 

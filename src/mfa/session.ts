@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { sha256Hex } from '../crypto/digest.js';
+import { randomToken } from '../crypto/random.js';
 import { LRUCache } from 'lru-cache';
 import type { MfaMethod } from '../decision/types.js';
 import type { Invalidation, StoredSession, TtlStore } from '../store/types.js';
@@ -110,7 +110,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
     });
 
   async function store(record: SessionRecord, now: number, maxPerSubject: number): Promise<IssuedSessionToken> {
-    const token = randomBytes(32).toString('base64url');
+    const token = randomToken(32);
     const hash = sha256Hex(token);
     const evicted = await ttl.issueSession(hash, record, maxPerSubject, now);
     for (const old of evicted) announce({ kind: 'session', hash: old });

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { sha256Hex } from '../crypto/digest.js';
+import { randomToken } from '../crypto/random.js';
 import type { TtlStore } from '../store/types.js';
 import { TOKEN_SHAPE } from './cookies.js';
 
@@ -55,7 +55,7 @@ export interface SetupStore {
 }
 
 export function newToken(): string {
-  return randomBytes(32).toString('base64url');
+  return randomToken(32);
 }
 
 function parse(text: string | undefined): Record<string, unknown> | undefined {
