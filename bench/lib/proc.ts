@@ -173,7 +173,7 @@ function output(command: string, args: readonly string[], cwd?: string): string 
  * minimal proxy's cost per request is mostly the kernel's, so the targets' ratios move with these:
  * compare runs by them before comparing their ratios.
  */
-export async function kernelCost(repoRoot: string): Promise<{ readonly syscallNs: number; readonly loopbackRoundTripUs: number }> {
+async function kernelCost(repoRoot: string): Promise<{ readonly syscallNs: number; readonly loopbackRoundTripUs: number }> {
   const fd = openSync(join(repoRoot, 'package.json'), 'r');
   const batches: number[] = [];
   try {
