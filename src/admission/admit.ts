@@ -68,7 +68,7 @@ export class Pass {
     const { metrics } = this.core;
     const { routeLabel: route, policyLabel: policy } = this;
     metrics.requests.cell(`${route}\0${policy}\0${status}`, { route, policy, status: String(status) }).inc();
-    metrics.requestDuration.observe({ route: this.routeLabel }, (performance.now() - this.started) / 1000);
+    metrics.requestDuration.cell(route, { route }).observe((performance.now() - this.started) / 1000);
     this.core.release(this.runtime);
   }
 }

@@ -1,5 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { cellCounter } from './cells.js';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { cellCounter, cellHistogram } from './cells.js';
 
 /**
  * How each metric adds up over the workers of `serve --workers N` (src/cluster/aggregate.ts), where
@@ -63,7 +63,7 @@ export function createMetrics() {
       labelNames: ['route', 'policy', 'status'] as const,
       registers: [registry],
     }),
-    requestDuration: new Histogram({
+    requestDuration: cellHistogram({
       name: 'mfa_gateway_request_duration_seconds',
       help: 'Time from request start to response end, by route.',
       labelNames: ['route'] as const,
