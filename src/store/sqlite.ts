@@ -38,6 +38,17 @@ export interface SqliteStoreOptions {
  */
 export const PAGE_CACHE_KIB = 2048;
 
+/**
+ * WAL frames a commit may leave before this connection checkpoints them into the database file
+ * (SQLite's default: 1000). A checkpoint runs inside the commit that crosses the mark, on the event
+ * loop, and with `synchronous = NORMAL` it syncs the WAL and the database file each time: at 1000
+ * a fresh-code admission (about 2.5 frames) waited 12–14 µs on those syncs beyond its CPU time.
+ * At 4000 it waits 7–9 µs, the CPU is the same, and the WAL file stays near 16 MiB at most; at
+ * 10,000 each checkpoint stalls the loop long enough to raise the benchmark's fresh-code p99 by
+ * 8–10 ms (`taskset -c 0 node dist/bench/admit-micro.js 1000 40000`; bench/results/issue-11-progress.md).
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 4000;
+
 export interface SqliteStore {
   readonly durable: DurableStore;
   readonly ttl: TtlStore;
@@ -47,6 +58,8 @@ export interface SqliteStore {
   readonly migrations: MigrationResult;
   /** The connection's page cache as SQLite reports it, in KiB. */
   readonly pageCacheKiB: number;
+  /** The WAL frames after which this connection checkpoints, as SQLite reports it. */
+  readonly walAutocheckpointPages: number;
   /** Deletes expired TTL rows, expired pending factors and contacts now; returns how many of each. */
   cleanup(): { readonly ttl: number; readonly factors: number; readonly contacts: number };
   close(): Promise<void>;
@@ -101,6 +114,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
+    db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     migrations = migrateSqlite(db);
   } catch (err) {
     db.close();
@@ -387,6 +401,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     events: createSqliteEventStore(db, live, batcher),
     migrations,
     pageCacheKiB: -Number(db.pragma('cache_size', { simple: true })),
+    walAutocheckpointPages: Number(db.pragma('wal_autocheckpoint', { simple: true })),
     cleanup,
     async close() {
       shutdown();

@@ -122,6 +122,33 @@ describe('sqlite store: file, schema, lifecycle', () => {
     }
   });
 
+  test('the connection checkpoints the WAL past 4000 frames, not at SQLite\'s 1000', async () => {
+    const path = dbPath();
+    const store = openSqliteStore({ path, clock: fakeClock(T0) });
+    try {
+      assert.equal(store.walAutocheckpointPages, 4000);
+      // Read off the files, so that no second connection checkpoints: the WAL file is never
+      // shortened (a checkpoint only lets writes start over at its head), and the database file
+      // grows only when a checkpoint copies pages into it.
+      const walFrames = (): number => Math.max(0, (statSync(`${path}-wal`).size - 32) / (24 + 4096));
+      const databaseBytes = statSync(path).size;
+      const value = 'v'.repeat(4096);
+      let subjects = 0;
+      // 100 puts in one turn share one commit: a few hundred frames each time.
+      const writeSome = (): Promise<unknown> => Promise.all(Array.from({ length: 100 }, () => store.ttl.putChallenge(`user-${subjects++}`, 'registration', value, T0, 60_000)));
+      while (walFrames() < 2000) await writeSome();
+      assert.equal(statSync(path).size, databaseBytes, 'checkpointed before 2000 frames');
+      while (statSync(path).size === databaseBytes) {
+        assert.ok(walFrames() < 5000, `no checkpoint by ${walFrames()} frames`);
+        await writeSome();
+      }
+      assert.ok(walFrames() >= 4000, `checkpointed at ${walFrames()} frames`);
+      assert.equal(await store.ttl.peekChallenge('user-0', 'registration', T0), value);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a database from a newer schema is refused', async () => {
     const path = dbPath();
     await openSqliteStore({ path }).close();
