@@ -42,10 +42,10 @@ export const PAGE_CACHE_KIB = 2048;
  * WAL frames a commit may leave before this connection checkpoints them into the database file
  * (SQLite's default: 1000). A checkpoint runs inside the commit that crosses the mark, on the event
  * loop, and with `synchronous = NORMAL` it syncs the WAL and the database file each time: at 1000
- * a fresh-code admission (about 2.5 frames) waited 12–14 µs on those syncs beyond its CPU time.
- * At 4000 it waits 7–9 µs, the CPU is the same, and the WAL file stays near 16 MiB at most; at
- * 10,000 each checkpoint stalls the loop long enough to raise the benchmark's fresh-code p99 by
- * 8–10 ms (`taskset -c 0 node dist/bench/admit-micro.js 1000 40000`; bench/results/issue-11-progress.md).
+ * a fresh-code admission (about 2.5 frames) waited 12–17 µs on those syncs beyond its CPU time, at
+ * 4000 7–9 µs (`taskset -c 0 node dist/bench/admit-micro.js 1000 40000`). In the benchmark's
+ * fresh-code row that is about 15 % more codes a second, for a few ms more p99 (each checkpoint is
+ * longer); at 10,000 p99 passed 50 ms. The WAL file stays near 16 MiB (bench/results/issue-11-progress.md).
  */
 export const WAL_AUTOCHECKPOINT_PAGES = 4000;
 
