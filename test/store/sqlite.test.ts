@@ -1,6 +1,6 @@
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -129,8 +129,18 @@ describe('sqlite store: file, schema, lifecycle', () => {
       assert.equal(store.walAutocheckpointPages, 4000);
       // Read off the files, so that no second connection checkpoints: the WAL file is never
       // shortened (a checkpoint only lets writes start over at its head), and the database file
-      // grows only when a checkpoint copies pages into it.
-      const walFrames = (): number => Math.max(0, (statSync(`${path}-wal`).size - 32) / (24 + 4096));
+      // grows only when a checkpoint copies pages into it. A WAL is a 32-byte header naming the
+      // page size (big-endian, at byte 8), then frames of a 24-byte header and one page.
+      const walFrames = (): number => {
+        const header = Buffer.alloc(32);
+        const fd = openSync(`${path}-wal`, 'r');
+        try {
+          if (readSync(fd, header, 0, 32, 0) < 32) return 0;
+        } finally {
+          closeSync(fd);
+        }
+        return (statSync(`${path}-wal`).size - 32) / (24 + header.readUInt32BE(8));
+      };
       const databaseBytes = statSync(path).size;
       const value = 'v'.repeat(4096);
       let subjects = 0;
