@@ -1,10 +1,12 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { stdoutLines } from './stdout.js';
 
 export type { Logger };
 
 /**
  * JSON logs. Values that could carry a credential are redacted by path as a second line of
- * defence; the first is that no code puts them in a log object at all.
+ * defence; the first is that no code puts them in a log object at all. Without a destination the
+ * lines go to the process's shared stdout, written once per event-loop turn (./stdout.ts).
  */
 export function createLogger(options: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
@@ -18,6 +20,6 @@ export function createLogger(options: { level?: string; name?: string; destinati
         censor: '[redacted]',
       },
     },
-    options.destination,
+    options.destination ?? stdoutLines(),
   );
 }
