@@ -6,11 +6,6 @@ import { pino, type DestinationStream } from 'pino';
  */
 export const ATOMIC_WRITE_BYTES = 4096;
 
-/** Where a line is finally written: one synchronous call per chunk. */
-export interface ChunkSink {
-  write(chunk: string): void;
-}
-
 /**
  * Log lines of one event-loop turn, written together when the turn ends: whole lines, in chunks
  * of at most ATOMIC_WRITE_BYTES (a longer line goes alone), each chunk one synchronous write.
@@ -25,7 +20,8 @@ export class TurnBatchedLines implements DestinationStream {
   private scheduled = false;
 
   constructor(
-    private readonly sink: ChunkSink,
+    /** Where each chunk goes, in one synchronous call. */
+    private readonly sink: DestinationStream,
     private readonly schedule: (task: () => void) => void = setImmediate,
   ) {}
 

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ATOMIC_WRITE_BYTES, TurnBatchedLines } from '../../src/log/stdout.js';
 
@@ -56,16 +56,36 @@ test('chunks hold whole lines and at most ATOMIC_WRITE_BYTES, counted in bytes; 
   assert.equal(chunks.join(''), [...Array.from({ length: 10 }, (_, i) => line(i)), long, line(10)].join(''));
 });
 
-/** Runs `body` as an ES module in a child process; its stdout, stderr and exit code. */
-function runChild(dir: string, name: string, body: string, options: { closeStdout?: boolean } = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+function scratchDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mfa-log-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes `body` as an ES module that has `createLogger` in scope; its path. */
+function loggerModule(dir: string, name: string, body: string): string {
   const script = join(dir, `${name}.mjs`);
   writeFileSync(script, `const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});\n${body}`);
+  return script;
+}
+
+/**
+ * Runs a command with its stdout on a pipe to this process: collected, closed at once
+ * (`closeStdout`), or read a chunk per millisecond (`slowReader`). Its stdout, stderr and exit code.
+ */
+function run(command: string, args: readonly string[], options: { closeStdout?: boolean; slowReader?: boolean } = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
     let stdout = '';
     let stderr = '';
     if (options.closeStdout === true) child.stdout.destroy();
-    else child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    else
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString('utf8');
+        if (options.slowReader !== true) return;
+        child.stdout.pause();
+        setTimeout(() => child.stdout.resume(), 1);
+      });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
     child.on('error', reject);
     child.on('close', (code) => resolve({ stdout, stderr, code }));
@@ -73,10 +93,8 @@ function runChild(dir: string, name: string, body: string, options: { closeStdou
 }
 
 test('a process that exits in the turn it logged still writes those lines; the main and audit loggers share one ordered stream', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mfa-log-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { stdout, stderr, code } = await runChild(
-    dir,
+  const script = loggerModule(
+    scratchDir(t),
     'exit-now',
     `const main = createLogger();
 const audit = createLogger({ name: 'audit' });
@@ -85,6 +103,7 @@ audit.info({ event: 'second', authorization: 'Bearer secret-token' }, 'two');
 main.warn({ event: 'third' }, 'three');
 process.exit(0);`,
   );
+  const { stdout, stderr, code } = await run(process.execPath, [script]);
   assert.equal(stderr, '');
   assert.equal(code, 0);
   const lines = stdout.split('\n');
@@ -103,39 +122,31 @@ process.exit(0);`,
 });
 
 test('two processes logging hard into one pipe never split each other\'s lines', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mfa-log-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t);
   // Each writes 3,000 lines of about 600 bytes over 75 turns (24 KB a turn), as two cluster
   // workers share the primary's stdout.
-  const writer = `const logger = createLogger({ name: process.argv[2] });
+  const writer = loggerModule(
+    dir,
+    'writer',
+    `const logger = createLogger({ name: process.argv[2] });
 const pad = 'p'.repeat(520);
 let turn = 0;
 const step = () => {
   for (let i = 0; i < 40; i++) logger.info({ who: process.argv[2], n: turn * 40 + i, pad }, 'line');
   if (++turn < 75) setImmediate(step);
 };
-step();`;
-  writeFileSync(join(dir, 'writer.mjs'), `const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});\n${writer}`);
-  const both = `import { spawn } from 'node:child_process';
-const run = (who) => new Promise((resolve) => spawn(process.execPath, [${JSON.stringify(join(dir, 'writer.mjs'))}, who], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve));
-await Promise.all([run('w1'), run('w2')]);`;
-  writeFileSync(join(dir, 'both.mjs'), both);
+step();`,
+  );
+  const both = join(dir, 'both.mjs');
+  writeFileSync(
+    both,
+    `import { spawn } from 'node:child_process';
+const run = (who) => new Promise((resolve) => spawn(process.execPath, [${JSON.stringify(writer)}, who], { stdio: ['ignore', 'inherit', 'inherit'] }).on('close', resolve));
+await Promise.all([run('w1'), run('w2')]);`,
+  );
   // Through a pipe(2) (sh's `|`), read slowly: the pipe fills, and a write larger than the
   // kernel's atomic size would be split around the other writer's.
-  const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(dir, 'both.mjs'))} | cat`;
-  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString('utf8');
-      child.stdout.pause();
-      setTimeout(() => child.stdout.resume(), 1);
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (c) => resolve({ stdout: out, stderr: err, code: c }));
-  });
+  const { stdout, stderr, code } = await run('sh', ['-c', `${JSON.stringify(process.execPath)} ${JSON.stringify(both)} | cat`], { slowReader: true });
   assert.equal(stderr, '');
   assert.equal(code, 0);
   const lines = stdout.split('\n');
@@ -151,10 +162,8 @@ await Promise.all([run('w1'), run('w2')]);`;
 });
 
 test('a closed stdout does not stop the process: logging goes on silently', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mfa-log-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { stderr, code } = await runChild(
-    dir,
+  const script = loggerModule(
+    scratchDir(t),
     'closed',
     `const logger = createLogger();
 let turn = 0;
@@ -164,8 +173,8 @@ const step = () => {
   else process.stderr.write('survived');
 };
 setTimeout(step, 50);`,
-    { closeStdout: true },
   );
+  const { stderr, code } = await run(process.execPath, [script], { closeStdout: true });
   assert.equal(stderr, 'survived');
   assert.equal(code, 0);
 });
