@@ -88,7 +88,11 @@ const ROWS: Readonly<Record<TargetName, { label: string; description: string }>>
   'forward-auth': { label: 'gateway: forward-auth (auth-request)', description: `${PATHS.authRequest} judging GET ${PATHS.mfa} with bearer + session; answers 200 itself, no upstream hop` },
   'plugin-nginx': {
     label: 'plugin mode: nginx auth_request + gateway',
-    description: `config/examples/nginx.conf as shipped (addresses substituted) in front of the gateway and the upstream: GET ${PATHS.mfa} with bearer + session, judged by the gateway's auth-request endpoint, forwarded by nginx; nginx and the gateway both on CPU 0, their CPU measured together`,
+    description: `config/examples/nginx.conf as shipped (addresses substituted) in front of the gateway and the upstream: GET ${PATHS.mfa} with bearer + session, judged by the gateway's auth-request endpoint, forwarded by nginx; nginx and the gateway both on CPU 0, their CPU measured together. Every request carries the same client's credentials, so nginx answers most of them from the allows the gateway let it hold (under 2 s each) and asks the gateway about once a second`,
+  },
+  'plugin-decided': {
+    label: 'plugin mode, every request decided (no held answers)',
+    description: `the plugin-nginx row with the example's proxy_cache line removed (its documented way to turn held answers off): the gateway decides every request`,
   },
   'plugin-floor': {
     label: 'plugin floor: nginx auth_request + constant 200 (Node)',
@@ -208,13 +212,14 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     add('mfa-session', gateway, PATHS.mfa);
     add('mfa-fresh-code', gateway, PATHS.mfa, {});
     add('forward-auth', gateway, PATHS.authRequest, { ...headers, 'x-original-method': 'GET', 'x-original-url': `http://127.0.0.1${PATHS.mfa}` });
-    if ((selected.has('plugin-nginx') || selected.has('plugin-floor')) && !hasCommand(NGINX)) {
-      notes.push(`plugin-nginx and plugin-floor rows skipped: ${NGINX} not found (apt-get install -y nginx-light)`);
+    if ((selected.has('plugin-nginx') || selected.has('plugin-decided') || selected.has('plugin-floor')) && !hasCommand(NGINX)) {
+      notes.push(`plugin-nginx, plugin-decided and plugin-floor rows skipped: ${NGINX} not found (apt-get install -y nginx-light)`);
       log(notes[notes.length - 1]!);
     } else {
-      if (selected.has('plugin-nginx')) {
-        const nginx = ctx.track(await startPluginNginx(ctx.work, ctx.serverCpus, gateway.port, upstream.port));
-        targets.push({ name: 'plugin-nginx', ...ROWS['plugin-nginx'], group: 'gateway', url: url(nginx.port, PATHS.mfa), headers, proxy: nginx, companion: gateway });
+      for (const name of ['plugin-nginx', 'plugin-decided'] as const) {
+        if (!selected.has(name)) continue;
+        const nginx = ctx.track(await startPluginNginx(ctx.work, ctx.serverCpus, gateway.port, upstream.port, `nginx-${name}`, name === 'plugin-nginx'));
+        targets.push({ name, ...ROWS[name], group: 'gateway', url: url(nginx.port, PATHS.mfa), headers, proxy: nginx, companion: gateway });
       }
       if (selected.has('plugin-floor')) {
         const allow = ctx.track(await startNodeServer(ctx.work, ctx.serverCpus, 'allow', undefined, subject));

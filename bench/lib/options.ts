@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 
 export class BenchOptionError extends Error {}
 
-const TARGETS = ['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx', 'public', 'bearer-rs256', 'bearer-es256', 'mfa-session', 'mfa-fresh-code', 'forward-auth', 'plugin-nginx', 'plugin-floor'] as const;
+const TARGETS = ['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx', 'public', 'bearer-rs256', 'bearer-es256', 'mfa-session', 'mfa-fresh-code', 'forward-auth', 'plugin-nginx', 'plugin-decided', 'plugin-floor'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 type Kind = 'int' | 'bool' | 'list' | 'dir' | 'duration';

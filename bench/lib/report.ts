@@ -165,7 +165,7 @@ const CONTRACT_FLOOR = ['undici + the header contract', 'no node:http + undici p
 /** The targets of issue 11, each with what this run measured and whether it meets it. */
 export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[], floor: readonly FloorStep[] | undefined): Verdict[] {
   const find = <T extends { target: string }>(rows: readonly T[], name: string): T | undefined => rows.find((r) => r.target === name);
-  const [undici, pub, session, es, fresh, forwardAuth, plugin, pluginFloor, contractFloor] = ['undici', 'public', 'mfa-session', 'bearer-es256', 'mfa-fresh-code', 'forward-auth', 'plugin-nginx', 'plugin-floor', 'contract-floor'].map((name) => find(c50, name));
+  const [undici, pub, session, es, fresh, forwardAuth, plugin, pluginDecided, pluginFloor, contractFloor] = ['undici', 'public', 'mfa-session', 'bearer-es256', 'mfa-fresh-code', 'forward-auth', 'plugin-nginx', 'plugin-decided', 'plugin-floor', 'contract-floor'].map((name) => find(c50, name));
   const [sessionC1, undiciC1, contractFloorC1] = [find(c1, 'mfa-session'), find(c1, 'undici'), find(c1, 'contract-floor')];
   const [gatewayRss, undiciRss] = [find(rss, 'mfa-session'), find(rss, 'undici')];
   /** `measure` answers what was measured and whether it meets the target (undefined: not measured). */
@@ -225,8 +225,13 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
       return beside(measured, contractFloorC1?.addedVsUndici, 1.2, ...CONTRACT_FLOOR);
     }),
     check('plugin mode (nginx auth_request + gateway on one core): CPU/request ≤ 1.0 × minimal undici proxy', 'plugin-nginx or undici row missing', () => {
-      // The same nginx asking a Node server that decides nothing: no gateway can be cheaper than that.
-      return beside(cpuRatio(plugin, 1.0), pluginFloor?.cpuVsUndici, 1.0, 'nginx + a constant Node answer', 'no Node decision service behind this nginx');
+      const measured = cpuRatio(plugin, 1.0);
+      if (measured === undefined) return undefined;
+      // Beside it, what asking on every request costs: the gateway doing so, and a Node server that
+      // decides nothing (no decision service asked on every request can be cheaper than that).
+      const decided = pluginDecided?.cpuVsUndici === undefined ? '' : `; every request decided by the gateway: ${fmt(pluginDecided.cpuVsUndici, 2)}×`;
+      const floorText = pluginFloor?.cpuVsUndici === undefined ? '' : `; floor, nginx asking a constant Node answer on every request: ${fmt(pluginFloor.cpuVsUndici, 2)}×`;
+      return [`${measured[0]}${decided}${floorText}`, measured[1]];
     }),
   ];
 }

@@ -83,13 +83,16 @@ export async function startNginx(work: string, cpus: string | undefined, upstrea
  * then proxy_pass to the backend), its listen and upstream addresses pointed at this run's servers;
  * one worker, no access log. Everything else is the example as shipped.
  */
-export async function startPluginNginx(work: string, cpus: string | undefined, gatewayPort: number, upstreamPort: number, name = 'nginx-plugin'): Promise<ManagedProcess> {
+export async function startPluginNginx(work: string, cpus: string | undefined, gatewayPort: number, upstreamPort: number, name = 'nginx-plugin', holdAnswers = true): Promise<ManagedProcess> {
   const port = await freePort();
   let example = readFileSync(join(REPO_ROOT, 'config', 'examples', 'nginx.conf'), 'utf8');
   for (const [from, to] of [
     ['listen 80;', `listen 127.0.0.1:${port} backlog=4096;`],
     ['server 127.0.0.1:8080;', `server 127.0.0.1:${gatewayPort};`],
     ['server 127.0.0.1:9000;', `server 127.0.0.1:${upstreamPort};`],
+    ['/dev/shm/nginx-mfa-authz', join(work, name, 'authz-cache')],
+    // The example's own way to have every request decided by the gateway: no cache in /_mfa_auth.
+    ['proxy_cache mfa_authz;', holdAnswers ? 'proxy_cache mfa_authz;' : ''],
   ] as const) {
     if (example.split(from).length !== 2) throw new BenchError(`config/examples/nginx.conf must contain "${from}" exactly once`);
     example = example.replace(from, to);

@@ -82,6 +82,8 @@ export interface AdmitOptions {
    * rebuilt by forward-auth: the proxy's question about its own backend is decided by routes only.
    */
   readonly reserved?: boolean;
+  /** The answer may be held by a cache in front (nginx auth_request): see DecisionDeps.forCache. */
+  readonly forCache?: boolean;
 }
 
 export async function admit(core: GatewayCore, pass: Pass, source: RequestSource, options: AdmitOptions): Promise<Admission> {
@@ -106,6 +108,7 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
     limiter: core.limiter,
     now: pass.now,
     reserved: options.reserved ?? true,
+    forCache: options.forCache === true,
   });
   // Always relabelled: a forward-auth question arrives labelled with the reserved route that
   // received it, and must be counted under the user route that decided it, or none, as when proxied.

@@ -5,6 +5,7 @@ import type { RateLimitState } from '../errors/ratelimit.js';
 import type { RequestView } from '../request/view.js';
 import type { VerifyResult } from '../auth/jwt.js';
 import { matchRoute } from '../routes/match.js';
+import { ANSWER_HOLD_MS } from './hold.js';
 import type { Allow, Decision, Deny, Identity, IssuedSession, MfaMethod, ReservedEndpoint } from './types.js';
 
 /**
@@ -27,7 +28,14 @@ import type { Allow, Decision, Deny, Identity, IssuedSession, MfaMethod, Reserve
  */
 
 export type SecondFactorResult =
-  | { readonly ok: true; readonly method: MfaMethod; readonly mfaTime: number; readonly session?: IssuedSession }
+  | {
+      readonly ok: true;
+      readonly method: MfaMethod;
+      readonly mfaTime: number;
+      readonly session?: IssuedSession;
+      /** With `forCache`: until when (ms) the same credentials pass the same way; absent: never hold. */
+      readonly holdUntil?: number;
+    }
   | { readonly ok: false; readonly problem: Problem };
 
 export interface BearerVerifier {
@@ -42,6 +50,8 @@ export interface SecondFactorInput {
   readonly policy: GatewayPolicy;
   /** Milliseconds, read once when the request was admitted. */
   readonly now: number;
+  /** The answer may be held by a cache in front: read sessions from the store and say how long they hold. */
+  readonly forCache?: boolean;
 }
 
 export interface SecondFactorChecker {
@@ -82,6 +92,11 @@ export interface DecisionDeps {
    * rebuilt by forward-auth: it is the proxy's question about its own backend, decided by routes only.
    */
   readonly reserved?: boolean;
+  /**
+   * The answer may be held by a cache in front of the gateway (nginx auth_request): an allow then
+   * carries `holdUntil`, and sessions are read from the store rather than this process's cache.
+   */
+  readonly forCache?: boolean;
 }
 
 /** Route selection, including the default-deny answer. Pure. */
@@ -185,7 +200,7 @@ async function decideRoute(view: RequestView, deps: DecisionDeps, route: Route):
   // By address before authentication: a flood is turned away without a signature check.
   const byAddress = await takeToken(deps, route, 'ip', view.clientIp);
   if (byAddress?.allowed === false) return deny(rateLimited(byAddress.state), route);
-  if (route.policy === 'public') return withQuota({ kind: 'allow', route }, byAddress?.state);
+  if (route.policy === 'public') return withQuota(held(deps, { kind: 'allow', route }, Infinity), byAddress?.state);
 
   const authenticated = await authenticate(view, deps.bearer, route);
   if (authenticated.kind === 'deny') return withQuota(authenticated, byAddress?.state);
@@ -201,16 +216,29 @@ async function decideAuthenticated(view: RequestView, deps: DecisionDeps, route:
   const refused = authorize(route, principal);
   if (refused !== undefined) return deny(refused, route);
 
-  if (route.policy === 'bearer') return { kind: 'allow', route, principal, identity: identityOf(principal, 'none') };
+  const tokenExpiry = principal.expiresAt * 1000;
+  if (route.policy === 'bearer') return held(deps, { kind: 'allow', route, principal, identity: identityOf(principal, 'none') }, tokenExpiry);
 
   if (deps.secondFactor === undefined) {
     const code = route.policy === 'step_up' ? 'step_up_required' : 'mfa_required';
     return deny(problem(code, 'a second factor is required for this route', { maxAge: challengeMaxAge(deps.policy, route) }), route);
   }
-  const second = await deps.secondFactor.checkSecondFactor({ principal, route, view, policy: deps.policy, now: deps.now });
+  const asked: SecondFactorInput = { principal, route, view, policy: deps.policy, now: deps.now };
+  const second = await deps.secondFactor.checkSecondFactor(deps.forCache === true ? { ...asked, forCache: true } : asked);
   if (!second.ok) return deny(second.problem, route);
   const allowed: Allow = { kind: 'allow', route, principal, identity: identityOf(principal, second.method, second.mfaTime) };
-  return second.session === undefined ? allowed : { ...allowed, session: second.session };
+  if (second.session !== undefined) return { ...allowed, session: second.session };
+  return held(deps, allowed, second.holdUntil === undefined ? undefined : Math.min(second.holdUntil, tokenExpiry));
+}
+
+/**
+ * With `forCache`, the instant the allow stops holding: `until` (what the token and the second
+ * factor allow), within the hold bound. Never on a rate-limited route, where every request must
+ * take a token, nor when `until` is undefined (a code was spent: the next request is another).
+ */
+function held(deps: DecisionDeps, allow: Allow, until: number | undefined): Allow {
+  if (deps.forCache !== true || until === undefined || allow.route.rateLimit !== undefined) return allow;
+  return { ...allow, holdUntil: Math.min(until, deps.now + ANSWER_HOLD_MS) };
 }
 
 async function authenticate(view: RequestView, bearer: BearerVerifier, route: Route): Promise<{ kind: 'ok'; principal: Principal } | Deny> {

@@ -48,6 +48,8 @@ export interface Allow {
   readonly rateLimit?: RateLimitState;
   /** Set when the request is for the gateway itself: served, never forwarded. */
   readonly endpoint?: ReservedEndpoint;
+  /** Asked with `forCache`: until when (ms) a cache in front may hold this allow (src/decision/hold.ts). */
+  readonly holdUntil?: number;
 }
 
 export interface Deny {

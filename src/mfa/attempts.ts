@@ -67,6 +67,8 @@ export interface Caller {
   readonly policy: GatewayPolicy;
   /** Milliseconds. */
   readonly now: number;
+  /** The answer may be held by a cache in front of the gateway: sessions are read from the store. */
+  readonly forCache?: boolean;
 }
 
 export type Refusal = { readonly ok: false; readonly problem: Problem };

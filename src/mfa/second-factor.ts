@@ -136,7 +136,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
     const { now, policy } = caller;
     // A valid session is checked before the lock: the lock stops code guessing, and refusing an
     // established session would let anyone holding the bearer token lock its owner out by failing.
-    const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now);
+    const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now, caller.forCache);
     const fresh = found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs;
     let risky = false;
     if (fresh && accepts(accepted, found.record.method as FactorMethod)) {
@@ -144,7 +144,9 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const risk = deps.risk === undefined ? undefined : await deps.risk.riskCheck({ subject: caller.principal.subject, view: caller.view, policy, now });
       if (risk === undefined) {
         countVerification(deps, 'session', 'success');
-        return { ok: true, method: found.record.method, mfaTime: found.record.mfaTime };
+        const { record } = found;
+        if (caller.forCache !== true) return { ok: true, method: record.method, mfaTime: record.mfaTime };
+        return { ok: true, method: record.method, mfaTime: record.mfaTime, holdUntil: Math.min(found.holdUntil, record.expiresAt, record.mfaTime * 1000 + maxAgeMs) };
       }
       risky = true;
       audit.record(auditContext(caller), { event: 'risk_step_up', reason: risk });
@@ -187,7 +189,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const idp = accepts(accepted, 'idp') ? idpMfaTime(principal, policy, now, maxAgeMs) : undefined;
       if (idp !== undefined) {
         countVerification(deps, 'idp', 'success');
-        return { ok: true, method: 'idp', mfaTime: idp };
+        return input.forCache === true ? { ok: true, method: 'idp', mfaTime: idp, holdUntil: idp * 1000 + maxAgeMs } : { ok: true, method: 'idp', mfaTime: idp };
       }
       // Fail closed: with any store backend down nothing is checked, not even a session (it could
       // belong to a factor removed meanwhile), and no failure is counted against the user.

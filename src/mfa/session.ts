@@ -1,6 +1,7 @@
 import { sha256Hex } from '../crypto/digest.js';
 import { randomToken } from '../crypto/random.js';
 import { LRUCache } from 'lru-cache';
+import { ANSWER_HOLD_MS } from '../decision/hold.js';
 import type { MfaMethod } from '../decision/types.js';
 import type { Invalidation, StoredSession, TtlStore } from '../store/types.js';
 import type { Announce } from './announce.js';
@@ -35,7 +36,18 @@ export interface IssuedSessionToken {
 }
 
 export type SessionLookup =
-  | { readonly ok: true; readonly record: SessionRecord; readonly logId: string }
+  | {
+      readonly ok: true;
+      readonly record: SessionRecord;
+      readonly logId: string;
+      /**
+       * Until when (ms) an answer built on this lookup may be held by a cache in front of the
+       * gateway without outliving a revocation by more than this store's cache lifetime: that
+       * lifetime after `now` when the record was read from the store, `now` when it came from this
+       * process's cache (whose entry is already ageing).
+       */
+      readonly holdUntil: number;
+    }
   | { readonly ok: false; readonly logId?: string };
 
 export function sessionLogId(token: string): string {
@@ -45,8 +57,12 @@ export function sessionLogId(token: string): string {
 export interface SessionStore {
   /** `maxPerSubject`: the subject's oldest live sessions beyond this are revoked. */
   issue(input: { subject: string; method: MfaMethod; mfaTime: number; now: number; ttlMs: number; maxPerSubject: number }): Promise<IssuedSessionToken>;
-  /** A live session of `subject`; anything else (unknown, expired, tampered, other subject) is not ok. */
-  lookup(token: string, subject: string, now: number): Promise<SessionLookup>;
+  /**
+   * A live session of `subject`; anything else (unknown, expired, tampered, other subject) is not ok.
+   * `readThrough` reads the store even when this process has the session cached: for an answer a
+   * cache in front will hold (nginx auth_request), which then takes the in-process cache's place.
+   */
+  lookup(token: string, subject: string, now: number, readThrough?: boolean): Promise<SessionLookup>;
   /** Deletes a live session of `subject`; false when there was none. */
   revoke(token: string, subject: string, now: number): Promise<boolean>;
   /**
@@ -81,21 +97,23 @@ export interface SessionCache {
 }
 
 export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSession' | 'deleteSession' | 'revokeAllSessions'>, options: SessionCacheOptions = {}): SessionStore & SessionCache {
-  const cacheMs = options.cacheMs ?? 2_000;
+  const cacheMs = options.cacheMs ?? ANSWER_HOLD_MS;
   // Keyed by the token hash; only live sessions are cached, and expiry is still checked per hit.
   const cache = cacheMs > 0 ? new LRUCache<string, SessionRecord>({ max: options.cacheEntries ?? 10_000, ttl: cacheMs }) : undefined;
 
-  async function lookup(token: string, subject: string, now: number): Promise<SessionLookup> {
+  async function lookup(token: string, subject: string, now: number, readThrough = false): Promise<SessionLookup> {
     if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };
     const hash = sha256Hex(token);
     const logId = hash.slice(0, 8);
-    let record = cache?.get(hash);
+    let record = readThrough ? undefined : cache?.get(hash);
+    let holdUntil = now;
     if (record === undefined) {
       record = asRecord(await ttl.getSession(hash, subject, now));
       if (record !== undefined) cache?.set(hash, record);
+      holdUntil = now + cacheMs;
     }
     if (record === undefined || record.subject !== subject || !(record.expiresAt > now)) return { ok: false, logId };
-    return { ok: true, record, logId };
+    return { ok: true, record, logId, holdUntil };
   }
 
   function dropSubject(subject: string): void {

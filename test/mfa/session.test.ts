@@ -78,4 +78,29 @@ describe('session store on SQLite', () => {
     assert.equal((await here.lookup(c.token, 'alice', now)).ok, true);
     assert.equal((await here.lookup(c.token, 'alice', now + hour)).ok, false);
   });
+
+  test('read through: a revocation elsewhere is seen at once, and only a store read lets an answer be held for the cache lifetime', async () => {
+    const now = rig.clock();
+    const here = createSessionStore(rig.store.ttl, { cacheMs: 2_000 });
+    const elsewhere = createSessionStore(rig.store.ttl, { cacheMs: 2_000 });
+    const a = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
+    const read = await here.lookup(a.token, 'alice', now);
+    assert.ok(read.ok);
+    assert.equal(read.holdUntil, now + 2_000, 'read from the store: held for the cache lifetime');
+    const cached = await here.lookup(a.token, 'alice', now + 500);
+    assert.ok(cached.ok);
+    assert.equal(cached.holdUntil, now + 500, 'from the cache: nothing beyond this request');
+    const through = await here.lookup(a.token, 'alice', now + 500, true);
+    assert.ok(through.ok);
+    assert.equal(through.holdUntil, now + 2_500);
+
+    assert.equal(await elsewhere.revoke(a.token, 'alice', now + 600), true);
+    assert.equal((await here.lookup(a.token, 'alice', now + 700)).ok, true, 'this process still has it cached');
+    assert.deepEqual(await here.lookup(a.token, 'alice', now + 700, true), { ok: false, logId: a.logId }, 'read through, the revocation is seen');
+
+    const uncached = createSessionStore(rig.store.ttl, { cacheMs: 0 });
+    const b = await uncached.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
+    const bRead = await uncached.lookup(b.token, 'alice', now, true);
+    assert.equal(bRead.ok && bRead.holdUntil, now, 'without a cache, no answer may be held');
+  });
 });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { admit, type Pass } from '../../admission/admit.js';
+import { holdSeconds } from '../../decision/hold.js';
 import { clientAnswerHeaders, identityHeaders } from '../../contract/headers.js';
 import type { GatewayCore } from '../../core/gateway-core.js';
 import { problem, renderProblem, type Problem } from '../../errors/problems.js';
@@ -23,6 +24,22 @@ function asciiJson(body: string): string {
   return body.replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** The status and body in headers, which the nginx example replays: on every auth-request refusal. */
+function authRequestProblemHeaders(p: Problem, requestId: string | undefined): Record<string, string> {
+  const rendered = renderProblem(p, requestId);
+  return { [PROBLEM_STATUS_HEADER]: String(rendered.status), [PROBLEM_BODY_HEADER]: asciiJson(rendered.body) };
+}
+
+/**
+ * For a refusal before any door is chosen: the auth-request call's own headers are the client's
+ * credentials, so a repeated or oversized one is refused while the call itself is read. Aimed at
+ * the auth-request endpoint (nginx asks for exactly that path), the refusal carries the same
+ * headers as the door's own, or nginx would answer the client a bare 502 instead of its 400 or 431.
+ */
+export function earlyAuthRequestHeaders(rawUrl: string | undefined, pathPrefix: string, p: Problem): Record<string, string> | undefined {
+  return rawUrl === `${pathPrefix}authz/auth-request` ? authRequestProblemHeaders(p, undefined) : undefined;
+}
+
 /**
  * Front door 2: `<prefix>authz/<kind>` for proxies that do their own forwarding. The original
  * request is rebuilt from the proxy's headers and walks the same admission path as a proxied
@@ -38,12 +55,7 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   const close = hasBody(req);
 
   function refuse(p: Problem, family: AuthzKind | undefined, id = requestId): void {
-    let headers: Record<string, string> | undefined;
-    if (family === 'auth-request') {
-      const rendered = renderProblem(p, id);
-      headers = { [PROBLEM_STATUS_HEADER]: String(rendered.status), [PROBLEM_BODY_HEADER]: asciiJson(rendered.body) };
-    }
-    sendProblem(res, p, id, headers, close);
+    sendProblem(res, p, id, family === 'auth-request' ? authRequestProblemHeaders(p, id) : undefined, close);
   }
 
   // Anyone who can reach this endpoint chooses the request being judged: only trusted proxies may.
@@ -79,6 +91,7 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
     door: family,
     trusted: runtime.authzTrusted,
     reserved: false,
+    forCache: family === 'auth-request',
   });
   if (admission.kind === 'refused') {
     refuse(admission.problem, family, admission.requestId ?? requestId);
@@ -86,7 +99,11 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   }
   const { decision } = admission;
   const headers = identityHeaders(decision.identity, admission.view.requestId);
-  headers.push('cache-control', 'no-store', 'content-length', '0');
+  // nginx may keep an allow that holds long enough (docs/plugin-mode.md); nothing else may. Not
+  // beside Cache-Control: no-store, which nginx 1.22 lets win when it comes first.
+  const hold = family === 'auth-request' ? holdSeconds(decision.holdUntil, pass.now) : 0;
+  if (hold > 0) headers.push('x-accel-expires', String(hold), 'content-length', '0');
+  else headers.push('cache-control', 'no-store', 'content-length', '0');
   // For the proxy to hand to the client (session, RateLimit); never to copy onto the backend request.
   const answer = clientAnswerHeaders(decision);
   if (answer !== undefined) for (const [name, value] of Object.entries(answer)) headers.push(name, value);

@@ -13,6 +13,7 @@ import { normalizeTarget } from '../../request/target.js';
 import type { RequestView } from '../../request/view.js';
 import type { Clock } from '../../time/clock.js';
 import { serveReserved } from '../reserved.js';
+import { earlyAuthRequestHeaders } from '../forward-auth/door.js';
 
 /** What the guard tells the application about an allowed caller (also as `x-auth-*` request headers). */
 export interface GuardIdentity extends Identity {
@@ -125,7 +126,8 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     const admission = await admit(core, pass, originalRequest(req), { door: 'middleware' });
     if (admission.kind === 'refused') {
       takeOver();
-      sendProblem(res, admission.problem, admission.requestId, undefined, admission.ambiguous || withBody);
+      const nginx = earlyAuthRequestHeaders(req.url, pass.runtime.policy.mfa.pathPrefix, admission.problem);
+      sendProblem(res, admission.problem, admission.requestId, nginx, admission.ambiguous || withBody);
       return;
     }
     const { view, decision } = admission;

@@ -10,6 +10,7 @@ import { problem, PROBLEMS } from '../../errors/problems.js';
 import { sendProblem, writeProblemToSocket } from '../../http/respond.js';
 import { hasBody } from '../../request/body.js';
 import { serveReserved } from '../reserved.js';
+import { earlyAuthRequestHeaders } from '../forward-auth/door.js';
 
 /**
  * Front door 1: the reverse proxy, for ordinary requests and WebSocket upgrades. Both walk the
@@ -35,7 +36,8 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     if (admission.kind === 'refused') {
       // A refused request's body is never wanted; closing is cheaper and safer than draining it.
       // An ambiguous request may hide a second one in its body: never read on from this socket.
-      sendProblem(res, admission.problem, admission.requestId, undefined, admission.ambiguous || hasBody(req));
+      const nginx = earlyAuthRequestHeaders(req.url, pass.runtime.policy.mfa.pathPrefix, admission.problem);
+      sendProblem(res, admission.problem, admission.requestId, nginx, admission.ambiguous || hasBody(req));
       return;
     }
     const { view, decision } = admission;

@@ -15,6 +15,7 @@ import { assertProblem, identityNames, INVALID_CODE_CHALLENGE, MFA_CHALLENGE } f
 const ROUTES = `routes:
   - { name: public, match: { path_prefix: /public/ }, upstream: app, policy: public }
   - { name: hosted, match: { host: api.example.com, path_prefix: /hosted/ }, upstream: app, policy: public }
+  - { name: search, match: { path_prefix: /search/ }, upstream: app, policy: public, rate_limit: { requests: 5, per: 1m } }
   - { name: orders-read, match: { path_prefix: /orders/, methods: [GET] }, upstream: app, policy: bearer, scopes: [orders:read] }
   - { name: orders-write, match: { path_prefix: /orders/ }, upstream: app, policy: mfa }
   - { name: payments, match: { path_prefix: /payments/, methods: [POST] }, upstream: app, policy: step_up, max_age: 5m }
@@ -54,7 +55,8 @@ describe('forward-auth endpoints against a real gateway', () => {
       assert.equal(reply.status, 200);
       assert.equal(reply.text, '');
       assert.equal(reply.headers['content-length'], '0');
-      assert.equal(reply.headers['cache-control'], 'no-store');
+      assert.equal(reply.headers['x-accel-expires'], '1', 'nginx may hold a public allow');
+      assert.equal(reply.headers['cache-control'], undefined);
       assert.equal(reply.headers['x-request-id'], 'nginx-0123abcd');
       assert.deepEqual(identityNames(reply.headers), []);
       assert.equal(reply.headers['x-session-token'], undefined);
@@ -284,6 +286,66 @@ describe('forward-auth endpoints against a real gateway', () => {
     // The same requests from the trusted address are answered.
     const trusted = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x' }, undefined, { localAddress: '127.0.0.1' });
     assert.equal(trusted.status, 200);
+  });
+
+  describe('held answers: which allows nginx may keep (X-Accel-Expires)', { skip: missingBinary(OATHTOOL, 'oathtool') }, () => {
+    /** The hold an answer grants: X-Accel-Expires, or "no-store" when it grants none. */
+    const holdOf = (reply: { headers: Record<string, string | string[] | undefined> }): string => {
+      const hold = reply.headers['x-accel-expires'];
+      if (hold !== undefined) {
+        assert.equal(reply.headers['cache-control'], undefined, 'never both');
+        return String(hold);
+      }
+      return String(reply.headers['cache-control']);
+    };
+    const nginx = (method: string, url: string, headers: Record<string, string> = {}) => call(port, 'GET', AUTH_REQUEST, { 'x-original-method': method, 'x-original-url': url, ...headers });
+
+    test('bearer allows: held while the token outlasts the bound; never by Traefik or Envoy; never a refusal', async () => {
+      const jwt = await token('hana', { scopes: ['orders:read'], now: clock() });
+      assert.equal(holdOf(await nginx('GET', '/orders/7', { authorization: `Bearer ${jwt}` })), '1');
+      // Valid now, but for less than the bound: nginx must ask again.
+      const expiring = await token('hana', { scopes: ['orders:read'], now: clock(), ttlSeconds: 1 });
+      const short = await nginx('GET', '/orders/7', { authorization: `Bearer ${expiring}` });
+      assert.equal(short.status, 200);
+      assert.equal(holdOf(short), 'no-store');
+      const traefik = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/7', authorization: `Bearer ${jwt}` });
+      assert.equal(traefik.status, 200);
+      assert.equal(holdOf(traefik), 'no-store');
+      const envoy = await call(port, 'GET', '/.mfa/authz/ext-authz/orders/7', { authorization: `Bearer ${jwt}` });
+      assert.equal(envoy.status, 200);
+      assert.equal(holdOf(envoy), 'no-store');
+      const refused = await nginx('GET', '/orders/7');
+      assert.equal(refused.status, 401);
+      assert.equal(holdOf(refused), 'no-store');
+      const limited = await nginx('GET', '/search/q');
+      assert.equal(limited.status, 200);
+      assert.ok(limited.headers['ratelimit'] !== undefined);
+      assert.equal(holdOf(limited), 'no-store', 'every request on a rate-limited route takes a token');
+    });
+
+    test('session allows: held within the session and its step-up age; the answer that spent a code, never', async () => {
+      const jwt = await token('ivan', { scopes: ['orders:read'], now: clock() });
+      const { secret } = await enrollTotpOverHttp(port, jwt, clock);
+      const withCode = await nginx('POST', '/payments/1', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
+      assert.equal(withCode.status, 200, withCode.text);
+      assert.equal(holdOf(withCode), 'no-store', 'a code was spent and a session opened');
+      const session = String(withCode.headers['x-session-token']);
+      const mfaTime = Number(withCode.headers['x-auth-mfa-time']);
+      const withSession = { authorization: `Bearer ${jwt}`, 'x-session-token': session };
+      assert.equal(holdOf(await nginx('POST', '/payments/1', withSession)), '1');
+      assert.equal(holdOf(await nginx('DELETE', '/orders/1', withSession)), '1');
+
+      // payments is step_up with max_age 5m: 2.5 s before the second factor is too old, the allow
+      // still holds for the bound; 1.5 s before, it is allowed but must not be held.
+      const stepUpEnds = mfaTime * 1000 + 5 * 60_000;
+      clock.set(stepUpEnds - 2_500);
+      assert.equal(holdOf(await nginx('POST', '/payments/1', withSession)), '1');
+      clock.set(stepUpEnds - 1_500);
+      const late = await nginx('POST', '/payments/1', withSession);
+      assert.equal(late.status, 200);
+      assert.equal(holdOf(late), 'no-store');
+      assert.equal(holdOf(await nginx('DELETE', '/orders/1', withSession)), '1', 'the mfa route has the session TTL, far off');
+    });
   });
 
   describe('second factor through forward-auth', { skip: missingBinary(OATHTOOL, 'oathtool') }, () => {

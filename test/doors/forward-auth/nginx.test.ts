@@ -8,6 +8,7 @@ import { missingBinary, NGINX, OATHTOOL } from '../../support/binaries.js';
 import type { FakeClock } from '../../support/clock.js';
 import { enrollTotpOverHttp } from '../../support/enroll.js';
 import { call, rawExchange, statusesIn } from '../../support/http.js';
+import { sampleValue } from '../../support/metrics.js';
 import { oathTotp, wrongTotp } from '../../support/otp.js';
 import { token } from '../../support/tokens.js';
 import type { Upstream } from '../../support/upstream.js';
@@ -29,12 +30,13 @@ authz: { trusted_proxies: [127.0.0.1/32] }
 
 const skip = missingBinary(NGINX, 'nginx') ?? missingBinary(OATHTOOL, 'oathtool');
 
-/** The shipped example with its listen and upstream addresses pointed at this test's servers. */
-function exampleFor(listenPort: number, gatewayPort: number, backendPort: number): string {
+/** The shipped example with its listen and upstream addresses, and its cache folder, pointed at this test's own. */
+function exampleFor(listenPort: number, gatewayPort: number, backendPort: number, dir: string): string {
   const replacements: [string, string][] = [
     ['listen 80;', `listen 127.0.0.1:${listenPort};`],
     ['server 127.0.0.1:8080;', `server 127.0.0.1:${gatewayPort};`],
     ['server 127.0.0.1:9000;', `server 127.0.0.1:${backendPort};`],
+    ['/dev/shm/nginx-mfa-authz', join(dir, 'authz-cache')],
   ];
   let text = readFileSync(EXAMPLE, 'utf8');
   for (const [from, to] of replacements) {
@@ -69,7 +71,7 @@ const NGINX_LAUNCH: ProxyLaunch = {
   start(ports, workspace) {
     const dir = join(workspace, 'nginx');
     mkdirSync(join(dir, 'tmp'), { recursive: true });
-    writeFileSync(join(dir, 'mfa-gateway.conf'), exampleFor(ports.listen, ports.gateway, ports.upstream));
+    writeFileSync(join(dir, 'mfa-gateway.conf'), exampleFor(ports.listen, ports.gateway, ports.upstream, dir));
     writeFileSync(join(dir, 'nginx.conf'), mainConfig(dir));
     let stderr = '';
     const process = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -183,6 +185,90 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     assert.equal(stale.headers['www-authenticate'], 'Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required for this operation", max_age=300');
   });
 
+  describe('held allows (proxy_cache on /_mfa_auth, X-Accel-Expires from the gateway)', () => {
+    /** How many answers the gateway gave for the orders-write route (mfa) with `status`. */
+    const decided = async (status: number): Promise<number> =>
+      sampleValue(await stack!.gateway.metrics.registry.metrics(), `mfa_gateway_requests_total{route="orders-write",policy="mfa",status="${status}"}`) ?? 0;
+
+    /** A user with a session opened through nginx: the bearer token and the session token. */
+    async function withSession(subject: string): Promise<{ jwt: string; session: string; secret: string }> {
+      const jwt = await token(subject, { scopes: ['orders:read'], now: clock() });
+      const { secret } = await enrollTotpOverHttp(port, jwt, clock);
+      const opened = await call(port, 'POST', '/orders/0', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
+      assert.equal(opened.status, 200, opened.text);
+      return { jwt, session: String(opened.headers['x-session-token']), secret };
+    }
+
+    test('repeats within the hold are answered by nginx, each with its own request id; other credentials are asked about', async () => {
+      const { jwt, session } = await withSession('gina');
+      const credentials = { authorization: `Bearer ${jwt}`, 'x-session-token': session };
+      const before = forwarded();
+      const askedBefore = await decided(200);
+      const replies: Awaited<ReturnType<typeof call>>[] = [];
+      for (let i = 0; i < 3; i++) replies.push(await call(port, 'DELETE', '/orders/5', credentials));
+      for (const reply of replies) assert.equal(reply.status, 200, reply.text);
+      assert.equal(await decided(200), askedBefore + 1, 'the gateway decided the first request only');
+      assert.equal(forwarded(), before + 3, 'every request reached the backend');
+      const received = upstream.received.slice(-3);
+      const ids = received.map((got) => String(got.headers['x-request-id']));
+      assert.equal(new Set(ids).size, 3, 'each request keeps its own id');
+      received.forEach((got, i) => {
+        assert.equal(got.method, 'DELETE');
+        assert.equal(got.url, '/orders/5');
+        assert.equal(got.headers['x-auth-subject'], 'gina');
+        assert.equal(got.headers['x-auth-mfa'], 'totp');
+        assert.match(ids[i]!, /^[0-9a-f]{32}$/);
+        assert.equal(replies[i]!.headers['x-request-id'], ids[i]);
+        assert.ok(!upstream.headerNames(got).includes('x-session-token'));
+      });
+
+      // Another target, another client's credentials: never the held answer.
+      assert.equal((await call(port, 'DELETE', '/orders/6', credentials)).status, 200);
+      assert.equal(await decided(200), askedBefore + 2);
+      const other = await withSession('hugo');
+      const hugo = await call(port, 'DELETE', '/orders/5', { authorization: `Bearer ${other.jwt}`, 'x-session-token': other.session });
+      assert.equal(hugo.status, 200);
+      assert.equal(upstream.received.at(-1)!.headers['x-auth-subject'], 'hugo');
+    });
+
+    test('a revoked session stops passing within 2 s of the answer nginx held', async () => {
+      const { jwt, session } = await withSession('iris');
+      const credentials = { authorization: `Bearer ${jwt}`, 'x-session-token': session };
+      const askedAt = Date.now();
+      assert.equal((await call(port, 'DELETE', '/orders/7', credentials)).status, 200);
+      const revoked = await call(port, 'POST', '/.mfa/session/revoke', credentials);
+      assert.equal(revoked.status, 204, revoked.text);
+      const held = await call(port, 'DELETE', '/orders/7', credentials);
+      // nginx holds an answer for more than 1 s: this one came from it (the gateway would refuse).
+      if (Date.now() - askedAt < 900) assert.equal(held.status, 200, 'answered from the held allow');
+      let refused = held;
+      while (refused.status === 200) {
+        assert.ok(Date.now() - askedAt <= 2_150, `still allowed ${Date.now() - askedAt} ms after the held answer was decided`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        refused = await call(port, 'DELETE', '/orders/7', credentials);
+      }
+      assertProblem(refused, 401, 'session_invalid');
+      assertProblem(await call(port, 'DELETE', '/orders/7', credentials), 401, 'session_invalid');
+    });
+
+    test('a request with a code, or with credentials of another shape, is decided by the gateway and never held', async () => {
+      const { jwt, session, secret } = await withSession('jack');
+      const credentials = { authorization: `Bearer ${jwt}`, 'x-session-token': session };
+      assert.equal((await call(port, 'DELETE', '/orders/8', credentials)).status, 200);
+      const asked = await decided(200);
+      // A code beside the session: the session decides, but only the gateway may say so.
+      for (let i = 1; i <= 2; i++) {
+        assert.equal((await call(port, 'DELETE', '/orders/8', { ...credentials, 'x-mfa-token': wrongTotp(secret, clock()) })).status, 200);
+        assert.equal(await decided(200), asked + i);
+      }
+      // "Bearer" + "<jwt> <session>" joins to the same text as the held key's "Bearer <jwt>" + "<session>".
+      const before = forwarded();
+      const shifted = await call(port, 'DELETE', '/orders/8', { authorization: 'Bearer', 'x-session-token': `${jwt} ${session}` });
+      assertProblem(shifted, 431, 'header_too_large', 'the X-Session-Token header is too large');
+      assert.equal(forwarded(), before, 'the shifted credentials reached no backend');
+    });
+  });
+
   test('lockout: 429 with Retry-After and the problem body reach the client through nginx', async () => {
     const jwt = await token('erin', { now: clock() });
     const { secret } = await enrollTotpOverHttp(port, jwt, clock);
@@ -206,7 +292,8 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
     assert.equal(first.headers['ratelimit-policy'], '"search";q=2;w=60');
     assert.equal(first.headers['ratelimit'], '"search";r=1;t=60');
     clock.advance(20_000);
-    const second = await call(port, 'GET', '/search/b');
+    // The same request again: a rate-limited allow is never held, each one takes a token.
+    const second = await call(port, 'GET', '/search/a');
     assert.equal(second.headers['ratelimit'], '"search";r=0;t=40');
     assert.equal(forwarded(), before + 2);
 
@@ -232,6 +319,17 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
       assert.match(raw, /\r\nContent-Type: application\/problem\+json\r\n/, path);
       assert.match(raw, /"code":"invalid_request"/, path);
     }
+    assert.equal(forwarded(), before);
+  });
+
+  test('credential headers refused while the gateway reads nginx\'s call reach the client with their own status, not 502', async () => {
+    const before = forwarded();
+    const oversized = await call(port, 'GET', '/public/x', { 'x-session-token': 'a'.repeat(300) });
+    assertProblem(oversized, 431, 'header_too_large', 'the X-Session-Token header is too large');
+    const twice = await rawExchange(port, 'GET /public/x HTTP/1.1\r\nHost: api.example.com\r\nX-Session-Token: a\r\nX-Session-Token: b\r\nConnection: close\r\n\r\n');
+    assert.deepEqual(statusesIn(twice), [400]);
+    assert.match(twice, /\r\nContent-Type: application\/problem\+json\r\n/);
+    assert.match(twice, /"code":"invalid_request"/);
     assert.equal(forwarded(), before);
   });
 
