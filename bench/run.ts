@@ -92,7 +92,7 @@ const ROWS: Readonly<Record<TargetName, { label: string; description: string }>>
   },
   'plugin-decided': {
     label: 'plugin mode, every request decided (no held answers)',
-    description: `the plugin-nginx row with the example's proxy_cache line removed (its documented way to turn held answers off): the gateway decides every request`,
+    description: `the plugin-nginx row with the example's proxy_cache and X-Auth-Request-Cache lines removed (as it says to turn held answers off): the gateway decides every request`,
   },
   'plugin-floor': {
     label: 'plugin floor: nginx auth_request + constant 200 (Node)',

@@ -93,6 +93,7 @@ export async function startPluginNginx(work: string, cpus: string | undefined, g
     ['/dev/shm/nginx-mfa-authz', join(work, name, 'authz-cache')],
     // The example's own way to have every request decided by the gateway: no cache in /_mfa_auth.
     ['proxy_cache mfa_authz;', holdAnswers ? 'proxy_cache mfa_authz;' : ''],
+    ['proxy_set_header X-Auth-Request-Cache on;', holdAnswers ? 'proxy_set_header X-Auth-Request-Cache on;' : ''],
   ] as const) {
     if (example.split(from).length !== 2) throw new BenchError(`config/examples/nginx.conf must contain "${from}" exactly once`);
     example = example.replace(from, to);

@@ -18,6 +18,12 @@ import { rebuildOriginal, syntheticRequest, type AuthzKind } from './rebuild.js'
  */
 export const PROBLEM_STATUS_HEADER = 'x-problem-status';
 export const PROBLEM_BODY_HEADER = 'x-problem-body';
+/**
+ * Sent as `on` by an nginx that holds the allows it may (the example's proxy_cache): only then are
+ * sessions read through to the store and allows marked with X-Accel-Expires. Without it every
+ * request is asked about, and the in-process caches serve as they do for the proxy door.
+ */
+export const HOLD_REQUEST_HEADER = 'x-auth-request-cache';
 
 /** A header value must be ASCII without control characters; JSON escapes the rest. */
 function asciiJson(body: string): string {
@@ -91,7 +97,7 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
     door: family,
     trusted: runtime.authzTrusted,
     reserved: false,
-    forCache: family === 'auth-request',
+    forCache: family === 'auth-request' && req.headers[HOLD_REQUEST_HEADER] === 'on',
   });
   if (admission.kind === 'refused') {
     refuse(admission.problem, family, admission.requestId ?? requestId);
@@ -101,7 +107,7 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   const headers = identityHeaders(decision.identity, admission.view.requestId);
   // nginx may keep an allow that holds long enough (docs/plugin-mode.md); nothing else may. Not
   // beside Cache-Control: no-store, which nginx 1.22 lets win when it comes first.
-  const hold = family === 'auth-request' ? holdSeconds(decision.holdUntil, pass.now) : 0;
+  const hold = holdSeconds(decision.holdUntil, pass.now);
   if (hold > 0) headers.push('x-accel-expires', String(hold), 'content-length', '0');
   else headers.push('cache-control', 'no-store', 'content-length', '0');
   // For the proxy to hand to the client (session, RateLimit); never to copy onto the backend request.

@@ -55,8 +55,8 @@ describe('forward-auth endpoints against a real gateway', () => {
       assert.equal(reply.status, 200);
       assert.equal(reply.text, '');
       assert.equal(reply.headers['content-length'], '0');
-      assert.equal(reply.headers['x-accel-expires'], '1', 'nginx may hold a public allow');
-      assert.equal(reply.headers['cache-control'], undefined);
+      assert.equal(reply.headers['cache-control'], 'no-store');
+      assert.equal(reply.headers['x-accel-expires'], undefined, 'nginx did not say it holds answers');
       assert.equal(reply.headers['x-request-id'], 'nginx-0123abcd');
       assert.deepEqual(identityNames(reply.headers), []);
       assert.equal(reply.headers['x-session-token'], undefined);
@@ -298,20 +298,25 @@ describe('forward-auth endpoints against a real gateway', () => {
       }
       return String(reply.headers['cache-control']);
     };
-    const nginx = (method: string, url: string, headers: Record<string, string> = {}) => call(port, 'GET', AUTH_REQUEST, { 'x-original-method': method, 'x-original-url': url, ...headers });
+    /** nginx with the example's proxy_cache: it says so in X-Auth-Request-Cache. */
+    const nginx = (method: string, url: string, headers: Record<string, string> = {}) =>
+      call(port, 'GET', AUTH_REQUEST, { 'x-original-method': method, 'x-original-url': url, 'x-auth-request-cache': 'on', ...headers });
 
     test('bearer allows: held while the token outlasts the bound; never by Traefik or Envoy; never a refusal', async () => {
       const jwt = await token('hana', { scopes: ['orders:read'], now: clock() });
       assert.equal(holdOf(await nginx('GET', '/orders/7', { authorization: `Bearer ${jwt}` })), '1');
+      assert.equal(holdOf(await nginx('GET', '/public/p')), '1');
+      // An nginx that holds nothing does not say it does: no hold is offered.
+      assert.equal(holdOf(await nginx('GET', '/orders/7', { authorization: `Bearer ${jwt}`, 'x-auth-request-cache': 'off' })), 'no-store');
       // Valid now, but for less than the bound: nginx must ask again.
       const expiring = await token('hana', { scopes: ['orders:read'], now: clock(), ttlSeconds: 1 });
       const short = await nginx('GET', '/orders/7', { authorization: `Bearer ${expiring}` });
       assert.equal(short.status, 200);
       assert.equal(holdOf(short), 'no-store');
-      const traefik = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/7', authorization: `Bearer ${jwt}` });
+      const traefik = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/orders/7', authorization: `Bearer ${jwt}`, 'x-auth-request-cache': 'on' });
       assert.equal(traefik.status, 200);
       assert.equal(holdOf(traefik), 'no-store');
-      const envoy = await call(port, 'GET', '/.mfa/authz/ext-authz/orders/7', { authorization: `Bearer ${jwt}` });
+      const envoy = await call(port, 'GET', '/.mfa/authz/ext-authz/orders/7', { authorization: `Bearer ${jwt}`, 'x-auth-request-cache': 'on' });
       assert.equal(envoy.status, 200);
       assert.equal(holdOf(envoy), 'no-store');
       const refused = await nginx('GET', '/orders/7');
