@@ -98,6 +98,19 @@ describe('forward-auth endpoints against a real gateway', () => {
       assert.equal(direct.headers['www-authenticate'], reply.headers['www-authenticate']);
     });
 
+    test('credentials refused while the call itself is read → the same problem, with its status and body for nginx', async () => {
+      const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/public/x', 'x-session-token': 'a'.repeat(300) });
+      assertProblem(reply, 431, 'header_too_large', 'the X-Session-Token header is too large');
+      assert.equal(reply.headers['x-problem-status'], '431');
+      assert.equal(reply.headers['x-problem-body'], reply.text);
+      const twice = await rawExchange(port, `GET ${AUTH_REQUEST} HTTP/1.1\r\nHost: x\r\nX-Original-Method: GET\r\nX-Original-URL: /public/x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n`);
+      assert.deepEqual(statusesIn(twice), [400]);
+      assert.match(twice, /\r\nX-Problem-Status: 400\r\n/i);
+      const traefik = await call(port, 'GET', FORWARD_AUTH, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/public/x', 'x-session-token': 'a'.repeat(300) });
+      assertProblem(traefik, 431, 'header_too_large');
+      assert.equal(traefik.headers['x-problem-status'], undefined, 'only nginx needs them');
+    });
+
     test('missing scope → 403 insufficient_scope with the scope challenge', async () => {
       const jwt = await token('alice', { scopes: ['profile'], now: clock() });
       const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', authorization: `Bearer ${jwt}` });

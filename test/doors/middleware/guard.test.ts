@@ -191,6 +191,18 @@ for (const [kind, start] of [
       assert.equal(app.seen.length, before);
     });
 
+    test('an auth-request call refused while its own headers are read still tells nginx its status', async () => {
+      const oversized = { 'x-original-method': 'GET', 'x-original-url': '/public/x', 'x-session-token': 'a'.repeat(300) };
+      const refused = await call(app.port, 'GET', '/.mfa/authz/auth-request', oversized);
+      assertProblem(refused, 431, 'header_too_large', 'the X-Session-Token header is too large');
+      assert.equal(refused.headers['x-problem-status'], '431');
+      assert.equal(refused.headers['x-problem-body'], refused.text);
+      // Anywhere else the same refusal is a plain problem response.
+      const elsewhere = await call(app.port, 'GET', '/public/x', { 'x-session-token': 'a'.repeat(300) });
+      assertProblem(elsewhere, 431, 'header_too_large');
+      assert.equal(elsewhere.headers['x-problem-status'], undefined);
+    });
+
     test('the reserved prefix is answered by the guard, never the application', async () => {
       const before = app.seen.length;
       const reply = await call(app.port, 'GET', '/.mfa/factors');
