@@ -222,6 +222,11 @@ describe('nginx auth_request in front of the gateway (config/examples/nginx.conf
         assert.ok(!upstream.headerNames(got).includes('x-session-token'));
       });
 
+      // A refusal is never held: the same refused request is decided each time.
+      const refusedBefore = await decided(401);
+      for (let i = 0; i < 2; i++) assertProblem(await call(port, 'DELETE', '/orders/5', { authorization: `Bearer ${jwt}` }), 401, 'mfa_required');
+      assert.equal(await decided(401), refusedBefore + 2);
+
       // Another target, another client's credentials: never the held answer.
       assert.equal((await call(port, 'DELETE', '/orders/6', credentials)).status, 200);
       assert.equal(await decided(200), askedBefore + 2);
