@@ -59,6 +59,11 @@ function idpMfaTime(principal: Principal, policy: GatewayPolicy, now: number, ma
   return principal.authTime;
 }
 
+/** A second factor that needs nothing more on this request; `holdUntil` only when a cache in front asked. */
+function passed(caller: Pick<Caller, 'forCache'>, method: MfaMethod, mfaTime: number, holdUntil: number): SecondFactorResult {
+  return caller.forCache === true ? { ok: true, method, mfaTime, holdUntil } : { ok: true, method, mfaTime };
+}
+
 export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
   const { verifier, ttl, sessions, audit } = deps;
 
@@ -145,8 +150,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       if (risk === undefined) {
         countVerification(deps, 'session', 'success');
         const { record } = found;
-        if (caller.forCache !== true) return { ok: true, method: record.method, mfaTime: record.mfaTime };
-        return { ok: true, method: record.method, mfaTime: record.mfaTime, holdUntil: Math.min(found.holdUntil, record.expiresAt, record.mfaTime * 1000 + maxAgeMs) };
+        return passed(caller, record.method, record.mfaTime, Math.min(found.holdUntil, record.expiresAt, record.mfaTime * 1000 + maxAgeMs));
       }
       risky = true;
       audit.record(auditContext(caller), { event: 'risk_step_up', reason: risk });
@@ -189,7 +193,7 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       const idp = accepts(accepted, 'idp') ? idpMfaTime(principal, policy, now, maxAgeMs) : undefined;
       if (idp !== undefined) {
         countVerification(deps, 'idp', 'success');
-        return input.forCache === true ? { ok: true, method: 'idp', mfaTime: idp, holdUntil: idp * 1000 + maxAgeMs } : { ok: true, method: 'idp', mfaTime: idp };
+        return passed(input, 'idp', idp, idp * 1000 + maxAgeMs);
       }
       // Fail closed: with any store backend down nothing is checked, not even a session (it could
       // belong to a factor removed meanwhile), and no failure is counted against the user.

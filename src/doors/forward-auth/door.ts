@@ -7,6 +7,7 @@ import { problem, renderProblem, type Problem } from '../../errors/problems.js';
 import { sendProblem } from '../../http/respond.js';
 import { NO_POLICY, REJECTED_ROUTE } from '../../metrics/metrics.js';
 import { hasBody } from '../../request/body.js';
+import type { RequestSource } from '../../request/canonical.js';
 import type { RequestView } from '../../request/view.js';
 import { rebuildOriginal, syntheticRequest, type AuthzKind } from './rebuild.js';
 
@@ -23,7 +24,7 @@ export const PROBLEM_BODY_HEADER = 'x-problem-body';
  * sessions read through to the store and allows marked with X-Accel-Expires. Without it every
  * request is asked about, and the in-process caches serve as they do for the proxy door.
  */
-export const HOLD_REQUEST_HEADER = 'x-auth-request-cache';
+const HOLD_REQUEST_HEADER = 'x-auth-request-cache';
 
 /** A header value must be ASCII without control characters; JSON escapes the rest. */
 function asciiJson(body: string): string {
@@ -37,13 +38,14 @@ function authRequestProblemHeaders(p: Problem, requestId: string | undefined): R
 }
 
 /**
- * For a refusal before any door is chosen: the auth-request call's own headers are the client's
- * credentials, so a repeated or oversized one is refused while the call itself is read. Aimed at
- * the auth-request endpoint (nginx asks for exactly that path), the refusal carries the same
- * headers as the door's own, or nginx would answer the client a bare 502 instead of its 400 or 431.
+ * For a refusal by `admit()` before any door is chosen: the auth-request call's own headers are
+ * the client's credentials, so a repeated or oversized one is refused while the call itself is
+ * read. When the request `admit()` read targets the auth-request endpoint (nginx asks for exactly
+ * that path), the refusal carries the same headers as the door's own, or nginx would answer the
+ * client a bare 502 instead of its 400 or 431.
  */
-export function earlyAuthRequestHeaders(rawUrl: string | undefined, pathPrefix: string, p: Problem): Record<string, string> | undefined {
-  return rawUrl === `${pathPrefix}authz/auth-request` ? authRequestProblemHeaders(p, undefined) : undefined;
+export function earlyAuthRequestHeaders(admitted: Pick<RequestSource, 'url'>, pass: Pass, p: Problem): Record<string, string> | undefined {
+  return admitted.url === `${pass.runtime.policy.mfa.pathPrefix}authz/auth-request` ? authRequestProblemHeaders(p, undefined) : undefined;
 }
 
 /**

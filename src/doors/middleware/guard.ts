@@ -123,11 +123,11 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     const pass = new Pass(core);
     res.once('close', () => pass.settle(res.statusCode));
     const withBody = hasBody(req);
-    const admission = await admit(core, pass, originalRequest(req), { door: 'middleware' });
+    const source = originalRequest(req);
+    const admission = await admit(core, pass, source, { door: 'middleware' });
     if (admission.kind === 'refused') {
       takeOver();
-      const nginx = earlyAuthRequestHeaders(req.url, pass.runtime.policy.mfa.pathPrefix, admission.problem);
-      sendProblem(res, admission.problem, admission.requestId, nginx, admission.ambiguous || withBody);
+      sendProblem(res, admission.problem, admission.requestId, earlyAuthRequestHeaders(source, pass, admission.problem), admission.ambiguous || withBody);
       return;
     }
     const { view, decision } = admission;

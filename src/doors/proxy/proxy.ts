@@ -36,8 +36,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     if (admission.kind === 'refused') {
       // A refused request's body is never wanted; closing is cheaper and safer than draining it.
       // An ambiguous request may hide a second one in its body: never read on from this socket.
-      const nginx = earlyAuthRequestHeaders(req.url, pass.runtime.policy.mfa.pathPrefix, admission.problem);
-      sendProblem(res, admission.problem, admission.requestId, nginx, admission.ambiguous || hasBody(req));
+      sendProblem(res, admission.problem, admission.requestId, earlyAuthRequestHeaders(req, pass, admission.problem), admission.ambiguous || hasBody(req));
       return;
     }
     const { view, decision } = admission;

@@ -278,6 +278,11 @@ for (const [kind, start] of [
         const seen = app.seen.at(-1)!;
         assert.equal(seen.url, '/x');
         assert.equal(seen.headers['x-auth-subject'], 'mia');
+        // The mount's req.url reads /.mfa/authz/auth-request, but the guard judged /mounted/…: a user
+        // route, so its refusal is a plain problem response, not an answer to nginx.
+        const mounted = await call(app.port, 'GET', '/mounted/.mfa/authz/auth-request', { 'x-session-token': 'a'.repeat(300) });
+        assertProblem(mounted, 431, 'header_too_large');
+        assert.equal(mounted.headers['x-problem-status'], undefined);
       });
     }
   });
