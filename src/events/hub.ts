@@ -263,30 +263,35 @@ export function createEventHub(options: EventHubOptions): EventHub {
     return values;
   }
 
-  /** Records the value seen now; the store write is skipped when it was touched within a minute. */
+  /**
+   * Records the value seen now; true when this call saw it first. The store write is skipped when
+   * this process wrote it within a minute: rows are never deleted, so it is there and not new.
+   */
   async function see(subject: string, kind: 'country' | 'device', value: string, now: number): Promise<boolean> {
     const key = `${subject}\0${kind}:${value}`;
-    const known = seenCache.get(subject)?.values;
-    if ((touched.get(key) ?? -Infinity) > now - TOUCH_EVERY_MS && known?.has(`${kind}:${value}`) === true) return false;
+    if ((touched.get(key) ?? -Infinity) > now - TOUCH_EVERY_MS) return false;
+    const first = await store.markSeen(subject, kind, value, now);
+    // Only once written: a failed write is tried again by the next request, not skipped for a minute.
     touched.set(key, now);
     if (touched.size > 50_000) touched.delete(touched.keys().next().value!);
-    const first = await store.markSeen(subject, kind, value, now);
-    known?.set(`${kind}:${value}`, now);
+    seenCache.get(subject)?.values.set(`${kind}:${value}`, now);
     return first;
   }
 
   /** A second factor passed here: the country and device become known; a new device is told to its user. */
   async function learn(caller: RiskCaller): Promise<void> {
     const { country, device } = signalReader.of(caller.view, caller.policy.events.signals);
-    // No signal to learn (none configured, or none in this request): nothing to read or write.
-    if (country === undefined && device === undefined) return;
-    const known = await seenOf(caller.subject, caller.now);
-    const hadDevice = [...known.keys()].some((k) => k.startsWith('device:'));
-    if (country !== undefined) await see(caller.subject, 'country', country, caller.now);
-    if (device === undefined) return;
-    const first = await see(caller.subject, 'device', device, caller.now);
-    // The very first device is the one the user enrolled on: nothing new to tell.
-    if (!first || !hadDevice || !caller.policy.events.rules.newDevice) return;
+    const { subject, now } = caller;
+    // Both writes in one store round trip (one group commit on SQLite).
+    const [, first] = await Promise.all([
+      country === undefined ? undefined : see(subject, 'country', country, now),
+      device === undefined ? false : see(subject, 'device', device, now),
+    ]);
+    if (device === undefined || !first || !caller.policy.events.rules.newDevice) return;
+    // The very first device is the one the user enrolled on: nothing new to tell. Read only for a
+    // device seen first just now, so a pass from a known device costs one write and no read.
+    const seen = await store.listSeen(subject);
+    if (!seen.some((s) => s.kind === 'device' && s.value !== device)) return;
     const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
     alert('new_device', ctx, { ...(country !== undefined ? { country } : {}), device }, {}, caller.policy, caller.now);
     if (caller.policy.mfa.email.smtp !== undefined) {

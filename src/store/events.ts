@@ -113,6 +113,8 @@ type Param = string | number | null;
 interface Runner {
   all<R>(name: EventStatementName | string, params: readonly Param[]): Promise<R[]>;
   run(name: EventStatementName, params: readonly Param[]): Promise<number>;
+  /** A request-path write whose RETURNING rows the caller reads (SQLite: in the group commit). */
+  write<R>(name: EventStatementName, params: readonly Param[]): Promise<R[]>;
   batch(statements: readonly (readonly [EventStatementName, readonly Param[]])[]): Promise<void>;
 }
 
@@ -240,9 +242,8 @@ function createEventStore(runner: Runner): EventStore {
     },
     purgeOutbox: (before) => runner.run('purgeOutbox', [before]),
     async markSeen(subject, kind, value, now) {
-      const inserted = (await runner.run('insertSeen', [subject, kind, value, now, now])) === 1;
-      if (!inserted) await runner.run('touchSeen', [now, subject, kind, value, now]);
-      return inserted;
+      const written = await runner.write<{ first_seen: Num }>('markSeen', [subject, kind, value, now, now]);
+      return written.length === 1 && Number(written[0]!.first_seen) === now;
     },
     async listSeen(subject) {
       const rows = await runner.all<{ kind: string; value: string; first_seen: Num; last_seen: Num }>('listSeen', [subject]);
@@ -274,6 +275,7 @@ export function createSqliteEventStore(db: Database.Database, live: () => void, 
       return prepare(name).all(...params) as R[];
     },
     run: (name, params) => batcher.run(() => prepare(name).run(...params).changes),
+    write: <R>(name: EventStatementName, params: readonly Param[]) => batcher.run(() => prepare(name).all(...params) as R[]),
     batch: (statements) => batcher.run(() => batch(statements)),
   });
 }
@@ -289,6 +291,7 @@ export function createPostgresEventStore(pool: PgPool): EventStore {
   return createEventStore({
     all: <R>(name: string, params: readonly Param[]) => pool.query(sql(name), params) as Promise<R[]>,
     run: (name, params) => pool.execute(sql(name), params),
+    write: <R>(name: EventStatementName, params: readonly Param[]) => pool.query(sql(name), params) as Promise<R[]>,
     async batch(statements) {
       await pool.transaction(async (query) => {
         for (const [name, params] of statements) await query(sql(name), params);

@@ -671,10 +671,14 @@ export const EVENT_STATEMENTS = {
   listOutbox: `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY created_at, id LIMIT ?`,
   /** params: before — delivered and dead rows older than the retention. */
   purgeOutbox: `DELETE FROM outbox WHERE state <> 'pending' AND done_at < ?`,
-  /** params: subject, kind, value, firstSeen, lastSeen */
-  insertSeen: `INSERT INTO risk_seen (subject, kind, value, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject, kind, value) DO NOTHING`,
-  /** params: lastSeen, subject, kind, value, lastSeen — only moves forward. */
-  touchSeen: `UPDATE risk_seen SET last_seen = ? WHERE subject = ? AND kind = ? AND value = ? AND last_seen < ?`,
+  /**
+   * params: subject, kind, value, now, now. One statement inserts or moves last_seen forward; it
+   * returns first_seen only when it wrote, and first_seen = now only for the insert (an update needs
+   * last_seen < now, so the row's first_seen is older).
+   */
+  markSeen: `INSERT INTO risk_seen (subject, kind, value, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (subject, kind, value) DO UPDATE SET last_seen = excluded.last_seen WHERE risk_seen.last_seen < excluded.last_seen
+    RETURNING first_seen`,
   /** params: subject */
   listSeen: `SELECT kind, value, first_seen, last_seen FROM risk_seen WHERE subject = ? ORDER BY kind, first_seen, value`,
 } as const;

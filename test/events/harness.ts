@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLogger } from '../../src/log/logger.js';
@@ -29,6 +30,8 @@ export interface Hook {
 
 export interface EventsHarness {
   readonly gw: Gateway;
+  /** The gateway's SQLite file, for a second connection that looks or breaks things underneath. */
+  readonly dbPath: string;
   readonly port: number;
   readonly adminPort: number;
   readonly upstream: Upstream;
@@ -100,6 +103,7 @@ default: deny
   }
   return {
     gw,
+    dbPath: join(ws.dir, 'mfa.db'),
     port,
     adminPort,
     upstream,
