@@ -60,8 +60,11 @@ const STATEMENTS = {
   sessionInsert: `INSERT INTO sessions (hash, subject, method, mfa_time, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
   /** params: subject, now */
   sessionsDropExpired: `DELETE FROM sessions WHERE subject = ? AND expires_at <= ?`,
-  /** params: subject, keptHash, offset — all but the `offset` latest-expiring others, never the one just issued. */
-  sessionsEvict: `DELETE FROM sessions WHERE hash IN (
+  /**
+   * params: subject, subject, keptHash, offset — all but the `offset` latest-expiring others, never
+   * the one just issued. The outer subject keeps the delete on the (subject, hash) key.
+   */
+  sessionsEvict: `DELETE FROM sessions WHERE subject = ? AND hash IN (
       SELECT hash FROM sessions WHERE subject = ? AND hash <> ? ORDER BY expires_at DESC, issued_at DESC, hash LIMIT -1 OFFSET ?
     ) RETURNING hash`,
   /** params: hash, subject, now */
@@ -196,7 +199,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void, b
   const issue = db.transaction((hash: string, s: StoredSession, maxPerSubject: number, now: number): string[] => {
     st.sessionsDropExpired.run(s.subject, now);
     st.sessionInsert.run(hash, s.subject, s.method, s.mfaTime, s.issuedAt, s.expiresAt);
-    return (st.sessionsEvict.all(s.subject, hash, maxPerSubject - 1) as { hash: string }[]).map((r) => r.hash);
+    return (st.sessionsEvict.all(s.subject, s.subject, hash, maxPerSubject - 1) as { hash: string }[]).map((r) => r.hash);
   });
 
   /** A ceremony's live value: `take` deletes it as it reads (a write, in the batch), else it stays. */

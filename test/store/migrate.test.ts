@@ -102,6 +102,39 @@ describe('sqlite migrations', () => {
     }
   });
 
+  test('v6 → v7: sessions keep their rows, now keyed by (subject, hash), and every per-subject verb still finds them', async () => {
+    const path = join(dir, 'v6.db');
+    const v6 = new Database(path);
+    migrateSqlite(v6, MIGRATIONS.sqlite.filter((m) => m.version <= 6));
+    const put = v6.prepare('INSERT INTO sessions (hash, subject, method, mfa_time, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)');
+    put.run('a'.repeat(64), 'alice', 'totp', Math.floor(T0 / 1000), T0, T0 + 3_600_000);
+    put.run('b'.repeat(64), 'alice', 'hotp', Math.floor(T0 / 1000), T0 + 1, T0 + 7_200_000);
+    put.run('c'.repeat(64), 'bob', 'totp', Math.floor(T0 / 1000), T0, T0 + 3_600_000);
+    v6.close();
+
+    const store = openSqliteStore({ path, clock: fakeClock(T0) });
+    try {
+      assert.deepEqual(store.migrations.applied, versions(MIGRATIONS.sqlite, 6));
+      assert.equal((await store.ttl.getSession('b'.repeat(64), 'alice', T0))?.method, 'hotp');
+      assert.equal(await store.ttl.getSession('c'.repeat(64), 'alice', T0), undefined, 'bob\'s session is not alice\'s');
+      // A third session for alice with room for two: her earliest-expiring one goes.
+      assert.deepEqual([...(await store.ttl.issueSession('d'.repeat(64), { subject: 'alice', method: 'totp', mfaTime: Math.floor(T0 / 1000), issuedAt: T0 + 2, expiresAt: T0 + 9_000_000 }, 2, T0 + 2))], ['a'.repeat(64)]);
+      assert.equal(await store.ttl.deleteSession('b'.repeat(64), 'alice', T0 + 3), true);
+      assert.deepEqual([...(await store.ttl.revokeAllSessions('alice', T0 + 4))], ['d'.repeat(64)]);
+      assert.equal((await store.ttl.getSession('c'.repeat(64), 'bob', T0 + 4))?.issuedAt, T0);
+    } finally {
+      await store.close();
+    }
+    const after = new Database(path, { readonly: true });
+    try {
+      const key = (after.prepare('PRAGMA table_info(sessions)').all() as { name: string; pk: number }[]).filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
+      assert.deepEqual(key.map((c) => c.name), ['subject', 'hash']);
+      assert.deepEqual((after.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL`).all() as { name: string }[]).map((i) => i.name), ['sessions_by_expiry']);
+    } finally {
+      after.close();
+    }
+  });
+
   test('a pending migration runs against the previous version\'s data; a failing one leaves nothing behind', () => {
     const db = new Database(writeV1File());
     try {
