@@ -292,13 +292,13 @@ export function createEventHub(options: EventHubOptions): EventHub {
     // device seen first just now, so a pass from a known device costs one write and no read.
     const seen = await store.listSeen(subject);
     if (!seen.some((s) => s.kind === 'device' && s.value !== device)) return;
-    const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
-    alert('new_device', ctx, { ...(country !== undefined ? { country } : {}), device }, {}, caller.policy, caller.now);
+    const ctx = { subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
+    alert('new_device', ctx, { ...(country !== undefined ? { country } : {}), device }, {}, caller.policy, now);
     if (caller.policy.mfa.email.smtp !== undefined) {
       const policy = caller.policy;
-      const when = new Date(caller.now).toISOString();
+      const when = new Date(now).toISOString();
       const text = `A new device passed the second factor for your account at ${policy.mfa.issuer}.\n\ntime: ${when}\naddress: ${caller.view.clientIp}\n${country !== undefined ? `country: ${country}\n` : ''}\nIf this was not you, revoke your sessions and contact your administrator.`;
-      outbox.push({ id: `${randomUUID()}.user`, kind: 'email', target: 'user', event: 'new_device', payload: JSON.stringify({ subject: `[${policy.mfa.issuer}] new device signed in`, text, to_subject: caller.subject }), createdAt: caller.now });
+      outbox.push({ id: `${randomUUID()}.user`, kind: 'email', target: 'user', event: 'new_device', payload: JSON.stringify({ subject: `[${policy.mfa.issuer}] new device signed in`, text, to_subject: subject }), createdAt: now });
     }
   }
 
