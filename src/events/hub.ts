@@ -9,6 +9,7 @@ import type { RequestView } from '../request/view.js';
 import type { AuditRecord, AuditResult, EventStore, NewOutboxItem, OutboxItem } from '../store/events.js';
 import type { DurableStore } from '../store/types.js';
 import type { Clock } from '../time/clock.js';
+import { expiringCache } from '../time/ttl-cache.js';
 import { createDispatcher, type Dispatcher } from './outbox.js';
 import { createSignalReader, type Signals } from './signals.js';
 
@@ -251,15 +252,15 @@ export function createEventHub(options: EventHubOptions): EventHub {
 
   // ---- first-seen signals ----
 
-  const seenCache = new Map<string, { at: number; values: Map<string, number> }>();
-  const touched = new Map<string, number>();
+  // Each entry carries its own time, which decides; the caches' lifetimes only let sweeps free them.
+  const seenCache = expiringCache<string, { at: number; values: Map<string, number> }>(10_000, SEEN_CACHE_MS);
+  const touched = expiringCache<string, number>(50_000, TOUCH_EVERY_MS);
 
   async function seenOf(subject: string, now: number): Promise<Map<string, number>> {
     const cached = seenCache.get(subject);
     if (cached !== undefined && now - cached.at < SEEN_CACHE_MS) return cached.values;
     const values = new Map((await store.listSeen(subject)).map((s) => [`${s.kind}:${s.value}`, s.lastSeen] as const));
     seenCache.set(subject, { at: now, values });
-    if (seenCache.size > 10_000) seenCache.delete(seenCache.keys().next().value!);
     return values;
   }
 
@@ -273,7 +274,6 @@ export function createEventHub(options: EventHubOptions): EventHub {
     const first = await store.markSeen(subject, kind, value, now);
     // Only once written: a failed write is tried again by the next request, not skipped for a minute.
     touched.set(key, now);
-    if (touched.size > 50_000) touched.delete(touched.keys().next().value!);
     seenCache.get(subject)?.values.set(`${kind}:${value}`, now);
     return first;
   }

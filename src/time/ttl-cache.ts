@@ -1,11 +1,103 @@
 import { LRUCache } from 'lru-cache';
 
+/** How often expired entries are dropped from every live expiring cache. */
+export const SWEEP_EVERY_MS = 10_000;
+/** Entries one sweep turn drops before it lets the event loop run (the rest follow at once). */
+const SWEEP_SLICE = 2_000;
+
 /**
  * An LRU cache whose entries may expire, reading the time at each check. lru-cache's default
  * `ttlResolution` (1 ms) arms a `setTimeout` whenever it reads the time, to forget its cached "now":
  * one timer a millisecond under load, and on an idle gateway one extra event-loop wake-up a
  * millisecond after each lone request (bench/results/issue-11-progress.md, the one-connection rows).
+ *
+ * lru-cache forgets an expired entry only when it is read again or pushed out by newer ones, so
+ * after a burst of users the cache would keep every one of them until `max` newer entries came.
+ * Each write therefore notes when its entry expires, in write order, and a sweep every
+ * SWEEP_EVERY_MS drops the entries whose time has come: work in proportion to what expired, never a
+ * walk of the whole cache, and at most SWEEP_SLICE entries per event-loop turn.
  */
-export function expiringCache<K extends {}, V extends {}>(max: number, ttlMs?: number): LRUCache<K, V> {
-  return new LRUCache<K, V>({ max, ttlResolution: 0, ...(ttlMs !== undefined ? { ttl: ttlMs } : {}) });
+export class ExpiringCache<K extends {}, V extends {}> extends LRUCache<K, V> {
+  // Parallel arrays (no object per write); `head` is the next one due.
+  #dueAt: number[] = [];
+  #dueKeys: K[] = [];
+  #head = 0;
+
+  constructor(max: number, ttlMs?: number) {
+    super({ max, ttlResolution: 0, ...(ttlMs !== undefined ? { ttl: ttlMs } : {}) });
+    register(this);
+  }
+
+  override set(key: K, value: V | undefined, options?: LRUCache.SetOptions<K, V, unknown>): this {
+    super.set(key, value, options);
+    const ttl = options?.ttl ?? this.ttl;
+    // Bounded: past a few times `max` notes (one key rewritten very often), a write is left to
+    // lru-cache's own expiry-on-read, as it was before sweeps existed.
+    if (ttl > 0 && this.#dueKeys.length - this.#head < 4 * this.max) {
+      this.#dueAt.push(performance.now() + ttl);
+      this.#dueKeys.push(key);
+    }
+    return this;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.#dueAt = [];
+    this.#dueKeys = [];
+    this.#head = 0;
+  }
+
+  /** Drops up to `budget` entries whose noted time has passed; false when more are due now. */
+  sweep(budget: number): boolean {
+    const now = performance.now();
+    let head = this.#head;
+    const end = Math.min(this.#dueKeys.length, head + budget);
+    while (head < end && this.#dueAt[head]! <= now) {
+      const key = this.#dueKeys[head]!;
+      // A key written again since is live (has() is true) and keeps its place; an expired one goes.
+      if (!this.has(key)) this.delete(key);
+      head++;
+    }
+    const more = head === end && end < this.#dueKeys.length && this.#dueAt[head]! <= now;
+    if (head > 1024 && head * 2 > this.#dueKeys.length) {
+      this.#dueAt = this.#dueAt.slice(head);
+      this.#dueKeys = this.#dueKeys.slice(head);
+      head = 0;
+    }
+    this.#head = head;
+    return more;
+  }
+}
+
+export function expiringCache<K extends {}, V extends {}>(max: number, ttlMs?: number): ExpiringCache<K, V> {
+  return new ExpiringCache<K, V>(max, ttlMs);
+}
+
+// Weakly held: a cache its owner dropped (a retired verifier after a reload) is not kept alive here.
+interface Sweepable {
+  sweep(budget: number): boolean;
+}
+
+const live = new Set<WeakRef<Sweepable>>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function register(cache: Sweepable): void {
+  live.add(new WeakRef(cache));
+  // Unref'd: it never keeps a process alive, and an idle gateway wakes for it once per interval.
+  sweeper ??= setInterval(sweepExpiringCaches, SWEEP_EVERY_MS).unref();
+}
+
+/** One sweep of every live expiring cache (the interval's work; tests call it directly). */
+export function sweepExpiringCaches(): void {
+  let more = false;
+  for (const ref of live) {
+    const cache = ref.deref();
+    if (cache === undefined) live.delete(ref);
+    else more = cache.sweep(SWEEP_SLICE) || more;
+  }
+  if (live.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+  if (more) setImmediate(sweepExpiringCaches).unref();
 }

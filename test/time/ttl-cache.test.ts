@@ -3,7 +3,7 @@ import { createHook } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { LRUCache } from 'lru-cache';
-import { expiringCache } from '../../src/time/ttl-cache.js';
+import { expiringCache, sweepExpiringCaches } from '../../src/time/ttl-cache.js';
 
 /** How many timers `work` arms, unref'd ones included (they still wake the event loop when due). */
 function timersArmedBy(work: () => void): number {
@@ -52,4 +52,48 @@ test('entries still expire after their time, the cache-wide one or their own', a
   assert.equal(cache.get('default'), 2);
   await sleep(30);
   assert.equal(cache.get('default'), undefined);
+});
+
+test('a sweep frees expired entries nobody reads again, and keeps live and rewritten ones', async () => {
+  const cache = expiringCache<string, number>(100, 30);
+  for (let i = 0; i < 50; i++) cache.set(`burst-${i}`, i);
+  cache.set('long', 1, { ttl: 60_000 });
+  cache.set('rewritten', 1);
+  await sleep(20);
+  cache.set('rewritten', 2, { ttl: 60_000 });
+  await sleep(20);
+  sweepExpiringCaches();
+  // lru-cache alone would still hold all 52 until read or evicted.
+  assert.equal(cache.size, 2);
+  assert.deepEqual([...cache.keys()].sort(), ['long', 'rewritten']);
+  assert.equal(cache.get('rewritten'), 2);
+});
+
+test('a sweep leaves entries that are not yet due', () => {
+  const cache = expiringCache<string, number>(10, 60_000);
+  cache.set('a', 1);
+  cache.set('b', 2, { ttl: 5 });
+  sweepExpiringCaches();
+  assert.equal(cache.size, 2);
+});
+
+test('more expired entries than one turn takes are freed over the next turns, not in one pause', async () => {
+  const cache = expiringCache<string, number>(10_000, 5);
+  for (let i = 0; i < 5_000; i++) cache.set(`k${i}`, i);
+  await sleep(15);
+  sweepExpiringCaches();
+  const afterOneTurn = cache.size;
+  assert.ok(afterOneTurn > 0 && afterOneTurn < 5_000, `one turn freed some, not all: ${afterOneTurn} left`);
+  for (let turns = 0; cache.size > 0 && turns < 100; turns++) await new Promise(setImmediate);
+  assert.equal(cache.size, 0);
+});
+
+test('clear() also forgets what was due, so a sweep after it drops nothing written later', async () => {
+  const cache = expiringCache<string, number>(10, 5);
+  cache.set('old', 1);
+  cache.clear();
+  cache.set('old', 2, { ttl: 60_000 });
+  await sleep(10);
+  sweepExpiringCaches();
+  assert.equal(cache.get('old'), 2);
 });
