@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 
 /** How often expired entries are dropped from every live expiring cache. */
-export const SWEEP_EVERY_MS = 10_000;
+const SWEEP_EVERY_MS = 10_000;
 /** Entries one sweep turn drops before it lets the event loop run (the rest follow at once). */
 const SWEEP_SLICE = 2_000;
 
@@ -15,7 +15,9 @@ const SWEEP_SLICE = 2_000;
  * after a burst of users the cache would keep every one of them until `max` newer entries came.
  * Each write therefore notes when its entry expires, in write order, and a sweep every
  * SWEEP_EVERY_MS drops the entries whose time has come: work in proportion to what expired, never a
- * walk of the whole cache, and at most SWEEP_SLICE entries per event-loop turn.
+ * walk of the whole cache, and at most SWEEP_SLICE entries per event-loop turn. The notes are taken
+ * in order, so an entry that expires before one written ahead of it (a token whose `exp` comes
+ * before the cache's own bound) is freed with that one; reads still refuse it from its own time on.
  */
 export class ExpiringCache<K extends {}, V extends {}> extends LRUCache<K, V> {
   // Parallel arrays (no object per write); `head` is the next one due.
