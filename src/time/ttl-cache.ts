@@ -42,13 +42,6 @@ export class ExpiringCache<K extends {}, V extends {}> extends LRUCache<K, V> {
     return this;
   }
 
-  override clear(): void {
-    super.clear();
-    this.#dueAt = [];
-    this.#dueKeys = [];
-    this.#head = 0;
-  }
-
   /** Drops up to `budget` entries whose noted time has passed; false when more are due now. */
   sweep(budget: number): boolean {
     const now = performance.now();
