@@ -9,7 +9,7 @@ import type { RequestView } from '../request/view.js';
 import type { AuditRecord, AuditResult, EventStore, NewOutboxItem, OutboxItem } from '../store/events.js';
 import type { DurableStore } from '../store/types.js';
 import type { Clock } from '../time/clock.js';
-import { expiringCache } from '../time/ttl-cache.js';
+import { ExpiringMap } from '../time/ttl-cache.js';
 import { createDispatcher, type Dispatcher } from './outbox.js';
 import { createSignalReader, type Signals } from './signals.js';
 
@@ -252,9 +252,9 @@ export function createEventHub(options: EventHubOptions): EventHub {
 
   // ---- first-seen signals ----
 
-  // Each entry carries its own time, which decides; the caches' lifetimes only let sweeps free them.
-  const seenCache = expiringCache<string, { at: number; values: Map<string, number> }>(10_000, SEEN_CACHE_MS);
-  const touched = expiringCache<string, number>(50_000, TOUCH_EVERY_MS);
+  // Each entry carries its own time, which decides; the maps' lifetimes only let sweeps free them.
+  const seenCache = new ExpiringMap<string, { at: number; values: Map<string, number> }>(10_000, SEEN_CACHE_MS);
+  const touched = new ExpiringMap<string, number>(50_000, TOUCH_EVERY_MS);
 
   async function seenOf(subject: string, now: number): Promise<Map<string, number>> {
     const cached = seenCache.get(subject);

@@ -5,6 +5,21 @@ const SWEEP_EVERY_MS = 10_000;
 /** Entries one sweep turn drops before it lets the event loop run (the rest follow at once). */
 const SWEEP_SLICE = 2_000;
 
+interface Sweepable {
+  /** Drops up to `budget` expired entries; true when more are due now. */
+  sweep(budget: number): boolean;
+}
+
+// Weakly held: a cache its owner dropped (a retired verifier after a reload) is not kept alive here.
+const live = new Set<WeakRef<Sweepable>>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function register(cache: Sweepable): void {
+  live.add(new WeakRef(cache));
+  // Unref'd: it never keeps a process alive, and an idle gateway wakes for it once per interval.
+  sweeper ??= setInterval(sweepExpiringCaches, SWEEP_EVERY_MS).unref();
+}
+
 /**
  * An LRU cache whose entries may expire, reading the time at each check. lru-cache's default
  * `ttlResolution` (1 ms) arms a `setTimeout` whenever it reads the time, to forget its cached "now":
@@ -42,7 +57,6 @@ export class ExpiringCache<K extends {}, V extends {}> extends LRUCache<K, V> {
     return this;
   }
 
-  /** Drops up to `budget` entries whose noted time has passed; false when more are due now. */
   sweep(budget: number): boolean {
     const now = performance.now();
     let head = this.#head;
@@ -68,18 +82,51 @@ export function expiringCache<K extends {}, V extends {}>(max: number, ttlMs?: n
   return new ExpiringCache<K, V>(max, ttlMs);
 }
 
-// Weakly held: a cache its owner dropped (a retired verifier after a reload) is not kept alive here.
-interface Sweepable {
-  sweep(budget: number): boolean;
-}
+/**
+ * A bounded map whose entries all live `ttlMs` from their last write, for marks that are written
+ * often and read only to skip work: no LRU bookkeeping and nothing allocated up front (an
+ * lru-cache of 50,000 entries takes its arrays' 2 MB at once). A write moves its key to the back,
+ * so the map is in expiry order and a sweep drops expired entries from the front.
+ */
+export class ExpiringMap<K, V> implements Sweepable {
+  readonly #entries = new Map<K, { readonly at: number; readonly value: V }>();
 
-const live = new Set<WeakRef<Sweepable>>();
-let sweeper: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly max: number,
+    private readonly ttlMs: number,
+  ) {
+    register(this);
+  }
 
-function register(cache: Sweepable): void {
-  live.add(new WeakRef(cache));
-  // Unref'd: it never keeps a process alive, and an idle gateway wakes for it once per interval.
-  sweeper ??= setInterval(sweepExpiringCaches, SWEEP_EVERY_MS).unref();
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: K): V | undefined {
+    const entry = this.#entries.get(key);
+    return entry !== undefined && performance.now() - entry.at < this.ttlMs ? entry.value : undefined;
+  }
+
+  delete(key: K): void {
+    this.#entries.delete(key);
+  }
+
+  set(key: K, value: V): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, { at: performance.now(), value });
+    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value!);
+  }
+
+  sweep(budget: number): boolean {
+    const now = performance.now();
+    let dropped = 0;
+    for (const [key, entry] of this.#entries) {
+      if (now - entry.at < this.ttlMs) return false;
+      if (dropped++ === budget) return true;
+      this.#entries.delete(key);
+    }
+    return false;
+  }
 }
 
 /** One sweep of every live expiring cache (the interval's work; tests call it directly). */

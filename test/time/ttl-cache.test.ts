@@ -3,7 +3,7 @@ import { createHook } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { LRUCache } from 'lru-cache';
-import { expiringCache, sweepExpiringCaches } from '../../src/time/ttl-cache.js';
+import { ExpiringMap, expiringCache, sweepExpiringCaches } from '../../src/time/ttl-cache.js';
 
 /** How many timers `work` arms, unref'd ones included (they still wake the event loop when due). */
 function timersArmedBy(work: () => void): number {
@@ -86,4 +86,38 @@ test('more expired entries than one turn takes are freed over the next turns, no
   assert.ok(afterOneTurn > 0 && afterOneTurn < 5_000, `one turn freed some, not all: ${afterOneTurn} left`);
   for (let turns = 0; cache.size > 0 && turns < 100; turns++) await new Promise(setImmediate);
   assert.equal(cache.size, 0);
+});
+
+test('an expiring map answers within its lifetime, keeps its bound and is swept in write order', async () => {
+  const marks = new ExpiringMap<string, number>(3, 30);
+  marks.set('a', 1);
+  marks.set('b', 2);
+  marks.set('c', 3);
+  marks.set('d', 4);
+  // The bound drops the oldest write.
+  assert.equal(marks.size, 3);
+  assert.equal(marks.get('a'), undefined);
+  assert.equal(marks.get('b'), 2);
+  await sleep(20);
+  marks.set('b', 5);
+  await sleep(20);
+  // c and d expired unread; b was written again and moved behind them.
+  assert.equal(marks.get('c'), undefined);
+  assert.equal(marks.size, 3);
+  sweepExpiringCaches();
+  assert.equal(marks.size, 1);
+  assert.equal(marks.get('b'), 5);
+  marks.delete('b');
+  assert.equal(marks.size, 0);
+});
+
+test('an expiring map with more expired entries than one turn takes frees them over the next turns', async () => {
+  const marks = new ExpiringMap<string, number>(10_000, 5);
+  for (let i = 0; i < 5_000; i++) marks.set(`k${i}`, i);
+  await sleep(15);
+  sweepExpiringCaches();
+  const afterOneTurn = marks.size;
+  assert.ok(afterOneTurn > 0 && afterOneTurn < 5_000, `one turn freed some, not all: ${afterOneTurn} left`);
+  for (let turns = 0; marks.size > 0 && turns < 100; turns++) await new Promise(setImmediate);
+  assert.equal(marks.size, 0);
 });
