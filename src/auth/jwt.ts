@@ -1,6 +1,6 @@
 import { sha256Hex } from '../crypto/digest.js';
 import { jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type LocalJWKSet } from 'jose';
-import { expiringCache } from '../time/ttl-cache.js';
+import { ExpiringCache } from '../time/ttl-cache.js';
 import type { JwtAlgorithm, JwtConfig } from '../config/types.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { Logger } from '../log/logger.js';
@@ -160,7 +160,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     source = { kind: 'jwks', jwks };
   }
 
-  const cache = maxEntries > 0 && maxTtlMs > 0 ? expiringCache<string, CacheEntry>(maxEntries) : undefined;
+  const cache = maxEntries > 0 && maxTtlMs > 0 ? new ExpiringCache<string, CacheEntry>(maxEntries) : undefined;
   const cacheHits = metrics?.tokenCache.cell('hit', { result: 'hit' });
   const cacheMisses = metrics?.tokenCache.cell('miss', { result: 'miss' });
   if (source.kind === 'jwks') {

@@ -1,4 +1,4 @@
-import { expiringCache } from '../time/ttl-cache.js';
+import { ExpiringCache } from '../time/ttl-cache.js';
 import type { DurableStore, FactorRecord, WebAuthnCredentialRecord } from '../store/types.js';
 
 /**
@@ -32,7 +32,7 @@ export function createFactorCache(durable: Pick<DurableStore, 'listFactors' | 'l
 
   /** One cache of per-subject lists, sharing the generations, so one forget drops both. */
   function cached<T>(load: (subject: string, now: number) => Promise<T[]>): (subject: string, now: number) => Promise<T[]> {
-    const cache = ttlMs > 0 ? expiringCache<string, readonly T[]>(options.entries ?? 10_000, ttlMs) : undefined;
+    const cache = ttlMs > 0 ? new ExpiringCache<string, readonly T[]>(options.entries ?? 10_000, ttlMs) : undefined;
     if (cache !== undefined) forgetters.push((subject) => cache.delete(subject));
     return async (subject, now) => {
       const hit = cache?.get(subject);

@@ -1,6 +1,6 @@
 import { sha256Hex } from '../crypto/digest.js';
 import { randomToken } from '../crypto/random.js';
-import { expiringCache } from '../time/ttl-cache.js';
+import { ExpiringCache } from '../time/ttl-cache.js';
 import { ANSWER_HOLD_MS } from '../decision/hold.js';
 import type { MfaMethod } from '../decision/types.js';
 import type { Invalidation, StoredSession, TtlStore } from '../store/types.js';
@@ -99,7 +99,7 @@ export interface SessionCache {
 export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSession' | 'deleteSession' | 'revokeAllSessions'>, options: SessionCacheOptions = {}): SessionStore & SessionCache {
   const cacheMs = options.cacheMs ?? ANSWER_HOLD_MS;
   // Keyed by the token hash; only live sessions are cached, and expiry is still checked per hit.
-  const cache = cacheMs > 0 ? expiringCache<string, SessionRecord>(options.cacheEntries ?? 10_000, cacheMs) : undefined;
+  const cache = cacheMs > 0 ? new ExpiringCache<string, SessionRecord>(options.cacheEntries ?? 10_000, cacheMs) : undefined;
 
   async function lookup(token: string, subject: string, now: number, readThrough = false): Promise<SessionLookup> {
     if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };

@@ -78,10 +78,6 @@ export class ExpiringCache<K extends {}, V extends {}> extends LRUCache<K, V> {
   }
 }
 
-export function expiringCache<K extends {}, V extends {}>(max: number, ttlMs?: number): ExpiringCache<K, V> {
-  return new ExpiringCache<K, V>(max, ttlMs);
-}
-
 /**
  * A bounded map whose entries all live `ttlMs` from their last write, for marks that are written
  * often and read only to skip work: no LRU bookkeeping and nothing allocated up front (an

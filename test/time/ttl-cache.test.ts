@@ -3,7 +3,7 @@ import { createHook } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { LRUCache } from 'lru-cache';
-import { ExpiringMap, expiringCache, sweepExpiringCaches } from '../../src/time/ttl-cache.js';
+import { ExpiringCache, ExpiringMap, sweepExpiringCaches } from '../../src/time/ttl-cache.js';
 
 /** How many timers `work` arms, unref'd ones included (they still wake the event loop when due). */
 function timersArmedBy(work: () => void): number {
@@ -22,7 +22,7 @@ function timersArmedBy(work: () => void): number {
 }
 
 test('reads and writes arm no timer, so an idle gateway is not woken after a lone request', () => {
-  const cache = expiringCache<string, number>(10, 60_000);
+  const cache = new ExpiringCache<string, number>(10, 60_000);
   assert.equal(
     timersArmedBy(() => {
       cache.set('a', 1);
@@ -44,7 +44,7 @@ test('reads and writes arm no timer, so an idle gateway is not woken after a lon
 });
 
 test('entries still expire after their time, the cache-wide one or their own', async () => {
-  const cache = expiringCache<string, number>(10, 40);
+  const cache = new ExpiringCache<string, number>(10, 40);
   cache.set('short', 1, { ttl: 10 });
   cache.set('default', 2);
   await sleep(25);
@@ -55,7 +55,7 @@ test('entries still expire after their time, the cache-wide one or their own', a
 });
 
 test('a sweep frees expired entries nobody reads again, and keeps live and rewritten ones', async () => {
-  const cache = expiringCache<string, number>(100, 30);
+  const cache = new ExpiringCache<string, number>(100, 30);
   for (let i = 0; i < 50; i++) cache.set(`burst-${i}`, i);
   cache.set('rewritten', 1);
   cache.set('long', 1, { ttl: 60_000 });
@@ -70,7 +70,7 @@ test('a sweep frees expired entries nobody reads again, and keeps live and rewri
 });
 
 test('a sweep leaves entries that are not yet due', () => {
-  const cache = expiringCache<string, number>(10, 60_000);
+  const cache = new ExpiringCache<string, number>(10, 60_000);
   cache.set('a', 1);
   cache.set('b', 2, { ttl: 30_000 });
   sweepExpiringCaches();
@@ -101,7 +101,7 @@ test('an expiring map answers within its lifetime, keeps its bound and is swept 
 });
 
 for (const [kind, create] of [
-  ['cache', () => expiringCache<string, number>(10_000, 5)],
+  ['cache', () => new ExpiringCache<string, number>(10_000, 5)],
   ['map', () => new ExpiringMap<string, number>(10_000, 5)],
 ] as const) {
   test(`an expiring ${kind} with more expired entries than one turn takes frees them over the next turns, not in one pause`, async () => {
