@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { then, type Awaitable } from '../async/awaitable.js';
 import type { GatewayCore, PolicyRuntime } from '../core/gateway-core.js';
 import { decide } from '../decision/engine.js';
 import type { Allow } from '../decision/types.js';
@@ -86,7 +87,8 @@ export interface AdmitOptions {
   readonly forCache?: boolean;
 }
 
-export async function admit(core: GatewayCore, pass: Pass, source: RequestSource, options: AdmitOptions): Promise<Admission> {
+/** Answered without a promise when every stage's answer is in memory (src/async/awaitable.ts). */
+export function admit(core: GatewayCore, pass: Pass, source: RequestSource, options: AdmitOptions): Awaitable<Admission> {
   const { metrics, logger } = core;
   const { runtime } = pass;
   const canonical = canonicalizeRequest(source, {
@@ -101,7 +103,7 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
   }
   const view = canonical.view;
 
-  const decision = await decide(view, {
+  const decided = decide(view, {
     policy: runtime.policy,
     bearer: runtime.bearer,
     secondFactor: core.mfa,
@@ -110,18 +112,20 @@ export async function admit(core: GatewayCore, pass: Pass, source: RequestSource
     reserved: options.reserved ?? true,
     forCache: options.forCache === true,
   });
-  // Always relabelled: a forward-auth question arrives labelled with the reserved route that
-  // received it, and must be counted under the user route that decided it, or none, as when proxied.
-  const route = decision.route;
-  if (route !== undefined) pass.label(route.name, route.policy);
-  else pass.label(UNMATCHED_ROUTE, NO_POLICY);
-  if (decision.kind === 'deny') {
-    pass.denied(decision.problem.code);
-    logger.info(
-      { event: 'denied', door: options.door, request_id: view.requestId, client_request_id: view.clientRequestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
-      'request denied',
-    );
-    return { kind: 'refused', problem: decision.problem, requestId: view.requestId, ambiguous: false };
-  }
-  return { kind: 'allowed', view, decision };
+  return then(decided, (decision): Admission => {
+    // Always relabelled: a forward-auth question arrives labelled with the reserved route that
+    // received it, and must be counted under the user route that decided it, or none, as when proxied.
+    const route = decision.route;
+    if (route !== undefined) pass.label(route.name, route.policy);
+    else pass.label(UNMATCHED_ROUTE, NO_POLICY);
+    if (decision.kind === 'deny') {
+      pass.denied(decision.problem.code);
+      logger.info(
+        { event: 'denied', door: options.door, request_id: view.requestId, client_request_id: view.clientRequestId, code: decision.problem.code, route: decision.route?.name, method: view.method, path: view.path, client: view.clientIp },
+        'request denied',
+      );
+      return { kind: 'refused', problem: decision.problem, requestId: view.requestId, ambiguous: false };
+    }
+    return { kind: 'allowed', view, decision };
+  });
 }

@@ -1,3 +1,4 @@
+import type { Awaitable } from '../async/awaitable.js';
 import { sha256Hex } from '../crypto/digest.js';
 import { jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions, type LocalJWKSet } from 'jose';
 import { ExpiringCache } from '../time/ttl-cache.js';
@@ -16,8 +17,11 @@ import type { Principal } from './principal.js';
 export type VerifyResult = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly problem: Problem };
 
 export interface JwtVerifier {
-  /** Never throws and never answers 500: every fault is a 401 `invalid_token` (or 431) problem. */
-  verify(authorizationHeader: string): Promise<VerifyResult>;
+  /**
+   * Never throws and never answers 500: every fault is a 401 `invalid_token` (or 431) problem.
+   * A token in the validated-token cache is answered at once, without a promise.
+   */
+  verify(authorizationHeader: string): Awaitable<VerifyResult>;
   /** Resolves when no JWKS fetch is in flight (tests; shutdown). */
   idle(): Promise<void>;
   /** Aborts a JWKS fetch in flight and drops the token cache. */
@@ -252,17 +256,47 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     return claims;
   }
 
+  /** A token the cache could not answer for: parsed, its signature and claims checked, cached when valid. */
+  async function verifyUncached(authorizationHeader: string, knownHash: string | undefined, now: number): Promise<VerifyResult> {
+    const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
+    if (!parsed.ok) return parsed;
+    const { token } = parsed;
+    const tokenHash = knownHash ?? sha256Hex(token);
+    cacheMisses?.inc();
+
+    let result: VerifyResult;
+    try {
+      result = await verifyFresh(token, tokenHash, now);
+    } catch (error) {
+      const { detail, reason } = classify(error);
+      if (reason === 'unexpected') {
+        // Not a token fault we know: still a 401, but worth an operator's look. Name only, no message.
+        logger?.warn({ event: 'jwt_verify_error', error: error instanceof Error ? error.name : typeof error, token_hash: tokenHash }, 'unexpected error verifying a bearer token');
+      } else {
+        logger?.debug({ event: 'jwt_rejected', reason, token_hash: tokenHash }, 'bearer token refused');
+      }
+      return { ok: false, problem: problem('invalid_token', detail) };
+    }
+    // Failures are not cached: they cost no network (JWKS fetches are paced), negative entries
+    // would let junk tokens evict good ones, and an unknown kid may become valid after a rotation.
+    if (result.ok && cache !== undefined) {
+      const validUntilMs = Math.min(result.principal.expiresAt * 1000, now + maxTtlMs);
+      if (validUntilMs > now) cache.set(tokenHash, { principal: result.principal, validUntilMs }, { ttl: validUntilMs - now });
+    }
+    return result;
+  }
+
   return {
-    async verify(authorizationHeader) {
+    verify(authorizationHeader) {
       if (typeof authorizationHeader !== 'string') return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.header) };
       // A retired verifier fails closed rather than trusting keys it no longer refreshes.
       if (closed) return { ok: false, problem: problem('invalid_token', TOKEN_DETAIL.format) };
       const now = clock();
       // Cache first: a cached token is the very string that passed every syntax check when it was
       // verified, so a hit needs no parsing (the scheme's case aside, RFC 6750 ignores it). Anything
-      // else (another scheme, extra spaces, a changed byte) misses and takes the full path below.
+      // else (another scheme, extra spaces, a changed byte) misses and takes the full path.
       const candidate = cache !== undefined && authorizationHeader.length <= maxTokenBytes + SCHEME_LENGTH ? bearerPart(authorizationHeader) : undefined;
-      let tokenHash = candidate === undefined ? undefined : sha256Hex(candidate);
+      const tokenHash = candidate === undefined ? undefined : sha256Hex(candidate);
       const entry = tokenHash === undefined ? undefined : cache?.get(tokenHash);
       if (entry !== undefined && tokenHash !== undefined) {
         if (now < entry.validUntilMs) {
@@ -272,32 +306,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         // Past exp (or maxTtl) by our clock: verify afresh, which applies the clock tolerance.
         cache?.delete(tokenHash);
       }
-      const parsed = parseAuthorization(authorizationHeader, maxTokenBytes);
-      if (!parsed.ok) return parsed;
-      const { token } = parsed;
-      tokenHash ??= sha256Hex(token);
-      cacheMisses?.inc();
-
-      let result: VerifyResult;
-      try {
-        result = await verifyFresh(token, tokenHash, now);
-      } catch (error) {
-        const { detail, reason } = classify(error);
-        if (reason === 'unexpected') {
-          // Not a token fault we know: still a 401, but worth an operator's look. Name only, no message.
-          logger?.warn({ event: 'jwt_verify_error', error: error instanceof Error ? error.name : typeof error, token_hash: tokenHash }, 'unexpected error verifying a bearer token');
-        } else {
-          logger?.debug({ event: 'jwt_rejected', reason, token_hash: tokenHash }, 'bearer token refused');
-        }
-        return { ok: false, problem: problem('invalid_token', detail) };
-      }
-      // Failures are not cached: they cost no network (JWKS fetches are paced), negative entries
-      // would let junk tokens evict good ones, and an unknown kid may become valid after a rotation.
-      if (result.ok && cache !== undefined) {
-        const validUntilMs = Math.min(result.principal.expiresAt * 1000, now + maxTtlMs);
-        if (validUntilMs > now) cache.set(tokenHash, { principal: result.principal, validUntilMs }, { ttl: validUntilMs - now });
-      }
-      return result;
+      return verifyUncached(authorizationHeader, tokenHash, now);
     },
     async idle() {
       if (source.kind === 'jwks') await source.jwks.idle();

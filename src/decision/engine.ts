@@ -1,4 +1,5 @@
 import type { GatewayPolicy, Route, RouteRateLimit } from '../config/types.js';
+import { then, type Awaitable } from '../async/awaitable.js';
 import type { Principal } from '../auth/principal.js';
 import { problem, type Problem } from '../errors/problems.js';
 import type { RateLimitState } from '../errors/ratelimit.js';
@@ -39,7 +40,7 @@ export type SecondFactorResult =
   | { readonly ok: false; readonly problem: Problem };
 
 export interface BearerVerifier {
-  verify(authorizationHeader: string): Promise<VerifyResult>;
+  verify(authorizationHeader: string): Awaitable<VerifyResult>;
 }
 
 /** What the second-factor stage is given: the request's own pinned policy and clock reading. */
@@ -55,7 +56,7 @@ export interface SecondFactorInput {
 }
 
 export interface SecondFactorChecker {
-  checkSecondFactor(input: SecondFactorInput): Promise<SecondFactorResult>;
+  checkSecondFactor(input: SecondFactorInput): Awaitable<SecondFactorResult>;
 }
 
 /** The rate-limit stage's answer: whether a token was left, and the quota after taking it. */
@@ -159,14 +160,19 @@ export function reservedEndpoint(policy: GatewayPolicy, view: Pick<RequestView, 
   return { endpoint: { kind: 'mfa-api', subpath }, route: RESERVED_ROUTES.mfaApi };
 }
 
-export async function decide(view: RequestView, deps: DecisionDeps): Promise<Decision> {
+/**
+ * Every stage whose answer is in memory (a cached token, a cached session, no rate limit) answers
+ * at once, so a request decided from memory is decided without a promise (src/async/awaitable.ts).
+ */
+export function decide(view: RequestView, deps: DecisionDeps): Awaitable<Decision> {
   const reserved = deps.reserved === false ? undefined : reservedEndpoint(deps.policy, view);
   if (reserved !== undefined) {
     const { endpoint, route } = reserved;
     if (route.policy === 'public') return { kind: 'allow', route, endpoint };
-    const authenticated = await authenticate(view, deps.bearer, route);
-    if (authenticated.kind === 'deny') return authenticated;
-    return { kind: 'allow', route, principal: authenticated.principal, identity: identityOf(authenticated.principal, 'none'), endpoint };
+    return then(authenticate(view, deps.bearer, route), (authenticated): Decision => {
+      if (authenticated.kind === 'deny') return authenticated;
+      return { kind: 'allow', route, principal: authenticated.principal, identity: identityOf(authenticated.principal, 'none'), endpoint };
+    });
   }
 
   const selected = selectRoute(deps.policy, view);
@@ -189,30 +195,33 @@ function withQuota(decision: Decision, quota: RateLimitState | undefined): Decis
 }
 
 /** One token of the route's quota for `key`; undefined when the route has no limit or no limiter is injected. */
-async function takeToken(deps: DecisionDeps, route: Route, key: RouteRateLimit['key'], partition: string): Promise<RateLimitVerdict | undefined> {
+function takeToken(deps: DecisionDeps, route: Route, key: RouteRateLimit['key'], partition: string): Awaitable<RateLimitVerdict | undefined> {
   const limit = route.rateLimit;
   if (limit === undefined || limit.key !== key || deps.limiter === undefined) return undefined;
   return deps.limiter.take({ route, limit, partition, now: deps.now });
 }
 
 /** A user route that is not `deny`: rate limits around authentication, then the policy's checks. */
-async function decideRoute(view: RequestView, deps: DecisionDeps, route: Route): Promise<Decision> {
+function decideRoute(view: RequestView, deps: DecisionDeps, route: Route): Awaitable<Decision> {
   // By address before authentication: a flood is turned away without a signature check.
-  const byAddress = await takeToken(deps, route, 'ip', view.clientIp);
-  if (byAddress?.allowed === false) return deny(rateLimited(byAddress.state), route);
-  if (route.policy === 'public') return withQuota(held(deps, { kind: 'allow', route }, Infinity), byAddress?.state);
+  return then(takeToken(deps, route, 'ip', view.clientIp), (byAddress) => {
+    if (byAddress?.allowed === false) return deny(rateLimited(byAddress.state), route);
+    if (route.policy === 'public') return withQuota(held(deps, { kind: 'allow', route }, Infinity), byAddress?.state);
 
-  const authenticated = await authenticate(view, deps.bearer, route);
-  if (authenticated.kind === 'deny') return withQuota(authenticated, byAddress?.state);
-  const principal = authenticated.principal;
+    return then(authenticate(view, deps.bearer, route), (authenticated) => {
+      if (authenticated.kind === 'deny') return withQuota(authenticated, byAddress?.state);
+      const principal = authenticated.principal;
 
-  // By subject as soon as there is one: whatever the rest decides, the request counted.
-  const bySubject = await takeToken(deps, route, 'subject', principal.subject);
-  if (bySubject?.allowed === false) return deny(rateLimited(bySubject.state), route);
-  return withQuota(await decideAuthenticated(view, deps, route, principal), bySubject?.state ?? byAddress?.state);
+      // By subject as soon as there is one: whatever the rest decides, the request counted.
+      return then(takeToken(deps, route, 'subject', principal.subject), (bySubject) => {
+        if (bySubject?.allowed === false) return deny(rateLimited(bySubject.state), route);
+        return then(decideAuthenticated(view, deps, route, principal), (decision) => withQuota(decision, bySubject?.state ?? byAddress?.state));
+      });
+    });
+  });
 }
 
-async function decideAuthenticated(view: RequestView, deps: DecisionDeps, route: Route, principal: Principal): Promise<Decision> {
+function decideAuthenticated(view: RequestView, deps: DecisionDeps, route: Route, principal: Principal): Awaitable<Decision> {
   const refused = authorize(route, principal);
   if (refused !== undefined) return deny(refused, route);
 
@@ -224,11 +233,12 @@ async function decideAuthenticated(view: RequestView, deps: DecisionDeps, route:
     return deny(problem(code, 'a second factor is required for this route', { maxAge: challengeMaxAge(deps.policy, route) }), route);
   }
   const asked: SecondFactorInput = { principal, route, view, policy: deps.policy, now: deps.now };
-  const second = await deps.secondFactor.checkSecondFactor(deps.forCache === true ? { ...asked, forCache: true } : asked);
-  if (!second.ok) return deny(second.problem, route);
-  const allowed: Allow = { kind: 'allow', route, principal, identity: identityOf(principal, second.method, second.mfaTime) };
-  if (second.session !== undefined) return { ...allowed, session: second.session };
-  return held(deps, allowed, second.holdUntil === undefined ? undefined : Math.min(second.holdUntil, tokenExpiry));
+  return then(deps.secondFactor.checkSecondFactor(deps.forCache === true ? { ...asked, forCache: true } : asked), (second) => {
+    if (!second.ok) return deny(second.problem, route);
+    const allowed: Allow = { kind: 'allow', route, principal, identity: identityOf(principal, second.method, second.mfaTime) };
+    if (second.session !== undefined) return { ...allowed, session: second.session };
+    return held(deps, allowed, second.holdUntil === undefined ? undefined : Math.min(second.holdUntil, tokenExpiry));
+  });
 }
 
 /**
@@ -241,9 +251,7 @@ function held(deps: DecisionDeps, allow: Allow, until: number | undefined): Allo
   return { ...allow, holdUntil: Math.min(until, deps.now + ANSWER_HOLD_MS) };
 }
 
-async function authenticate(view: RequestView, bearer: BearerVerifier, route: Route): Promise<{ kind: 'ok'; principal: Principal } | Deny> {
+function authenticate(view: RequestView, bearer: BearerVerifier, route: Route): Awaitable<{ kind: 'ok'; principal: Principal } | Deny> {
   if (view.authorization === undefined) return deny(problem('invalid_token', 'a bearer token is required'), route);
-  const verified = await bearer.verify(view.authorization);
-  if (!verified.ok) return deny(verified.problem, route);
-  return { kind: 'ok', principal: verified.principal };
+  return then(bearer.verify(view.authorization), (verified) => (verified.ok ? { kind: 'ok', principal: verified.principal } : deny(verified.problem, route)));
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type { GatewayPolicy } from '../config/types.js';
+import type { Awaitable } from '../async/awaitable.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Delivery } from '../delivery/index.js';
 import type { Logger } from '../log/logger.js';
@@ -34,8 +35,11 @@ export interface RiskCaller {
 export interface EventHub {
   /** The audit sink: trail, then rules. Never throws, never waits. */
   record(ctx: AuditContext, event: AuditEvent): void;
-  /** Before a valid session is accepted: 'country_change' when this request needs a fresh second factor. */
-  riskCheck(caller: RiskCaller): Promise<'country_change' | undefined>;
+  /**
+   * Before a valid session is accepted: 'country_change' when this request needs a fresh second
+   * factor. Without country rules, or without a country for this request, it answers at once.
+   */
+  riskCheck(caller: RiskCaller): Awaitable<'country_change' | undefined>;
   /** A second factor just passed: learn the country and device (and tell the user of a new device). */
   passed(caller: RiskCaller): Promise<void>;
   /** Writes what is buffered now. */
@@ -302,6 +306,40 @@ export function createEventHub(options: EventHubOptions): EventHub {
     }
   }
 
+  /** A request from `country`: learnt, or a step-up (and the alert) when the rules ask for one. */
+  async function countryRisk(caller: RiskCaller, signals: Signals, country: string): Promise<'country_change' | undefined> {
+    const rules = caller.policy.events.rules;
+    const seen = await seenOf(caller.subject, caller.now);
+    const countries = [...seen].filter(([k]) => k.startsWith('country:'));
+    if (countries.length === 0) {
+      // Nothing known yet (sessions older than this feature): learn, do not challenge.
+      await see(caller.subject, 'country', country, caller.now);
+      return undefined;
+    }
+    const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
+    if (rules.twoCountries.enabled) {
+      const other = countries.find(([k, last]) => k !== `country:${country}` && caller.now - last <= rules.twoCountries.windowMs);
+      if (other !== undefined) {
+        const ended = await options.endSessions(caller.subject, caller.now);
+        alert('two_countries', ctx, signals, { other_country: other[0].slice('country:'.length), window_seconds: Math.round(rules.twoCountries.windowMs / 1000), sessions_ended: ended }, caller.policy, caller.now);
+        seenCache.delete(caller.subject);
+        return 'country_change';
+      }
+    }
+    if (!seen.has(`country:${country}`)) {
+      if (!rules.countryChange) {
+        // No step-up wanted: the country is simply learnt, so two_countries can see it.
+        await see(caller.subject, 'country', country, caller.now);
+        return undefined;
+      }
+      alert('country_change', ctx, signals, { known_countries: countries.map(([k]) => k.slice('country:'.length)).join(',') }, caller.policy, caller.now);
+      return 'country_change';
+    }
+    // Known: keep its last-seen time current (at most once a minute), off the request path.
+    see(caller.subject, 'country', country, caller.now).catch(() => undefined);
+    return undefined;
+  }
+
   return {
     record(ctx, event) {
       const policy = ctx.policy ?? options.policy();
@@ -340,42 +378,13 @@ export function createEventHub(options: EventHubOptions): EventHub {
       }
     },
 
-    async riskCheck(caller) {
+    riskCheck(caller) {
       const rules = caller.policy.events.rules;
       const sources = caller.policy.events.signals;
       if ((!rules.countryChange && !rules.twoCountries.enabled) || (sources.countryHeader === undefined && sources.geoipDatabase === undefined)) return undefined;
       const signals = signalReader.of(caller.view, sources);
-      const { country } = signals;
-      if (country === undefined) return undefined;
-      const seen = await seenOf(caller.subject, caller.now);
-      const countries = [...seen].filter(([k]) => k.startsWith('country:'));
-      if (countries.length === 0) {
-        // Nothing known yet (sessions older than this feature): learn, do not challenge.
-        await see(caller.subject, 'country', country, caller.now);
-        return undefined;
-      }
-      const ctx = { subject: caller.subject, requestId: caller.view.requestId, clientIp: caller.view.clientIp };
-      if (rules.twoCountries.enabled) {
-        const other = countries.find(([k, last]) => k !== `country:${country}` && caller.now - last <= rules.twoCountries.windowMs);
-        if (other !== undefined) {
-          const ended = await options.endSessions(caller.subject, caller.now);
-          alert('two_countries', ctx, signals, { other_country: other[0].slice('country:'.length), window_seconds: Math.round(rules.twoCountries.windowMs / 1000), sessions_ended: ended }, caller.policy, caller.now);
-          seenCache.delete(caller.subject);
-          return 'country_change';
-        }
-      }
-      if (!seen.has(`country:${country}`)) {
-        if (!rules.countryChange) {
-          // No step-up wanted: the country is simply learnt, so two_countries can see it.
-          await see(caller.subject, 'country', country, caller.now);
-          return undefined;
-        }
-        alert('country_change', ctx, signals, { known_countries: countries.map(([k]) => k.slice('country:'.length)).join(',') }, caller.policy, caller.now);
-        return 'country_change';
-      }
-      // Known: keep its last-seen time current (at most once a minute), off the request path.
-      see(caller.subject, 'country', country, caller.now).catch(() => undefined);
-      return undefined;
+      if (signals.country === undefined) return undefined;
+      return countryRisk(caller, signals, signals.country);
     },
 
     async passed(caller) {

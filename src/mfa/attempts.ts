@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/principal.js';
 import type { GatewayPolicy } from '../config/types.js';
+import type { Awaitable } from '../async/awaitable.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { SecondFactorResult } from '../decision/engine.js';
 import type { IssuedSession, MfaMethod } from '../decision/types.js';
@@ -53,7 +54,7 @@ export interface MfaDeps {
 }
 
 export interface RiskHooks {
-  riskCheck(caller: { subject: string; view: RequestView; policy: GatewayPolicy; now: number }): Promise<'country_change' | undefined>;
+  riskCheck(caller: { subject: string; view: RequestView; policy: GatewayPolicy; now: number }): Awaitable<'country_change' | undefined>;
   passed(caller: { subject: string; view: RequestView; policy: GatewayPolicy; now: number }): Promise<void>;
 }
 

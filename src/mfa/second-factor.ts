@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/principal.js';
 import type { GatewayPolicy } from '../config/types.js';
+import { then, type Awaitable } from '../async/awaitable.js';
 import type { SecondFactorInput, SecondFactorResult } from '../decision/engine.js';
 import type { IssuedSession, MfaMethod } from '../decision/types.js';
 import {
@@ -26,7 +27,7 @@ import {
 import type { FactorMethod } from '../routes/factor-methods.js';
 import { accepts, codeNotAccepted, factorExpired, factorExpiresAt, methodNotAccepted, notEnrolledFor, nothingUsable } from './standing.js';
 import { isStoreUnavailable } from '../store/health.js';
-import { sessionLogId } from './session.js';
+import { sessionLogId, type SessionLookup } from './session.js';
 
 /**
  * Request-time checking of the second factor: IdP-asserted MFA, MFA sessions, codes (TOTP, HOTP,
@@ -36,7 +37,7 @@ import { sessionLogId } from './session.js';
 
 export interface SecondFactorService {
   /** For requests on `mfa` / `step_up` routes, from the decision engine. */
-  checkSecondFactor(input: SecondFactorInput): Promise<SecondFactorResult>;
+  checkSecondFactor(input: SecondFactorInput): Awaitable<SecondFactorResult>;
   /** `POST verify`: an X-MFA-Token in, a session out. */
   verify(caller: Caller): Promise<Outcome<{ method: MfaMethod; mfaTime: number; session: IssuedSession }>>;
   /** Step-up for sensitive operations: a second factor within `maxAgeMs` (session, code or IdP). */
@@ -62,6 +63,22 @@ function idpMfaTime(principal: Principal, policy: GatewayPolicy, now: number, ma
 /** A second factor that needs nothing more on this request; `holdUntil` only when a cache in front asked. */
 function passed(caller: Pick<Caller, 'forCache'>, method: MfaMethod, mfaTime: number, holdUntil: number): SecondFactorResult {
   return caller.forCache === true ? { ok: true, method, mfaTime, holdUntil } : { ok: true, method, mfaTime };
+}
+
+/** What one second-factor check is asked: for whom, how fresh, which challenge, which methods. */
+interface Question {
+  readonly caller: Caller;
+  readonly maxAgeMs: number;
+  readonly challengeCode: 'mfa_required' | 'step_up_required';
+  /** A code that passes opens a session (not for the step-up of the gateway's own endpoints). */
+  readonly withSession: boolean;
+  readonly accepted?: readonly FactorMethod[] | undefined;
+}
+
+/** A store that stopped answering mid-check is a 503 `store_unavailable`; anything else is a fault to surface. */
+function storeFault(error: unknown): SecondFactorResult {
+  if (isStoreUnavailable(error)) return storeUnavailable();
+  throw error;
 }
 
 export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
@@ -128,41 +145,45 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
   /**
    * Lock, then X-Session-Token, then X-MFA-Token, then the challenge. A session that is valid but
    * too old, opened by a method the route does not accept, or invalid, still lets a code in the
-   * same request decide.
+   * same request decide. A fresh session from this process's cache, with no risk rule to ask,
+   * is answered without a promise.
    */
-  async function secondFactor(
-    caller: Caller,
-    maxAgeMs: number,
-    challengeCode: 'mfa_required' | 'step_up_required',
-    withSession: boolean,
-    accepted?: readonly FactorMethod[],
-  ): Promise<SecondFactorResult> {
-    const { sessionToken, mfaToken } = caller.view;
-    const { now, policy } = caller;
+  function secondFactor(question: Question): Awaitable<SecondFactorResult> {
+    const { caller, maxAgeMs, accepted } = question;
+    const { sessionToken } = caller.view;
     // A valid session is checked before the lock: the lock stops code guessing, and refusing an
     // established session would let anyone holding the bearer token lock its owner out by failing.
-    const found = sessionToken === undefined ? undefined : await sessions.lookup(sessionToken, caller.principal.subject, now, caller.forCache);
-    const fresh = found?.ok === true && now - found.record.mfaTime * 1000 <= maxAgeMs;
-    let risky = false;
-    if (fresh && accepts(accepted, found.record.method as FactorMethod)) {
+    if (sessionToken === undefined) return afterSession(question, undefined, false, false);
+    return then(sessions.lookup(sessionToken, caller.principal.subject, caller.now, caller.forCache), (found) => {
+      if (!found.ok) return afterSession(question, found, false, false);
+      const { record, holdUntil } = found;
+      const fresh = caller.now - record.mfaTime * 1000 <= maxAgeMs;
+      if (!fresh || !accepts(accepted, record.method as FactorMethod)) return afterSession(question, found, fresh, false);
       // Adaptive step-up (events.rules): a valid session from a new country still needs a fresh factor.
-      const risk = deps.risk === undefined ? undefined : await deps.risk.riskCheck({ subject: caller.principal.subject, view: caller.view, policy, now });
-      if (risk === undefined) {
-        countVerification(deps, 'session', 'success');
-        const { record } = found;
-        return passed(caller, record.method, record.mfaTime, Math.min(found.holdUntil, record.expiresAt, record.mfaTime * 1000 + maxAgeMs));
-      }
-      risky = true;
-      audit.record(auditContext(caller), { event: 'risk_step_up', reason: risk });
-    }
+      const risk = deps.risk?.riskCheck({ subject: caller.principal.subject, view: caller.view, policy: caller.policy, now: caller.now });
+      return then(risk, (reason) => {
+        if (reason === undefined) {
+          countVerification(deps, 'session', 'success');
+          return passed(caller, record.method, record.mfaTime, Math.min(holdUntil, record.expiresAt, record.mfaTime * 1000 + maxAgeMs));
+        }
+        audit.record(auditContext(caller), { event: 'risk_step_up', reason });
+        return afterSession(question, found, fresh, true);
+      });
+    });
+  }
 
+  /** The session (if any) did not settle it: the lock, then a code, then the challenge. */
+  async function afterSession(question: Question, found: SessionLookup | undefined, fresh: boolean, risky: boolean): Promise<SecondFactorResult> {
+    const { caller, maxAgeMs, challengeCode, withSession, accepted } = question;
+    const { mfaToken } = caller.view;
+    const { now, policy } = caller;
     const ctx = auditContext(caller);
     const locked = await lockRefusal(deps, ctx, now, policy);
     if (locked !== undefined) return locked;
 
     if (found !== undefined && mfaToken === undefined) {
       countVerification(deps, 'session', 'failure');
-      if (fresh && !risky) return refuse(methodNotAccepted(accepted!, `a session opened by ${found.record.method}`, maxAgeMs));
+      if (fresh && !risky && found.ok) return refuse(methodNotAccepted(accepted!, `a session opened by ${found.record.method}`, maxAgeMs));
       return found.ok ? challenge('step_up_required', maxAgeMs, accepted) : sessionInvalid(maxAgeMs, accepted);
     }
 
@@ -180,11 +201,11 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
   async function requireFresh(caller: Caller, maxAgeMs: number): Promise<SecondFactorResult> {
     const idp = idpMfaTime(caller.principal, caller.policy, caller.now, maxAgeMs);
     if (idp !== undefined) return { ok: true, method: 'idp', mfaTime: idp };
-    return secondFactor(caller, maxAgeMs, 'step_up_required', false);
+    return secondFactor({ caller, maxAgeMs, challengeCode: 'step_up_required', withSession: false });
   }
 
   return {
-    async checkSecondFactor(input) {
+    checkSecondFactor(input) {
       const { principal, route, policy, now } = input;
       const stepUp = route.policy === 'step_up';
       const maxAgeMs = stepUp && route.maxAgeMs !== undefined ? route.maxAgeMs : sessionTtlMs(policy);
@@ -198,16 +219,16 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       // Fail closed: with any store backend down nothing is checked, not even a session (it could
       // belong to a factor removed meanwhile), and no failure is counted against the user.
       if (deps.storeDown() !== undefined) return storeUnavailable();
-      let result: SecondFactorResult;
-      try {
-        result = await secondFactor(input, maxAgeMs, stepUp ? 'step_up_required' : 'mfa_required', true, accepted);
-      } catch (error) {
-        if (isStoreUnavailable(error)) return storeUnavailable();
-        throw error;
-      }
-      if (result.ok || result.problem.code !== 'step_up_required' || stepUp) return result;
       // An `mfa` route whose session outlived its TTL: that is a plain "second factor required".
-      return challenge('mfa_required', maxAgeMs, accepted);
+      const answer = (result: SecondFactorResult): SecondFactorResult =>
+        result.ok || result.problem.code !== 'step_up_required' || stepUp ? result : challenge('mfa_required', maxAgeMs, accepted);
+      let result: Awaitable<SecondFactorResult>;
+      try {
+        result = secondFactor({ caller: input, maxAgeMs, challengeCode: stepUp ? 'step_up_required' : 'mfa_required', withSession: true, accepted });
+      } catch (error) {
+        return storeFault(error);
+      }
+      return result instanceof Promise ? result.then(answer, storeFault) : answer(result);
     },
 
     async verify(caller) {

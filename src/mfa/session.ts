@@ -1,3 +1,4 @@
+import type { Awaitable } from '../async/awaitable.js';
 import { sha256Hex } from '../crypto/digest.js';
 import { randomToken } from '../crypto/random.js';
 import { ExpiringCache } from '../time/ttl-cache.js';
@@ -62,7 +63,7 @@ export interface SessionStore {
    * `readThrough` reads the store even when this process has the session cached: for an answer a
    * cache in front will hold (nginx auth_request), which then takes the in-process cache's place.
    */
-  lookup(token: string, subject: string, now: number, readThrough?: boolean): Promise<SessionLookup>;
+  lookup(token: string, subject: string, now: number, readThrough?: boolean): Awaitable<SessionLookup>;
   /** Deletes a live session of `subject`; false when there was none. */
   revoke(token: string, subject: string, now: number): Promise<boolean>;
   /**
@@ -101,19 +102,25 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
   // Keyed by the token hash; only live sessions are cached, and expiry is still checked per hit.
   const cache = cacheMs > 0 ? new ExpiringCache<string, SessionRecord>(options.cacheEntries ?? 10_000, cacheMs) : undefined;
 
-  async function lookup(token: string, subject: string, now: number, readThrough = false): Promise<SessionLookup> {
+  /** The answer for a record found (or not) under `logId`: only a live session of `subject` is ok. */
+  function judged(record: SessionRecord | undefined, subject: string, now: number, logId: string, holdUntil: number): SessionLookup {
+    if (record === undefined || record.subject !== subject || !(record.expiresAt > now)) return { ok: false, logId };
+    return { ok: true, record, logId, holdUntil };
+  }
+
+  async function readStore(hash: string, subject: string, now: number, logId: string): Promise<SessionLookup> {
+    const record = asRecord(await ttl.getSession(hash, subject, now));
+    if (record !== undefined) cache?.set(hash, record);
+    return judged(record, subject, now, logId, now + cacheMs);
+  }
+
+  /** A cached session is answered at once; only the store read needs a promise. */
+  function lookup(token: string, subject: string, now: number, readThrough = false): Awaitable<SessionLookup> {
     if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };
     const hash = sha256Hex(token);
     const logId = hash.slice(0, 8);
-    let record = readThrough ? undefined : cache?.get(hash);
-    let holdUntil = now;
-    if (record === undefined) {
-      record = asRecord(await ttl.getSession(hash, subject, now));
-      if (record !== undefined) cache?.set(hash, record);
-      holdUntil = now + cacheMs;
-    }
-    if (record === undefined || record.subject !== subject || !(record.expiresAt > now)) return { ok: false, logId };
-    return { ok: true, record, logId, holdUntil };
+    const cached = readThrough ? undefined : cache?.get(hash);
+    return cached === undefined ? readStore(hash, subject, now, logId) : judged(cached, subject, now, logId, now);
   }
 
   function dropSubject(subject: string): void {

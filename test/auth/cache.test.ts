@@ -18,13 +18,16 @@ describe('validated-token cache', () => {
     const misses = () => counterValue(metrics.tokenCache, { result: 'miss' });
     try {
       const token = tokenFor(key, claims({ exp: T0_SECONDS + 120 }));
-      const first = await verifier.verify(`Bearer ${token}`);
+      const verifying = verifier.verify(`Bearer ${token}`);
+      assert.ok(verifying instanceof Promise, 'a token not validated yet needs the keys: answered through a promise');
+      const first = await verifying;
       assert.ok(first.ok);
       assert.deepEqual([await hits(), await misses()], [0, 1]);
 
-      // The issuer goes away: a hit needs neither the network nor a signature check.
+      // The issuer goes away: a hit needs neither the network nor a signature check, nor a promise.
       await jwks.close();
-      const second = await verifier.verify(`bearer ${token}`);
+      const second = verifier.verify(`bearer ${token}`);
+      assert.ok(!(second instanceof Promise), 'a hit is answered at once');
       assert.ok(second.ok);
       assert.equal(second.principal, first.principal, 'the very same principal object');
       assert.deepEqual([await hits(), await misses()], [1, 1]);

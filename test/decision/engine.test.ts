@@ -30,6 +30,7 @@ import {
   viewOf,
   type LimiterAnswer,
   type RequestSpec,
+  type Timing,
 } from './fakes.js';
 
 const POLICIES = { main: compile(MAIN_POLICY_TEXT, 'main.yaml'), alt: compile(ALT_POLICY_TEXT, 'alt.yaml'), limited: compile(LIMITED_POLICY_TEXT, 'limited.yaml') };
@@ -241,11 +242,11 @@ function expectedDecision(row: Row, policy: GatewayPolicy): Decision {
   };
 }
 
-function setUp(row: Row, requestId = 'req-1') {
+function setUp(row: Row, requestId = 'req-1', timing: Timing = 'later') {
   const policy = POLICIES[row.policy ?? 'main'];
   const view = viewOf(row.request, requestId);
-  const bearer = fakeBearer();
-  const checker = row.secondFactor === 'absent' ? undefined : fakeSecondFactor(row.secondFactor ?? TOTP_OK);
+  const bearer = fakeBearer(TOKENS, timing);
+  const checker = row.secondFactor === 'absent' ? undefined : fakeSecondFactor(row.secondFactor ?? TOTP_OK, timing);
   const limiter = row.limiter === 'absent' ? undefined : fakeLimiter(row.limiter ?? 'left');
   const deps: DecisionDeps = {
     policy,
@@ -328,6 +329,24 @@ describe('decide: properties across the table', () => {
       assert.deepEqual(first.bearer.calls, [...fresh.bearer.calls, ...fresh.bearer.calls], row.name);
       assert.equal(first.checker?.inputs.length ?? 0, 2 * (fresh.checker?.inputs.length ?? 0), row.name);
     }
+  });
+
+  test('stages that answer at once decide at once, the same decision after the same calls; a rate limit (a store) needs a promise', async () => {
+    let immediate = 0;
+    for (const row of ROWS) {
+      const later = setUp(row, 'req-now');
+      const now = setUp(row, 'req-now', 'now');
+      const awaited = await decide(later.view, later.deps);
+      const decided = decide(now.view, now.deps);
+      // Only a row whose route has a limit for this request asks the limiter, which always answers later.
+      assert.equal(decided instanceof Promise, row.limited !== undefined, row.name);
+      if (!(decided instanceof Promise)) immediate++;
+      assert.deepEqual(await decided, awaited, row.name);
+      assert.deepEqual(now.bearer.calls, later.bearer.calls, row.name);
+      assert.deepEqual(now.checker?.inputs ?? [], later.checker?.inputs ?? [], row.name);
+      assert.deepEqual(now.limiter?.inputs ?? [], later.limiter?.inputs ?? [], row.name);
+    }
+    assert.ok(immediate > 0 && immediate < ROWS.length, `${immediate} of ${ROWS.length} rows decided at once`);
   });
 
   test('every authenticated allow carries the principal and an identity; no other allow does', async () => {

@@ -6,6 +6,7 @@ import type { Principal } from '../../src/auth/principal.js';
 import type { VerifyResult } from '../../src/auth/jwt.js';
 import { parsePolicy } from '../../src/config/load.js';
 import type { GatewayPolicy } from '../../src/config/types.js';
+import type { Awaitable } from '../../src/async/awaitable.js';
 import type { BearerVerifier, RateLimiter, RateLimitInput, SecondFactorChecker, SecondFactorInput, SecondFactorResult } from '../../src/decision/engine.js';
 import type { Problem } from '../../src/errors/problems.js';
 import type { RequestView } from '../../src/request/view.js';
@@ -110,18 +111,28 @@ export const TOKENS: ReadonlyMap<string, VerifyResult> = new Map<string, VerifyR
   ['Bearer huge', { ok: false, problem: TOO_LARGE }],
 ]);
 
+/**
+ * How a fake answers: through a promise (`later`, as a store read or a key fetch does) or at once
+ * (`now`, as the real stages do when the answer is cached in memory).
+ */
+export type Timing = 'later' | 'now';
+
+function answered<T>(value: T, timing: Timing): Awaitable<T> {
+  return timing === 'now' ? value : Promise.resolve(value);
+}
+
 export interface FakeBearer extends BearerVerifier {
   /** Every header value verify() was given, in order. */
   readonly calls: string[];
 }
 
-export function fakeBearer(tokens: ReadonlyMap<string, VerifyResult> = TOKENS): FakeBearer {
+export function fakeBearer(tokens: ReadonlyMap<string, VerifyResult> = TOKENS, timing: Timing = 'later'): FakeBearer {
   const calls: string[] = [];
   return {
     calls,
-    async verify(authorizationHeader) {
+    verify(authorizationHeader) {
       calls.push(authorizationHeader);
-      return tokens.get(authorizationHeader) ?? { ok: false, problem: UNKNOWN };
+      return answered(tokens.get(authorizationHeader) ?? { ok: false, problem: UNKNOWN }, timing);
     },
   };
 }
@@ -131,13 +142,13 @@ export interface FakeSecondFactor extends SecondFactorChecker {
   readonly inputs: SecondFactorInput[];
 }
 
-export function fakeSecondFactor(result: SecondFactorResult): FakeSecondFactor {
+export function fakeSecondFactor(result: SecondFactorResult, timing: Timing = 'later'): FakeSecondFactor {
   const inputs: SecondFactorInput[] = [];
   return {
     inputs,
-    async checkSecondFactor(input) {
+    checkSecondFactor(input) {
       inputs.push(input);
-      return result;
+      return answered(result, timing);
     },
   };
 }

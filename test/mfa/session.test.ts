@@ -84,10 +84,13 @@ describe('session store on SQLite', () => {
     const here = createSessionStore(rig.store.ttl, { cacheMs: 2_000 });
     const elsewhere = createSessionStore(rig.store.ttl, { cacheMs: 2_000 });
     const a = await here.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
-    const read = await here.lookup(a.token, 'alice', now);
+    const reading = here.lookup(a.token, 'alice', now);
+    assert.ok(reading instanceof Promise, 'a store read is answered through a promise');
+    const read = await reading;
     assert.ok(read.ok);
     assert.equal(read.holdUntil, now + 2_000, 'read from the store: held for the cache lifetime');
-    const cached = await here.lookup(a.token, 'alice', now + 500);
+    const cached = here.lookup(a.token, 'alice', now + 500);
+    assert.ok(!(cached instanceof Promise), 'a cached session is answered at once');
     assert.ok(cached.ok);
     assert.equal(cached.holdUntil, now + 500, 'from the cache: nothing beyond this request');
     const through = await here.lookup(a.token, 'alice', now + 500, true);

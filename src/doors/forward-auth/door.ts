@@ -95,12 +95,13 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
   // The same hallway as a proxied request: a `..` in X-Original-URL is a 400, never a 200.
   // Read with the authz trust list: the proxy's X-Request-Id becomes the decision's id, so the
   // proxy's log, the gateway's and the backend's line up.
-  const admission = await admit(core, pass, syntheticRequest(req, found.rebuilt.original), {
+  const admitted = admit(core, pass, syntheticRequest(req, found.rebuilt.original), {
     door: family,
     trusted: runtime.authzTrusted,
     reserved: false,
     forCache: family === 'auth-request' && req.headers[HOLD_REQUEST_HEADER] === 'on',
   });
+  const admission = admitted instanceof Promise ? await admitted : admitted;
   if (admission.kind === 'refused') {
     refuse(admission.problem, family, admission.requestId ?? requestId);
     return;

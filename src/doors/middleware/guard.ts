@@ -124,7 +124,8 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
     res.once('close', () => pass.settle(res.statusCode));
     const withBody = hasBody(req);
     const source = originalRequest(req);
-    const admission = await admit(core, pass, source, { door: 'middleware' });
+    const admitted = admit(core, pass, source, { door: 'middleware' });
+    const admission = admitted instanceof Promise ? await admitted : admitted;
     if (admission.kind === 'refused') {
       takeOver();
       sendProblem(res, admission.problem, admission.requestId, earlyAuthRequestHeaders(source, pass, admission.problem), admission.ambiguous || withBody);

@@ -32,7 +32,9 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     const pass = new Pass(core);
     res.once('close', () => pass.settle(res.statusCode));
     if (options.draining()) res.setHeader('connection', 'close');
-    const admission = await admit(core, pass, req, { door: 'proxy' });
+    // Decided from memory, the request reaches the upstream pool in the turn that read it (src/async/awaitable.ts).
+    const admitted = admit(core, pass, req, { door: 'proxy' });
+    const admission = admitted instanceof Promise ? await admitted : admitted;
     if (admission.kind === 'refused') {
       // A refused request's body is never wanted; closing is cheaper and safer than draining it.
       // An ambiguous request may hide a second one in its body: never read on from this socket.
@@ -60,7 +62,8 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     let status = 101;
     socket.once('close', () => pass.settle(status));
     socket.on('error', () => socket.destroy());
-    const admission = await admit(core, pass, req, { door: 'websocket' });
+    const admitted = admit(core, pass, req, { door: 'websocket' });
+    const admission = admitted instanceof Promise ? await admitted : admitted;
     if (admission.kind === 'refused') {
       status = PROBLEMS[admission.problem.code].status;
       writeProblemToSocket(socket, admission.problem, admission.requestId);

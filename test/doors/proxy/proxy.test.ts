@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -14,11 +15,13 @@ import { call, closeServer } from '../../support/http.js';
 import { oathTotp } from '../../support/otp.js';
 import { token } from '../../support/tokens.js';
 import { startUpstream, type Upstream } from '../../support/upstream.js';
+import { startGatewayRig, type GatewayRig } from '../../support/gateway.js';
 
 /**
  * The reverse-proxy door's own paths through the admission hallway: WebSocket upgrades (session
- * back on the 101, the reserved prefix never tunnelled) and a request that keeps the policy it
- * pinned while a reload happens under it.
+ * back on the 101, the reserved prefix never tunnelled), a request that keeps the policy it
+ * pinned while a reload happens under it, and a request decided from memory that is handed to the
+ * upstream pool in the event-loop turn that read it.
  */
 
 const skip = missingBinary(OATHTOOL, 'oathtool');
@@ -262,5 +265,90 @@ routes:
     assert.equal(got.headers['x-real-ip'], '203.0.113.9');
     assert.equal(got.headers['remote-user'], 'bob');
     assert.equal(got.headers['x-auth-subject'], undefined);
+  });
+});
+
+/**
+ * For each request the gateway on `port` reads: was it handed to the upstream pool before the turn
+ * that read it ended? Node's own channels mark both ends: the server's request start, and undici
+ * creating the request. A `process.nextTick` queued at the start runs once that turn's synchronous
+ * work is done, before any promise continuation, so a request that waited on an `await` is handed
+ * over after it. (undici then writes on an idle keep-alive connection only after the event loop's
+ * check phase, having looked for bytes or a close the upstream sent meanwhile; that wait is its
+ * own, and the same for every undici client.)
+ */
+function turnProbe(port: number): { readonly sameTurn: boolean[]; close(): void } {
+  const sameTurn: boolean[] = [];
+  let open: { ended: boolean } | undefined;
+  const onStart = (message: unknown): void => {
+    if ((message as { socket: Socket }).socket.localPort !== port) return;
+    const turn = { ended: false };
+    open = turn;
+    process.nextTick(() => {
+      turn.ended = true;
+    });
+  };
+  const onHandedOver = (): void => {
+    if (open === undefined) return;
+    sameTurn.push(!open.ended);
+    open = undefined;
+  };
+  subscribe('http.server.request.start', onStart);
+  subscribe('undici:request:create', onHandedOver);
+  return {
+    sameTurn,
+    close() {
+      unsubscribe('http.server.request.start', onStart);
+      unsubscribe('undici:request:create', onHandedOver);
+    },
+  };
+}
+
+describe('a request decided from memory is handed to the upstream pool in the turn that read it', { skip }, () => {
+  let rig: GatewayRig;
+  const clock = fakeClock(intoCurrentStep());
+
+  before(async () => {
+    rig = await startGatewayRig(
+      `routes:
+  - { name: open, match: { path_prefix: /open/ }, upstream: app, policy: public }
+  - { name: api, match: { path_prefix: /api/ }, upstream: app, policy: bearer }
+  - { name: vault, match: { path_prefix: /vault/ }, upstream: app, policy: mfa }
+`,
+      { clock },
+    );
+  });
+  after(() => rig.close());
+
+  test('public, a cached token and a cached session are handed over at once; a token or session read for the first time waits for its check', async () => {
+    const jwt = await token('rhea', { now: clock() });
+    const { secret } = await enrollTotpOverHttp(rig.port, jwt, clock);
+    const verified = await call(rig.port, 'POST', '/.mfa/verify', { authorization: `Bearer ${jwt}`, 'x-mfa-token': oathTotp(secret, clock()) });
+    assert.equal(verified.status, 200, verified.text);
+    const session = verified.json<{ session_token: string }>().session_token;
+    // Another token of the same user (another lifetime), not validated by this gateway yet.
+    const other = await token('rhea', { now: clock(), ttlSeconds: 900 });
+
+    const probe = turnProbe(rig.port);
+    const statuses: number[] = [];
+    try {
+      for (const [path, headers] of [
+        ['/open/1', {}],
+        // Validated while enrolling: cached.
+        ['/api/1', { authorization: `Bearer ${jwt}` }],
+        // Sessions are cached when first read from the store, not when issued.
+        ['/vault/1', { authorization: `Bearer ${jwt}`, 'x-session-token': session }],
+        ['/vault/2', { authorization: `Bearer ${jwt}`, 'x-session-token': session }],
+        ['/api/2', { authorization: `Bearer ${other}` }],
+        ['/api/3', { authorization: `Bearer ${other}` }],
+      ] as const) {
+        statuses.push((await call(rig.port, 'GET', path, headers)).status);
+      }
+    } finally {
+      probe.close();
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
+    assert.deepEqual(rig.upstream.received.slice(-6).map((r) => r.url), ['/open/1', '/api/1', '/vault/1', '/vault/2', '/api/2', '/api/3']);
+    assert.deepEqual(probe.sameTurn, [true, true, false, true, false, true]);
   });
 });
