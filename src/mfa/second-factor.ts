@@ -75,6 +75,12 @@ interface Question {
   readonly accepted?: readonly FactorMethod[] | undefined;
 }
 
+/** On an `mfa` route a session that outlived its TTL is a plain "second factor required", not a step-up. */
+function forRoute(result: SecondFactorResult, question: Question): SecondFactorResult {
+  if (result.ok || result.problem.code !== 'step_up_required' || question.challengeCode === 'step_up_required') return result;
+  return challenge('mfa_required', question.maxAgeMs, question.accepted);
+}
+
 /** A store that stopped answering mid-check is a 503 `store_unavailable`; anything else is a fault to surface. */
 function storeFault(error: unknown): SecondFactorResult {
   if (isStoreUnavailable(error)) return storeUnavailable();
@@ -219,16 +225,14 @@ export function createSecondFactorService(deps: MfaDeps): SecondFactorService {
       // Fail closed: with any store backend down nothing is checked, not even a session (it could
       // belong to a factor removed meanwhile), and no failure is counted against the user.
       if (deps.storeDown() !== undefined) return storeUnavailable();
-      // An `mfa` route whose session outlived its TTL: that is a plain "second factor required".
-      const answer = (result: SecondFactorResult): SecondFactorResult =>
-        result.ok || result.problem.code !== 'step_up_required' || stepUp ? result : challenge('mfa_required', maxAgeMs, accepted);
+      const question: Question = { caller: input, maxAgeMs, challengeCode: stepUp ? 'step_up_required' : 'mfa_required', withSession: true, accepted };
       let result: Awaitable<SecondFactorResult>;
       try {
-        result = secondFactor({ caller: input, maxAgeMs, challengeCode: stepUp ? 'step_up_required' : 'mfa_required', withSession: true, accepted });
+        result = secondFactor(question);
       } catch (error) {
         return storeFault(error);
       }
-      return result instanceof Promise ? result.then(answer, storeFault) : answer(result);
+      return result instanceof Promise ? result.then((settled) => forRoute(settled, question), storeFault) : forRoute(result, question);
     },
 
     async verify(caller) {
