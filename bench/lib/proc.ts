@@ -50,10 +50,19 @@ export interface ManagedProcess {
   stop(): Promise<void>;
 }
 
+/** How a server is started beyond its own command: under another program (valgrind), and how long it may take to listen. */
+export interface Launch {
+  /** Command and arguments put in front of the server's own command; it must exec it in the same process (pid). */
+  readonly wrapper?: readonly string[];
+  readonly readyTimeoutMs?: number;
+}
+
 /** Starts `command args` (stdout and stderr to `logFile`, kept for a failed run) and waits until `port` accepts connections. */
-export async function startProcess(name: string, command: string, args: readonly string[], port: number, options: { cpus: string | undefined; logFile: string; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<ManagedProcess> {
+export async function startProcess(name: string, command: string, args: readonly string[], port: number, options: { cpus: string | undefined; logFile: string; cwd?: string; env?: NodeJS.ProcessEnv; launch?: Launch }): Promise<ManagedProcess> {
   const log = createWriteStream(options.logFile, { flags: 'a' });
-  const child = spawn(...pinned(options.cpus, command, args), { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [wrapper, ...wrapperArgs] = options.launch?.wrapper ?? [];
+  const [program, programArgs] = wrapper === undefined ? [command, args] : [wrapper, [...wrapperArgs, command, ...args]];
+  const child = spawn(...pinned(options.cpus, program, programArgs), { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
   child.once('error', (error) => log.write(`spawn error: ${error.message}\n`));
@@ -69,13 +78,14 @@ export async function startProcess(name: string, command: string, args: readonly
     }
     await new Promise<void>((resolve) => log.end(resolve));
   };
-  const deadline = Date.now() + 30_000;
+  const readyTimeoutMs = options.launch?.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyTimeoutMs;
   while (!(await canConnect(port))) {
     if (running && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       continue;
     }
-    const why = running ? 'did not listen within 30 s' : `exited (${await exited}) before it listened`;
+    const why = running ? `did not listen within ${readyTimeoutMs / 1000} s` : `exited (${await exited}) before it listened`;
     child.kill('SIGKILL');
     await stop();
     const tail = existsSync(options.logFile) ? readFileSync(options.logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n') : '';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { createWorkspace, provisionUsers, type User, type Workspace } from './gateway-setup.js';
-import { BenchError, freePort, log, startProcess, type ManagedProcess } from './proc.js';
+import { BenchError, freePort, log, startProcess, type Launch, type ManagedProcess } from './proc.js';
 
 /** The processes under test: upstream, the baselines (Node proxies, nginx) and mfa-gateway. */
 
@@ -15,10 +15,10 @@ export const NGINX = '/usr/sbin/nginx';
 const TEMP_DIRS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
 
 /** A script from bench/servers/: upstream, undici-proxy and http-proxy take the upstream URL as argument, allow the subject it answers. */
-export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'contract-floor' | 'http-proxy' | 'allow', upstreamPort?: number, subject?: string): Promise<ManagedProcess> {
+export async function startNodeServer(work: string, cpus: string | undefined, script: 'upstream' | 'undici-proxy' | 'contract-floor' | 'http-proxy' | 'allow', upstreamPort?: number, subject?: string, launch?: Launch): Promise<ManagedProcess> {
   const port = await freePort();
   const args = [join(SERVERS, `${script}.js`), String(port), ...(upstreamPort === undefined ? [] : [`http://127.0.0.1:${upstreamPort}`]), ...(subject === undefined ? [] : [subject])];
-  return startProcess(script, process.execPath, args, port, { cpus, logFile: join(work, `${script}.log`) });
+  return startProcess(script, process.execPath, args, port, { cpus, logFile: join(work, `${script}.log`), launch });
 }
 
 /** How many requests the upstream has served (its own count endpoint excluded). */
@@ -119,6 +119,7 @@ export async function startGateway(
   provision: number,
   nodeFlags: readonly string[],
   storeYaml?: string,
+  launch?: Launch,
 ): Promise<{ process: ManagedProcess; workspace: Workspace; provisioned: User[] }> {
   const viaModule = process.env.BENCH_GATEWAY_ENTRY === 'module';
   if (!viaModule && !existsSync(GATEWAY_CLI)) throw new BenchError(`${GATEWAY_CLI} is missing: run npm run build first`);
@@ -134,6 +135,6 @@ export async function startGateway(
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.BENCH_GATEWAY_LOG_LEVEL ?? 'info' };
   delete env.MFA_GATEWAY_ADMIN_TOKEN;
   const benchFlags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const gateway = await startProcess('mfa-gateway', process.execPath, [...benchFlags, ...nodeFlags, ...entry], port, { cpus, cwd: dir, env, logFile: join(work, 'gateway.log') });
+  const gateway = await startProcess('mfa-gateway', process.execPath, [...benchFlags, ...nodeFlags, ...entry], port, { cpus, cwd: dir, env, logFile: join(work, 'gateway.log'), launch });
   return { process: gateway, workspace, provisioned };
 }
