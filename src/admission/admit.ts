@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { then, type Awaitable } from '../async/awaitable.js';
 import type { GatewayCore, PolicyRuntime } from '../core/gateway-core.js';
@@ -31,6 +32,14 @@ export type Admission =
     }
   | { readonly kind: 'allowed'; readonly view: RequestView; readonly decision: Allow };
 
+const kPass = Symbol('mfa-gateway.pass');
+type PassedResponse = ServerResponse & { [kPass]?: Pass };
+
+// One listener shared by every response (no closure per request): `this` is the response.
+function settleOnClose(this: PassedResponse): void {
+  this[kPass]?.settle(this.statusCode);
+}
+
 /**
  * One request's hold on the gateway: the runtime it pinned (its policy, pools and keys, whatever
  * reloads happen meanwhile) and the one clock reading every stage uses. `settle` records the
@@ -61,6 +70,12 @@ export class Pass {
    */
   denied(code: string): void {
     this.core.metrics.denials.inc({ code, route: this.routeLabel });
+  }
+
+  /** Settles with the response's status when it closes, however it ends. */
+  settleWhenClosed(res: ServerResponse): void {
+    (res as PassedResponse)[kPass] = this;
+    res.on('close', settleOnClose);
   }
 
   settle(status: number): void {

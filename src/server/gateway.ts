@@ -60,6 +60,25 @@ export function listenOn(server: Server, port: number, host: string): Promise<Ad
   });
 }
 
+/** A connection's responses still being written, and what to do once they are all out. */
+interface Answers {
+  open: number;
+  afterwards: (() => void) | undefined;
+}
+const kAnswers = Symbol('mfa-gateway.answers');
+type AnswerResponse = ServerResponse & { [kAnswers]?: Answers };
+
+// One listener shared by every response (no closure per request): `this` is the response.
+function answerClosed(this: AnswerResponse): void {
+  const answers = this[kAnswers];
+  if (answers === undefined) return;
+  this[kAnswers] = undefined;
+  if (--answers.open > 0) return;
+  const next = answers.afterwards;
+  answers.afterwards = undefined;
+  next?.();
+}
+
 /** The public listener (the reverse-proxy door, which also serves the reserved prefix) and the admin listener. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const core = await createGatewayCore(options);
@@ -69,20 +88,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const door = createProxyDoor(core, { draining: () => draining });
 
   const initial = core.current().policy;
-  // Responses still being written per connection, and what to do once they are all out.
-  const answering = new WeakMap<Duplex, Set<ServerResponse>>();
-  const afterAnswers = new WeakMap<Duplex, () => void>();
+  const answering = new WeakMap<Duplex, Answers>();
   function track(socket: Duplex, res: ServerResponse): void {
-    let open = answering.get(socket);
-    if (open === undefined) answering.set(socket, (open = new Set()));
-    open.add(res);
-    res.once('close', () => {
-      open.delete(res);
-      if (open.size > 0) return;
-      const next = afterAnswers.get(socket);
-      afterAnswers.delete(socket);
-      next?.();
-    });
+    let answers = answering.get(socket);
+    if (answers === undefined) answering.set(socket, (answers = { open: 0, afterwards: undefined }));
+    answers.open++;
+    (res as AnswerResponse)[kAnswers] = answers;
+    res.on('close', answerClosed);
   }
 
   let tls: ListenerTls | undefined;
@@ -133,8 +145,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Pipelined: the requests before the malformed one were accepted and may have run upstream;
     // they get their own answers first, then the refusal, then the connection closes.
     const earlier = answering.get(socket);
-    if (earlier === undefined || earlier.size === 0) refuse();
-    else afterAnswers.set(socket, refuse);
+    if (earlier === undefined || earlier.open === 0) refuse();
+    else earlier.afterwards = refuse;
   });
 
   const listen = options.listen ?? initial.listen;

@@ -121,7 +121,7 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
       return;
     }
     const pass = new Pass(core);
-    res.once('close', () => pass.settle(res.statusCode));
+    pass.settleWhenClosed(res);
     const withBody = hasBody(req);
     const source = originalRequest(req);
     const admitted = admit(core, pass, source, { door: 'middleware' });

@@ -30,7 +30,7 @@ export interface ProxyDoor {
 export function createProxyDoor(core: GatewayCore, options: { readonly draining: () => boolean }): ProxyDoor {
   async function handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> {
     const pass = new Pass(core);
-    res.once('close', () => pass.settle(res.statusCode));
+    pass.settleWhenClosed(res);
     if (options.draining()) res.setHeader('connection', 'close');
     // Decided from memory, the request reaches the upstream pool in the turn that read it (src/async/awaitable.ts).
     const admitted = admit(core, pass, req, { door: 'proxy' });
