@@ -9,6 +9,7 @@ import { createWorkspace, policyHead, type Workspace } from '../support/fixture.
 import { call, rawExchange, statusesIn } from '../support/http.js';
 import { token } from '../support/tokens.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
+import { captureLog } from '../support/log.js';
 import { eventually } from '../support/wait.js';
 
 const ROUTES = `routes:
@@ -253,6 +254,46 @@ describe('gateway: hot reload', () => {
       const metrics = await call(gateway.adminAddress!.port, 'GET', '/metrics');
       assert.match(metrics.text, /mfa_gateway_config_reloads_total\{result="success"\} [1-9]/);
       assert.match(metrics.text, /mfa_gateway_config_reloads_total\{result="failure"\} [1-9]/);
+    } finally {
+      await gateway.stop();
+      await upstream.close();
+      ws.remove();
+    }
+  });
+});
+
+describe('gateway: a fault inside the request path', () => {
+  test('a throw while the request is being handled (here: the clock) answers 500 internal_error, logs it without the credentials, and forwards nothing', async () => {
+    const upstream = await startUpstream();
+    const ws = createWorkspace();
+    ws.writePolicy(policyHead(ws, upstream.url) + ROUTES);
+    let broken = false;
+    const log = captureLog();
+    const gateway = await startGateway({
+      configPath: ws.configPath,
+      logger: log.logger,
+      audit: silent,
+      watch: false,
+      clock: () => {
+        if (broken) throw new Error('clock unavailable');
+        return Date.now();
+      },
+    });
+    try {
+      const port = gateway.address.port;
+      assert.equal((await call(port, 'GET', '/public/ok')).status, 200);
+      broken = true;
+      const reply = await call(port, 'GET', '/public/boom', { authorization: 'Bearer secret-token-value' });
+      broken = false;
+      assert.equal(reply.status, 500);
+      assert.equal(reply.headers['content-type'], 'application/problem+json');
+      assert.equal(reply.json().code, 'internal_error');
+      assert.deepEqual(upstream.received.map((r) => r.url), ['/public/ok']);
+      const failures = log.events().filter((event) => event.event === 'internal_error');
+      assert.deepEqual(failures.map((event) => [event.msg, event.error]), [['request failed', 'clock unavailable']]);
+      assert.ok(!log.text().includes('secret-token-value'));
+      // The gateway goes on answering.
+      assert.equal((await call(port, 'GET', '/public/after')).status, 200);
     } finally {
       await gateway.stop();
       await upstream.close();
