@@ -28,7 +28,7 @@ const ROWS = {
 type RowName = keyof typeof ROWS;
 
 const FLAGS = {
-  warmup: { def: 20_000, help: 'requests per row before counting (the JIT settles after about 15,000 here)' },
+  warmup: { def: 40_000, help: 'requests per row before counting (under callgrind the gateway settles after about 30,000)' },
   requests: { def: 4_000, help: 'requests per counted window' },
   windows: { def: 5, help: 'counted windows per row, straight after its warm-up' },
   connections: { def: 50, help: 'keep-alive connections the requests are spread over' },
