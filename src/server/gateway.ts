@@ -97,11 +97,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.on('close', answerClosed);
   }
 
-  function failed(res: ServerResponse, error: unknown): void {
-    logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
-    sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
-  }
-
   let tls: ListenerTls | undefined;
   function onRequest(expectsContinue: boolean) {
     return (req: IncomingMessage, res: ServerResponse): void => {
@@ -109,13 +104,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Set before any door writes: sendProblem/sendJson merge it, the forwarder puts it in place of an upstream's.
       const hsts = tls?.hsts();
       if (hsts !== undefined) res.setHeader('strict-transport-security', hsts);
-      // A request answered from memory makes no promise; a throw then, or a rejection later, gets the same 500.
-      try {
-        const handled = door.handleRequest(req, res, expectsContinue);
-        if (handled instanceof Promise) handled.catch((error: unknown) => failed(res, error));
-      } catch (error) {
-        failed(res, error);
-      }
+      door.handleRequest(req, res, expectsContinue).catch((error: unknown) => {
+        logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
+        sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
+      });
     };
   }
   const serverOptions = publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes });

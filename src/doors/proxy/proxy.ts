@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { admit, Pass, type Admission } from '../../admission/admit.js';
-import type { Awaitable } from '../../async/awaitable.js';
+import { admit, Pass } from '../../admission/admit.js';
 import { clientAnswerHeaders } from '../../contract/headers.js';
 import type { GatewayCore } from '../../core/gateway-core.js';
 import type { Allow } from '../../decision/types.js';
@@ -24,23 +23,18 @@ export interface ProxyDoor {
    * It is told to send its body only once the request is allowed; a refused request gets its
    * final status at once and its body is never read.
    */
-  handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue?: boolean): Awaitable<void>;
+  handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue?: boolean): Promise<void>;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
 export function createProxyDoor(core: GatewayCore, options: { readonly draining: () => boolean }): ProxyDoor {
-  function handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Awaitable<void> {
+  async function handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> {
     const pass = new Pass(core);
     pass.settleWhenClosed(res);
     if (options.draining()) res.setHeader('connection', 'close');
-    // Decided from memory, the request reaches the upstream pool in the turn that read it, and
-    // without a promise of its own (src/async/awaitable.ts).
+    // Decided from memory, the request reaches the upstream pool in the turn that read it (src/async/awaitable.ts).
     const admitted = admit(core, pass, req, { door: 'proxy' });
-    if (admitted instanceof Promise) return admitted.then((admission) => answer(req, res, expectsContinue, pass, admission));
-    return answer(req, res, expectsContinue, pass, admitted);
-  }
-
-  function answer(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, pass: Pass, admission: Admission): Awaitable<void> {
+    const admission = admitted instanceof Promise ? await admitted : admitted;
     if (admission.kind === 'refused') {
       // A refused request's body is never wanted; closing is cheaper and safer than draining it.
       // An ambiguous request may hide a second one in its body: never read on from this socket.
@@ -50,7 +44,8 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     const { view, decision } = admission;
     if (decision.endpoint !== undefined) {
       if (expectsContinue) res.writeContinue();
-      return serveReserved(core, pass, req, res, view, { ...decision, endpoint: decision.endpoint });
+      await serveReserved(core, pass, req, res, view, { ...decision, endpoint: decision.endpoint });
+      return;
     }
     const route = decision.route;
     const responseHeaders = clientAnswerHeaders(decision);
