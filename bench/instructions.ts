@@ -3,7 +3,7 @@
  * `npm run bench:instructions`: instructions per request, counted by valgrind's callgrind, for the
  * minimal undici proxy, the contract floor and the gateway's cache-warm rows. The count does not
  * move with the machine's load the way CPU time does on a shared VM, so it shows a change of a
- * percent that `npm run bench` cannot; it leaves out the kernel (see bench/README.md). Each server
+ * few percent that `npm run bench` cannot; it leaves out the kernel (see bench/README.md). Each server
  * runs under callgrind; the upstream and this process, which sends the requests, run outside it.
  */
 import { spawnSync } from 'node:child_process';

@@ -7,8 +7,9 @@ import { BenchError, type Launch } from './proc.js';
  * A server under valgrind's callgrind, counting the instructions it executes (every thread, user
  * space only: the kernel's share of a system call is not in the count). Counting is zeroed and
  * dumped from outside with `callgrind_control`, so a window holds exactly the requests sent in it.
- * Counts depend on the program and its input, not on what else the machine runs: two windows of
- * the same requests agree to about a percent where CPU time on a shared VM moves by tens.
+ * Counts depend on the program and its input, not on what else the machine runs: windows of one
+ * run agree to about 0.5 %, separate runs of one tree to about 2 %, where CPU time on a shared VM
+ * moves by tens of percent.
  */
 
 /** The launch that runs a server under callgrind, its dumps named after `outFile`. */
