@@ -55,8 +55,9 @@ export class Pass {
   private settled = false;
 
   constructor(private readonly core: GatewayCore) {
-    this.runtime = core.acquire();
+    // The clock first: a throw there must not leave a runtime pinned with no pass to release it.
     this.now = core.clock();
+    this.runtime = core.acquire();
   }
 
   label(route: string, policy: string): void {

@@ -292,6 +292,9 @@ describe('gateway: a fault inside the request path', () => {
       const failures = log.events().filter((event) => event.event === 'internal_error');
       assert.deepEqual(failures.map((event) => [event.msg, event.error]), [['request failed', 'clock unavailable']]);
       assert.ok(!log.text().includes('secret-token-value'));
+      // The failed request holds nothing: no pinned policy runtime keeps a reload's old one, or stop(), waiting.
+      const metrics = await call(gateway.adminAddress!.port, 'GET', '/metrics');
+      assert.match(metrics.text, /^mfa_gateway_in_flight_requests 0$/m);
       // The gateway goes on answering.
       assert.equal((await call(port, 'GET', '/public/after')).status, 200);
     } finally {
