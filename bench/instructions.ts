@@ -15,6 +15,7 @@ import { Pool } from 'undici';
 import { callgrindLaunch, countInstructions, renderInstructionRows, type InstructionRow } from './lib/callgrind.js';
 import { enrolUser, openSession, PATHS } from './lib/gateway-setup.js';
 import { BenchError, hasCommand, log, machineFacts, type ManagedProcess } from './lib/proc.js';
+import { fmt } from './lib/report.js';
 import { startGateway, REPO_ROOT, startNodeServer, upstreamServed } from './lib/stack.js';
 
 const ROWS = {
@@ -147,7 +148,7 @@ async function main(): Promise<number> {
     // Counts do not drift with the machine, so there is nothing for alternating rounds to cancel.
     const perRequest = new Map<RowName, number[]>(rows.map((row) => [row.name, []]));
     for (const row of rows) {
-      log(`${row.name}: warm-up, ${counts.warmup.toLocaleString('en-US')} requests`);
+      log(`${row.name}: warm-up, ${fmt(counts.warmup)} requests`);
       await send(row, counts.warmup, counts.connections);
       for (let window = 0; window < counts.windows; window++) {
         const servedBefore = await upstreamServed(upstream.port);
@@ -157,7 +158,7 @@ async function main(): Promise<number> {
         const expected = row.name === 'forward-auth' ? 0 : counts.requests;
         if (forwarded !== expected) throw new BenchError(`${row.name}: the upstream served ${forwarded} requests in a window of ${counts.requests}, expected ${expected}`);
         perRequest.get(row.name)!.push(instructions / counts.requests);
-        log(`${row.name} window ${window + 1}: ${Math.round(instructions / counts.requests).toLocaleString('en-US')} instructions/request`);
+        log(`${row.name} window ${window + 1}: ${fmt(instructions / counts.requests)} instructions/request`);
       }
     }
 
@@ -170,7 +171,7 @@ async function main(): Promise<number> {
 - CPU: ${machine.cpuModel}, ${machine.cores} cores (${machine.virtualization}); Linux ${machine.kernel}
 - Node ${machine.node}, ${valgrind} (callgrind); ${machine.packages}
 - mfa-gateway commit ${machine.gitCommit}${machine.gitDirty ? ' (src/ modified)' : ''}
-- each server under callgrind; ${counts.warmup.toLocaleString('en-US')} requests per row to warm up, then ${counts.windows} windows of ${counts.requests.toLocaleString('en-US')} requests straight after, ${counts.connections} keep-alive connections; the same request headers as \`npm run bench\` (ES256 bearer + X-Session-Token on every row)
+- each server under callgrind; ${fmt(counts.warmup)} requests per row to warm up, then ${counts.windows} windows of ${fmt(counts.requests)} requests straight after, ${counts.connections} keep-alive connections; the same request headers as \`npm run bench\` (ES256 bearer + X-Session-Token on every row)
 - counted: every instruction the server process executed in user space, all threads (JIT, GC and timers included); the kernel's share of its system calls is not counted, so these ratios are larger than the CPU-time ratios of \`npm run bench\`, where the kernel's cost is the same for every row
 
 ${table}

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BenchError, type Launch } from './proc.js';
+import { fmt, median } from './report.js';
 
 /**
  * A server under valgrind's callgrind, counting the instructions it executes (every thread, user
@@ -52,14 +53,6 @@ export interface InstructionRow {
   readonly perRequest: readonly number[];
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
-
-const thousands = (n: number): string => Math.round(n).toLocaleString('en-US');
-
 /**
  * The table: instructions per request per window, their median, the spread of the windows
  * (max/min − 1) and the median as a multiple of `baseline`'s.
@@ -71,7 +64,7 @@ export function renderInstructionRows(rows: readonly InstructionRow[], baseline:
     const mid = median(row.perRequest);
     const spread = Math.max(...row.perRequest) / Math.min(...row.perRequest) - 1;
     const ratio = base === undefined ? '–' : `${(mid / median(base.perRequest)).toFixed(3)}×`;
-    lines.push(`| ${row.label} | ${row.perRequest.map(thousands).join(' / ')} | ${thousands(mid)} | ${(spread * 100).toFixed(1)} % | ${ratio} |`);
+    lines.push(`| ${row.label} | ${row.perRequest.map((n) => fmt(n)).join(' / ')} | ${fmt(mid)} | ${(spread * 100).toFixed(1)} % | ${ratio} |`);
   }
   return lines.join('\n');
 }
