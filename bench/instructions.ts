@@ -46,10 +46,10 @@ interface Row {
   readonly pool: Pool;
 }
 
-function options(argv: readonly string[]): { counts: Record<keyof typeof FLAGS, number>; only: RowName[]; out: string } | undefined {
+function options(argv: readonly string[]): { counts: Record<keyof typeof FLAGS, number>; only: RowName[]; out: string; keepTmp: boolean } | undefined {
   const { values } = parseArgs({
     args: [...argv],
-    options: { warmup: { type: 'string' }, requests: { type: 'string' }, windows: { type: 'string' }, connections: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+    options: { warmup: { type: 'string' }, requests: { type: 'string' }, windows: { type: 'string' }, connections: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, 'keep-tmp': { type: 'boolean' }, help: { type: 'boolean' } },
     strict: true,
   });
   if (values.help === true) return undefined;
@@ -63,7 +63,7 @@ function options(argv: readonly string[]): { counts: Record<keyof typeof FLAGS, 
   for (const name of only) if (!(name in ROWS)) throw new BenchError(`--only: unknown row ${JSON.stringify(name)} (rows: ${Object.keys(ROWS).join(', ')})`);
   // The ratios are to the minimal proxy: it is always counted.
   if (!only.includes('undici')) only.unshift('undici');
-  return { counts, only: only as RowName[], out: resolve(values.out ?? join(REPO_ROOT, 'bench', 'results')) };
+  return { counts, only: only as RowName[], out: resolve(values.out ?? join(REPO_ROOT, 'bench', 'results')), keepTmp: values['keep-tmp'] === true };
 }
 
 function usage(): string {
@@ -94,7 +94,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const { counts, only, out } = parsed;
+  const { counts, only, out, keepTmp } = parsed;
   for (const tool of ['valgrind', 'callgrind_control']) if (!hasCommand(tool)) throw new BenchError(`${tool} not found (apt-get install -y valgrind)`);
   const valgrind = spawnSync('valgrind', ['--version'], { encoding: 'utf8' }).stdout.trim();
   const machine = await machineFacts(REPO_ROOT);
@@ -185,7 +185,7 @@ ${table}
   } finally {
     await Promise.all(rows.map((row) => row.pool.close()));
     for (const proc of running.reverse()) await proc.stop();
-    if (failed) log(`work folder kept: ${work}`);
+    if (failed || keepTmp) log(`work folder kept: ${work}`);
     else rmSync(work, { recursive: true, force: true });
   }
 }

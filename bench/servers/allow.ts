@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { holdTickShape } from '../../src/async/tick-shape.js';
 
 /**
  * The cheapest decision service nginx's auth_request can ask: node:http answering every request
@@ -7,6 +8,9 @@ import { createServer } from 'node:http';
  * CPU per request of nginx's two hops plus Node's HTTP alone — what plugin mode costs before any
  * decision is made.
  */
+
+// Idle time between rows must not change a server's cost per request (bench/README.md).
+holdTickShape();
 
 const subject = process.argv[3] ?? 'bench-session';
 const server = createServer({ keepAliveTimeout: 120_000, headersTimeout: 130_000, requestTimeout: 0 }, (req, res) => {

@@ -1,7 +1,11 @@
 import { Agent, createServer } from 'node:http';
 import { createProxyServer } from 'http-proxy-3';
+import { holdTickShape } from '../../src/async/tick-shape.js';
 
 /** Baseline: http-proxy-3 as people usually run it, with a keep-alive agent to the upstream. */
+
+// Idle time between rows must not change a server's cost per request (bench/README.md).
+holdTickShape();
 
 const [port, target] = process.argv.slice(2);
 if (target === undefined) throw new Error('usage: http-proxy.js PORT UPSTREAM_URL');

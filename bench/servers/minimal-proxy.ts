@@ -1,10 +1,14 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
+import { holdTickShape } from '../../src/async/tick-shape.js';
 
 /**
  * What the minimal undici proxy (undici-proxy.ts) and the contract floor built on it
  * (contract-floor.ts) share, so the floor differs from the baseline by the contract's work alone.
  */
+
+// Idle time between rows must not change a server's cost per request (bench/README.md).
+holdTickShape();
 
 /** RFC 9110 §7.6.1, plus every name listed in Connection: stripped both ways. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { holdTickShape } from '../../src/async/tick-shape.js';
 
 /**
  * The backend every target forwards to: node:http, a fixed small JSON answer, keep-alive held
@@ -7,6 +8,9 @@ import { createServer } from 'node:http';
  * that a gateway row really went through the decision it claims to measure, and counts what it
  * served (GET /__bench/count) so a proxy answering on its own is caught.
  */
+
+// Idle time between rows must not change a server's cost per request (bench/README.md).
+holdTickShape();
 
 const BODY = Buffer.from('{"ok":true,"service":"bench-upstream"}\n');
 let served = 0;

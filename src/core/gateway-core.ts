@@ -1,3 +1,4 @@
+import { holdTickShape } from '../async/tick-shape.js';
 import { loadPolicyFile } from '../config/load.js';
 import { createPolicyWatcher } from '../config/watch.js';
 import type { GatewayPolicy } from '../config/types.js';
@@ -110,6 +111,8 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 export async function createGatewayCore(options: CoreOptions): Promise<GatewayCore> {
+  // Before the process can first go idle: see src/async/tick-shape.ts.
+  holdTickShape();
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger();
   const audit = options.audit ?? createLogger({ name: 'audit' });
