@@ -18,7 +18,7 @@ import { measureVerificationFloor } from './lib/floor.js';
 import { bearer, enrolUser, inParallel, markUsed, nextCode, openSession, PATHS, planCodes, stepOf, TOTP_PERIOD_SECONDS, type User, type Workspace } from './lib/gateway-setup.js';
 import { BenchOptionError, parseOptions, usage, type Options, type TargetName } from './lib/options.js';
 import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type MachineFacts, type ManagedProcess } from './lib/proc.js';
-import { aggregate, fmt, renderRun, soakSummary, verdicts, type GcTally, type Mode, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
+import { aggregate, aggregatePaired, fmt, renderRun, soakSummary, verdicts, type GcTally, type Mode, type PairedSample, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
 import { prepareSharedStore, type SharedStore } from './lib/shared-store.js';
 import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, startPluginNginx, upstreamServed } from './lib/stack.js';
 import { assertClean, runWrk, writeScript, type ScriptRequest, type WrkResult } from './lib/wrk.js';
@@ -66,6 +66,8 @@ const FOREIGN_LIMIT = 0.1;
 const MAX_RETRIES = 2;
 const FRESH: TargetName = 'mfa-fresh-code';
 const BASELINES: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx']);
+/** Rows whose target is a CPU ratio to the undici proxy (or the context of one): also run paired with it. */
+const PAIRED_ROWS: ReadonlySet<TargetName> = new Set(['contract-floor', 'public', 'bearer-es256', 'mfa-session', 'plugin-nginx', 'plugin-decided', 'plugin-floor']);
 /** Rows also measured with one connection (unloaded latency). */
 const C1_ROWS: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx', 'public', 'bearer-es256', 'mfa-session']);
 const ROWS: Readonly<Record<TargetName, { label: string; description: string }>> = {
@@ -256,6 +258,10 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     return result;
   };
 
+  const cpuOf = (proc: ManagedProcess | undefined): number => (proc === undefined ? 0 : cpuMicros(proc.pid));
+  /** The row's own process trees: the proxy, and in plugin mode the service nginx asks. */
+  const proxyCpuOf = (target: Target): number => cpuOf(target.proxy) + cpuOf(target.companion);
+
   const measure = async (target: Target, mode: Mode, round: number): Promise<Sample> => {
     const connections = mode === 'c50' ? options.connections : 1;
     const warmup = target.name === FRESH ? FRESH_WARMUP_SEC : mode === 'c50' ? options.warmup : Math.min(options.warmup, 1);
@@ -268,8 +274,7 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       // Let requests still in flight when the warm-up's wrk quit reach the upstream before counting.
       await sleep(250);
       const servedBefore = await upstreamServed(upstream.port);
-      const cpuOf = (proc: ManagedProcess | undefined): number => (proc === undefined ? 0 : cpuMicros(proc.pid));
-      const proxyCpu = (): number => cpuOf(target.proxy) + cpuOf(target.companion);
+      const proxyCpu = (): number => proxyCpuOf(target);
       // A row the gateway serves: its collections during the run, from its admin /metrics.
       const gcPort = gateway !== undefined && (target.proxy === gateway || target.companion === gateway) ? gatewayAdminPort : undefined;
       const gcBefore = gcPort === undefined ? undefined : await gcTally(gcPort);
@@ -313,6 +318,45 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     }
   }
 
+  // ---- CPU ratios with the undici proxy running beside the row (bench/README.md, "Paired rounds")
+  const paired: PairedSample[] = [];
+  const undiciTarget = targets.find((t) => t.name === 'undici');
+  const pairedTargets = undiciTarget === undefined ? [] : targets.filter((t) => PAIRED_ROWS.has(t.name));
+  const measurePaired = async (target: Target, baseline: Target, round: number): Promise<PairedSample> => {
+    const pair = [baseline, target] as const;
+    const label = `${target.name} paired run ${round + 1}`;
+    const runBoth = (durationSec: number): Promise<WrkResult[]> => Promise.all(pair.map((t) => runOnce(t, options.connections, durationSec)));
+    for (let retries = 0; ; retries++) {
+      if (options.warmup > 0) (await runBoth(options.warmup)).forEach((result, i) => assertClean(`${label} (warm-up, ${pair[i]!.name})`, result));
+      await sleep(250);
+      const servedBefore = await upstreamServed(upstream.port);
+      const [cpuBefore, upstreamBefore, busyBefore, started] = [pair.map(proxyCpuOf), cpuOf(upstream), cpuBusyMicros(0), Date.now()];
+      const results = await runBoth(options.duration);
+      const wallUs = (Date.now() - started) * 1000;
+      const busy = cpuBusyMicros(0) - busyBefore;
+      const cpu = pair.map((t, i) => proxyCpuOf(t) - cpuBefore[i]!);
+      const upstreamCpuUs = cpuOf(upstream) - upstreamBefore;
+      const served = (await upstreamServed(upstream.port)) - servedBefore;
+      results.forEach((result, i) => assertClean(`${label} (${pair[i]!.name})`, result));
+      const requests = results[0]!.requests + results[1]!.requests;
+      if (served < requests || served > requests + 2 * options.connections) throw new BenchError(`${label}: wrk completed ${requests} requests but the upstream served ${served}`);
+      const foreignShare = ctx.serverCpus === undefined ? 0 : Math.max(0, busy - cpu[0]! - cpu[1]! - upstreamCpuUs) / wallUs;
+      if (foreignShare > FOREIGN_LIMIT && retries < MAX_RETRIES) {
+        log(`  ${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0, repeating the run`);
+        continue;
+      }
+      if (foreignShare > FOREIGN_LIMIT) notes.push(`${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
+      const [undiciCpuUsPerRequest, cpuUsPerRequest] = [cpu[0]! / results[0]!.requests, cpu[1]! / results[1]!.requests];
+      log(`  ${label}: ${fmt(cpuUsPerRequest, 1)} µs/req at ${fmt(results[1]!.rps)} rps beside undici ${fmt(undiciCpuUsPerRequest, 1)} µs/req at ${fmt(results[0]!.rps)} rps: ${fmt(cpuUsPerRequest / undiciCpuUsPerRequest, 3)}×`);
+      return { target: target.name, round, cpuUsPerRequest, undiciCpuUsPerRequest, rps: results[1]!.rps, undiciRps: results[0]!.rps, retries };
+    }
+  };
+  for (let round = 0; round < options.paired && pairedTargets.length > 0; round++) {
+    const order = round % 2 === 0 ? pairedTargets : [...pairedTargets].reverse();
+    log(`paired round ${round + 1}/${options.paired}, each beside undici: ${order.map((t) => t.name).join(' → ')}`);
+    for (const target of order) paired.push(await measurePaired(target, undiciTarget!, round));
+  }
+
   // ---- memory at many connections
   const rss: RssRow[] = [];
   // The proxies alone: a row with a companion process (plugin mode) would show half its memory.
@@ -334,12 +378,12 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
 
   // ---- results
   const infos: TargetInfo[] = targets.map(({ name, label, description, group }) => ({ name, label, description, group }));
-  const [c50, c1] = [aggregate(samples, infos, 'c50'), aggregate(samples, infos, 'c1')];
+  const [c50, c1, pairedRows] = [aggregate(samples, infos, 'c50'), aggregate(samples, infos, 'c1'), aggregatePaired(paired, infos)];
   if (selected.has('forward-auth')) notes.push('forward-auth answers without an upstream hop: its "CPU vs direct" column is its own cost minus the upstream\'s, so it can be negative');
   const { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, cpuProf } = options;
-  const settings = { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, freshWarmupSec: FRESH_WARMUP_SEC, freshDurationSec: Math.min(FRESH_DURATION_SEC, duration), pinning: pinning(ctx), cpuProf };
-  const report = { startedAt: startedAt.toISOString(), settings, machine: ctx.machine, targets: infos, notes, c50, c1, rss, floor, verdicts: verdicts(c50, c1, rss, floor) };
-  return { name: 'run', markdown: renderRun(report), json: { ...report, finishedAt: new Date().toISOString(), samples }, exitCode: 0 };
+  const settings = { duration, warmup, repeats, paired: options.paired, connections, c1Duration, rssConnections, rssDuration, freshFactors, freshWarmupSec: FRESH_WARMUP_SEC, freshDurationSec: Math.min(FRESH_DURATION_SEC, duration), pinning: pinning(ctx), cpuProf };
+  const report = { startedAt: startedAt.toISOString(), settings, machine: ctx.machine, targets: infos, notes, c50, c1, paired: pairedRows, rss, floor, verdicts: verdicts(c50, c1, rss, floor, pairedRows) };
+  return { name: 'run', markdown: renderRun(report), json: { ...report, finishedAt: new Date().toISOString(), samples, pairedSamples: paired }, exitCode: 0 };
 }
 
 /** Every fresh-code user's bearer token once through the bearer route, so its validation is cached. */

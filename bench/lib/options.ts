@@ -24,6 +24,7 @@ const SPECS = {
   warmup: { kind: 'int', def: 2, range: [0, 600], help: 'seconds of wrk warm-up before each measured run' },
   repeats: { kind: 'int', def: 5, range: [1, 100], help: 'measured runs per row, rounds in alternating order (5 for a publishable run)' },
   connections: { kind: 'int', def: 50, range: [1, 10_000], help: 'wrk connections of the loaded rows and of the soak' },
+  paired: { kind: 'int', def: 5, range: [0, 100], help: 'rounds of each CPU-ratio row run at the same time as the minimal undici proxy, on the same CPU (0: off; see bench/README.md)' },
   c1Duration: { kind: 'int', def: 4, range: [1, 3600], help: 'seconds of each one-connection (unloaded latency) run' },
   rssConnections: { kind: 'int', def: 1000, range: [1, 16_000], help: 'keep-alive connections of the peak-RSS rows' },
   rssDuration: { kind: 'int', def: 8, range: [1, 3600], help: 'seconds of the peak-RSS rows' },

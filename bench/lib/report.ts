@@ -32,6 +32,21 @@ export interface GcTally {
   readonly minorMs: number;
 }
 
+/**
+ * One round of a row run at the same time as the minimal undici proxy, both on the server CPU with
+ * the upstream (bench/run.ts): each process tree's own CPU per request over the same seconds.
+ */
+export interface PairedSample {
+  readonly target: string;
+  readonly round: number;
+  readonly cpuUsPerRequest: number;
+  readonly undiciCpuUsPerRequest: number;
+  readonly rps: number;
+  readonly undiciRps: number;
+  /** Measured runs thrown away because something else used the server CPU. */
+  readonly retries: number;
+}
+
 export interface TargetInfo {
   readonly name: string;
   readonly label: string;
@@ -139,6 +154,29 @@ export function aggregate(samples: readonly Sample[], targets: readonly TargetIn
 
 type Row = ReturnType<typeof aggregate>[number];
 
+/** Per row: the per-round ratios of its CPU per request to the undici proxy's beside it, and their median. */
+export function aggregatePaired(samples: readonly PairedSample[], targets: readonly TargetInfo[]) {
+  return targets
+    .filter((target) => samples.some((s) => s.target === target.name))
+    .map((target) => {
+      const list = samples.filter((s) => s.target === target.name);
+      const ratioRounds = list.map((s) => s.cpuUsPerRequest / s.undiciCpuUsPerRequest);
+      return {
+        target: target.name,
+        label: target.label,
+        ratioRounds,
+        ratio: median(ratioRounds),
+        cpuUsPerRequest: median(list.map((s) => s.cpuUsPerRequest)),
+        undiciCpuUsPerRequest: median(list.map((s) => s.undiciCpuUsPerRequest)),
+        rps: median(list.map((s) => s.rps)),
+        undiciRps: median(list.map((s) => s.undiciRps)),
+        retries: sum(list.map((s) => s.retries)),
+      };
+    });
+}
+
+type PairedRow = ReturnType<typeof aggregatePaired>[number];
+
 /** The most verifications/s one core can do here: minimal undici proxy + upstream, plus the floor's steps. */
 function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { baseMicros: number; workMicros: number; rps: number } | undefined {
   const undici = c50.find((r) => r.target === 'undici');
@@ -149,8 +187,8 @@ function floorBound(c50: readonly Row[], floor: readonly FloorStep[]): { baseMic
 }
 
 /** "per round a / b / c×, median m×", or just "m×" when the rounds could not be paired. */
-function rounds(ratios: readonly number[], value: number): string {
-  return ratios.length > 0 ? `per round ${ratios.map((r) => fmt(r, 2)).join(' / ')}×, median ${fmt(value, 2)}×` : `${fmt(value, 2)}×`;
+function rounds(ratios: readonly number[], value: number, digits = 2): string {
+  return ratios.length > 0 ? `per round ${ratios.map((r) => fmt(r, digits)).join(' / ')}×, median ${fmt(value, digits)}×` : `${fmt(value, digits)}×`;
 }
 
 interface Verdict {
@@ -163,9 +201,9 @@ interface Verdict {
 const CONTRACT_FLOOR = ['undici + the header contract', 'no node:http + undici proxy keeping the header contract'] as const;
 
 /** The targets of issue 11, each with what this run measured and whether it meets it. */
-export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[], floor: readonly FloorStep[] | undefined): Verdict[] {
+export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly RssRow[], floor: readonly FloorStep[] | undefined, paired: readonly PairedRow[] = []): Verdict[] {
   const find = <T extends { target: string }>(rows: readonly T[], name: string): T | undefined => rows.find((r) => r.target === name);
-  const [undici, pub, session, es, fresh, forwardAuth, plugin, pluginDecided, pluginFloor, contractFloor] = ['undici', 'public', 'mfa-session', 'bearer-es256', 'mfa-fresh-code', 'forward-auth', 'plugin-nginx', 'plugin-decided', 'plugin-floor', 'contract-floor'].map((name) => find(c50, name));
+  const [undici, pub, fresh, forwardAuth] = ['undici', 'public', 'mfa-fresh-code', 'forward-auth'].map((name) => find(c50, name));
   const [sessionC1, undiciC1, contractFloorC1] = [find(c1, 'mfa-session'), find(c1, 'undici'), find(c1, 'contract-floor')];
   const [gatewayRss, undiciRss] = [find(rss, 'mfa-session'), find(rss, 'undici')];
   /** `measure` answers what was measured and whether it meets the target (undefined: not measured). */
@@ -173,11 +211,28 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     const [measured, met] = measure() ?? [missing, undefined];
     return { target, measured, status: met === undefined ? 'not measured' : met ? 'met' : 'missed' };
   };
-  /** CPU per request of `row` against the minimal undici proxy's, within `limit`: the median of the per-round ratios. */
-  const cpuRatio = (row: Row | undefined, limit: number): [string, boolean] | undefined =>
+  /** The row's CPU per request against the undici proxy's from the one-at-a-time rounds, as text. */
+  const alone = (row: Row | undefined): string | undefined =>
     row?.cpuVsUndici === undefined || row.cpuUsPerRequest === undefined || undici?.cpuUsPerRequest === undefined
       ? undefined
-      : [`${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs (medians); ${rounds(row.cpuVsUndiciRounds, row.cpuVsUndici)}`, row.cpuVsUndici <= limit];
+      : `${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs (medians); ${rounds(row.cpuVsUndiciRounds, row.cpuVsUndici)}`;
+  /**
+   * The row's CPU per request against the minimal undici proxy's, within `limit`. A row also run
+   * paired with the proxy is judged on the paired rounds (both measured over the same seconds, so a
+   * slower or busier host moves both alike); the one-at-a-time figure is shown beside it.
+   */
+  const cpuRatio = (name: string, limit: number): [string, boolean] | undefined => {
+    const row = find(c50, name);
+    const both = find(paired, name);
+    const sequential = alone(row);
+    if (both !== undefined) {
+      const text = `paired with undici: ${fmt(both.cpuUsPerRequest, 1)} µs vs ${fmt(both.undiciCpuUsPerRequest, 1)} µs (medians); ${rounds(both.ratioRounds, both.ratio, 3)}`;
+      return [sequential === undefined ? text : `${text}; one at a time: ${sequential}`, both.ratio <= limit];
+    }
+    return sequential === undefined ? undefined : [sequential, row!.cpuVsUndici! <= limit];
+  };
+  /** Another row's ratio measured the way `name` was judged (paired when `name` was), for text beside it. */
+  const sameWay = (name: string, other: string): number | undefined => (find(paired, name) !== undefined ? find(paired, other)?.ratio : find(c50, other)?.cpuVsUndici);
   /**
    * A measured target beside its floor row (`what` it is): the least the floor's stack can do on this
    * machine, so a floor already past `limit` shows the target cannot be met on that stack here.
@@ -187,17 +242,25 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     return [`${measured[0]} (floor, ${what}: ${fmt(floor, 2)}×${floor > limit ? `; the floor itself is above ${fmt(limit, 2)}× here, so ${unreachable} reaches the target on this machine` : ''})`, measured[1]];
   };
   return [
-    check('public route: CPU/request ≤ 1.08 × minimal undici proxy', 'public or undici row missing', () => cpuRatio(pub, 1.08)),
+    check('public route: CPU/request ≤ 1.08 × minimal undici proxy', 'public or undici row missing', () => cpuRatio('public', 1.08)),
     check('mfa + session route: CPU/request ≤ 1.15 × minimal undici proxy', 'mfa-session or undici row missing', () =>
-      beside(cpuRatio(session, 1.15), contractFloor?.cpuVsUndici, 1.15, ...CONTRACT_FLOOR),
+      beside(cpuRatio('mfa-session', 1.15), sameWay('mfa-session', 'contract-floor'), 1.15, ...CONTRACT_FLOOR),
     ),
     check('bearer ES256 (cache warm): CPU/request within 5 % of the mfa + session route', 'bearer-es256 or mfa-session row missing', () => {
-      if (es?.cpuUsPerRequest === undefined || session?.cpuUsPerRequest === undefined) return undefined;
       const percent = (diff: number): string => `${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} %`;
+      const [esPaired, sessionPaired] = [find(paired, 'bearer-es256'), find(paired, 'mfa-session')];
+      if (esPaired !== undefined && sessionPaired !== undefined && esPaired.ratioRounds.length === sessionPaired.ratioRounds.length) {
+        // Round by round: each row against the undici proxy beside it, then the two quotients compared.
+        const diffs = esPaired.ratioRounds.map((r, i) => r / sessionPaired.ratioRounds[i]! - 1);
+        const diff = median(diffs);
+        return [`paired with undici: ${fmt(esPaired.ratio, 3)}× vs ${fmt(sessionPaired.ratio, 3)}× (medians); per round ${diffs.map(percent).join(' / ')}, median ${percent(diff)}`, Math.abs(diff) <= 0.05];
+      }
+      const [es, session] = [find(c50, 'bearer-es256'), find(c50, 'mfa-session')];
+      if (es?.cpuUsPerRequest === undefined || session?.cpuUsPerRequest === undefined) return undefined;
       // Both against undici in the same round, so their quotient is the two rows compared within it.
-      const paired = es.cpuVsUndiciRounds.length === session.cpuVsUndiciRounds.length ? es.cpuVsUndiciRounds.map((r, i) => r / session.cpuVsUndiciRounds[i]! - 1) : [];
-      const diff = paired.length > 0 ? median(paired) : (es.cpuUsPerRequest - session.cpuUsPerRequest) / session.cpuUsPerRequest;
-      const spread = paired.length > 0 ? `; per round ${paired.map(percent).join(' / ')}, median ${percent(diff)}` : ` = ${percent(diff)}`;
+      const sameRound = es.cpuVsUndiciRounds.length === session.cpuVsUndiciRounds.length ? es.cpuVsUndiciRounds.map((r, i) => r / session.cpuVsUndiciRounds[i]! - 1) : [];
+      const diff = sameRound.length > 0 ? median(sameRound) : (es.cpuUsPerRequest - session.cpuUsPerRequest) / session.cpuUsPerRequest;
+      const spread = sameRound.length > 0 ? `; per round ${sameRound.map(percent).join(' / ')}, median ${percent(diff)}` : ` = ${percent(diff)}`;
       return [`${fmt(es.cpuUsPerRequest, 1)} µs vs ${fmt(session.cpuUsPerRequest, 1)} µs (medians)${spread}`, Math.abs(diff) <= 0.05];
     }),
     check('fresh X-MFA-Token: requests/s ≥ 25 % of the minimal undici proxy, p99 < 50 ms at 50 connections', 'mfa-fresh-code or undici row missing', () => {
@@ -225,12 +288,13 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
       return beside(measured, contractFloorC1?.addedVsUndici, 1.2, ...CONTRACT_FLOOR);
     }),
     check('plugin mode (nginx auth_request + gateway on one core): CPU/request ≤ 1.0 × minimal undici proxy', 'plugin-nginx or undici row missing', () => {
-      const measured = cpuRatio(plugin, 1.0);
+      const measured = cpuRatio('plugin-nginx', 1.0);
       if (measured === undefined) return undefined;
       // Beside it, what asking on every request costs: the gateway doing so, and a Node server that
       // decides nothing (no decision service asked on every request can be cheaper than that).
-      const decided = pluginDecided?.cpuVsUndici === undefined ? '' : `; every request decided by the gateway: ${fmt(pluginDecided.cpuVsUndici, 2)}×`;
-      const floorText = pluginFloor?.cpuVsUndici === undefined ? '' : `; floor, nginx asking a constant Node answer on every request: ${fmt(pluginFloor.cpuVsUndici, 2)}×`;
+      const [decidedRatio, floorRatio] = [sameWay('plugin-nginx', 'plugin-decided'), sameWay('plugin-nginx', 'plugin-floor')];
+      const decided = decidedRatio === undefined ? '' : `; every request decided by the gateway: ${fmt(decidedRatio, 2)}×`;
+      const floorText = floorRatio === undefined ? '' : `; floor, nginx asking a constant Node answer on every request: ${fmt(floorRatio, 2)}×`;
       return [`${measured[0]}${decided}${floorText}`, measured[1]];
     }),
   ];
@@ -249,6 +313,7 @@ interface RunReport {
   readonly c1: readonly Row[];
   readonly rss: readonly RssRow[];
   readonly floor?: readonly FloorStep[];
+  readonly paired?: readonly PairedRow[];
   readonly verdicts: readonly Verdict[];
 }
 
@@ -257,10 +322,10 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
   return [header, header.map((_, i) => (i < textColumns ? '---' : '---:')), ...rows].map((cells) => `| ${cells.join(' | ')} |`).concat('');
 }
 
-const times = (value: number | undefined): string => (value === undefined ? '–' : `${fmt(value, 2)}×`);
+const times = (value: number | undefined, digits = 2): string => (value === undefined ? '–' : `${fmt(value, digits)}×`);
 /** The median of the per-round ratios with their range: how much the rounds agreed. */
-const withSpread = (value: number | undefined, rounds: readonly number[]): string =>
-  rounds.length < 2 ? times(value) : `${times(value)} (${fmt(Math.min(...rounds), 2)}–${fmt(Math.max(...rounds), 2)})`;
+const withSpread = (value: number | undefined, rounds: readonly number[], digits = 2): string =>
+  rounds.length < 2 ? times(value, digits) : `${times(value, digits)} (${fmt(Math.min(...rounds), digits)}–${fmt(Math.max(...rounds), digits)})`;
 
 function machineLines(m: MachineFacts): string[] {
   return [
@@ -268,6 +333,24 @@ function machineLines(m: MachineFacts): string[] {
     `- Node ${m.node}, wrk ${m.wrk}, nginx ${m.nginx}; ${m.packages}`,
     `- mfa-gateway commit ${m.gitCommit}${m.gitDirty ? ' (src/ had uncommitted changes)' : ''}; load average at start ${m.loadAverageAtStart.join(' / ')}`,
     `- kernel cost here: one system call ${fmt(m.kernelCost.syscallNs)} ns (fstat), one loopback HTTP round trip ${fmt(m.kernelCost.loopbackRoundTripUs, 1)} µs (node:http both ends, keep-alive): the ratios below move with these`,
+  ];
+}
+
+function pairedSection(report: RunReport): string[] {
+  if (report.paired === undefined || report.paired.length === 0) return [];
+  const s = report.settings;
+  return [
+    '## CPU per request, paired with the minimal undici proxy',
+    '',
+    `Each round runs the row and the minimal undici proxy at the same time, both on the server CPU with the upstream, ` +
+      `each under its own wrk -t1 -c${s.connections} (${s.warmup} s warm-up, ${s.duration} s measured), ${s.paired} rounds in alternating order. ` +
+      'The ratio is each process tree\'s own CPU per request over the same seconds, so whatever slows the host slows both alike. ' +
+      'The CPU-ratio targets below are judged on it (bench/README.md, "Paired rounds").',
+    '',
+    ...table(
+      ['target', 'CPU ×undici (rounds min–max)', 'CPU µs/req', 'undici CPU µs/req beside it', 'rps', 'undici rps beside it'],
+      report.paired.map((r) => [r.label, withSpread(r.ratio, r.ratioRounds, 3), fmt(r.cpuUsPerRequest, 1), fmt(r.undiciCpuUsPerRequest, 1), fmt(r.rps), fmt(r.undiciRps)]),
+    ),
   ];
 }
 
@@ -306,6 +389,7 @@ export function renderRun(report: RunReport): string {
       ['target', 'rps median', 'rps min', 'rps max', 'p50 ms', 'p99 ms', 'CPU µs/req vs direct', 'CPU ×undici (rounds min–max)', 'rps ×undici', 'proxy CPU µs/req (measured)', 'server CPU busy'],
       report.c50.map((r) => [r.label, fmt(r.rps.median), fmt(r.rps.min), fmt(r.rps.max), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.cpuUsPerRequest, 1), withSpread(r.cpuVsUndici, r.cpuVsUndiciRounds), times(r.rpsVsUndici), fmt(r.measuredProxyCpuUs, 1), `${fmt(r.serverCpuShare * 100)} %`]),
     ),
+    ...pairedSection(report),
     '## Unloaded latency (one connection)',
     '',
     ...table(

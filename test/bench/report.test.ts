@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { aggregate, verdicts, type Mode, type Sample, type TargetInfo } from '../../bench/lib/report.js';
+import { aggregate, aggregatePaired, renderRun, verdicts, type Mode, type PairedSample, type Sample, type TargetInfo } from '../../bench/lib/report.js';
 
 /**
  * The bench's arithmetic (bench/lib/report.ts): CPU ratios are taken inside each round, so a VM
@@ -79,5 +79,53 @@ describe('bench report', () => {
     const [, alone] = verdicts(aggregate(drifting({ 'mfa-session': 1.1 }), TARGETS, 'c50'), [], [], undefined);
     assert.equal(alone!.status, 'met');
     assert.match(alone!.measured, /median 1\.10×$/);
+  });
+
+  /** A paired round: the row and the undici proxy beside it on a host running at `speed` (CPU µs scale with it). */
+  const pairedSample = (target: string, round: number, speed: number, ratio: number): PairedSample => ({
+    target, round, cpuUsPerRequest: 80 * speed * ratio, undiciCpuUsPerRequest: 80 * speed, rps: 4000 / (speed * ratio), undiciRps: 4000 / speed, retries: 0,
+  });
+
+  test('paired rounds decide the CPU-ratio verdicts when present; the one-at-a-time figure stays beside them', () => {
+    // One at a time the public row reads 1.30× (missed); paired, on a host whose speed swings 2×, 1.07× in every round.
+    const sequential = aggregate(drifting({ public: 1.3, 'contract-floor': 1.1, 'mfa-session': 1.3, 'bearer-es256': 1.3 }), TARGETS, 'c50');
+    const pairedRows = aggregatePaired(
+      [1, 2, 0.9].flatMap((speed, round) => [
+        pairedSample('public', round, speed, 1.07),
+        pairedSample('contract-floor', round, speed, 1.02),
+        pairedSample('mfa-session', round, speed, 1.2),
+        // ES256 against the session row in each round: +4 %, −3 %, +6 %: median +4 %.
+        pairedSample('bearer-es256', round, speed, 1.2 * [1.04, 0.97, 1.06][round]!),
+      ]),
+      TARGETS,
+    );
+    const pub = pairedRows.find((r) => r.target === 'public')!;
+    assert.deepEqual(pub.ratioRounds.map((r) => Number(r.toFixed(6))), [1.07, 1.07, 1.07]);
+    assert.equal(Number(pub.cpuUsPerRequest.toFixed(6)), 85.6);
+    assert.equal(Number(pub.undiciCpuUsPerRequest.toFixed(6)), 80);
+    const [publicVerdict, sessionVerdict, esVerdict] = verdicts(sequential, [], [], undefined, pairedRows);
+    assert.equal(publicVerdict!.status, 'met');
+    assert.match(publicVerdict!.measured, /^paired with undici: 85\.6 µs vs 80\.0 µs \(medians\); per round 1\.070 \/ 1\.070 \/ 1\.070×, median 1\.070×; one at a time: .*median 1\.30×$/);
+    assert.equal(sessionVerdict!.status, 'missed');
+    // The floor beside it is the paired one (1.02×), not the one-at-a-time 1.10×.
+    assert.match(sessionVerdict!.measured, /median 1\.30× \(floor, undici \+ the header contract: 1\.02×\)$/);
+    assert.equal(esVerdict!.status, 'met');
+    assert.match(esVerdict!.measured, /per round \+4\.0 % \/ -3\.0 % \/ \+6\.0 %, median \+4\.0 %$/);
+    // Without paired rows the same verdicts come from the one-at-a-time rounds.
+    assert.equal(verdicts(sequential, [], [], undefined)[0]!.status, 'missed');
+  });
+
+  test('the run report shows the paired table only when paired rounds ran', () => {
+    const pairedRows = aggregatePaired([pairedSample('public', 0, 1, 1.07), pairedSample('public', 1, 1.5, 1.09)], TARGETS);
+    const base = {
+      startedAt: '2026-11-30T00:00:00.000Z',
+      settings: { connections: 50, warmup: 2, duration: 8, repeats: 2, paired: 2, c1Duration: 4, pinning: 'none' },
+      machine: { cpuModel: 'cpu', cores: 2, virtualization: 'none', memoryGiB: 1, os: 'os', kernel: 'k', node: 'v20', wrk: 'w', nginx: 'n', packages: 'p', gitCommit: 'c', gitDirty: false, loadAverageAtStart: [0, 0, 0], kernelCost: { syscallNs: 1, loopbackRoundTripUs: 1 } },
+      targets: TARGETS, notes: [], c50: [], c1: [], rss: [], verdicts: [],
+    } as unknown as Parameters<typeof renderRun>[0];
+    const withPaired = renderRun({ ...base, paired: pairedRows });
+    assert.match(withPaired, /\n## CPU per request, paired with the minimal undici proxy\n/);
+    assert.match(withPaired, /\n\| public \| 1\.080× \(1\.070–1\.090\) \| 108\.2 \| 100\.0 \| 3,092 \| 3,333 \|\n/);
+    assert.doesNotMatch(renderRun(base), /paired with the minimal undici proxy/);
   });
 });
