@@ -262,6 +262,26 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
   /** The row's own process trees: the proxy, and in plugin mode the service nginx asks. */
   const proxyCpuOf = (target: Target): number => cpuOf(target.proxy) + cpuOf(target.companion);
 
+  /**
+   * The share of the server CPU other processes took during a run (its busy time beyond `ours`, over
+   * the run's wall time), and whether to repeat the run: past FOREIGN_LIMIT it is repeated up to
+   * MAX_RETRIES times, then kept with a note.
+   */
+  const foreignUse = (label: string, busy: number, ours: number, wallUs: number, retries: number): { foreignShare: number; repeat: boolean } => {
+    const foreignShare = ctx.serverCpus === undefined ? 0 : Math.max(0, busy - ours) / wallUs;
+    if (foreignShare <= FOREIGN_LIMIT) return { foreignShare, repeat: false };
+    if (retries < MAX_RETRIES) {
+      log(`  ${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0, repeating the run`);
+      return { foreignShare, repeat: true };
+    }
+    notes.push(`${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
+    return { foreignShare, repeat: false };
+  };
+  /** wrk counts completed responses; up to one request per connection was still in flight when it stopped. */
+  const checkServed = (label: string, served: number, requests: number, connections: number): void => {
+    if (served < requests || served > requests + connections) throw new BenchError(`${label}: wrk completed ${requests} requests but the upstream served ${served}`);
+  };
+
   const measure = async (target: Target, mode: Mode, round: number): Promise<Sample> => {
     const connections = mode === 'c50' ? options.connections : 1;
     const warmup = target.name === FRESH ? FRESH_WARMUP_SEC : mode === 'c50' ? options.warmup : Math.min(options.warmup, 1);
@@ -287,21 +307,14 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       const gatewayGc = gcBefore === undefined || gcAfter === undefined ? undefined : gcDelta(gcBefore, gcAfter);
       const served = (await upstreamServed(upstream.port)) - servedBefore;
       assertClean(label, result);
-      // wrk counts completed responses; up to one request per connection was still in flight when it stopped.
-      if (target.name !== 'forward-auth' && (served < result.requests || served > result.requests + connections)) {
-        throw new BenchError(`${label}: wrk completed ${result.requests} requests but the upstream served ${served}`);
-      }
-      if (target.name === 'forward-auth' && served !== 0) throw new BenchError(`${label}: forward-auth must not reach the upstream, but it served ${served}`);
+      if (target.name !== 'forward-auth') checkServed(label, served, result.requests, connections);
+      else if (served !== 0) throw new BenchError(`${label}: forward-auth must not reach the upstream, but it served ${served}`);
       const ours = proxyCpuUs + upstreamCpuUs;
       // Busy share over wrk's own timed run, not the wall clock around the process: the fresh-code
       // script reads its 40,000 tokens and codes before the clock starts, while nothing is served.
       const serverCpuShare = ours / (result.durationSec * 1e6);
-      const foreignShare = ctx.serverCpus === undefined ? 0 : Math.max(0, busy - ours) / wallUs;
-      if (foreignShare > FOREIGN_LIMIT && retries < MAX_RETRIES) {
-        log(`  ${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0, repeating the run`);
-        continue;
-      }
-      if (foreignShare > FOREIGN_LIMIT) notes.push(`${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
+      const { foreignShare, repeat } = foreignUse(label, busy, ours, wallUs, retries);
+      if (repeat) continue;
       const { raw: _raw, script: _script, ...numbers } = result;
       const gcText = gatewayGc === undefined ? '' : `, gateway GC: ${gatewayGc.major} major (${fmt(gatewayGc.majorMs, 1)} ms), ${gatewayGc.minor} minor (${fmt(gatewayGc.minorMs, 1)} ms)`;
       log(`  ${label}: ${fmt(result.rps)} rps, p50 ${fmt(result.latencyMs.p50, 3)} ms, p99 ${fmt(result.latencyMs.p99, 2)} ms, server CPU ${fmt(serverCpuShare * 100)} %${gcText}`);
@@ -338,14 +351,8 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       const upstreamCpuUs = cpuOf(upstream) - upstreamBefore;
       const served = (await upstreamServed(upstream.port)) - servedBefore;
       results.forEach((result, i) => assertClean(`${label} (${pair[i]!.name})`, result));
-      const requests = results[0]!.requests + results[1]!.requests;
-      if (served < requests || served > requests + 2 * options.connections) throw new BenchError(`${label}: wrk completed ${requests} requests but the upstream served ${served}`);
-      const foreignShare = ctx.serverCpus === undefined ? 0 : Math.max(0, busy - cpu[0]! - cpu[1]! - upstreamCpuUs) / wallUs;
-      if (foreignShare > FOREIGN_LIMIT && retries < MAX_RETRIES) {
-        log(`  ${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0, repeating the run`);
-        continue;
-      }
-      if (foreignShare > FOREIGN_LIMIT) notes.push(`${label}: other processes used ${fmt(foreignShare * 100)} % of CPU 0 even after ${MAX_RETRIES} repeats; kept`);
+      checkServed(label, served, results[0]!.requests + results[1]!.requests, 2 * options.connections);
+      if (foreignUse(label, busy, cpu[0]! + cpu[1]! + upstreamCpuUs, wallUs, retries).repeat) continue;
       const [undiciCpuUsPerRequest, cpuUsPerRequest] = [cpu[0]! / results[0]!.requests, cpu[1]! / results[1]!.requests];
       log(`  ${label}: ${fmt(cpuUsPerRequest, 1)} µs/req at ${fmt(results[1]!.rps)} rps beside undici ${fmt(undiciCpuUsPerRequest, 1)} µs/req at ${fmt(results[0]!.rps)} rps: ${fmt(cpuUsPerRequest / undiciCpuUsPerRequest, 3)}×`);
       return { target: target.name, round, cpuUsPerRequest, undiciCpuUsPerRequest, rps: results[1]!.rps, undiciRps: results[0]!.rps, retries };

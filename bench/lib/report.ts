@@ -211,25 +211,24 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     const [measured, met] = measure() ?? [missing, undefined];
     return { target, measured, status: met === undefined ? 'not measured' : met ? 'met' : 'missed' };
   };
-  /** The row's CPU per request against the undici proxy's from the one-at-a-time rounds, as text. */
-  const alone = (row: Row | undefined): string | undefined =>
+  /** The row's CPU per request against the undici proxy's from the one-at-a-time rounds: the ratio and its text. */
+  const alone = (row: Row | undefined): { ratio: number; text: string } | undefined =>
     row?.cpuVsUndici === undefined || row.cpuUsPerRequest === undefined || undici?.cpuUsPerRequest === undefined
       ? undefined
-      : `${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs (medians); ${rounds(row.cpuVsUndiciRounds, row.cpuVsUndici)}`;
+      : { ratio: row.cpuVsUndici, text: `${fmt(row.cpuUsPerRequest, 1)} µs vs ${fmt(undici.cpuUsPerRequest, 1)} µs (medians); ${rounds(row.cpuVsUndiciRounds, row.cpuVsUndici)}` };
   /**
    * The row's CPU per request against the minimal undici proxy's, within `limit`. A row also run
    * paired with the proxy is judged on the paired rounds (both measured over the same seconds, so a
    * slower or busier host moves both alike); the one-at-a-time figure is shown beside it.
    */
   const cpuRatio = (name: string, limit: number): [string, boolean] | undefined => {
-    const row = find(c50, name);
     const both = find(paired, name);
-    const sequential = alone(row);
+    const sequential = alone(find(c50, name));
     if (both !== undefined) {
       const text = `paired with undici: ${fmt(both.cpuUsPerRequest, 1)} µs vs ${fmt(both.undiciCpuUsPerRequest, 1)} µs (medians); ${rounds(both.ratioRounds, both.ratio, 3)}`;
-      return [sequential === undefined ? text : `${text}; one at a time: ${sequential}`, both.ratio <= limit];
+      return [sequential === undefined ? text : `${text}; one at a time: ${sequential.text}`, both.ratio <= limit];
     }
-    return sequential === undefined ? undefined : [sequential, row!.cpuVsUndici! <= limit];
+    return sequential === undefined ? undefined : [sequential.text, sequential.ratio <= limit];
   };
   /** Another row's ratio measured the way `name` was judged (paired when `name` was), for text beside it. */
   const sameWay = (name: string, other: string): number | undefined => (find(paired, name) !== undefined ? find(paired, other)?.ratio : find(c50, other)?.cpuVsUndici);
