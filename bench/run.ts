@@ -58,8 +58,12 @@ interface Outcome {
   readonly exitCode: number;
 }
 
-/** The fresh-code rows are shorter: each request spends one (user, TOTP step), see bench/README.md. */
-const FRESH_WARMUP_SEC = 1;
+/**
+ * The fresh-code rows are shorter: each request spends one (user, TOTP step), see bench/README.md.
+ * The warm-up is the other rows' 2 s: with 1 s, V8 was still optimising the verification path for
+ * the first 2.5 s of the first measured run (bench/results/issue-11-progress.md).
+ */
+const FRESH_WARMUP_SEC = 2;
 const FRESH_DURATION_SEC = 5;
 /** A measured run is repeated when other processes took more than this share of the server CPU. */
 const FOREIGN_LIMIT = 0.1;
