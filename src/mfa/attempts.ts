@@ -215,11 +215,11 @@ export async function firstFactorConfirmed(deps: MfaDeps, ctx: AuditContext, kee
  * user, enrolled, locked or unknown.
  */
 export async function lockRefusal(deps: MfaDeps, ctx: AuditContext, now: number, policy: GatewayPolicy): Promise<Refusal | undefined> {
-  const address = policy.mfa.ipThrottle.enabled ? ctx.clientIp : undefined;
-  // Both read at once: one round trip's wait on a network store, and the same store work whatever either finds.
-  const [blockedMs, remaining] = await Promise.all([address !== undefined ? deps.addresses.blockedForMs(address, now) : 0, deps.ttl.lockRemainingMs(ctx.subject, now)]);
-  if (blockedMs > 0) {
-    const retryAfter = Math.ceil(blockedMs / 1000);
+  const blockKey = policy.mfa.ipThrottle.enabled && ctx.clientIp !== undefined ? deps.addresses.keyOf(ctx.clientIp) : undefined;
+  // Both read together (one statement on SQLite, one round trip's wait on Redis), and the same store work whatever either finds.
+  const { lockMs: remaining, blockedUntil } = await deps.ttl.readLockAndBlock(ctx.subject, blockKey, now);
+  if (blockedUntil > now) {
+    const retryAfter = Math.ceil((blockedUntil - now) / 1000);
     countVerification(deps, 'none', 'locked');
     deps.metrics?.throttled.inc({ limit: 'mfa_ip' });
     deps.audit.record(ctx, { event: 'address_block_refused', retryAfterSeconds: retryAfter });

@@ -97,6 +97,7 @@ export function createMfaService(options: MfaServiceOptions): MfaService {
     'activeLocks',
     'recordFailure',
     'blockedUntil',
+    'readLockAndBlock',
     'swapDriftReading',
     'issueSession',
     'getSession',

@@ -425,6 +425,18 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       checkTime(now);
       return Number(await run('blockedUntil', [KEYS.fail(failureKey)], [now]));
     },
+    async readLockAndBlock(subject, blockKey, now) {
+      ensureOpen('ttl');
+      checkKey(subject, 'subject');
+      if (blockKey !== undefined) checkKey(blockKey);
+      checkTime(now);
+      // Two scripts sent at once: the keys are in different hash slots, so one script cannot read both in a Cluster.
+      const [lockMs, blockedUntil] = await Promise.all([
+        run('lockRemainingMs', [KEYS.lock(subject)], [now]),
+        blockKey === undefined ? 0 : run('blockedUntil', [KEYS.fail(blockKey)], [now]),
+      ]);
+      return { lockMs: Number(lockMs), blockedUntil: Number(blockedUntil) };
+    },
     async swapDriftReading(subject, seconds, now, keepMs) {
       ensureOpen('ttl');
       checkKey(subject, 'subject');

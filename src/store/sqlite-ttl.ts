@@ -27,6 +27,8 @@ const LOCKED_RANGE = ['locked:', 'locked;'] as const; // ';' follows ':': every 
 
 const STATEMENTS = {
   read: `SELECT value, expires_at FROM ttl_entries WHERE key = ?`,
+  /** params: key, key */
+  readTwo: `SELECT key, value, expires_at FROM ttl_entries WHERE key IN (?, ?)`,
   /** params: key, value, expiresAt */
   upsert: `INSERT INTO ttl_entries (key, value, expires_at) VALUES (?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
@@ -122,6 +124,18 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** Milliseconds left on the lock kept in `row` at `now`, 0 when free. */
+function lockMsOf(row: Row | undefined, now: number): number {
+  const current = live(row, now);
+  return current === undefined ? 0 : lockRemainingMs(parseLockState(parseJson(current.value)), now);
+}
+
+/** When the block kept in `row` ends, 0 when it is not blocked at `now`. */
+function blockedUntilOf(row: Row | undefined, now: number): number {
+  const until = readFailureState(row, now)?.blockedUntil ?? 0;
+  return until > now ? until : 0;
 }
 
 function readFailureState(row: Row | undefined, now: number): FailureState | undefined {
@@ -239,8 +253,7 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void, b
       ensureOpen();
       checkKey(subject, 'subject');
       checkTime(now);
-      const row = live(read(KEYS.lock(subject)), now);
-      return row === undefined ? 0 : lockRemainingMs(parseLockState(parseJson(row.value)), now);
+      return lockMsOf(read(KEYS.lock(subject)), now);
     },
     async recordLockFailure(subject, now, rule) {
       ensureOpen();
@@ -275,8 +288,22 @@ export function createSqliteTtl(db: Database.Database, ensureOpen: () => void, b
       ensureOpen();
       checkKey(key);
       checkTime(now);
-      const until = readFailureState(read(key), now)?.blockedUntil ?? 0;
-      return until > now ? until : 0;
+      return blockedUntilOf(read(key), now);
+    },
+    async readLockAndBlock(subject, blockKey, now) {
+      ensureOpen();
+      checkKey(subject, 'subject');
+      if (blockKey !== undefined) checkKey(blockKey);
+      checkTime(now);
+      const lockKey = KEYS.lock(subject);
+      if (blockKey === undefined) return { lockMs: lockMsOf(read(lockKey), now), blockedUntil: 0 };
+      let lockRow: Row | undefined;
+      let blockRow: Row | undefined;
+      for (const row of st.readTwo.all(lockKey, blockKey) as (Row & { key: string })[]) {
+        if (row.key === lockKey) lockRow = row;
+        if (row.key === blockKey) blockRow = row;
+      }
+      return { lockMs: lockMsOf(lockRow, now), blockedUntil: blockedUntilOf(blockRow, now) };
     },
     async swapDriftReading(subject, seconds, now, keepMs) {
       ensureOpen();

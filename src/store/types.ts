@@ -271,6 +271,11 @@ export interface StoredSession {
  * to the store as a duration and expired by the store's own clock (Redis PEXPIRE; SQLite has no
  * clock of its own and stores now + duration).
  */
+export interface LockAndBlock {
+  readonly lockMs: number;
+  readonly blockedUntil: number;
+}
+
 export interface TtlStore {
   /**
    * Replay guard: marks TOTP `step` used for `factorId`; true only if it is later than every step
@@ -297,6 +302,12 @@ export interface TtlStore {
   recordFailure(key: string, now: number, rule: FailureRule): Promise<FailureCount>;
   /** Unix ms when the block set by `recordFailure` ends; 0 when `key` is not blocked at `now`. */
   blockedUntil(key: string, now: number): Promise<number>;
+  /**
+   * What a code attempt is refused on before anything is verified, read together: `lockMs` as
+   * `lockRemainingMs(subject)`, `blockedUntil` as `blockedUntil(blockKey)` (0 when `blockKey` is
+   * undefined). One statement on SQLite, where each separate read takes and drops the file's locks.
+   */
+  readLockAndBlock(subject: string, blockKey: string | undefined, now: number): Promise<LockAndBlock>;
 
   /**
    * Keeps this failed code's clock-drift reading (null: the code was simply wrong) for `keepMs`

@@ -11,18 +11,15 @@ import { addressPartition } from './partition.js';
 export const MFA_ADDRESS_PREFIX = 'mfa-ip:';
 
 export interface AddressThrottle {
-  /** Milliseconds left on the address's block, 0 when it may try. */
-  blockedForMs(ip: string, now: number): Promise<number>;
+  /** The TTL-store key the address's failures and block are kept under (read with `TtlStore.readLockAndBlock`). */
+  keyOf(ip: string): string;
   recordFailure(ip: string, now: number, rule: FailureRule): Promise<FailureCount>;
 }
 
-export function createAddressThrottle(ttl: Pick<TtlStore, 'recordFailure' | 'blockedUntil'>, prefix = MFA_ADDRESS_PREFIX): AddressThrottle {
+export function createAddressThrottle(ttl: Pick<TtlStore, 'recordFailure'>, prefix = MFA_ADDRESS_PREFIX): AddressThrottle {
   const keyOf = (ip: string): string => prefix + addressPartition(ip);
   return {
-    async blockedForMs(ip, now) {
-      const until = await ttl.blockedUntil(keyOf(ip), now);
-      return until > now ? until - now : 0;
-    },
+    keyOf,
     recordFailure: (ip, now, rule) => ttl.recordFailure(keyOf(ip), now, rule),
   };
 }

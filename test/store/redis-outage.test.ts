@@ -58,6 +58,7 @@ const VERBS: Record<string, (ttl: TtlStore, now: number) => Promise<unknown>> = 
   activeLocks: (ttl, now) => ttl.activeLocks(now),
   recordFailure: (ttl, now) => ttl.recordFailure('ip', now, { maxFailures: 3, findTimeMs: MINUTE, blockMs: MINUTE }),
   blockedUntil: (ttl, now) => ttl.blockedUntil('ip', now),
+  readLockAndBlock: (ttl, now) => ttl.readLockAndBlock('alice', 'ip', now),
   swapDriftReading: (ttl, now) => ttl.swapDriftReading('alice', 30, now, MINUTE),
   issueSession: (ttl, now) => ttl.issueSession(String(now), { subject: 'alice', method: 'totp', mfaTime: 1, issuedAt: now, expiresAt: now + MINUTE }, 5, now),
   getSession: (ttl, now) => ttl.getSession('h', 'alice', now),

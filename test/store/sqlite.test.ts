@@ -183,6 +183,7 @@ describe('sqlite store: file, schema, lifecycle', () => {
     await store.ttl.ping(); // still open: one half closed
     await store.ttl.close();
     await assert.rejects(store.ttl.lockRemainingMs('x', T0), (err: unknown) => StoreError.is(err) && err.code === 'ERR_STORE_CLOSED');
+    await assert.rejects(store.ttl.readLockAndBlock('x', 'ip:x', T0), (err: unknown) => StoreError.is(err) && err.code === 'ERR_STORE_CLOSED');
     await assert.rejects(store.durable.ping(), { code: 'ERR_STORE_CLOSED', message: 'the store is closed' });
     await store.close();
   });

@@ -192,6 +192,39 @@ export function describeTtlConformance(name: string, makeBackend: () => Promise<
     });
   });
 
+  describe(`${name}: the lock and the block read together`, () => {
+    test('readLockAndBlock answers what lockRemainingMs and blockedUntil answer, at every stage of both', async (t) => {
+      await one(t, async (ttl) => {
+        assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:z', T0), { lockMs: 0, blockedUntil: 0 });
+        for (let i = 0; i < 3; i++) await ttl.recordLockFailure('alice', T0 + i, LADDER);
+        for (let i = 0; i < 3; i++) await ttl.recordFailure('ip:z', T0 + i, RULE);
+        const blockEnd = T0 + 2 + RULE.blockMs;
+        // Locked and blocked; the lock ends first, then the block; then neither.
+        for (const at of [T0 + 2, T0 + 30_000, T0 + 2 + MINUTE, blockEnd - 1, blockEnd, blockEnd + MINUTE]) {
+          const expected = { lockMs: await ttl.lockRemainingMs('alice', at), blockedUntil: await ttl.blockedUntil('ip:z', at) };
+          assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:z', at), expected, `at +${at - T0} ms`);
+        }
+        assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:z', T0 + 30_000), { lockMs: MINUTE - 30_000 + 2, blockedUntil: blockEnd });
+        assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:z', blockEnd), { lockMs: 0, blockedUntil: 0 });
+      });
+    });
+
+    test('each half is its own key: no block key reads no block, another subject or key reads its own', async (t) => {
+      await one(t, async (ttl) => {
+        for (let i = 0; i < 3; i++) await ttl.recordLockFailure('alice', T0, LADDER);
+        for (let i = 0; i < 3; i++) await ttl.recordFailure('ip:y', T0, RULE);
+        assert.deepEqual(await ttl.readLockAndBlock('alice', undefined, T0), { lockMs: MINUTE, blockedUntil: 0 });
+        assert.deepEqual(await ttl.readLockAndBlock('bob', 'ip:y', T0), { lockMs: 0, blockedUntil: T0 + RULE.blockMs });
+        assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:x', T0), { lockMs: MINUTE, blockedUntil: 0 });
+        // A block key spelled like the lock's own key is still only a failure window, never the lock.
+        assert.deepEqual(await ttl.readLockAndBlock('alice', 'lock:alice', T0), { lockMs: MINUTE, blockedUntil: 0 });
+        await assert.rejects(ttl.readLockAndBlock('alice', '', T0));
+        await ttl.clearLock('alice');
+        assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:y', T0 + 1), { lockMs: 0, blockedUntil: T0 + RULE.blockMs });
+      });
+    });
+  });
+
   describe(`${name}: rate-limit tokens`, () => {
     test('limit takes per window, counted from the first; refused until the window ends; then afresh', async (t) => {
       await one(t, async (ttl) => {
