@@ -260,6 +260,12 @@ export interface StoredSession {
   readonly expiresAt: number;
 }
 
+/** What `TtlStore.readLockAndBlock` answers. */
+export interface LockAndBlock {
+  readonly lockMs: number;
+  readonly blockedUntil: number;
+}
+
 /**
  * Short-lived state, spoken in domain verbs. Every verb is atomic in the store — one SQL statement
  * or one `BEGIN IMMEDIATE` transaction on SQLite, one Lua script on Redis — so N replicas sharing
@@ -271,11 +277,6 @@ export interface StoredSession {
  * to the store as a duration and expired by the store's own clock (Redis PEXPIRE; SQLite has no
  * clock of its own and stores now + duration).
  */
-export interface LockAndBlock {
-  readonly lockMs: number;
-  readonly blockedUntil: number;
-}
-
 export interface TtlStore {
   /**
    * Replay guard: marks TOTP `step` used for `factorId`; true only if it is later than every step
@@ -305,7 +306,9 @@ export interface TtlStore {
   /**
    * What a code attempt is refused on before anything is verified, read together: `lockMs` as
    * `lockRemainingMs(subject)`, `blockedUntil` as `blockedUntil(blockKey)` (0 when `blockKey` is
-   * undefined). One statement on SQLite, where each separate read takes and drops the file's locks.
+   * undefined). One statement on SQLite, where each separate read takes and drops the file's locks;
+   * on Redis two scripts sent at once (the keys live in different slots), so the two halves are not
+   * one snapshot there, as they were not when read as two verbs: neither half decides on the other.
    */
   readLockAndBlock(subject: string, blockKey: string | undefined, now: number): Promise<LockAndBlock>;
 
