@@ -218,7 +218,7 @@ export function describeTtlConformance(name: string, makeBackend: () => Promise<
         assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:x', T0), { lockMs: MINUTE, blockedUntil: 0 });
         // A block key spelled like the lock's own key is still only a failure window, never the lock.
         assert.deepEqual(await ttl.readLockAndBlock('alice', 'lock:alice', T0), { lockMs: MINUTE, blockedUntil: 0 });
-        await assert.rejects(ttl.readLockAndBlock('alice', '', T0));
+        await assert.rejects(ttl.readLockAndBlock('alice', '', T0), { code: 'ERR_STORE_INVALID_OPTION', message: 'key must be a non-empty string' });
         await ttl.clearLock('alice');
         assert.deepEqual(await ttl.readLockAndBlock('alice', 'ip:y', T0 + 1), { lockMs: 0, blockedUntil: T0 + RULE.blockMs });
       });
