@@ -247,20 +247,19 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     ),
     check('bearer ES256 (cache warm): CPU/request within 5 % of the mfa + session route', 'bearer-es256 or mfa-session row missing', () => {
       const percent = (diff: number): string => `${diff >= 0 ? '+' : ''}${fmt(diff * 100, 1)} %`;
+      // Both against undici in the same round, so their quotient is the two rows compared within it.
+      const sameRound = (es: readonly number[], session: readonly number[]): number[] => (es.length > 0 && es.length === session.length ? es.map((r, i) => r / session[i]! - 1) : []);
+      const perRound = (diffs: readonly number[]): string => `per round ${diffs.map(percent).join(' / ')}, median ${percent(median(diffs))}`;
       const [esPaired, sessionPaired] = [find(paired, 'bearer-es256'), find(paired, 'mfa-session')];
-      if (esPaired !== undefined && sessionPaired !== undefined && esPaired.ratioRounds.length === sessionPaired.ratioRounds.length) {
-        // Round by round: each row against the undici proxy beside it, then the two quotients compared.
-        const diffs = esPaired.ratioRounds.map((r, i) => r / sessionPaired.ratioRounds[i]! - 1);
-        const diff = median(diffs);
-        return [`paired with undici: ${fmt(esPaired.ratio, 3)}× vs ${fmt(sessionPaired.ratio, 3)}× (medians); per round ${diffs.map(percent).join(' / ')}, median ${percent(diff)}`, Math.abs(diff) <= 0.05];
+      const pairedDiffs = esPaired === undefined || sessionPaired === undefined ? [] : sameRound(esPaired.ratioRounds, sessionPaired.ratioRounds);
+      if (esPaired !== undefined && sessionPaired !== undefined && pairedDiffs.length > 0) {
+        return [`paired with undici: ${fmt(esPaired.ratio, 3)}× vs ${fmt(sessionPaired.ratio, 3)}× (medians); ${perRound(pairedDiffs)}`, Math.abs(median(pairedDiffs)) <= 0.05];
       }
       const [es, session] = [find(c50, 'bearer-es256'), find(c50, 'mfa-session')];
       if (es?.cpuUsPerRequest === undefined || session?.cpuUsPerRequest === undefined) return undefined;
-      // Both against undici in the same round, so their quotient is the two rows compared within it.
-      const sameRound = es.cpuVsUndiciRounds.length === session.cpuVsUndiciRounds.length ? es.cpuVsUndiciRounds.map((r, i) => r / session.cpuVsUndiciRounds[i]! - 1) : [];
-      const diff = sameRound.length > 0 ? median(sameRound) : (es.cpuUsPerRequest - session.cpuUsPerRequest) / session.cpuUsPerRequest;
-      const spread = sameRound.length > 0 ? `; per round ${sameRound.map(percent).join(' / ')}, median ${percent(diff)}` : ` = ${percent(diff)}`;
-      return [`${fmt(es.cpuUsPerRequest, 1)} µs vs ${fmt(session.cpuUsPerRequest, 1)} µs (medians)${spread}`, Math.abs(diff) <= 0.05];
+      const diffs = sameRound(es.cpuVsUndiciRounds, session.cpuVsUndiciRounds);
+      const diff = diffs.length > 0 ? median(diffs) : (es.cpuUsPerRequest - session.cpuUsPerRequest) / session.cpuUsPerRequest;
+      return [`${fmt(es.cpuUsPerRequest, 1)} µs vs ${fmt(session.cpuUsPerRequest, 1)} µs (medians)${diffs.length > 0 ? `; ${perRound(diffs)}` : ` = ${percent(diff)}`}`, Math.abs(diff) <= 0.05];
     }),
     check('fresh X-MFA-Token: requests/s ≥ 25 % of the minimal undici proxy, p99 < 50 ms at 50 connections', 'mfa-fresh-code or undici row missing', () => {
       if (fresh === undefined || undici === undefined) return undefined;

@@ -426,16 +426,9 @@ export async function openRedisTtlStore(config: RedisConfig, options: RedisTtlSt
       return Number(await run('blockedUntil', [KEYS.fail(failureKey)], [now]));
     },
     async readLockAndBlock(subject, blockKey, now) {
-      ensureOpen('ttl');
-      checkKey(subject, 'subject');
-      if (blockKey !== undefined) checkKey(blockKey);
-      checkTime(now);
-      // Two scripts sent at once: the keys are in different hash slots, so one script cannot read both in a Cluster.
-      const [lockMs, blockedUntil] = await Promise.all([
-        run('lockRemainingMs', [KEYS.lock(subject)], [now]),
-        blockKey === undefined ? 0 : run('blockedUntil', [KEYS.fail(blockKey)], [now]),
-      ]);
-      return { lockMs: Number(lockMs), blockedUntil: Number(blockedUntil) };
+      // The two verbs' scripts sent at once: the keys are in different hash slots, so one script cannot read both in a Cluster.
+      const [lockMs, blockedUntil] = await Promise.all([ttl.lockRemainingMs(subject, now), blockKey === undefined ? 0 : ttl.blockedUntil(blockKey, now)]);
+      return { lockMs, blockedUntil };
     },
     async swapDriftReading(subject, seconds, now, keepMs) {
       ensureOpen('ttl');
