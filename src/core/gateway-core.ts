@@ -135,6 +135,9 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
     onPendingPurged: (types) => {
       for (const type of types) metrics.mfaEnrollments.inc({ type, event: 'expired' });
     },
+    onCheckpointFallback(reason) {
+      logger.warn({ event: 'sqlite_checkpoint_inline', error: reason }, 'SQLite checkpoint thread stopped; checkpoints run inside commits again');
+    },
     onHealthChange(state) {
       metrics.storeUp.set({ backend: state.backend }, state.up ? 1 : 0);
       if (state.up) logger.info({ event: 'store_recovered', backend: state.backend }, 'store backend answers again');

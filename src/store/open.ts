@@ -31,6 +31,8 @@ export interface OpenStoreOptions {
   readonly onPendingPurged?: PendingPurged | undefined;
   /** How often expired rows and pending factors are deleted (default 60 s). */
   readonly cleanupIntervalMs?: number | undefined;
+  /** SQLite: told why the checkpoint thread stopped (the connection checkpoints itself from then on). */
+  readonly onCheckpointFallback?: ((reason: string) => void) | undefined;
 }
 
 function describeDown(states: readonly BackendState[]): string | undefined {
@@ -47,7 +49,13 @@ export async function openStore(config: StoreConfig, clock: Clock, options: Open
   switch (config.kind) {
     case 'sqlite': {
       // One file on this host: a failure is an error of the call, not an outage to wait out.
-      const store = openSqliteStore({ path: config.path, clock, onPendingPurged: options.onPendingPurged, cleanupIntervalMs: options.cleanupIntervalMs });
+      const store = openSqliteStore({
+        path: config.path,
+        clock,
+        onPendingPurged: options.onPendingPurged,
+        cleanupIntervalMs: options.cleanupIntervalMs,
+        onCheckpointFallback: options.onCheckpointFallback,
+      });
       return {
         kind: 'sqlite',
         durable: store.durable,

@@ -7,6 +7,7 @@ import { credentialConflict, StoreError } from './errors.js';
 import { migrateSqlite, type MigrationResult } from './migrate.js';
 import { createSqliteEventStore, type EventStore } from './events.js';
 import { createWriteBatcher } from './sqlite-batch.js';
+import { startCheckpointer } from './sqlite-checkpointer.js';
 import { createSqliteTtl } from './sqlite-ttl.js';
 import { contactParams, factorParams, rowToContact, rowToFactor, rowToRecoveryCode, rowToWebAuthn, statementsFor, webAuthnParams, type ContactRow, type FactorRow, type RecoveryCodeRow, type StatementName, type WebAuthnRow } from './sql.js';
 import type { DurableRecord, DurableStore, FactorType, ImportCounts, PendingPurged, SealedSecret, TtlStore, WebAuthnCredentialRecord } from './types.js';
@@ -27,6 +28,8 @@ export interface SqliteStoreOptions {
   /** How often expired TTL rows and expired pending factors are deleted (default 60 s). */
   readonly cleanupIntervalMs?: number | undefined;
   readonly onPendingPurged?: PendingPurged | undefined;
+  /** Told why the checkpoint thread stopped, after which this connection checkpoints itself again. */
+  readonly onCheckpointFallback?: ((reason: string) => void) | undefined;
 }
 
 /**
@@ -39,15 +42,22 @@ export interface SqliteStoreOptions {
 export const PAGE_CACHE_KIB = 2048;
 
 /**
- * WAL frames a commit may leave before this connection checkpoints them into the database file
- * (SQLite's default: 1000). A checkpoint runs inside the commit that crosses the mark, on the event
- * loop, and with `synchronous = NORMAL` it syncs the WAL and the database file each time: at 1000
- * a fresh-code admission (about 2.5 frames) waited 12–17 µs on those syncs beyond its CPU time, at
- * 4000 7–9 µs (`taskset -c 0 node dist/bench/admit-micro.js 1000 40000`). In the benchmark's
- * fresh-code row that is about 15 % more codes a second, for a few ms more p99 (each checkpoint is
- * longer); at 10,000 p99 passed 50 ms. The WAL file stays near 16 MiB (bench/results/issue-11-progress.md).
+ * WAL frames a commit may leave before the gateway's own connection checkpoints them into the
+ * database file, when it checkpoints at all: normally a thread does (sqlite-checkpointer.ts), and
+ * this applies only until it is ready or if it fails. Such a checkpoint runs inside the commit that
+ * crosses the mark, on the event loop, and syncs the WAL and the database file; 4000 (SQLite's
+ * default is 1000) makes them fewer and longer, which cost requests less in all (at 1000 a
+ * fresh-code admission waited 12–17 µs on syncs, at 4000 7–9 µs:
+ * `taskset -c 0 node dist/bench/admit-micro.js 1000 40000`).
  */
 export const WAL_AUTOCHECKPOINT_PAGES = 4000;
+
+/**
+ * How often the checkpoint thread copies committed frames into the database file. Under the
+ * benchmark's heaviest write load (fresh codes, about 2.5 frames each at 2,000–3,000 a second) the
+ * WAL then holds a few thousand frames at most, as with the inline setting above.
+ */
+export const CHECKPOINT_INTERVAL_MS = 250;
 
 export interface SqliteStore {
   readonly durable: DurableStore;
@@ -58,8 +68,10 @@ export interface SqliteStore {
   readonly migrations: MigrationResult;
   /** The connection's page cache as SQLite reports it, in KiB. */
   readonly pageCacheKiB: number;
-  /** The WAL frames after which this connection checkpoints, as SQLite reports it. */
-  readonly walAutocheckpointPages: number;
+  /** Who checkpoints the WAL now: the checkpoint thread, or this connection inside its commits. */
+  checkpointMode(): 'thread' | 'inline';
+  /** The WAL frames after which this connection checkpoints, as SQLite reports it now (0: never). */
+  walAutocheckpointPages(): number;
   /** Deletes expired TTL rows, expired pending factors and contacts now; returns how many of each. */
   cleanup(): { readonly ttl: number; readonly factors: number; readonly contacts: number };
   close(): Promise<void>;
@@ -126,6 +138,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const st = Object.fromEntries((Object.keys(sql) as StatementName[]).map((name) => [name, db.prepare(sql[name])])) as Record<StatementName, Database.Statement>;
 
   let closed = false;
+  // An in-memory database has no WAL to checkpoint.
+  const checkpointer =
+    path === ':memory:'
+      ? undefined
+      : startCheckpointer(db, path, { intervalMs: CHECKPOINT_INTERVAL_MS, inlinePages: WAL_AUTOCHECKPOINT_PAGES, onFallback: options.onCheckpointFallback });
   const batcher = createWriteBatcher(db, live);
   const shortLived = createSqliteTtl(db, live, batcher);
   const open = new Set<'durable' | 'ttl'>(['durable', 'ttl']);
@@ -152,13 +169,15 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     return { ttl, factors: purged.length, contacts };
   }
 
-  function shutdown(): void {
-    if (closed) return;
+  async function shutdown(): Promise<void> {
+    if (closed) return checkpointer?.close();
     // Writes already queued are committed: their callers were told nothing yet.
     batcher.flush();
     closed = true;
     clearInterval(timer);
     db.close();
+    // After this connection: the thread's, closing last, checkpoints what is left and removes the WAL.
+    await checkpointer?.close();
   }
 
   const replaceCodes = db.transaction((subject: string, hashes: readonly string[], now: number) => {
@@ -378,7 +397,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async close() {
       open.delete('durable');
-      if (open.size === 0) shutdown();
+      if (open.size === 0) await shutdown();
     },
   };
 
@@ -390,7 +409,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async close() {
       open.delete('ttl');
-      if (open.size === 0) shutdown();
+      if (open.size === 0) await shutdown();
     },
   };
 
@@ -401,10 +420,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     events: createSqliteEventStore(db, live, batcher),
     migrations,
     pageCacheKiB: -Number(db.pragma('cache_size', { simple: true })),
-    walAutocheckpointPages: Number(db.pragma('wal_autocheckpoint', { simple: true })),
+    checkpointMode: () => checkpointer?.mode() ?? 'inline',
+    walAutocheckpointPages: () => Number(db.pragma('wal_autocheckpoint', { simple: true })),
     cleanup,
     async close() {
-      shutdown();
+      await shutdown();
     },
   };
 }
