@@ -136,7 +136,7 @@ export async function createGatewayCore(options: CoreOptions): Promise<GatewayCo
       for (const type of types) metrics.mfaEnrollments.inc({ type, event: 'expired' });
     },
     onCheckpointFallback(reason) {
-      logger.warn({ event: 'sqlite_checkpoint_inline', error: reason }, 'SQLite checkpoint thread stopped; checkpoints run inside commits again');
+      logger.warn({ event: 'sqlite_checkpoint_inline', error: reason }, 'SQLite checkpoint thread stopped; checkpoints run whole on the event loop again');
     },
     onHealthChange(state) {
       metrics.storeUp.set({ backend: state.backend }, state.up ? 1 : 0);

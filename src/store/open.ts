@@ -31,7 +31,7 @@ export interface OpenStoreOptions {
   readonly onPendingPurged?: PendingPurged | undefined;
   /** How often expired rows and pending factors are deleted (default 60 s). */
   readonly cleanupIntervalMs?: number | undefined;
-  /** SQLite: told why the checkpoint thread stopped (the connection checkpoints itself from then on). */
+  /** SQLite: told why the checkpoint thread stopped (checkpoints are whole again from then on). */
   readonly onCheckpointFallback?: ((reason: string) => void) | undefined;
 }
 

@@ -2,7 +2,7 @@
  * The embedded store's checkpoint thread (see sqlite-checkpointer.ts): its own connection to the
  * store's file, copying committed WAL frames into the database file every `intervalMs` with a
  * PASSIVE checkpoint, which never waits for the gateway's readers or writers and never makes them
- * wait. The syncs of each checkpoint happen here, off the gateway's event loop.
+ * wait. The copies and syncs happen here, off the gateway's event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';

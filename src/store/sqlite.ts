@@ -28,7 +28,7 @@ export interface SqliteStoreOptions {
   /** How often expired TTL rows and expired pending factors are deleted (default 60 s). */
   readonly cleanupIntervalMs?: number | undefined;
   readonly onPendingPurged?: PendingPurged | undefined;
-  /** Told why the checkpoint thread stopped, after which this connection checkpoints itself again. */
+  /** Told why the checkpoint thread stopped (this connection's checkpoints are whole again from then on). */
   readonly onCheckpointFallback?: ((reason: string) => void) | undefined;
 }
 
@@ -42,22 +42,23 @@ export interface SqliteStoreOptions {
 export const PAGE_CACHE_KIB = 2048;
 
 /**
- * WAL frames a commit may leave before the gateway's own connection checkpoints them into the
- * database file, when it checkpoints at all: normally a thread does (sqlite-checkpointer.ts), and
- * this applies only until it is ready or if it fails. Such a checkpoint runs inside the commit that
- * crosses the mark, on the event loop, and syncs the WAL and the database file; 4000 (SQLite's
- * default is 1000) makes them fewer and longer, which cost requests less in all (at 1000 a
- * fresh-code admission waited 12–17 µs on syncs, at 4000 7–9 µs:
- * `taskset -c 0 node dist/bench/admit-micro.js 1000 40000`).
+ * WAL frames after which this connection checkpoints, after the commit that crosses the mark, on the
+ * event loop (SQLite's default: 1000). The checkpoint thread (sqlite-checkpointer.ts) has by then
+ * copied nearly all of them, so this one has little left to copy and sync; it bounds the WAL, which
+ * the thread alone does not under steady writes. Without the thread, at 1000 a fresh-code admission
+ * (about 2.5 frames) waited 12–17 µs on syncs beyond its CPU time, at 4000 7–9 µs
+ * (`taskset -c 0 node dist/bench/admit-micro.js 1000 40000`).
  */
 export const WAL_AUTOCHECKPOINT_PAGES = 4000;
 
 /**
- * How often the checkpoint thread copies committed frames into the database file. Under the
- * benchmark's heaviest write load (fresh codes, about 2.5 frames each at 2,000–3,000 a second) the
- * WAL then holds a few thousand frames at most, as with the inline setting above.
+ * How often the checkpoint thread copies committed frames into the database file: often enough that
+ * the connection's own checkpoint at WAL_AUTOCHECKPOINT_PAGES finds little left, rarely enough that
+ * pages written again and again are not copied each time. In the benchmark's fresh-code row (four
+ * runs each, the thread on the gateway's core) p99 was 30.0 ms at 100 ms, 39.8 ms at 25 ms and 37.4 ms
+ * with no thread (bench/results/issue-11-progress.md).
  */
-export const CHECKPOINT_INTERVAL_MS = 250;
+export const CHECKPOINT_INTERVAL_MS = 100;
 
 export interface SqliteStore {
   readonly durable: DurableStore;
@@ -68,10 +69,10 @@ export interface SqliteStore {
   readonly migrations: MigrationResult;
   /** The connection's page cache as SQLite reports it, in KiB. */
   readonly pageCacheKiB: number;
-  /** Who checkpoints the WAL now: the checkpoint thread, or this connection inside its commits. */
+  /** Whether the checkpoint thread runs ('thread') or this connection's checkpoints are whole ('inline'). */
   checkpointMode(): 'thread' | 'inline';
-  /** The WAL frames after which this connection checkpoints, as SQLite reports it now (0: never). */
-  walAutocheckpointPages(): number;
+  /** The WAL frames after which this connection checkpoints, as SQLite reports it. */
+  readonly walAutocheckpointPages: number;
   /** Deletes expired TTL rows, expired pending factors and contacts now; returns how many of each. */
   cleanup(): { readonly ttl: number; readonly factors: number; readonly contacts: number };
   close(): Promise<void>;
@@ -142,7 +143,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const checkpointer =
     path === ':memory:'
       ? undefined
-      : startCheckpointer(db, path, { intervalMs: CHECKPOINT_INTERVAL_MS, inlinePages: WAL_AUTOCHECKPOINT_PAGES, onFallback: options.onCheckpointFallback });
+      : startCheckpointer(path, { intervalMs: CHECKPOINT_INTERVAL_MS, onFallback: options.onCheckpointFallback });
   const batcher = createWriteBatcher(db, live);
   const shortLived = createSqliteTtl(db, live, batcher);
   const open = new Set<'durable' | 'ttl'>(['durable', 'ttl']);
@@ -421,7 +422,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     migrations,
     pageCacheKiB: -Number(db.pragma('cache_size', { simple: true })),
     checkpointMode: () => checkpointer?.mode() ?? 'inline',
-    walAutocheckpointPages: () => Number(db.pragma('wal_autocheckpoint', { simple: true })),
+    walAutocheckpointPages: Number(db.pragma('wal_autocheckpoint', { simple: true })),
     cleanup,
     async close() {
       await shutdown();
