@@ -1,17 +1,17 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * Takes the embedded store's WAL checkpoints off the event loop. A checkpoint copies committed
- * frames into the database file and syncs both files; SQLite runs one after the commit that leaves
- * `wal_autocheckpoint` frames or more, on the gateway's event loop, and every request in flight
- * waits for it (16–23 ms for 4000 frames under the benchmark's fresh-code load). A worker thread
+ * Takes most of the embedded store's WAL checkpointing off the event loop. A checkpoint copies
+ * committed frames into the database file and syncs both files; SQLite runs one after the commit
+ * that leaves `wal_autocheckpoint` frames or more, on the gateway's event loop, and every request in
+ * flight waits for it (16–23 ms for 4000 frames under the benchmark's fresh-code load). A worker thread
  * with its own connection runs a PASSIVE checkpoint every `intervalMs`, so by the time the gateway's
  * connection reaches its mark nearly every frame is already in the database file and synced: its
- * own checkpoint has a few frames left to copy, and it is what lets the next commit start the WAL
- * over at its head. The thread alone cannot: its checkpoint never blocks writers, so under a steady
- * stream of commits the WAL always has frames newer than it copied, and the file would grow without
- * end (133 MiB after 20,000 fresh-code admissions in a row, measured). So the gateway's connection keeps its mark;
- * the thread only makes reaching it cheap.
+ * own checkpoint has only the frames of the last `intervalMs` left to copy, and it is what lets the
+ * next commit start the WAL over at its head. The thread alone cannot: its checkpoint never blocks
+ * writers, so under a steady stream of commits the WAL always has frames newer than it copied, and
+ * the file would grow without end (133 MiB after 20,000 fresh-code admissions in a row, measured).
+ * So the gateway's connection keeps its mark; the thread only makes reaching it cheap.
  *
  * If the thread cannot start or dies, nothing else changes: checkpoints are whole again at the
  * mark, as without the thread, and `onFallback` is told why.
