@@ -39,9 +39,10 @@ export interface CheckpointerOptions {
 const CLOSE_WAIT_MS = 10_000;
 
 export function startCheckpointer(path: string, options: CheckpointerOptions): Checkpointer {
-  let mode: 'thread' | 'inline' = 'inline';
-  let closing = false;
-  let failed = false;
+  let running = false;
+  // Failed or closing: nothing more to report.
+  let stopped = false;
+  let closing: Promise<void> | undefined;
   const worker = new Worker(options.workerUrl ?? new URL('./sqlite-checkpoint-worker.js', import.meta.url), {
     workerData: { path, intervalMs: options.intervalMs } satisfies CheckpointWorkerData,
     stdout: false,
@@ -49,35 +50,37 @@ export function startCheckpointer(path: string, options: CheckpointerOptions): C
   });
   // A forgotten store must not keep the process alive; close() holds it while the worker finishes.
   worker.unref();
-  // Not events.once: it would reject on the worker's 'error', which fallBack handles.
+  // Not events.once: it would reject on the worker's 'error', which fail() handles.
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
 
-  const fallBack = (reason: string): void => {
-    if (failed || closing) return;
-    failed = true;
-    mode = 'inline';
+  const fail = (reason: string): void => {
+    if (stopped) return;
+    stopped = true;
+    running = false;
     options.onFallback?.(reason);
   };
   worker.on('message', (message: unknown) => {
-    if (message === 'ready' && !failed && !closing) mode = 'thread';
+    if (message === 'ready' && !stopped) running = true;
   });
-  worker.on('error', (error: Error) => fallBack(error.message));
-  worker.on('exit', (code: number) => fallBack(`the checkpoint thread exited (code ${code})`));
+  worker.on('error', (error: Error) => fail(error.message));
+  worker.on('exit', (code: number) => fail(`the checkpoint thread exited (code ${code})`));
 
   return {
-    mode: () => mode,
-    async close() {
-      if (closing) return exited;
-      closing = true;
-      mode = 'inline';
-      worker.ref();
-      worker.postMessage('close');
-      const timer = setTimeout(() => void worker.terminate(), CLOSE_WAIT_MS);
-      try {
-        await exited;
-      } finally {
-        clearTimeout(timer);
-      }
+    mode: () => (running ? 'thread' : 'inline'),
+    close() {
+      closing ??= (async () => {
+        stopped = true;
+        running = false;
+        worker.ref();
+        worker.postMessage('close');
+        const timer = setTimeout(() => void worker.terminate(), CLOSE_WAIT_MS);
+        try {
+          await exited;
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return closing;
     },
   };
 }
