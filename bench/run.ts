@@ -70,11 +70,8 @@ const FOREIGN_LIMIT = 0.1;
 const MAX_RETRIES = 2;
 const FRESH: TargetName = 'mfa-fresh-code';
 const BASELINES: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx']);
-/**
- * Rows whose target is a ratio to the undici proxy (CPU, or the fresh-code rate), or the context of
- * one: also run paired with it.
- */
-const PAIRED_ROWS: ReadonlySet<TargetName> = new Set(['contract-floor', 'public', 'bearer-es256', 'mfa-session', FRESH, 'plugin-nginx', 'plugin-decided', 'plugin-floor']);
+/** Rows whose target is a CPU ratio to the undici proxy (or the context of one): also run paired with it. */
+const PAIRED_ROWS: ReadonlySet<TargetName> = new Set(['contract-floor', 'public', 'bearer-es256', 'mfa-session', 'plugin-nginx', 'plugin-decided', 'plugin-floor']);
 /** Rows also measured with one connection (unloaded latency). */
 const C1_ROWS: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx', 'public', 'bearer-es256', 'mfa-session']);
 const ROWS: Readonly<Record<TargetName, { label: string; description: string }>> = {
@@ -346,13 +343,12 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     const pair = [baseline, target] as const;
     const label = `${target.name} paired run ${round + 1}`;
     const runBoth = (durationSec: number): Promise<WrkResult[]> => Promise.all(pair.map((t) => runOnce(t, options.connections, durationSec)));
-    const [warmup, duration] = target.name === FRESH ? [FRESH_WARMUP_SEC, Math.min(FRESH_DURATION_SEC, options.duration)] : [options.warmup, options.duration];
     for (let retries = 0; ; retries++) {
-      if (warmup > 0) (await runBoth(warmup)).forEach((result, i) => assertClean(`${label} (warm-up, ${pair[i]!.name})`, result));
+      if (options.warmup > 0) (await runBoth(options.warmup)).forEach((result, i) => assertClean(`${label} (warm-up, ${pair[i]!.name})`, result));
       await sleep(250);
       const servedBefore = await upstreamServed(upstream.port);
       const [cpuBefore, upstreamBefore, busyBefore, started] = [pair.map(proxyCpuOf), cpuOf(upstream), cpuBusyMicros(0), Date.now()];
-      const results = await runBoth(duration);
+      const results = await runBoth(options.duration);
       const wallUs = (Date.now() - started) * 1000;
       const busy = cpuBusyMicros(0) - busyBefore;
       const cpu = pair.map((t, i) => proxyCpuOf(t) - cpuBefore[i]!);
@@ -362,9 +358,8 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
       checkServed(label, served, results[0]!.requests + results[1]!.requests, 2 * options.connections);
       if (foreignUse(label, busy, cpu[0]! + cpu[1]! + upstreamCpuUs, wallUs, retries).repeat) continue;
       const [undiciCpuUsPerRequest, cpuUsPerRequest] = [cpu[0]! / results[0]!.requests, cpu[1]! / results[1]!.requests];
-      const upstreamCpuUsPerRequest = upstreamCpuUs / served;
-      log(`  ${label}: ${fmt(cpuUsPerRequest, 1)} µs/req at ${fmt(results[1]!.rps)} rps beside undici ${fmt(undiciCpuUsPerRequest, 1)} µs/req at ${fmt(results[0]!.rps)} rps: ${fmt(cpuUsPerRequest / undiciCpuUsPerRequest, 3)}× (upstream ${fmt(upstreamCpuUsPerRequest, 1)} µs/req)`);
-      return { target: target.name, round, cpuUsPerRequest, undiciCpuUsPerRequest, rps: results[1]!.rps, undiciRps: results[0]!.rps, upstreamCpuUsPerRequest, retries };
+      log(`  ${label}: ${fmt(cpuUsPerRequest, 1)} µs/req at ${fmt(results[1]!.rps)} rps beside undici ${fmt(undiciCpuUsPerRequest, 1)} µs/req at ${fmt(results[0]!.rps)} rps: ${fmt(cpuUsPerRequest / undiciCpuUsPerRequest, 3)}×`);
+      return { target: target.name, round, cpuUsPerRequest, undiciCpuUsPerRequest, rps: results[1]!.rps, undiciRps: results[0]!.rps, retries };
     }
   };
   for (let round = 0; round < options.paired && pairedTargets.length > 0; round++) {

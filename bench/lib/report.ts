@@ -43,8 +43,6 @@ export interface PairedSample {
   readonly undiciCpuUsPerRequest: number;
   readonly rps: number;
   readonly undiciRps: number;
-  /** The upstream's CPU over the same seconds, per request it served for either of the two. */
-  readonly upstreamCpuUsPerRequest: number;
   /** Measured runs thrown away because something else used the server CPU. */
   readonly retries: number;
 }
@@ -163,16 +161,11 @@ export function aggregatePaired(samples: readonly PairedSample[], targets: reado
     .map((target) => {
       const list = samples.filter((s) => s.target === target.name);
       const ratioRounds = list.map((s) => s.cpuUsPerRequest / s.undiciCpuUsPerRequest);
-      // Alone on the saturated core a request costs its proxy's CPU plus the upstream's, so the row's
-      // requests/s as a share of the undici proxy's follows from the three costs of the same seconds.
-      const rpsShareRounds = list.map((s) => (s.undiciCpuUsPerRequest + s.upstreamCpuUsPerRequest) / (s.cpuUsPerRequest + s.upstreamCpuUsPerRequest));
       return {
         target: target.name,
         label: target.label,
         ratioRounds,
         ratio: median(ratioRounds),
-        rpsShareRounds,
-        rpsShare: median(rpsShareRounds),
         cpuUsPerRequest: median(list.map((s) => s.cpuUsPerRequest)),
         undiciCpuUsPerRequest: median(list.map((s) => s.undiciCpuUsPerRequest)),
         rps: median(list.map((s) => s.rps)),
@@ -270,20 +263,10 @@ export function verdicts(c50: readonly Row[], c1: readonly Row[], rss: readonly 
     }),
     check('fresh X-MFA-Token: requests/s ≥ 25 % of the minimal undici proxy, p99 < 50 ms at 50 connections', 'mfa-fresh-code or undici row missing', () => {
       if (fresh === undefined || undici === undefined) return undefined;
-      const alone = fresh.rps.median / undici.rps.median;
+      const share = fresh.rps.median / undici.rps.median;
       const bound = floor === undefined ? undefined : floorBound(c50, floor);
       const floorText = bound === undefined ? '' : `; floor on this machine: ${fmt(bound.rps)} /s = ${fmt((100 * bound.rps) / undici.rps.median)} % (see "Verification floor")`;
-      const percent = (share: number): string => `${fmt(share * 100, 1)} %`;
-      const aloneText = `${fmt(fresh.rps.median)} /s = ${percent(alone)} of ${fmt(undici.rps.median)}, p99 ${fmt(fresh.p99Ms, 2)} ms (worst run ${fmt(fresh.p99MaxMs, 2)} ms)`;
-      // The one-at-a-time share divides two rows run minutes apart; paired, the share comes from the
-      // costs of the same seconds. p99 is always the one-at-a-time runs': sharing the core doubles it.
-      const both = find(paired, 'mfa-fresh-code');
-      if (both === undefined) return [`${aloneText}${floorText}`, alone >= 0.25 && fresh.p99Ms < 50];
-      const perRound = `per round ${both.rpsShareRounds.map(percent).join(' / ')}, median ${percent(both.rpsShare)}`;
-      return [
-        `paired with undici: ${perRound} of its requests/s (each request's own CPU plus the upstream's, over the same seconds); one at a time: ${aloneText}${floorText}`,
-        both.rpsShare >= 0.25 && fresh.p99Ms < 50,
-      ];
+      return [`${fmt(fresh.rps.median)} /s = ${fmt(share * 100, 1)} % of ${fmt(undici.rps.median)}, p99 ${fmt(fresh.p99Ms, 2)} ms (worst run ${fmt(fresh.p99MaxMs, 2)} ms)${floorText}`, share >= 0.25 && fresh.p99Ms < 50];
     }),
     check('forward-auth endpoint: requests/s ≥ 1.5 × the public proxy route', 'forward-auth or public row missing', () => {
       if (forwardAuth === undefined || pub === undefined) return undefined;
@@ -354,14 +337,13 @@ function machineLines(m: MachineFacts): string[] {
 function pairedSection(report: RunReport): string[] {
   if (report.paired === undefined || report.paired.length === 0) return [];
   const s = report.settings;
-  const freshText = report.paired.some((r) => r.target === 'mfa-fresh-code') ? `; the fresh-code row ${s.freshWarmupSec} s and ${s.freshDurationSec} s` : '';
   return [
     '## CPU per request, paired with the minimal undici proxy',
     '',
     `Each round runs the row and the minimal undici proxy at the same time, both on the server CPU with the upstream, ` +
-      `each under its own wrk -t1 -c${s.connections} (${s.warmup} s warm-up, ${s.duration} s measured${freshText}), ${s.paired} rounds in alternating order. ` +
+      `each under its own wrk -t1 -c${s.connections} (${s.warmup} s warm-up, ${s.duration} s measured), ${s.paired} rounds in alternating order. ` +
       'The ratio is each process tree\'s own CPU per request over the same seconds, so whatever slows the host slows both alike. ' +
-      'The CPU-ratio targets and the fresh-code rate below are judged on it (bench/README.md, "Paired rounds").',
+      'The CPU-ratio targets below are judged on it (bench/README.md, "Paired rounds").',
     '',
     ...table(
       ['target', 'CPU ×undici (rounds min–max)', 'CPU µs/req', 'undici CPU µs/req beside it', 'rps', 'undici rps beside it'],
