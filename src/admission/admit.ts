@@ -4,6 +4,7 @@ import { then, type Awaitable } from '../async/awaitable.js';
 import type { GatewayCore, PolicyRuntime } from '../core/gateway-core.js';
 import { decide } from '../decision/engine.js';
 import type { Allow } from '../decision/types.js';
+import { whenClosed, type CloseWatcher } from '../http/closed.js';
 import type { Problem } from '../errors/problems.js';
 import { NO_POLICY, REJECTED_ROUTE, UNMATCHED_ROUTE } from '../metrics/metrics.js';
 import { canonicalizeRequest, type RequestSource } from '../request/canonical.js';
@@ -32,21 +33,13 @@ export type Admission =
     }
   | { readonly kind: 'allowed'; readonly view: RequestView; readonly decision: Allow };
 
-const kPass = Symbol('mfa-gateway.pass');
-type PassedResponse = ServerResponse & { [kPass]?: Pass };
-
-// One listener shared by every response (no closure per request): `this` is the response.
-function settleOnClose(this: PassedResponse): void {
-  this[kPass]?.settle(this.statusCode);
-}
-
 /**
  * One request's hold on the gateway: the runtime it pinned (its policy, pools and keys, whatever
  * reloads happen meanwhile) and the one clock reading every stage uses. `settle` records the
  * request's metrics and unpins the runtime; only the first call counts, so a door may call it
  * from every way a request can end.
  */
-export class Pass {
+export class Pass implements CloseWatcher {
   readonly runtime: PolicyRuntime;
   readonly now: number;
   private readonly started = performance.now();
@@ -75,17 +68,17 @@ export class Pass {
 
   /** Settles with the response's status when it closes, however it ends. */
   settleWhenClosed(res: ServerResponse): void {
-    (res as PassedResponse)[kPass] = this;
-    res.on('close', settleOnClose);
+    whenClosed(res, this);
+  }
+
+  responseClosed(res: ServerResponse): void {
+    this.settle(res.statusCode);
   }
 
   settle(status: number): void {
     if (this.settled) return;
     this.settled = true;
-    const { metrics } = this.core;
-    const { routeLabel: route, policyLabel: policy } = this;
-    metrics.requests.cell(`${route}\0${policy}\0${status}`, { route, policy, status: String(status) }).inc();
-    metrics.requestDuration.cell(route, { route }).observe((performance.now() - this.started) / 1000);
+    this.core.metrics.requestCells(this.routeLabel, this.policyLabel).record(status, (performance.now() - this.started) / 1000);
     this.core.release(this.runtime);
   }
 }

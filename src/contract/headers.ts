@@ -1,3 +1,4 @@
+import { util as undiciUtil } from 'undici';
 import type { Allow, Identity, IssuedSession } from '../decision/types.js';
 import { RATELIMIT_FIELD, RATELIMIT_POLICY_FIELD, rateLimitFields } from '../errors/ratelimit.js';
 import type { RequestView } from '../request/view.js';
@@ -79,6 +80,8 @@ const DROPPED_X: ReadonlySet<string> = new Set(['x-mfa-token', 'x-session-token'
 const PROTECTED_FROM_CONNECTION: ReadonlySet<string> = new Set(['host', 'authorization', 'content-length']);
 
 const SEPARATORS = /[_.]/g;
+
+const { headerNameToString } = undiciUtil;
 
 /**
  * True for any spelling of a header the client must not send the backend: `X-Auth-*`, `x_auth_*`,
@@ -239,11 +242,19 @@ const LIST_FIELDS: ReadonlySet<string> = new Set([RATELIMIT_FIELD, RATELIMIT_POL
 
 const NOTHING_PROTECTED: ReadonlySet<string> = new Set();
 
+/** A response header value as the client receives it: latin1 keeps every byte; Node validates it in writeHead. */
+function latin1(value: Buffer | string): string {
+  return typeof value === 'string' ? value : value.toString('latin1');
+}
+
 /**
  * The upstream's response headers as the client receives them: hop-by-hop and Connection-named
  * headers removed (repeated `set-cookie` kept as they came), the gateway's request id, then the
  * caller's extra headers (e.g. `x-session-token`), which replace any upstream header of that name.
  * `keepUpgrade` keeps `Upgrade`/`Connection` for a 101 answer on a tunnelled WebSocket.
+ *
+ * Names reach the client in lower case, as HTTP/2 and Envoy send them: undici's table gives the
+ * known ones without copying the upstream's bytes, and a dropped header's value is never decoded.
  */
 export function filterResponseHeaders(
   rawHeaders: readonly (Buffer | string)[],
@@ -254,23 +265,18 @@ export function filterResponseHeaders(
   const out: string[] = [];
   let named: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const rawName = rawHeaders[i]!;
-    const rawValue = rawHeaders[i + 1]!;
-    // latin1 keeps every byte the upstream sent; Node validates the result in writeHead.
-    const name = typeof rawName === 'string' ? rawName : rawName.toString('latin1');
-    const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
-    const lower = name.toLowerCase();
-    if (keepUpgrade && (lower === 'upgrade' || lower === 'connection')) {
-      out.push(name, value);
+    const name = headerNameToString(rawHeaders[i]!);
+    if (keepUpgrade && (name === 'upgrade' || name === 'connection')) {
+      out.push(name, latin1(rawHeaders[i + 1]!));
       continue;
     }
-    if (lower === 'connection') {
-      named = connectionTokens(value, named, NOTHING_PROTECTED);
+    if (name === 'connection') {
+      named = connectionTokens(latin1(rawHeaders[i + 1]!), named, NOTHING_PROTECTED);
       continue;
     }
-    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id') continue;
-    if (extra !== undefined && Object.hasOwn(extra, lower) && !LIST_FIELDS.has(lower)) continue;
-    out.push(name, value);
+    if (HOP_BY_HOP.has(name) || name === 'x-request-id') continue;
+    if (extra !== undefined && Object.hasOwn(extra, name) && !LIST_FIELDS.has(name)) continue;
+    out.push(name, latin1(rawHeaders[i + 1]!));
   }
   if (named !== undefined) removeNamed(out, named);
   out.push('x-request-id', requestId);

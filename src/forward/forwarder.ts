@@ -4,13 +4,14 @@ import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/types.js';
 import { buildUpstreamHeaders } from '../contract/headers.js';
 import { problem } from '../errors/problems.js';
+import { whenClosed } from '../http/closed.js';
 import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
 import type { CounterCell } from '../metrics/cells.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hasBody } from '../request/body.js';
 import { systemClock, type Clock } from '../time/clock.js';
-import { ForwardHandler, kForward, onResponseClose, OUTCOMES, type ForwardTarget, type Shared, type TrackedResponse, type UpstreamOutcome, type UpstreamRuntime } from './handler.js';
+import { ForwardHandler, kForward, OUTCOMES, type ForwardTarget, type Shared, type TrackedResponse, type UpstreamOutcome, type UpstreamRuntime } from './handler.js';
 import { tunnelWebSocket, type Tunnel } from './websocket.js';
 
 export type { ForwardTarget, UpstreamOutcome } from './handler.js';
@@ -29,7 +30,7 @@ export type { ForwardTarget, UpstreamOutcome } from './handler.js';
  *     7. onComplete  res.end → outcome `ok`
  *     8. onError     client gone → `client_abort` (nothing written); response started → cut the client
  *                    socket (`reset`); else retryDelay() → wait and dispatch again, or answer 502/504
- *   res 'close' before the end → abort the upstream request (it sees its socket close)
+ *   res 'close' before the end (responseClosed) → abort the upstream request (it sees its socket close)
  */
 
 export interface UpstreamPoolStats {
@@ -150,7 +151,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         target,
       );
       (res as TrackedResponse)[kForward] = handler;
-      res.on('close', onResponseClose);
+      whenClosed(res, handler);
       handler.start();
     } catch (error) {
       // Nothing above should throw; if it does, the client still gets an answer and the process lives.

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { RequestView } from '../request/view.js';
 import type { Clock } from '../time/clock.js';
 import { filterResponseHeaders } from '../contract/headers.js';
+import type { CloseWatcher } from '../http/closed.js';
 import { ClientAbortedError } from './errors.js';
 import { retryDelay } from './retry.js';
 
@@ -60,10 +61,7 @@ export interface Shared {
 export const kForward = Symbol('mfa-gateway.forward');
 export type TrackedResponse = ServerResponse & { [kForward]?: ForwardHandler };
 
-// Listeners shared by every request: `this` is the response, the handler hangs off it.
-export function onResponseClose(this: TrackedResponse): void {
-  this[kForward]?.clientClosed();
-}
+// Shared by every request: `this` is the response, the handler hangs off it.
 function onResponseDrain(this: TrackedResponse): void {
   this[kForward]?.drained();
 }
@@ -94,7 +92,7 @@ function takePresetHeaders(res: ServerResponse, headers: string[]): void {
 const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** One forwarded request, as an undici dispatch handler (undici's native handler form: no wrapper per request). */
-export class ForwardHandler implements Dispatcher.DispatchHandler {
+export class ForwardHandler implements Dispatcher.DispatchHandler, CloseWatcher {
   private abortUpstream: ((err?: Error) => void) | undefined = undefined;
   private resume: (() => void) | undefined = undefined;
   private written = false;
@@ -227,7 +225,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.start();
   }
 
-  clientClosed(): void {
+  /** The client's response closed: finished, or the client left (then the upstream request is aborted). */
+  responseClosed(): void {
     if (this.done) return;
     this.clientGone = true;
     if (this.retryTimer !== undefined) {

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { cellCounter, cellHistogram } from './cells.js';
+import { cellCounter, cellHistogram, type CellCounter, type CellHistogram, type CounterCell, type HistogramCell } from './cells.js';
 
 /**
  * How each metric adds up over the workers of `serve --workers N` (src/cluster/aggregate.ts), where
@@ -55,21 +55,25 @@ export function createMetrics() {
     registry.removeSingleMetric(misnamed);
   }
 
+  const requests = cellCounter({
+    name: 'mfa_gateway_requests_total',
+    help: 'Requests answered, by route, policy and status.',
+    labelNames: ['route', 'policy', 'status'] as const,
+    registers: [registry],
+  });
+  const requestDuration = cellHistogram({
+    name: 'mfa_gateway_request_duration_seconds',
+    help: 'Time from request start to response end, by route.',
+    labelNames: ['route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+
   return {
     registry,
-    requests: cellCounter({
-      name: 'mfa_gateway_requests_total',
-      help: 'Requests answered, by route, policy and status.',
-      labelNames: ['route', 'policy', 'status'] as const,
-      registers: [registry],
-    }),
-    requestDuration: cellHistogram({
-      name: 'mfa_gateway_request_duration_seconds',
-      help: 'Time from request start to response end, by route.',
-      labelNames: ['route'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
-    }),
+    requests,
+    requestDuration,
+    requestCells: requestCellsOf(requests, requestDuration),
     storeCalls: cellCounter({
       name: 'mfa_gateway_store_calls_total',
       help: 'Store operations by backend and operation: each is one SQL statement or transaction, or one Redis script.',
@@ -222,6 +226,49 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What every answered request records: its count by status, and its duration, under one route label. */
+export interface RequestCells {
+  record(status: number, seconds: number): void;
+}
+
+class RouteRequestCells implements RequestCells {
+  private readonly answered = new Map<number, CounterCell>();
+  private duration: HistogramCell | undefined = undefined;
+
+  constructor(
+    private readonly requests: CellCounter<'route' | 'policy' | 'status'>,
+    private readonly durations: CellHistogram<'route'>,
+    private readonly route: string,
+    private readonly policy: string,
+  ) {}
+
+  record(status: number, seconds: number): void {
+    let answered = this.answered.get(status);
+    if (answered === undefined) {
+      const { route, policy } = this;
+      answered = this.requests.cell(`${route}\0${policy}\0${status}`, { route, policy, status: String(status) });
+      this.answered.set(status, answered);
+    }
+    answered.inc();
+    (this.duration ??= this.durations.cell(this.route, { route: this.route })).observe(seconds);
+  }
+}
+
+/**
+ * The cells of a route label, bound on its first request: route and policy names are the compiled
+ * policy's own strings, whose hashes V8 keeps, so a request builds and hashes no key of its own.
+ */
+function requestCellsOf(requests: CellCounter<'route' | 'policy' | 'status'>, durations: CellHistogram<'route'>): (route: string, policy: string) => RequestCells {
+  const byRoute = new Map<string, Map<string, RequestCells>>();
+  return (route, policy) => {
+    let byPolicy = byRoute.get(route);
+    if (byPolicy === undefined) byRoute.set(route, (byPolicy = new Map()));
+    let cells = byPolicy.get(policy);
+    if (cells === undefined) byPolicy.set(policy, (cells = new RouteRequestCells(requests, durations, route, policy)));
+    return cells;
+  };
+}
 
 /** The `event` label of mfa_gateway_mfa_enrollments_total. */
 export type EnrollmentEvent = 'started' | 'confirmed' | 'expired';

@@ -6,6 +6,7 @@ import type { GatewayPolicy } from '../config/types.js';
 import { createGatewayCore, type GatewayCore, type ReloadResult } from '../core/gateway-core.js';
 import { createProxyDoor } from '../doors/proxy/proxy.js';
 import { problem } from '../errors/problems.js';
+import { whenClosed, type CloseWatcher } from '../http/closed.js';
 import { sendProblem } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -61,22 +62,16 @@ export function listenOn(server: Server, port: number, host: string): Promise<Ad
 }
 
 /** A connection's responses still being written, and what to do once they are all out. */
-interface Answers {
-  open: number;
-  afterwards: (() => void) | undefined;
-}
-const kAnswers = Symbol('mfa-gateway.answers');
-type AnswerResponse = ServerResponse & { [kAnswers]?: Answers };
+class Answers implements CloseWatcher {
+  open = 0;
+  afterwards: (() => void) | undefined = undefined;
 
-// One listener shared by every response (no closure per request): `this` is the response.
-function answerClosed(this: AnswerResponse): void {
-  const answers = this[kAnswers];
-  if (answers === undefined) return;
-  this[kAnswers] = undefined;
-  if (--answers.open > 0) return;
-  const next = answers.afterwards;
-  answers.afterwards = undefined;
-  next?.();
+  responseClosed(): void {
+    if (--this.open > 0) return;
+    const next = this.afterwards;
+    this.afterwards = undefined;
+    next?.();
+  }
 }
 
 /** The public listener (the reverse-proxy door, which also serves the reserved prefix) and the admin listener. */
@@ -91,10 +86,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const answering = new WeakMap<Duplex, Answers>();
   function track(socket: Duplex, res: ServerResponse): void {
     let answers = answering.get(socket);
-    if (answers === undefined) answering.set(socket, (answers = { open: 0, afterwards: undefined }));
+    if (answers === undefined) answering.set(socket, (answers = new Answers()));
     answers.open++;
-    (res as AnswerResponse)[kAnswers] = answers;
-    res.on('close', answerClosed);
+    whenClosed(res, answers);
   }
 
   let tls: ListenerTls | undefined;

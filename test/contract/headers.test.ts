@@ -76,7 +76,7 @@ describe('buildUpstreamHeaders', () => {
 });
 
 describe('filterResponseHeaders', () => {
-  test('removes hop-by-hop and Connection-named headers, keeps every Set-Cookie, sets our request id and extra headers', () => {
+  test('removes hop-by-hop and Connection-named headers, keeps every Set-Cookie, sets our request id and extra headers; names in lower case', () => {
     const raw = [
       'Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'X-Internal', 'secret',
       'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'X-Request-Id', 'upstream-id',
@@ -84,21 +84,21 @@ describe('filterResponseHeaders', () => {
     ].map((s) => Buffer.from(s, 'latin1'));
     const out = filterResponseHeaders(raw, 'rid-1', { 'x-session-token': 'tok', 'x-session-expires': '1700000000' });
     assert.deepEqual(out, [
-      'Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2',
+      'content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2',
       'x-request-id', 'rid-1', 'x-session-token', 'tok', 'x-session-expires', '1700000000',
     ]);
   });
 
   test('keeps Upgrade/Connection for a 101 answer and bytes outside ASCII as latin1', () => {
     const raw = [Buffer.from('Upgrade'), Buffer.from('websocket'), Buffer.from('Connection'), Buffer.from('Upgrade'), Buffer.from('X-Name'), Buffer.from([0x63, 0xe9])];
-    assert.deepEqual(filterResponseHeaders(raw, 'r', undefined, true), ['Upgrade', 'websocket', 'Connection', 'Upgrade', 'X-Name', 'c\u00e9', 'x-request-id', 'r']);
+    assert.deepEqual(filterResponseHeaders(raw, 'r', undefined, true), ['upgrade', 'websocket', 'connection', 'Upgrade', 'x-name', 'c\u00e9', 'x-request-id', 'r']);
   });
 
   test("RateLimit fields are lists: the gateway's item goes beside the backend's own policy, not over it", () => {
     const raw = ['RateLimit-Policy', '"backend";q=10;w=1', 'RateLimit', '"backend";r=9;t=1'];
     const extra = clientAnswerHeaders({ rateLimit: { policy: 'orders', quota: 100, windowSeconds: 60, remaining: 99, resetSeconds: 60 } });
     assert.deepEqual(filterResponseHeaders(raw, 'r', extra), [
-      'RateLimit-Policy', '"backend";q=10;w=1', 'RateLimit', '"backend";r=9;t=1',
+      'ratelimit-policy', '"backend";q=10;w=1', 'ratelimit', '"backend";r=9;t=1',
       'x-request-id', 'r', 'ratelimit-policy', '"orders";q=100;w=60', 'ratelimit', '"orders";r=99;t=60',
     ]);
   });

@@ -141,8 +141,8 @@ describe('websocket tunnel', () => {
       const { socket, head } = await openTunnel(r.front.port);
       assert.equal(
         head,
-        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          `Sec-WebSocket-Accept: ${acceptFor(KEY)}\r\nX-Upstream: yes\r\nx-request-id: req-1\r\n\r\n`,
+        'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
+          `sec-websocket-accept: ${acceptFor(KEY)}\r\nx-upstream: yes\r\nx-request-id: req-1\r\n\r\n`,
       );
       socket.write(clientFrame('hello through the gateway'));
       const echoed = readFrame(await readUntil(socket, (data) => readFrame(data) !== undefined));
@@ -190,7 +190,7 @@ describe('websocket tunnel', () => {
       const answer = (await readUntil(socket, () => false).catch((error: Error) => error.message)).toString();
       assert.equal(
         answer,
-        `socket ended; got ${JSON.stringify('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nx-request-id: req-1\r\nconnection: close\r\n\r\nnope!\n')}`,
+        `socket ended; got ${JSON.stringify('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nx-request-id: req-1\r\nconnection: close\r\n\r\nnope!\n')}`,
       );
       socket.destroy();
       refuse = false;
