@@ -90,7 +90,12 @@ const { headerNameToString } = undiciUtil;
  */
 /** `_` and `.` written as `-`, the spelling CGI-style backends fold every header name into. */
 function dashed(lowerName: string): string {
-  return lowerName.indexOf('_') === -1 && lowerName.indexOf('.') === -1 ? lowerName : lowerName.replace(SEPARATORS, '-');
+  // One pass over a short name; two indexOf calls cost more than the scan.
+  for (let i = 0; i < lowerName.length; i++) {
+    const c = lowerName.charCodeAt(i);
+    if (c === 95 /* _ */ || c === 46 /* . */) return lowerName.replace(SEPARATORS, '-');
+  }
+  return lowerName;
 }
 
 function isDroppedXHeader(lowerName: string): boolean {

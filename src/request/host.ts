@@ -30,6 +30,11 @@ function checkPort(value: string, start: number): string | undefined {
   return Number(port) <= 65535 ? port : undefined;
 }
 
+// The last answer: nearly every request to one gateway names the same host. A pure function's
+// result, so a hit is exactly what the scan would return (the same string, its hash already kept).
+let lastValue = '';
+let lastNormal: string | undefined;
+
 /**
  * The comparable form of a Host value: lower-cased, trailing dot and `:80`/`:443` dropped, so that
  * route matching sees `Example.COM.:443` and `example.com` as one host. Undefined for anything
@@ -37,6 +42,14 @@ function checkPort(value: string, start: number): string | undefined {
  * labels, a bad or zero-padded port. A linear scan, no regex.
  */
 export function normalizeHost(value: string): string | undefined {
+  if (value === lastValue) return lastNormal;
+  const normal = scanHost(value);
+  lastValue = value;
+  lastNormal = normal;
+  return normal;
+}
+
+function scanHost(value: string): string | undefined {
   const length = value.length;
   if (length === 0 || length > MAX_HOST_CHARS + 7) return undefined;
   let name: string;

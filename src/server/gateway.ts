@@ -98,11 +98,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Set before any door writes: sendProblem/sendJson merge it, the forwarder puts it in place of an upstream's.
       const hsts = tls?.hsts();
       if (hsts !== undefined) res.setHeader('strict-transport-security', hsts);
-      door.handleRequest(req, res, expectsContinue).catch((error: unknown) => {
-        logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
-        sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
-      });
+      let pending: Promise<void> | undefined;
+      try {
+        pending = door.handleRequest(req, res, expectsContinue);
+      } catch (error) {
+        failed(res, error);
+        return;
+      }
+      pending?.catch((error: unknown) => failed(res, error));
     };
+  }
+  function failed(res: ServerResponse, error: unknown): void {
+    logger.error({ event: 'internal_error', error: error instanceof Error ? error.message : String(error) }, 'request failed');
+    sendProblem(res, problem('internal_error', 'the gateway could not handle this request'));
   }
   const serverOptions = publicServerOptions({ maxHeaderBytes: initial.limits.maxHeaderBytes });
   let publicServer: Server;

@@ -53,3 +53,21 @@ test('refused: anything that is not host[:port]', () => {
   for (const input of bad) assert.equal(normalizeHost(input), undefined, input);
   assert.equal(normalizeHost(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`)?.length, 253);
 });
+
+test('the last answer is kept: a repeated value, valid or not, gets what a first reading gets, whatever came before', () => {
+  const sequence: ReadonlyArray<readonly [string, string | undefined]> = [
+    ['API.Example:443', 'api.example'],
+    ['API.Example:443', 'api.example'],
+    ['api.example:8443', 'api.example:8443'],
+    ['a b', undefined],
+    ['a b', undefined],
+    ['API.Example:443', 'api.example'],
+    ['', undefined],
+    ['', undefined],
+    ['api.example:8443', 'api.example:8443'],
+    // Same length and characters but one: equality is on the whole value, not a prefix or its length.
+    ['api.example:8444', 'api.example:8444'],
+    ['api.example:0444', undefined],
+  ];
+  for (const [input, expected] of sequence) assert.equal(normalizeHost(input), expected, input);
+});

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { admit, Pass } from '../../admission/admit.js';
+import { admit, Pass, type Admission } from '../../admission/admit.js';
 import { clientAnswerHeaders } from '../../contract/headers.js';
 import type { GatewayCore } from '../../core/gateway-core.js';
 import type { Allow } from '../../decision/types.js';
@@ -22,19 +22,27 @@ export interface ProxyDoor {
    * `expectsContinue`: the client sent `Expect: 100-continue` and waits (Node's `checkContinue`).
    * It is told to send its body only once the request is allowed; a refused request gets its
    * final status at once and its body is never read.
+   *
+   * A promise only when the answer waits on I/O (a store read, a reserved endpoint); decided from
+   * memory, the request is forwarded before this returns, with no promise at all. A throw or a
+   * rejection is a bug, for the caller to answer as one.
    */
-  handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue?: boolean): Promise<void>;
+  handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue?: boolean): Promise<void> | undefined;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
 export function createProxyDoor(core: GatewayCore, options: { readonly draining: () => boolean }): ProxyDoor {
-  async function handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> {
+  function handleRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> | undefined {
     const pass = new Pass(core);
     pass.settleWhenClosed(res);
     if (options.draining()) res.setHeader('connection', 'close');
     // Decided from memory, the request reaches the upstream pool in the turn that read it (src/async/awaitable.ts).
     const admitted = admit(core, pass, req, { door: 'proxy' });
-    const admission = admitted instanceof Promise ? await admitted : admitted;
+    if (admitted instanceof Promise) return admitted.then((admission) => answer(req, res, expectsContinue, pass, admission));
+    return answer(req, res, expectsContinue, pass, admitted);
+  }
+
+  function answer(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, pass: Pass, admission: Admission): Promise<void> | undefined {
     if (admission.kind === 'refused') {
       // A refused request's body is never wanted; closing is cheaper and safer than draining it.
       // An ambiguous request may hide a second one in its body: never read on from this socket.
@@ -44,8 +52,7 @@ export function createProxyDoor(core: GatewayCore, options: { readonly draining:
     const { view, decision } = admission;
     if (decision.endpoint !== undefined) {
       if (expectsContinue) res.writeContinue();
-      await serveReserved(core, pass, req, res, view, { ...decision, endpoint: decision.endpoint });
-      return;
+      return serveReserved(core, pass, req, res, view, { ...decision, endpoint: decision.endpoint });
     }
     const route = decision.route;
     const responseHeaders = clientAnswerHeaders(decision);
