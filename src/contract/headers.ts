@@ -83,11 +83,6 @@ const SEPARATORS = /[_.]/g;
 
 const { headerNameToString } = undiciUtil;
 
-/**
- * True for any spelling of a header the client must not send the backend: `X-Auth-*`, `x_auth_*`,
- * `X.Auth.*`, `X-Forwarded-*` (any spelling), `X-MFA-Token`, `X-Session-Token`, … Backends behind
- * CGI/WSGI-style gateways read `_`, `.` and `-` as the same character.
- */
 /** `_` and `.` written as `-`, the spelling CGI-style backends fold every header name into. */
 function dashed(lowerName: string): string {
   // One pass over a short name; two indexOf calls cost more than the scan.
@@ -98,6 +93,11 @@ function dashed(lowerName: string): string {
   return lowerName;
 }
 
+/**
+ * True for any spelling of a header the client must not send the backend: `X-Auth-*`, `x_auth_*`,
+ * `X.Auth.*`, `X-Forwarded-*` (any spelling), `X-MFA-Token`, `X-Session-Token`, … Backends behind
+ * CGI/WSGI-style gateways read `_`, `.` and `-` as the same character.
+ */
 function isDroppedXHeader(lowerName: string): boolean {
   const name = dashed(lowerName);
   return name.startsWith('x-auth-') || name.startsWith('x-forwarded-') || DROPPED_X.has(name);
