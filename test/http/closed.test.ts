@@ -6,8 +6,13 @@ import { test } from 'node:test';
 import { whenClosed } from '../../src/http/closed.js';
 
 /** A server whose handler registers `watchers` close watchers, each logging `name:status` once called. */
-async function serverWithWatchers(watchers: number, answer: (res: ServerResponse) => void): Promise<{ port: number; calls: string[]; closed: Promise<void>; close: () => void }> {
+async function serverWithWatchers(
+  watchers: number,
+  answer: (res: ServerResponse) => void,
+): Promise<{ port: number; calls: string[]; received: Promise<void>; closed: Promise<void>; close: () => void }> {
   const calls: string[] = [];
+  let resolveReceived!: () => void;
+  const received = new Promise<void>((resolve) => (resolveReceived = resolve));
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
   const server = createServer((_req, res) => {
@@ -21,10 +26,11 @@ async function serverWithWatchers(watchers: number, answer: (res: ServerResponse
       });
     }
     answer(res);
+    resolveReceived();
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, calls, closed, close: () => server.close() };
+  return { port: (server.address() as AddressInfo).port, calls, received, closed, close: () => server.close() };
 }
 
 test('every watcher runs once, in the order added, when the response is answered (one, three and five watchers)', async () => {
@@ -53,7 +59,8 @@ test('a client that leaves before the answer: every watcher runs once, with the 
     const req = request({ port: s.port, host: '127.0.0.1', agent: false });
     req.on('error', () => undefined);
     req.end();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Left only once the server holds the request and its watchers.
+    await s.received;
     req.destroy();
     await s.closed;
     await new Promise((resolve) => setTimeout(resolve, 20));
