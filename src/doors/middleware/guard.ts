@@ -151,7 +151,8 @@ export async function createMfaGuard(options: MfaGuardOptions): Promise<MfaGuard
       }),
     );
     presentAsJudged(req, view);
-    req.mfaIdentity = decision.identity === undefined ? undefined : { ...decision.identity, requestId: view.requestId, route: decision.route.name };
+    // The application's own copy: the identity's scope list is shared by every request of those scopes.
+    req.mfaIdentity = decision.identity === undefined ? undefined : { ...decision.identity, scopes: [...decision.identity.scopes], requestId: view.requestId, route: decision.route.name };
     res.setHeader('x-request-id', view.requestId);
     // Returned to the client only; the application never sees a session token.
     const answer = clientAnswerHeaders(decision);

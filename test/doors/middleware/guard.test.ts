@@ -166,6 +166,15 @@ for (const [kind, start] of [
       assert.equal(seen.headers.authorization, `Bearer ${jwt}`);
       assert.equal(seen.rawNames.filter((name) => name === 'x-auth-subject').length, 1);
       assert.deepEqual(seen.identity, { subject: 'alice', scopes: ['orders:read', 'profile'], mfa: 'none', requestId: seen.headers['x-request-id'], route: 'orders-read' });
+
+      // The application's scope list is its own: changing it changes nothing for the next request.
+      (seen.identity!.scopes as string[]).push('admin');
+      const again = await call(app.port, 'GET', '/orders/7', { authorization: `Bearer ${jwt}` });
+      assert.equal(again.status, 200, again.text);
+      const next = app.seen.at(-1)!;
+      assert.equal(next.headers['x-auth-scopes'], 'orders:read profile');
+      assert.deepEqual(next.identity?.scopes, ['orders:read', 'profile']);
+      assert.notEqual(next.identity?.scopes, seen.identity!.scopes);
     });
 
     test('forward_authorization: false keeps the bearer token from the application', async () => {
