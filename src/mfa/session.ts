@@ -121,7 +121,7 @@ export function createSessionStore(ttl: Pick<TtlStore, 'issueSession' | 'getSess
     const logId = hash.slice(0, 8);
     const cached = readThrough ? undefined : cache?.get(hash);
     if (cached !== undefined) return judged(cached, subject, now, logId, now);
-    // Only a token of the right shape is ever cached (below), so a hit needs no shape check.
+    // Only a token of the right shape is ever cached (readStore), so a hit needs no shape check.
     if (!TOKEN.test(token)) return { ok: false };
     return readStore(hash, subject, now, logId);
   }
