@@ -4,10 +4,10 @@
  * compares at most the few names of that length, and for most names there are none.
  */
 export class NameTable<V> {
-  readonly #byLength: (readonly (readonly [string, V])[] | undefined)[] = [];
+  readonly #byLength: ((readonly [string, V])[] | undefined)[] = [];
 
   constructor(entries: Iterable<readonly [string, V]>) {
-    for (const [name, value] of entries) ((this.#byLength[name.length] ??= []) as (readonly [string, V])[]).push([name, value]);
+    for (const [name, value] of entries) (this.#byLength[name.length] ??= []).push([name, value]);
   }
 
   /** The value of exactly `name` (no case folding: callers pass lower-case names); the first entry of a name wins. */
@@ -25,7 +25,5 @@ export class NameTable<V> {
 
 /** A NameTable that only answers whether a name is in it. */
 export function nameSet(names: Iterable<string>): NameTable<true> {
-  const entries: (readonly [string, true])[] = [];
-  for (const name of names) entries.push([name, true]);
-  return new NameTable(entries);
+  return new NameTable(Array.from(names, (name) => [name, true] as const));
 }

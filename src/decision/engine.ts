@@ -1,3 +1,4 @@
+import { FrozenSet } from '../config/freeze.js';
 import type { GatewayPolicy, Route, RouteRateLimit } from '../config/types.js';
 import { then, type Awaitable } from '../async/awaitable.js';
 import type { Principal } from '../auth/principal.js';
@@ -123,15 +124,19 @@ export function challengeMaxAge(policy: GatewayPolicy, route: Route): number {
 }
 
 /**
- * One frozen array per scope set: principals share their (interned, frozen) scope Sets
+ * One frozen array per sealed scope set: verified tokens share interned FrozenSets
  * (src/auth/claims.ts), so every identity of the same scopes gets the same array, and the header
- * contract can keep its rendering (src/contract/headers.ts) instead of spreading a Set per request.
+ * contract keeps its rendering (src/contract/headers.ts) instead of a Set spread per request. Any
+ * other Set could still change, so it is spread afresh.
  */
 const scopeLists = new WeakMap<ReadonlySet<string>, readonly string[]>();
 
 function scopeList(scopes: ReadonlySet<string>): readonly string[] {
   let list = scopeLists.get(scopes);
-  if (list === undefined) scopeLists.set(scopes, (list = Object.freeze([...scopes])));
+  if (list === undefined) {
+    list = Object.freeze([...scopes]);
+    if (scopes instanceof FrozenSet) scopeLists.set(scopes, list);
+  }
   return list;
 }
 

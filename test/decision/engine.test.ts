@@ -6,6 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { FrozenSet } from '../../src/config/freeze.js';
 import type { GatewayPolicy, Route } from '../../src/config/types.js';
 import { decide, RESERVED_ROUTES, type DecisionDeps, type SecondFactorResult } from '../../src/decision/engine.js';
 import type { Decision, Identity, IssuedSession, ReservedEndpoint } from '../../src/decision/types.js';
@@ -361,6 +362,27 @@ describe('decide: properties across the table', () => {
       if (authenticates) authenticated++;
     }
     assert.equal(authenticated, 24);
+  });
+
+  test("an identity's scope list: shared and frozen for a sealed scope set, spread afresh from any other Set", async () => {
+    const identityFor = async (scopes: ReadonlySet<string>): Promise<Identity | undefined> => {
+      const principal = { ...PRINCIPALS.alice, scopes };
+      const deps: DecisionDeps = { policy: POLICIES.main, bearer: fakeBearer(new Map([['Bearer alice', { ok: true, principal }]]), 'now'), now: NOW };
+      const decision = await decide(viewOf({ method: 'GET', path: '/orders/7', authorization: 'Bearer alice' }), deps);
+      assert.equal(decision.kind, 'allow');
+      return decision.kind === 'allow' ? decision.identity : undefined;
+    };
+    const sealed = new FrozenSet(['orders:read', 'profile']);
+    const first = await identityFor(sealed);
+    const second = await identityFor(sealed);
+    assert.deepEqual(first?.scopes, ['orders:read', 'profile']);
+    assert.equal(first?.scopes, second?.scopes);
+    assert.ok(Object.isFrozen(first?.scopes));
+
+    const open = new Set(['orders:read']);
+    assert.deepEqual((await identityFor(open))?.scopes, ['orders:read']);
+    open.add('items:read');
+    assert.deepEqual((await identityFor(open))?.scopes, ['orders:read', 'items:read']);
   });
 
   test('the table reaches every policy kind and every reserved route', () => {
