@@ -94,6 +94,8 @@ export interface AdmitOptions {
   readonly reserved?: boolean;
   /** The answer may be held by a cache in front (nginx auth_request): see DecisionDeps.forCache. */
   readonly forCache?: boolean;
+  /** The request's id unless a trusted peer chose one (see CanonicalOptions.requestId). */
+  readonly requestId?: string;
 }
 
 /** Answered without a promise when every stage's answer is in memory (src/async/awaitable.ts). */
@@ -103,6 +105,7 @@ export function admit(core: GatewayCore, pass: Pass, source: RequestSource, opti
   const canonical = canonicalizeRequest(source, {
     trustedProxies: options.trusted ?? runtime.trusted,
     maxTokenBytes: runtime.policy.auth.jwt.maxTokenBytes,
+    requestId: options.requestId,
   });
   if (!canonical.ok) {
     pass.label(REJECTED_ROUTE, NO_POLICY);

@@ -14,6 +14,11 @@ export interface CanonicalOptions {
   readonly trustedProxies: TrustList;
   /** Largest bearer token accepted; the Authorization value may add the `Bearer ` scheme to it. */
   readonly maxTokenBytes: number;
+  /**
+   * The id of a request that brings none a trusted peer chose (default: a new UUID). Forward-auth
+   * passes the auth call's own, so the call and the request it asks about share one id.
+   */
+  readonly requestId?: string;
 }
 
 export type CanonicalResult = { readonly ok: true; readonly view: RequestView } | Rejection;
@@ -32,8 +37,11 @@ const MAX_FORWARDED_HOPS = 64;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** `name` equals the lower-case `lower`, ASCII case-insensitively (lengths already match). */
-function isName(name: string, lower: string): boolean {
+/**
+ * `name` equals the lower-case `lower`, ASCII case-insensitively (lengths already match): no
+ * lower-cased copy of a name read off the wire, and no hash of it.
+ */
+export function isHeaderName(name: string, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) {
     let c = name.charCodeAt(i);
     if (c >= 65 && c <= 90) c += 32;
@@ -42,7 +50,7 @@ function isName(name: string, lower: string): boolean {
   return true;
 }
 
-/** Like isName, but `_` and `.` also stand for `-`: the spellings CGI-style backends fold together. */
+/** Like isHeaderName, but `_` and `.` also stand for `-`: the spellings CGI-style backends fold together. */
 function isLooseName(name: string, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) {
     let c = name.charCodeAt(i);
@@ -153,13 +161,13 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
     // Dispatch on length first: most headers are rejected by one integer compare.
     switch (name.length) {
       case 4:
-        if (isName(name, 'host')) {
+        if (isHeaderName(name, 'host')) {
           if (hostHeader !== undefined) return REJECTIONS.duplicate_host;
           hostHeader = value;
         }
         break;
       case 11:
-        if (isName(name, 'x-mfa-token')) {
+        if (isHeaderName(name, 'x-mfa-token')) {
           if (mfaToken !== undefined) return REJECTIONS.duplicate_mfa_token;
           if (value.length > MAX_MFA_TOKEN_BYTES) return REJECTIONS.mfa_token_too_large;
           // An empty or non-ASCII code (unicode digits) is a malformed code: the MFA stage answers it
@@ -170,37 +178,37 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
         }
         break;
       case 12:
-        if (isName(name, 'x-request-id')) {
+        if (isHeaderName(name, 'x-request-id')) {
           requestIdCount++;
           clientRequestId = value;
         }
         break;
       case 13:
-        if (isName(name, 'authorization')) {
+        if (isHeaderName(name, 'authorization')) {
           if (authorization !== undefined) return REJECTIONS.duplicate_authorization;
           if (value.length === 0) return REJECTIONS.empty_authorization;
           // Written as a negated `<=` so that a NaN limit refuses instead of accepting.
           if (!(value.length <= opts.maxTokenBytes + BEARER_SCHEME_BYTES)) return REJECTIONS.authorization_too_large;
           if (!isPrintableAscii(value)) return REJECTIONS.invalid_credential_character;
           authorization = value;
-        } else if (isName(name, 'x-http-method')) {
+        } else if (isHeaderName(name, 'x-http-method')) {
           return REJECTIONS.method_override;
         }
         break;
       case 14:
-        if (isName(name, 'content-length')) {
+        if (isHeaderName(name, 'content-length')) {
           contentLengthCount++;
           contentLength = value;
         }
         break;
       case 15:
-        if (isName(name, 'x-session-token')) {
+        if (isHeaderName(name, 'x-session-token')) {
           if (sessionToken !== undefined) return REJECTIONS.duplicate_session_token;
           if (value.length === 0) return REJECTIONS.empty_session_token;
           if (value.length > MAX_SESSION_TOKEN_BYTES) return REJECTIONS.session_token_too_large;
           if (!isPrintableAscii(value)) return REJECTIONS.invalid_credential_character;
           sessionToken = value;
-        } else if (isName(name, 'x-forwarded-for')) {
+        } else if (isHeaderName(name, 'x-forwarded-for')) {
           // Several lines form one list (RFC 9110 §5.3).
           forwardedForChain = forwardedForChain === undefined ? value : `${forwardedForChain},${value}`;
         } else if (isLooseName(name, 'x-session-token')) {
@@ -208,26 +216,26 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
         }
         break;
       case 16:
-        if (isName(name, 'x-forwarded-host')) {
+        if (isHeaderName(name, 'x-forwarded-host')) {
           forwardedHostCount++;
           forwardedHostHeader = value;
         }
         break;
       case 17:
-        if (isName(name, 'transfer-encoding')) {
+        if (isHeaderName(name, 'transfer-encoding')) {
           transferEncodingCount++;
           transferEncoding = value;
-        } else if (isName(name, 'x-forwarded-proto')) {
+        } else if (isHeaderName(name, 'x-forwarded-proto')) {
           forwardedProtoCount++;
           forwardedProto = value;
-        } else if (isName(name, 'x-method-override')) {
+        } else if (isHeaderName(name, 'x-method-override')) {
           return REJECTIONS.method_override;
         }
         break;
       case 22:
         // The route was chosen for the request-line method; a backend honouring an override
         // would run another one (a GET policy guarding a DELETE).
-        if (isName(name, 'x-http-method-override')) return REJECTIONS.method_override;
+        if (isHeaderName(name, 'x-http-method-override')) return REJECTIONS.method_override;
         break;
     }
   }
@@ -315,7 +323,7 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
     clientIp,
     forwardedFor,
     forwardedHost,
-    requestId: randomUUID(),
+    requestId: opts.requestId ?? randomUUID(),
     peerTrusted,
     // A reference, not a copy, read by risk signals on MFA routes only. A symbol key: part of the
     // literal (a defineProperty per request cost 0.4 µs), and never serialised or logged.

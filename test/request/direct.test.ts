@@ -132,3 +132,21 @@ test('proto: https on our own TLS socket; a trusted proxy still speaks for the h
   assert.equal(protoOf(tls(['Host', 'a', 'X-Forwarded-Proto', 'http']), proxy), 'http');
   assert.equal(protoOf(tls(['Host', 'a']), proxy), 'https');
 });
+
+test('a given request id stands in for a new UUID, and a trusted peer\'s X-Request-Id still wins over it', () => {
+  const idOf = (source: RequestSource, trustedProxies = NOBODY): { requestId: string; clientRequestId: string | undefined } => {
+    const result = canonicalizeRequest(source, { trustedProxies, maxTokenBytes: 1024, requestId: 'call-7' });
+    assert.ok(result.ok);
+    return { requestId: result.view.requestId, clientRequestId: result.view.clientRequestId };
+  };
+  const proxy = createTrustList(['127.0.0.1/32']);
+  assert.deepEqual(idOf(request({})), { requestId: 'call-7', clientRequestId: undefined });
+  assert.deepEqual(idOf(request({}), proxy), { requestId: 'call-7', clientRequestId: undefined });
+  assert.deepEqual(idOf(request({ rawHeaders: ['Host', 'a', 'X-Request-Id', 'nginx-1'] }), proxy), { requestId: 'nginx-1', clientRequestId: undefined });
+  // An untrusted peer's id is kept aside, as without the option; a malformed one is dropped.
+  assert.deepEqual(idOf(request({ rawHeaders: ['Host', 'a', 'X-Request-Id', 'nginx-1'] })), { requestId: 'call-7', clientRequestId: 'nginx-1' });
+  assert.deepEqual(idOf(request({ rawHeaders: ['Host', 'a', 'X-Request-Id', 'bad id'] }), proxy), { requestId: 'call-7', clientRequestId: undefined });
+  const fresh = canonicalizeRequest(request({}), { trustedProxies: NOBODY, maxTokenBytes: 1024 });
+  assert.ok(fresh.ok);
+  assert.match(fresh.view.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});

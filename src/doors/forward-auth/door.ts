@@ -94,12 +94,14 @@ export async function serveForwardAuth(core: GatewayCore, pass: Pass, req: Incom
 
   // The same hallway as a proxied request: a `..` in X-Original-URL is a 400, never a 200.
   // Read with the authz trust list: the proxy's X-Request-Id becomes the decision's id, so the
-  // proxy's log, the gateway's and the backend's line up.
+  // proxy's log, the gateway's and the backend's line up. Without one, the decision keeps the id
+  // this call already has, as its early refusals do.
   const admitted = admit(core, pass, syntheticRequest(req, found.rebuilt.original), {
     door: family,
     trusted: runtime.authzTrusted,
     reserved: false,
     forCache: family === 'auth-request' && req.headers[HOLD_REQUEST_HEADER] === 'on',
+    requestId,
   });
   const admission = admitted instanceof Promise ? await admitted : admitted;
   if (admission.kind === 'refused') {

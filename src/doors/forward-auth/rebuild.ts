@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { problem, type Problem } from '../../errors/problems.js';
-import type { RequestSource } from '../../request/canonical.js';
+import { isHeaderName, type RequestSource } from '../../request/canonical.js';
 import { splitAbsoluteForm } from '../../request/target.js';
 
 /**
@@ -35,7 +35,7 @@ function single(req: IncomingMessage, name: string, label: string): Single {
   let found: string | undefined;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.length !== name.length || raw[i]!.toLowerCase() !== name) continue;
+    if (raw[i]!.length !== name.length || !isHeaderName(raw[i]!, name)) continue;
     if (found !== undefined) return bad(`${label} must be sent once`);
     found = raw[i + 1]!;
   }
@@ -144,7 +144,12 @@ export function rebuildOriginal(req: IncomingMessage, kind: string, search: stri
  * copies, so the duplicate checks still apply), the client chain the proxy built, and the id the
  * proxy gave the request.
  */
-const COPIED = new Set(['authorization', 'x-mfa-token', 'x-session-token', 'x-forwarded-for', 'x-request-id']);
+const COPIED = ['authorization', 'x-mfa-token', 'x-session-token', 'x-forwarded-for', 'x-request-id'];
+
+function isCopied(name: string): boolean {
+  for (const copied of COPIED) if (name.length === copied.length && isHeaderName(name, copied)) return true;
+  return false;
+}
 
 /** The original request in the shape `canonicalizeRequest` reads. */
 export function syntheticRequest(req: IncomingMessage, original: OriginalRequest): RequestSource {
@@ -152,7 +157,7 @@ export function syntheticRequest(req: IncomingMessage, original: OriginalRequest
   if (original.host !== undefined) rawHeaders.push('Host', original.host);
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (COPIED.has(raw[i]!.toLowerCase())) rawHeaders.push(raw[i]!, raw[i + 1]!);
+    if (isCopied(raw[i]!)) rawHeaders.push(raw[i]!, raw[i + 1]!);
   }
   if (original.proto !== undefined) rawHeaders.push('X-Forwarded-Proto', original.proto);
   return {

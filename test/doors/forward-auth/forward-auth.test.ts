@@ -74,6 +74,14 @@ describe('forward-auth endpoints against a real gateway', () => {
       assert.match(String(reply.headers['x-request-id']), /^[0-9a-f-]{36}$/);
     });
 
+    test('header names in any case: the proxy\'s headers are read and the credentials copied into the judged request', async () => {
+      const jwt = await token('alice', { scopes: ['orders:read'], now: clock() });
+      const raw = await rawExchange(port, `GET ${AUTH_REQUEST} HTTP/1.1\r\nHost: x\r\nx-ORIGINAL-method: GET\r\nX-Original-Url: /orders/7\r\nAUTHORIZATION: Bearer ${jwt}\r\nx-request-ID: nginx-case-1\r\nConnection: close\r\n\r\n`);
+      assert.deepEqual(statusesIn(raw), [200]);
+      assert.match(raw, /\r\nx-auth-subject: alice\r\n/i);
+      assert.match(raw, /\r\nx-request-id: nginx-case-1\r\n/i);
+    });
+
     test('no token → the proxy\'s 401 problem, plus its status and body in headers for nginx', async () => {
       const reply = await call(port, 'GET', AUTH_REQUEST, { 'x-original-method': 'GET', 'x-original-url': '/orders/7', 'x-request-id': 'req-401' });
       assertProblem(reply, 401, 'invalid_token', 'a bearer token is required');
