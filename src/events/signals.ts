@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Reader, type CountryResponse } from 'maxmind';
 import type { EventsConfig } from '../config/types.js';
+import { isHeaderName } from '../request/header-name.js';
 import { RAW_HEADERS, type RequestView } from '../request/view.js';
 
 /**
@@ -23,7 +24,7 @@ const COUNTRY = /^[A-Za-z]{2}$/;
 
 function header(raw: readonly string[] | undefined, name: string): string | undefined {
   if (raw === undefined) return undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (isHeaderName(raw[i]!, name)) return raw[i + 1];
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import { isHeaderName } from './header-name.js';
 import { normalizeHost } from './host.js';
 import { REJECTIONS, type RejectReason, type Rejection } from './reasons.js';
 import { normalizePath, scanOriginForm, splitAbsoluteForm } from './target.js';
@@ -15,8 +16,8 @@ export interface CanonicalOptions {
   /** Largest bearer token accepted; the Authorization value may add the `Bearer ` scheme to it. */
   readonly maxTokenBytes: number;
   /**
-   * The id of a request that brings none a trusted peer chose (default: a new UUID). Forward-auth
-   * passes the auth call's own, so the call and the request it asks about share one id.
+   * The request's id when no trusted peer chose one with X-Request-Id (default: a new UUID).
+   * Forward-auth passes the auth call's own, so the call and the request it judges share one id.
    */
   readonly requestId?: string;
 }
@@ -36,19 +37,6 @@ const MAX_REQUEST_ID_CHARS = 128;
 const MAX_FORWARDED_HOPS = 64;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-/**
- * `name` equals the lower-case `lower`, ASCII case-insensitively (lengths already match): no
- * lower-cased copy of a name read off the wire, and no hash of it.
- */
-export function isHeaderName(name: string, lower: string): boolean {
-  for (let i = 0; i < lower.length; i++) {
-    let c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) c += 32;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
 
 /** Like isHeaderName, but `_` and `.` also stand for `-`: the spellings CGI-style backends fold together. */
 function isLooseName(name: string, lower: string): boolean {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { problem, type Problem } from '../../errors/problems.js';
-import { isHeaderName, type RequestSource } from '../../request/canonical.js';
+import type { RequestSource } from '../../request/canonical.js';
+import { isHeaderName } from '../../request/header-name.js';
 import { splitAbsoluteForm } from '../../request/target.js';
 
 /**
@@ -35,7 +36,7 @@ function single(req: IncomingMessage, name: string, label: string): Single {
   let found: string | undefined;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.length !== name.length || !isHeaderName(raw[i]!, name)) continue;
+    if (!isHeaderName(raw[i]!, name)) continue;
     if (found !== undefined) return bad(`${label} must be sent once`);
     found = raw[i + 1]!;
   }
@@ -147,7 +148,7 @@ export function rebuildOriginal(req: IncomingMessage, kind: string, search: stri
 const COPIED = ['authorization', 'x-mfa-token', 'x-session-token', 'x-forwarded-for', 'x-request-id'];
 
 function isCopied(name: string): boolean {
-  for (const copied of COPIED) if (name.length === copied.length && isHeaderName(name, copied)) return true;
+  for (const copied of COPIED) if (isHeaderName(name, copied)) return true;
   return false;
 }
 

@@ -1,0 +1,13 @@
+/**
+ * `name`, as read off the wire, is the lower-case `lower`, ASCII case-insensitively. No lower-cased
+ * copy of the name and no hash of it: most names differ in length and cost one integer compare.
+ */
+export function isHeaderName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
