@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { callgrindLaunch, countInstructions, renderInstructionRows, type InstructionRow } from './lib/callgrind.js';
+import { callgrindLaunch, countEvents, renderInstructionRows, renderSimulatedRows, simulatedCosts, SIMULATED_LAST_LEVEL, type InstructionRow, type SimulatedCosts } from './lib/callgrind.js';
 import { enrolUser, openSession, PATHS } from './lib/gateway-setup.js';
 import { BenchError, hasCommand, log, machineFacts, type ManagedProcess } from './lib/proc.js';
 import { fmt } from './lib/report.js';
@@ -46,10 +46,10 @@ interface Row {
   readonly pool: Pool;
 }
 
-function options(argv: readonly string[]): { counts: Record<keyof typeof FLAGS, number>; only: RowName[]; out: string; keepTmp: boolean } | undefined {
+function options(argv: readonly string[]): { counts: Record<keyof typeof FLAGS, number>; only: RowName[]; out: string; keepTmp: boolean; simulate: boolean } | undefined {
   const { values } = parseArgs({
     args: [...argv],
-    options: { warmup: { type: 'string' }, requests: { type: 'string' }, windows: { type: 'string' }, connections: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, 'keep-tmp': { type: 'boolean' }, help: { type: 'boolean' } },
+    options: { warmup: { type: 'string' }, requests: { type: 'string' }, windows: { type: 'string' }, connections: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, 'keep-tmp': { type: 'boolean' }, simulate: { type: 'boolean' }, help: { type: 'boolean' } },
     strict: true,
   });
   if (values.help === true) return undefined;
@@ -63,12 +63,12 @@ function options(argv: readonly string[]): { counts: Record<keyof typeof FLAGS, 
   for (const name of only) if (!(name in ROWS)) throw new BenchError(`--only: unknown row ${JSON.stringify(name)} (rows: ${Object.keys(ROWS).join(', ')})`);
   // The ratios are to the minimal proxy: it is always counted.
   if (!only.includes('undici')) only.unshift('undici');
-  return { counts, only: only as RowName[], out: resolve(values.out ?? join(REPO_ROOT, 'bench', 'results')), keepTmp: values['keep-tmp'] === true };
+  return { counts, only: only as RowName[], out: resolve(values.out ?? join(REPO_ROOT, 'bench', 'results')), keepTmp: values['keep-tmp'] === true, simulate: values.simulate === true };
 }
 
 function usage(): string {
   const lines = Object.entries(FLAGS).map(([flag, spec]) => `  --${flag.padEnd(12)} N  ${spec.help} (default ${spec.def})`);
-  return ['npm run bench:instructions [-- flags]', '', ...lines, `  --only a,b         rows: ${Object.keys(ROWS).join(' ')} (undici always runs)`, '  --out DIR          folder of instructions.md (default bench/results)'].join('\n');
+  return ['npm run bench:instructions [-- flags]', '', ...lines, `  --only a,b         rows: ${Object.keys(ROWS).join(' ')} (undici always runs)`, '  --out DIR          folder of instructions.md (default bench/results)', '  --simulate         also simulate caches and branch prediction: misses per request (about twice as slow)'].join('\n');
 }
 
 /** `count` GET requests with at most `connections` in flight; every answer must be 200 and name `subject`. */
@@ -94,7 +94,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
-  const { counts, only, out, keepTmp } = parsed;
+  const { counts, only, out, keepTmp, simulate } = parsed;
   for (const tool of ['valgrind', 'callgrind_control']) if (!hasCommand(tool)) throw new BenchError(`${tool} not found (apt-get install -y valgrind)`);
   const valgrind = spawnSync('valgrind', ['--version'], { encoding: 'utf8' }).stdout.trim();
   const machine = await machineFacts(REPO_ROOT);
@@ -113,7 +113,7 @@ async function main(): Promise<number> {
     let gateway: ManagedProcess | undefined;
     if (only.some((name) => name !== 'undici')) {
       log('starting mfa-gateway under callgrind (a minute or two)');
-      const started = await startGateway(work, undefined, upstream.port, { maxQueued: 1000, tokenCacheEntries: 10_000 }, 0, [], undefined, callgrindLaunch(dumpFile('gateway')));
+      const started = await startGateway(work, undefined, upstream.port, { maxQueued: 1000, tokenCacheEntries: 10_000 }, 0, [], undefined, callgrindLaunch(dumpFile('gateway'), simulate));
       gateway = started.process;
       running.push(gateway);
       const pool = new Pool(origin(gateway), { connections: 4 });
@@ -131,7 +131,7 @@ async function main(): Promise<number> {
       if (script !== undefined) {
         log(`starting ${name} under callgrind`);
         file = dumpFile(name);
-        server = await startNodeServer(work, undefined, script, upstream.port, undefined, callgrindLaunch(file));
+        server = await startNodeServer(work, undefined, script, upstream.port, undefined, callgrindLaunch(file, simulate));
         running.push(server);
       } else {
         server = gateway!;
@@ -147,25 +147,37 @@ async function main(): Promise<number> {
     // code re-tiered and its heap reduced by V8, which the next window would count (up to 2.5× here).
     // Counts do not drift with the machine, so there is nothing for alternating rounds to cancel.
     const perRequest = new Map<RowName, number[]>(rows.map((row) => [row.name, []]));
+    const simulated = new Map<RowName, SimulatedCosts[]>(rows.map((row) => [row.name, []]));
     for (const row of rows) {
       log(`${row.name}: warm-up, ${fmt(counts.warmup)} requests`);
       await send(row, counts.warmup, counts.connections);
       for (let window = 0; window < counts.windows; window++) {
         const servedBefore = await upstreamServed(upstream.port);
-        const instructions = await countInstructions(row.server.pid, row.dumpFile, () => send(row, counts.requests, counts.connections));
+        const events = await countEvents(row.server.pid, row.dumpFile, () => send(row, counts.requests, counts.connections));
+        const instructions = events.Ir!;
         // A proxy row that answered without its upstream would count the wrong work.
         const forwarded = (await upstreamServed(upstream.port)) - servedBefore;
         const expected = row.name === 'forward-auth' ? 0 : counts.requests;
         if (forwarded !== expected) throw new BenchError(`${row.name}: the upstream served ${forwarded} requests in a window of ${counts.requests}, expected ${expected}`);
         perRequest.get(row.name)!.push(instructions / counts.requests);
-        log(`${row.name} window ${window + 1}: ${fmt(instructions / counts.requests)} instructions/request`);
+        const costs = simulate ? simulatedCosts(events, counts.requests) : undefined;
+        if (costs !== undefined) simulated.get(row.name)!.push(costs);
+        log(`${row.name} window ${window + 1}: ${fmt(instructions / counts.requests)} instructions/request${costs === undefined ? '' : `, ${fmt(costs.estimatedCycles)} estimated cycles`}`);
       }
     }
 
-    const table = renderInstructionRows(
-      rows.map((row): InstructionRow => ({ name: row.name, label: ROWS[row.name], perRequest: perRequest.get(row.name)! })),
-      'undici',
-    );
+    const counted = rows.map((row): InstructionRow => ({ name: row.name, label: ROWS[row.name], perRequest: perRequest.get(row.name)!, simulated: simulate ? simulated.get(row.name)! : undefined }));
+    const table = renderInstructionRows(counted, 'undici');
+    const simulation = simulate
+      ? `
+
+## Simulated caches and branch prediction (per request, medians of the windows)
+
+callgrind's \`--cache-sim=yes --branch-sim=yes ${SIMULATED_LAST_LEVEL}\`: first-level caches as valgrind read them from the CPU, a 32 MB 16-way last level. A model, not the machine: it has no prefetcher, no second level and one core; use it to compare rows of one run. Estimated cycles weigh each first-level miss and each mispredicted branch as 10 instructions and each last-level miss as 100.
+
+${renderSimulatedRows(counted, 'undici')}
+`
+      : '';
     const markdown = `# mfa-gateway instructions per request — ${new Date().toISOString()}
 
 - CPU: ${machine.cpuModel}, ${machine.cores} cores (${machine.virtualization}); Linux ${machine.kernel}
@@ -175,7 +187,7 @@ async function main(): Promise<number> {
 - counted: every instruction the server process executed in user space, all threads (JIT, GC and timers included); the kernel's share of its system calls is not counted, so these ratios are larger than the CPU-time ratios of \`npm run bench\`, where the kernel's cost is the same for every row
 
 ${table}
-`;
+${simulation}`;
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'instructions.md'), markdown);
     process.stdout.write(`\n${markdown}\n`);

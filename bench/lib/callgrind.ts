@@ -13,18 +13,34 @@ import { fmt, median } from './report.js';
  * moves by tens of percent.
  */
 
-/** The launch that runs a server under callgrind, its dumps named after `outFile`. */
-export function callgrindLaunch(outFile: string): Launch {
+/**
+ * The simulated caches of `--simulate`: valgrind's own first-level caches (read from CPUID), and a
+ * last level given here, because the guests of this machine kind report a 512 MB two-way L3, which
+ * would make every miss of the first level a hit. 32 MB, 16-way is the L3 an AMD EPYC core of this
+ * generation shares with its neighbours.
+ */
+export const SIMULATED_LAST_LEVEL = '--LL=33554432,16,64';
+
+/**
+ * The launch that runs a server under callgrind, its dumps named after `outFile`. `simulate` adds
+ * callgrind's cache and branch-predictor simulation: the misses a machine without hardware counters
+ * cannot report, at about twice the run time.
+ */
+export function callgrindLaunch(outFile: string, simulate = false): Launch {
+  const simulation = simulate ? ['--cache-sim=yes', '--branch-sim=yes', SIMULATED_LAST_LEVEL] : [];
   // Startup under valgrind takes tens of seconds; the gateway's key and policy loading more.
-  return { wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${outFile}`], readyTimeoutMs: 300_000 };
+  return { wrapper: ['valgrind', '--tool=callgrind', ...simulation, `--callgrind-out-file=${outFile}`], readyTimeoutMs: 300_000 };
 }
 
-/** The `summary:` total (instructions, event Ir) of a callgrind dump. */
-export function dumpTotal(text: string): number {
-  if (!/^events: Ir\b/m.test(text)) throw new BenchError('callgrind dump without the Ir event');
-  const summary = /^summary: (\d+)$/m.exec(text);
-  if (summary === null) throw new BenchError('callgrind dump without a summary line');
-  return Number(summary[1]);
+/** Event name (Ir, I1mr, Bcm, …) to its total, from the `events:` and `summary:` lines of a callgrind dump. */
+export type EventTotals = Readonly<Record<string, number>>;
+
+export function dumpEvents(text: string): EventTotals {
+  const names = /^events: (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/) ?? [];
+  if (!names.includes('Ir')) throw new BenchError('callgrind dump without the Ir event');
+  const values = /^summary: ([\d ]+)$/m.exec(text)?.[1]?.trim().split(/\s+/).map(Number);
+  if (values === undefined || values.length !== names.length) throw new BenchError('callgrind dump without a summary line of one total per event');
+  return Object.fromEntries(names.map((name, i) => [name, values[i]!]));
 }
 
 function control(pid: number, command: '--zero' | '--dump'): void {
@@ -32,8 +48,8 @@ function control(pid: number, command: '--zero' | '--dump'): void {
   if (result.status !== 0 || !/OK/.test(result.stdout)) throw new BenchError(`callgrind_control ${command} ${pid} failed: ${`${result.stdout}${result.stderr}`.trim()}`);
 }
 
-/** Zeroes the counters of the callgrind process `pid`, runs `work`, dumps and returns the instructions counted meanwhile. */
-export async function countInstructions(pid: number, outFile: string, work: () => Promise<void>): Promise<number> {
+/** Zeroes the counters of the callgrind process `pid`, runs `work`, dumps and returns the events counted meanwhile. */
+export async function countEvents(pid: number, outFile: string, work: () => Promise<void>): Promise<EventTotals> {
   const dir = dirname(outFile);
   const prefix = `${basename(outFile)}.`;
   const dumps = (): Set<string> => new Set(readdirSync(dir).filter((file) => file.startsWith(prefix)));
@@ -43,7 +59,7 @@ export async function countInstructions(pid: number, outFile: string, work: () =
   control(pid, '--dump');
   const written = [...dumps()].filter((file) => !before.has(file));
   if (written.length !== 1) throw new BenchError(`expected one new callgrind dump of ${outFile}, found ${written.length}`);
-  return dumpTotal(readFileSync(join(dir, written[0]!), 'utf8'));
+  return dumpEvents(readFileSync(join(dir, written[0]!), 'utf8'));
 }
 
 export interface InstructionRow {
@@ -51,6 +67,46 @@ export interface InstructionRow {
   readonly label: string;
   /** Instructions per request, one entry per window. */
   readonly perRequest: readonly number[];
+  /** With `--simulate`: the simulated misses per request, one entry per window. */
+  readonly simulated?: readonly SimulatedCosts[];
+}
+
+/** Per request, from callgrind's cache and branch simulation. */
+export interface SimulatedCosts {
+  /** First-level instruction cache misses (I1mr). */
+  readonly instructionMisses: number;
+  /** First-level data cache misses, reads and writes (D1mr + D1mw). */
+  readonly dataMisses: number;
+  /** Last-level misses, instructions and data (ILmr + DLmr + DLmw): trips to memory. */
+  readonly lastLevelMisses: number;
+  /** Mispredicted conditional and indirect branches (Bcm + Bim). */
+  readonly mispredicts: number;
+  /**
+   * Ir + 10 × first-level misses + 100 × last-level misses + 10 × mispredicts: the valgrind
+   * manual's rough costs ("an L1 miss around 10 cycles, an LL miss as much as 200, a mispredicted
+   * branch 10 to 30"), taken at their low end. A way to weigh the counts, not a measurement.
+   */
+  readonly estimatedCycles: number;
+}
+
+export function simulatedCosts(events: EventTotals, requests: number): SimulatedCosts {
+  const event = (name: string): number => {
+    const value = events[name];
+    if (value === undefined) throw new BenchError(`callgrind dump without the ${name} event (was the server started with --simulate?)`);
+    return value;
+  };
+  const instructionMisses = event('I1mr');
+  const dataMisses = event('D1mr') + event('D1mw');
+  const lastLevelMisses = event('ILmr') + event('DLmr') + event('DLmw');
+  const mispredicts = event('Bcm') + event('Bim');
+  const estimatedCycles = event('Ir') + 10 * (instructionMisses + dataMisses) + 100 * lastLevelMisses + 10 * mispredicts;
+  return {
+    instructionMisses: instructionMisses / requests,
+    dataMisses: dataMisses / requests,
+    lastLevelMisses: lastLevelMisses / requests,
+    mispredicts: mispredicts / requests,
+    estimatedCycles: estimatedCycles / requests,
+  };
 }
 
 /**
@@ -65,6 +121,31 @@ export function renderInstructionRows(rows: readonly InstructionRow[], baseline:
     const spread = Math.max(...row.perRequest) / Math.min(...row.perRequest) - 1;
     const ratio = base === undefined ? '–' : `${(mid / median(base.perRequest)).toFixed(3)}×`;
     lines.push(`| ${row.label} | ${row.perRequest.map((n) => fmt(n)).join(' / ')} | ${fmt(mid)} | ${(spread * 100).toFixed(1)} % | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The simulation's table: per request, the median over the windows of each count, and the
+ * estimated cycles as a multiple of `baseline`'s beside the instructions' multiple, so a row whose
+ * cycles grow faster than its instructions shows it. Rows counted without `--simulate` are left out.
+ */
+export function renderSimulatedRows(rows: readonly InstructionRow[], baseline: string): string {
+  const base = rows.find((row) => row.name === baseline);
+  const baseMedian = (pick: (costs: SimulatedCosts) => number): number | undefined => (base?.simulated === undefined ? undefined : median(base.simulated.map(pick)));
+  const times = (value: number, of: number | undefined): string => (of === undefined ? '–' : `${(value / of).toFixed(3)}×`);
+  const lines = [
+    `| target | I1 misses | D1 misses | LL misses | mispredicted branches | estimated cycles | cycles × ${base?.label ?? baseline} | instructions × ${base?.label ?? baseline} |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const row of rows) {
+    if (row.simulated === undefined) continue;
+    const mid = (pick: (costs: SimulatedCosts) => number): number => median(row.simulated!.map(pick));
+    const cycles = mid((c) => c.estimatedCycles);
+    const instructions = base === undefined ? '–' : times(median(row.perRequest), median(base.perRequest));
+    lines.push(
+      `| ${row.label} | ${fmt(mid((c) => c.instructionMisses))} | ${fmt(mid((c) => c.dataMisses))} | ${fmt(mid((c) => c.lastLevelMisses), 1)} | ${fmt(mid((c) => c.mispredicts))} | ${fmt(cycles)} | ${times(cycles, baseMedian((c) => c.estimatedCycles))} | ${instructions} |`,
+    );
   }
   return lines.join('\n');
 }
