@@ -173,7 +173,7 @@ async function main(): Promise<number> {
 
 ## Simulated caches and branch prediction (per request, medians of the windows)
 
-callgrind's \`--cache-sim=yes --branch-sim=yes ${SIMULATED_LAST_LEVEL}\`: first-level caches as valgrind read them from the CPU, a 32 MB 16-way last level. A model, not the machine: it has no prefetcher, no second level and one core; use it to compare rows of one run. Estimated cycles weigh each first-level miss and each mispredicted branch as 10 instructions and each last-level miss as 100.
+callgrind's \`--cache-sim=yes --branch-sim=yes ${SIMULATED_LAST_LEVEL}\`: first-level caches as valgrind read them from the CPU, a 32 MB 16-way last level. A model, not the machine: it has no prefetcher, no second level and one core; use it to compare rows of one run. Estimated cycles weigh each first-level miss and each mispredicted branch as 10 instructions; last-level misses are shown but not weighed, since under valgrind they follow the size V8 gave the young generation (bench/README.md).
 
 ${renderSimulatedRows(counted, 'undici')}
 `
