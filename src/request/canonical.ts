@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { isHeaderName } from './header-name.js';
+import { isHeaderName, isLooseHeaderName } from './header-name.js';
 import { normalizeHost } from './host.js';
 import { REJECTIONS, type RejectReason, type Rejection } from './reasons.js';
 import { normalizePath, scanOriginForm, splitAbsoluteForm } from './target.js';
@@ -37,17 +37,6 @@ const MAX_REQUEST_ID_CHARS = 128;
 const MAX_FORWARDED_HOPS = 64;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-/** Like isHeaderName, but `_` and `.` also stand for `-`: the spellings CGI-style backends fold together. */
-function isLooseName(name: string, lower: string): boolean {
-  for (let i = 0; i < lower.length; i++) {
-    let c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) c += 32;
-    else if (c === 95 || c === 46) c = 45;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
 
 /**
  * Anchored at both ends, so irregexp runs one tight loop from the start instead of trying a match
@@ -161,7 +150,7 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
           // An empty or non-ASCII code (unicode digits) is a malformed code: the MFA stage answers it
           // exactly like a wrong one (mfa_invalid), so it must not get a different answer here.
           mfaToken = value;
-        } else if (isLooseName(name, 'x-mfa-token')) {
+        } else if (isLooseHeaderName(name, 'x-mfa-token')) {
           return REJECTIONS.credential_header_spelling;
         }
         break;
@@ -199,7 +188,7 @@ export function canonicalizeRequest(req: RequestSource, opts: CanonicalOptions):
         } else if (isHeaderName(name, 'x-forwarded-for')) {
           // Several lines form one list (RFC 9110 §5.3).
           forwardedForChain = forwardedForChain === undefined ? value : `${forwardedForChain},${value}`;
-        } else if (isLooseName(name, 'x-session-token')) {
+        } else if (isLooseHeaderName(name, 'x-session-token')) {
           return REJECTIONS.credential_header_spelling;
         }
         break;
