@@ -11,7 +11,8 @@ import { Worker } from 'node:worker_threads';
  * next commit start the WAL over at its head. The thread alone cannot: its checkpoint never blocks
  * writers, so under a steady stream of commits the WAL always has frames newer than it copied, and
  * the file would grow without end (133 MiB after 20,000 fresh-code admissions in a row, measured).
- * So the gateway's connection keeps its mark; the thread only makes reaching it cheap.
+ * So the gateway's connection keeps its mark; the thread only makes reaching it cheap. While nothing
+ * is written the thread sleeps until the WAL file is (sqlite-checkpoint-worker.ts).
  *
  * If the thread cannot start or dies, nothing else changes: checkpoints are whole again at the
  * mark, as without the thread, and `onFallback` is told why.
@@ -19,6 +20,8 @@ import { Worker } from 'node:worker_threads';
 export interface Checkpointer {
   /** 'thread' while the worker checkpoints; 'inline' before it is ready, after it failed, and after close. */
   mode(): 'thread' | 'inline';
+  /** Checkpoints the thread has run; it runs none while nothing is written to the WAL. */
+  checkpoints(): number;
   /** Stops the worker, which (as the last connection) checkpoints what is left and removes the WAL. */
   close(): Promise<void>;
 }
@@ -26,6 +29,8 @@ export interface Checkpointer {
 export interface CheckpointWorkerData {
   readonly path: string;
   readonly intervalMs: number;
+  /** One Int32 the thread counts its checkpoints in, read here without waking either thread. */
+  readonly checkpoints: SharedArrayBuffer;
 }
 
 export interface CheckpointerOptions {
@@ -43,8 +48,10 @@ export function startCheckpointer(path: string, options: CheckpointerOptions): C
   // Failed or closing: nothing more to report.
   let stopped = false;
   let closing: Promise<void> | undefined;
+  const checkpoints = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  const checkpointsRun = new Int32Array(checkpoints);
   const worker = new Worker(options.workerUrl ?? new URL('./sqlite-checkpoint-worker.js', import.meta.url), {
-    workerData: { path, intervalMs: options.intervalMs } satisfies CheckpointWorkerData,
+    workerData: { path, intervalMs: options.intervalMs, checkpoints } satisfies CheckpointWorkerData,
     stdout: false,
     stderr: false,
   });
@@ -67,6 +74,7 @@ export function startCheckpointer(path: string, options: CheckpointerOptions): C
 
   return {
     mode: () => (running ? 'thread' : 'inline'),
+    checkpoints: () => Atomics.load(checkpointsRun, 0),
     close() {
       closing ??= (async () => {
         stopped = true;

@@ -91,6 +91,32 @@ describe('sqlite store: WAL checkpoints', () => {
     }
   });
 
+  test('while nothing is committed the thread runs no checkpoints; the next commit is copied', async () => {
+    const path = dbPath();
+    const store = openSqliteStore({ path, clock: fakeClock(T0) });
+    try {
+      await eventually(() => store.checkpointMode() === 'thread', 5_000);
+      // The migrations' frames are copied by the thread's first pass.
+      await eventually(() => store.checkpointsByThread() >= 1, 5_000);
+      const settled = store.checkpointsByThread();
+      // Ten of the thread's 100 ms periods with nothing committed.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.equal(store.checkpointsByThread(), settled, 'an idle WAL is not checkpointed again');
+
+      const databaseBytes = statSync(path).size;
+      await writeSome(store, 0);
+      // Woken by the write itself, not by the 5 s recheck of a sleeping thread.
+      await eventually(() => statSync(path).size > databaseBytes, 2_000);
+      assert.equal(await store.ttl.peekChallenge('user-49', 'registration', T0), 'v'.repeat(4096));
+      const afterCommit = store.checkpointsByThread();
+      assert.ok(afterCommit > settled, 'the commit was copied by the thread');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(store.checkpointsByThread(), afterCommit, 'idle again: no more checkpoints');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('close waits for the thread, which checkpoints the rest and removes the WAL', async () => {
     const path = dbPath();
     const store = openSqliteStore({ path, clock: fakeClock(T0) });
