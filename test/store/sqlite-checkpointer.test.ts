@@ -105,11 +105,12 @@ describe('sqlite store: WAL checkpoints', () => {
 
       const databaseBytes = statSync(path).size;
       await writeSome(store, 0);
-      // Woken by the write itself, not by the 5 s recheck of a sleeping thread.
-      await eventually(() => statSync(path).size > databaseBytes, 2_000);
+      // Woken by the write itself, not by the 5 s recheck of a sleeping thread. Counted once the
+      // checkpoint has returned, so the pages are in the database file by then.
+      await eventually(() => store.checkpointsByThread() > settled, 2_000);
+      assert.ok(statSync(path).size > databaseBytes, 'the commit was copied into the database file');
       assert.equal(await store.ttl.peekChallenge('user-49', 'registration', T0), 'v'.repeat(4096));
       const afterCommit = store.checkpointsByThread();
-      assert.ok(afterCommit > settled, 'the commit was copied by the thread');
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(store.checkpointsByThread(), afterCommit, 'idle again: no more checkpoints');
     } finally {
