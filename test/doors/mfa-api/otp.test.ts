@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
@@ -7,7 +8,7 @@ import { missingBinary, OATHTOOL } from '../../support/binaries.js';
 import { fakeClock, intoCurrentStep } from '../../support/clock.js';
 import { enrollTotpOverHttp } from '../../support/enroll.js';
 import { createWorkspace, policyHead, type Workspace } from '../../support/fixture.js';
-import { call, freePort, type Reply } from '../../support/http.js';
+import { call, type Reply } from '../../support/http.js';
 import { captureLog, type LogCapture } from '../../support/log.js';
 import { codeIn, startMailbox, type Mailbox } from '../../support/mailbox.js';
 import { counterValue } from '../../support/metrics.js';
@@ -379,6 +380,7 @@ describe('delivery failures', { skip }, () => {
   let ws: Workspace;
   let upstream: Upstream;
   let sms: SmsReceiver;
+  let smtpDown: TcpServer;
   let gw: Gateway;
   let audit: LogCapture;
   let port = 0;
@@ -391,16 +393,21 @@ describe('delivery failures', { skip }, () => {
     ws = createWorkspace();
     upstream = await startUpstream();
     sms = await startSmsReceiver();
-    // Nothing listens on the SMTP port; the SMS provider is the generic HTTP shape.
+    // The SMTP server resets every connection. Not a merely free port: another test file running
+    // beside this one could bind it meanwhile, and a listener that never greets times out instead.
+    smtpDown = createTcpServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((resolve) => smtpDown.listen(0, '127.0.0.1', resolve));
+    const smtpPort = (smtpDown.address() as { port: number }).port;
+    // The SMS provider is the generic HTTP shape.
     const generic = `{ kind: http, url: "${sms.url}/v1/messages", auth_header: X-Api-Key, auth_env: MFA_TEST_SMS_KEY, body: '{"to":"{to}","text":"{message}"}', timeout: 2s }`;
-    ws.writePolicy(policyWith(ws, upstream, oobSettings(await freePort(), generic)));
+    ws.writePolicy(policyWith(ws, upstream, oobSettings(smtpPort, generic)));
     audit = captureLog('audit');
     gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: audit.logger, clock });
     port = gw.address.port;
   });
   after(async () => {
     await gw.stop();
-    await Promise.all([upstream.close(), sms.close()]);
+    await Promise.all([upstream.close(), sms.close(), new Promise((resolve) => smtpDown.close(resolve))]);
     ws.remove();
     delete process.env.MFA_TEST_SMS_KEY;
   });
