@@ -71,8 +71,14 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   };
 }
 
+/** A loopback listener a test stands up in a server's place. */
+export interface StandInServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
 /** A listener that accepts connections and never answers: a server hung mid-handshake. */
-export async function startSilentServer(): Promise<{ readonly port: number; close(): Promise<void> }> {
+export async function startSilentServer(): Promise<StandInServer> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -87,4 +93,11 @@ export async function startSilentServer(): Promise<{ readonly port: number; clos
         server.close(() => resolve());
       }),
   };
+}
+
+/** A listener that resets every connection as it arrives: a server that is down, on a port no one else can take. */
+export async function startResettingServer(): Promise<StandInServer> {
+  const server = createServer((socket) => socket.resetAndDestroy());
+  const port = await listen(server, 0);
+  return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

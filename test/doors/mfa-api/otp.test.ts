@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, type Gateway } from '../../../src/server/gateway.js';
 import { createLogger } from '../../../src/log/logger.js';
@@ -13,6 +12,7 @@ import { captureLog, type LogCapture } from '../../support/log.js';
 import { codeIn, startMailbox, type Mailbox } from '../../support/mailbox.js';
 import { counterValue } from '../../support/metrics.js';
 import { oathTotp, wrongTotp } from '../../support/otp.js';
+import { startResettingServer, type StandInServer } from '../../support/tcp-proxy.js';
 import { token } from '../../support/tokens.js';
 import { startUpstream, type ReceivedRequest, type Upstream } from '../../support/upstream.js';
 import { assertProblem } from '../support.js';
@@ -380,7 +380,7 @@ describe('delivery failures', { skip }, () => {
   let ws: Workspace;
   let upstream: Upstream;
   let sms: SmsReceiver;
-  let smtpDown: TcpServer;
+  let smtpDown: StandInServer;
   let gw: Gateway;
   let audit: LogCapture;
   let port = 0;
@@ -395,19 +395,17 @@ describe('delivery failures', { skip }, () => {
     sms = await startSmsReceiver();
     // The SMTP server resets every connection. Not a merely free port: another test file running
     // beside this one could bind it meanwhile, and a listener that never greets times out instead.
-    smtpDown = createTcpServer((socket) => socket.resetAndDestroy());
-    await new Promise<void>((resolve) => smtpDown.listen(0, '127.0.0.1', resolve));
-    const smtpPort = (smtpDown.address() as { port: number }).port;
+    smtpDown = await startResettingServer();
     // The SMS provider is the generic HTTP shape.
     const generic = `{ kind: http, url: "${sms.url}/v1/messages", auth_header: X-Api-Key, auth_env: MFA_TEST_SMS_KEY, body: '{"to":"{to}","text":"{message}"}', timeout: 2s }`;
-    ws.writePolicy(policyWith(ws, upstream, oobSettings(smtpPort, generic)));
+    ws.writePolicy(policyWith(ws, upstream, oobSettings(smtpDown.port, generic)));
     audit = captureLog('audit');
     gw = await startGateway({ configPath: ws.configPath, listen: { port: 0 }, admin: false, watch: false, logger: silent, audit: audit.logger, clock });
     port = gw.address.port;
   });
   after(async () => {
     await gw.stop();
-    await Promise.all([upstream.close(), sms.close(), new Promise((resolve) => smtpDown.close(resolve))]);
+    await Promise.all([upstream.close(), sms.close(), smtpDown.close()]);
     ws.remove();
     delete process.env.MFA_TEST_SMS_KEY;
   });
