@@ -15,10 +15,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Pool, request } from 'undici';
 import { measureVerificationFloor } from './lib/floor.js';
+import { interleave, type Interleaved } from './lib/interleave.js';
 import { bearer, enrolUser, inParallel, markUsed, nextCode, openSession, PATHS, planCodes, stepOf, TOTP_PERIOD_SECONDS, type User, type Workspace } from './lib/gateway-setup.js';
 import { BenchOptionError, parseOptions, usage, type Options, type TargetName } from './lib/options.js';
 import { BenchError, cpuBusyMicros, cpuMicros, hasCommand, log, machineFacts, rssBytes, sampleRss, type MachineFacts, type ManagedProcess } from './lib/proc.js';
-import { aggregate, aggregatePaired, fmt, renderRun, soakSummary, verdicts, type GcTally, type Mode, type PairedSample, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
+import { aggregate, aggregateInterleaved, aggregatePaired, fmt, renderRun, soakSummary, verdicts, type GcTally, type Mode, type PairedSample, type RssRow, type Sample, type TargetInfo } from './lib/report.js';
 import { prepareSharedStore, type SharedStore } from './lib/shared-store.js';
 import { startGateway as launchGateway, NGINX, REPO_ROOT, startNginx, startNodeServer, startPluginNginx, upstreamServed } from './lib/stack.js';
 import { assertClean, runWrk, writeScript, type ScriptRequest, type WrkResult } from './lib/wrk.js';
@@ -72,6 +73,9 @@ const FRESH: TargetName = 'mfa-fresh-code';
 const BASELINES: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx']);
 /** Rows whose target is a CPU ratio to the undici proxy (or the context of one): also run paired with it. */
 const PAIRED_ROWS: ReadonlySet<TargetName> = new Set(['contract-floor', 'public', 'bearer-es256', 'mfa-session', 'plugin-nginx', 'plugin-decided', 'plugin-floor']);
+/** The interleaved one-connection round: requests to one row before the next, and windows its ratio is taken in. */
+const INTERLEAVE_BLOCK = 50;
+const INTERLEAVE_WINDOWS = 10;
 /** Rows also measured with one connection (unloaded latency). */
 const C1_ROWS: ReadonlySet<TargetName> = new Set(['direct', 'undici', 'contract-floor', 'http-proxy', 'nginx', 'public', 'bearer-es256', 'mfa-session']);
 const ROWS: Readonly<Record<TargetName, { label: string; description: string }>> = {
@@ -335,6 +339,18 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     }
   }
 
+  // ---- unloaded latency again, every one-connection row on the same seconds (bench/README.md, "Interleaved one-connection rounds")
+  const c1Targets = targets.filter((t) => C1_ROWS.has(t.name));
+  let interleaved: Interleaved | undefined;
+  if (options.c1Interleaved > 0 && ['direct', 'undici'].every((name) => c1Targets.some((t) => t.name === name))) {
+    log(`interleaved one-connection round, ${options.c1Interleaved} s: ${c1Targets.map((t) => t.name).join(', ')}`);
+    const servedBefore = await upstreamServed(upstream.port);
+    interleaved = await interleave(c1Targets, { durationSec: options.c1Interleaved, warmupSec: 1, block: INTERLEAVE_BLOCK, windows: INTERLEAVE_WINDOWS });
+    const served = (await upstreamServed(upstream.port)) - servedBefore;
+    if (served !== interleaved.sent) throw new BenchError(`interleaved one-connection round: ${interleaved.sent} requests answered but the upstream served ${served}`);
+    for (const t of interleaved.targets) log(`  ${t.target}: ${fmt(t.requests)} requests, p50 ${fmt(t.p50Us / 1000, 3)} ms, p99 ${fmt(t.p99Us / 1000, 3)} ms`);
+  }
+
   // ---- CPU ratios with the undici proxy running beside the row (bench/README.md, "Paired rounds")
   const paired: PairedSample[] = [];
   const undiciTarget = targets.find((t) => t.name === 'undici');
@@ -390,11 +406,17 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
   // ---- results
   const infos: TargetInfo[] = targets.map(({ name, label, description, group }) => ({ name, label, description, group }));
   const [c50, c1, pairedRows] = [aggregate(samples, infos, 'c50'), aggregate(samples, infos, 'c1'), aggregatePaired(paired, infos)];
+  const interleavedRows = interleaved === undefined ? [] : aggregateInterleaved(interleaved, infos);
   if (selected.has('forward-auth')) notes.push('forward-auth answers without an upstream hop: its "CPU vs direct" column is its own cost minus the upstream\'s, so it can be negative');
-  const { duration, warmup, repeats, connections, c1Duration, rssConnections, rssDuration, freshFactors, cpuProf } = options;
-  const settings = { duration, warmup, repeats, paired: options.paired, connections, c1Duration, rssConnections, rssDuration, freshFactors, freshWarmupSec: FRESH_WARMUP_SEC, freshDurationSec: Math.min(FRESH_DURATION_SEC, duration), pinning: pinning(ctx), cpuProf };
-  const report = { startedAt: startedAt.toISOString(), settings, machine: ctx.machine, targets: infos, notes, c50, c1, paired: pairedRows, rss, floor, verdicts: verdicts(c50, c1, rss, floor, pairedRows) };
-  return { name: 'run', markdown: renderRun(report), json: { ...report, finishedAt: new Date().toISOString(), samples, pairedSamples: paired }, exitCode: 0 };
+  const { duration, warmup, repeats, connections, c1Duration, c1Interleaved, rssConnections, rssDuration, freshFactors, cpuProf } = options;
+  const settings = { duration, warmup, repeats, paired: options.paired, connections, c1Duration, c1Interleaved, rssConnections, rssDuration, freshFactors, freshWarmupSec: FRESH_WARMUP_SEC, freshDurationSec: Math.min(FRESH_DURATION_SEC, duration), pinning: pinning(ctx), cpuProf };
+  const interleavedReport = interleaved === undefined ? undefined : { block: interleaved.block, durationSec: interleaved.durationSec, cycles: interleaved.cycles, rows: interleavedRows };
+  const report = {
+    startedAt: startedAt.toISOString(), settings, machine: ctx.machine, targets: infos, notes, c50, c1, paired: pairedRows, rss, floor,
+    ...(interleavedReport !== undefined ? { interleaved: interleavedReport } : {}),
+    verdicts: verdicts(c50, c1, rss, floor, pairedRows, interleavedRows),
+  };
+  return { name: 'run', markdown: renderRun(report), json: { ...report, finishedAt: new Date().toISOString(), samples, pairedSamples: paired, interleavedSamples: interleaved }, exitCode: 0 };
 }
 
 /** Every fresh-code user's bearer token once through the bearer route, so its validation is cached. */

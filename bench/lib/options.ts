@@ -26,6 +26,7 @@ const SPECS = {
   connections: { kind: 'int', def: 50, range: [1, 10_000], help: 'wrk connections of the loaded rows and of the soak' },
   paired: { kind: 'int', def: 5, range: [0, 100], help: 'rounds of each CPU-ratio row run at the same time as the minimal undici proxy, on the same CPU (0: off; see bench/README.md)' },
   c1Duration: { kind: 'int', def: 4, range: [1, 3600], help: 'seconds of each one-connection (unloaded latency) run' },
+  c1Interleaved: { kind: 'int', def: 40, range: [0, 3600], help: 'seconds of the interleaved one-connection round: every -c1 row in turn, 50 requests at a time, on one clock (0: off; see bench/README.md)' },
   rssConnections: { kind: 'int', def: 1000, range: [1, 16_000], help: 'keep-alive connections of the peak-RSS rows' },
   rssDuration: { kind: 'int', def: 8, range: [1, 3600], help: 'seconds of the peak-RSS rows' },
   freshFactors: { kind: 'int', def: 40_000, range: [10, 1_000_000], help: 'users provisioned for the fresh-code row (at least 4 × connections)' },

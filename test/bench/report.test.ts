@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { aggregate, aggregatePaired, renderRun, verdicts, type Mode, type PairedSample, type Sample, type TargetInfo } from '../../bench/lib/report.js';
+import { aggregate, aggregateInterleaved, aggregatePaired, renderRun, verdicts, type Mode, type PairedSample, type Sample, type TargetInfo } from '../../bench/lib/report.js';
 
 /**
  * The bench's arithmetic (bench/lib/report.ts): CPU ratios are taken inside each round, so a VM
@@ -66,6 +66,28 @@ describe('bench report', () => {
     // Round 1's direct run is missing: only round 0 pairs.
     const partial = aggregate(c1.filter((s) => !(s.target === 'direct' && s.round === 1)), TARGETS, 'c1').find((r) => r.target === 'mfa-session')!;
     assert.deepEqual(partial.addedVsUndiciRounds.map((r) => Number(r.toFixed(6))), [1.2]);
+  });
+
+  test('the interleaved one-connection round decides the unloaded verdict, window by window; one at a time stays beside it', () => {
+    // Two windows, the second on a machine twice as slow: direct 50 → 100 µs, undici +100 → +200, the
+    // session row +115 → +230 (1.15× in both), the contract floor +110 → +220.
+    const series = (target: string, windowP50Us: number[]) => ({ target, requests: 1000, p50Us: windowP50Us[0]!, p99Us: 900, windowP50Us });
+    const interleaved = aggregateInterleaved(
+      { durationSec: 40, block: 50, cycles: 200, sent: 9000, targets: [series('direct', [50, 100]), series('undici', [150, 300]), series('contract-floor', [160, 320]), series('mfa-session', [165, 330])] },
+      TARGETS,
+    );
+    const session = interleaved.find((r) => r.target === 'mfa-session')!;
+    assert.deepEqual(session.addedVsUndiciWindows.map((r) => Number(r.toFixed(6))), [1.15, 1.15]);
+    assert.equal(session.addedP50Us, 115);
+    assert.equal(interleaved.find((r) => r.target === 'direct')!.addedVsUndici, undefined);
+    // One at a time the same rows read 1.6× (missed).
+    const c1 = aggregate([sample('direct', 0, 50, 'c1', 50), sample('undici', 0, 100, 'c1', 150), sample('mfa-session', 0, 110, 'c1', 210)], TARGETS, 'c1');
+    const unloaded = (rows: typeof interleaved) => verdicts([], c1, [], undefined, [], rows).find((v) => v.target.startsWith('unloaded'))!;
+    const judged = unloaded(interleaved);
+    assert.equal(judged.status, 'met');
+    assert.equal(judged.measured, 'interleaved: +115 µs vs +100 µs (p50s); 2 windows 1.15–1.15×, median 1.15×; one at a time: +160 µs vs +100 µs (medians); per round 1.60×, median 1.60× (floor, undici + the header contract: 1.10×)');
+    // Without the interleaved round the one-at-a-time rounds decide.
+    assert.equal(unloaded([]).status, 'missed');
   });
 
   test('the mfa + session verdict names its contract floor, and says when the floor alone is past the target', () => {
