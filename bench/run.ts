@@ -339,7 +339,7 @@ async function runRows(ctx: Context, startedAt: Date): Promise<Outcome> {
     }
   }
 
-  // ---- unloaded latency again, every one-connection row on the same seconds (bench/README.md, "Interleaved one-connection rounds")
+  // ---- unloaded latency again, every one-connection row on the same seconds (bench/README.md, "Interleaved one-connection round")
   const c1Targets = targets.filter((t) => C1_ROWS.has(t.name));
   let interleaved: Interleaved | undefined;
   if (options.c1Interleaved > 0 && ['direct', 'undici'].every((name) => c1Targets.some((t) => t.name === name))) {

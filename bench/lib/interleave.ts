@@ -4,7 +4,7 @@ import { median } from './report.js';
 
 /**
  * Unloaded latency with every one-connection row measured in the same seconds (bench/README.md,
- * "Interleaved one-connection rounds"): one keep-alive connection per target and one request in
+ * "Interleaved one-connection round"): one keep-alive connection per target and one request in
  * flight over all of them, `block` requests to one target, then the next, the order rotated each
  * cycle. On a VM whose core runs some stretches of seconds at half speed, rows measured one after
  * the other land in different stretches; here every row samples every stretch alike.

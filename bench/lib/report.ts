@@ -223,7 +223,7 @@ function rounds(ratios: readonly number[], value: number, digits = 2): string {
   return ratios.length > 0 ? `per round ${ratios.map((r) => fmt(r, digits)).join(' / ')}×, median ${fmt(value, digits)}×` : `${fmt(value, digits)}×`;
 }
 
-/** "windows min–max a–b×, median m×". */
+/** "N windows a–b×, median m×": the windows' range and their median. */
 function windows(ratios: readonly number[], value: number): string {
   return `${ratios.length} windows ${fmt(Math.min(...ratios), 2)}–${fmt(Math.max(...ratios), 2)}×, median ${fmt(value, 2)}×`;
 }
@@ -409,7 +409,7 @@ function interleavedSection(report: RunReport): string[] {
     `The one-connection rows again, sharing the same ${fmt(mixed.durationSec)} s: one keep-alive connection each from this harness (a plain HTTP/1.1 client on the load CPU, bench/lib/interleave.ts), ` +
       `one request in flight over all of them, ${mixed.block} requests to one row, then the next, the order rotated every cycle (${fmt(mixed.cycles)} cycles). ` +
       'Latency is the harness\'s own clock around each request, so it includes the client\'s time, which the "added" columns take out with direct\'s. ' +
-      'The ratio is taken window by window and the unloaded-latency target is judged on it (bench/README.md, "Interleaved one-connection rounds").',
+      'The ratio is taken window by window and the unloaded-latency target is judged on it (bench/README.md, "Interleaved one-connection round").',
     '',
     ...table(
       ['target', 'requests', 'p50 ms', 'p99 ms', 'added p50 µs vs direct', 'added ×undici (windows min–max)'],
