@@ -55,6 +55,8 @@ const percentile = (sorted: readonly number[], p: number): number => sorted[Math
 class OneConnection {
   private pending: { resolve: (status: number) => void; reject: (error: Error) => void } | undefined;
   private buffered: Buffer = Buffer.alloc(0);
+  /** Set once the connection failed or closed: every later request fails with it. */
+  private broken: BenchError | undefined;
 
   private constructor(
     private readonly name: string,
@@ -66,7 +68,8 @@ class OneConnection {
       this.settle();
     });
     const fail = (error: Error): void => {
-      this.pending?.reject(new BenchError(`${this.name} (interleaved, one connection): ${error.message}`));
+      this.broken ??= new BenchError(`${this.name} (interleaved, one connection): ${error.message}`);
+      this.pending?.reject(this.broken);
       this.pending = undefined;
     };
     socket.on('error', fail);
@@ -85,6 +88,7 @@ class OneConnection {
   /** Sends the request; resolves with the status once the whole answer is read. */
   send(): Promise<number> {
     return new Promise((resolve, reject) => {
+      if (this.broken !== undefined) return reject(this.broken);
       this.pending = { resolve, reject };
       this.socket.write(this.request);
     });

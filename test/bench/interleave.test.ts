@@ -45,6 +45,7 @@ describe('interleaved one-connection round', () => {
       setImmediate(() => res.end('second'));
     });
     await start('failing', (res) => res.writeHead(503, { 'content-length': '0' }).end());
+    await start('closing', (res) => res.writeHead(200, { 'content-length': '2', connection: 'close' }).end('ok'));
   });
 
   after(() => {
@@ -86,6 +87,16 @@ describe('interleaved one-connection round', () => {
     await assert.rejects(interleave(targets, { durationSec: 0.2, warmupSec: 0, block: 3, windows: 1 }), (error: unknown) => {
       assert.ok(error instanceof BenchError);
       assert.equal(error.message, 'down (interleaved, one connection): answered 503, not 200');
+      return true;
+    });
+  });
+
+  test('a row that closes its connection fails the round instead of hanging it', { timeout: 5000 }, async () => {
+    const targets: InterleaveTarget[] = [{ name: 'once', url: `http://127.0.0.1:${ports.closing}/`, headers: {} }];
+    await assert.rejects(interleave(targets, { durationSec: 0.2, warmupSec: 0, block: 3, windows: 1 }), (error: unknown) => {
+      assert.ok(error instanceof BenchError);
+      // Which the client sees first, the close or a write into it, is the kernel's timing.
+      assert.match(error.message, /^once \(interleaved, one connection\): (connection closed|write EPIPE|read ECONNRESET)$/);
       return true;
     });
   });
